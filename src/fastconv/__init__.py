@@ -1,0 +1,80 @@
+"""fastconv: readable, fast convolution, pooling and GEMM kernels for NCHW float32 arrays.
+
+CPU kernels are C++ (OpenMP, AVX2/FMA chosen at run time); the CUDA backend is used when a GPU
+is present. See README.md for the tour and benchmarks/results/ for measurements.
+"""
+
+from __future__ import annotations
+
+from . import _core, cuda
+from .gemm import gemm
+
+__version__ = _core.build_info()["version"]
+
+
+def get_num_threads() -> int:
+    """Number of OpenMP threads every CPU kernel uses."""
+    return _core.get_num_threads()
+
+
+def set_num_threads(n: int) -> None:
+    """Set the number of OpenMP threads every CPU kernel uses (n >= 1). Applies process-wide."""
+    from ._validation import require_int
+
+    _core.set_num_threads(require_int(n, "n", minimum=1))
+
+
+def get_workspace_limit() -> int:
+    """Most scratch bytes one kernel call may use (im2col chunks the batch to stay under it)."""
+    return _core.get_workspace_limit()
+
+
+def set_workspace_limit(nbytes: int) -> None:
+    """Set the scratch-memory limit per call in bytes (at least 1 MiB; default 256 MiB)."""
+    from ._validation import require_int
+
+    _core.set_workspace_limit(require_int(nbytes, "nbytes", minimum=1 << 20))
+
+
+def info() -> dict:
+    """Build and run-time facts: version, compiler, threads, CPU path, CUDA build and devices."""
+    import platform
+
+    build = _core.build_info()
+    devices = [cuda.get_device_name(i) for i in range(cuda.device_count())]
+    return {
+        "version": build["version"],
+        "compiler": build["compiler"],
+        "openmp": build["openmp"],
+        "num_threads": get_num_threads(),
+        "cpu_path": build["cpu_path"],
+        "cpu_model": _cpu_model(),
+        "python": platform.python_version(),
+        "cuda_compiled": cuda.is_compiled(),
+        "cuda_devices": devices,
+    }
+
+
+def _cpu_model() -> str:
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+__all__ = [
+    "gemm",
+    "cuda",
+    "get_num_threads",
+    "set_num_threads",
+    "get_workspace_limit",
+    "set_workspace_limit",
+    "info",
+    "__version__",
+]

@@ -1,0 +1,71 @@
+"""Argument checks shared by every public function: clear TypeError/ValueError naming the argument,
+the expected and the actual shape or dtype, raised before anything is allocated."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+
+def shape_str(shape) -> str:
+    shape = tuple(int(s) for s in shape)
+    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+
+
+def require_float32(x, name: str, ndim: int | None = None) -> np.ndarray:
+    """Return `x` as a numpy float32 array without copying or casting; raise TypeError otherwise."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy.ndarray of float32, got {type(x).__name__}")
+    if x.dtype != np.float32:
+        raise TypeError(f"{name}: expected dtype float32, got {x.dtype} (convert it explicitly with .astype(np.float32))")
+    if ndim is not None and x.ndim != ndim:
+        raise ValueError(f"{name}: expected a {ndim}-D array, got {x.ndim}-D with shape {shape_str(x.shape)}")
+    return x
+
+
+def as_contiguous(x: np.ndarray) -> np.ndarray:
+    """C-contiguous float32 view of `x` (a copy only when needed; the caller's array is never modified)."""
+    return x if x.flags.c_contiguous else np.ascontiguousarray(x)
+
+
+def require_int(value, name: str, minimum: int | None = None) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__} {value!r}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name}: must be >= {minimum}, got {value}")
+    return value
+
+
+def pair(value, name: str, minimum: int | None = None) -> tuple[int, int]:
+    """An int or a pair of ints, as (height, width)."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{name}: expected an int or a pair of ints, got {value!r}")
+        return (require_int(value[0], name, minimum), require_int(value[1], name, minimum))
+    v = require_int(value, name, minimum)
+    return (v, v)
+
+
+def require_finite(value, name: str) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name}: must be finite, got {value}")
+    return value
+
+
+def require_writable_out(out, name: str, shape, inputs) -> np.ndarray:
+    """Check a caller-supplied output array: float32, the right shape, writable, no overlap with inputs."""
+    out = require_float32(out, name)
+    if tuple(out.shape) != tuple(shape):
+        raise ValueError(f"{name}: expected shape {shape_str(shape)}, got {shape_str(out.shape)}")
+    if not out.flags.writeable:
+        raise ValueError(f"{name}: array is read-only")
+    for input_name, arr in inputs:
+        if np.shares_memory(out, arr):
+            raise ValueError(f"{name}: overlaps input {input_name!r}; pass a separate output array")
+    return out

@@ -1,0 +1,27 @@
+import numpy as np
+import pytest
+
+import fastconv
+
+
+def pytest_collection_modifyitems(config, items):
+    if fastconv.cuda.is_available():
+        return
+    reason = "no CUDA device: " + ("module built but no GPU/driver" if fastconv.cuda.is_compiled() else "built without CUDA")
+    skip = pytest.mark.skip(reason=reason)
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
+
+
+@pytest.fixture
+def threads():
+    """Restore the thread count after a test that changes it."""
+    saved = fastconv.get_num_threads()
+    yield
+    fastconv.set_num_threads(saved)
