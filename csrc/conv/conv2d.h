@@ -1,0 +1,38 @@
+// 2-D convolution kernels (cross-correlation, NCHW activations, KCRS weights, float32), one file
+// per algorithm. Every function takes the validated Conv2dParams and dense C-contiguous arrays:
+//   x  (N, C, H, W)          w  (K, C/groups, R, S)      bias (K) or nullptr
+//   y  (N, K, P, Q)          with P, Q from Conv2dParams::P()/Q()
+// Outputs are fully overwritten (never accumulated into), inputs are never modified. Scratch comes
+// from common/workspace.h. Threads: common/parallel.h (OpenMP, GIL already released by the caller).
+#pragma once
+
+#include "common/params.h"
+
+namespace fastconv {
+
+using Conv2dForwardFn = void (*)(const Conv2dParams&, const float* x, const float* w, const float* bias, float* y);
+using Conv2dInputGradFn = void (*)(const Conv2dParams&, const float* dy, const float* w, float* dx);
+using Conv2dWeightGradFn = void (*)(const Conv2dParams&, const float* x, const float* dy, float* dw);
+
+// direct: the six-deep loop with register tiles (conv2d_direct.cpp, AVX2 in conv2d_direct_avx2.cpp)
+void conv2d_direct_forward(const Conv2dParams&, const float* x, const float* w, const float* bias, float* y);
+void conv2d_direct_backward_input(const Conv2dParams&, const float* dy, const float* w, float* dx);
+void conv2d_direct_backward_weight(const Conv2dParams&, const float* x, const float* dy, float* dw);
+
+// im2col: unfold + sgemm, batch chunked under the workspace limit (conv2d_im2col.cpp)
+void conv2d_im2col_forward(const Conv2dParams&, const float* x, const float* w, const float* bias, float* y);
+void conv2d_im2col_backward_input(const Conv2dParams&, const float* dy, const float* w, float* dx);
+void conv2d_im2col_backward_weight(const Conv2dParams&, const float* x, const float* dy, float* dw);
+
+// fft: real 2-D FFT, per-frequency complex GEMM over channels, tiled (conv2d_fft.cpp, fft.cpp)
+void conv2d_fft_forward(const Conv2dParams&, const float* x, const float* w, const float* bias, float* y);
+void conv2d_fft_backward_input(const Conv2dParams&, const float* dy, const float* w, float* dx);
+void conv2d_fft_backward_weight(const Conv2dParams&, const float* x, const float* dy, float* dw);
+
+// winograd: F(2x2,3x3) and F(4x4,3x3), 3x3 stride 1 dilation 1 groups 1 (conv2d_winograd.cpp)
+void conv2d_winograd_f2_forward(const Conv2dParams&, const float* x, const float* w, const float* bias, float* y);
+void conv2d_winograd_f4_forward(const Conv2dParams&, const float* x, const float* w, const float* bias, float* y);
+void conv2d_winograd_f2_backward_input(const Conv2dParams&, const float* dy, const float* w, float* dx);
+void conv2d_winograd_f4_backward_input(const Conv2dParams&, const float* dy, const float* w, float* dx);
+
+}  // namespace fastconv
