@@ -39,4 +39,5 @@ PYBIND11_MODULE(_core, m) {
     });
     fb::bind_common(m);
     fb::bind_gemm(m);
+    fb::bind_conv(m);
 }

@@ -7,6 +7,9 @@
 
 namespace fastconv {
 
+// Slots: 0-5 belong to conv/pool algorithms, 6-7 to sgemm (which conv algorithms call while
+// holding their own slots).
+
 // Upper bound on the scratch bytes one call may use (im2col chunks the batch to stay under it).
 int64_t get_workspace_limit();
 void set_workspace_limit(int64_t bytes);  // bytes >= 1 MiB

@@ -1,0 +1,133 @@
+// Convolution bindings: one generic entry per pass, dispatching on the algorithm name through a
+// table, so adding an algorithm is one table line here plus its kernel file.
+#include <map>
+
+#include "bindings/bindings.h"
+#include "conv/conv2d.h"
+
+namespace fastconv::bindings {
+
+namespace {
+
+struct Conv2dKernels {
+    Conv2dForwardFn forward;
+    Conv2dInputGradFn input_grad;    // nullptr: the algorithm has no input-gradient kernel
+    Conv2dWeightGradFn weight_grad;  // nullptr: the algorithm has no weight-gradient kernel
+};
+
+// Algorithm name (the Python algo= string) -> kernels.
+const std::map<std::string, Conv2dKernels>& kernel_table() {
+    static const std::map<std::string, Conv2dKernels> table = {
+    };
+    return table;
+}
+
+const Conv2dKernels& kernels_for(const std::string& algo) {
+    const auto& table = kernel_table();
+    auto it = table.find(algo);
+    if (it == table.end()) throw std::invalid_argument("algo: unknown convolution algorithm '" + algo + "'");
+    return it->second;
+}
+
+std::vector<int64_t> input_shape(const Conv2dParams& p) { return {p.N, p.C, p.H, p.W}; }
+std::vector<int64_t> weight_shape(const Conv2dParams& p) { return {p.K, p.C_per_group(), p.R, p.S}; }
+std::vector<int64_t> output_shape(const Conv2dParams& p) { return {p.N, p.K, p.P(), p.Q()}; }
+
+void forward(const std::string& algo, const Conv2dParams& p, const py::array& x, const py::array& w,
+             const py::object& bias, py::array& y) {
+    p.validate();
+    const auto fn = kernels_for(algo).forward;
+    require_shape(x, input_shape(p), "x");
+    require_shape(w, weight_shape(p), "weight");
+    require_shape(y, output_shape(p), "out");
+    const float* bias_ptr = nullptr;
+    if (!bias.is_none()) {
+        py::array b = bias.cast<py::array>();
+        require_shape(b, {p.K}, "bias");
+        bias_ptr = data(b);
+    }
+    float* y_ptr = mutable_data(y, "out");
+    py::gil_scoped_release release;
+    fn(p, data(x), data(w), bias_ptr, y_ptr);
+}
+
+void backward_input(const std::string& algo, const Conv2dParams& p, const py::array& dy, const py::array& w,
+                    py::array& dx) {
+    p.validate();
+    const auto fn = kernels_for(algo).input_grad;
+    if (!fn) throw std::invalid_argument("algo: '" + algo + "' has no input-gradient kernel");
+    require_shape(dy, output_shape(p), "grad_output");
+    require_shape(w, weight_shape(p), "weight");
+    require_shape(dx, input_shape(p), "out");
+    float* dx_ptr = mutable_data(dx, "out");
+    py::gil_scoped_release release;
+    fn(p, data(dy), data(w), dx_ptr);
+}
+
+void backward_weight(const std::string& algo, const Conv2dParams& p, const py::array& x, const py::array& dy,
+                     py::array& dw) {
+    p.validate();
+    const auto fn = kernels_for(algo).weight_grad;
+    if (!fn) throw std::invalid_argument("algo: '" + algo + "' has no weight-gradient kernel");
+    require_shape(x, input_shape(p), "input");
+    require_shape(dy, output_shape(p), "grad_output");
+    require_shape(dw, weight_shape(p), "out");
+    float* dw_ptr = mutable_data(dw, "out");
+    py::gil_scoped_release release;
+    fn(p, data(x), data(dy), dw_ptr);
+}
+
+}  // namespace
+
+void bind_conv(py::module_& m) {
+    py::class_<Conv2dParams>(m, "Conv2dParams", "Shape and hyper-parameters of one 2-D convolution.")
+        .def(py::init([](int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t R, int64_t S,
+                         int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w, int64_t dil_h,
+                         int64_t dil_w, int64_t groups) {
+                 return Conv2dParams{N, C, H, W, K, R, S, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups};
+             }),
+             py::arg("N"), py::arg("C"), py::arg("H"), py::arg("W"), py::arg("K"), py::arg("R"), py::arg("S"),
+             py::arg("stride_h") = 1, py::arg("stride_w") = 1, py::arg("pad_h") = 0, py::arg("pad_w") = 0,
+             py::arg("dil_h") = 1, py::arg("dil_w") = 1, py::arg("groups") = 1)
+        .def_readonly("N", &Conv2dParams::N)
+        .def_readonly("C", &Conv2dParams::C)
+        .def_readonly("H", &Conv2dParams::H)
+        .def_readonly("W", &Conv2dParams::W)
+        .def_readonly("K", &Conv2dParams::K)
+        .def_readonly("R", &Conv2dParams::R)
+        .def_readonly("S", &Conv2dParams::S)
+        .def_readonly("stride_h", &Conv2dParams::stride_h)
+        .def_readonly("stride_w", &Conv2dParams::stride_w)
+        .def_readonly("pad_h", &Conv2dParams::pad_h)
+        .def_readonly("pad_w", &Conv2dParams::pad_w)
+        .def_readonly("dil_h", &Conv2dParams::dil_h)
+        .def_readonly("dil_w", &Conv2dParams::dil_w)
+        .def_readonly("groups", &Conv2dParams::groups)
+        .def_property_readonly("P", &Conv2dParams::P)
+        .def_property_readonly("Q", &Conv2dParams::Q)
+        .def_property_readonly("flops", &Conv2dParams::flops)
+        .def("validate", &Conv2dParams::validate)
+        .def("__repr__", [](const Conv2dParams& p) {
+            return "Conv2dParams(N=" + std::to_string(p.N) + ", C=" + std::to_string(p.C) + ", H=" +
+                   std::to_string(p.H) + ", W=" + std::to_string(p.W) + ", K=" + std::to_string(p.K) +
+                   ", R=" + std::to_string(p.R) + ", S=" + std::to_string(p.S) + ", stride=(" +
+                   std::to_string(p.stride_h) + ", " + std::to_string(p.stride_w) + "), pad=(" +
+                   std::to_string(p.pad_h) + ", " + std::to_string(p.pad_w) + "), dilation=(" +
+                   std::to_string(p.dil_h) + ", " + std::to_string(p.dil_w) + "), groups=" +
+                   std::to_string(p.groups) + ")";
+        });
+    m.def("conv2d_kernels", [] {
+        py::dict d;
+        for (const auto& [name, k] : kernel_table())
+            d[py::str(name)] = py::make_tuple(k.forward != nullptr, k.input_grad != nullptr, k.weight_grad != nullptr);
+        return d;
+    }, "Compiled algorithms -> (has forward, has input grad, has weight grad).");
+    m.def("conv2d_forward", &forward, py::arg("algo"), py::arg("params"), py::arg("x"), py::arg("weight"),
+          py::arg("bias"), py::arg("out"));
+    m.def("conv2d_backward_input", &backward_input, py::arg("algo"), py::arg("params"), py::arg("grad_output"),
+          py::arg("weight"), py::arg("out"));
+    m.def("conv2d_backward_weight", &backward_weight, py::arg("algo"), py::arg("params"), py::arg("input"),
+          py::arg("grad_output"), py::arg("out"));
+}
+
+}  // namespace fastconv::bindings
