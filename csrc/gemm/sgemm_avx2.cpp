@@ -21,6 +21,67 @@ struct Avx2Kernel {
     static constexpr int64_t MC = 192, KC = 384, NC = 4080;
     static constexpr int64_t kNoPackMaxM = 2 * MR;
 
+    // In-register transpose: on return r[j] holds element j of each of the 8 inputs.
+    static void transpose8(__m256 (&r)[8]) {
+        const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+        const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+        const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+        const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+        const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+        r[0] = _mm256_permute2f128_ps(u0, u4, 0x20), r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+        r[2] = _mm256_permute2f128_ps(u2, u6, 0x20), r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+        r[4] = _mm256_permute2f128_ps(u0, u4, 0x31), r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+        r[6] = _mm256_permute2f128_ps(u2, u6, 0x31), r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+    }
+
+    // MR rows of kc contiguous floats (row stride lda) -> dst, MR floats per k: 8 k at a time
+    // through an 8x8 transpose (the scalar loop's stride-6 stores cost about 2 cycles a float).
+    static void pack_a_rows(float* dst, const float* src, int64_t lda, int64_t kc) {
+        int64_t k = 0;
+        for (; k + 8 <= kc; k += 8) {
+            __m256 r[8];
+            for (int i = 0; i < MR; ++i) r[i] = _mm256_loadu_ps(src + i * lda + k);
+            r[6] = r[7] = _mm256_setzero_ps();
+            transpose8(r);
+            for (int j = 0; j < 8; ++j) {
+                float* d = dst + (k + j) * MR;
+                _mm_storeu_ps(d, _mm256_castps256_ps128(r[j]));
+                _mm_storel_pi(reinterpret_cast<__m64*>(d + 4), _mm256_extractf128_ps(r[j], 1));
+            }
+        }
+        for (; k < kc; ++k)
+            for (int i = 0; i < MR; ++i) dst[k * MR + i] = src[i * lda + k];
+    }
+
+    // NR columns of kc contiguous floats (column stride ldb: a transposed B) -> dst, NR floats per k.
+    static void pack_b_cols(float* dst, const float* src, int64_t ldb, int64_t kc) {
+        int64_t k = 0;
+        for (; k + 8 <= kc; k += 8) {
+            for (int half = 0; half < NR; half += 8) {
+                __m256 r[8];
+                for (int j = 0; j < 8; ++j) r[j] = _mm256_loadu_ps(src + (half + j) * ldb + k);
+                transpose8(r);
+                for (int q = 0; q < 8; ++q) _mm256_storeu_ps(dst + (k + q) * NR + half, r[q]);
+            }
+        }
+        for (; k < kc; ++k)
+            for (int j = 0; j < NR; ++j) dst[k * NR + j] = src[j * ldb + k];
+    }
+
+    // kc rows of NR contiguous floats (row stride ldb) -> dst, NR floats per row.
+    static void pack_b_rows(float* dst, const float* src, int64_t ldb, int64_t kc) {
+        for (int64_t k = 0; k < kc; ++k) {
+            const __m256 v0 = _mm256_loadu_ps(src), v1 = _mm256_loadu_ps(src + 8);
+            _mm256_store_ps(dst, v0);
+            _mm256_store_ps(dst + 8, v1);
+            src += ldb;
+            dst += NR;
+        }
+    }
+
     // Accumulators are named variables, not an array: GCC keeps a __m256 array in memory and
     // would store it back on every k step.
     // m rows, nv 8-wide column vectors (nv = 1 for edge tiles at most 8 wide: half the FMAs).

@@ -63,7 +63,9 @@ struct BlockedGemm {
             const int64_t m = min64(MR, mc - ir);
             float* d = dst + ir * kc;
             const float* src = A + (i0 + ir) * p.a_row + k0 * p.a_col;
-            if (p.a_col == 1) {
+            if (p.a_col == 1 && m == MR) {
+                Kernel::pack_a_rows(d, src, p.a_row, kc);
+            } else if (p.a_col == 1) {
                 // Rows are contiguous in k: read each row once, write it with stride MR.
                 for (int64_t r = 0; r < m; ++r) {
                     const float* s = src + r * p.a_row;
@@ -83,8 +85,9 @@ struct BlockedGemm {
             float* d = dst + jr * kc;
             const float* src = B + k0 * p.b_row + (j0 + jr) * p.b_col;
             if (n == NR && p.b_col == 1) {
-                for (int64_t k = 0; k < kc; ++k)
-                    for (int j = 0; j < NR; ++j) d[k * NR + j] = src[k * p.b_row + j];
+                Kernel::pack_b_rows(d, src, p.b_row, kc);
+            } else if (n == NR && p.b_row == 1) {
+                Kernel::pack_b_cols(d, src, p.b_col, kc);
             } else if (p.b_row == 1) {
                 // Columns are contiguous in k (a transposed B): read each column once.
                 for (int64_t j = 0; j < n; ++j)
@@ -117,33 +120,54 @@ struct BlockedGemm {
             for (int q = 0; q < n; ++q) c[r * p.c_row + q * p.c_col] = buf[r * NR + q];
     }
 
+    // Starts loading the source of the B micro-panel at column j into cache, so that its memory
+    // latency overlaps the arithmetic on the current panel instead of stalling the next pack.
+    void prefetch_b_panel(int64_t k0, int64_t kc, int64_t j) const {
+        const float* src = B + k0 * p.b_row + j * p.b_col;
+        if (p.b_col == 1) {
+            for (int64_t k = 0; k < kc; ++k) {
+                __builtin_prefetch(src + k * p.b_row, 0, 2);
+                __builtin_prefetch(src + k * p.b_row + NR - 1, 0, 2);
+            }
+        } else if (p.b_row == 1) {
+            for (int jj = 0; jj < NR; ++jj)
+                for (int64_t k = 0; k < kc; k += 16) __builtin_prefetch(src + jj * p.b_col + k, 0, 2);
+        }
+    }
+
     // The whole loop nest on C[m0:m1, n0:n1] (m0, n0 multiples of MR, NR), on the calling thread.
+    // When the rows fit one A block, each B panel is used by that block only: it is then packed
+    // micro-panel by micro-panel right before use (into L1) while the next one is prefetched.
     void run_block(int64_t m0, int64_t m1, int64_t n0, int64_t n1) const {
-        const int64_t nc_max = min64(Kernel::NC, ceil_div(n1 - n0, NR) * NR);
+        const bool fused = pack_b && m1 - m0 <= Kernel::MC;
+        const int64_t nc_step = fused ? n1 - n0 : Kernel::NC;
+        const int64_t nc_max = fused ? NR : min64(Kernel::NC, ceil_div(n1 - n0, NR) * NR);
         const int64_t mc_max = min64(Kernel::MC, ceil_div(m1 - m0, MR) * MR);
         float* a_buf = thread_scratch(6, size_t(mc_max * kc_max));
         float* b_buf = thread_scratch(7, size_t((pack_b ? nc_max : NR) * kc_max));
-        for (int64_t jc = n0; jc < n1; jc += Kernel::NC) {
-            const int64_t nc = min64(Kernel::NC, n1 - jc);
+        for (int64_t jc = n0; jc < n1; jc += nc_step) {
+            const int64_t nc = min64(nc_step, n1 - jc);
             for (int64_t pc = 0; pc < p.K; pc += kc_max) {
                 const int64_t kc = min64(kc_max, p.K - pc);
                 const float beta = pc == 0 ? p.beta : 1.0f;  // later K blocks accumulate
-                if (pack_b) pack_b_panel(b_buf, pc, kc, jc, nc);
+                if (pack_b && !fused) pack_b_panel(b_buf, pc, kc, jc, nc);
                 for (int64_t ic = m0; ic < m1; ic += Kernel::MC) {
                     const int64_t mc = min64(Kernel::MC, m1 - ic);
                     pack_a(a_buf, ic, mc, pc, kc);
                     for (int64_t jr = 0; jr < nc; jr += NR) {
                         const int n = int(min64(NR, nc - jr));
-                        const float* b;
+                        const float* b = b_buf;
                         int64_t ldb = NR;
-                        if (pack_b) {
+                        if (fused) {
+                            pack_b_panel(b_buf, pc, kc, jc + jr, n);
+                            if (jr + NR < nc) prefetch_b_panel(pc, kc, jc + jr + NR);
+                        } else if (pack_b) {
                             b = b_buf + jr * kc;
                         } else if (n == NR) {
                             b = B + pc * p.b_row + (jc + jr);
                             ldb = p.b_row;
                         } else {  // last, narrow panel: pack it so nothing past column N is read
                             pack_b_panel(b_buf, pc, kc, jc + jr, n);
-                            b = b_buf;
                         }
                         for (int64_t ir = 0; ir < mc; ir += MR)
                             tile(ic + ir, jc + jr, int(min64(MR, mc - ir)), n, kc, a_buf + ir * kc, b, ldb, beta);
