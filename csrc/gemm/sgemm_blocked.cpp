@@ -12,7 +12,8 @@ namespace {
 struct PortableKernel {
     static constexpr int MR = 4, NR = 8;
     static constexpr int64_t MC = 128, KC = 256, NC = 4096;
-    static constexpr int64_t kNoPackMaxM = 2 * MR;
+    // One row panel uses each B panel once: packing it would only add a copy.
+    static constexpr int64_t kNoPackMaxM = MR;
 
     static void pack_a_rows(float* dst, const float* src, int64_t lda, int64_t kc) {
         for (int i = 0; i < MR; ++i)

@@ -13,8 +13,10 @@
 // Threads split C into a grid of panel-aligned blocks (tm x tn); each thread runs the whole nest on
 // its block with its own packed buffers, so there is no barrier, and every element of C sees the
 // same operations in the same order whatever the thread count: results are bitwise reproducible.
-// Small M with a unit-stride B skips packing B: the micro-kernel streams B rows straight from the
-// caller's array (packing would only add a copy, since each B panel is used by one or two A panels).
+// Two variants for short-and-wide products (the conv shapes): when a thread's rows fit one A block,
+// each B micro-panel is packed right before its use and stays in L1 (a whole packed B panel would
+// make a round trip through L2/L3); when they fit one row panel and B has unit column stride, B is
+// not packed at all and the micro-kernel reads the caller's rows directly.
 #pragma once
 
 #include <cstdint>
@@ -120,24 +122,9 @@ struct BlockedGemm {
             for (int q = 0; q < n; ++q) c[r * p.c_row + q * p.c_col] = buf[r * NR + q];
     }
 
-    // Starts loading the source of the B micro-panel at column j into cache, so that its memory
-    // latency overlaps the arithmetic on the current panel instead of stalling the next pack.
-    void prefetch_b_panel(int64_t k0, int64_t kc, int64_t j) const {
-        const float* src = B + k0 * p.b_row + j * p.b_col;
-        if (p.b_col == 1) {
-            for (int64_t k = 0; k < kc; ++k) {
-                __builtin_prefetch(src + k * p.b_row, 0, 2);
-                __builtin_prefetch(src + k * p.b_row + NR - 1, 0, 2);
-            }
-        } else if (p.b_row == 1) {
-            for (int jj = 0; jj < NR; ++jj)
-                for (int64_t k = 0; k < kc; k += 16) __builtin_prefetch(src + jj * p.b_col + k, 0, 2);
-        }
-    }
-
     // The whole loop nest on C[m0:m1, n0:n1] (m0, n0 multiples of MR, NR), on the calling thread.
     // When the rows fit one A block, each B panel is used by that block only: it is then packed
-    // micro-panel by micro-panel right before use (into L1) while the next one is prefetched.
+    // micro-panel by micro-panel right before use, into L1 (software prefetch of the next one did not help).
     void run_block(int64_t m0, int64_t m1, int64_t n0, int64_t n1) const {
         const bool fused = pack_b && m1 - m0 <= Kernel::MC;
         const int64_t nc_step = fused ? n1 - n0 : Kernel::NC;
@@ -160,7 +147,6 @@ struct BlockedGemm {
                         int64_t ldb = NR;
                         if (fused) {
                             pack_b_panel(b_buf, pc, kc, jc + jr, n);
-                            if (jr + NR < nc) prefetch_b_panel(pc, kc, jc + jr + NR);
                         } else if (pack_b) {
                             b = b_buf + jr * kc;
                         } else if (n == NR) {
