@@ -90,9 +90,14 @@ struct CorrShape {
     }
 };
 
-// Picks the tile that minimises max(FMA cycles, load cycles) per (channel, tap) over the whole
-// output (two FMA and two vector loads per cycle), counting padded lanes, channels and rows as work.
-CorrShape choose_corr_shape(int64_t kout, int64_t rows, int64_t cols) {
+// Picks the tile that minimises the estimated cycles over the whole output: per (channel, tap)
+// step a tile needs max(FMAs / 2, loads / 2, 4) cycles (two FMA pipes, two vector loads, and the
+// 4-cycle FMA latency each accumulator waits for), plus one cycle per accumulator stored. Padded
+// lanes, channels and rows count as work.
+// Tiles must fit the 16 ymm registers: accumulators + the IB * QV input vectors + one broadcast
+// (KB = 1 reads its inputs as FMA memory operands instead). A spilled accumulator costs 2-3x: its
+// store-to-load round trip becomes the loop's critical path.
+CorrShape choose_corr_shape(int64_t kout, int64_t rows, int64_t cols, int64_t steps) {
     static const int kbs[] = {1, 2, 3, 4, 6, 12};
     CorrShape best;
     double best_cost = 1e300;
@@ -102,9 +107,11 @@ CorrShape choose_corr_shape(int64_t kout, int64_t rows, int64_t cols) {
         for (int kb : kbs) {
             if (kb > budget) break;
             for (int ib : {1, budget / kb}) {
+                const int acc = kb * ib * qv;
+                if (kb > 1 && acc + ib * qv + 1 > 16) continue;
                 const double tiles = double(ceil_div(kout, kb)) * double(ceil_div(rows, ib)) * col_blocks;
-                const double fma = tiles * kb * ib * qv, loads = tiles * (kb + ib * qv);
-                const double cost = std::max(fma, loads) / 2.0;
+                const double step = std::max({acc / 2.0, (kb + ib * qv) / 2.0, 4.0});
+                const double cost = tiles * (double(steps) * step + acc);
                 if (cost < best_cost) best_cost = cost, best = CorrShape{kb, ib, qv, nullptr};
             }
         }
@@ -202,7 +209,7 @@ void parallel_ranges(int64_t n, int threads, F&& body) {
 void conv2d_direct_forward(const Conv2dParams& p, const float* x, const float* w, const float* bias, float* y) {
     const int64_t P = p.P(), Q = p.Q(), G = p.groups, Cg = p.C_per_group(), Kg = p.K_per_group(), RS = p.R * p.S;
     if (p.N == 0) return;
-    const CorrShape shape = choose_corr_shape(Kg, P, Q);
+    const CorrShape shape = choose_corr_shape(Kg, P, Q, Cg * RS);
     const int64_t KB = shape.KB, cw = 8 * shape.QV, col_blocks = ceil_div(Q, cw), kblocks = ceil_div(Kg, KB);
     const ForwardPacking pk(p, col_blocks * cw);
     const std::vector<int64_t> taps = pk.taps(p);
@@ -287,7 +294,7 @@ void conv2d_direct_backward_input(const Conv2dParams& p, const float* dy, const 
     const AxisTaps rt = axis_taps(sh, p.pad_h, p.dil_h, p.R), ct = axis_taps(sw, p.pad_w, p.dil_w, p.S);
     const int64_t rows_max = ceil_div(p.H, sh), cols_max = ceil_div(p.W, sw);
 
-    const CorrShape shape = choose_corr_shape(Cg, rows_max, cols_max);
+    const CorrShape shape = choose_corr_shape(Cg, rows_max, cols_max, Kg * ceil_div(p.R, sh) * ceil_div(p.S, sw));
     const int64_t KB = shape.KB, cw = 8 * shape.QV, col_blocks = ceil_div(cols_max, cw), cblocks = ceil_div(Cg, KB);
     // Packed grad_output: row u is grad_output row u - BT, column z is column z - BL, zero outside.
     const int64_t BT = rt.border, BL = ct.border;
