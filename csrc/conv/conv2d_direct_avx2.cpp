@@ -120,6 +120,48 @@ void reduce_tile(const ReduceTileArgs& a) {
             }
 }
 
+template <int KV, int PB>
+void kvec_tile(const KvecTileArgs& a) {
+    __m256 acc[KV][PB];
+#pragma GCC unroll 4
+    for (int v = 0; v < KV; ++v) {
+        __m256 init = _mm256_setzero_ps();
+        if (a.init) init = _mm256_maskload_ps(a.init + 8 * v, tail_mask(std::max(0, std::min(8, a.kvalid - 8 * v))));
+#pragma GCC unroll 12
+        for (int p = 0; p < PB; ++p) acc[v][p] = init;
+    }
+    const float* pos[PB];
+#pragma GCC unroll 12
+    for (int p = 0; p < PB; ++p) pos[p] = a.in + a.pos_in[p];
+    const float* w = a.w;
+    for (int64_t c = 0; c < a.cin; ++c) {
+        const int64_t coff = c * a.in_cstride;
+        for (int64_t t = 0; t < a.ntaps; ++t, w += 8 * KV) {
+            const int64_t off = coff + a.taps[t];
+            __m256 wv[KV];
+#pragma GCC unroll 4
+            for (int v = 0; v < KV; ++v) wv[v] = _mm256_loadu_ps(w + 8 * v);
+#pragma GCC unroll 12
+            for (int p = 0; p < PB; ++p) {
+                const __m256 x = _mm256_broadcast_ss(pos[p] + off);
+#pragma GCC unroll 4
+                for (int v = 0; v < KV; ++v) acc[v][p] = _mm256_fmadd_ps(wv[v], x, acc[v][p]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int v = 0; v < KV; ++v)
+#pragma GCC unroll 12
+        for (int p = 0; p < PB; ++p) {
+            if (p >= a.npos) continue;
+            alignas(32) float tmp[8];
+            _mm256_store_ps(tmp, acc[v][p]);
+            float* o = a.out + 8 * v * a.out_kstride + a.pos_out[p];
+            const int n = std::min(8, a.kvalid - 8 * v);
+            for (int l = 0; l < n; ++l) o[l * a.out_kstride] = tmp[l];
+        }
+}
+
 // The shapes the driver may ask for (direct::tile_shapes in conv2d_direct.cpp): KB in
 // {1, 2, 3, 4, 6, 12} with KB * QV <= 12, and IB either 1 or (12 / QV) / KB.
 template <int QV, int KB>
@@ -158,6 +200,13 @@ CorrTileFn corr_tile_avx2(int KB, int IB, int QV) {
         case 4: return corr_for_qv<4>(KB, IB);
         default: return nullptr;
     }
+}
+
+KvecTileFn kvec_tile_avx2(int KV, int PB) {
+    if (KV == 1 && PB == 12) return &kvec_tile<1, 12>;
+    if (KV == 2 && PB == 6) return &kvec_tile<2, 6>;
+    if (KV == 3 && PB == 4) return &kvec_tile<3, 4>;
+    return nullptr;
 }
 
 ReduceTileFn reduce_tile_avx2(int KB, int TB) {
