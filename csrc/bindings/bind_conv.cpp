@@ -18,6 +18,7 @@ struct Conv2dKernels {
 // Algorithm name (the Python algo= string) -> kernels.
 const std::map<std::string, Conv2dKernels>& kernel_table() {
     static const std::map<std::string, Conv2dKernels> table = {
+        {"fft", {conv2d_fft_forward, conv2d_fft_backward_input, conv2d_fft_backward_weight}},
     };
     return table;
 }

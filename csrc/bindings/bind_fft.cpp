@@ -3,6 +3,7 @@
 #include <complex>
 
 #include "bindings/bindings.h"
+#include "conv/conv2d_fft.h"
 #include "conv/fft.h"
 
 namespace fastconv::bindings {
@@ -79,6 +80,24 @@ void bind_fft(py::module_& m) {
         else fft_c2r_2d(batch, n1, nn, src, dst);
         return out;
     }, py::arg("x"), py::arg("n"), py::arg("axes"), "Inverse of fft_r2c: length n of the last axis.");
+    m.def("fft_conv_force_tile", &fft_conv_force_tile, py::arg("T1"), py::arg("T2"),
+          "Force T1 x T2 transforms in the FFT convolution (0, 0: chosen by the cost model).");
+    m.def("fft_conv_tiling", [](const Conv2dParams& p, const std::string& pass) {
+        p.validate();
+        const FftPass which = pass == "forward" ? FftPass::Forward
+                              : pass == "input" ? FftPass::InputGrad
+                              : pass == "weight" ? FftPass::WeightGrad
+                              : throw std::invalid_argument("pass: expected 'forward', 'input' or 'weight'");
+        const FftConvTiling t = fft_conv_tiling(p, which);
+        py::dict d;
+        d["T1"] = t.T1;
+        d["T2"] = t.T2;
+        d["O1"] = t.O1;
+        d["O2"] = t.O2;
+        d["tiles_h"] = t.tiles_h;
+        d["tiles_w"] = t.tiles_w;
+        return d;
+    }, py::arg("params"), py::arg("pass_"), "The tiling the FFT convolution uses for a pass.");
     m.def("fft_size_supported", &fft_size_supported, py::arg("n"));
     m.def("fft_next_size", &fft_next_size, py::arg("n"));
 }
