@@ -135,31 +135,36 @@ FftConvTiling fft_conv_tiling(const Conv2dParams& p, FftPass pass) {
 
 namespace {
 
-// Kernel spectra for the forward (conj, layout [f][c][k]) or input-gradient (layout [f][k][c])
-// pass, scaled by 1 / (T1 T2), as interleaved complex numbers in slot 0 of the calling thread.
+// Kernel spectra in layout [f][i][o] (interleaved complex), scaled by 1 / (T1 T2): for the
+// forward i = c, o = k and the spectrum is conjugated (correlation); for the input gradient
+// i = k, o = c. Lanes run over 8 consecutive o so each frequency writes 8 adjacent values.
+// Kept in slot 0 of the calling thread.
 const float* kernel_spectra(const Conv2dParams& p, const FftTilePlan& plan, bool forward, const float* w) {
-    const int64_t F = int64_t(plan.T1) * plan.row_points(), K = p.K, C = p.C;
+    const int64_t F = int64_t(plan.T1) * plan.row_points(), K = p.K, C = p.C, RS = p.R * p.S;
+    const int64_t cin = forward ? C : K, cout = forward ? K : C, OB = ceil_div(cout, L);
     float* spec = thread_scratch(0, size_t(F * K * C * 2));
-    const float scale = 1.0f / (float(plan.T1) * float(plan.T2));
-    const int64_t pairs = K * C;
+    const float scale = 1.0f / (float(plan.T1) * float(plan.T2)), im_scale = forward ? -scale : scale;
     const auto& fk = fft_kernels();
     const auto& ck = conv_kernels();
-    parallel_for(ceil_div(pairs, L), [&](long long g0, long long g1) {
+    parallel_for(cin * OB, [&](long long g0, long long g1) {
         float* tile = thread_scratch(1, plan.tile_floats());
         float* sp = thread_scratch(2, plan.spectrum_floats());
         float* work = thread_scratch(4, plan.work_floats());
         const int64_t zero[L] = {};
         for (long long g = g0; g < g1; ++g) {
+            const int64_t i = g / OB, o0 = g % OB * L, lanes = std::min<int64_t>(L, cout - o0);
             const float* src[L];
-            for (int l = 0; l < L; ++l) src[l] = g * L + l < pairs ? w + (g * L + l) * p.R * p.S : nullptr;
+            for (int l = 0; l < L; ++l) {
+                const int64_t o = o0 + l, k = forward ? o : i, c = forward ? i : o;
+                src[l] = l < lanes ? w + (k * C + c) * RS : nullptr;
+            }
             ck.gather(src, zero, zero, p.R, p.S, plan.T1, plan.T2, int(p.R), int(p.S), tile);
             fk.tile_r2c(plan, tile, int(p.R), sp, work);
-            for (int l = 0; l < L && g * L + l < pairs; ++l) {
-                const int64_t k = (g * L + l) / C, c = (g * L + l) % C;
-                for (int64_t f = 0; f < F; ++f) {
-                    const int64_t idx = forward ? (f * C + c) * K + k : (f * K + k) * C + c;
-                    spec[2 * idx] = sp[f * PT + l] * scale;
-                    spec[2 * idx + 1] = (forward ? -scale : scale) * sp[f * PT + L + l];
+            for (int64_t f = 0; f < F; ++f) {
+                float* out = spec + ((f * cin + i) * cout + o0) * 2;
+                for (int l = 0; l < lanes; ++l) {
+                    out[2 * l] = sp[f * PT + l] * scale;
+                    out[2 * l + 1] = sp[f * PT + L + l] * im_scale;
                 }
             }
         }

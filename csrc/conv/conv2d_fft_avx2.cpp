@@ -2,6 +2,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include <immintrin.h>
+
 #include "conv/conv2d_fft.h"
 
 namespace fastconv::conv_fft_avx2 {

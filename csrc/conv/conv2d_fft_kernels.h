@@ -1,6 +1,7 @@
 // Inner loops of the FFT convolution (conv2d_fft.cpp), written once with GCC vector types and
 // compiled twice: in conv2d_fft.cpp (portable) and conv2d_fft_avx2.cpp (AVX2/FMA). Include inside
-// the namespace of the path after <cstring>, conv/fft.h and conv/conv2d_fft.h; defines kernels().
+// the namespace of the path after <algorithm>, <cstring>, <immintrin.h> (AVX2 build), conv/fft.h
+// and conv/conv2d_fft.h; defines kernels().
 
 typedef float v8 __attribute__((vector_size(32)));
 constexpr int L = kFftLanes;
@@ -13,38 +14,83 @@ static inline v8 ld(const float* p) {
 }
 static inline void st(float* p, v8 v) { std::memcpy(p, &v, sizeof v); }
 
+#ifdef __AVX2__
+// In-register 8 x 8 transpose: r[i][j] <- r[j][i].
+static inline void transpose8(__m256* r) {
+    __m256 t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int i = 0; i < 4; ++i) {
+        r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+        r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+    }
+}
+#endif
+
+// out[x][l] = line_l[x] for x < n (8 rows -> lane layout) and its inverse.
+static inline void lines_to_lanes(const float* const* line, int n, float* out) {
+    int x = 0;
+#ifdef __AVX2__
+    for (; x + 8 <= n; x += 8) {
+        __m256 r[8];
+        for (int l = 0; l < 8; ++l) r[l] = _mm256_loadu_ps(line[l] + x);
+        transpose8(r);
+        for (int j = 0; j < 8; ++j) _mm256_storeu_ps(out + (x + j) * L, r[j]);
+    }
+#endif
+    for (; x < n; ++x)
+        for (int l = 0; l < L; ++l) out[x * L + l] = line[l][x];
+}
+static inline void lanes_to_lines(const float* in, int n, float* const* line) {
+    int x = 0;
+#ifdef __AVX2__
+    for (; x + 8 <= n; x += 8) {
+        __m256 r[8];
+        for (int j = 0; j < 8; ++j) r[j] = _mm256_loadu_ps(in + (x + j) * L);
+        transpose8(r);
+        for (int l = 0; l < 8; ++l) _mm256_storeu_ps(line[l] + x, r[l]);
+    }
+#endif
+    for (; x < n; ++x)
+        for (int l = 0; l < L; ++l) line[l][x] = in[x * L + l];
+}
+
+constexpr int kMaxLine = 1024;  // longest tile row staged through the line buffers
+
 // tile[y][x][l] = plane_l[y0_l + y][x0_l + x] for y < rows, x < cols, inside the plane; else 0.
 static void gather(const float* const* src, const int64_t* y0, const int64_t* x0, int64_t H, int64_t W, int T1,
                    int T2, int rows, int cols, float* tile) {
-    float line[L][512 + 8];  // one zero-padded row per lane
-    const bool staged = T2 <= 512;
+    alignas(32) float buf[L][kMaxLine];
+    float* line[L];
+    for (int l = 0; l < L; ++l) line[l] = buf[l];
     for (int y = 0; y < T1; ++y) {
         float* out = tile + size_t(y) * T2 * L;
-        if (y >= rows || !staged) {
+        if (y >= rows) {
             std::memset(out, 0, size_t(T2) * L * sizeof(float));
-            if (y >= rows) continue;
+            continue;
         }
-        for (int l = 0; l < L; ++l) {
-            const int64_t iy = src[l] ? y0[l] + y : -1;
-            const bool row_in = iy >= 0 && iy < H;
-            const int64_t lo = row_in ? std::max<int64_t>(0, -x0[l]) : 0;
-            const int64_t hi = row_in ? std::min<int64_t>(cols, W - x0[l]) : 0;
-            if (!staged) {
-                for (int64_t x = lo; x < hi; ++x) out[x * L + l] = src[l][iy * W + x0[l] + x];
-                continue;
+        for (int x_start = 0; x_start < T2; x_start += kMaxLine) {
+            const int n = std::min(kMaxLine, T2 - x_start);
+            for (int l = 0; l < L; ++l) {
+                const int64_t iy = src[l] ? y0[l] + y : -1;
+                const bool row_in = iy >= 0 && iy < H;
+                const int64_t lo = row_in ? std::clamp<int64_t>(-x0[l] - x_start, 0, n) : 0;
+                const int64_t hi = row_in ? std::clamp<int64_t>(std::min<int64_t>(cols, W - x0[l]) - x_start, lo, n) : 0;
+                std::memset(line[l], 0, size_t(lo) * sizeof(float));
+                if (hi > lo)
+                    std::memcpy(line[l] + lo, src[l] + iy * W + x0[l] + x_start + lo, size_t(hi - lo) * sizeof(float));
+                std::memset(line[l] + hi, 0, size_t(n - hi) * sizeof(float));
             }
-            float* dst = line[l];
-            if (hi <= lo) {
-                std::memset(dst, 0, size_t(T2) * sizeof(float));
-                continue;
-            }
-            std::memset(dst, 0, size_t(lo) * sizeof(float));
-            std::memcpy(dst + lo, src[l] + iy * W + x0[l] + lo, size_t(hi - lo) * sizeof(float));
-            std::memset(dst + hi, 0, size_t(T2 - hi) * sizeof(float));
+            lines_to_lanes(line, n, out + size_t(x_start) * L);
         }
-        if (staged)
-            for (int x = 0; x < T2; ++x)
-                for (int l = 0; l < L; ++l) out[x * L + l] = line[l][x];
     }
 }
 
@@ -52,14 +98,20 @@ static void gather(const float* const* src, const int64_t* y0, const int64_t* x0
 // the plane (Ho x Wo); lanes with a null plane are skipped.
 static void scatter(const float* tile, int T2, int rows, int cols, int col_off, float* const* dst, const int64_t* y0,
                     const int64_t* x0, int64_t Ho, int64_t Wo, const float* add) {
-    for (int l = 0; l < L; ++l) {
-        if (!dst[l]) continue;
-        const float a = add ? add[l] : 0.0f;
-        const int64_t ny = std::min<int64_t>(rows, Ho - y0[l]), nx = std::min<int64_t>(cols, Wo - x0[l]);
-        for (int64_t y = 0; y < ny; ++y) {
-            const float* in = tile + (size_t(y) * T2 + col_off) * L + l;
-            float* out = dst[l] + (y0[l] + y) * Wo + x0[l];
-            for (int64_t x = 0; x < nx; ++x) out[x] = in[x * L] + a;
+    alignas(32) float buf[L][kMaxLine];
+    float* line[L];
+    for (int l = 0; l < L; ++l) line[l] = buf[l];
+    for (int y = 0; y < rows; ++y) {
+        for (int x_start = 0; x_start < cols; x_start += kMaxLine) {
+            const int n = std::min(kMaxLine, cols - x_start);
+            lanes_to_lines(tile + (size_t(y) * T2 + col_off + x_start) * L, n, line);
+            for (int l = 0; l < L; ++l) {
+                if (!dst[l] || y0[l] + y >= Ho) continue;
+                const float a = add ? add[l] : 0.0f;
+                const int64_t nx = std::min<int64_t>(n, Wo - x0[l] - x_start);
+                float* out = dst[l] + (y0[l] + y) * Wo + x0[l] + x_start;
+                for (int64_t x = 0; x < nx; ++x) out[x] = line[l][x] + a;
+            }
         }
     }
 }
@@ -76,8 +128,11 @@ static inline void mac_block(int64_t F, int64_t f, int cin, int cout, int o0, co
         const float* wi_ = w + (size_t(i) * cout + o0) * 2;
         for (int k = 0; k < KB; ++k) {
             const float wr = wi_[2 * k], wim = wi_[2 * k + 1];
-            ar[k] += xr * wr - xi * wim;
-            ai[k] += xr * wim + xi * wr;
+            // One FMA per term: written as a single expression GCC multiplies first, then adds.
+            ar[k] += xr * wr;
+            ar[k] -= xi * wim;
+            ai[k] += xr * wim;
+            ai[k] += xi * wr;
         }
     }
     for (int k = 0; k < KB; ++k) {
@@ -122,8 +177,10 @@ static inline void wgrad_block(int64_t F, int64_t f, int nb, int K, int CB, int 
             const int kk = k0 + k;
             const float* d = DY + ((size_t(b) * KB8 + kk / L) * F + f) * PT + kk % L;
             const float dr = d[0], di = d[L];
-            ar[k] += dr * xr + di * xi;
-            ai[k] += dr * xi - di * xr;
+            ar[k] += dr * xr;
+            ar[k] += di * xi;
+            ai[k] += dr * xi;
+            ai[k] -= di * xr;
         }
     }
     for (int k = 0; k < KB; ++k) {
