@@ -20,6 +20,7 @@ const std::map<std::string, Conv2dKernels>& kernel_table() {
     static const std::map<std::string, Conv2dKernels> table = {
         {"direct", {conv2d_direct_forward, conv2d_direct_backward_input, conv2d_direct_backward_weight}},
         {"im2col", {conv2d_im2col_forward, conv2d_im2col_backward_input, conv2d_im2col_backward_weight}},
+        {"fft", {conv2d_fft_forward, conv2d_fft_backward_input, conv2d_fft_backward_weight}},
     };
     return table;
 }

@@ -41,10 +41,24 @@ def _any(params) -> str | None:
     return None
 
 
+def _fft_check(params) -> str | None:
+    # Overlap-save tiles compute every output position of a dense kernel: a stride would discard
+    # most of them and a dilated kernel gains nothing from the transform; groups would need
+    # per-group spectra. direct and im2col cover all three.
+    if (params.stride_h, params.stride_w) != (1, 1):
+        return f"needs stride 1, got {(params.stride_h, params.stride_w)}"
+    if (params.dil_h, params.dil_w) != (1, 1):
+        return f"needs dilation 1, got {(params.dil_h, params.dil_w)}"
+    if params.groups != 1:
+        return f"needs groups 1, got {params.groups}"
+    return None
+
+
 #: name -> Algorithm; ``algo=`` accepts these names and "auto".
 ALGORITHMS: dict[str, Algorithm] = {
     "direct": Algorithm("direct", _any, doc="register-tiled six-deep loop; best for few channels (LeNet)"),
     "im2col": Algorithm("im2col", _any, doc="unfold + GEMM (no unfold for 1x1 stride 1); best for many channels"),
+    "fft": Algorithm("fft", _fft_check, doc="tiled real 2-D FFT + per-frequency complex GEMM; best for large kernels"),
 }
 
 
