@@ -6,8 +6,9 @@ is present. See README.md for the tour and benchmarks/results/ for measurements.
 
 from __future__ import annotations
 
-from . import _core, cuda
+from . import _core, cuda, grad
 from .gemm import gemm
+from .pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d
 
 __version__ = _core.build_info()["version"]
 
@@ -70,6 +71,10 @@ def _cpu_model() -> str:
 
 __all__ = [
     "gemm",
+    "max_pool2d",
+    "avg_pool2d",
+    "adaptive_avg_pool2d",
+    "grad",
     "cuda",
     "get_num_threads",
     "set_num_threads",
