@@ -1,17 +1,19 @@
 // Pooling driver and portable loops (see pool2d.h). Napkin math for the hot case, 2x2 stride 2 on
 // (8, 64, 112, 112): 25.7 MB read + 6.4 MB written (+ 12.8 MB of int64 indices) per forward, so at
 // 26-37 GB/s the floor is 1-2 ms; PyTorch 2.13 takes 12-40 ms there with a scalar loop per output.
-// Forward rows are independent, so the N*C*P output rows are split across threads; backward
-// scatters within one plane, so planes are the unit of work and no atomics are needed.
+// Forward rows are independent, so the N*C*P output rows are split across threads; a backward
+// plane's outputs overlap in dx, so planes are the unit of work and no atomics are needed.
 #include "pool/pool2d.h"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "common/cpu_features.h"
 #include "common/parallel.h"
+#include "common/workspace.h"
 #include "pool/pool2d_rows.h"
 
 namespace fastconv {
@@ -151,25 +153,71 @@ void avg_pool2d_forward(const Pool2dParams& p, const float* x, float* y) {
     });
 }
 
+// Gather form, so every dx element is written once (no zeroing pass, no read-modify-write chains):
+// the divisor is a product of a row and a column factor, so with g' = dy / divisor,
+//   dx[ih][iw] = sum over windows p covering ih, q covering iw of g'[p][q]
+// is done as a vertical sum of g' rows into r[q], then for each column class e = iw mod s a sum of
+// shifted copies of r (zero-padded, so windows past either end contribute nothing), interleaved.
+// All the inner loops are contiguous and vectorise.
 void avg_pool2d_backward(const Pool2dParams& p, const float* dy, float* dx) {
-    const int64_t P = p.P(), Q = p.Q(), HW = p.H * p.W;
-    int64_t q0, q1;
-    interior_columns(p, q0, q1);
-    const bool avx2 = use_avx2();
+    const int64_t P = p.P(), Q = p.Q(), H = p.H, W = p.W, kh = p.kernel_h, kw = p.kernel_w;
+    const int64_t sh = p.stride_h, sw = p.stride_w;
+    const int64_t M = (W + sw - 1) / sw;  // outputs per column class
+    const int64_t OFF = kw;               // r[q] lives at r_pad[OFF + q], q in [-kw, Q + M + kw)
+    const int64_t r_len = OFF + Q + M + kw + 2;
+    std::vector<float> div_h(P), div_w(Q);
+    for (int64_t op = 0; op < P; ++op) {
+        const Span h = window(op, kh, sh, p.pad_h, H);
+        div_h[op] = float(p.count_include_pad ? h.padded : h.hi - h.lo);
+    }
+    for (int64_t q = 0; q < Q; ++q) {
+        const Span w = window(q, kw, sw, p.pad_w, W);
+        div_w[q] = float(p.count_include_pad ? w.padded : w.hi - w.lo);
+    }
     parallel_for(p.N * p.C, [&](long long begin, long long end) {
+        float* g = thread_scratch(0, size_t(P * Q + r_len + sw * M));
+        float* r_pad = g + P * Q;
+        float* cls = r_pad + r_len;
+        float* r = r_pad + OFF;
         for (long long plane = begin; plane < end; ++plane) {
-            float* dxp = dx + plane * HW;
-            std::fill(dxp, dxp + HW, 0.0f);
-            for (int64_t op = 0; op < P; ++op) {
-                const float* g = dy + (plane * P + op) * Q;
-                const Span h = window(op, p.kernel_h, p.stride_h, p.pad_h, p.H);
-                const PoolRow r{p.W, h.lo, h.hi, p.kernel_w, p.stride_w, p.pad_w, q0, q1};
-                const float interior_div = float((p.count_include_pad ? h.padded : h.hi - h.lo) * p.kernel_w);
-                const int64_t done = avx2 ? pool_detail::avg_pool_row_backward_avx2(r, g, interior_div, dxp) : q0;
-                for_rest(q0, done, Q, [&](int64_t q) {
-                    const Span w = window(q, p.kernel_w, p.stride_w, p.pad_w, p.W);
-                    window_add(dxp, p.W, h, w, g[q] / float(avg_divisor(p, h, w)));
-                });
+            const float* dyp = dy + plane * P * Q;
+            for (int64_t op = 0; op < P; ++op)
+                for (int64_t q = 0; q < Q; ++q) g[op * Q + q] = dyp[op * Q + q] / (div_h[op] * div_w[q]);
+            std::fill(r_pad, r_pad + r_len, 0.0f);
+            float* dxp = dx + plane * H * W;
+            for (int64_t ih = 0; ih < H; ++ih) {
+                float* dx_row = dxp + ih * W;
+                // Windows p with p*sh - pad_h <= ih < p*sh - pad_h + kh.
+                const int64_t pa = std::max<int64_t>(0, (ih + p.pad_h - kh + sh) / sh);
+                const int64_t pb = std::min(P - 1, (ih + p.pad_h) / sh);
+                if (pa > pb) {
+                    std::fill(dx_row, dx_row + W, 0.0f);
+                    continue;
+                }
+                std::copy(g + pa * Q, g + pa * Q + Q, r);
+                for (int64_t op = pa + 1; op <= pb; ++op)
+                    for (int64_t q = 0; q < Q; ++q) r[q] += g[op * Q + q];
+                // iw = m*sw + e takes r[m + d/sw] from tap kw whenever d = e + pad_w - kw is a multiple of sw.
+                for (int64_t e = 0; e < sw && e < W; ++e) {
+                    float* c = sw == 1 ? dx_row : cls + e * M;
+                    std::fill(c, c + M, 0.0f);
+                    for (int64_t k = 0; k < kw; ++k) {
+                        const int64_t d = e + p.pad_w - k;
+                        if (d % sw != 0) continue;
+                        const float* src = r + d / sw;
+                        for (int64_t m = 0; m < M; ++m) c[m] += src[m];
+                    }
+                }
+                if (sw == 2) {
+                    const float *c0 = cls, *c1 = cls + M;
+                    for (int64_t m = 0; m < W / 2; ++m) {
+                        dx_row[2 * m] = c0[m];
+                        dx_row[2 * m + 1] = c1[m];
+                    }
+                    if (W % 2) dx_row[W - 1] = c0[M - 1];
+                } else if (sw > 2) {
+                    for (int64_t iw = 0; iw < W; ++iw) dx_row[iw] = cls[(iw % sw) * M + iw / sw];
+                }
             }
         }
     });

@@ -3,9 +3,10 @@
 //   x, dx (N, C, H, W)     y, dy, indices (N, C, P, Q)
 // indices are int64 offsets into the flattened H*W plane of each (n, c), as PyTorch returns them.
 // Outputs are fully overwritten; inputs are never modified. Forward passes run in parallel over
-// the N*C*P output rows, backward passes over the N*C planes (each plane's scatter stays in one
-// thread, so no atomics). The AVX2 path (pool2d_avx2.cpp) covers the interior of each output row
-// for strides 1 and 2; edges, other strides and CPUs without AVX2 use the portable loops.
+// the N*C*P output rows, backward passes over the N*C planes (each plane stays in one thread, so
+// no atomics). The forward AVX2 path (pool2d_avx2.cpp) covers the interior of each output row for
+// strides 1 and 2; edges, other strides and CPUs without AVX2 use the portable loops. The average
+// backward is written in gather form with contiguous inner loops that the compiler vectorises.
 #pragma once
 
 #include <cstdint>

@@ -92,42 +92,6 @@ void avg_row(const PoolRow& r, const float* x, float divisor, float* y) {
     }
 }
 
-inline void add_to(float* p, __m256 v) { _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), v)); }
-
-// Scatter-adds are not idempotent, so only whole steps of 8 are done here; the caller does the rest.
-template <int SW>
-int64_t avg_row_backward(const PoolRow& r, const float* dy, float divisor, float* dx) {
-    const __m256 div = _mm256_set1_ps(divisor), zero = _mm256_setzero_ps();
-    const int64_t end = r.q0 + (r.q1 - r.q0) / 8 * 8;
-    for (int64_t q = r.q0; q < end; q += 8) {
-        const __m256 g = _mm256_div_ps(_mm256_loadu_ps(dy + q), div);
-        const int64_t col = q * SW - r.pw;
-        if constexpr (SW == 1) {
-            for (int64_t ih = r.ih0; ih < r.ih1; ++ih)
-                for (int64_t k = 0; k < r.kw; ++k) add_to(dx + ih * r.W + col + k, g);
-        } else if (r.kw == 2) {
-            // Both taps at once: 16 consecutive inputs get g0 g0 g1 g1 ... g7 g7.
-            const __m256 lo = _mm256_unpacklo_ps(g, g), hi = _mm256_unpackhi_ps(g, g);
-            const __m256 a = _mm256_permute2f128_ps(lo, hi, 0x20), b = _mm256_permute2f128_ps(lo, hi, 0x31);
-            for (int64_t ih = r.ih0; ih < r.ih1; ++ih) {
-                add_to(dx + ih * r.W + col, a);
-                add_to(dx + ih * r.W + col + 8, b);
-            }
-        } else {
-            // g spread to every other input: [g0 0 g1 0 g2 0 g3 0] at +0 and [0 g4 0 g5 0 g6 0 g7] at
-            // +7, so the last element touched is +14, the window's own last column.
-            const __m256 a = _mm256_permute2f128_ps(_mm256_unpacklo_ps(g, zero), _mm256_unpackhi_ps(g, zero), 0x20);
-            const __m256 b = _mm256_permute2f128_ps(_mm256_unpacklo_ps(zero, g), _mm256_unpackhi_ps(zero, g), 0x31);
-            for (int64_t ih = r.ih0; ih < r.ih1; ++ih)
-                for (int64_t k = 0; k < r.kw; ++k) {
-                    add_to(dx + ih * r.W + col + k, a);
-                    add_to(dx + ih * r.W + col + k + 7, b);
-                }
-        }
-    }
-    return end;
-}
-
 }  // namespace
 
 int64_t max_pool_row_avx2(const PoolRow& r, const float* x_plane, float* y_row, int64_t* idx_row) {
@@ -145,12 +109,6 @@ int64_t avg_pool_row_avx2(const PoolRow& r, const float* x_plane, float divisor,
     else if (r.sw == 2) avg_row<2>(r, x_plane, divisor, y_row);
     else return r.q0;
     return r.q1;
-}
-
-int64_t avg_pool_row_backward_avx2(const PoolRow& r, const float* dy_row, float divisor, float* dx_plane) {
-    if (r.sw == 1) return avg_row_backward<1>(r, dy_row, divisor, dx_plane);
-    if (r.sw == 2) return avg_row_backward<2>(r, dy_row, divisor, dx_plane);
-    return r.q0;
 }
 
 }  // namespace fastconv::pool_detail

@@ -20,14 +20,11 @@ struct PoolRow {
 // Not an x86-64 build: the portable loops do every output.
 inline int64_t max_pool_row_avx2(const PoolRow& r, const float*, float*, int64_t*) { return r.q0; }
 inline int64_t avg_pool_row_avx2(const PoolRow& r, const float*, float, float*) { return r.q0; }
-inline int64_t avg_pool_row_backward_avx2(const PoolRow& r, const float*, float, float*) { return r.q0; }
 #else
 // Each returns the first output it did not handle: q1 when it did the whole range, q0 when the
 // shape is not one it vectorises (stride other than 1 or 2, fewer than 8 outputs, ...).
 int64_t max_pool_row_avx2(const PoolRow& r, const float* x_plane, float* y_row, int64_t* idx_row);
 int64_t avg_pool_row_avx2(const PoolRow& r, const float* x_plane, float divisor, float* y_row);
-// dx_plane[window of q] += dy_row[q] / divisor.
-int64_t avg_pool_row_backward_avx2(const PoolRow& r, const float* dy_row, float divisor, float* dx_plane);
 #endif
 
 }  // namespace fastconv::pool_detail
