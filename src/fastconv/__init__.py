@@ -7,6 +7,7 @@ is present. See README.md for the tour and benchmarks/results/ for measurements.
 from __future__ import annotations
 
 from . import _core, cuda, grad
+from .conv import conv2d, conv_algorithms
 from .gemm import gemm
 from .pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d
 
@@ -70,11 +71,13 @@ def _cpu_model() -> str:
 
 
 __all__ = [
+    "conv2d",
+    "conv_algorithms",
+    "grad",
     "gemm",
     "max_pool2d",
     "avg_pool2d",
     "adaptive_avg_pool2d",
-    "grad",
     "cuda",
     "get_num_threads",
     "set_num_threads",
