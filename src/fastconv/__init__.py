@@ -9,6 +9,7 @@ from __future__ import annotations
 from . import _core, cuda, grad
 from .conv import conv2d, conv_algorithms
 from .gemm import gemm
+from .pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d
 
 __version__ = _core.build_info()["version"]
 
@@ -74,6 +75,9 @@ __all__ = [
     "conv_algorithms",
     "grad",
     "gemm",
+    "max_pool2d",
+    "avg_pool2d",
+    "adaptive_avg_pool2d",
     "cuda",
     "get_num_threads",
     "set_num_threads",

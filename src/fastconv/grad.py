@@ -2,6 +2,8 @@
 
 ``conv2d_input`` and ``conv2d_weight`` give the gradients of ``fastconv.conv2d`` with respect to
 its input and its weight; the bias gradient is ``grad_output.sum(axis=(0, 2, 3))``.
+``max_pool2d``, ``avg_pool2d`` and ``adaptive_avg_pool2d`` give the input gradients of the pooling
+functions of the same names.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ import numpy as np
 from . import _core
 from ._validation import require_float32, require_shape, shape_str
 from .conv import _pad_extra, _plan, _resolve
+from .pooling import adaptive_avg_pool2d_backward as adaptive_avg_pool2d
+from .pooling import avg_pool2d_backward as avg_pool2d
+from .pooling import max_pool2d_backward as max_pool2d
 
 
 def _check_grad_output(grad_output, p) -> np.ndarray:
@@ -55,3 +60,6 @@ def conv2d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilatio
         return out
     _core.conv2d_backward_weight(name, p, _pad_extra(input, plan.extra), grad_output, out)
     return out
+
+
+__all__ = ["conv2d_input", "conv2d_weight", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"]
