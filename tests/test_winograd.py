@@ -138,3 +138,22 @@ def test_empty_batch(rng):
     y = np.zeros((0, 2, 3, 3), np.float32)
     for algo in ALGOS:
         _core.conv2d_forward(algo, p, np.zeros((0, 3, 5, 5), np.float32), np.ones((2, 3, 3, 3), np.float32), None, y)
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_kernel_cache_sees_in_place_weight_updates(algo, rng):
+    """Transformed kernels are cached by content: updating the weights in place (as an optimizer
+    does) must never reuse the stale transform, in either pass."""
+    x, w, b, p = _problem(rng, 2, 6, 9, 9, 5, 1)
+    dy = rng.standard_normal((2, 5, p.P, p.Q), dtype=np.float32)
+    for step in range(3):
+        y = np.full((2, 5, p.P, p.Q), np.nan, np.float32)
+        _core.conv2d_forward(algo, p, x, w, b, y)
+        assert relative_error(y, conv2d_ref(x, w, b, padding=(1, 1))) <= BOUND[algo]
+        dx = np.full(x.shape, np.nan, np.float32)
+        _core.conv2d_backward_input(algo, p, dy, w, dx)
+        assert relative_error(dx, conv2d_input_grad_ref(x.shape, w, dy, padding=(1, 1))) <= BOUND[algo]
+        w[step % 5, 0, 1, 1] += 1.0  # one element changes, same pointer
+    y2 = np.full((2, 5, p.P, p.Q), np.nan, np.float32)
+    _core.conv2d_forward(algo, p, x, w.copy(), b, y2)  # same content, another pointer
+    assert relative_error(y2, conv2d_ref(x, w, b, padding=(1, 1))) <= BOUND[algo]

@@ -22,25 +22,25 @@ struct WinogradPlan {
 };
 
 // Transformed input of tiles [tile0, tile0 + ntiles) (ntiles <= ld): V[xi][c][t] at
-// V[(xi * Cin + c) * ld + t] for xi < alpha^2; columns ntiles..round_up(ntiles, 8) are written too.
+// V[xi * xi_stride + c * ld + t] for xi < alpha^2; columns up to round_up(ntiles, 8) are written.
 void winograd_input_transform_portable(const WinogradPlan&, const float* in, int64_t tile0, int64_t ntiles,
-                                       int64_t ld, float* V);
+                                       int64_t ld, int64_t xi_stride, float* V);
 void winograd_input_transform_avx2(const WinogradPlan&, const float* in, int64_t tile0, int64_t ntiles,
-                                   int64_t ld, float* V);
+                                   int64_t ld, int64_t xi_stride, float* V);
 
-// Output tiles from the products M[xi][k][t] at M[(xi * Cout + k) * ld + t], plus bias (or nullptr),
-// written (clipped to Hout x Wout) into out (N, Cout, Hout, Wout).
+// Output tiles from the products M[xi][k][t] at M[xi * xi_stride + k * ld + t], plus bias (or
+// nullptr), written (clipped to Hout x Wout) into out (N, Cout, Hout, Wout).
 void winograd_output_transform_portable(const WinogradPlan&, const float* M, int64_t tile0, int64_t ntiles,
-                                        int64_t ld, const float* bias, float* out);
+                                        int64_t ld, int64_t xi_stride, const float* bias, float* out);
 void winograd_output_transform_avx2(const WinogradPlan&, const float* M, int64_t tile0, int64_t ntiles,
-                                    int64_t ld, const float* bias, float* out);
+                                    int64_t ld, int64_t xi_stride, const float* bias, float* out);
 
-// Transformed kernel for output channels [o0, o1): U[xi][o][i] at U[(xi * Cout + o) * Cin + i], from
+// Transformed kernel for output channels [o0, o1): U[xi][o][i] at U[xi * xi_stride + o * Cin + i], from
 // w (K, C, 3, 3). Forward: Cout = K, Cin = C. Input gradient (input_grad): Cout = C, Cin = K and
 // each 3x3 kernel is flipped.
 void winograd_kernel_transform_portable(int m, const float* w, int64_t K, int64_t C, bool input_grad, int64_t o0,
-                                        int64_t o1, float* U);
+                                        int64_t o1, int64_t xi_stride, float* U);
 void winograd_kernel_transform_avx2(int m, const float* w, int64_t K, int64_t C, bool input_grad, int64_t o0,
-                                    int64_t o1, float* U);
+                                    int64_t o1, int64_t xi_stride, float* U);
 
 }  // namespace fastconv

@@ -113,35 +113,36 @@ struct TileGroup {
 
 template <int m>
 void input_transform(const WinogradPlan& p, const float* in, int64_t tile0, int64_t ntiles, int64_t ld,
-                     float* V) {
+                     int64_t xi_stride, float* V) {
     constexpr int a = m + 2, T = a * a;
     const int64_t plane = p.Hin * p.Win;
-    const int64_t xi_stride = p.Cin * ld;
     alignas(32) float D[T * kLanes];
     for (int64_t g = 0; g < ntiles; g += kLanes) {
         const TileGroup tg(p, tile0 + g, ntiles - g);
-        std::fill(D, D + T * kLanes, 0.0f);  // lanes past the last tile stay zero
+        // Positions outside the input (and lanes past the last tile) are zero for every channel:
+        // zero D once per group, then copy only each lane's in-bounds window per channel.
+        std::fill(D, D + T * kLanes, 0.0f);
+        int u0[kLanes], u1[kLanes], v0[kLanes], v1[kLanes];
+        int64_t offset[kLanes];
         bool interior[kLanes];
-        for (int l = 0; l < tg.lanes; ++l)
-            interior[l] = tg.in_row[l] >= 0 && tg.in_col[l] >= 0 && tg.in_row[l] + a <= p.Hin &&
-                          tg.in_col[l] + a <= p.Win;
+        for (int l = 0; l < tg.lanes; ++l) {
+            u0[l] = int(std::max<int64_t>(0, -tg.in_row[l]));
+            u1[l] = int(std::min<int64_t>(a, p.Hin - tg.in_row[l]));
+            v0[l] = int(std::max<int64_t>(0, -tg.in_col[l]));
+            v1[l] = int(std::min<int64_t>(a, p.Win - tg.in_col[l]));
+            interior[l] = u0[l] == 0 && v0[l] == 0 && u1[l] == a && v1[l] == a;
+            offset[l] = tg.n[l] * p.Cin * plane + tg.in_row[l] * p.Win + tg.in_col[l];
+        }
         for (int64_t c = 0; c < p.Cin; ++c) {
             for (int l = 0; l < tg.lanes; ++l) {
-                const float* src = in + (tg.n[l] * p.Cin + c) * plane;
+                const int64_t base = offset[l] + c * plane;  // may point before the plane: only
+                                                             // in-bounds (u, v) are read
                 if (interior[l]) {
-                    src += tg.in_row[l] * p.Win + tg.in_col[l];
                     for (int u = 0; u < a; ++u)
-                        for (int v = 0; v < a; ++v) D[(u * a + v) * kLanes + l] = src[u * p.Win + v];
+                        for (int v = 0; v < a; ++v) D[(u * a + v) * kLanes + l] = in[base + u * p.Win + v];
                 } else {
-                    for (int u = 0; u < a; ++u) {
-                        const int64_t row = tg.in_row[l] + u;
-                        const bool row_ok = row >= 0 && row < p.Hin;
-                        for (int v = 0; v < a; ++v) {
-                            const int64_t col = tg.in_col[l] + v;
-                            D[(u * a + v) * kLanes + l] =
-                                row_ok && col >= 0 && col < p.Win ? src[row * p.Win + col] : 0.0f;
-                        }
-                    }
+                    for (int u = u0[l]; u < u1[l]; ++u)
+                        for (int v = v0[l]; v < v1[l]; ++v) D[(u * a + v) * kLanes + l] = in[base + u * p.Win + v];
                 }
             }
             vec8 d[T], t[T];
@@ -156,10 +157,9 @@ void input_transform(const WinogradPlan& p, const float* in, int64_t tile0, int6
 
 template <int m>
 void output_transform(const WinogradPlan& p, const float* M, int64_t tile0, int64_t ntiles, int64_t ld,
-                      const float* bias, float* out) {
+                      int64_t xi_stride, const float* bias, float* out) {
     constexpr int a = m + 2, T = a * a;
     const int64_t plane = p.Hout * p.Wout;
-    const int64_t xi_stride = p.Cout * ld;
     alignas(32) float O[m * m * kLanes];
     for (int64_t g = 0; g < ntiles; g += kLanes) {
         const TileGroup tg(p, tile0 + g, ntiles - g);
@@ -184,9 +184,10 @@ void output_transform(const WinogradPlan& p, const float* M, int64_t tile0, int6
 
 // U = G g G^T for 8 kernels at a time (consecutive input channels i of one output channel o).
 template <int m>
-void kernel_transform(const float* w, int64_t K, int64_t C, bool input_grad, int64_t o0, int64_t o1, float* U) {
+void kernel_transform(const float* w, int64_t K, int64_t C, bool input_grad, int64_t o0, int64_t o1,
+                      int64_t xi_stride, float* U) {
     constexpr int a = m + 2, T = a * a;
-    const int64_t Cout = input_grad ? C : K, Cin = input_grad ? K : C;
+    const int64_t Cin = input_grad ? K : C;
     alignas(32) float G[9 * kLanes], Ub[T * kLanes];
     for (int64_t o = o0; o < o1; ++o) {
         for (int64_t i0 = 0; i0 < Cin; i0 += kLanes) {
@@ -203,11 +204,11 @@ void kernel_transform(const float* w, int64_t K, int64_t C, bool input_grad, int
             for (int r = 0; r < a; ++r) Winograd1D<m>::kernel(t + r * 3, 1, u + r * a);  // rows: a x a
             float* dst = U + o * Cin + i0;
             if (lanes == kLanes) {
-                for (int x = 0; x < T; ++x) store8(dst + x * Cout * Cin, u[x]);
+                for (int x = 0; x < T; ++x) store8(dst + x * xi_stride, u[x]);
             } else {
                 for (int x = 0; x < T; ++x) store8(Ub + x * kLanes, u[x]);
                 for (int x = 0; x < T; ++x)
-                    for (int l = 0; l < lanes; ++l) dst[x * Cout * Cin + l] = Ub[x * kLanes + l];
+                    for (int l = 0; l < lanes; ++l) dst[x * xi_stride + l] = Ub[x * kLanes + l];
             }
         }
     }
