@@ -6,12 +6,16 @@ F(4x4) 1.9e-6 to 2.6e-6, forward and input gradient alike (F(4x4)'s transforms h
 and 1/24, so rounding grows ~20x; still 200x inside the bound).
 """
 
+import json
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import fastconv
 from fastconv import _core
+from fastconv import conv as conv_mod
 from reference import conv2d_input_grad_ref, conv2d_ref, relative_error
 
 BOUND = {"winograd_f2": 1e-5, "winograd_f4": 5e-4}
@@ -157,3 +161,138 @@ def test_kernel_cache_sees_in_place_weight_updates(algo, rng):
     y2 = np.full((2, 5, p.P, p.Q), np.nan, np.float32)
     _core.conv2d_forward(algo, p, x, w.copy(), b, y2)  # same content, another pointer
     assert relative_error(y2, conv2d_ref(x, w, b, padding=(1, 1))) <= BOUND[algo]
+
+
+# ---- Python API: registry, validity, autotune ------------------------------------------------
+
+WINOGRAD = {"winograd", "winograd_f2", "winograd_f4"}
+
+
+def test_conv_algorithms_lists_winograd_only_where_valid():
+    x_shape = (2, 4, 12, 12)
+    for pass_ in ("forward", "input"):
+        assert WINOGRAD <= set(fastconv.conv_algorithms(x_shape, (6, 4, 3, 3), padding=1, pass_=pass_))
+    assert not WINOGRAD & set(fastconv.conv_algorithms(x_shape, (6, 4, 3, 3), pass_="weight"))
+    for w_shape, kw in [
+        ((6, 4, 5, 5), {}),
+        ((6, 4, 3, 3), dict(stride=2)),
+        ((6, 4, 3, 3), dict(dilation=2)),
+        ((6, 2, 3, 3), dict(groups=2)),
+        ((6, 4, 3, 1), {}),
+    ]:
+        for pass_ in conv_mod.PASSES:
+            assert not WINOGRAD & set(fastconv.conv_algorithms(x_shape, w_shape, pass_=pass_, **kw)), (w_shape, kw)
+
+
+def test_explicit_winograd_refuses_with_reason(rng):
+    x = rng.standard_normal((1, 4, 9, 9), dtype=np.float32)
+    with pytest.raises(ValueError, match="'winograd_f4' cannot run.*3x3 kernel, got 5x5"):
+        fastconv.conv2d(x, np.ones((2, 4, 5, 5), np.float32), algo="winograd_f4")
+    with pytest.raises(ValueError, match="'winograd' cannot run.*stride 1"):
+        fastconv.conv2d(x, np.ones((2, 4, 3, 3), np.float32), stride=2, algo="winograd")
+    with pytest.raises(ValueError, match="'winograd' cannot run.*weight pass"):
+        fastconv.grad.conv2d_weight(x, (2, 4, 3, 3), np.ones((1, 2, 7, 7), np.float32), algo="winograd")
+
+
+@pytest.mark.parametrize("algo", sorted(WINOGRAD))
+def test_public_api_matches_reference(algo, rng):
+    x, w, b, _ = _problem(rng, 2, 5, 10, 7, 3, 1)
+    bound = 5e-4 if algo != "winograd_f2" else 1e-5
+    y = fastconv.conv2d(x, w, b, padding="same", algo=algo)
+    assert relative_error(y, conv2d_ref(x, w, b, padding=(1, 1))) <= bound
+    dy = rng.standard_normal(y.shape, dtype=np.float32)
+    dx = fastconv.grad.conv2d_input(x.shape, w, dy, padding=1, algo=algo)
+    assert relative_error(dx, conv2d_input_grad_ref(x.shape, w, dy, padding=(1, 1))) <= bound
+
+
+def test_winograd_family_picks_a_variant():
+    for x_shape, K in [((8, 64, 56, 56), 64), ((8, 256, 14, 14), 256), ((1, 8, 2, 2), 8), ((8, 512, 7, 7), 512)]:
+        plan = conv_mod._plan(x_shape, (K, x_shape[1], 3, 3), 1, 1, 1, 1)
+        assert conv_mod.ALGORITHMS["winograd"].kernel(plan.params) in ("winograd_f2", "winograd_f4")
+
+
+def test_auto_heuristic_uses_winograd_on_vgg_like_layers():
+    plan = conv_mod._plan((8, 64, 56, 56), (64, 64, 3, 3), 1, 1, 1, 1)
+    assert conv_mod.select_algorithm(plan.params, "forward") == "winograd"
+    assert conv_mod.select_algorithm(plan.params, "input") == "winograd"
+    assert conv_mod.select_algorithm(plan.params, "weight") != "winograd"
+
+
+@pytest.fixture
+def autotune_on():
+    saved = fastconv.get_autotune()
+    fastconv.clear_autotune()
+    fastconv.set_autotune(True)
+    yield
+    fastconv.set_autotune(saved)
+    fastconv.clear_autotune()
+
+
+def test_autotune_fills_cache_with_valid_winners(autotune_on, rng, tmp_path):
+    x, w, b, _ = _problem(rng, 2, 8, 12, 12, 8, 1)
+    assert fastconv.autotune_cache() == {}
+    y = fastconv.conv2d(x, w, b, padding=1)
+    assert relative_error(y, conv2d_ref(x, w, b, padding=(1, 1))) <= 5e-4
+    dx = fastconv.grad.conv2d_input(x.shape, w, y, padding=1)
+    assert relative_error(dx, conv2d_input_grad_ref(x.shape, w, y, padding=(1, 1))) <= 5e-4
+    dw = fastconv.grad.conv2d_weight(x, w.shape, y, padding=1)
+    cache = fastconv.autotune_cache()
+    assert len(cache) == 3
+    for key, winner in cache.items():
+        pass_ = key.split()[0]
+        assert winner in fastconv.conv_algorithms(x.shape, w.shape, padding=1, pass_=pass_)
+        assert winner != "winograd"  # the family is raced through its kernels
+        assert f"threads={fastconv.get_num_threads()}" in key and "x=(2, 8, 12, 12)" in key
+    assert dw.shape == w.shape
+    # a second call is served from the cache, and another shape adds an entry
+    fastconv.conv2d(x, w, b, padding=1)
+    assert fastconv.autotune_cache() == cache
+    fastconv.conv2d(x[:1], w, b, padding=1)
+    assert len(fastconv.autotune_cache()) == 4
+
+    path = tmp_path / "tune.json"
+    fastconv.save_autotune(path)
+    fastconv.clear_autotune()
+    assert fastconv.autotune_cache() == {}
+    fastconv.load_autotune(str(path))
+    assert len(fastconv.autotune_cache()) == 4 and cache.items() <= fastconv.autotune_cache().items()
+
+
+def test_autotune_uses_loaded_winner(autotune_on, rng, tmp_path, monkeypatch):
+    """A loaded entry is used as is: nothing is timed again."""
+    x, w, b, _ = _problem(rng, 1, 4, 8, 8, 4, 1)
+    plan = conv_mod._plan(x.shape, w.shape, 1, 1, 1, 1)
+    key = fastconv.autotune.problem_key(plan.params, "forward")
+    path = tmp_path / "tune.json"
+    path.write_text(json.dumps({"format": "fastconv-autotune-1", "entries": {key: "winograd_f2"}}))
+    fastconv.load_autotune(path)
+    calls = []
+    real = _core.conv2d_forward
+    monkeypatch.setattr(_core, "conv2d_forward", lambda name, *a: (calls.append(name), real(name, *a)))
+    fastconv.conv2d(x, w, b, padding=1)
+    assert calls == ["winograd_f2"]
+
+
+def test_load_autotune_rejects_bad_files(autotune_on, tmp_path):
+    bad = [
+        ("not json", "not JSON"),
+        (json.dumps([1, 2]), "not a fastconv autotune file"),
+        (json.dumps({"format": "fastconv-autotune-1", "entries": {"k": "magic"}}), "unknown algorithm 'magic'"),
+        (json.dumps({"format": "fastconv-autotune-1", "entries": {"k": "winograd"}}), "unknown algorithm"),
+    ]
+    for text, message in bad:
+        path = tmp_path / "bad.json"
+        path.write_text(text)
+        with pytest.raises(ValueError, match=message):
+            fastconv.load_autotune(path)
+    assert fastconv.autotune_cache() == {}
+    with pytest.raises(TypeError, match="enabled"):
+        fastconv.set_autotune(1)
+
+
+def test_autotune_off_uses_heuristic(rng):
+    assert not fastconv.get_autotune()
+    x, w, b, _ = _problem(rng, 1, 4, 8, 8, 4, 1)
+    before = fastconv.autotune_cache()
+    fastconv.conv2d(x, w, b, padding=1)
+    assert fastconv.autotune_cache() == before
