@@ -1,0 +1,305 @@
+"""2-D convolution (NCHW, float32, PyTorch semantics): ``fastconv.conv2d``, the algorithm registry,
+``fastconv.conv_algorithms`` and the one function that picks an algorithm for ``algo="auto"``.
+
+Adding an algorithm: compile its kernels into the table in csrc/bindings/bind_conv.cpp, then add
+one entry to ``ALGORITHMS`` below (a function returning None when it can run a problem, or the
+reason it cannot, and the passes it implements), and a branch in ``select_algorithm`` if "auto"
+should ever pick it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from . import _core, autotune
+from ._validation import pair, require_float32, require_int, shape_str
+
+#: The passes an algorithm may implement: forward, input gradient, weight gradient.
+PASSES = ("forward", "input", "weight")
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """A registered convolution algorithm.
+
+    ``check(params)`` returns None when the algorithm can run the problem described by the
+    ``_core.Conv2dParams`` ``params``, else a short reason (shown in the ValueError of an explicit
+    request). ``passes`` lists the passes it implements (a subset of ``PASSES``).
+    """
+
+    name: str
+    check: Callable[[object], str | None]
+    passes: tuple[str, ...] = PASSES
+    doc: str = ""
+    #: For a family name that picks one of several compiled kernels (e.g. "winograd"): a function
+    #: params -> the kernel's name, and the names it may return. None: the name is the kernel.
+    pick: Callable[[object], str] | None = None
+    kernels: tuple[str, ...] = ()
+
+    def kernel(self, params) -> str:
+        """The compiled kernel this algorithm runs for ``params``."""
+        return self.pick(params) if self.pick else self.name
+
+
+def _any(params) -> str | None:
+    return None
+
+
+def _fft_check(params) -> str | None:
+    # Overlap-save tiles compute every output position of a dense kernel: a stride would discard
+    # most of them and a dilated kernel gains nothing from the transform; groups would need
+    # per-group spectra. direct and im2col cover all three.
+    if (params.stride_h, params.stride_w) != (1, 1):
+        return f"needs stride 1, got {(params.stride_h, params.stride_w)}"
+    if (params.dil_h, params.dil_w) != (1, 1):
+        return f"needs dilation 1, got {(params.dil_h, params.dil_w)}"
+    if params.groups != 1:
+        return f"needs groups 1, got {params.groups}"
+    return None
+
+
+def _winograd_check(params) -> str | None:
+    if (params.R, params.S) != (3, 3):
+        return f"Winograd needs a 3x3 kernel, got {params.R}x{params.S}"
+    if (params.stride_h, params.stride_w) != (1, 1):
+        return f"Winograd needs stride 1, got {(params.stride_h, params.stride_w)}"
+    if (params.dil_h, params.dil_w) != (1, 1):
+        return f"Winograd needs dilation 1, got {(params.dil_h, params.dil_w)}"
+    if params.groups != 1:
+        return f"Winograd needs groups 1, got {params.groups}"
+    return None
+
+
+def _winograd_variant(params) -> str:
+    """F(4x4) unless F(2x2) needs clearly fewer multiplications: F(4x4) does 36 per 4x4 tile, F(2x2)
+    16 per 2x2 tile, so F(2x2) only wins on outputs a few pixels wide, where F(4x4)'s tiles are
+    mostly padding, or when F(4x4)'s transformed kernel (36 K C floats) would not stay in cache.
+    2026-11-25_epyc2_winograd.md: F(4x4) wins vgg_3x3 and resnet_3x3 in both passes; F(2x2) wins
+    (8, 512, 7, 7) (F(4x4)'s 38 MB transformed kernel vs 17 MB)."""
+    tiles4 = -(-params.P // 4) * -(-params.Q // 4)
+    tiles2 = -(-params.P // 2) * -(-params.Q // 2)
+    if 36 * tiles4 > 0.8 * 16 * tiles2:
+        return "winograd_f2"
+    if 36 * params.K * params.C * 4 > (24 << 20):
+        return "winograd_f2"
+    return "winograd_f4"
+
+
+#: name -> Algorithm; ``algo=`` accepts these names and "auto".
+ALGORITHMS: dict[str, Algorithm] = {
+    "direct": Algorithm("direct", _any, doc="register-tiled six-deep loop; best for few channels (LeNet)"),
+    "im2col": Algorithm("im2col", _any, doc="unfold + GEMM (no unfold for 1x1 stride 1); best for many channels"),
+    "fft": Algorithm("fft", _fft_check, doc="tiled real 2-D FFT + per-frequency complex GEMM; best for large kernels"),
+    "winograd": Algorithm(
+        "winograd", _winograd_check, ("forward", "input"),
+        doc="F(2x2,3x3) or F(4x4,3x3), whichever _winograd_variant picks", pick=_winograd_variant,
+        kernels=("winograd_f2", "winograd_f4"),
+    ),
+    "winograd_f2": Algorithm(
+        "winograd_f2", _winograd_check, ("forward", "input"),
+        doc="Winograd F(2x2,3x3): 2.25x fewer multiplications, error ~1e-7"),
+    "winograd_f4": Algorithm(
+        "winograd_f4", _winograd_check, ("forward", "input"),
+        doc="Winograd F(4x4,3x3): 4x fewer multiplications, error ~3e-6"),
+}
+
+
+class _Plan(NamedTuple):
+    """A validated problem: the kernel's params and the zeros appended at the bottom/right of the
+    input first (padding="same" with an even dilated kernel puts the odd pad there, as PyTorch)."""
+
+    params: object
+    extra: tuple[int, int]
+
+
+_MAX_ELEMENTS = 1 << 62
+
+
+def _plan(x_shape, w_shape, stride, padding, dilation, groups, x_name="x", w_name="weight") -> _Plan:
+    """Validate everything about a convolution's geometry; raise before anything is allocated."""
+    N, C, H, W = x_shape
+    K, Cw, R, S = w_shape
+    sh, sw = pair(stride, "stride", minimum=1)
+    dh, dw = pair(dilation, "dilation", minimum=1)
+    groups = require_int(groups, "groups", minimum=1)
+    shapes = ", ".join(
+        f"{name}{'' if name.endswith('_shape') else ' shape'} {shape_str(dims)}"
+        for name, dims in ((x_name, x_shape), (w_name, w_shape))
+    )
+    if min(C, H, W) < 1:
+        raise ValueError(f"{x_name}: C, H and W must be positive ({shapes})")
+    if min(K, Cw, R, S) < 1:
+        raise ValueError(f"{w_name}: every size must be positive ({shapes})")
+    if C % groups:
+        raise ValueError(f"groups: {groups} does not divide the {C} input channels ({shapes})")
+    if K % groups:
+        raise ValueError(f"groups: {groups} does not divide the {K} output channels ({shapes})")
+    if Cw * groups != C:
+        raise ValueError(
+            f"{w_name}: expected {C // groups} input channels per group (C={C} / groups={groups}) in dimension 1, "
+            f"got {Cw} ({shapes})"
+        )
+    extra = (0, 0)
+    if isinstance(padding, str):
+        if padding == "valid":
+            ph, pw = 0, 0
+        elif padding == "same":
+            if (sh, sw) != (1, 1):
+                raise ValueError(f"padding: 'same' needs stride 1, got stride {(sh, sw)}")
+            total_h, total_w = dh * (R - 1), dw * (S - 1)
+            ph, pw = total_h // 2, total_w // 2
+            extra = (total_h - 2 * ph, total_w - 2 * pw)
+        else:
+            raise ValueError(f"padding: expected an int, a pair of ints, 'valid' or 'same', got {padding!r}")
+    else:
+        ph, pw = pair(padding, "padding", minimum=0)
+    for what, dims in ((x_name, x_shape), (w_name, w_shape)):
+        if math.prod(dims) >= _MAX_ELEMENTS:
+            raise ValueError(f"{what}: the number of elements overflows 64 bits ({shapes})")
+    Hx, Wx = H + extra[0], W + extra[1]
+    P = (Hx + 2 * ph - dh * (R - 1) - 1) // sh + 1
+    Q = (Wx + 2 * pw - dw * (S - 1) - 1) // sw + 1
+    if P < 1 or Q < 1:
+        raise ValueError(
+            f"{w_name}: the {R}x{S} kernel (dilation {(dh, dw)}) does not fit the {H}x{W} input padded by "
+            f"{(ph, pw)}: output would be {P}x{Q} ({shapes})"
+        )
+    if N * K * P * Q >= _MAX_ELEMENTS:
+        raise ValueError(f"{x_name}: the output size {N}x{K}x{P}x{Q} overflows 64 bits ({shapes})")
+    params = _core.Conv2dParams(N, C, Hx, Wx, K, R, S, sh, sw, ph, pw, dh, dw, groups)
+    return _Plan(params, extra)
+
+
+def _available(params, pass_: str) -> dict[str, str | None]:
+    """Every registered algorithm -> None if it can run this pass of this problem, else why not."""
+    compiled = _core.conv2d_kernels()
+    out = {}
+    for name, algo in ALGORITHMS.items():
+        kernels = algo.kernels or (name,)
+        if any(k not in compiled for k in kernels):
+            out[name] = "not compiled into this build"
+        elif not all(compiled[k][PASSES.index(pass_)] for k in kernels):
+            out[name] = f"has no {pass_} pass"
+        elif pass_ not in algo.passes:
+            out[name] = f"has no {pass_} pass"
+        else:
+            out[name] = algo.check(params)
+    return out
+
+
+def _check_pass(pass_: str) -> str:
+    if pass_ not in PASSES:
+        raise ValueError(f"pass_: expected one of {PASSES}, got {pass_!r}")
+    return pass_
+
+
+def conv_algorithms(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1, *, pass_="forward") -> list[str]:
+    """Names of the algorithms that can run this convolution's ``pass_`` ("forward", "input" or
+    "weight" gradient), in registry order. Raises ValueError for an invalid problem."""
+    from ._validation import require_shape
+
+    plan = _plan(require_shape(x_shape, "x_shape", 4), require_shape(w_shape, "w_shape", 4), stride, padding,
+                 dilation, groups, "x_shape", "w_shape")
+    return [name for name, why in _available(plan.params, _check_pass(pass_)).items() if why is None]
+
+
+def select_algorithm(params, pass_: str) -> str:
+    """The algorithm ``algo="auto"`` runs for one pass of a problem (a ``_core.Conv2dParams``).
+
+    Every rule cites the measurement behind it (benchmarks/results/, 2 threads, AMD EPYC Zen 3).
+    """
+    _check_pass(pass_)
+    cg, kg = params.C // params.groups, params.K // params.groups
+    # 2026-11-25_epyc2_conv.md: with few channels per group the GEMM is too thin to pay for the
+    # unfold; direct wins lenet_c1 and lenet_c2 in every pass.
+    if cg * params.R * params.S <= 160 and kg <= 16:
+        return "direct"
+    # 2026-11-25_epyc2_winograd.md: on 3x3 stride-1 layers with enough channels for the GEMMs to
+    # dominate the tile transforms, Winograd beats im2col in both passes it has.
+    if pass_ != "weight" and _winograd_check(params) is None and cg >= 16 and kg >= 16:
+        return "winograd"
+    return "im2col"
+
+
+def _resolve(plan: _Plan, algo, pass_: str, run: Callable[[str], None] | None = None) -> str:
+    """The compiled kernel to run for ``algo`` ("auto" or a registered name) on this pass.
+
+    With autotuning on (``fastconv.set_autotune``) and ``run`` given (``run(kernel)`` computes the
+    pass with that kernel), "auto" times every valid algorithm once per problem and caches the winner.
+    """
+    if not isinstance(algo, str):
+        raise TypeError(f"algo: expected a string, got {type(algo).__name__}")
+    if algo == "auto":
+        if run is not None and autotune.get_autotune():
+            return autotune.choose(plan.params, pass_, _tunable(plan.params, pass_), run)
+        return ALGORITHMS[select_algorithm(plan.params, pass_)].kernel(plan.params)
+    if algo not in ALGORITHMS:
+        raise ValueError(f"algo: unknown algorithm {algo!r}; expected 'auto' or one of {sorted(ALGORITHMS)}")
+    why = _available(plan.params, pass_)[algo]
+    if why is not None:
+        raise ValueError(f"algo: {algo!r} cannot run this convolution ({pass_} pass): {why}")
+    return ALGORITHMS[algo].kernel(plan.params)
+
+
+def _tunable(params, pass_: str) -> list[str]:
+    """The distinct compiled kernels the autotuner races for one pass (family names such as
+    "winograd" are left out: their kernels are raced under their own names)."""
+    return [name for name, why in _available(params, pass_).items() if why is None and not ALGORITHMS[name].pick]
+
+
+#: Kernels whose transforms mix neighbouring values (FFT, Winograd): a NaN or Inf in an input tile
+#: would spread to every output of that tile (and Inf * 0 makes NaN), so on non-finite inputs they
+#: hand over to im2col, which puts NaN/Inf exactly where the definition does.
+_TILE_TRANSFORM_KERNELS = frozenset({"fft", "winograd_f2", "winograd_f4"})
+
+
+def nonfinite_safe(kernel: str, *arrays: np.ndarray) -> str:
+    """``kernel``, or "im2col" when ``kernel`` is a tile transform and an input holds NaN or Inf.
+
+    One float32 sum per array (memory-bound, a few % of a convolution); a sum that overflows to
+    Inf on finite data only costs the faster algorithm, never correctness."""
+    if kernel in _TILE_TRANSFORM_KERNELS and not all(np.isfinite(a.sum()) for a in arrays):
+        return "im2col"
+    return kernel
+
+
+def _pad_extra(x: np.ndarray, extra: tuple[int, int]) -> np.ndarray:
+    if extra == (0, 0):
+        return np.ascontiguousarray(x)
+    return np.pad(x, ((0, 0), (0, 0), (0, extra[0]), (0, extra[1])))
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo="auto") -> np.ndarray:
+    """2-D cross-correlation of ``x`` (N, C, H, W) with ``weight`` (K, C // groups, R, S), plus
+    ``bias`` (K,), as ``torch.nn.functional.conv2d``; returns a new (N, K, P, Q) float32 array.
+
+    stride, dilation: int or (h, w) pair, >= 1. padding: int or pair (>= 0), "valid" (0) or "same"
+    (stride 1 only; an odd total pad puts the extra row/column at the bottom/right, as PyTorch).
+    groups: splits C and K into that many independent convolutions (groups == C: depthwise).
+    algo: "auto" (see ``select_algorithm``) or one of ``conv_algorithms(...)``.
+    Raises TypeError for non-float32 arrays and ValueError naming the bad argument.
+    """
+    x = require_float32(x, "x", ndim=4)
+    weight = require_float32(weight, "weight", ndim=4)
+    plan = _plan(x.shape, weight.shape, stride, padding, dilation, groups)
+    p = plan.params
+    if bias is not None:
+        bias = require_float32(bias, "bias", ndim=1)
+        if bias.shape != (p.K,):
+            raise ValueError(f"bias: expected shape ({p.K},) for weight shape {shape_str(weight.shape)}, got {shape_str(bias.shape)}")
+        bias = np.ascontiguousarray(bias)
+    name = _resolve(plan, algo, "forward")
+    out = np.empty((p.N, p.K, p.P, p.Q), dtype=np.float32)
+    if p.N == 0:
+        return out
+    x, weight = _pad_extra(x, plan.extra), np.ascontiguousarray(weight)
+
+    def run(kernel):
+        _core.conv2d_forward(nonfinite_safe(kernel, x, weight), p, x, weight, bias, out)
+
+    run(_resolve(plan, algo, "forward", run) if algo == "auto" else name)
+    return out
