@@ -259,12 +259,14 @@ struct ForwardPacking {
                     std::memset(d + p.pad_w + n, 0, sizeof(float) * (ld - p.pad_w - n));
                     continue;
                 }
-                for (int64_t f = 0; f < sw; ++f) {
+                for (int64_t f = 0; f < sw; ++f) {  // phase f: dp[i] = srow[i*sw + f - pw] inside the row
                     float* dp = d + f * phase_width;
-                    for (int64_t i = 0; i < phase_width; ++i) {
-                        const int64_t col = i * sw + f - p.pad_w;
-                        dp[i] = (col >= 0 && col < p.W) ? srow[col] : 0.0f;
-                    }
+                    const int64_t lo = std::min(phase_width, f >= p.pad_w ? 0 : ceil_div(p.pad_w - f, sw));
+                    const int64_t hi = std::max(lo, std::min(phase_width, ceil_div(p.W + p.pad_w - f, sw)));
+                    std::fill(dp, dp + lo, 0.0f);
+                    const float* sp = srow + lo * sw + f - p.pad_w;
+                    for (int64_t i = lo; i < hi; ++i, sp += sw) dp[i] = *sp;
+                    std::fill(dp + hi, dp + phase_width, 0.0f);
                 }
             }
         }
