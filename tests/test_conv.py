@@ -70,6 +70,8 @@ CASES = [
     (2, 6, 7, 7, 6, 3, 3, 1, 1, 1, 6),  # depthwise
     (2, 8, 9, 9, 16, 1, 1, 1, 0, 1, 1),  # 1x1: pure GEMM path
     (2, 8, 9, 9, 4, 1, 1, 2, 0, 1, 1),  # 1x1 strided: unfold path
+    (1, 1024, 24, 24, 3, 1, 1, 1, 0, 1, 1),  # 1x1 with many channels: GEMM in column blocks (forward)
+    (1, 3, 24, 24, 1024, 1, 1, 1, 0, 1, 1),  # ... (input gradient)
     (2, 3, 5, 5, 2, 5, 5, 1, 0, 1, 1),  # kernel == input
     (1, 2, 1, 1, 3, 1, 1, 1, 0, 1, 1),  # 1x1 image
     (3, 2, 6, 6, 3, 2, 2, 5, 0, 1, 1),  # stride > kernel

@@ -173,13 +173,16 @@ void conv2d_im2col_forward(const Conv2dParams& p, const float* x, const float* w
     const int64_t P = ch.P, Q = ch.Q, PQ = P * Q, CRS = ch.CRS;
     const bool pointwise = is_pointwise(p);
     over_images(p, ch, [&](int, int64_t n0, int64_t n1) {
-        if (pointwise) {
+        if (pointwise) {  // column blocks of X[n] no bigger than a preferred chunk
+            const int64_t block = std::max<int64_t>(64, kTargetChunkBytes / (Cg * int64_t(sizeof(float))));
             for (int64_t n = n0; n < n1; ++n)
-                for (int64_t g = 0; g < G; ++g) {
-                    float* yg = y + (n * p.K + g * Kg) * PQ;
-                    gemm(Kg, PQ, Cg, w + g * Kg * Cg, Cg, 1, x + (n * p.C + g * Cg) * PQ, PQ, 1, yg, PQ, 0.0f);
-                    add_bias(bias, g * Kg, Kg, PQ, yg, PQ);
-                }
+                for (int64_t g = 0; g < G; ++g)
+                    for (int64_t j0 = 0; j0 < PQ; j0 += block) {
+                        const int64_t cols = std::min(block, PQ - j0);
+                        float* yg = y + (n * p.K + g * Kg) * PQ + j0;
+                        gemm(Kg, cols, Cg, w + g * Kg * Cg, Cg, 1, x + (n * p.C + g * Cg) * PQ + j0, PQ, 1, yg, PQ, 0.0f);
+                        add_bias(bias, g * Kg, Kg, cols, yg, PQ);
+                    }
             return;
         }
         float* cols = thread_scratch(0, size_t(CRS * ch.rows * Q));
@@ -217,10 +220,12 @@ void conv2d_im2col_backward_input(const Conv2dParams& p, const float* dy, const 
     const bool pointwise = is_pointwise(p);
     over_images(p, ch, [&](int, int64_t n0, int64_t n1) {
         if (pointwise) {
+            const int64_t block = std::max<int64_t>(64, kTargetChunkBytes / (Kg * int64_t(sizeof(float))));
             for (int64_t n = n0; n < n1; ++n)
                 for (int64_t g = 0; g < G; ++g)
-                    gemm(Cg, PQ, Kg, w + g * Kg * Cg, 1, Cg, dy + (n * p.K + g * Kg) * PQ, PQ, 1,
-                         dx + (n * p.C + g * Cg) * HW, HW, 0.0f);
+                    for (int64_t j0 = 0; j0 < PQ; j0 += block)
+                        gemm(Cg, std::min(block, PQ - j0), Kg, w + g * Kg * Cg, 1, Cg, dy + (n * p.K + g * Kg) * PQ + j0,
+                             PQ, 1, dx + (n * p.C + g * Cg) * HW + j0, HW, 0.0f);
             return;
         }
         if (ch.parallel_images)
