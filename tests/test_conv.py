@@ -219,6 +219,19 @@ def test_workspace_limit_chunks(rng, threads):
         fastconv.set_workspace_limit(saved)
 
 
+def test_direct_weight_grad_under_small_limit(rng):
+    """direct's weight gradient switches to one partial per weight when 8 would pass the limit."""
+    saved = fastconv.get_workspace_limit()
+    try:
+        fastconv.set_workspace_limit(1 << 20)
+        x, w, _ = make_problem(rng, 2, 64, 5, 6, 64, 3, 3)  # 36864 weights x 8 x 4 B > 1 MiB
+        dy = rng.standard_normal((2, 64, 3, 4), dtype=np.float32)
+        dw = fastconv.grad.conv2d_weight(x, w.shape, dy, algo="direct")
+        assert relative_error(dw, conv2d_weight_grad_ref(x, w.shape, dy)) <= 1e-5
+    finally:
+        fastconv.set_workspace_limit(saved)
+
+
 def test_non_contiguous_inputs_are_not_modified(rng):
     base = rng.standard_normal((2, 8, 12, 10), dtype=np.float32)
     x = base[:, ::2, :, ::-1]  # strided and reversed view

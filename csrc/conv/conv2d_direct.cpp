@@ -513,7 +513,12 @@ namespace {
 
 // Weight gradient with channel-vector tiles: grad_output transposed per image to [position][channel]
 // so 8 channels load as one vector; per-thread partials acc[g][c][tap][channel] are added at the end.
-void direct_weight_grad_kvec(const Conv2dParams& p, const ReduceShape& shape, const float* x, const float* dy, float* dw) {
+void direct_weight_grad_kvec(const Conv2dParams& p, ReduceShape shape, const float* x, const float* dy, float* dw) {
+    if (!shape.kvec) {
+        shape = ReduceShape{};
+        shape.kvec = true, shape.KV = 2, shape.TB = 6;
+        if (use_avx2()) shape.kvec_avx2 = direct::kvec_reduce_avx2(shape.KV, shape.TB);
+    }
     const int64_t P = p.P(), Q = p.Q(), G = p.groups, Cg = p.C_per_group(), Kg = p.K_per_group(), RS = p.R * p.S;
     const int64_t KB = 8 * shape.KV, TB = shape.TB, ldk = ceil_div(Kg, KB) * KB, PQ = P * Q;
     const ForwardPacking pk(p, Q);
@@ -580,7 +585,10 @@ void conv2d_direct_backward_weight(const Conv2dParams& p, const float* x, const 
         return;
     }
     const ReduceShape shape = choose_reduce_shape(Kg, P, Q, RS);
-    if (shape.kvec) {
+    // Width tiles keep 8 partial sums per weight and thread; past the workspace limit use the
+    // channel-vector tiles, whose partials are one float per weight.
+    const bool too_big = wn * 8 * int64_t(sizeof(float)) > get_workspace_limit();
+    if (shape.kvec || too_big) {
         direct_weight_grad_kvec(p, shape, x, dy, dw);
         return;
     }
