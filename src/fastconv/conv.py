@@ -207,22 +207,46 @@ def conv_algorithms(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1,
     return [name for name, why in _available(plan.params, _check_pass(pass_)).items() if why is None]
 
 
-def select_algorithm(params, pass_: str) -> str:
-    """The algorithm ``algo="auto"`` runs for one pass of a problem (a ``_core.Conv2dParams``).
+def _pointwise(p) -> bool:
+    return (p.R, p.S, p.stride_h, p.stride_w, p.pad_h, p.pad_w) == (1, 1, 1, 1, 0, 0)
 
-    Every rule cites the measurement behind it (benchmarks/results/, 2 threads, AMD EPYC Zen 3).
+
+def select_algorithm(params, pass_: str) -> str:
+    """The algorithm ``algo="auto"`` runs for one pass ("forward", "input", "weight") of a problem
+    (a ``_core.Conv2dParams``). Rules are checked in order; each cites its measurement.
+
+    Measurements: benchmarks/results/2026-11-25_epyc2c_conv.md (ours vs torch per shape, pass and
+    algorithm, same run). Algorithms other helpers register (fft, winograd) get their branches
+    here, above the direct/im2col fallbacks, each with its own citation.
     """
     _check_pass(pass_)
-    cg, kg = params.C // params.groups, params.K // params.groups
-    # 2026-11-25_epyc2_conv.md: with few channels per group the GEMM is too thin to pay for the
-    # unfold; direct wins lenet_c1 and lenet_c2 in every pass.
-    if cg * params.R * params.S <= 160 and kg <= 16:
-        return "direct"
+    p = params
+    cg, kg = p.C // p.groups, p.K // p.groups
+    # resnet_1x1: a 1x1 stride-1 convolution is one GEMM per image without any unfold; im2col beats
+    # direct in every pass there (fwd, input and weight gradient).
+    if _pointwise(p):
+        return "im2col"
     # 2026-11-25_epyc2_winograd.md: on 3x3 stride-1 layers with enough channels for the GEMMs to
     # dominate the tile transforms, Winograd beats im2col in both passes it has.
-    if pass_ != "weight" and _winograd_check(params) is None and cg >= 16 and kg >= 16:
+    if pass_ != "weight" and _winograd_check(p) is None and cg >= 16 and kg >= 16:
         return "winograd"
-    return "im2col"
+    if pass_ == "forward":
+        # lenet_c1, lenet_c2, alexnet_c1, big_kernel, stride2 (and vgg_3x3, resnet_3x3 without
+        # Winograd): the register-tiled direct loop beats unfold + GEMM (the unfold's memory
+        # traffic and the thin GEMMs cost more).
+        return "direct"
+    if pass_ == "input":
+        # alexnet_c1, stride2: strided layers; 64+ output channels make W^T @ dY a well-shaped GEMM
+        # (vgg_3x3, resnet_3x3 without Winograd). Few channels at stride 1 (lenet_c1, lenet_c2,
+        # big_kernel): direct.
+        if p.stride_h > 1 or p.stride_w > 1 or kg >= 64:
+            return "im2col"
+        return "direct"
+    # weight gradient: resnet_3x3, stride2 (128+ input channels per group) favour the GEMM; lenet_c1,
+    # lenet_c2, alexnet_c1, vgg_3x3 and big_kernel the direct reduction.
+    if cg >= 128:
+        return "im2col"
+    return "direct"
 
 
 def _resolve(plan: _Plan, algo, pass_: str, run: Callable[[str], None] | None = None) -> str:
