@@ -35,59 +35,51 @@ static inline void transpose8(__m256* r) {
 }
 #endif
 
-// out[x][l] = line_l[x] for x < n: 8 rows -> lane layout.
-static inline void lines_to_lanes(const float* const* line, int n, float* out) {
-    int x = 0;
-#ifdef __AVX2__
-    for (; x + 8 <= n; x += 8) {
-        __m256 r[8];
-        for (int l = 0; l < 8; ++l) r[l] = _mm256_loadu_ps(line[l] + x);
-        transpose8(r);
-        for (int j = 0; j < 8; ++j) _mm256_storeu_ps(out + (x + j) * L, r[j]);
-    }
-#endif
-    for (; x < n; ++x)
-        for (int l = 0; l < L; ++l) out[x * L + l] = line[l][x];
-}
-constexpr int kMaxLine = 1024;  // longest tile row staged through the line buffers
-
 // tile[y][x][l] = plane_l[y0_l + y][x0_l + x] for y < rows, x < cols, inside the plane; else 0.
-// Rows that lie inside the plane are transposed straight from the source; only lanes that cross
-// an edge are staged through a zero-padded line.
+// Eight columns at a time: a block inside a lane's valid range is read straight from the source,
+// one across an edge is staged through a zero-padded 8-float buffer, then the 8 x 8 block is
+// transposed into lane layout.
 static void gather(const float* const* src, const int64_t* y0, const int64_t* x0, int64_t H, int64_t W, int T1,
                    int T2, int rows, int cols, float* tile) {
-    alignas(32) static const float zeros[kMaxLine] = {};
-    alignas(32) float buf[L][kMaxLine];
-    const float* line[L];
+    alignas(32) static const float zeros[8] = {};
+    alignas(32) float stage[L][8];
     for (int y = 0; y < T1; ++y) {
         float* out = tile + size_t(y) * T2 * L;
         if (y >= rows) {
             std::memset(out, 0, size_t(T2) * L * sizeof(float));
             continue;
         }
-        for (int x_start = 0; x_start < T2; x_start += kMaxLine) {
-            const int n = std::min(kMaxLine, T2 - x_start);
+        const float* row[L];
+        int64_t lo[L], hi[L];  // valid columns [lo, hi) of the tile row for each lane
+        for (int l = 0; l < L; ++l) {
+            const int64_t iy = src[l] ? y0[l] + y : -1;
+            const bool inside = iy >= 0 && iy < H;
+            row[l] = inside ? src[l] + iy * W + x0[l] : nullptr;
+            lo[l] = inside ? std::clamp<int64_t>(-x0[l], 0, T2) : 0;
+            hi[l] = inside ? std::clamp<int64_t>(std::min<int64_t>(cols, W - x0[l]), lo[l], T2) : 0;
+        }
+        for (int xb = 0; xb < T2; xb += 8) {
+            const int nb = std::min(8, T2 - xb);
+            const float* p[L];
             for (int l = 0; l < L; ++l) {
-                const int64_t iy = src[l] ? y0[l] + y : -1;
-                if (iy < 0 || iy >= H) {
-                    line[l] = zeros;
-                    continue;
-                }
-                const int64_t lo = std::clamp<int64_t>(-x0[l] - x_start, 0, n);
-                const int64_t hi = std::clamp<int64_t>(std::min<int64_t>(cols, W - x0[l]) - x_start, lo, n);
-                const float* row = src[l] + iy * W + x0[l] + x_start;
-                if (lo == 0 && hi == n) {
-                    line[l] = row;
-                } else if (hi == lo) {
-                    line[l] = zeros;
+                if (xb >= lo[l] && xb + 8 <= hi[l]) {
+                    p[l] = row[l] + xb;
+                } else if (xb + 8 <= lo[l] || xb >= hi[l]) {
+                    p[l] = zeros;
                 } else {
-                    std::memset(buf[l], 0, size_t(lo) * sizeof(float));
-                    std::memcpy(buf[l] + lo, row + lo, size_t(hi - lo) * sizeof(float));
-                    std::memset(buf[l] + hi, 0, size_t(n - hi) * sizeof(float));
-                    line[l] = buf[l];
+                    for (int j = 0; j < 8; ++j) stage[l][j] = xb + j >= lo[l] && xb + j < hi[l] ? row[l][xb + j] : 0.0f;
+                    p[l] = stage[l];
                 }
             }
-            lines_to_lanes(line, n, out + size_t(x_start) * L);
+#ifdef __AVX2__
+            __m256 r[8];
+            for (int l = 0; l < 8; ++l) r[l] = _mm256_loadu_ps(p[l]);
+            transpose8(r);
+            for (int j = 0; j < nb; ++j) _mm256_storeu_ps(out + (xb + j) * L, r[j]);
+#else
+            for (int j = 0; j < nb; ++j)
+                for (int l = 0; l < L; ++l) out[(xb + j) * L + l] = p[l][j];
+#endif
         }
     }
 }
@@ -209,10 +201,12 @@ static inline void wgrad_block(int64_t F, int64_t f, int nb, int K, int CB, int 
     }
 }
 
-static void mac_wgrad(int64_t F, int nb, int K, int CB, const float* X, const float* DY, float* A) {
+// Frequencies [f0, f1) only, so threads can split the frequencies without sharing accumulators.
+static void mac_wgrad(int64_t F, int64_t f0, int64_t f1, int nb, int K, int CB, const float* X, const float* DY,
+                      float* A) {
     constexpr int KB = 6;
     const int KB8 = (K + L - 1) / L;
-    for (int64_t f = 0; f < F; ++f)
+    for (int64_t f = f0; f < f1; ++f)
         for (int cb = 0; cb < CB; ++cb) {
             int k = 0;
             for (; k + KB <= K; k += KB) wgrad_block<KB>(F, f, nb, K, CB, KB8, cb, k, X, DY, A);
