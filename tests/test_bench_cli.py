@@ -47,6 +47,7 @@ def test_quick_one_shape_writes_every_file(tmp_path):
         (["--passes", "fwd,sideways"], "unknown 'sideways'"),
         (["--compare", "matlab"], "unknown 'matlab'"),
         (["--repeat", "0"], "--repeat: must be >= 1"),
+        (["--shapes", "/nonexistent/shapes.csv"], "--shapes:"),
     ],
 )
 def test_argument_errors_are_one_line_exit_2(args, message, capsys):

@@ -58,6 +58,9 @@ def run_kernels(x, kernel, stride, padding, ceil_mode, count_include_pad=True):
     y = nan_filled((p.N, p.C, p.P, p.Q))
     idx = nan_filled((p.N, p.C, p.P, p.Q), np.int64)
     _core.max_pool2d_forward(p, x, y, idx)
+    y_only = nan_filled((p.N, p.C, p.P, p.Q))
+    _core.max_pool2d_forward(p, x, y_only, None)  # the loop without index tracking
+    np.testing.assert_array_equal(y_only, y)
     y_avg = nan_filled((p.N, p.C, p.P, p.Q))
     _core.avg_pool2d_forward(p, x, y_avg)
     return p, y, idx, y_avg
