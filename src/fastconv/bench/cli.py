@@ -63,9 +63,11 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--shape", action="append", type=_shape_arg, metavar="N,C,H,W,K,R,S,stride,pad",
                    help="an extra convolution (repeatable)")
     p.add_argument("--algos", type=_list_arg(algos), default=["auto", *ALGO_FAMILIES], help="default: " + ",".join(["auto", *ALGO_FAMILIES]))
-    p.add_argument("--passes", type=_list_arg(tuple(CONV_PASSES)), default=list(CONV_PASSES))
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument("--compare", type=_list_arg(COMPARE), default=list(COMPARE), help="references to time alongside")
+    p.add_argument("--passes", type=_list_arg(tuple(CONV_PASSES)), default=list(CONV_PASSES),
+                   help="comma-separated subset of " + ",".join(CONV_PASSES) + " (default: all)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="default cpu")
+    p.add_argument("--compare", type=_list_arg(COMPARE), default=list(COMPARE),
+                   help="references to time alongside: torch,scipy (default both; one not installed is skipped)")
     p.add_argument("--sweep", action="append", choices=tuple(suite.SWEEPS), default=[],
                    help="time vs kernel size (always run: the crossover plot), image size or channels")
     p.add_argument("--threads", type=int, help="threads for fastconv and torch (default: fastconv's current setting)")
