@@ -17,7 +17,7 @@ from .suite import Shape
 
 CONV_PASSES = {"fwd": "forward", "bwd_input": "input", "bwd_weight": "weight"}
 ALGO_FAMILIES = ("direct", "im2col", "fft", "winograd")  # what --algos accepts, besides "auto"
-SCIPY_MAX_BYTES = 512 << 20  # scipy's batched FFT convolution materialises N*K*C spectra
+SCIPY_MAX_BYTES = 512 << 20  # scipy's batched FFT convolution materialises N*K*C spectra: cap its memory
 
 
 def tolerance(algo: str) -> float:
@@ -154,7 +154,8 @@ def scipy_conv(shape: Shape, x, w, b):
         return None, "scipy: stride/dilation/groups not supported"
     p = shape.params()
     Hf, Wf = shape.H + 2 * shape.pad + shape.R - 1, shape.W + 2 * shape.pad + shape.S - 1
-    if 8 * shape.N * shape.K * shape.C * Hf * (Wf // 2 + 1) > SCIPY_MAX_BYTES:
+    # complex64 product of the N x K x C spectra, plus about as much again for the inverse transform
+    if 3 * 8 * shape.N * shape.K * shape.C * Hf * (Wf // 2 + 1) > SCIPY_MAX_BYTES:
         return None, "scipy: spectra too large"
     import scipy.signal as signal
 
