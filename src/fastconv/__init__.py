@@ -7,6 +7,7 @@ is present. See README.md for the tour and benchmarks/results/ for measurements.
 from __future__ import annotations
 
 from . import _core, cuda, grad
+from .autotune import autotune_cache, clear_autotune, get_autotune, load_autotune, save_autotune, set_autotune
 from .conv import conv2d, conv_algorithms
 from .gemm import gemm
 from .pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d
@@ -73,6 +74,12 @@ def _cpu_model() -> str:
 __all__ = [
     "conv2d",
     "conv_algorithms",
+    "set_autotune",
+    "get_autotune",
+    "autotune_cache",
+    "clear_autotune",
+    "save_autotune",
+    "load_autotune",
     "grad",
     "gemm",
     "max_pool2d",
