@@ -1,4 +1,4 @@
-"""Command line: python -m fastconv {info,demo} (see --help)."""
+"""Command line: python -m fastconv {info,demo,bench} (see --help)."""
 
 from __future__ import annotations
 
@@ -55,6 +55,9 @@ def main(argv=None) -> int:
     demo = sub.add_parser("demo", help="a GEMM against numpy")
     demo.add_argument("--size", type=int, default=1024)
     demo.set_defaults(func=_cmd_demo)
+    from .bench.cli import register as register_bench
+
+    register_bench(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 
