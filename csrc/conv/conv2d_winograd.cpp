@@ -74,7 +74,7 @@ int64_t tiles_per_block(const WinogradPlan& p, int threads) {
     const int64_t cap = std::max<int64_t>(64, (int64_t(2) << 20) / bytes_per_tile);
     const int64_t tiles = p.tiles();
     const int64_t blocks = round_up((tiles + cap - 1) / cap, threads);
-    return round_up((tiles + blocks - 1) / blocks, kLanes);
+    return round_up((tiles + blocks - 1) / blocks, 2 * kLanes);  // AVX2 transforms take 16 at a time
 }
 
 // Transformed kernels, cached by content: an entry is reused only when the weights are bitwise equal
