@@ -40,4 +40,6 @@ PYBIND11_MODULE(_core, m) {
     fb::bind_common(m);
     fb::bind_gemm(m);
     fb::bind_conv(m);
+    fb::bind_fft(m);
+    fb::bind_pool(m);
 }

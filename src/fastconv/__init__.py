@@ -10,6 +10,7 @@ from . import _core, cuda, grad
 from .autotune import autotune_cache, clear_autotune, get_autotune, load_autotune, save_autotune, set_autotune
 from .conv import conv2d, conv_algorithms
 from .gemm import gemm
+from .pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d
 
 __version__ = _core.build_info()["version"]
 
@@ -81,6 +82,9 @@ __all__ = [
     "load_autotune",
     "grad",
     "gemm",
+    "max_pool2d",
+    "avg_pool2d",
+    "adaptive_avg_pool2d",
     "cuda",
     "get_num_threads",
     "set_num_threads",

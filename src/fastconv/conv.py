@@ -49,6 +49,19 @@ def _any(params) -> str | None:
     return None
 
 
+def _fft_check(params) -> str | None:
+    # Overlap-save tiles compute every output position of a dense kernel: a stride would discard
+    # most of them and a dilated kernel gains nothing from the transform; groups would need
+    # per-group spectra. direct and im2col cover all three.
+    if (params.stride_h, params.stride_w) != (1, 1):
+        return f"needs stride 1, got {(params.stride_h, params.stride_w)}"
+    if (params.dil_h, params.dil_w) != (1, 1):
+        return f"needs dilation 1, got {(params.dil_h, params.dil_w)}"
+    if params.groups != 1:
+        return f"needs groups 1, got {params.groups}"
+    return None
+
+
 def _winograd_check(params) -> str | None:
     if (params.R, params.S) != (3, 3):
         return f"Winograd needs a 3x3 kernel, got {params.R}x{params.S}"
@@ -95,6 +108,7 @@ def _winograd_pays(params) -> bool:
 ALGORITHMS: dict[str, Algorithm] = {
     "direct": Algorithm("direct", _any, doc="register-tiled six-deep loop; best for few channels (LeNet)"),
     "im2col": Algorithm("im2col", _any, doc="unfold + GEMM (no unfold for 1x1 stride 1); best for many channels"),
+    "fft": Algorithm("fft", _fft_check, doc="tiled real 2-D FFT + per-frequency complex GEMM; best for large kernels"),
     "winograd": Algorithm(
         "winograd", _winograd_check, ("forward", "input"),
         doc="F(2x2,3x3) or F(4x4,3x3), whichever _winograd_variant picks", pick=_winograd_variant,
@@ -254,6 +268,22 @@ def _tunable(params, pass_: str) -> list[str]:
     return [name for name, why in _available(params, pass_).items() if why is None and not ALGORITHMS[name].pick]
 
 
+#: Kernels whose transforms mix neighbouring values (FFT, Winograd): a NaN or Inf in an input tile
+#: would spread to every output of that tile (and Inf * 0 makes NaN), so on non-finite inputs they
+#: hand over to im2col, which puts NaN/Inf exactly where the definition does.
+_TILE_TRANSFORM_KERNELS = frozenset({"fft", "winograd_f2", "winograd_f4"})
+
+
+def nonfinite_safe(kernel: str, *arrays: np.ndarray) -> str:
+    """``kernel``, or "im2col" when ``kernel`` is a tile transform and an input holds NaN or Inf.
+
+    One float32 sum per array (memory-bound, a few % of a convolution); a sum that overflows to
+    Inf on finite data only costs the faster algorithm, never correctness."""
+    if kernel in _TILE_TRANSFORM_KERNELS and not all(np.isfinite(a.sum()) for a in arrays):
+        return "im2col"
+    return kernel
+
+
 def _pad_extra(x: np.ndarray, extra: tuple[int, int]) -> np.ndarray:
     if extra == (0, 0):
         return np.ascontiguousarray(x)
@@ -286,7 +316,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo
     x, weight = _pad_extra(x, plan.extra), np.ascontiguousarray(weight)
 
     def run(kernel):
-        _core.conv2d_forward(kernel, p, x, weight, bias, out)
+        _core.conv2d_forward(nonfinite_safe(kernel, x, weight), p, x, weight, bias, out)
 
     run(_resolve(plan, algo, "forward", run) if algo == "auto" else name)
     return out
