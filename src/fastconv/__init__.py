@@ -9,6 +9,11 @@ from __future__ import annotations
 from . import _core, cuda
 from .gemm import gemm
 
+from . import nn, optim, data, models  # noqa: E402  (the Python layer; needs the kernels above)
+from .autograd import Tensor, tensor, no_grad, is_grad_enabled, cat  # noqa: E402
+from .nn.init import manual_seed  # noqa: E402
+from .serialization import save, load  # noqa: E402
+
 __version__ = _core.build_info()["version"]
 
 
@@ -77,4 +82,16 @@ __all__ = [
     "set_workspace_limit",
     "info",
     "__version__",
+    "Tensor",
+    "tensor",
+    "no_grad",
+    "is_grad_enabled",
+    "cat",
+    "manual_seed",
+    "save",
+    "load",
+    "nn",
+    "optim",
+    "data",
+    "models",
 ]
