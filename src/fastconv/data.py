@@ -107,6 +107,7 @@ _DATASETS = {
         },
         "system_dir": "/usr/share/datasets/fashion-mnist",
         "debian_package": "dataset-fashion-mnist",
+        "mean_std": (0.2860, 0.3530),
         "classes": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                     "Ankle boot"],
     },
@@ -120,6 +121,7 @@ _DATASETS = {
         },
         "system_dir": "/usr/share/datasets/mnist",
         "debian_package": None,
+        "mean_std": (0.1307, 0.3081),
         "classes": [str(i) for i in range(10)],
     },
 }
@@ -198,9 +200,11 @@ def _locate(name: str, stem: str, root, download: bool) -> Path:
     return _download(name, stem, Path(root) if root is not None else cache_dir() / name)
 
 
-def load_idx_dataset(name: str, split: str = "train", root=None, download: bool = True) -> ArrayDataset:
+def load_idx_dataset(name: str, split: str = "train", root=None, download: bool = True,
+                     normalize: bool = False) -> ArrayDataset:
     """Load the `split` ("train" or "test") of dataset `name` ("fashion-mnist" or "mnist") as
-    float32 images (N, 1, 28, 28) scaled to [0, 1] and int64 labels."""
+    float32 images (N, 1, 28, 28) scaled to [0, 1] and int64 labels. With `normalize`, images are
+    standardised with the training set's published pixel mean and standard deviation."""
     if name not in _DATASETS:
         raise ValueError(f"dataset: expected one of {sorted(_DATASETS)}, got {name!r}")
     if split not in _SPLIT_FILES:
@@ -216,17 +220,21 @@ def load_idx_dataset(name: str, split: str = "train", root=None, download: bool 
         raise ValueError(f"{label_path}: expected {len(images)} labels to match {image_path}, got dimensions {labels.shape}")
     x = images[:, None].astype(np.float32)
     x *= np.float32(1 / 255)
+    if normalize:
+        mean, std = _DATASETS[name]["mean_std"]
+        x -= np.float32(mean)
+        x *= np.float32(1 / std)
     return ArrayDataset(x, labels.astype(np.int64), _DATASETS[name]["classes"])
 
 
-def fashion_mnist(split: str = "train", root=None, download: bool = True) -> ArrayDataset:
+def fashion_mnist(split: str = "train", root=None, download: bool = True, normalize: bool = False) -> ArrayDataset:
     """Fashion-MNIST (Xiao et al. 2017): 60,000 train / 10,000 test 28x28 images, 10 classes."""
-    return load_idx_dataset("fashion-mnist", split, root, download)
+    return load_idx_dataset("fashion-mnist", split, root, download, normalize)
 
 
-def mnist(split: str = "train", root=None, download: bool = True) -> ArrayDataset:
+def mnist(split: str = "train", root=None, download: bool = True, normalize: bool = False) -> ArrayDataset:
     """MNIST handwritten digits: 60,000 train / 10,000 test 28x28 images, 10 classes."""
-    return load_idx_dataset("mnist", split, root, download)
+    return load_idx_dataset("mnist", split, root, download, normalize)
 
 
 # ---- batching ---------------------------------------------------------------------------------------------
