@@ -273,3 +273,32 @@ def test_module_needs_init_call():
 
     with pytest.raises(AttributeError, match="super"):
         Bad()
+
+
+@pytest.mark.parametrize("fn", [F.relu, F.sigmoid], ids=["relu", "sigmoid"])
+def test_fused_float32_activations_match_float64(rng, fn):
+    # 3 * 5 * 67 * 71 elements: above the threading threshold and not a multiple of the chunk size.
+    x64 = away_from_zero(rng, (3, 5, 67, 71)) * 4
+    g = rng.standard_normal(x64.shape)
+    x32 = Tensor(x64.astype(np.float32), requires_grad=True)
+    x64 = Tensor(x64, requires_grad=True)
+    y32, y64 = fn(x32), fn(x64)
+    y32.backward(g.astype(np.float32))
+    y64.backward(g)
+    assert y32.dtype == np.float32
+    np.testing.assert_allclose(y32.numpy(), y64.numpy(), rtol=1e-6, atol=1e-7)
+    # sigmoid's y * (1 - y) cancels in float32 where y is near 1: an absolute bound, scaled to |grad| <= 0.25 |g|.
+    np.testing.assert_allclose(x32.grad, x64.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_fused_relu_keeps_nan():
+    y = F.relu(Tensor(np.array([np.nan, -1.0, 2.0], np.float32))).numpy()
+    assert np.isnan(y[0]) and y[1] == 0 and y[2] == 2
+
+
+def test_conv_bias_gradient_kernel(rng):
+    g = rng.standard_normal((5, 7, 13, 11)).astype(np.float32)
+    db = F._bias_grad(g)
+    assert db.dtype == np.float32 and db.shape == (7,)
+    np.testing.assert_allclose(db, g.astype(np.float64).sum(axis=(0, 2, 3)), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(F._bias_grad(g[:, :, ::2]), g[:, :, ::2].sum(axis=(0, 2, 3)), rtol=1e-5, atol=1e-4)

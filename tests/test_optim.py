@@ -115,3 +115,23 @@ def test_step_lr_and_cosine():
         cos.step()
     want = [0.02 + 0.18 * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(5)]
     np.testing.assert_allclose(got, want)
+
+
+@pytest.mark.parametrize("make", [
+    lambda ps: optim.SGD(ps, lr=0.1),
+    lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, dampening=0.1, weight_decay=0.01),
+    lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
+    lambda ps: optim.Adam(ps, lr=0.01, weight_decay=0.01),
+    lambda ps: optim.AdamW(ps, lr=0.01, weight_decay=0.1),
+])
+def test_fused_float32_kernels_match_float64_formulas(rng, make):
+    # Float32 parameters go through the fused C++ updates, float64 through numpy: same rule.
+    w0 = rng.standard_normal(40000)  # large enough to be split across threads
+    grads = [rng.standard_normal(w0.size) for _ in range(3)]
+    p32, p64 = Parameter(w0.astype(np.float32)), Parameter(w0.copy())
+    o32, o64 = make([p32]), make([p64])
+    for g in grads:
+        p32.grad, p64.grad = g.astype(np.float32), g.copy()
+        o32.step()
+        o64.step()
+    np.testing.assert_allclose(p32.data, p64.data, rtol=1e-5, atol=1e-6)

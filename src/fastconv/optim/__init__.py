@@ -1,8 +1,8 @@
 """Optimizers (SGD with momentum/Nesterov/weight decay, Adam, AdamW) updating parameters in place.
 
 Formulas follow PyTorch's documentation exactly, so the same hyper-parameters mean the same thing.
-Updates are in-place numpy operations on each parameter: no per-step allocation of parameter-sized
-arrays beyond one scratch buffer per parameter.
+Float32 parameters are updated in place by one fused C++ call each (csrc/nn/nn_ops.cpp); other
+dtypes (float64 in tests) by the same formulas in numpy.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from .. import _core
 from .._validation import require_finite
 from ..nn.modules import Parameter
 from . import lr_scheduler
@@ -51,6 +52,11 @@ def _check_lr(lr, name="lr"):
     return lr
 
 
+def _fused(w, g) -> bool:
+    return (isinstance(w, np.ndarray) and w.dtype == np.float32 and w.flags.c_contiguous and w.flags.writeable
+            and isinstance(g, np.ndarray) and g.dtype == np.float32 and g.flags.c_contiguous and g.shape == w.shape)
+
+
 class SGD(Optimizer):
     """Stochastic gradient descent: d = g + wd * p; buf = momentum * buf + (1 - dampening) * d
     (buf = d on the first step); d = d + momentum * buf if nesterov else buf; p -= lr * d."""
@@ -70,6 +76,13 @@ class SGD(Optimizer):
                 if p.grad is None:
                     continue
                 w, g = p.data, p.grad
+                if _fused(w, g):
+                    state = self.state.get(id(p))
+                    first = state is None
+                    if first:
+                        state = self.state[id(p)] = {"momentum_buffer": np.empty_like(w)}
+                    _core.sgd_step(w, g, state["momentum_buffer"], lr, mom, damp, wd, nesterov, first)
+                    continue
                 if wd:
                     g = g + w.dtype.type(wd) * w
                 if mom:
@@ -106,16 +119,20 @@ class Adam(Optimizer):
                 w, g = p.data, p.grad
                 state = self.state.get(id(p))
                 if state is None:
-                    state = self.state[id(p)] = {"step": 0, "exp_avg": np.zeros_like(w), "exp_avg_sq": np.zeros_like(w),
-                                                 "scratch": np.empty_like(w)}
+                    state = self.state[id(p)] = {"step": 0, "exp_avg": np.zeros_like(w), "exp_avg_sq": np.zeros_like(w)}
                 state["step"] += 1
                 t = state["step"]
+                if _fused(w, g):
+                    _core.adam_step(w, g, state["exp_avg"], state["exp_avg_sq"], lr, b1, b2, eps, wd, self.decoupled,
+                                    1 - b1**t, 1 - b2**t)
+                    continue
                 if wd:
                     if self.decoupled:
                         w *= w.dtype.type(1 - lr * wd)
                     else:
                         g = g + w.dtype.type(wd) * w
-                m, v, tmp = state["exp_avg"], state["exp_avg_sq"], state["scratch"]
+                m, v = state["exp_avg"], state["exp_avg_sq"]
+                tmp = np.empty_like(w)
                 m *= b1
                 m += (1 - b1) * g
                 v *= b2
