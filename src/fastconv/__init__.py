@@ -7,8 +7,10 @@ is present. See README.md for the tour and benchmarks/results/ for measurements.
 from __future__ import annotations
 
 from . import _core, cuda, grad
+from .autotune import autotune_cache, clear_autotune, get_autotune, load_autotune, save_autotune, set_autotune
 from .conv import conv2d, conv_algorithms
 from .gemm import gemm
+from .pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d
 
 from . import nn, optim, data, models  # noqa: E402  (the Python layer; needs the kernels above)
 from .autograd import Tensor, tensor, no_grad, is_grad_enabled, cat  # noqa: E402
@@ -77,8 +79,17 @@ def _cpu_model() -> str:
 __all__ = [
     "conv2d",
     "conv_algorithms",
+    "set_autotune",
+    "get_autotune",
+    "autotune_cache",
+    "clear_autotune",
+    "save_autotune",
+    "load_autotune",
     "grad",
     "gemm",
+    "max_pool2d",
+    "avg_pool2d",
+    "adaptive_avg_pool2d",
     "cuda",
     "get_num_threads",
     "set_num_threads",
