@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from . import _core, cuda
 from .gemm import gemm
+from .kmax import kmax_pool
 
 __version__ = _core.build_info()["version"]
 
@@ -70,6 +71,7 @@ def _cpu_model() -> str:
 
 __all__ = [
     "gemm",
+    "kmax_pool",
     "cuda",
     "get_num_threads",
     "set_num_threads",
