@@ -7,6 +7,8 @@ is present. See README.md for the tour and benchmarks/results/ for measurements.
 from __future__ import annotations
 
 from . import _core, cuda
+from . import filters
+from .conv1d import conv1d
 from .gemm import gemm
 from .kmax import kmax_pool
 
@@ -71,6 +73,8 @@ def _cpu_model() -> str:
 
 __all__ = [
     "gemm",
+    "conv1d",
+    "filters",
     "kmax_pool",
     "cuda",
     "get_num_threads",
