@@ -55,6 +55,9 @@ def main(argv=None) -> int:
     demo = sub.add_parser("demo", help="a GEMM against numpy")
     demo.add_argument("--size", type=int, default=1024)
     demo.set_defaults(func=_cmd_demo)
+    from ._viz_cli import add_parser as add_viz_parser  # viz filters|activations|edges
+
+    add_viz_parser(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 
