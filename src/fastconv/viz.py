@@ -98,9 +98,10 @@ def _grid(n: int, max_cols: int = 8) -> tuple[int, int]:
     return math.ceil(n / cols), cols
 
 
-def show_feature_maps(maps, titles=None, title=None, image=None, save=None):
+def show_feature_maps(maps, titles=None, title=None, image=None, shared_scale: bool = False, save=None):
     """Every channel of maps (C, H, W) as a gray image, optionally preceded by the input image.
-    The building block of `show_activation_maps` and of the edge walk-through."""
+    shared_scale: one gray scale for all maps (to compare intensities) instead of one per map.
+    The building block of `show_activation_maps` and of the examples."""
     m = _numpy(maps, "maps").astype(np.float64)
     if m.ndim == 2:
         m = m[None]
@@ -114,8 +115,9 @@ def show_feature_maps(maps, titles=None, title=None, image=None, save=None):
     axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat:
         ax.set_axis_off()
+    scale = dict(vmin=m.min(), vmax=m.max()) if shared_scale else {}
     for ax, (name, img) in zip(axes.flat, panels):
-        ax.imshow(img, cmap="gray", interpolation="nearest")
+        ax.imshow(img, cmap="gray", interpolation="nearest", **scale)
         ax.set_title(name, fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
