@@ -153,3 +153,30 @@ def test_bad_input():
         kmax_pool_backward(np.zeros((2, 2), np.float32), idx + 4, x.shape)
     with pytest.raises(TypeError, match="indices"):
         kmax_pool_backward(np.zeros((2, 2), np.float32), idx.astype(np.float32), x.shape)
+
+
+def test_kernel_directly_overwrites_nan_prefilled_outputs(rng):
+    from fastconv import _core
+
+    x = rng.integers(-2, 3, size=(7, 13)).astype(np.float32)
+    values = np.full((7, 5), np.nan, np.float32)
+    indices = np.full((7, 5), -1, np.int64)
+    _core.kmax_pool_forward(x, 5, values, indices)
+    ref_v, ref_i = kmax_ref(x, 5, 1)
+    np.testing.assert_array_equal(indices, ref_i)
+    np.testing.assert_array_equal(values, ref_v)
+    with pytest.raises(ValueError, match="k"):
+        _core.kmax_pool_forward(x, 14, np.zeros((7, 14), np.float32), np.zeros((7, 14), np.int64))
+    with pytest.raises(ValueError, match="values"):
+        _core.kmax_pool_forward(x, 5, np.zeros((7, 4), np.float32), indices)
+
+
+@pytest.mark.parametrize("length,k", [(1, 1), (2, 1), (97, 3), (1000, 999), (4096, 100)])
+def test_float32_kernel_long_rows(rng, threads, length, k):
+    x = np.round(rng.standard_normal((5, length)) * 4).astype(np.float32)  # many ties
+    for n in (1, 2):
+        fastconv.set_num_threads(n)
+        values, indices = fastconv.kmax_pool(x, k)
+        _, want = fastconv.kmax_pool(x.astype(np.float64), k)  # the numpy path, checked above
+        np.testing.assert_array_equal(indices, want)
+        np.testing.assert_array_equal(values, np.take_along_axis(x, want, 1))

@@ -43,5 +43,6 @@ inline const float* data(const py::array& a) { return static_cast<const float*>(
 void bind_common(py::module_& m);
 void bind_gemm(py::module_& m);
 void bind_conv(py::module_& m);
+void bind_kmax(py::module_& m);
 
 }  // namespace fastconv::bindings

@@ -40,4 +40,5 @@ PYBIND11_MODULE(_core, m) {
     fb::bind_common(m);
     fb::bind_gemm(m);
     fb::bind_conv(m);
+    fb::bind_kmax(m);
 }

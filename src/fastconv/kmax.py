@@ -1,10 +1,12 @@
 """k-max pooling (Kalchbrenner, Grefenstette and Blunsom 2014, "A Convolutional Neural Network for
 Modelling Sentences"): keep the k largest values along one axis, in their original order.
 
-Vectorised numpy, O(L) per row: the k-th largest key per row comes from `np.partition`; every
-element strictly above it is kept, and the remaining slots go to the elements equal to it, earliest
-first. Ties are therefore broken by position (the earlier element wins), exactly and independently
-of how `np.partition` orders equal keys.
+O(L) per row: find the k-th largest value, keep every element strictly above it, and give the
+remaining slots to the elements equal to it, earliest first. Ties are therefore broken by position
+(the earlier element wins), exactly, whatever order the selection step leaves equal values in.
+float32 runs in C++ (csrc/kmax/kmax_pool.cpp, rows in parallel); other dtypes in vectorised numpy
+(`np.partition` on order-preserving integer keys), which was 3-4x slower than torch.topk on long
+rows (benchmarks/bench_kmax.py).
 """
 
 from __future__ import annotations
@@ -61,6 +63,9 @@ def kmax_pool(x: np.ndarray, k: int, dim: int = -1) -> tuple[np.ndarray, np.ndar
     if k > length:
         raise ValueError(f"k: must be <= the size of dim {dim} ({length}) of x with shape {shape_str(x.shape)}, got {k}")
     xm = np.moveaxis(x, axis, -1)
+    if x.dtype == np.float32:
+        values, idx = _kmax_float32(xm, k)
+        return np.moveaxis(values, -1, axis), np.moveaxis(idx, -1, axis)
     if k == length:
         idx = np.broadcast_to(np.arange(length, dtype=np.int64), xm.shape).copy()
     else:
@@ -74,6 +79,19 @@ def kmax_pool(x: np.ndarray, k: int, dim: int = -1) -> tuple[np.ndarray, np.ndar
         idx = np.nonzero(keep)[-1].astype(np.int64, copy=False).reshape(xm.shape[:-1] + (k,))
     values = np.take_along_axis(xm, idx, axis=-1)
     return np.moveaxis(values, -1, axis), np.moveaxis(idx, -1, axis)
+
+
+def _kmax_float32(xm: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The C++ kernel (fastconv._core) on rows of the pooled axis, made last and contiguous."""
+    from . import _core
+
+    lead, length = xm.shape[:-1], xm.shape[-1]
+    rows = np.ascontiguousarray(xm).reshape(-1, length)
+    values = np.empty((rows.shape[0], k), np.float32)
+    idx = np.empty((rows.shape[0], k), np.int64)
+    if rows.shape[0]:
+        _core.kmax_pool_forward(rows, k, values, idx)
+    return values.reshape(lead + (k,)), idx.reshape(lead + (k,))
 
 
 def kmax_pool_backward(grad_output: np.ndarray, indices: np.ndarray, input_shape, dim: int = -1) -> np.ndarray:
