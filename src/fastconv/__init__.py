@@ -6,9 +6,10 @@ is present. See README.md for the tour and benchmarks/results/ for measurements.
 
 from __future__ import annotations
 
-from . import _core, cuda
-from . import filters
+from . import _core, cuda, grad
+from .conv import conv2d, conv_algorithms
 from .conv1d import conv1d
+from . import filters
 from .gemm import gemm
 from .kmax import kmax_pool
 
@@ -72,6 +73,9 @@ def _cpu_model() -> str:
 
 
 __all__ = [
+    "conv2d",
+    "conv_algorithms",
+    "grad",
     "gemm",
     "conv1d",
     "filters",
