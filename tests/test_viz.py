@@ -62,11 +62,15 @@ def test_show_images_and_feature_maps(tmp_path, rng):
     [
         {"train_loss": [2.0, 1.1, 0.7, 0.5], "test_loss": [1.9, 1.2, 0.8, 0.7], "test_accuracy": [0.5, 0.7, 0.8, 0.85]},
         [{"epoch": i + 1, "loss": 1.0 / (i + 1), "accuracy": 60 + 5 * i} for i in range(5)],
+        {"history": [{"epoch": i + 1, "loss": 0.5 / (i + 1), "train_acc": 0.8, "test_acc": 0.85, "seconds": 4.2,
+                      "images_per_s": 14000.0} for i in range(3)]},  # train's .json file
     ],
 )
 def test_plot_history(tmp_path, history):
     fig = viz.plot_history(history, save=tmp_path / "h.png")
     assert isinstance(fig, Figure) and len(fig.axes) == 2
+    plotted = {line.get_label() for ax in fig.axes for line in ax.get_lines()}
+    assert not plotted & {"epoch", "seconds", "images_per_s"}
     assert fig.axes[0].get_xlabel() == "epoch"
     assert_picture(tmp_path / "h.png", ink=0.01)  # line plots are mostly white
 
@@ -133,3 +137,4 @@ def test_cli_edges_from_png(tmp_path):
     r = run_cli("edges", "--image", str(tmp_path / "in.png"), "--out", "edges.png", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert_picture(tmp_path / "edges.png")
+

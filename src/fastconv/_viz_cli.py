@@ -20,8 +20,8 @@ def add_parser(subparsers) -> None:
 
     p = sub.add_parser("activations", help="every channel of one layer's output for one test image")
     p.add_argument("--weights", required=True, help=".npz state dict written by fastconv.save / train")
-    p.add_argument("--model", default="lenet5", help="model the weights belong to (default: %(default)s)")
-    p.add_argument("--index", type=int, default=0, help="Fashion-MNIST test image (default: %(default)s)")
+    p.add_argument("--model", help="model the weights belong to (default: as saved by train, else lenet5)")
+    p.add_argument("--index", type=int, default=0, help="test image of the training dataset (default: %(default)s)")
     p.add_argument("--layer", help="layer name, e.g. features.0 (default: the first Conv2d)")
     p.add_argument("--out", default="activations.png", help="PNG to write (default: %(default)s)")
     p.set_defaults(func=_cmd_activations)
@@ -34,14 +34,18 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=_cmd_edges)
 
 
-def _test_image(index: int) -> tuple[np.ndarray, str]:
-    from .data import fashion_mnist
+_META_KEY = "__fastconv_meta__"  # what `train` stores beside the weights (model, variant, dataset, normalize)
 
-    test = fashion_mnist("test")
+
+def _test_image(index: int, dataset: str = "fashion-mnist", normalize: bool = False) -> tuple[np.ndarray, str]:
+    """One test image (H, W) of `dataset`, standardised as in training when `normalize`."""
+    from .data import load_idx_dataset
+
+    test = load_idx_dataset(dataset, "test", normalize=normalize)
     if not 0 <= index < len(test.images):
         raise SystemExit(f"--index: expected 0 .. {len(test.images) - 1}, got {index}")
     label = int(test.labels[index])
-    return test.images[index, 0], f"Fashion-MNIST test image {index} ({test.classes[label]})"
+    return test.images[index, 0], f"{dataset} test image {index} ({test.classes[label]})"
 
 
 def read_gray_image(path, max_side: int = 256) -> np.ndarray:
@@ -56,16 +60,21 @@ def read_gray_image(path, max_side: int = 256) -> np.ndarray:
         return np.asarray(im, dtype=np.float32) / 255.0
 
 
-def _load_weights(path) -> dict:
+def _load_weights(path) -> tuple[dict, dict]:
+    """(state dict, training metadata) from a .npz written by fastconv.save / train."""
+    import json
+
     from .serialization import load
 
-    return load(path)
+    state = load(path)
+    meta = json.loads(bytes(state.pop(_META_KEY)).decode()) if _META_KEY in state else {}
+    return state, meta
 
 
 def _cmd_filters(args) -> int:
     from .viz import show_filters
 
-    state = _load_weights(args.weights)
+    state, _ = _load_weights(args.weights)
     if args.layer:
         key = args.layer if args.layer in state else f"{args.layer}.weight"
         if key not in state or state[key].ndim != 4:
@@ -85,11 +94,13 @@ def _cmd_activations(args) -> int:
     from .models import get_model
     from .viz import show_activation_maps
 
-    model = get_model(args.model)
-    model.load_state_dict(_load_weights(args.weights))
+    state, meta = _load_weights(args.weights)
+    name = args.model or meta.get("model", "lenet5")
+    model = get_model(name, **({"variant": meta["variant"]} if name == "lenet5" and "variant" in meta else {}))
+    model.load_state_dict(state)
     model.eval()
-    layer = args.layer or next(name for name, m in model.named_modules() if isinstance(m, nn.Conv2d))
-    image, what = _test_image(args.index)
+    layer = args.layer or next(n for n, m in model.named_modules() if isinstance(m, nn.Conv2d))
+    image, what = _test_image(args.index, meta.get("dataset", "fashion-mnist"), meta.get("normalize", False))
     fig = show_activation_maps(model, image[None], layer)
     fig.suptitle(f"Activation maps of {layer} for {what}", fontsize=10)
     fig.savefig(args.out, dpi=100)

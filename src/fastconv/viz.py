@@ -207,31 +207,35 @@ def show_images(images, labels=None, classes=None, max_images: int = 64, save=No
 
 
 def _history_columns(history) -> dict:
-    """{metric: [value per epoch]} from a dict of lists, a list of per-epoch dicts, or an object
-    with a `.history` attribute holding either."""
+    """{metric: [value per epoch]} from a dict of lists, a list of per-epoch dicts (what `train`
+    records), or either under a "history" key or attribute (train's .json file, Keras-style objects)."""
+    if isinstance(history, dict) and "history" in history:
+        history = history["history"]
     history = getattr(history, "history", history)
     if isinstance(history, dict):
         cols = {k: list(v) for k, v in history.items() if np.ndim(v) == 1}
     elif isinstance(history, (list, tuple)) and history and all(isinstance(e, dict) for e in history):
-        keys = [k for k in history[0] if all(np.isscalar(e.get(k)) for e in history) and k != "epoch"]
-        cols = {k: [e[k] for e in history] for k in keys}
+        cols = {k: [e.get(k) for e in history] for k in history[0]}
     else:
         raise TypeError(f"history: expected a dict of per-epoch lists or a list of per-epoch dicts, got {type(history).__name__}")
-    cols = {k: v for k, v in cols.items() if k != "epoch" and v and all(np.isscalar(x) for x in v)}
+    cols = {k: v for k, v in cols.items() if v and all(isinstance(x, (int, float, np.number)) for x in v)}
     if not cols:
         raise ValueError("history: no per-epoch numeric series found")
     return cols
 
 
 def plot_history(history, title: str = "Training history", save=None):
-    """Loss (left) and accuracy (right) per epoch from what `train` returns: every series whose name
-    contains "acc" goes right (in percent when its values lie in [0, 1]), everything else left."""
+    """Loss (left) and accuracy (right, in percent) per epoch from what `train` returns or writes
+    (its .json file loaded with json.load works too): series whose name contains "loss" go left,
+    those containing "acc" go right; others (timings) are left out."""
     from matplotlib.ticker import MaxNLocator
 
     cols = _history_columns(history)
+    loss = {k: v for k, v in cols.items() if "loss" in k.lower()}
     acc = {k: v for k, v in cols.items() if "acc" in k.lower()}
-    other = {k: v for k, v in cols.items() if k not in acc}
-    panels = [p for p in ((other, "loss"), (acc, "accuracy (%)")) if p[0]]
+    panels = [p for p in ((loss, "loss"), (acc, "accuracy (%)")) if p[0]]
+    if not panels:
+        raise ValueError(f"history: no series named like '*loss*' or '*acc*' among {sorted(cols)}")
     fig = _figure(5.0 * len(panels), 3.6)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (series, ylabel) in zip(axes, panels):
