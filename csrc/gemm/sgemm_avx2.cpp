@@ -16,40 +16,54 @@ namespace {
 
 struct Avx2Kernel {
     static constexpr int MR = 6, NR = 16;
-    static constexpr int64_t MC = 144, KC = 256, NC = 4080;
+    // KC: a 6 x 384 A panel (9 KiB) and a 384 x 16 B panel (24 KiB) share the 32 KiB L1; MC: the
+    // 192 x 384 A block (288 KiB) sits in L2; NC: the 384 x 4080 B panel (6 MiB) in L3.
+    static constexpr int64_t MC = 192, KC = 384, NC = 4080;
     static constexpr int64_t kNoPackMaxM = 2 * MR;
 
     // Accumulators are named variables, not an array: GCC keeps a __m256 array in memory and
     // would store it back on every k step.
-    template <int m>
+    // m rows, nv 8-wide column vectors (nv = 1 for edge tiles at most 8 wide: half the FMAs).
+    template <int m, int nv>
     static void tile_rows(int64_t k, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc, int n,
                           float alpha, float beta) {
         __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
         __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+        // Fetch the C tile now so its misses overlap the k loop instead of stalling the update.
+        for (int r = 0; r < m; ++r) {
+            _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
+            _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + NR - 1), _MM_HINT_T0);
+        }
 #pragma GCC unroll 4
         for (int64_t kk = 0; kk < k; ++kk) {
-            const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+            const __m256 b0 = _mm256_loadu_ps(b), b1 = nv == 2 ? _mm256_loadu_ps(b + 8) : b0;
             __m256 ar = _mm256_broadcast_ss(a);
-            c00 = _mm256_fmadd_ps(ar, b0, c00), c01 = _mm256_fmadd_ps(ar, b1, c01);
+            c00 = _mm256_fmadd_ps(ar, b0, c00);
+            if constexpr (nv == 2) c01 = _mm256_fmadd_ps(ar, b1, c01);
             if constexpr (m > 1) {
                 ar = _mm256_broadcast_ss(a + 1);
-                c10 = _mm256_fmadd_ps(ar, b0, c10), c11 = _mm256_fmadd_ps(ar, b1, c11);
+                c10 = _mm256_fmadd_ps(ar, b0, c10);
+            if constexpr (nv == 2) c11 = _mm256_fmadd_ps(ar, b1, c11);
             }
             if constexpr (m > 2) {
                 ar = _mm256_broadcast_ss(a + 2);
-                c20 = _mm256_fmadd_ps(ar, b0, c20), c21 = _mm256_fmadd_ps(ar, b1, c21);
+                c20 = _mm256_fmadd_ps(ar, b0, c20);
+            if constexpr (nv == 2) c21 = _mm256_fmadd_ps(ar, b1, c21);
             }
             if constexpr (m > 3) {
                 ar = _mm256_broadcast_ss(a + 3);
-                c30 = _mm256_fmadd_ps(ar, b0, c30), c31 = _mm256_fmadd_ps(ar, b1, c31);
+                c30 = _mm256_fmadd_ps(ar, b0, c30);
+            if constexpr (nv == 2) c31 = _mm256_fmadd_ps(ar, b1, c31);
             }
             if constexpr (m > 4) {
                 ar = _mm256_broadcast_ss(a + 4);
-                c40 = _mm256_fmadd_ps(ar, b0, c40), c41 = _mm256_fmadd_ps(ar, b1, c41);
+                c40 = _mm256_fmadd_ps(ar, b0, c40);
+            if constexpr (nv == 2) c41 = _mm256_fmadd_ps(ar, b1, c41);
             }
             if constexpr (m > 5) {
                 ar = _mm256_broadcast_ss(a + 5);
-                c50 = _mm256_fmadd_ps(ar, b0, c50), c51 = _mm256_fmadd_ps(ar, b1, c51);
+                c50 = _mm256_fmadd_ps(ar, b0, c50);
+            if constexpr (nv == 2) c51 = _mm256_fmadd_ps(ar, b1, c51);
             }
             a += MR;
             b += ldb;
@@ -92,13 +106,20 @@ struct Avx2Kernel {
 
     static void tile(int m, int64_t k, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc, int n,
                      float alpha, float beta) {
+        if (n > 8) return tile_cols<2>(m, k, a, b, ldb, c, ldc, n, alpha, beta);
+        tile_cols<1>(m, k, a, b, ldb, c, ldc, n, alpha, beta);
+    }
+
+    template <int nv>
+    static void tile_cols(int m, int64_t k, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc,
+                          int n, float alpha, float beta) {
         switch (m) {
-            case 6: return tile_rows<6>(k, a, b, ldb, c, ldc, n, alpha, beta);
-            case 5: return tile_rows<5>(k, a, b, ldb, c, ldc, n, alpha, beta);
-            case 4: return tile_rows<4>(k, a, b, ldb, c, ldc, n, alpha, beta);
-            case 3: return tile_rows<3>(k, a, b, ldb, c, ldc, n, alpha, beta);
-            case 2: return tile_rows<2>(k, a, b, ldb, c, ldc, n, alpha, beta);
-            default: return tile_rows<1>(k, a, b, ldb, c, ldc, n, alpha, beta);
+            case 6: return tile_rows<6, nv>(k, a, b, ldb, c, ldc, n, alpha, beta);
+            case 5: return tile_rows<5, nv>(k, a, b, ldb, c, ldc, n, alpha, beta);
+            case 4: return tile_rows<4, nv>(k, a, b, ldb, c, ldc, n, alpha, beta);
+            case 3: return tile_rows<3, nv>(k, a, b, ldb, c, ldc, n, alpha, beta);
+            case 2: return tile_rows<2, nv>(k, a, b, ldb, c, ldc, n, alpha, beta);
+            default: return tile_rows<1, nv>(k, a, b, ldb, c, ldc, n, alpha, beta);
         }
     }
 };

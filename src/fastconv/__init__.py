@@ -7,11 +7,13 @@ is present. See README.md for the tour and benchmarks/results/ for measurements.
 from __future__ import annotations
 
 from . import _core, cuda, grad
+from .autotune import autotune_cache, clear_autotune, get_autotune, load_autotune, save_autotune, set_autotune
 from .conv import conv2d, conv_algorithms
 from .conv1d import conv1d
 from . import filters
 from .gemm import gemm
 from .kmax import kmax_pool
+from .pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d
 
 __version__ = _core.build_info()["version"]
 
@@ -75,11 +77,20 @@ def _cpu_model() -> str:
 __all__ = [
     "conv2d",
     "conv_algorithms",
+    "set_autotune",
+    "get_autotune",
+    "autotune_cache",
+    "clear_autotune",
+    "save_autotune",
+    "load_autotune",
     "grad",
     "gemm",
     "conv1d",
     "filters",
     "kmax_pool",
+    "max_pool2d",
+    "avg_pool2d",
+    "adaptive_avg_pool2d",
     "cuda",
     "get_num_threads",
     "set_num_threads",

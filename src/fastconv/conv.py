@@ -15,7 +15,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from . import _core
+from . import _core, autotune
 from ._validation import pair, require_float32, require_int, shape_str
 
 #: The passes an algorithm may implement: forward, input gradient, weight gradient.
@@ -35,16 +35,76 @@ class Algorithm:
     check: Callable[[object], str | None]
     passes: tuple[str, ...] = PASSES
     doc: str = ""
+    #: For a family name that picks one of several compiled kernels (e.g. "winograd"): a function
+    #: params -> the kernel's name, and the names it may return. None: the name is the kernel.
+    pick: Callable[[object], str] | None = None
+    kernels: tuple[str, ...] = ()
+
+    def kernel(self, params) -> str:
+        """The compiled kernel this algorithm runs for ``params``."""
+        return self.pick(params) if self.pick else self.name
 
 
 def _any(params) -> str | None:
     return None
 
 
+def _fft_check(params) -> str | None:
+    # Overlap-save tiles compute every output position of a dense kernel: a stride would discard
+    # most of them and a dilated kernel gains nothing from the transform; groups would need
+    # per-group spectra. direct and im2col cover all three.
+    if (params.stride_h, params.stride_w) != (1, 1):
+        return f"needs stride 1, got {(params.stride_h, params.stride_w)}"
+    if (params.dil_h, params.dil_w) != (1, 1):
+        return f"needs dilation 1, got {(params.dil_h, params.dil_w)}"
+    if params.groups != 1:
+        return f"needs groups 1, got {params.groups}"
+    return None
+
+
+def _winograd_check(params) -> str | None:
+    if (params.R, params.S) != (3, 3):
+        return f"Winograd needs a 3x3 kernel, got {params.R}x{params.S}"
+    if (params.stride_h, params.stride_w) != (1, 1):
+        return f"Winograd needs stride 1, got {(params.stride_h, params.stride_w)}"
+    if (params.dil_h, params.dil_w) != (1, 1):
+        return f"Winograd needs dilation 1, got {(params.dil_h, params.dil_w)}"
+    if params.groups != 1:
+        return f"Winograd needs groups 1, got {params.groups}"
+    return None
+
+
+def _winograd_variant(params) -> str:
+    """F(4x4) unless F(2x2) needs clearly fewer multiplications: F(4x4) does 36 per 4x4 tile, F(2x2)
+    16 per 2x2 tile, so F(2x2) only wins on outputs a few pixels wide, where F(4x4)'s tiles are
+    mostly padding, or when F(4x4)'s transformed kernel (36 K C floats) would not stay in cache.
+    2026-11-25_epyc2_winograd.md: F(4x4) wins vgg_3x3 and resnet_3x3 in both passes; F(2x2) wins
+    (8, 512, 7, 7) (F(4x4)'s 38 MB transformed kernel vs 17 MB)."""
+    tiles4 = -(-params.P // 4) * -(-params.Q // 4)
+    tiles2 = -(-params.P // 2) * -(-params.Q // 2)
+    if 36 * tiles4 > 0.8 * 16 * tiles2:
+        return "winograd_f2"
+    if 36 * params.K * params.C * 4 > (24 << 20):
+        return "winograd_f2"
+    return "winograd_f4"
+
+
 #: name -> Algorithm; ``algo=`` accepts these names and "auto".
 ALGORITHMS: dict[str, Algorithm] = {
     "direct": Algorithm("direct", _any, doc="register-tiled six-deep loop; best for few channels (LeNet)"),
     "im2col": Algorithm("im2col", _any, doc="unfold + GEMM (no unfold for 1x1 stride 1); best for many channels"),
+    "fft": Algorithm("fft", _fft_check, doc="tiled real 2-D FFT + per-frequency complex GEMM; best for large kernels"),
+    "winograd": Algorithm(
+        "winograd", _winograd_check, ("forward", "input"),
+        doc="F(2x2,3x3) or F(4x4,3x3), whichever _winograd_variant picks", pick=_winograd_variant,
+        kernels=("winograd_f2", "winograd_f4"),
+    ),
+    "winograd_f2": Algorithm(
+        "winograd_f2", _winograd_check, ("forward", "input"),
+        doc="Winograd F(2x2,3x3): 2.25x fewer multiplications, error ~1e-7"),
+    "winograd_f4": Algorithm(
+        "winograd_f4", _winograd_check, ("forward", "input"),
+        doc="Winograd F(4x4,3x3): 4x fewer multiplications, error ~3e-6"),
 }
 
 
@@ -119,8 +179,11 @@ def _available(params, pass_: str) -> dict[str, str | None]:
     compiled = _core.conv2d_kernels()
     out = {}
     for name, algo in ALGORITHMS.items():
-        if name not in compiled or not compiled[name][PASSES.index(pass_)]:
-            out[name] = "not compiled into this build" if name not in compiled else f"has no {pass_} pass"
+        kernels = algo.kernels or (name,)
+        if any(k not in compiled for k in kernels):
+            out[name] = "not compiled into this build"
+        elif not all(compiled[k][PASSES.index(pass_)] for k in kernels):
+            out[name] = f"has no {pass_} pass"
         elif pass_ not in algo.passes:
             out[name] = f"has no {pass_} pass"
         else:
@@ -155,20 +218,37 @@ def select_algorithm(params, pass_: str) -> str:
     # unfold; direct wins lenet_c1 and lenet_c2 in every pass.
     if cg * params.R * params.S <= 160 and kg <= 16:
         return "direct"
+    # 2026-11-25_epyc2_winograd.md: on 3x3 stride-1 layers with enough channels for the GEMMs to
+    # dominate the tile transforms, Winograd beats im2col in both passes it has.
+    if pass_ != "weight" and _winograd_check(params) is None and cg >= 16 and kg >= 16:
+        return "winograd"
     return "im2col"
 
 
-def _resolve(plan: _Plan, algo, pass_: str) -> str:
+def _resolve(plan: _Plan, algo, pass_: str, run: Callable[[str], None] | None = None) -> str:
+    """The compiled kernel to run for ``algo`` ("auto" or a registered name) on this pass.
+
+    With autotuning on (``fastconv.set_autotune``) and ``run`` given (``run(kernel)`` computes the
+    pass with that kernel), "auto" times every valid algorithm once per problem and caches the winner.
+    """
     if not isinstance(algo, str):
         raise TypeError(f"algo: expected a string, got {type(algo).__name__}")
     if algo == "auto":
-        return select_algorithm(plan.params, pass_)
+        if run is not None and autotune.get_autotune():
+            return autotune.choose(plan.params, pass_, _tunable(plan.params, pass_), run)
+        return ALGORITHMS[select_algorithm(plan.params, pass_)].kernel(plan.params)
     if algo not in ALGORITHMS:
         raise ValueError(f"algo: unknown algorithm {algo!r}; expected 'auto' or one of {sorted(ALGORITHMS)}")
     why = _available(plan.params, pass_)[algo]
     if why is not None:
         raise ValueError(f"algo: {algo!r} cannot run this convolution ({pass_} pass): {why}")
-    return algo
+    return ALGORITHMS[algo].kernel(plan.params)
+
+
+def _tunable(params, pass_: str) -> list[str]:
+    """The distinct compiled kernels the autotuner races for one pass (family names such as
+    "winograd" are left out: their kernels are raced under their own names)."""
+    return [name for name, why in _available(params, pass_).items() if why is None and not ALGORITHMS[name].pick]
 
 
 def _pad_extra(x: np.ndarray, extra: tuple[int, int]) -> np.ndarray:
@@ -200,5 +280,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo
     out = np.empty((p.N, p.K, p.P, p.Q), dtype=np.float32)
     if p.N == 0:
         return out
-    _core.conv2d_forward(name, p, _pad_extra(x, plan.extra), np.ascontiguousarray(weight), bias, out)
+    x, weight = _pad_extra(x, plan.extra), np.ascontiguousarray(weight)
+
+    def run(kernel):
+        _core.conv2d_forward(kernel, p, x, weight, bias, out)
+
+    run(_resolve(plan, algo, "forward", run) if algo == "auto" else name)
     return out

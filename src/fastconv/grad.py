@@ -2,6 +2,8 @@
 
 ``conv2d_input`` and ``conv2d_weight`` give the gradients of ``fastconv.conv2d`` with respect to
 its input and its weight; the bias gradient is ``grad_output.sum(axis=(0, 2, 3))``.
+``max_pool2d``, ``avg_pool2d`` and ``adaptive_avg_pool2d`` give the input gradients of the pooling
+functions of the same names.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ import numpy as np
 from . import _core
 from ._validation import require_float32, require_shape, shape_str
 from .conv import _pad_extra, _plan, _resolve
+from .pooling import adaptive_avg_pool2d_backward as adaptive_avg_pool2d
+from .pooling import avg_pool2d_backward as avg_pool2d
+from .pooling import max_pool2d_backward as max_pool2d
 
 
 def _check_grad_output(grad_output, p) -> np.ndarray:
@@ -34,7 +39,12 @@ def conv2d_input(input_shape, weight, grad_output, stride=1, padding=0, dilation
     out = np.empty((p.N, p.C, p.H, p.W), dtype=np.float32)
     if p.N == 0:
         return out
-    _core.conv2d_backward_input(name, p, grad_output, np.ascontiguousarray(weight), out)
+    weight = np.ascontiguousarray(weight)
+
+    def run(kernel):
+        _core.conv2d_backward_input(kernel, p, grad_output, weight, out)
+
+    run(_resolve(plan, algo, "input", run) if algo == "auto" else name)
     if plan.extra != (0, 0):  # drop the gradient of the zeros appended for padding="same"
         out = np.ascontiguousarray(out[:, :, : input_shape[2], : input_shape[3]])
     return out
@@ -53,8 +63,17 @@ def conv2d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilatio
     if p.N == 0:
         out[...] = 0.0
         return out
-    _core.conv2d_backward_weight(name, p, _pad_extra(input, plan.extra), grad_output, out)
+    input = _pad_extra(input, plan.extra)
+
+    def run(kernel):
+        _core.conv2d_backward_weight(kernel, p, input, grad_output, out)
+
+    run(_resolve(plan, algo, "weight", run) if algo == "auto" else name)
     return out
+
 
 from .conv1d import conv1d_input, conv1d_weight  # noqa: E402  (height-1 views of the 2-D gradients)
 from .kmax import kmax_pool_backward as kmax_pool  # noqa: E402
+
+__all__ = ["conv2d_input", "conv2d_weight", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "conv1d_input",
+           "conv1d_weight", "kmax_pool"]

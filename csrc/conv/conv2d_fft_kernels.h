@@ -1,0 +1,212 @@
+// Inner loops of the FFT convolution (conv2d_fft.cpp), written once with GCC vector types and
+// compiled twice: in conv2d_fft.cpp (portable) and conv2d_fft_avx2.cpp (AVX2/FMA). Include inside
+// the namespace of the path after <algorithm>, <cstring>, <immintrin.h> (AVX2 build), conv/fft.h
+// and conv/conv2d_fft.h; defines kernels().
+
+typedef float v8 __attribute__((vector_size(32)));
+constexpr int L = kFftLanes;
+constexpr int PT = 2 * kFftLanes;
+
+static inline v8 ld(const float* p) {
+    v8 v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline void st(float* p, v8 v) { std::memcpy(p, &v, sizeof v); }
+
+#ifdef __AVX2__
+// In-register 8 x 8 transpose: r[i][j] <- r[j][i].
+static inline void transpose8(__m256* r) {
+    __m256 t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int i = 0; i < 4; ++i) {
+        r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+        r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+    }
+}
+#endif
+
+// out[x][l] = line_l[x] for x < n (8 rows -> lane layout) and its inverse.
+static inline void lines_to_lanes(const float* const* line, int n, float* out) {
+    int x = 0;
+#ifdef __AVX2__
+    for (; x + 8 <= n; x += 8) {
+        __m256 r[8];
+        for (int l = 0; l < 8; ++l) r[l] = _mm256_loadu_ps(line[l] + x);
+        transpose8(r);
+        for (int j = 0; j < 8; ++j) _mm256_storeu_ps(out + (x + j) * L, r[j]);
+    }
+#endif
+    for (; x < n; ++x)
+        for (int l = 0; l < L; ++l) out[x * L + l] = line[l][x];
+}
+static inline void lanes_to_lines(const float* in, int n, float* const* line) {
+    int x = 0;
+#ifdef __AVX2__
+    for (; x + 8 <= n; x += 8) {
+        __m256 r[8];
+        for (int j = 0; j < 8; ++j) r[j] = _mm256_loadu_ps(in + (x + j) * L);
+        transpose8(r);
+        for (int l = 0; l < 8; ++l) _mm256_storeu_ps(line[l] + x, r[l]);
+    }
+#endif
+    for (; x < n; ++x)
+        for (int l = 0; l < L; ++l) line[l][x] = in[x * L + l];
+}
+
+constexpr int kMaxLine = 1024;  // longest tile row staged through the line buffers
+
+// tile[y][x][l] = plane_l[y0_l + y][x0_l + x] for y < rows, x < cols, inside the plane; else 0.
+static void gather(const float* const* src, const int64_t* y0, const int64_t* x0, int64_t H, int64_t W, int T1,
+                   int T2, int rows, int cols, float* tile) {
+    alignas(32) float buf[L][kMaxLine];
+    float* line[L];
+    for (int l = 0; l < L; ++l) line[l] = buf[l];
+    for (int y = 0; y < T1; ++y) {
+        float* out = tile + size_t(y) * T2 * L;
+        if (y >= rows) {
+            std::memset(out, 0, size_t(T2) * L * sizeof(float));
+            continue;
+        }
+        for (int x_start = 0; x_start < T2; x_start += kMaxLine) {
+            const int n = std::min(kMaxLine, T2 - x_start);
+            for (int l = 0; l < L; ++l) {
+                const int64_t iy = src[l] ? y0[l] + y : -1;
+                const bool row_in = iy >= 0 && iy < H;
+                const int64_t lo = row_in ? std::clamp<int64_t>(-x0[l] - x_start, 0, n) : 0;
+                const int64_t hi = row_in ? std::clamp<int64_t>(std::min<int64_t>(cols, W - x0[l]) - x_start, lo, n) : 0;
+                std::memset(line[l], 0, size_t(lo) * sizeof(float));
+                if (hi > lo)
+                    std::memcpy(line[l] + lo, src[l] + iy * W + x0[l] + x_start + lo, size_t(hi - lo) * sizeof(float));
+                std::memset(line[l] + hi, 0, size_t(n - hi) * sizeof(float));
+            }
+            lines_to_lanes(line, n, out + size_t(x_start) * L);
+        }
+    }
+}
+
+// plane_l[y0_l + y][x0_l + x] = tile[y][col_off + x][l] + add_l for y < rows, x < cols, inside
+// the plane (Ho x Wo); lanes with a null plane are skipped.
+static void scatter(const float* tile, int T2, int rows, int cols, int col_off, float* const* dst, const int64_t* y0,
+                    const int64_t* x0, int64_t Ho, int64_t Wo, const float* add) {
+    alignas(32) float buf[L][kMaxLine];
+    float* line[L];
+    for (int l = 0; l < L; ++l) line[l] = buf[l];
+    for (int y = 0; y < rows; ++y) {
+        for (int x_start = 0; x_start < cols; x_start += kMaxLine) {
+            const int n = std::min(kMaxLine, cols - x_start);
+            lanes_to_lines(tile + (size_t(y) * T2 + col_off + x_start) * L, n, line);
+            for (int l = 0; l < L; ++l) {
+                if (!dst[l] || y0[l] + y >= Ho) continue;
+                const float a = add ? add[l] : 0.0f;
+                const int64_t nx = std::min<int64_t>(n, Wo - x0[l] - x_start);
+                float* out = dst[l] + (y0[l] + y) * Wo + x0[l] + x_start;
+                for (int64_t x = 0; x < nx; ++x) out[x] = line[l][x] + a;
+            }
+        }
+    }
+}
+
+// Y[o][f] = sum_i X[i][f] * W[f][i][o] for o in [o0, o0 + KB): vectors over the lanes (tiles),
+// the weight spectrum broadcast.
+template <int KB>
+static inline void mac_block(int64_t F, int64_t f, int cin, int cout, int o0, const float* X, const float* w, float* Y) {
+    v8 ar[KB], ai[KB];
+    for (int k = 0; k < KB; ++k) ar[k] = ai[k] = v8{};
+    for (int i = 0; i < cin; ++i) {
+        const float* x = X + (size_t(i) * F + f) * PT;
+        const v8 xr = ld(x), xi = ld(x + L);
+        const float* wi_ = w + (size_t(i) * cout + o0) * 2;
+        for (int k = 0; k < KB; ++k) {
+            const float wr = wi_[2 * k], wim = wi_[2 * k + 1];
+            // One FMA per term: written as a single expression GCC multiplies first, then adds.
+            ar[k] += xr * wr;
+            ar[k] -= xi * wim;
+            ai[k] += xr * wim;
+            ai[k] += xi * wr;
+        }
+    }
+    for (int k = 0; k < KB; ++k) {
+        float* y = Y + (size_t(o0 + k) * F + f) * PT;
+        st(y, ar[k]);
+        st(y + L, ai[k]);
+    }
+}
+
+static void mac(int64_t F, int cin, int cout, const float* X, const float* W, float* Y) {
+    constexpr int KB = 6;
+    for (int64_t f = 0; f < F; ++f) {
+        const float* w = W + size_t(f) * cin * cout * 2;
+        int o = 0;
+        for (; o + KB <= cout; o += KB) mac_block<KB>(F, f, cin, cout, o, X, w, Y);
+        switch (cout - o) {
+            case 1: mac_block<1>(F, f, cin, cout, o, X, w, Y); break;
+            case 2: mac_block<2>(F, f, cin, cout, o, X, w, Y); break;
+            case 3: mac_block<3>(F, f, cin, cout, o, X, w, Y); break;
+            case 4: mac_block<4>(F, f, cin, cout, o, X, w, Y); break;
+            case 5: mac_block<5>(F, f, cin, cout, o, X, w, Y); break;
+        }
+    }
+}
+
+// A[f][k][cb] += sum_b conj(DY[b][k][f]) * X[b][cb][f]: lanes are the 8 input channels of block
+// cb, the output-gradient spectrum is broadcast. X: [nb][CB][F] points, DY: [nb][KB8][F] points
+// (lane k % 8 of block k / 8), A: [F][K][CB] points.
+template <int KB>
+static inline void wgrad_block(int64_t F, int64_t f, int nb, int K, int CB, int KB8, int cb, int k0, const float* X,
+                               const float* DY, float* A) {
+    v8 ar[KB], ai[KB];
+    float* a = A + ((size_t(f) * K + k0) * CB + cb) * PT;
+    for (int k = 0; k < KB; ++k) {
+        ar[k] = ld(a + size_t(k) * CB * PT);
+        ai[k] = ld(a + size_t(k) * CB * PT + L);
+    }
+    for (int b = 0; b < nb; ++b) {
+        const float* x = X + ((size_t(b) * CB + cb) * F + f) * PT;
+        const v8 xr = ld(x), xi = ld(x + L);
+        for (int k = 0; k < KB; ++k) {
+            const int kk = k0 + k;
+            const float* d = DY + ((size_t(b) * KB8 + kk / L) * F + f) * PT + kk % L;
+            const float dr = d[0], di = d[L];
+            ar[k] += dr * xr;
+            ar[k] += di * xi;
+            ai[k] += dr * xi;
+            ai[k] -= di * xr;
+        }
+    }
+    for (int k = 0; k < KB; ++k) {
+        st(a + size_t(k) * CB * PT, ar[k]);
+        st(a + size_t(k) * CB * PT + L, ai[k]);
+    }
+}
+
+static void mac_wgrad(int64_t F, int nb, int K, int CB, const float* X, const float* DY, float* A) {
+    constexpr int KB = 6;
+    const int KB8 = (K + L - 1) / L;
+    for (int64_t f = 0; f < F; ++f)
+        for (int cb = 0; cb < CB; ++cb) {
+            int k = 0;
+            for (; k + KB <= K; k += KB) wgrad_block<KB>(F, f, nb, K, CB, KB8, cb, k, X, DY, A);
+            switch (K - k) {
+                case 1: wgrad_block<1>(F, f, nb, K, CB, KB8, cb, k, X, DY, A); break;
+                case 2: wgrad_block<2>(F, f, nb, K, CB, KB8, cb, k, X, DY, A); break;
+                case 3: wgrad_block<3>(F, f, nb, K, CB, KB8, cb, k, X, DY, A); break;
+                case 4: wgrad_block<4>(F, f, nb, K, CB, KB8, cb, k, X, DY, A); break;
+                case 5: wgrad_block<5>(F, f, nb, K, CB, KB8, cb, k, X, DY, A); break;
+            }
+        }
+}
+
+const FftConvKernels& kernels() {
+    static const FftConvKernels k{gather, scatter, mac, mac_wgrad};
+    return k;
+}
