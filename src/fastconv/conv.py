@@ -251,6 +251,22 @@ def _tunable(params, pass_: str) -> list[str]:
     return [name for name, why in _available(params, pass_).items() if why is None and not ALGORITHMS[name].pick]
 
 
+#: Kernels whose transforms mix neighbouring values (FFT, Winograd): a NaN or Inf in an input tile
+#: would spread to every output of that tile (and Inf * 0 makes NaN), so on non-finite inputs they
+#: hand over to im2col, which puts NaN/Inf exactly where the definition does.
+_TILE_TRANSFORM_KERNELS = frozenset({"fft", "winograd_f2", "winograd_f4"})
+
+
+def nonfinite_safe(kernel: str, *arrays: np.ndarray) -> str:
+    """``kernel``, or "im2col" when ``kernel`` is a tile transform and an input holds NaN or Inf.
+
+    One float32 sum per array (memory-bound, a few % of a convolution); a sum that overflows to
+    Inf on finite data only costs the faster algorithm, never correctness."""
+    if kernel in _TILE_TRANSFORM_KERNELS and not all(np.isfinite(a.sum()) for a in arrays):
+        return "im2col"
+    return kernel
+
+
 def _pad_extra(x: np.ndarray, extra: tuple[int, int]) -> np.ndarray:
     if extra == (0, 0):
         return np.ascontiguousarray(x)
@@ -283,7 +299,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo
     x, weight = _pad_extra(x, plan.extra), np.ascontiguousarray(weight)
 
     def run(kernel):
-        _core.conv2d_forward(kernel, p, x, weight, bias, out)
+        _core.conv2d_forward(nonfinite_safe(kernel, x, weight), p, x, weight, bias, out)
 
     run(_resolve(plan, algo, "forward", run) if algo == "auto" else name)
     return out

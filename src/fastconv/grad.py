@@ -13,7 +13,7 @@ import numpy as np
 
 from . import _core
 from ._validation import require_float32, require_shape, shape_str
-from .conv import _pad_extra, _plan, _resolve
+from .conv import _pad_extra, _plan, _resolve, nonfinite_safe
 from .conv1d import conv1d_input, conv1d_weight  # height-1 views of the 2-D gradients
 from .kmax import kmax_pool_backward as kmax_pool
 from .pooling import adaptive_avg_pool2d_backward as adaptive_avg_pool2d
@@ -45,7 +45,7 @@ def conv2d_input(input_shape, weight, grad_output, stride=1, padding=0, dilation
     weight = np.ascontiguousarray(weight)
 
     def run(kernel):
-        _core.conv2d_backward_input(kernel, p, grad_output, weight, out)
+        _core.conv2d_backward_input(nonfinite_safe(kernel, grad_output, weight), p, grad_output, weight, out)
 
     run(_resolve(plan, algo, "input", run) if algo == "auto" else name)
     if plan.extra != (0, 0):  # drop the gradient of the zeros appended for padding="same"
@@ -69,7 +69,7 @@ def conv2d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilatio
     input = _pad_extra(input, plan.extra)
 
     def run(kernel):
-        _core.conv2d_backward_weight(kernel, p, input, grad_output, out)
+        _core.conv2d_backward_weight(nonfinite_safe(kernel, input, grad_output), p, input, grad_output, out)
 
     run(_resolve(plan, algo, "weight", run) if algo == "auto" else name)
     return out
