@@ -300,6 +300,10 @@ def main(argv=None) -> int:
     from .bench.cli import register as register_bench
 
     register_bench(sub)
+
+    from ._viz_cli import add_parser as add_viz_parser  # viz filters|activations|edges
+
+    add_viz_parser(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -3,7 +3,8 @@
 ``conv2d_input`` and ``conv2d_weight`` give the gradients of ``fastconv.conv2d`` with respect to
 its input and its weight; the bias gradient is ``grad_output.sum(axis=(0, 2, 3))``.
 ``max_pool2d``, ``avg_pool2d`` and ``adaptive_avg_pool2d`` give the input gradients of the pooling
-functions of the same names.
+functions of the same names; ``conv1d_input``, ``conv1d_weight`` and ``kmax_pool`` those of
+``fastconv.conv1d`` and ``fastconv.kmax_pool``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import numpy as np
 from . import _core
 from ._validation import require_float32, require_shape, shape_str
 from .conv import _pad_extra, _plan, _resolve, nonfinite_safe
+from .conv1d import conv1d_input, conv1d_weight  # height-1 views of the 2-D gradients
+from .kmax import kmax_pool_backward as kmax_pool
 from .pooling import adaptive_avg_pool2d_backward as adaptive_avg_pool2d
 from .pooling import avg_pool2d_backward as avg_pool2d
 from .pooling import max_pool2d_backward as max_pool2d
@@ -72,4 +75,5 @@ def conv2d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilatio
     return out
 
 
-__all__ = ["conv2d_input", "conv2d_weight", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"]
+__all__ = ["conv2d_input", "conv2d_weight", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "conv1d_input",
+           "conv1d_weight", "kmax_pool"]
