@@ -1,7 +1,11 @@
 // Plain C++ declarations of the CUDA launchers (no CUDA types), so module_cuda.cpp can call them.
-// Every launcher checks its launch and throws fastconv::CudaError on failure.
+// Every launcher checks its launch and throws fastconv::CudaError on failure (std::bad_alloc when the
+// device is out of memory). Launchers run on the current device (set by DeviceGuard) and enqueue on
+// the legacy default stream without synchronizing: work is ordered, results are ready after
+// cuda_synchronize() or a device-to-host copy. Pointers are device pointers unless named *_host.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -14,6 +18,7 @@ class CudaError : public std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+// ---- device queries (device.cu) -------------------------------------------------------------------
 // Device queries that never throw when there is no driver or no GPU: they report zero devices.
 int cuda_device_count();
 std::string cuda_device_name(int device);
@@ -23,5 +28,51 @@ void cuda_synchronize();
 // y[i] = alpha * x[i] + y[i] on host arrays, through the device: the smallest end-to-end check
 // that the toolchain, the runtime and a GPU work together.
 void cuda_saxpy_host(int64_t n, float alpha, const float* x, float* y);
+
+// ---- memory (device_buffer.cu) ----------------------------------------------------------------------
+// Makes `device` current for its lifetime and restores the previous device afterwards.
+class DeviceGuard {
+   public:
+    explicit DeviceGuard(int device);
+    ~DeviceGuard();
+    DeviceGuard(const DeviceGuard&) = delete;
+    DeviceGuard& operator=(const DeviceGuard&) = delete;
+
+   private:
+    int previous_;
+};
+
+// Caching allocator on the current device: freed blocks go to a free list keyed by their rounded
+// size and are handed out again, so steady-state training never calls cudaMalloc/cudaFree.
+// cuda_alloc(0) returns nullptr; out of memory (after releasing the cache once) throws std::bad_alloc.
+void* cuda_alloc(size_t bytes);
+void cuda_free(void* ptr);  // nullptr is ignored; the block must come from cuda_alloc
+void cuda_empty_cache();    // cudaFree every cached (unused) block on every device
+size_t cuda_allocated_bytes();  // bytes in blocks handed out and not yet freed (rounded sizes)
+size_t cuda_cached_bytes();     // bytes in free lists, ready for reuse
+
+// An owned block from cuda_alloc, for launchers' scratch space; returned to the cache on scope exit.
+class DeviceBuffer {
+   public:
+    explicit DeviceBuffer(size_t bytes) : ptr_(cuda_alloc(bytes)) {}
+    ~DeviceBuffer() { cuda_free(ptr_); }
+    DeviceBuffer(const DeviceBuffer&) = delete;
+    DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+    float* floats() const { return static_cast<float*>(ptr_); }
+
+   private:
+    void* ptr_;
+};
+
+// Copies on the legacy default stream; the host ones return when the copy is complete.
+void cuda_copy_to_device(void* dst, const void* src_host, size_t bytes);
+void cuda_copy_to_host(void* dst_host, const void* src, size_t bytes);
+void cuda_copy_device(void* dst, const void* src, size_t bytes);
+void cuda_fill_zero(void* dst, size_t bytes);
+// The device a pointer's memory lives on, or -1 when it is not device memory.
+int cuda_pointer_device(const void* ptr);
+// Makes DLPack consumer `stream` (1: legacy default, 2: per-thread default, else a cudaStream_t)
+// wait for the work queued so far on the legacy default stream.
+void cuda_stream_wait_default(uintptr_t stream);
 
 }  // namespace fastconv

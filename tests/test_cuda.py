@@ -1,0 +1,147 @@
+"""CUDA backend. Tests marked `cuda` need a GPU (tests/conftest.py skips them, with the reason,
+when none is present); the unmarked ones check the CPU-only behaviour: the module imports, reports
+no device, and refuses to create device arrays with a clear RuntimeError."""
+
+import numpy as np
+import pytest
+
+import fastconv
+from fastconv import cuda
+
+from reference import relative_error
+
+
+# ---- CPU-only behaviour (run everywhere) -------------------------------------------------------------
+
+def test_module_imports_and_reports():
+    assert isinstance(cuda.is_compiled(), bool)
+    assert isinstance(cuda.device_count(), int)
+    assert cuda.is_available() == (cuda.device_count() > 0)
+    assert issubclass(cuda.CudaError, RuntimeError)
+
+
+def test_no_device_is_clean():
+    if cuda.is_available():
+        pytest.skip("a GPU is present")
+    assert not cuda.is_available()
+    for make in (lambda: cuda.to_device(np.zeros(3, np.float32)), lambda: cuda.empty((2, 3))):
+        with pytest.raises(RuntimeError, match="no CUDA device"):
+            make()
+    with pytest.raises(RuntimeError, match="no CUDA device"):
+        cuda.synchronize()
+    cuda.empty_cache()  # a no-op without a device
+    assert cuda.memory_stats()["allocated_bytes"] == 0
+
+
+def test_array_cannot_be_built_directly():
+    with pytest.raises(TypeError, match="to_device"):
+        cuda.Array(object())
+
+
+# ---- on a GPU ----------------------------------------------------------------------------------------
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [np.float32, np.int64])
+@pytest.mark.parametrize("shape", [(), (0,), (7,), (3, 5), (2, 3, 4, 5)])
+def test_round_trip(rng, shape, dtype):
+    x = (rng.standard_normal(shape) * 100).astype(dtype)
+    a = cuda.to_device(x)
+    assert a.shape == shape and a.dtype == np.dtype(dtype) and a.size == x.size and a.nbytes == x.nbytes
+    np.testing.assert_array_equal(a.numpy(), x)
+    np.testing.assert_array_equal(a.copy().numpy(), x)
+
+
+@pytest.mark.cuda
+def test_non_contiguous_input_is_copied(rng):
+    x = rng.standard_normal((6, 8)).astype(np.float32)
+    np.testing.assert_array_equal(cuda.to_device(x[:, ::2]).numpy(), x[:, ::2])
+    np.testing.assert_array_equal(cuda.to_device(x.T).numpy(), x.T)
+
+
+@pytest.mark.cuda
+def test_empty_zeros_reshape():
+    z = cuda.zeros((4, 5))
+    np.testing.assert_array_equal(z.numpy(), np.zeros((4, 5), np.float32))
+    assert z.reshape(20).shape == (20,) and z.reshape(2, -1).shape == (2, 10)
+    assert cuda.empty((3,), dtype=np.int64).dtype == np.int64
+    with pytest.raises(ValueError, match="reshape"):
+        z.reshape(3, 7)
+
+
+@pytest.mark.cuda
+def test_bad_arguments():
+    with pytest.raises(TypeError, match="float32 or int64"):
+        cuda.to_device(np.zeros(3, np.float64))
+    with pytest.raises(TypeError, match="numpy"):
+        cuda.to_device([1.0, 2.0])
+    with pytest.raises(ValueError, match="shape"):
+        cuda.empty((2, -1))
+    with pytest.raises(ValueError, match="device"):
+        cuda.empty((2,), device=cuda.device_count())
+    with pytest.raises(TypeError, match="numpy"):
+        np.asarray(cuda.empty((2,)))
+
+
+@pytest.mark.cuda
+def test_caching_allocator_reuses_blocks():
+    cuda.synchronize()
+    a = cuda.empty((1000, 1000))
+    ptr = a._impl.data_ptr
+    del a
+    assert cuda.memory_stats()["cached_bytes"] >= 4_000_000
+    b = cuda.empty((1000, 1000))
+    assert b._impl.data_ptr == ptr  # same bucket, same block
+    del b
+    cuda.empty_cache()
+    assert cuda.memory_stats()["cached_bytes"] == 0
+
+
+@pytest.mark.cuda
+def test_out_of_memory_is_memory_error():
+    with pytest.raises(MemoryError):
+        cuda.empty((1 << 40,))  # 4 TiB
+
+
+@pytest.mark.cuda
+def test_device_queries():
+    assert cuda.device_count() >= 1
+    assert isinstance(cuda.get_device_name(0), str) and cuda.get_device_name(0)
+    cuda.synchronize()
+
+
+def _torch_cuda():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("torch has no CUDA")
+    return torch
+
+
+@pytest.mark.cuda
+def test_dlpack_round_trip_with_torch(rng):
+    torch = _torch_cuda()
+    x = rng.standard_normal((3, 4, 5)).astype(np.float32)
+    a = cuda.to_device(x)
+    t = torch.from_dlpack(a)
+    assert t.is_cuda and tuple(t.shape) == x.shape and t.dtype == torch.float32
+    np.testing.assert_array_equal(t.cpu().numpy(), x)
+    t.mul_(2)  # shared memory: the change is visible through the Array
+    np.testing.assert_array_equal(a.numpy(), 2 * x)
+
+    src = torch.arange(12, dtype=torch.float32, device="cuda").reshape(3, 4)
+    b = cuda.from_dlpack(src)
+    assert b.shape == (3, 4) and b._impl.data_ptr == src.data_ptr()  # zero copy
+    del src  # the Array keeps the producer alive
+    np.testing.assert_array_equal(b.numpy(), np.arange(12, dtype=np.float32).reshape(3, 4))
+    labels = cuda.from_dlpack(torch.tensor([1, 2, 3], device="cuda"))
+    assert labels.dtype == np.int64
+
+
+@pytest.mark.cuda
+def test_from_dlpack_rejects():
+    torch = _torch_cuda()
+    with pytest.raises(ValueError, match="CUDA tensor"):
+        cuda.from_dlpack(torch.zeros(3))
+    with pytest.raises(ValueError, match="contiguous"):
+        cuda.from_dlpack(torch.zeros(4, 4, device="cuda").t())
+    with pytest.raises(TypeError, match="float32 or int64"):
+        cuda.from_dlpack(torch.zeros(3, dtype=torch.float64, device="cuda"))
