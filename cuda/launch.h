@@ -75,4 +75,27 @@ int cuda_pointer_device(const void* ptr);
 // wait for the work queued so far on the legacy default stream.
 void cuda_stream_wait_default(uintptr_t stream);
 
+// ---- SGEMM (sgemm.cu) ----------------------------------------------------------------------------
+// For b < batch: C_b = alpha * op(A_b) @ op(B_b) + beta * C_b, FP32 arithmetic (no TF32).
+// op(A) is M x K: A is stored row-major M x K (row stride lda) or, with trans_a, K x M. op(B) is
+// K x N: B is stored K x N or, with trans_b, N x K. C is M x N with row stride ldc. X_b = X +
+// b * stride_x (stride 0 shares one matrix across the batch). beta == 0 never reads C.
+struct SgemmArgs {
+    int64_t M = 0, N = 0, K = 0;
+    float alpha = 1.0f, beta = 0.0f;
+    const float* A = nullptr;
+    int64_t lda = 0;
+    bool trans_a = false;
+    int64_t stride_a = 0;
+    const float* B = nullptr;
+    int64_t ldb = 0;
+    bool trans_b = false;
+    int64_t stride_b = 0;
+    float* C = nullptr;
+    int64_t ldc = 0;
+    int64_t stride_c = 0;
+    int64_t batch = 1;
+};
+void cuda_sgemm(const SgemmArgs& args);
+
 }  // namespace fastconv

@@ -263,6 +263,27 @@ int common_device(std::initializer_list<const DeviceArray*> arrays) {
     return device < 0 ? 0 : device;
 }
 
+// C = alpha * op(a) @ op(b) + beta * c on 2-D arrays (trans_x: x holds op(x) transposed).
+void sgemm(const DeviceArray& a, const DeviceArray& b, DeviceArray& c, float alpha, float beta, bool trans_a,
+           bool trans_b) {
+    if (a.shape.size() != 2 || b.shape.size() != 2 || c.shape.size() != 2)
+        throw std::invalid_argument("gemm: a, b and out must be 2-D");
+    const int64_t M = trans_a ? a.shape[1] : a.shape[0], K = trans_a ? a.shape[0] : a.shape[1];
+    const int64_t N = trans_b ? b.shape[0] : b.shape[1];
+    require(b, trans_b ? std::vector<int64_t>{N, K} : std::vector<int64_t>{K, N}, "b");
+    require(a, a.shape, "a");
+    require(c, {M, N}, "out");
+    SgemmArgs args;
+    args.M = M, args.N = N, args.K = K, args.alpha = alpha, args.beta = beta;
+    args.A = a.f(), args.lda = a.shape[1], args.trans_a = trans_a;
+    args.B = b.f(), args.ldb = b.shape[1], args.trans_b = trans_b;
+    args.C = c.f(), args.ldc = N;
+    const int device = common_device({&a, &b, &c});
+    py::gil_scoped_release release;
+    DeviceGuard guard(device);
+    cuda_sgemm(args);
+}
+
 }  // namespace
 }  // namespace fastconv
 
@@ -335,5 +356,9 @@ PYBIND11_MODULE(_cuda, m) {
         fc::DeviceGuard guard(a.device);
         fc::cuda_fill_zero(a.data, bytes);
     }, py::arg("a"));
+
+    // ---- kernels ----
+    m.def("sgemm", &fc::sgemm, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("alpha"), py::arg("beta"),
+          py::arg("trans_a"), py::arg("trans_b"));
     m.def("pointer_device", [](uintptr_t ptr) { return fc::cuda_pointer_device(reinterpret_cast<const void*>(ptr)); });
 }

@@ -45,3 +45,40 @@ def _empty(shape, device: int, dtype=np.float32) -> cuda.Array:
 def fill_zero(a: cuda.Array) -> None:
     """Set every element of `a` to zero (in place)."""
     _cuda.fill_zero(_arr(a, "a", dtype=a.dtype if isinstance(a, cuda.Array) else np.float32))
+
+
+def _overlaps(a: cuda.Array, b: cuda.Array) -> bool:
+    if a.nbytes == 0 or b.nbytes == 0 or a.device != b.device:
+        return False
+    pa, pb = a._impl.data_ptr, b._impl.data_ptr
+    return pa < pb + b.nbytes and pb < pa + a.nbytes
+
+
+def _check_out(out, name: str, shape, device: int, inputs) -> cuda.Array:
+    _arr(out, name)
+    if tuple(out.shape) != tuple(shape):
+        raise ValueError(f"{name}: expected shape {shape_str(shape)}, got {shape_str(out.shape)}")
+    if out.device != device:
+        raise ValueError(f"{name}: is on cuda:{out.device} but the inputs are on cuda:{device}")
+    for input_name, x in inputs:
+        if x is not None and _overlaps(out, x):
+            raise ValueError(f"{name}: overlaps input {input_name!r}; pass a separate output array")
+    return out
+
+
+def gemm(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None):
+    """Device version of :func:`fastconv.gemm` (same semantics; alpha and beta already checked)."""
+    ia, ib = _arr(a, "a", ndim=2), _arr(b, "b", ndim=2)
+    device = _same_device(a=a, b=b)
+    m, k = (a.shape[1], a.shape[0]) if trans_a else a.shape
+    k2, n = (b.shape[1], b.shape[0]) if trans_b else b.shape
+    if k != k2:
+        raise ValueError(
+            f"gemm: inner dimensions differ: op(a) has shape {shape_str((m, k))} and op(b) has shape {shape_str((k2, n))}"
+        )
+    if out is None:
+        out, beta = _empty((m, n), device), 0.0
+    else:
+        _check_out(out, "out", (m, n), device, [("a", a), ("b", b)])
+    _cuda.sgemm(ia, ib, out._impl, float(alpha), float(beta), bool(trans_a), bool(trans_b))
+    return out
