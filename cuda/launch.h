@@ -10,6 +10,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "common/params.h"
+
 namespace fastconv {
 
 // A failed CUDA runtime call or kernel launch: the call, file:line and CUDA's message.
@@ -97,5 +99,23 @@ struct SgemmArgs {
     int64_t batch = 1;
 };
 void cuda_sgemm(const SgemmArgs& args);
+
+// ---- conv2d (conv2d_direct.cu, conv2d_im2col.cu) ----------------------------------------------------
+// Same contract as csrc/conv/conv2d.h: validated Conv2dParams, dense NCHW / KCRS arrays, outputs
+// fully overwritten. im2col keeps its scratch (columns, partial sums) under workspace_limit bytes
+// by chunking the batch (one image at least).
+void cuda_conv2d_direct_forward(const Conv2dParams& p, const float* x, const float* w, const float* bias, float* y);
+void cuda_conv2d_direct_backward_input(const Conv2dParams& p, const float* dy, const float* w, float* dx);
+void cuda_conv2d_direct_backward_weight(const Conv2dParams& p, const float* x, const float* dy, float* dw);
+void cuda_conv2d_im2col_forward(const Conv2dParams& p, const float* x, const float* w, const float* bias, float* y,
+                                size_t workspace_limit);
+void cuda_conv2d_im2col_backward_input(const Conv2dParams& p, const float* dy, const float* w, float* dx,
+                                       size_t workspace_limit);
+void cuda_conv2d_im2col_backward_weight(const Conv2dParams& p, const float* x, const float* dy, float* dw,
+                                        size_t workspace_limit);
+
+// ---- elementwise (elementwise.cu) -------------------------------------------------------------------
+// y[n, c, i] += bias[c] for y of shape (N, C, inner).
+void cuda_bias_add(float* y, const float* bias, int64_t N, int64_t C, int64_t inner);
 
 }  // namespace fastconv

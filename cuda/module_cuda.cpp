@@ -284,6 +284,74 @@ void sgemm(const DeviceArray& a, const DeviceArray& b, DeviceArray& c, float alp
     cuda_sgemm(args);
 }
 
+// ---- conv2d ----
+
+Conv2dParams conv_params(const std::vector<int64_t>& v) {
+    if (v.size() != 14) throw std::invalid_argument("conv2d: expected 14 parameters (N C H W K R S sh sw ph pw dh dw groups)");
+    Conv2dParams p{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13]};
+    p.validate();
+    return p;
+}
+std::vector<int64_t> input_shape(const Conv2dParams& p) { return {p.N, p.C, p.H, p.W}; }
+std::vector<int64_t> weight_shape(const Conv2dParams& p) { return {p.K, p.C_per_group(), p.R, p.S}; }
+std::vector<int64_t> output_shape(const Conv2dParams& p) { return {p.N, p.K, p.P(), p.Q()}; }
+
+void conv2d_forward(const std::string& algo, const std::vector<int64_t>& pv, const DeviceArray& x,
+                    const DeviceArray& w, const DeviceArray* bias, DeviceArray& y, size_t workspace_limit) {
+    const Conv2dParams p = conv_params(pv);
+    require(x, input_shape(p), "x");
+    require(w, weight_shape(p), "weight");
+    if (bias) require(*bias, {p.K}, "bias");
+    require(y, output_shape(p), "out");
+    const int device = common_device({&x, &w, bias, &y});
+    const float* b = bias ? bias->f() : nullptr;
+    py::gil_scoped_release release;
+    DeviceGuard guard(device);
+    if (algo == "direct") {
+        cuda_conv2d_direct_forward(p, x.f(), w.f(), b, y.f());
+    } else if (algo == "im2col") {
+        cuda_conv2d_im2col_forward(p, x.f(), w.f(), b, y.f(), workspace_limit);
+    } else {
+        throw std::invalid_argument("algo: unknown CUDA convolution algorithm '" + algo + "'");
+    }
+}
+
+void conv2d_backward_input(const std::string& algo, const std::vector<int64_t>& pv, const DeviceArray& dy,
+                           const DeviceArray& w, DeviceArray& dx, size_t workspace_limit) {
+    const Conv2dParams p = conv_params(pv);
+    require(dy, output_shape(p), "grad_output");
+    require(w, weight_shape(p), "weight");
+    require(dx, input_shape(p), "out");
+    const int device = common_device({&dy, &w, &dx});
+    py::gil_scoped_release release;
+    DeviceGuard guard(device);
+    if (algo == "direct") {
+        cuda_conv2d_direct_backward_input(p, dy.f(), w.f(), dx.f());
+    } else if (algo == "im2col") {
+        cuda_conv2d_im2col_backward_input(p, dy.f(), w.f(), dx.f(), workspace_limit);
+    } else {
+        throw std::invalid_argument("algo: unknown CUDA convolution algorithm '" + algo + "'");
+    }
+}
+
+void conv2d_backward_weight(const std::string& algo, const std::vector<int64_t>& pv, const DeviceArray& x,
+                            const DeviceArray& dy, DeviceArray& dw, size_t workspace_limit) {
+    const Conv2dParams p = conv_params(pv);
+    require(x, input_shape(p), "input");
+    require(dy, output_shape(p), "grad_output");
+    require(dw, weight_shape(p), "out");
+    const int device = common_device({&x, &dy, &dw});
+    py::gil_scoped_release release;
+    DeviceGuard guard(device);
+    if (algo == "direct") {
+        cuda_conv2d_direct_backward_weight(p, x.f(), dy.f(), dw.f());
+    } else if (algo == "im2col") {
+        cuda_conv2d_im2col_backward_weight(p, x.f(), dy.f(), dw.f(), workspace_limit);
+    } else {
+        throw std::invalid_argument("algo: unknown CUDA convolution algorithm '" + algo + "'");
+    }
+}
+
 }  // namespace
 }  // namespace fastconv
 
@@ -360,5 +428,12 @@ PYBIND11_MODULE(_cuda, m) {
     // ---- kernels ----
     m.def("sgemm", &fc::sgemm, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("alpha"), py::arg("beta"),
           py::arg("trans_a"), py::arg("trans_b"));
+    m.def("conv2d_algorithms", [] { return std::vector<std::string>{"direct", "im2col"}; });
+    m.def("conv2d_forward", &fc::conv2d_forward, py::arg("algo"), py::arg("params"), py::arg("x"), py::arg("weight"),
+          py::arg("bias").none(true), py::arg("out"), py::arg("workspace_limit"));
+    m.def("conv2d_backward_input", &fc::conv2d_backward_input, py::arg("algo"), py::arg("params"),
+          py::arg("grad_output"), py::arg("weight"), py::arg("out"), py::arg("workspace_limit"));
+    m.def("conv2d_backward_weight", &fc::conv2d_backward_weight, py::arg("algo"), py::arg("params"),
+          py::arg("input"), py::arg("grad_output"), py::arg("out"), py::arg("workspace_limit"));
     m.def("pointer_device", [](uintptr_t ptr) { return fc::cuda_pointer_device(reinterpret_cast<const void*>(ptr)); });
 }
