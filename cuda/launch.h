@@ -114,6 +114,17 @@ void cuda_conv2d_im2col_backward_input(const Conv2dParams& p, const float* dy, c
 void cuda_conv2d_im2col_backward_weight(const Conv2dParams& p, const float* x, const float* dy, float* dw,
                                         size_t workspace_limit);
 
+// ---- pooling (pool2d.cu), PyTorch semantics ----------------------------------------------------------
+// indices (may be nullptr): int64 argmax positions h * W + w within each (n, c) plane.
+void cuda_max_pool2d_forward(const Pool2dParams& p, const float* x, float* y, int64_t* indices);
+// dx (planes x HW) = scatter-add of dy (planes x PQ) at indices; out-of-range indices are skipped.
+void cuda_max_pool2d_backward(int64_t planes, int64_t HW, int64_t PQ, const float* dy, const int64_t* indices,
+                              float* dx);
+void cuda_avg_pool2d_forward(const Pool2dParams& p, const float* x, float* y);
+void cuda_avg_pool2d_backward(const Pool2dParams& p, const float* dy, float* dx);
+void cuda_adaptive_avg_pool2d_forward(int64_t planes, int64_t H, int64_t W, int64_t OH, int64_t OW, const float* x,
+                                      float* y);
+
 // ---- elementwise (elementwise.cu) -------------------------------------------------------------------
 // y[n, c, i] += bias[c] for y of shape (N, C, inner).
 void cuda_bias_add(float* y, const float* bias, int64_t N, int64_t C, int64_t inner);

@@ -352,6 +352,78 @@ void conv2d_backward_weight(const std::string& algo, const std::vector<int64_t>&
     }
 }
 
+// ---- pooling ----
+
+Pool2dParams pool_params(const std::vector<int64_t>& v, bool ceil_mode, bool count_include_pad) {
+    if (v.size() != 10) throw std::invalid_argument("pool2d: expected 10 parameters (N C H W kh kw sh sw ph pw)");
+    Pool2dParams p;
+    p.N = v[0], p.C = v[1], p.H = v[2], p.W = v[3];
+    p.kernel_h = v[4], p.kernel_w = v[5], p.stride_h = v[6], p.stride_w = v[7], p.pad_h = v[8], p.pad_w = v[9];
+    p.ceil_mode = ceil_mode;
+    p.count_include_pad = count_include_pad;
+    p.validate();
+    return p;
+}
+
+void max_pool2d_forward(const std::vector<int64_t>& pv, bool ceil_mode, const DeviceArray& x, DeviceArray& y,
+                        DeviceArray* indices) {
+    const Pool2dParams p = pool_params(pv, ceil_mode, true);
+    require(x, {p.N, p.C, p.H, p.W}, "x");
+    require(y, {p.N, p.C, p.P(), p.Q()}, "out");
+    if (indices) require(*indices, {p.N, p.C, p.P(), p.Q()}, "indices", DType::int64);
+    const int device = common_device({&x, &y, indices});
+    int64_t* idx = indices ? indices->i64() : nullptr;
+    py::gil_scoped_release release;
+    DeviceGuard guard(device);
+    cuda_max_pool2d_forward(p, x.f(), y.f(), idx);
+}
+
+void max_pool2d_backward(const DeviceArray& dy, const DeviceArray& indices, DeviceArray& dx) {
+    if (dy.shape.size() != 4 || dx.shape.size() != 4) throw std::invalid_argument("max_pool2d backward: expected 4-D arrays");
+    require(indices, dy.shape, "indices", DType::int64);
+    require(dy, dy.shape, "grad_output");
+    require(dx, {dy.shape[0], dy.shape[1], dx.shape[2], dx.shape[3]}, "out");
+    const int device = common_device({&dy, &indices, &dx});
+    const int64_t planes = checked_mul(dy.shape[0], dy.shape[1], "grad_output");
+    const int64_t HW = checked_mul(dx.shape[2], dx.shape[3], "input"), PQ = checked_mul(dy.shape[2], dy.shape[3], "grad_output");
+    py::gil_scoped_release release;
+    DeviceGuard guard(device);
+    cuda_max_pool2d_backward(planes, HW, PQ, dy.f(), indices.i64(), dx.f());
+}
+
+void avg_pool2d_forward(const std::vector<int64_t>& pv, bool ceil_mode, bool count_include_pad, const DeviceArray& x,
+                        DeviceArray& y) {
+    const Pool2dParams p = pool_params(pv, ceil_mode, count_include_pad);
+    require(x, {p.N, p.C, p.H, p.W}, "x");
+    require(y, {p.N, p.C, p.P(), p.Q()}, "out");
+    const int device = common_device({&x, &y});
+    py::gil_scoped_release release;
+    DeviceGuard guard(device);
+    cuda_avg_pool2d_forward(p, x.f(), y.f());
+}
+
+void avg_pool2d_backward(const std::vector<int64_t>& pv, bool ceil_mode, bool count_include_pad, const DeviceArray& dy,
+                         DeviceArray& dx) {
+    const Pool2dParams p = pool_params(pv, ceil_mode, count_include_pad);
+    require(dy, {p.N, p.C, p.P(), p.Q()}, "grad_output");
+    require(dx, {p.N, p.C, p.H, p.W}, "out");
+    const int device = common_device({&dy, &dx});
+    py::gil_scoped_release release;
+    DeviceGuard guard(device);
+    cuda_avg_pool2d_backward(p, dy.f(), dx.f());
+}
+
+void adaptive_avg_pool2d_forward(const DeviceArray& x, DeviceArray& y) {
+    if (x.shape.size() != 4 || y.shape.size() != 4) throw std::invalid_argument("adaptive_avg_pool2d: expected 4-D arrays");
+    require(x, x.shape, "x");
+    require(y, {x.shape[0], x.shape[1], y.shape[2], y.shape[3]}, "out");
+    const int device = common_device({&x, &y});
+    const int64_t planes = checked_mul(x.shape[0], x.shape[1], "x");
+    py::gil_scoped_release release;
+    DeviceGuard guard(device);
+    cuda_adaptive_avg_pool2d_forward(planes, x.shape[2], x.shape[3], y.shape[2], y.shape[3], x.f(), y.f());
+}
+
 }  // namespace
 }  // namespace fastconv
 
@@ -435,5 +507,13 @@ PYBIND11_MODULE(_cuda, m) {
           py::arg("grad_output"), py::arg("weight"), py::arg("out"), py::arg("workspace_limit"));
     m.def("conv2d_backward_weight", &fc::conv2d_backward_weight, py::arg("algo"), py::arg("params"),
           py::arg("input"), py::arg("grad_output"), py::arg("out"), py::arg("workspace_limit"));
+    m.def("max_pool2d_forward", &fc::max_pool2d_forward, py::arg("params"), py::arg("ceil_mode"), py::arg("x"),
+          py::arg("out"), py::arg("indices").none(true));
+    m.def("max_pool2d_backward", &fc::max_pool2d_backward, py::arg("grad_output"), py::arg("indices"), py::arg("out"));
+    m.def("avg_pool2d_forward", &fc::avg_pool2d_forward, py::arg("params"), py::arg("ceil_mode"),
+          py::arg("count_include_pad"), py::arg("x"), py::arg("out"));
+    m.def("avg_pool2d_backward", &fc::avg_pool2d_backward, py::arg("params"), py::arg("ceil_mode"),
+          py::arg("count_include_pad"), py::arg("grad_output"), py::arg("out"));
+    m.def("adaptive_avg_pool2d_forward", &fc::adaptive_avg_pool2d_forward, py::arg("x"), py::arg("out"));
     m.def("pointer_device", [](uintptr_t ptr) { return fc::cuda_pointer_device(reinterpret_cast<const void*>(ptr)); });
 }

@@ -206,3 +206,88 @@ def conv2d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilatio
     dw = _empty(tuple(weight_shape), device)
     _cuda.conv2d_backward_weight(algo, p, ix, idy, dw._impl, _workspace_limit())
     return dw
+
+
+# ---- pooling -----------------------------------------------------------------------------------------
+
+def _pool_params(x_shape, kernel_size, stride, padding) -> list[int]:
+    N, C, H, W = x_shape
+    kh, kw = pair(kernel_size, "kernel_size", minimum=1)
+    sh, sw = (kh, kw) if stride is None else pair(stride, "stride", minimum=1)
+    ph, pw = pair(padding, "padding", minimum=0)
+    if 2 * ph > kh or 2 * pw > kw:
+        raise ValueError(f"padding: must be at most half the kernel size, got padding {(ph, pw)} for kernel {(kh, kw)}")
+    return [N, C, H, W, kh, kw, sh, sw, ph, pw]
+
+
+def _pool_out(p, ceil_mode: bool) -> tuple[int, int]:
+    def size(n, k, s, pad):
+        span = n + 2 * pad - k
+        out = (-(-span // s) if ceil_mode else span // s) + 1 if span >= 0 else 0
+        if ceil_mode and out > 0 and (out - 1) * s >= n + pad:
+            out -= 1
+        return out
+
+    P, Q = size(p[2], p[4], p[6], p[8]), size(p[3], p[5], p[7], p[9])
+    if P < 1 or Q < 1:
+        raise ValueError(f"kernel_size: window {p[4]}x{p[5]} does not fit the padded input {p[2]}x{p[3]} "
+                         f"(padding {p[8]}x{p[9]}): output size {P}x{Q}")
+    return P, Q
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, return_indices=False):
+    """Device version of :func:`fastconv.max_pool2d`; indices are an int64 Array (h * W + w per plane)."""
+    ix = _arr(x, "x", ndim=4)
+    p = _pool_params(x.shape, kernel_size, stride, padding)
+    P, Q = _pool_out(p, bool(ceil_mode))
+    y = _empty((p[0], p[1], P, Q), x.device)
+    indices = _empty((p[0], p[1], P, Q), x.device, np.int64) if return_indices else None
+    _cuda.max_pool2d_forward(p, bool(ceil_mode), ix, y._impl, indices._impl if indices is not None else None)
+    return (y, indices) if return_indices else y
+
+
+def max_pool2d_backward(grad_output, indices, input_shape):
+    """Device version of :func:`fastconv.grad.max_pool2d`: scatter grad_output to the argmax positions."""
+    idy = _arr(grad_output, "grad_output", ndim=4)
+    ii = _arr(indices, "indices", ndim=4, dtype=np.int64)
+    device = _same_device(grad_output=grad_output, indices=indices)
+    input_shape = _shape4(input_shape, "input_shape")
+    if indices.shape != grad_output.shape:
+        raise ValueError(f"indices: expected shape {shape_str(grad_output.shape)} (as grad_output), got {shape_str(indices.shape)}")
+    if input_shape[:2] != grad_output.shape[:2]:
+        raise ValueError(f"input_shape: N and C must match grad_output {shape_str(grad_output.shape)}, got {shape_str(input_shape)}")
+    dx = _empty(input_shape, device)
+    _cuda.max_pool2d_backward(idy, ii, dx._impl)
+    return dx
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    """Device version of :func:`fastconv.avg_pool2d`."""
+    ix = _arr(x, "x", ndim=4)
+    p = _pool_params(x.shape, kernel_size, stride, padding)
+    P, Q = _pool_out(p, bool(ceil_mode))
+    y = _empty((p[0], p[1], P, Q), x.device)
+    _cuda.avg_pool2d_forward(p, bool(ceil_mode), bool(count_include_pad), ix, y._impl)
+    return y
+
+
+def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
+                        count_include_pad=True):
+    """Device version of :func:`fastconv.grad.avg_pool2d`."""
+    idy = _arr(grad_output, "grad_output", ndim=4)
+    p = _pool_params(_shape4(input_shape, "input_shape"), kernel_size, stride, padding)
+    P, Q = _pool_out(p, bool(ceil_mode))
+    if grad_output.shape != (p[0], p[1], P, Q):
+        raise ValueError(f"grad_output: expected shape {shape_str((p[0], p[1], P, Q))}, got {shape_str(grad_output.shape)}")
+    dx = _empty(p[:4], grad_output.device)
+    _cuda.avg_pool2d_backward(p, bool(ceil_mode), bool(count_include_pad), idy, dx._impl)
+    return dx
+
+
+def adaptive_avg_pool2d(x, output_size):
+    """Device version of :func:`fastconv.adaptive_avg_pool2d`."""
+    ix = _arr(x, "x", ndim=4)
+    oh, ow = pair(output_size, "output_size", minimum=1)
+    y = _empty((x.shape[0], x.shape[1], oh, ow), x.device)
+    _cuda.adaptive_avg_pool2d_forward(ix, y._impl)
+    return y
