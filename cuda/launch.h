@@ -125,8 +125,41 @@ void cuda_avg_pool2d_backward(const Pool2dParams& p, const float* dy, float* dx)
 void cuda_adaptive_avg_pool2d_forward(int64_t planes, int64_t H, int64_t W, int64_t OH, int64_t OW, const float* x,
                                       float* y);
 
-// ---- elementwise (elementwise.cu) -------------------------------------------------------------------
-// y[n, c, i] += bias[c] for y of shape (N, C, inner).
+// ---- training kernels (elementwise.cu) ------------------------------------------------------------
+// y[n, c, i] += bias[c] for y of shape (N, C, inner); db[c] = sum over n, i of dy[n, c, i].
 void cuda_bias_add(float* y, const float* bias, int64_t N, int64_t C, int64_t inner);
+void cuda_bias_grad(const float* dy, int64_t N, int64_t C, int64_t inner, float* db);
+
+enum class Activation : int { relu, leaky_relu, sigmoid, tanh };
+// y = act(x); `slope` is leaky_relu's negative slope.
+void cuda_activation_forward(Activation act, float slope, int64_t n, const float* x, float* y);
+// dx = dy * act'(.): `saved` is the input x for relu/leaky_relu, the output y for sigmoid/tanh.
+void cuda_activation_backward(Activation act, float slope, int64_t n, const float* saved, const float* dy, float* dx);
+
+// out[0] = scale * sum(x[0 .. n)), deterministic (a fixed two-pass tree).
+void cuda_sum(int64_t n, const float* x, float scale, float* out);
+// loss[0] = mean over rows of (logsumexp(logits[n]) - logits[n, labels[n]]); logits N x K, labels int64.
+// A label outside [0, K) makes that row (and so the mean) NaN: the device cannot raise.
+void cuda_softmax_cross_entropy(int64_t N, int64_t K, const float* logits, const int64_t* labels, float* loss);
+// dlogits = grad_loss / N * (softmax(logits) - onehot(labels)).
+void cuda_softmax_cross_entropy_backward(int64_t N, int64_t K, const float* logits, const int64_t* labels,
+                                         float grad_loss, float* dlogits);
+// y += alpha * x (gradient accumulation).
+void cuda_axpy(int64_t n, float alpha, const float* x, float* y);
+
+// torch.optim.SGD, one step in place. momentum_buffer may be nullptr only when momentum == 0.
+struct SgdConfig {
+    float lr = 0.01f, momentum = 0.0f, dampening = 0.0f, weight_decay = 0.0f;
+    bool nesterov = false, first_step = false;  // first_step: the buffer is set to the gradient
+};
+void cuda_sgd_step(int64_t n, float* param, const float* grad, float* momentum_buffer, const SgdConfig& cfg);
+
+// torch.optim.Adam, one step in place; the host computes the bias corrections of step t.
+struct AdamConfig {
+    float step_size = 1e-3f;              // lr / (1 - beta1^t)
+    float sqrt_bias_correction2 = 1.0f;   // sqrt(1 - beta2^t)
+    float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, weight_decay = 0.0f;
+};
+void cuda_adam_step(int64_t n, float* param, const float* grad, float* m, float* v, const AdamConfig& cfg);
 
 }  // namespace fastconv

@@ -424,6 +424,125 @@ void adaptive_avg_pool2d_forward(const DeviceArray& x, DeviceArray& y) {
     cuda_adaptive_avg_pool2d_forward(planes, x.shape[2], x.shape[3], y.shape[2], y.shape[3], x.f(), y.f());
 }
 
+// ---- training kernels ----
+
+// Runs `launch` on the common device of `arrays` with the GIL released.
+template <typename F>
+void on_device(std::initializer_list<const DeviceArray*> arrays, F&& launch) {
+    const int device = common_device(arrays);
+    py::gil_scoped_release release;
+    DeviceGuard guard(device);
+    launch();
+}
+
+// (N, C, inner) view of an array of shape (N, C, ...): bias/channel operations act on axis 1.
+void channel_view(const DeviceArray& y, int64_t* N, int64_t* C, int64_t* inner) {
+    if (y.shape.size() < 2) throw std::invalid_argument("expected an array of shape (N, C, ...), got " + shape_str(y.shape));
+    *N = y.shape[0], *C = y.shape[1], *inner = 1;
+    for (size_t i = 2; i < y.shape.size(); ++i) *inner = checked_mul(*inner, y.shape[i], "array");
+}
+
+void bias_add(DeviceArray& y, const DeviceArray& bias) {
+    int64_t N, C, inner;
+    channel_view(y, &N, &C, &inner);
+    require(y, y.shape, "x");
+    require(bias, {C}, "bias");
+    on_device({&y, &bias}, [&] { cuda_bias_add(y.f(), bias.f(), N, C, inner); });
+}
+
+void bias_grad(const DeviceArray& dy, DeviceArray& db) {
+    int64_t N, C, inner;
+    channel_view(dy, &N, &C, &inner);
+    require(dy, dy.shape, "grad_output");
+    require(db, {C}, "out");
+    on_device({&dy, &db}, [&] { cuda_bias_grad(dy.f(), N, C, inner, db.f()); });
+}
+
+Activation activation(const std::string& name) {
+    if (name == "relu") return Activation::relu;
+    if (name == "leaky_relu") return Activation::leaky_relu;
+    if (name == "sigmoid") return Activation::sigmoid;
+    if (name == "tanh") return Activation::tanh;
+    throw std::invalid_argument("activation: unknown '" + name + "'");
+}
+
+void activation_forward(const std::string& name, float slope, const DeviceArray& x, DeviceArray& y) {
+    const Activation act = activation(name);
+    require(x, x.shape, "x");
+    require(y, x.shape, "out");
+    on_device({&x, &y}, [&] { cuda_activation_forward(act, slope, x.size(), x.f(), y.f()); });
+}
+
+void activation_backward(const std::string& name, float slope, const DeviceArray& saved, const DeviceArray& dy,
+                         DeviceArray& dx) {
+    const Activation act = activation(name);
+    require(dy, dy.shape, "grad_output");
+    require(saved, dy.shape, "saved");
+    require(dx, dy.shape, "out");
+    on_device({&saved, &dy, &dx}, [&] { cuda_activation_backward(act, slope, dy.size(), saved.f(), dy.f(), dx.f()); });
+}
+
+void sum(const DeviceArray& x, float scale, DeviceArray& out) {
+    require(x, x.shape, "x");
+    require(out, {}, "out");
+    on_device({&x, &out}, [&] { cuda_sum(x.size(), x.f(), scale, out.f()); });
+}
+
+void check_logits(const DeviceArray& logits, const DeviceArray& labels) {
+    if (logits.shape.size() != 2) throw std::invalid_argument("logits: expected a 2-D array (N, classes), got " + shape_str(logits.shape));
+    require(logits, logits.shape, "logits");
+    require(labels, {logits.shape[0]}, "labels", DType::int64);
+}
+
+void softmax_cross_entropy(const DeviceArray& logits, const DeviceArray& labels, DeviceArray& loss) {
+    check_logits(logits, labels);
+    require(loss, {}, "out");
+    on_device({&logits, &labels, &loss}, [&] {
+        cuda_softmax_cross_entropy(logits.shape[0], logits.shape[1], logits.f(), labels.i64(), loss.f());
+    });
+}
+
+void softmax_cross_entropy_backward(const DeviceArray& logits, const DeviceArray& labels, float grad_loss,
+                                    DeviceArray& dlogits) {
+    check_logits(logits, labels);
+    require(dlogits, logits.shape, "out");
+    on_device({&logits, &labels, &dlogits}, [&] {
+        cuda_softmax_cross_entropy_backward(logits.shape[0], logits.shape[1], logits.f(), labels.i64(), grad_loss,
+                                            dlogits.f());
+    });
+}
+
+void axpy(float alpha, const DeviceArray& x, DeviceArray& y) {
+    require(x, x.shape, "x");
+    require(y, x.shape, "y");
+    on_device({&x, &y}, [&] { cuda_axpy(x.size(), alpha, x.f(), y.f()); });
+}
+
+void sgd_step(DeviceArray& param, const DeviceArray& grad, DeviceArray* buf, float lr, float momentum, float dampening,
+              float weight_decay, bool nesterov, bool first_step) {
+    require(param, param.shape, "param");
+    require(grad, param.shape, "grad");
+    if (buf) require(*buf, param.shape, "momentum_buffer");
+    SgdConfig cfg;
+    cfg.lr = lr, cfg.momentum = momentum, cfg.dampening = dampening, cfg.weight_decay = weight_decay;
+    cfg.nesterov = nesterov, cfg.first_step = first_step;
+    on_device({&param, &grad, buf}, [&] {
+        cuda_sgd_step(param.size(), param.f(), grad.f(), buf ? buf->f() : nullptr, cfg);
+    });
+}
+
+void adam_step(DeviceArray& param, const DeviceArray& grad, DeviceArray& m, DeviceArray& v, float step_size,
+               float sqrt_bias_correction2, float beta1, float beta2, float eps, float weight_decay) {
+    require(param, param.shape, "param");
+    require(grad, param.shape, "grad");
+    require(m, param.shape, "exp_avg");
+    require(v, param.shape, "exp_avg_sq");
+    AdamConfig cfg;
+    cfg.step_size = step_size, cfg.sqrt_bias_correction2 = sqrt_bias_correction2;
+    cfg.beta1 = beta1, cfg.beta2 = beta2, cfg.eps = eps, cfg.weight_decay = weight_decay;
+    on_device({&param, &grad, &m, &v}, [&] { cuda_adam_step(param.size(), param.f(), grad.f(), m.f(), v.f(), cfg); });
+}
+
 }  // namespace
 }  // namespace fastconv
 
@@ -515,5 +634,21 @@ PYBIND11_MODULE(_cuda, m) {
     m.def("avg_pool2d_backward", &fc::avg_pool2d_backward, py::arg("params"), py::arg("ceil_mode"),
           py::arg("count_include_pad"), py::arg("grad_output"), py::arg("out"));
     m.def("adaptive_avg_pool2d_forward", &fc::adaptive_avg_pool2d_forward, py::arg("x"), py::arg("out"));
+    m.def("bias_add", &fc::bias_add, py::arg("x"), py::arg("bias"));
+    m.def("bias_grad", &fc::bias_grad, py::arg("grad_output"), py::arg("out"));
+    m.def("activation_forward", &fc::activation_forward, py::arg("name"), py::arg("slope"), py::arg("x"), py::arg("out"));
+    m.def("activation_backward", &fc::activation_backward, py::arg("name"), py::arg("slope"), py::arg("saved"),
+          py::arg("grad_output"), py::arg("out"));
+    m.def("sum", &fc::sum, py::arg("x"), py::arg("scale"), py::arg("out"));
+    m.def("softmax_cross_entropy", &fc::softmax_cross_entropy, py::arg("logits"), py::arg("labels"), py::arg("out"));
+    m.def("softmax_cross_entropy_backward", &fc::softmax_cross_entropy_backward, py::arg("logits"), py::arg("labels"),
+          py::arg("grad_loss"), py::arg("out"));
+    m.def("axpy", &fc::axpy, py::arg("alpha"), py::arg("x"), py::arg("y"));
+    m.def("sgd_step", &fc::sgd_step, py::arg("param"), py::arg("grad"), py::arg("momentum_buffer").none(true),
+          py::arg("lr"), py::arg("momentum"), py::arg("dampening"), py::arg("weight_decay"), py::arg("nesterov"),
+          py::arg("first_step"));
+    m.def("adam_step", &fc::adam_step, py::arg("param"), py::arg("grad"), py::arg("exp_avg"), py::arg("exp_avg_sq"),
+          py::arg("step_size"), py::arg("sqrt_bias_correction2"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
+          py::arg("weight_decay"));
     m.def("pointer_device", [](uintptr_t ptr) { return fc::cuda_pointer_device(reinterpret_cast<const void*>(ptr)); });
 }

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import cuda
-from ._validation import pair, require_int, shape_str
+from ._validation import pair, require_finite, require_int, shape_str
 
 _cuda = cuda._cuda
 
@@ -291,3 +291,170 @@ def adaptive_avg_pool2d(x, output_size):
     y = _empty((x.shape[0], x.shape[1], oh, ow), x.device)
     _cuda.adaptive_avg_pool2d_forward(ix, y._impl)
     return y
+
+
+# ---- training kernels --------------------------------------------------------------------------------
+
+def add_bias(x, bias):
+    """``x + bias`` broadcast over axis 1 (x of shape (N, C, ...), bias (C,)); returns a new Array."""
+    _arr(x, "x"), _arr(bias, "bias", ndim=1)
+    _same_device(x=x, bias=bias)
+    if x.ndim < 2 or bias.shape != (x.shape[1],):
+        raise ValueError(f"bias: expected shape (C,) for x of shape (N, C, ...), got {shape_str(bias.shape)} for {shape_str(x.shape)}")
+    y = x.copy()
+    _cuda.bias_add(y._impl, bias._impl)
+    return y
+
+
+def bias_grad(grad_output):
+    """Gradient of :func:`add_bias` with respect to the bias: ``grad_output`` summed over all axes but 1."""
+    _arr(grad_output, "grad_output")
+    if grad_output.ndim < 2:
+        raise ValueError(f"grad_output: expected shape (N, C, ...), got {shape_str(grad_output.shape)}")
+    db = _empty((grad_output.shape[1],), grad_output.device)
+    _cuda.bias_grad(grad_output._impl, db._impl)
+    return db
+
+
+def _activation(name, x, slope=0.0):
+    y = _empty(x.shape, x.device)
+    _cuda.activation_forward(name, float(slope), _arr(x, "x"), y._impl)
+    return y
+
+
+def _activation_grad(name, grad_output, saved, saved_name, slope=0.0):
+    idy, isv = _arr(grad_output, "grad_output"), _arr(saved, saved_name)
+    device = _same_device(grad_output=grad_output, **{saved_name: saved})
+    if saved.shape != grad_output.shape:
+        raise ValueError(f"{saved_name}: expected shape {shape_str(grad_output.shape)} (as grad_output), got {shape_str(saved.shape)}")
+    dx = _empty(grad_output.shape, device)
+    _cuda.activation_backward(name, float(slope), isv, idy, dx._impl)
+    return dx
+
+
+def relu(x):
+    """max(x, 0) elementwise."""
+    return _activation("relu", x)
+
+
+def relu_backward(grad_output, x):
+    """Gradient of :func:`relu` given its input ``x``."""
+    return _activation_grad("relu", grad_output, x, "x")
+
+
+def leaky_relu(x, negative_slope=0.01):
+    """x if x > 0 else negative_slope * x."""
+    return _activation("leaky_relu", x, require_finite(negative_slope, "negative_slope"))
+
+
+def leaky_relu_backward(grad_output, x, negative_slope=0.01):
+    """Gradient of :func:`leaky_relu` given its input ``x``."""
+    return _activation_grad("leaky_relu", grad_output, x, "x", require_finite(negative_slope, "negative_slope"))
+
+
+def sigmoid(x):
+    """1 / (1 + exp(-x)) elementwise."""
+    return _activation("sigmoid", x)
+
+
+def sigmoid_backward(grad_output, y):
+    """Gradient of :func:`sigmoid` given its output ``y``."""
+    return _activation_grad("sigmoid", grad_output, y, "y")
+
+
+def tanh(x):
+    """tanh(x) elementwise."""
+    return _activation("tanh", x)
+
+
+def tanh_backward(grad_output, y):
+    """Gradient of :func:`tanh` given its output ``y``."""
+    return _activation_grad("tanh", grad_output, y, "y")
+
+
+def sum(x):  # noqa: A001  (mirrors numpy's name inside this namespace)
+    """Sum of all elements as a 0-d Array (deterministic order)."""
+    ix = _arr(x, "x")
+    out = _empty((), x.device)
+    _cuda.sum(ix, 1.0, out._impl)
+    return out
+
+
+def mean(x):
+    """Mean of all elements as a 0-d Array (NaN for an empty array, as numpy and torch)."""
+    ix = _arr(x, "x")
+    out = _empty((), x.device)
+    _cuda.sum(ix, 1.0 / x.size if x.size else float("nan"), out._impl)
+    return out
+
+
+def _logits_labels(logits, labels):
+    il, ib = _arr(logits, "logits", ndim=2), _arr(labels, "labels", ndim=1, dtype=np.int64)
+    device = _same_device(logits=logits, labels=labels)
+    if labels.shape != (logits.shape[0],):
+        raise ValueError(f"labels: expected shape {shape_str((logits.shape[0],))} for logits {shape_str(logits.shape)}, got {shape_str(labels.shape)}")
+    if logits.shape[1] < 1:
+        raise ValueError("logits: need at least one class")
+    return il, ib, device
+
+
+def softmax_cross_entropy(logits, labels):
+    """Mean over rows of ``-log softmax(logits)[label]`` as a 0-d Array. labels: int64 Array in
+    [0, classes); a label out of range cannot be reported from the GPU and makes the loss NaN."""
+    il, ib, device = _logits_labels(logits, labels)
+    loss = _empty((), device)
+    _cuda.softmax_cross_entropy(il, ib, loss._impl)
+    return loss
+
+
+def softmax_cross_entropy_backward(logits, labels, grad_loss=1.0):
+    """Gradient of :func:`softmax_cross_entropy` w.r.t. the logits: grad_loss / N * (softmax - onehot)."""
+    il, ib, device = _logits_labels(logits, labels)
+    dlogits = _empty(logits.shape, device)
+    _cuda.softmax_cross_entropy_backward(il, ib, require_finite(grad_loss, "grad_loss"), dlogits._impl)
+    return dlogits
+
+
+def axpy(alpha, x, y):
+    """``y += alpha * x`` in place (gradient accumulation)."""
+    ix, iy = _arr(x, "x"), _arr(y, "y")
+    _same_device(x=x, y=y)
+    if x.shape != y.shape:
+        raise ValueError(f"y: expected shape {shape_str(x.shape)} (as x), got {shape_str(y.shape)}")
+    _cuda.axpy(require_finite(alpha, "alpha"), ix, iy)
+
+
+def _param_like(param, **others):
+    _arr(param, "param")
+    for name, a in others.items():
+        if a is not None:
+            _arr(a, name)
+            if a.shape != param.shape:
+                raise ValueError(f"{name}: expected shape {shape_str(param.shape)} (as param), got {shape_str(a.shape)}")
+    _same_device(param=param, **others)
+
+
+def sgd_step(param, grad, momentum_buffer=None, *, lr, momentum=0.0, dampening=0.0, weight_decay=0.0,
+             nesterov=False, first_step=False):
+    """One torch.optim.SGD step in place on ``param`` (and ``momentum_buffer``, needed when
+    momentum != 0; on the first step pass ``first_step=True`` so the buffer starts at the gradient)."""
+    _param_like(param, grad=grad, momentum_buffer=momentum_buffer)
+    momentum = require_finite(momentum, "momentum")
+    if momentum != 0.0 and momentum_buffer is None:
+        raise ValueError("momentum_buffer: required when momentum != 0")
+    _cuda.sgd_step(param._impl, grad._impl, None if momentum_buffer is None else momentum_buffer._impl,
+                   require_finite(lr, "lr"), momentum, require_finite(dampening, "dampening"),
+                   require_finite(weight_decay, "weight_decay"), bool(nesterov), bool(first_step))
+
+
+def adam_step(param, grad, exp_avg, exp_avg_sq, *, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
+    """One torch.optim.Adam step in place (``step`` counts from 1; the moments start at zero)."""
+    _param_like(param, grad=grad, exp_avg=exp_avg, exp_avg_sq=exp_avg_sq)
+    step = require_int(step, "step", minimum=1)
+    beta1, beta2 = require_finite(beta1, "beta1"), require_finite(beta2, "beta2")
+    if not (0.0 <= beta1 < 1.0 and 0.0 <= beta2 < 1.0):
+        raise ValueError(f"beta1, beta2: expected values in [0, 1), got {beta1}, {beta2}")
+    step_size = require_finite(lr, "lr") / (1.0 - beta1**step)
+    sqrt_bc2 = (1.0 - beta2**step) ** 0.5
+    _cuda.adam_step(param._impl, grad._impl, exp_avg._impl, exp_avg_sq._impl, step_size, sqrt_bc2, beta1, beta2,
+                    require_finite(eps, "eps"), require_finite(weight_decay, "weight_decay"))
