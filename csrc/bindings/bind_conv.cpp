@@ -18,6 +18,8 @@ struct Conv2dKernels {
 // Algorithm name (the Python algo= string) -> kernels.
 const std::map<std::string, Conv2dKernels>& kernel_table() {
     static const std::map<std::string, Conv2dKernels> table = {
+        {"direct", {conv2d_direct_forward, conv2d_direct_backward_input, conv2d_direct_backward_weight}},
+        {"im2col", {conv2d_im2col_forward, conv2d_im2col_backward_input, conv2d_im2col_backward_weight}},
     };
     return table;
 }

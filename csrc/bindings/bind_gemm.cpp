@@ -1,4 +1,5 @@
 #include "bindings/bindings.h"
+#include "common/peak.h"
 #include "gemm/gemm.h"
 
 namespace fastconv::bindings {
@@ -42,6 +43,15 @@ void bind_gemm(py::module_& m) {
     m.def("sgemm", &gemm_binding, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("alpha"), py::arg("beta"),
           py::arg("trans_a"), py::arg("trans_b"), py::arg("naive") = false,
           "out = alpha * op(a) @ op(b) + beta * out on strided float32 views (validated by fastconv.gemm).");
+    m.def(
+        "fma_peak_gflops",
+        [](int64_t iterations, int repeats) {
+            if (iterations < 1 || repeats < 1) throw std::invalid_argument("iterations and repeats must be >= 1");
+            py::gil_scoped_release release;
+            return fma_peak_gflops(iterations, repeats);
+        },
+        py::arg("iterations") = 20000000, py::arg("repeats") = 5,
+        "Measured FP32 FMA GFLOP/s with all configured threads (best of repeats).");
 }
 
 }  // namespace fastconv::bindings

@@ -11,6 +11,11 @@ namespace fastconv {
 // written without being read (NaNs already in C do not propagate), as in BLAS.
 void sgemm(const GemmParams& p, const float* A, const float* B, float* C);
 
+// The two blocked implementations sgemm chooses between (M, N, K >= 1): packed panels and a
+// register-blocked micro-kernel, AVX2/FMA (call only when use_avx2()) or portable C++.
+void sgemm_avx2(const GemmParams& p, const float* A, const float* B, float* C);
+void sgemm_portable(const GemmParams& p, const float* A, const float* B, float* C);
+
 // Readable triple loop with double accumulation: the test baseline. Not for production use.
 void sgemm_naive(const GemmParams& p, const float* A, const float* B, float* C);
 

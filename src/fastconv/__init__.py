@@ -6,7 +6,8 @@ is present. See README.md for the tour and benchmarks/results/ for measurements.
 
 from __future__ import annotations
 
-from . import _core, cuda
+from . import _core, cuda, grad
+from .conv import conv2d, conv_algorithms
 from .gemm import gemm
 
 __version__ = _core.build_info()["version"]
@@ -69,6 +70,9 @@ def _cpu_model() -> str:
 
 
 __all__ = [
+    "conv2d",
+    "conv_algorithms",
+    "grad",
     "gemm",
     "cuda",
     "get_num_threads",

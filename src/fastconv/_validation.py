@@ -69,3 +69,12 @@ def require_writable_out(out, name: str, shape, inputs) -> np.ndarray:
         if np.shares_memory(out, arr):
             raise ValueError(f"{name}: overlaps input {input_name!r}; pass a separate output array")
     return out
+
+
+def require_shape(shape, name: str, ndim: int) -> tuple[int, ...]:
+    """A shape given as a sequence of `ndim` non-negative ints (e.g. input_shape of a gradient)."""
+    if isinstance(shape, np.ndarray) or not isinstance(shape, (tuple, list)):
+        raise TypeError(f"{name}: expected a tuple of {ndim} ints, got {type(shape).__name__}")
+    if len(shape) != ndim:
+        raise ValueError(f"{name}: expected {ndim} sizes, got {len(shape)}: {tuple(shape)!r}")
+    return tuple(require_int(s, name, minimum=0) for s in shape)

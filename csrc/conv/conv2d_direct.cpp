@@ -1,0 +1,445 @@
+// Direct convolution: the six-deep loop with the output tile in registers, vectorised over output
+// columns, for every pass. Each pass packs one image at a time into a zero-padded buffer in which
+// every kernel tap is a fixed offset and consecutive output columns read consecutive floats:
+//  - forward: the padded input, each row split into `stride_w` phases (column u goes to phase
+//    u % sw at index u / sw), so output column q of tap s reads index q + s*dw/sw of phase s*dw%sw;
+//  - input gradient: split by stride phase (a, b) of the input position (h = a + sh*i,
+//    w = b + sw*j). Only the taps with (a + ph - r*dh) % sh == 0 reach a phase, and each is a plain
+//    stride-1 correlation of the zero-bordered grad_output, so strided layers do no scatter and
+//    no wasted multiply (the classic strided backward-data pathology);
+//  - weight gradient: the forward packing again, reduced against the packed grad_output.
+// The tiles themselves are in conv2d_direct_tiles.h (AVX2 in conv2d_direct_avx2.cpp).
+// Parallel over images x groups (x output-channel chunks when the batch is too small); the weight
+// gradient keeps 8-wide partial sums per thread and adds them up at the end.
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "common/cpu_features.h"
+#include "common/parallel.h"
+#include "common/workspace.h"
+#include "conv/conv2d.h"
+#include "conv/conv2d_direct_tiles.h"
+
+namespace fastconv {
+
+namespace direct {
+
+void corr_tile_portable(const CorrTileArgs& a, int KB, int IB, int QV) {
+    const int cw = 8 * QV;
+    float acc[kMaxAcc * 8];
+    for (int k = 0; k < KB; ++k) {
+        const float v = (a.init && k < a.kvalid) ? a.init[k] : 0.0f;
+        for (int j = 0; j < IB * cw; ++j) acc[k * IB * cw + j] = v;
+    }
+    const float* w = a.w;
+    for (int64_t c = 0; c < a.cin; ++c)
+        for (int64_t t = 0; t < a.ntaps; ++t, w += KB)
+            for (int i = 0; i < IB; ++i) {
+                const float* x = a.in + std::min(i, a.rows - 1) * a.in_rstride + c * a.in_cstride + a.taps[t];
+                for (int k = 0; k < KB; ++k) {
+                    float* acc_row = acc + (k * IB + i) * cw;
+                    const float wk = w[k];
+                    for (int j = 0; j < cw; ++j) acc_row[j] += wk * x[j];
+                }
+            }
+    for (int k = 0; k < a.kvalid; ++k)
+        for (int i = 0; i < a.rows; ++i) {
+            float* o = a.out + k * a.out_kstride + i * a.out_rstride;
+            for (int j = 0; j < a.cols; ++j) o[j * a.out_cstride] = acc[(k * IB + i) * cw + j];
+        }
+}
+
+void reduce_tile_portable(const ReduceTileArgs& a, int KB, int TB) {
+    for (int k = 0; k < a.kvalid; ++k) {
+        const float* dy = a.dy + k * a.dy_kstride;
+        for (int t = 0; t < a.tvalid; ++t) {
+            float sum[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+            for (int64_t r = 0; r < a.rows; ++r) {
+                const float* x = a.in + r * a.in_rstride + a.taps[t];
+                const float* d = dy + r * a.dy_rstride;
+                for (int64_t j = 0; j < 8 * a.vecs; ++j) sum[j % 8] += d[j] * x[j];
+            }
+            float* acc = a.acc + k * a.acc_kstride + 8 * t;
+            for (int l = 0; l < 8; ++l) acc[l] += sum[l];
+        }
+    }
+}
+
+}  // namespace direct
+
+namespace {
+
+using direct::CorrTileArgs;
+using direct::kMaxAcc;
+using direct::ReduceTileArgs;
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Register-tile shape of the correlation: KB output channels x IB rows x QV vectors of 8 columns.
+struct CorrShape {
+    int KB = 1, IB = 1, QV = 1;
+    direct::CorrTileFn avx2 = nullptr;
+    void run(const CorrTileArgs& a) const {
+        if (avx2)
+            avx2(a);
+        else
+            direct::corr_tile_portable(a, KB, IB, QV);
+    }
+};
+
+// Picks the tile that minimises max(FMA cycles, load cycles) per (channel, tap) over the whole
+// output (two FMA and two vector loads per cycle), counting padded lanes, channels and rows as work.
+CorrShape choose_corr_shape(int64_t kout, int64_t rows, int64_t cols) {
+    static const int kbs[] = {1, 2, 3, 4, 6, 12};
+    CorrShape best;
+    double best_cost = 1e300;
+    for (int qv = 1; qv <= 4; ++qv) {
+        const int budget = kMaxAcc / qv;
+        const double col_blocks = double(ceil_div(cols, 8 * qv));
+        for (int kb : kbs) {
+            if (kb > budget) break;
+            for (int ib : {1, budget / kb}) {
+                const double tiles = double(ceil_div(kout, kb)) * double(ceil_div(rows, ib)) * col_blocks;
+                const double fma = tiles * kb * ib * qv, loads = tiles * (kb + ib * qv);
+                const double cost = std::max(fma, loads) / 2.0;
+                if (cost < best_cost) best_cost = cost, best = CorrShape{kb, ib, qv, nullptr};
+            }
+        }
+    }
+    if (use_avx2()) best.avx2 = direct::corr_tile_avx2(best.KB, best.IB, best.QV);
+    return best;
+}
+
+// Reduction-tile shape (KB gradient channels x TB taps, 12 accumulators).
+struct ReduceShape {
+    int KB = 1, TB = 12;
+    direct::ReduceTileFn avx2 = nullptr;
+    void run(const ReduceTileArgs& a) const {
+        if (avx2)
+            avx2(a);
+        else
+            direct::reduce_tile_portable(a, KB, TB);
+    }
+};
+
+ReduceShape choose_reduce_shape(int64_t kout) {
+    ReduceShape s = kout >= 3 ? ReduceShape{3, 4} : kout == 2 ? ReduceShape{2, 6} : ReduceShape{1, 12};
+    if (use_avx2()) s.avx2 = direct::reduce_tile_avx2(s.KB, s.TB);
+    return s;
+}
+
+// Zero-padded, column-phase-split copy of one image's channels [c0, c0 + channels) (see the file
+// comment). Row v of the packed plane is input row v - pad_h; phase f holds columns f, f + sw, ...
+struct ForwardPacking {
+    int64_t rows, phase_width, ld, plane;
+
+    ForwardPacking(const Conv2dParams& p, int64_t padded_cols) {
+        rows = p.H + 2 * p.pad_h;
+        phase_width = padded_cols + (p.S - 1) * p.dil_w / p.stride_w + 1;
+        ld = p.stride_w * phase_width;
+        plane = rows * ld;
+    }
+
+    std::vector<int64_t> taps(const Conv2dParams& p) const {
+        std::vector<int64_t> t;
+        for (int64_t r = 0; r < p.R; ++r)
+            for (int64_t s = 0; s < p.S; ++s) {
+                const int64_t u = s * p.dil_w;
+                t.push_back(r * p.dil_h * ld + (u % p.stride_w) * phase_width + u / p.stride_w);
+            }
+        return t;
+    }
+
+    void pack(const Conv2dParams& p, const float* x, int64_t channels, float* dst) const {
+        const int64_t sw = p.stride_w;
+        for (int64_t c = 0; c < channels; ++c) {
+            const float* src = x + c * p.H * p.W;
+            for (int64_t v = 0; v < rows; ++v) {
+                float* d = dst + c * plane + v * ld;
+                const int64_t h = v - p.pad_h;
+                if (h < 0 || h >= p.H) {
+                    std::memset(d, 0, sizeof(float) * ld);
+                    continue;
+                }
+                const float* srow = src + h * p.W;
+                if (sw == 1) {
+                    const int64_t n = std::min(p.W, ld - p.pad_w);
+                    std::memset(d, 0, sizeof(float) * p.pad_w);
+                    std::memcpy(d + p.pad_w, srow, sizeof(float) * n);
+                    std::memset(d + p.pad_w + n, 0, sizeof(float) * (ld - p.pad_w - n));
+                    continue;
+                }
+                for (int64_t f = 0; f < sw; ++f) {
+                    float* dp = d + f * phase_width;
+                    for (int64_t i = 0; i < phase_width; ++i) {
+                        const int64_t col = i * sw + f - p.pad_w;
+                        dp[i] = (col >= 0 && col < p.W) ? srow[col] : 0.0f;
+                    }
+                }
+            }
+        }
+    }
+};
+
+// Runs body(thread, begin, end) over [0, n) split statically across the region's threads.
+template <class F>
+void parallel_ranges(int64_t n, int threads, F&& body) {
+    ExceptionCatcher catcher;
+#pragma omp parallel num_threads(threads)
+    {
+        ScopedDenormalsOff ftz;
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        catcher.run([&] { body(t, n * t / nt, n * (t + 1) / nt); });
+    }
+    catcher.rethrow();
+}
+
+}  // namespace
+
+void conv2d_direct_forward(const Conv2dParams& p, const float* x, const float* w, const float* bias, float* y) {
+    const int64_t P = p.P(), Q = p.Q(), G = p.groups, Cg = p.C_per_group(), Kg = p.K_per_group(), RS = p.R * p.S;
+    if (p.N == 0) return;
+    const CorrShape shape = choose_corr_shape(Kg, P, Q);
+    const int64_t KB = shape.KB, cw = 8 * shape.QV, col_blocks = ceil_div(Q, cw), kblocks = ceil_div(Kg, KB);
+    const ForwardPacking pk(p, col_blocks * cw);
+    const std::vector<int64_t> taps = pk.taps(p);
+
+    // Weights as [g][kblock][c][tap][KB], zero beyond Kg, packed once and shared read-only.
+    const int64_t wblock = Cg * RS * KB;
+    float* wp = thread_scratch(1, size_t(G * kblocks * wblock));
+    for (int64_t g = 0; g < G; ++g)
+        for (int64_t kb = 0; kb < kblocks; ++kb)
+            for (int64_t c = 0; c < Cg; ++c)
+                for (int64_t t = 0; t < RS; ++t)
+                    for (int64_t k = 0; k < KB; ++k) {
+                        const int64_t kk = kb * KB + k;
+                        wp[(g * kblocks + kb) * wblock + (c * RS + t) * KB + k] =
+                            kk < Kg ? w[((g * Kg + kk) * Cg + c) * RS + t] : 0.0f;
+                    }
+
+    // Work items: image x group x chunk of k-blocks (chunks only when images alone cannot feed
+    // every thread; each chunk repacks its image).
+    const int threads = region_threads();
+    const int64_t chunks = std::min(kblocks, ceil_div(4 * threads, p.N * G));
+    parallel_for(p.N * G * chunks, [&](int64_t begin, int64_t end) {
+        float* xp = thread_scratch(0, size_t(Cg * pk.plane));
+        int64_t packed = -1;
+        for (int64_t item = begin; item < end; ++item) {
+            const int64_t ng = item / chunks, chunk = item % chunks, n = ng / G, g = ng % G;
+            if (packed != ng) pk.pack(p, x + (n * p.C + g * Cg) * p.H * p.W, Cg, xp), packed = ng;
+            CorrTileArgs a{};
+            a.in_cstride = pk.plane;
+            a.in_rstride = p.stride_h * pk.ld;
+            a.taps = taps.data();
+            a.ntaps = RS;
+            a.cin = Cg;
+            a.out_kstride = P * Q;
+            a.out_rstride = Q;
+            a.out_cstride = 1;
+            for (int64_t kb = kblocks * chunk / chunks; kb < kblocks * (chunk + 1) / chunks; ++kb) {
+                const int64_t k0 = g * Kg + kb * KB;
+                a.w = wp + (g * kblocks + kb) * wblock;
+                a.init = bias ? bias + k0 : nullptr;
+                a.kvalid = int(std::min(KB, Kg - kb * KB));
+                for (int64_t i0 = 0; i0 < P; i0 += shape.IB) {
+                    a.rows = int(std::min<int64_t>(shape.IB, P - i0));
+                    for (int64_t cb = 0; cb < col_blocks; ++cb) {
+                        a.in = xp + i0 * p.stride_h * pk.ld + cb * cw;
+                        a.out = y + ((n * p.K + k0) * P + i0) * Q + cb * cw;
+                        a.cols = int(std::min(cw, Q - cb * cw));
+                        shape.run(a);
+                    }
+                }
+            }
+        }
+    });
+}
+
+void conv2d_direct_backward_input(const Conv2dParams& p, const float* dy, const float* w, float* dx) {
+    const int64_t P = p.P(), Q = p.Q(), G = p.groups, Cg = p.C_per_group(), Kg = p.K_per_group();
+    const int64_t sh = p.stride_h, sw = p.stride_w;
+    if (p.N == 0) return;
+
+    // Stride phases: for input row phase a, the taps r with (a + ph - r*dh) % sh == 0, reading
+    // grad_output row i + (a + ph - r*dh) / sh for input row a + sh*i. Likewise for columns.
+    struct AxisTaps {
+        std::vector<std::vector<int64_t>> index, offset;  // per phase
+        int64_t border = 0, max_offset = 0;
+    };
+    auto axis_taps = [](int64_t stride, int64_t pad, int64_t dil, int64_t taps) {
+        AxisTaps at;
+        at.index.resize(stride);
+        at.offset.resize(stride);
+        for (int64_t a = 0; a < stride; ++a)
+            for (int64_t r = 0; r < taps; ++r) {
+                const int64_t m = a + pad - r * dil;
+                if (((m % stride) + stride) % stride != 0) continue;
+                at.index[a].push_back(r);
+                at.offset[a].push_back(m / stride);
+                at.border = std::max(at.border, -m / stride);
+                at.max_offset = std::max(at.max_offset, m / stride);
+            }
+        return at;
+    };
+    const AxisTaps rt = axis_taps(sh, p.pad_h, p.dil_h, p.R), ct = axis_taps(sw, p.pad_w, p.dil_w, p.S);
+    const int64_t rows_max = ceil_div(p.H, sh), cols_max = ceil_div(p.W, sw);
+
+    const CorrShape shape = choose_corr_shape(Cg, rows_max, cols_max);
+    const int64_t KB = shape.KB, cw = 8 * shape.QV, col_blocks = ceil_div(cols_max, cw), cblocks = ceil_div(Cg, KB);
+    // Packed grad_output: row u is grad_output row u - BT, column z is column z - BL, zero outside.
+    const int64_t BT = rt.border, BL = ct.border;
+    const int64_t prow = std::max<int64_t>(BT + rows_max + rt.max_offset, 1);
+    const int64_t ld = BL + col_blocks * cw + std::max<int64_t>(ct.max_offset, 0);
+    const int64_t plane = prow * ld;
+
+    // Per phase: tap offsets, and weights [g][phase][cblock][k][tap][KB] (w[k][c][r][s] with the
+    // roles of k and c swapped: grad_output channels are summed, input channels are produced).
+    const int64_t phases = sh * sw;
+    std::vector<std::vector<int64_t>> taps(phases);
+    std::vector<int64_t> wofs(phases + 1, 0);
+    for (int64_t a = 0; a < sh; ++a)
+        for (int64_t b = 0; b < sw; ++b) {
+            auto& t = taps[a * sw + b];
+            for (int64_t ro : rt.offset[a])
+                for (int64_t co : ct.offset[b]) t.push_back((ro + BT) * ld + co + BL);
+            wofs[a * sw + b + 1] = wofs[a * sw + b] + cblocks * Kg * int64_t(t.size()) * KB;
+        }
+    const int64_t wgroup = wofs[phases];
+    float* wp = thread_scratch(1, size_t(std::max<int64_t>(G * wgroup, 1)));
+    for (int64_t g = 0; g < G; ++g)
+        for (int64_t a = 0; a < sh; ++a)
+            for (int64_t b = 0; b < sw; ++b) {
+                const auto& ri = rt.index[a];
+                const auto& si = ct.index[b];
+                const int64_t T = int64_t(ri.size() * si.size());
+                float* dst = wp + g * wgroup + wofs[a * sw + b];
+                for (int64_t cb = 0; cb < cblocks; ++cb)
+                    for (int64_t k = 0; k < Kg; ++k)
+                        for (int64_t t = 0; t < T; ++t)
+                            for (int64_t c = 0; c < KB; ++c) {
+                                const int64_t cc = cb * KB + c, r = ri[t / si.size()], s = si[t % si.size()];
+                                *dst++ = cc < Cg ? w[(((g * Kg + k) * Cg + cc) * p.R + r) * p.S + s] : 0.0f;
+                            }
+            }
+
+    const int threads = region_threads();
+    const int64_t chunks = std::min(cblocks, ceil_div(4 * threads, p.N * G));
+    parallel_for(p.N * G * chunks, [&](int64_t begin, int64_t end) {
+        float* dyp = thread_scratch(0, size_t(Kg * plane));
+        int64_t packed = -1;
+        for (int64_t item = begin; item < end; ++item) {
+            const int64_t ng = item / chunks, chunk = item % chunks, n = ng / G, g = ng % G;
+            if (packed != ng) {
+                const float* src = dy + (n * p.K + g * Kg) * P * Q;
+                for (int64_t k = 0; k < Kg; ++k)
+                    for (int64_t u = 0; u < prow; ++u) {
+                        float* d = dyp + k * plane + u * ld;
+                        std::memset(d, 0, sizeof(float) * ld);
+                        const int64_t i = u - BT;
+                        if (i >= 0 && i < P) std::memcpy(d + BL, src + (k * P + i) * Q, sizeof(float) * std::min(Q, ld - BL));
+                    }
+                packed = ng;
+            }
+            CorrTileArgs a{};
+            a.in_cstride = plane;
+            a.in_rstride = ld;
+            a.cin = Kg;
+            a.init = nullptr;
+            a.out_kstride = p.H * p.W;
+            a.out_rstride = sh * p.W;
+            a.out_cstride = sw;
+            for (int64_t ph_a = 0; ph_a < sh && ph_a < p.H; ++ph_a) {
+                const int64_t rows = ceil_div(p.H - ph_a, sh);
+                for (int64_t ph_b = 0; ph_b < sw && ph_b < p.W; ++ph_b) {
+                    const int64_t cols = ceil_div(p.W - ph_b, sw), phase = ph_a * sw + ph_b;
+                    a.taps = taps[phase].data();
+                    a.ntaps = int64_t(taps[phase].size());
+                    for (int64_t cb = cblocks * chunk / chunks; cb < cblocks * (chunk + 1) / chunks; ++cb) {
+                        const int64_t c0 = g * Cg + cb * KB;
+                        a.w = wp + g * wgroup + wofs[phase] + cb * Kg * a.ntaps * KB;
+                        a.kvalid = int(std::min(KB, Cg - cb * KB));
+                        for (int64_t i0 = 0; i0 < rows; i0 += shape.IB) {
+                            a.rows = int(std::min<int64_t>(shape.IB, rows - i0));
+                            for (int64_t jb = 0; jb < ceil_div(cols, cw); ++jb) {
+                                a.in = dyp + i0 * ld + jb * cw;
+                                a.out = dx + ((n * p.C + c0) * p.H + ph_a + i0 * sh) * p.W + ph_b + jb * cw * sw;
+                                a.cols = int(std::min(cw, cols - jb * cw));
+                                shape.run(a);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+void conv2d_direct_backward_weight(const Conv2dParams& p, const float* x, const float* dy, float* dw) {
+    const int64_t P = p.P(), Q = p.Q(), G = p.groups, Cg = p.C_per_group(), Kg = p.K_per_group(), RS = p.R * p.S;
+    const int64_t wn = p.weight_numel();
+    if (p.N == 0) {
+        std::fill(dw, dw + wn, 0.0f);
+        return;
+    }
+    const ReduceShape shape = choose_reduce_shape(Kg);
+    const int64_t KB = shape.KB, TB = shape.TB, vecs = ceil_div(Q, 8), ldq = 8 * vecs;
+    const ForwardPacking pk(p, ldq);
+    std::vector<int64_t> taps = pk.taps(p);
+    taps.resize(ceil_div(RS, TB) * TB, taps.back());  // pad the last tap block with a valid offset
+
+    // Each thread sums its images into 8-wide partials acc[g*Kg + k][c][tap][8]; then one pass adds
+    // the threads' partials and the lanes.
+    const int threads = int(std::min<int64_t>(region_threads(), p.N));
+    std::vector<float*> partial(threads, nullptr);
+    parallel_ranges(p.N, threads, [&](int t, int64_t begin, int64_t end) {
+        float* acc = thread_scratch(2, size_t(wn * 8));
+        partial[t] = acc;
+        std::fill(acc, acc + wn * 8, 0.0f);
+        float* xp = thread_scratch(0, size_t(Cg * pk.plane));
+        float* dyp = thread_scratch(3, size_t(Kg * P * ldq));
+        ReduceTileArgs a{};
+        a.dy_kstride = P * ldq;
+        a.dy_rstride = ldq;
+        a.in_rstride = p.stride_h * pk.ld;
+        a.rows = P;
+        a.vecs = vecs;
+        a.acc_kstride = Cg * RS * 8;
+        for (int64_t n = begin; n < end; ++n)
+            for (int64_t g = 0; g < G; ++g) {
+                pk.pack(p, x + (n * p.C + g * Cg) * p.H * p.W, Cg, xp);
+                const float* src = dy + (n * p.K + g * Kg) * P * Q;
+                for (int64_t k = 0; k < Kg; ++k)
+                    for (int64_t i = 0; i < P; ++i) {
+                        float* d = dyp + (k * P + i) * ldq;
+                        std::memcpy(d, src + (k * P + i) * Q, sizeof(float) * Q);
+                        std::fill(d + Q, d + ldq, 0.0f);
+                    }
+                for (int64_t k0 = 0; k0 < Kg; k0 += KB) {
+                    a.dy = dyp + k0 * P * ldq;
+                    a.kvalid = int(std::min(KB, Kg - k0));
+                    for (int64_t c = 0; c < Cg; ++c) {
+                        a.in = xp + c * pk.plane;
+                        for (int64_t t0 = 0; t0 < RS; t0 += TB) {
+                            a.taps = taps.data() + t0;
+                            a.tvalid = int(std::min(TB, RS - t0));
+                            a.acc = acc + (((g * Kg + k0) * Cg + c) * RS + t0) * 8;
+                            shape.run(a);
+                        }
+                    }
+                }
+            }
+    });
+    parallel_for(wn, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) {
+            float s = 0.0f;
+            for (const float* acc : partial)
+                for (int l = 0; l < 8; ++l) s += acc[i * 8 + l];
+            dw[i] = s;
+        }
+    });
+}
+
+}  // namespace fastconv

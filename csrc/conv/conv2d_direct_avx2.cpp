@@ -1,0 +1,151 @@
+// AVX2/FMA register tiles of the direct convolution (see conv2d_direct_tiles.h for what they
+// compute; conv2d_direct.cpp packs the data and picks the tile shape).
+//
+// Correlation tile KB x IB x QV: KB * IB * QV accumulators of 8 floats; per (channel, tap) it loads
+// IB * QV input vectors and KB broadcast weights for KB * IB * QV FMAs, e.g. (6, 1, 2): 12 FMAs for
+// 8 loads, which keeps Zen 3's two FMA pipes fed from L1.
+// Reduction tile KB x TB: KB gradient vectors and one input vector per tap, KB * TB FMAs; partial
+// sums stay 8 wide in the caller's accumulator (no horizontal sum in the hot loop).
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "conv/conv2d_direct_tiles.h"
+
+namespace fastconv::direct {
+
+namespace {
+
+inline __m256i tail_mask(int n) {  // first n lanes set (0 <= n <= 8)
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lanes);
+}
+
+inline void store_cols(float* out, int64_t cstride, __m256 v, int n) {
+    if (cstride == 1) {
+        if (n >= 8)
+            _mm256_storeu_ps(out, v);
+        else
+            _mm256_maskstore_ps(out, tail_mask(n), v);
+        return;
+    }
+    alignas(32) float tmp[8];
+    _mm256_store_ps(tmp, v);
+    for (int l = 0; l < n; ++l) out[l * cstride] = tmp[l];
+}
+
+template <int KB, int IB, int QV>
+void corr_tile(const CorrTileArgs& a) {
+    __m256 acc[KB][IB][QV];
+    for (int k = 0; k < KB; ++k) {
+        const __m256 v = (a.init && k < a.kvalid) ? _mm256_set1_ps(a.init[k]) : _mm256_setzero_ps();
+        for (int i = 0; i < IB; ++i)
+            for (int q = 0; q < QV; ++q) acc[k][i][q] = v;
+    }
+    const float* rows[IB];
+    for (int i = 0; i < IB; ++i) rows[i] = a.in + std::min(i, a.rows - 1) * a.in_rstride;
+    const float* w = a.w;
+    for (int64_t c = 0; c < a.cin; ++c) {
+        const int64_t coff = c * a.in_cstride;
+        for (int64_t t = 0; t < a.ntaps; ++t, w += KB) {
+            const int64_t off = coff + a.taps[t];
+            __m256 x[IB][QV];
+            for (int i = 0; i < IB; ++i)
+                for (int q = 0; q < QV; ++q) x[i][q] = _mm256_loadu_ps(rows[i] + off + 8 * q);
+            for (int k = 0; k < KB; ++k) {
+                const __m256 wk = _mm256_broadcast_ss(w + k);
+                for (int i = 0; i < IB; ++i)
+                    for (int q = 0; q < QV; ++q) acc[k][i][q] = _mm256_fmadd_ps(wk, x[i][q], acc[k][i][q]);
+            }
+        }
+    }
+    for (int k = 0; k < KB; ++k) {
+        if (k >= a.kvalid) break;
+        for (int i = 0; i < IB; ++i) {
+            if (i >= a.rows) break;
+            float* o = a.out + k * a.out_kstride + i * a.out_rstride;
+            for (int q = 0; q < QV; ++q) {
+                const int n = a.cols - 8 * q;
+                if (n <= 0) break;
+                store_cols(o + 8 * q * a.out_cstride, a.out_cstride, acc[k][i][q], n);
+            }
+        }
+    }
+}
+
+template <int KB, int TB>
+void reduce_tile(const ReduceTileArgs& a) {
+    __m256 acc[KB][TB];
+    for (int k = 0; k < KB; ++k)
+        for (int t = 0; t < TB; ++t) acc[k][t] = _mm256_setzero_ps();
+    const float* dy[KB];
+    for (int k = 0; k < KB; ++k) dy[k] = a.dy + std::min(k, a.kvalid - 1) * a.dy_kstride;
+    int64_t taps[TB];
+    for (int t = 0; t < TB; ++t) taps[t] = a.taps[t];
+    for (int64_t r = 0; r < a.rows; ++r) {
+        const float* x = a.in + r * a.in_rstride;
+        const int64_t drow = r * a.dy_rstride;
+        for (int64_t v = 0; v < a.vecs; ++v) {
+            __m256 d[KB];
+            for (int k = 0; k < KB; ++k) d[k] = _mm256_loadu_ps(dy[k] + drow + 8 * v);
+            for (int t = 0; t < TB; ++t) {
+                const __m256 xv = _mm256_loadu_ps(x + taps[t] + 8 * v);
+                for (int k = 0; k < KB; ++k) acc[k][t] = _mm256_fmadd_ps(d[k], xv, acc[k][t]);
+            }
+        }
+    }
+    for (int k = 0; k < a.kvalid; ++k)
+        for (int t = 0; t < a.tvalid; ++t) {
+            float* p = a.acc + k * a.acc_kstride + 8 * t;
+            _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), acc[k][t]));
+        }
+}
+
+// The shapes the driver may ask for (direct::tile_shapes in conv2d_direct.cpp): KB in
+// {1, 2, 3, 4, 6, 12} with KB * QV <= 12, and IB either 1 or (12 / QV) / KB.
+template <int QV, int KB>
+CorrTileFn corr_for_kb(int IB) {
+    constexpr int budget = kMaxAcc / QV;
+    if constexpr (KB > budget) {
+        return nullptr;
+    } else {
+        if (IB == 1) return &corr_tile<KB, 1, QV>;
+        if (IB == budget / KB) return &corr_tile<KB, budget / KB, QV>;
+        return nullptr;
+    }
+}
+
+template <int QV>
+CorrTileFn corr_for_qv(int KB, int IB) {
+    switch (KB) {
+        case 1: return corr_for_kb<QV, 1>(IB);
+        case 2: return corr_for_kb<QV, 2>(IB);
+        case 3: return corr_for_kb<QV, 3>(IB);
+        case 4: return corr_for_kb<QV, 4>(IB);
+        case 6: return corr_for_kb<QV, 6>(IB);
+        case 12: return corr_for_kb<QV, 12>(IB);
+        default: return nullptr;
+    }
+}
+
+}  // namespace
+
+CorrTileFn corr_tile_avx2(int KB, int IB, int QV) {
+    if (KB * IB * QV > kMaxAcc) return nullptr;
+    switch (QV) {
+        case 1: return corr_for_qv<1>(KB, IB);
+        case 2: return corr_for_qv<2>(KB, IB);
+        case 3: return corr_for_qv<3>(KB, IB);
+        case 4: return corr_for_qv<4>(KB, IB);
+        default: return nullptr;
+    }
+}
+
+ReduceTileFn reduce_tile_avx2(int KB, int TB) {
+    if (KB == 3 && TB == 4) return &reduce_tile<3, 4>;
+    if (KB == 2 && TB == 6) return &reduce_tile<2, 6>;
+    if (KB == 1 && TB == 12) return &reduce_tile<1, 12>;
+    return nullptr;
+}
+
+}  // namespace fastconv::direct

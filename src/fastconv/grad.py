@@ -1,0 +1,57 @@
+"""Gradients of the operators, with the argument order of ``torch.nn.grad``.
+
+``conv2d_input`` and ``conv2d_weight`` give the gradients of ``fastconv.conv2d`` with respect to
+its input and its weight; the bias gradient is ``grad_output.sum(axis=(0, 2, 3))``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core
+from ._validation import require_float32, require_shape, shape_str
+from .conv import _pad_extra, _plan, _resolve
+
+
+def _check_grad_output(grad_output, p) -> np.ndarray:
+    grad_output = require_float32(grad_output, "grad_output", ndim=4)
+    expected = (p.N, p.K, p.P, p.Q)
+    if grad_output.shape != expected:
+        raise ValueError(f"grad_output: expected shape {shape_str(expected)} (the convolution's output), "
+                         f"got {shape_str(grad_output.shape)}")
+    return np.ascontiguousarray(grad_output)
+
+
+def conv2d_input(input_shape, weight, grad_output, stride=1, padding=0, dilation=1, groups=1, algo="auto") -> np.ndarray:
+    """Gradient of ``conv2d(x, weight, ...)`` with respect to ``x`` of shape ``input_shape``,
+    given ``grad_output`` (N, K, P, Q). Same conventions and errors as ``fastconv.conv2d``."""
+    input_shape = require_shape(input_shape, "input_shape", 4)
+    weight = require_float32(weight, "weight", ndim=4)
+    plan = _plan(input_shape, weight.shape, stride, padding, dilation, groups, "input_shape")
+    p = plan.params
+    grad_output = _check_grad_output(grad_output, p)
+    name = _resolve(plan, algo, "input")
+    out = np.empty((p.N, p.C, p.H, p.W), dtype=np.float32)
+    if p.N == 0:
+        return out
+    _core.conv2d_backward_input(name, p, grad_output, np.ascontiguousarray(weight), out)
+    if plan.extra != (0, 0):  # drop the gradient of the zeros appended for padding="same"
+        out = np.ascontiguousarray(out[:, :, : input_shape[2], : input_shape[3]])
+    return out
+
+
+def conv2d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilation=1, groups=1, algo="auto") -> np.ndarray:
+    """Gradient of ``conv2d(input, w, ...)`` with respect to ``w`` of shape ``weight_shape``,
+    given ``grad_output`` (N, K, P, Q). Same conventions and errors as ``fastconv.conv2d``."""
+    input = require_float32(input, "input", ndim=4)
+    weight_shape = require_shape(weight_shape, "weight_shape", 4)
+    plan = _plan(input.shape, weight_shape, stride, padding, dilation, groups, "input", "weight_shape")
+    p = plan.params
+    grad_output = _check_grad_output(grad_output, p)
+    name = _resolve(plan, algo, "weight")
+    out = np.empty(weight_shape, dtype=np.float32)
+    if p.N == 0:
+        out[...] = 0.0
+        return out
+    _core.conv2d_backward_weight(name, p, _pad_extra(input, plan.extra), grad_output, out)
+    return out

@@ -1,0 +1,326 @@
+"""fastconv.conv2d and its gradients: every registered algorithm, every pass, against the float64
+reference (tests/reference.py), finite differences and torch; argument checking; bounded workspace.
+
+Error bound: relative_error (max |a - e| / max |e|) at most 1e-5 for direct and im2col (float32
+accumulation over at most a few thousand terms); FFT gets 1e-4 (transforms round in float32 over
+the whole tile). Tests iterate over fastconv.conv_algorithms(...) so newly registered algorithms
+are covered without edits here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import fastconv
+from fastconv import conv as conv_mod
+from reference import conv2d_input_grad_ref, conv2d_ref, conv2d_weight_grad_ref, relative_error
+
+TOLERANCE = {"fft": 1e-4}
+DEFAULT_TOLERANCE = 1e-5
+
+
+def tolerance(algo: str) -> float:
+    return TOLERANCE.get(algo, DEFAULT_TOLERANCE)
+
+
+def make_problem(rng, N, C, H, W, K, R, S, groups=1):
+    x = rng.standard_normal((N, C, H, W), dtype=np.float32)
+    w = rng.standard_normal((K, C // groups, R, S), dtype=np.float32)
+    b = rng.standard_normal(K, dtype=np.float32)
+    return x, w, b
+
+
+def check_every_algorithm(rng, N, C, H, W, K, R, S, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
+    """Every algorithm valid for each pass agrees with the float64 reference."""
+    x, w, b = make_problem(rng, N, C, H, W, K, R, S, groups)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    y_ref = conv2d_ref(x, w, b, **kw)
+    dy = rng.standard_normal(y_ref.shape, dtype=np.float32)
+    dx_ref = conv2d_input_grad_ref(x.shape, w, dy, **kw)
+    dw_ref = conv2d_weight_grad_ref(x, w.shape, dy, **kw)
+    ran = set()
+    for pass_, ref in (("forward", y_ref), ("input", dx_ref), ("weight", dw_ref)):
+        algos = fastconv.conv_algorithms(x.shape, w.shape, pass_=pass_, **kw)
+        assert {"direct", "im2col"} <= set(algos)
+        for algo in algos + ["auto"]:
+            if pass_ == "forward":
+                got = fastconv.conv2d(x, w, b, algo=algo, **kw)
+            elif pass_ == "input":
+                got = fastconv.grad.conv2d_input(x.shape, w, dy, algo=algo, **kw)
+            else:
+                got = fastconv.grad.conv2d_weight(x, w.shape, dy, algo=algo, **kw)
+            assert got.shape == ref.shape and got.dtype == np.float32
+            assert np.isfinite(got).all(), (algo, pass_)
+            err = relative_error(got, ref)
+            assert err <= tolerance(algo), f"{algo} {pass_}: relative error {err:.2e}"
+            ran.add((algo, pass_))
+    return ran
+
+
+# (N, C, H, W, K, R, S, stride, padding, dilation, groups): the odd cases named by the issue.
+CASES = [
+    (2, 3, 9, 11, 4, 3, 3, 1, 1, 1, 1),
+    (3, 1, 28, 28, 6, 5, 5, 1, 2, 1, 1),  # LeNet conv1 (C = 1)
+    (2, 6, 14, 14, 16, 5, 5, 1, 0, 1, 1),  # LeNet conv2
+    (2, 3, 23, 29, 5, 11, 11, 4, 2, 1, 1),  # AlexNet-like: big kernel, stride 4, primes
+    (2, 4, 13, 17, 6, 3, 5, (2, 3), (1, 2), (2, 1), 2),  # everything asymmetric, groups
+    (2, 6, 7, 7, 6, 3, 3, 1, 1, 1, 6),  # depthwise
+    (2, 8, 9, 9, 16, 1, 1, 1, 0, 1, 1),  # 1x1: pure GEMM path
+    (2, 8, 9, 9, 4, 1, 1, 2, 0, 1, 1),  # 1x1 strided: unfold path
+    (2, 3, 5, 5, 2, 5, 5, 1, 0, 1, 1),  # kernel == input
+    (1, 2, 1, 1, 3, 1, 1, 1, 0, 1, 1),  # 1x1 image
+    (3, 2, 6, 6, 3, 2, 2, 5, 0, 1, 1),  # stride > kernel
+    (2, 2, 8, 8, 4, 3, 3, 2, 3, 3, 2),  # padding and dilation larger than the stride
+    (1, 67, 5, 7, 3, 3, 3, 1, 1, 1, 1),  # large C (prime)
+    (2, 5, 31, 37, 7, 2, 4, 1, (0, 3), 1, 1),  # even kernel, one-sided padding
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "x".join(map(str, c[:7])))
+def test_every_algorithm_every_pass(rng, case):
+    N, C, H, W, K, R, S, stride, padding, dilation, groups = case
+    pairs = [v if isinstance(v, tuple) else (v, v) for v in (stride, padding, dilation)]
+    check_every_algorithm(rng, N, C, H, W, K, R, S, *pairs, groups=groups)
+
+
+@st.composite
+def problems(draw):
+    groups = draw(st.sampled_from([1, 1, 1, 2, 3]))
+    C = groups * draw(st.integers(1, 4))
+    K = groups * draw(st.integers(1, 5))
+    R, S = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = (draw(st.integers(0, 3)), draw(st.integers(0, 3)))
+    H = draw(st.integers(max(1, dilation[0] * (R - 1) + 1 - 2 * padding[0]), 17))
+    W = draw(st.integers(max(1, dilation[1] * (S - 1) + 1 - 2 * padding[1]), 17))
+    N = draw(st.integers(1, 3))
+    return N, C, H, W, K, R, S, stride, padding, dilation, groups
+
+
+@settings(max_examples=25, deadline=None)
+@given(problem=problems(), seed=st.integers(0, 2**32 - 1))
+def test_random_shapes(problem, seed):
+    N, C, H, W, K, R, S, stride, padding, dilation, groups = problem
+    check_every_algorithm(np.random.default_rng(seed), N, C, H, W, K, R, S, stride, padding, dilation, groups)
+
+
+@pytest.mark.parametrize("nthreads", [1, 2, 3])
+def test_thread_counts_agree(rng, threads, nthreads):
+    """Batch smaller and larger than the thread count (im2col switches strategy at N = threads)."""
+    fastconv.set_num_threads(nthreads)
+    for N in (1, 4):
+        check_every_algorithm(rng, N, 4, 10, 12, 5, 3, 3, (1, 1), (1, 1))
+
+
+def test_portable_path_agrees(tmp_path):
+    """FASTCONV_CPU=portable runs the non-AVX2 kernels; they must pass the same checks."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.path.insert(0, 'tests'); import numpy as np, fastconv; from test_conv import check_every_algorithm;"
+        "assert fastconv.info()['cpu_path'] == 'portable';"
+        "rng = np.random.default_rng(1);"
+        "check_every_algorithm(rng, 2, 3, 11, 13, 5, 3, 5, (2, 1), (1, 2), (1, 2), 1);"
+        "check_every_algorithm(rng, 2, 1, 28, 28, 6, 5, 5, (1, 1), (2, 2))"
+    )
+    env = dict(os.environ, FASTCONV_CPU="portable")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=root)
+
+
+@pytest.mark.parametrize("algo", ["direct", "im2col"])
+def test_finite_differences(rng, algo):
+    """The gradients are derivatives of sum(conv2d(x, w) * g): central differences (exact for a
+    linear map up to float32 rounding, so a step of 0.5 keeps rounding small)."""
+    x, w, _ = make_problem(rng, 2, 3, 7, 8, 4, 3, 2, groups=1)
+    kw = dict(stride=(2, 1), padding=(1, 2), dilation=(1, 2))
+    g = rng.standard_normal(fastconv.conv2d(x, w, **kw).shape).astype(np.float32)
+
+    def loss(xx, ww):
+        return float(np.sum(fastconv.conv2d(xx, ww, algo=algo, **kw).astype(np.float64) * g))
+
+    dx = fastconv.grad.conv2d_input(x.shape, w, g, algo=algo, **kw)
+    dw = fastconv.grad.conv2d_weight(x, w.shape, g, algo=algo, **kw)
+    eps = 0.5
+    for arr, grad, wrt_x in ((x, dx, True), (w, dw, False)):
+        for idx in zip(*[rng.integers(0, d, 6) for d in arr.shape]):
+            plus, minus = arr.copy(), arr.copy()
+            plus[idx] += eps
+            minus[idx] -= eps
+            num = (loss(plus, w) - loss(minus, w)) if wrt_x else (loss(x, plus) - loss(x, minus))
+            assert abs(num / (2 * eps) - grad[idx]) <= 1e-3 * (1 + abs(grad[idx]))
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(stride=1, padding=2),
+        dict(stride=2, padding=1, dilation=2),
+        dict(stride=(1, 3), padding=(2, 0), groups=2),
+        dict(padding="same"),
+        dict(padding="same", dilation=(1, 2)),
+        dict(padding="valid", groups=4),
+    ],
+)
+@pytest.mark.filterwarnings("ignore:Using padding=.same.")
+def test_matches_torch(rng, kw):
+    torch = pytest.importorskip("torch")
+    groups = kw.get("groups", 1)
+    x, w, b = make_problem(rng, 3, 4, 12, 11, 8, 4, 3, groups)
+    xt = torch.tensor(x, requires_grad=True)
+    wt = torch.tensor(w, requires_grad=True)
+    yt = torch.nn.functional.conv2d(xt, wt, torch.tensor(b), **kw)
+    g = rng.standard_normal(tuple(yt.shape), dtype=np.float32)
+    yt.backward(torch.tensor(g))
+    for algo in fastconv.conv_algorithms(x.shape, w.shape, **kw):
+        tol = tolerance(algo)
+        y = fastconv.conv2d(x, w, b, algo=algo, **kw)
+        assert relative_error(y, yt.detach().numpy()) <= tol
+    for algo in fastconv.conv_algorithms(x.shape, w.shape, pass_="input", **kw):
+        dx = fastconv.grad.conv2d_input(x.shape, w, g, algo=algo, **kw)
+        assert relative_error(dx, xt.grad.numpy()) <= tolerance(algo)
+    for algo in fastconv.conv_algorithms(x.shape, w.shape, pass_="weight", **kw):
+        dw = fastconv.grad.conv2d_weight(x, w.shape, g, algo=algo, **kw)
+        assert relative_error(dw, wt.grad.numpy()) <= tolerance(algo)
+
+
+def test_workspace_limit_chunks(rng, threads):
+    """A 1 MiB limit forces im2col to split images into row chunks (and chunks across images)."""
+    saved = fastconv.get_workspace_limit()
+    try:
+        fastconv.set_workspace_limit(1 << 20)
+        for nthreads in (1, 2):
+            fastconv.set_num_threads(nthreads)
+            # one image's columns: (16*9 + 8) * 40 rows * 40 cols * 4 B = 0.97 MiB > the per-thread share
+            for N in (1, 3):
+                x, w, b = make_problem(rng, N, 16, 40, 40, 8, 3, 3)
+                kw = dict(padding=1)
+                y_ref = conv2d_ref(x, w, b, padding=(1, 1))
+                dy = rng.standard_normal(y_ref.shape, dtype=np.float32)
+                assert relative_error(fastconv.conv2d(x, w, b, algo="im2col", **kw), y_ref) <= 1e-5
+                dx = fastconv.grad.conv2d_input(x.shape, w, dy, algo="im2col", **kw)
+                assert relative_error(dx, conv2d_input_grad_ref(x.shape, w, dy, padding=(1, 1))) <= 1e-5
+                dw = fastconv.grad.conv2d_weight(x, w.shape, dy, algo="im2col", **kw)
+                assert relative_error(dw, conv2d_weight_grad_ref(x, w.shape, dy, padding=(1, 1))) <= 1e-5
+    finally:
+        fastconv.set_workspace_limit(saved)
+
+
+def test_non_contiguous_inputs_are_not_modified(rng):
+    base = rng.standard_normal((2, 8, 12, 10), dtype=np.float32)
+    x = base[:, ::2, :, ::-1]  # strided and reversed view
+    w = rng.standard_normal((4, 4, 3, 3), dtype=np.float32)
+    w_nc = np.asfortranarray(w)
+    dy = np.asfortranarray(rng.standard_normal((2, 4, 10, 8), dtype=np.float32))
+    copies = [a.copy() for a in (base, w_nc, dy)]
+    for algo in fastconv.conv_algorithms(x.shape, w.shape):
+        y = fastconv.conv2d(x, w_nc, algo=algo)
+        assert relative_error(y, conv2d_ref(x, w)) <= tolerance(algo)
+        dx = fastconv.grad.conv2d_input(x.shape, w_nc, dy, algo=algo)
+        assert relative_error(dx, conv2d_input_grad_ref(x.shape, w, dy)) <= tolerance(algo)
+        dw = fastconv.grad.conv2d_weight(x, w.shape, dy, algo=algo)
+        assert relative_error(dw, conv2d_weight_grad_ref(x, w.shape, dy)) <= tolerance(algo)
+    for a, c in zip((base, w_nc, dy), copies):
+        np.testing.assert_array_equal(a, c)
+
+
+def test_empty_batch():
+    x = np.zeros((0, 3, 8, 8), np.float32)
+    w = np.ones((4, 3, 3, 3), np.float32)
+    for algo in ("auto", "direct", "im2col"):
+        assert fastconv.conv2d(x, w, algo=algo).shape == (0, 4, 6, 6)
+        dy = np.zeros((0, 4, 6, 6), np.float32)
+        assert fastconv.grad.conv2d_input(x.shape, w, dy, algo=algo).shape == (0, 3, 8, 8)
+        dw = fastconv.grad.conv2d_weight(x, w.shape, dy, algo=algo)
+        assert dw.shape == w.shape and not dw.any()
+
+
+def test_same_padding_matches_pytorch_rule(rng):
+    """Even kernels put the odd padding at the bottom/right (PyTorch's rule), for every pass."""
+    x, w, b = make_problem(rng, 2, 3, 9, 8, 4, 4, 2)
+    padded = np.pad(x, ((0, 0), (0, 0), (1, 2), (0, 1)))
+    y = fastconv.conv2d(x, w, b, padding="same")
+    assert y.shape == (2, 4, 9, 8)
+    assert relative_error(y, conv2d_ref(padded, w, b)) <= 1e-5
+    dy = rng.standard_normal(y.shape, dtype=np.float32)
+    dx = fastconv.grad.conv2d_input(x.shape, w, dy, padding="same")
+    assert relative_error(dx, conv2d_input_grad_ref(padded.shape, w, dy)[:, :, 1:10, 0:8]) <= 1e-5
+    dw = fastconv.grad.conv2d_weight(x, w.shape, dy, padding="same")
+    assert relative_error(dw, conv2d_weight_grad_ref(padded, w.shape, dy)) <= 1e-5
+
+
+def test_auto_picks_a_valid_algorithm():
+    for x_shape, w_shape, kw in [
+        ((256, 1, 28, 28), (6, 1, 5, 5), dict(padding=2)),
+        ((8, 256, 56, 56), (64, 256, 1, 1), {}),
+        ((8, 128, 28, 28), (256, 128, 3, 3), dict(stride=2, padding=1)),
+        ((2, 32, 9, 9), (32, 1, 3, 3), dict(groups=32)),
+    ]:
+        plan = conv_mod._plan(x_shape, w_shape, kw.get("stride", 1), kw.get("padding", 0), 1, kw.get("groups", 1))
+        for pass_ in conv_mod.PASSES:
+            assert conv_mod.select_algorithm(plan.params, pass_) in fastconv.conv_algorithms(x_shape, w_shape, pass_=pass_, **kw)
+
+
+def test_explicit_invalid_algorithm_says_why(rng, monkeypatch):
+    x, w, _ = make_problem(rng, 1, 2, 9, 9, 2, 5, 5)
+    with pytest.raises(ValueError, match="algo"):
+        fastconv.conv2d(x, w, algo="nope")
+    with pytest.raises(TypeError, match="algo"):
+        fastconv.conv2d(x, w, algo=3)
+    monkeypatch.setitem(conv_mod.ALGORITHMS, "bogus", conv_mod.Algorithm("bogus", lambda p: "never"))
+    assert "bogus" not in fastconv.conv_algorithms(x.shape, w.shape)
+    with pytest.raises(ValueError, match="algo: 'bogus' cannot run"):
+        fastconv.conv2d(x, w, algo="bogus")
+    # every registered algorithm that is not listed for a problem refuses it with a reason
+    for pass_ in conv_mod.PASSES:
+        listed = fastconv.conv_algorithms(x.shape, w.shape, stride=2, dilation=2, pass_=pass_)
+        for name in set(conv_mod.ALGORITHMS) - set(listed):
+            with pytest.raises(ValueError, match=f"algo: '{name}' cannot run"):
+                conv_mod._resolve(conv_mod._plan(x.shape, w.shape, 2, 0, 2, 1), name, pass_)
+
+
+X = np.zeros((2, 4, 8, 8), np.float32)
+Wt = np.zeros((6, 4, 3, 3), np.float32)
+
+
+@pytest.mark.parametrize(
+    "call, exc, names",
+    [
+        (lambda: fastconv.conv2d(X[0], Wt), ValueError, ["x", "3-D", "(4, 8, 8)"]),
+        (lambda: fastconv.conv2d(X, Wt[0]), ValueError, ["weight", "3-D"]),
+        (lambda: fastconv.conv2d(X.astype(np.float64), Wt), TypeError, ["x", "float64"]),
+        (lambda: fastconv.conv2d(X, Wt.astype(np.float16)), TypeError, ["weight", "float16"]),
+        (lambda: fastconv.conv2d(X.tolist(), Wt), TypeError, ["x"]),
+        (lambda: fastconv.conv2d(X, np.zeros((6, 3, 3, 3), np.float32)), ValueError, ["weight", "(2, 4, 8, 8)", "(6, 3, 3, 3)"]),
+        (lambda: fastconv.conv2d(X, np.zeros((6, 1, 3, 3), np.float32), groups=3), ValueError, ["groups", "3"]),
+        (lambda: fastconv.conv2d(X, np.zeros((5, 2, 3, 3), np.float32), groups=2), ValueError, ["groups", "5"]),
+        (lambda: fastconv.conv2d(X, Wt, bias=np.zeros(5, np.float32)), ValueError, ["bias", "(6,)", "(5,)"]),
+        (lambda: fastconv.conv2d(X, Wt, bias=np.zeros(6, np.float64)), TypeError, ["bias"]),
+        (lambda: fastconv.conv2d(X, Wt, stride=0), ValueError, ["stride"]),
+        (lambda: fastconv.conv2d(X, Wt, stride=(1, -1)), ValueError, ["stride"]),
+        (lambda: fastconv.conv2d(X, Wt, dilation=0), ValueError, ["dilation"]),
+        (lambda: fastconv.conv2d(X, Wt, padding=-1), ValueError, ["padding"]),
+        (lambda: fastconv.conv2d(X, Wt, padding="full"), ValueError, ["padding"]),
+        (lambda: fastconv.conv2d(X, Wt, padding="same", stride=2), ValueError, ["padding", "stride"]),
+        (lambda: fastconv.conv2d(X, Wt, stride=1.5), TypeError, ["stride"]),
+        (lambda: fastconv.conv2d(X, np.zeros((6, 4, 9, 3), np.float32)), ValueError, ["weight", "(2, 4, 8, 8)", "9x3"]),
+        (lambda: fastconv.conv2d(X, Wt, dilation=5), ValueError, ["weight", "dilation"]),
+        (lambda: fastconv.grad.conv2d_input((2, 4, 8), Wt, np.zeros((2, 6, 6, 6), np.float32)), ValueError, ["input_shape"]),
+        (lambda: fastconv.grad.conv2d_input((2, 4, 8, 8), Wt, np.zeros((2, 6, 5, 6), np.float32)), ValueError, ["grad_output", "(2, 6, 6, 6)", "(2, 6, 5, 6)"]),
+        (lambda: fastconv.grad.conv2d_weight(X, (6, 4, 3), np.zeros((2, 6, 6, 6), np.float32)), ValueError, ["weight_shape"]),
+        (lambda: fastconv.grad.conv2d_weight(X, (6, 4, 3, 3), np.zeros((2, 6, 6, 6), np.float64)), TypeError, ["grad_output"]),
+        (lambda: fastconv.conv_algorithms((2, 4, 8, 8), (6, 4, 3, 3), pass_="backward"), ValueError, ["pass_"]),
+        (lambda: fastconv.conv_algorithms((2**40, 2**20, 8, 8), (6, 2**20, 3, 3)), ValueError, ["overflow"]),
+    ],
+)
+def test_bad_input(call, exc, names):
+    with pytest.raises(exc) as info:
+        call()
+    for name in names:
+        assert name in str(info.value), (name, str(info.value))
