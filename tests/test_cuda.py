@@ -516,3 +516,39 @@ def test_axpy_and_training_errors():
         cuda.ops.softmax_cross_entropy(cuda.zeros((2, 3)), cuda.empty(3, dtype=np.int64))
     with pytest.raises(ValueError, match="bias"):
         cuda.ops.add_bias(cuda.zeros((2, 3)), cuda.zeros(2))
+
+
+# ---- the public API dispatches on Array inputs -------------------------------------------------------
+
+@pytest.mark.cuda
+def test_public_functions_dispatch_to_the_gpu(rng):
+    x = rng.standard_normal((2, 3, 9, 9)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    X, Wt = cuda.to_device(x), cuda.to_device(w)
+    y = fastconv.conv2d(X, Wt, padding=1)
+    assert isinstance(y, cuda.Array)
+    assert relative_error(y.numpy(), fastconv.conv2d(x, w, padding=1)) <= 1e-5
+    dy = cuda.to_device(rng.standard_normal(y.shape).astype(np.float32))
+    assert isinstance(fastconv.grad.conv2d_input(x.shape, Wt, dy, padding=1), cuda.Array)
+    assert isinstance(fastconv.grad.conv2d_weight(X, w.shape, dy, padding=1), cuda.Array)
+    a = rng.standard_normal((5, 7)).astype(np.float32)
+    g = fastconv.gemm(cuda.to_device(a), cuda.to_device(a), trans_b=True)
+    assert relative_error(g.numpy(), a.astype(np.float64) @ a.T) <= 1e-5
+
+
+@pytest.mark.cuda
+def test_public_functions_reject_mixed_devices(rng):
+    x = np.zeros((1, 3, 5, 5), np.float32)
+    w = np.zeros((2, 3, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="weight"):
+        fastconv.conv2d(cuda.to_device(x), w)
+    with pytest.raises(ValueError, match="x"):
+        fastconv.conv2d(x, cuda.to_device(w))
+    with pytest.raises(ValueError, match="bias"):
+        fastconv.conv2d(cuda.to_device(x), cuda.to_device(w), np.zeros(2, np.float32))
+    with pytest.raises(ValueError, match="b"):
+        fastconv.gemm(cuda.zeros((2, 2)), np.zeros((2, 2), np.float32))
+    with pytest.raises(ValueError, match="grad_output"):
+        fastconv.grad.conv2d_weight(cuda.to_device(x), w.shape, np.zeros((1, 2, 3, 3), np.float32))
+    with pytest.raises(ValueError, match="asymmetric"):
+        fastconv.conv2d(cuda.to_device(x), cuda.zeros((2, 3, 2, 2)), padding="same")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import cuda
-from ._validation import pair, require_finite, require_int, shape_str
+from ._validation import pair, require_finite, require_int, require_shape, shape_str
 
 _cuda = cuda._cuda
 
@@ -67,8 +67,9 @@ def _check_out(out, name: str, shape, device: int, inputs) -> cuda.Array:
 
 
 def gemm(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None):
-    """Device version of :func:`fastconv.gemm` (same semantics; alpha and beta already checked)."""
+    """Device version of :func:`fastconv.gemm` (same semantics and errors)."""
     ia, ib = _arr(a, "a", ndim=2), _arr(b, "b", ndim=2)
+    alpha, beta = require_finite(alpha, "alpha"), require_finite(beta, "beta")
     device = _same_device(a=a, b=b)
     m, k = (a.shape[1], a.shape[0]) if trans_a else a.shape
     k2, n = (b.shape[1], b.shape[0]) if trans_b else b.shape
@@ -80,7 +81,7 @@ def gemm(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None):
         out, beta = _empty((m, n), device), 0.0
     else:
         _check_out(out, "out", (m, n), device, [("a", a), ("b", b)])
-    _cuda.sgemm(ia, ib, out._impl, float(alpha), float(beta), bool(trans_a), bool(trans_b))
+    _cuda.sgemm(ia, ib, out._impl, alpha, beta, bool(trans_a), bool(trans_b))
     return out
 
 
@@ -89,54 +90,29 @@ def gemm(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None):
 CONV_ALGORITHMS = ("direct", "im2col")
 
 
-def _conv_padding(padding, r: int, s: int, stride, dilation) -> tuple[int, int]:
-    if isinstance(padding, str):
-        if padding == "valid":
-            return (0, 0)
-        if padding == "same":
-            if stride != (1, 1):
-                raise ValueError(f"padding: 'same' needs stride 1, got stride {stride}")
-            span = (dilation[0] * (r - 1), dilation[1] * (s - 1))
-            if span[0] % 2 or span[1] % 2:
-                raise ValueError("padding: 'same' with an even (dilated) kernel extent needs asymmetric padding, "
-                                 "which the CUDA backend does not support; pass explicit padding")
-            return (span[0] // 2, span[1] // 2)
-        raise ValueError(f"padding: expected an int, a pair, 'valid' or 'same', got {padding!r}")
-    return pair(padding, "padding", minimum=0)
+def _conv_plan(x_shape, w_shape, stride, padding, dilation, groups, x_name="x", w_name="weight") -> list[int]:
+    """Validate with the CPU API's checks (fastconv.conv._plan); the 14 ints of Conv2dParams."""
+    from .conv import _plan
+
+    plan = _plan(x_shape, w_shape, stride, padding, dilation, groups, x_name, w_name)
+    if plan.extra != (0, 0):
+        raise ValueError("padding: 'same' with an even (dilated) kernel extent pads asymmetrically, which the "
+                         "CUDA backend does not support; pass explicit padding")
+    p = plan.params
+    return [p.N, p.C, p.H, p.W, p.K, p.R, p.S, p.stride_h, p.stride_w, p.pad_h, p.pad_w, p.dil_h, p.dil_w, p.groups]
 
 
-def _conv_params(x_shape, w_shape, stride, padding, dilation, groups) -> list[int]:
-    """The 14 ints of Conv2dParams, checked with the CPU API's messages (C++ re-validates)."""
-    N, C, H, W = x_shape
-    K, Cg, R, S = w_shape
-    stride = pair(stride, "stride", minimum=1)
-    dilation = pair(dilation, "dilation", minimum=1)
-    groups = require_int(groups, "groups", minimum=1)
-    pad = _conv_padding(padding, R, S, stride, dilation)
-    if C % groups or K % groups:
-        raise ValueError(f"groups: {groups} must divide both C={C} and K={K}")
-    if C // groups != Cg:
-        raise ValueError(f"weight: expected {C // groups} input channels per group (C={C}, groups={groups}), "
-                         f"got weight shape {shape_str(w_shape)} for input shape {shape_str(x_shape)}")
-    return [N, C, H, W, K, R, S, stride[0], stride[1], pad[0], pad[1], dilation[0], dilation[1], groups]
-
-
-def _out_hw(p) -> tuple[int, int]:
+def _out_shape(p) -> tuple[int, int, int, int]:
     H, W, R, S, sh, sw, ph, pw, dh, dw = p[2], p[3], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12]
-    P = (H + 2 * ph - dh * (R - 1) - 1) // sh + 1
-    Q = (W + 2 * pw - dw * (S - 1) - 1) // sw + 1
-    if P < 1 or Q < 1:
-        raise ValueError(f"weight: kernel {R}x{S} (dilation {dh}x{dw}) does not fit the padded input {H}x{W} "
-                         f"(padding {ph}x{pw}): output size {P}x{Q}")
-    return P, Q
+    return (p[0], p[4], (H + 2 * ph - dh * (R - 1) - 1) // sh + 1, (W + 2 * pw - dw * (S - 1) - 1) // sw + 1)
 
 
 def select_conv_algo(p) -> str:
-    """The algorithm `algo="auto"` uses for Conv2dParams list `p` (the one place for this rule).
+    """The algorithm `algo="auto"` runs on the GPU for Conv2dParams list `p` (the one place for this rule).
 
-    Provisional, not yet measured on a GPU: the direct kernel for depthwise/grouped layers with few
-    channels per group and for few output channels per group (a 128-row GEMM tile would be mostly
-    empty: LeNet's K = 6 and 16), im2col + SGEMM otherwise.
+    Provisional, not yet measured on a GPU: the direct kernel when a 128 x 128 SGEMM tile would be
+    mostly empty (few output channels per group, e.g. LeNet's K = 6 and 16, or a tiny C/groups*R*S,
+    e.g. depthwise), im2col + SGEMM otherwise. The same rule serves all three passes.
     """
     C, K, R, S, groups = p[1], p[4], p[5], p[6], p[13]
     if K // groups < 32 or (C // groups) * R * S < 16:
@@ -145,10 +121,12 @@ def select_conv_algo(p) -> str:
 
 
 def _conv_algo(algo, p) -> str:
+    if not isinstance(algo, str):
+        raise TypeError(f"algo: expected a string, got {type(algo).__name__}")
     if algo == "auto":
         return select_conv_algo(p)
     if algo not in CONV_ALGORITHMS:
-        raise ValueError(f"algo: the CUDA backend has {', '.join(CONV_ALGORITHMS)} (or 'auto'), got {algo!r}")
+        raise ValueError(f"algo: {algo!r} is not available on the CUDA backend; expected 'auto' or one of {list(CONV_ALGORITHMS)}")
     return algo
 
 
@@ -158,11 +136,11 @@ def _workspace_limit() -> int:
     return get_workspace_limit()
 
 
-def _shape4(shape, name: str) -> tuple:
-    shape = tuple(shape)
-    if len(shape) != 4:
-        raise ValueError(f"{name}: expected 4 sizes, got {shape!r}")
-    return tuple(require_int(s, name, minimum=0) for s in shape)
+def _check_grad_output(grad_output, p):
+    expected = _out_shape(p)
+    if grad_output.shape != expected:
+        raise ValueError(f"grad_output: expected shape {shape_str(expected)} (the convolution's output), "
+                         f"got {shape_str(grad_output.shape)}")
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo="auto"):
@@ -170,13 +148,12 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo
     ix, iw = _arr(x, "x", ndim=4), _arr(weight, "weight", ndim=4)
     ib = None if bias is None else _arr(bias, "bias", ndim=1)
     device = _same_device(x=x, weight=weight, bias=bias)
-    p = _conv_params(x.shape, weight.shape, stride, padding, dilation, groups)
+    p = _conv_plan(x.shape, weight.shape, stride, padding, dilation, groups)
     if bias is not None and bias.shape != (p[4],):
-        raise ValueError(f"bias: expected shape {shape_str((p[4],))}, got {shape_str(bias.shape)}")
-    P, Q = _out_hw(p)
-    algo = _conv_algo(algo, p)
-    y = _empty((p[0], p[4], P, Q), device)
-    _cuda.conv2d_forward(algo, p, ix, iw, ib, y._impl, _workspace_limit())
+        raise ValueError(f"bias: expected shape ({p[4]},) for weight shape {shape_str(weight.shape)}, got {shape_str(bias.shape)}")
+    name = _conv_algo(algo, p)
+    y = _empty(_out_shape(p), device)
+    _cuda.conv2d_forward(name, p, ix, iw, ib, y._impl, _workspace_limit())
     return y
 
 
@@ -184,13 +161,12 @@ def conv2d_input(input_shape, weight, grad_output, stride=1, padding=0, dilation
     """Device version of :func:`fastconv.grad.conv2d_input`: the gradient with respect to the input."""
     iw, idy = _arr(weight, "weight", ndim=4), _arr(grad_output, "grad_output", ndim=4)
     device = _same_device(weight=weight, grad_output=grad_output)
-    p = _conv_params(_shape4(input_shape, "input_shape"), weight.shape, stride, padding, dilation, groups)
-    P, Q = _out_hw(p)
-    if grad_output.shape != (p[0], p[4], P, Q):
-        raise ValueError(f"grad_output: expected shape {shape_str((p[0], p[4], P, Q))}, got {shape_str(grad_output.shape)}")
-    algo = _conv_algo(algo, p)
-    dx = _empty(p[:4], device)
-    _cuda.conv2d_backward_input(algo, p, idy, iw, dx._impl, _workspace_limit())
+    input_shape = require_shape(input_shape, "input_shape", 4)
+    p = _conv_plan(input_shape, weight.shape, stride, padding, dilation, groups, "input_shape")
+    _check_grad_output(grad_output, p)
+    name = _conv_algo(algo, p)
+    dx = _empty(input_shape, device)
+    _cuda.conv2d_backward_input(name, p, idy, iw, dx._impl, _workspace_limit())
     return dx
 
 
@@ -198,13 +174,12 @@ def conv2d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilatio
     """Device version of :func:`fastconv.grad.conv2d_weight`: the gradient with respect to the weight."""
     ix, idy = _arr(input, "input", ndim=4), _arr(grad_output, "grad_output", ndim=4)
     device = _same_device(input=input, grad_output=grad_output)
-    p = _conv_params(input.shape, _shape4(weight_shape, "weight_shape"), stride, padding, dilation, groups)
-    P, Q = _out_hw(p)
-    if grad_output.shape != (p[0], p[4], P, Q):
-        raise ValueError(f"grad_output: expected shape {shape_str((p[0], p[4], P, Q))}, got {shape_str(grad_output.shape)}")
-    algo = _conv_algo(algo, p)
-    dw = _empty(tuple(weight_shape), device)
-    _cuda.conv2d_backward_weight(algo, p, ix, idy, dw._impl, _workspace_limit())
+    weight_shape = require_shape(weight_shape, "weight_shape", 4)
+    p = _conv_plan(input.shape, weight_shape, stride, padding, dilation, groups, "input", "weight_shape")
+    _check_grad_output(grad_output, p)
+    name = _conv_algo(algo, p)
+    dw = _empty(weight_shape, device)
+    _cuda.conv2d_backward_weight(name, p, ix, idy, dw._impl, _workspace_limit())
     return dw
 
 
@@ -251,7 +226,7 @@ def max_pool2d_backward(grad_output, indices, input_shape):
     idy = _arr(grad_output, "grad_output", ndim=4)
     ii = _arr(indices, "indices", ndim=4, dtype=np.int64)
     device = _same_device(grad_output=grad_output, indices=indices)
-    input_shape = _shape4(input_shape, "input_shape")
+    input_shape = require_shape(input_shape, "input_shape", 4)
     if indices.shape != grad_output.shape:
         raise ValueError(f"indices: expected shape {shape_str(grad_output.shape)} (as grad_output), got {shape_str(indices.shape)}")
     if input_shape[:2] != grad_output.shape[:2]:
@@ -275,7 +250,7 @@ def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padd
                         count_include_pad=True):
     """Device version of :func:`fastconv.grad.avg_pool2d`."""
     idy = _arr(grad_output, "grad_output", ndim=4)
-    p = _pool_params(_shape4(input_shape, "input_shape"), kernel_size, stride, padding)
+    p = _pool_params(require_shape(input_shape, "input_shape", 4), kernel_size, stride, padding)
     P, Q = _pool_out(p, bool(ceil_mode))
     if grad_output.shape != (p[0], p[1], P, Q):
         raise ValueError(f"grad_output: expected shape {shape_str((p[0], p[1], P, Q))}, got {shape_str(grad_output.shape)}")

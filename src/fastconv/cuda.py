@@ -204,10 +204,9 @@ def from_dlpack(obj) -> Array:
     return Array(_cuda.from_dlpack_capsule(capsule), owner=obj)
 
 
-def _impl(a: Array, name: str):
-    if not isinstance(a, Array):
-        raise TypeError(f"{name}: expected a fastconv.cuda.Array, got {type(a).__name__}")
-    return a._impl
+def _any_array(*xs) -> bool:
+    """True when any argument is a device Array: the public functions then run on the GPU."""
+    return any(isinstance(x, Array) for x in xs)
 
 
 from . import _cuda_ops as ops  # noqa: E402  (the op functions need Array defined first)
