@@ -127,7 +127,7 @@ void cuda_conv2d_direct_forward(const Conv2dParams& p, const float* x, const flo
     const int64_t kb_total = (p.K_per_group() + kKB - 1) / kKB * p.groups;
     const int64_t total = checked_mul(checked_mul(p.N, kb_total, "output"), checked_mul(p.P(), p.Q(), "output"), "output");
     if (total == 0) return;
-    conv2d_direct_forward_kernel<<<grid_1d(total, kThreads), kThreads>>>(p, x, w, bias, y);
+    FASTCONV_LAUNCH(grid_1d(total, kThreads), kThreads, conv2d_direct_forward_kernel)(p, x, w, bias, y);
     FASTCONV_CUDA_CHECK_LAUNCH();
 }
 
@@ -135,7 +135,7 @@ void cuda_conv2d_direct_backward_input(const Conv2dParams& p, const float* dy, c
     p.validate();
     const int64_t total = p.input_numel();
     if (total == 0) return;
-    conv2d_direct_backward_input_kernel<<<grid_1d(total, kThreads), kThreads>>>(p, dy, w, dx);
+    FASTCONV_LAUNCH(grid_1d(total, kThreads), kThreads, conv2d_direct_backward_input_kernel)(p, dy, w, dx);
     FASTCONV_CUDA_CHECK_LAUNCH();
 }
 
@@ -143,7 +143,7 @@ void cuda_conv2d_direct_backward_weight(const Conv2dParams& p, const float* x, c
     p.validate();
     const int64_t blocks = p.weight_numel();
     if (blocks > INT32_MAX) throw std::invalid_argument("weight: too many elements for the direct weight gradient");
-    conv2d_direct_backward_weight_kernel<<<unsigned(blocks), kThreads>>>(p, x, dy, dw);
+    FASTCONV_LAUNCH(unsigned(blocks), kThreads, conv2d_direct_backward_weight_kernel)(p, x, dy, dw);
     FASTCONV_CUDA_CHECK_LAUNCH();
 }
 

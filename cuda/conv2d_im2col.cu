@@ -84,7 +84,7 @@ int64_t chunk_images(int64_t N, int64_t floats_per_image, size_t workspace_limit
 
 void launch_im2col(const Conv2dParams& p, int64_t n0, int64_t nb, const float* x, float* col) {
     const int64_t total = nb * p.C * p.R * p.S * p.P() * p.Q();
-    im2col_kernel<<<grid_1d(total, kThreads), kThreads>>>(p, n0, nb, x, col);
+    FASTCONV_LAUNCH(grid_1d(total, kThreads), kThreads, im2col_kernel)(p, n0, nb, x, col);
     FASTCONV_CUDA_CHECK_LAUNCH();
 }
 
@@ -149,7 +149,7 @@ void cuda_conv2d_im2col_backward_input(const Conv2dParams& p, const float* dy, c
         }
         if (!pointwise) {
             const int64_t total = nb * p.C * HW;
-            col2im_kernel<<<grid_1d(total, kThreads), kThreads>>>(p, n0, nb, col.floats(), dx);
+            FASTCONV_LAUNCH(grid_1d(total, kThreads), kThreads, col2im_kernel)(p, n0, nb, col.floats(), dx);
             FASTCONV_CUDA_CHECK_LAUNCH();
         }
     }
@@ -188,7 +188,7 @@ void cuda_conv2d_im2col_backward_weight(const Conv2dParams& p, const float* x, c
             a.batch = nb;
             cuda_sgemm(a);
         }
-        sum_partials_kernel<<<grid_1d(wcount, kThreads), kThreads>>>(wcount, nb, part.floats(), n0 > 0, dw);
+        FASTCONV_LAUNCH(grid_1d(wcount, kThreads), kThreads, sum_partials_kernel)(wcount, nb, part.floats(), n0 > 0, dw);
         FASTCONV_CUDA_CHECK_LAUNCH();
     }
 }

@@ -35,5 +35,11 @@ inline unsigned grid_1d(int64_t total, int threads) {
 #define FASTCONV_GRID_STRIDE_LOOP(i, total)                                                   \
     for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (total);            \
          i += int64_t(gridDim.x) * blockDim.x)
+// FASTCONV_LAUNCH(grid, block, kernel)(args...) is kernel<<<grid, block>>>(args...): a macro so that
+// scripts/cuda_emu can run the same kernels on a CPU (the kernel comes last: template arguments
+// contain commas). Follow every launch with FASTCONV_CUDA_CHECK_LAUNCH().
+#ifndef FASTCONV_LAUNCH
+#define FASTCONV_LAUNCH(grid, block, ...) __VA_ARGS__<<<grid, block>>>
+#endif
 #define FASTCONV_CUDA_CHECK(call) ::fastconv::cuda_check((call), #call, __FILE__, __LINE__)
 #define FASTCONV_CUDA_CHECK_LAUNCH() ::fastconv::cuda_check(cudaGetLastError(), "kernel launch", __FILE__, __LINE__)

@@ -171,35 +171,35 @@ __global__ void adam_kernel(int64_t n, float* __restrict__ param, const float* _
 void cuda_bias_add(float* y, const float* bias, int64_t N, int64_t C, int64_t inner) {
     const int64_t total = N * C * inner;
     if (total == 0) return;
-    bias_add_kernel<<<grid_1d(total, kThreads), kThreads>>>(y, bias, C, inner, total);
+    FASTCONV_LAUNCH(grid_1d(total, kThreads), kThreads, bias_add_kernel)(y, bias, C, inner, total);
     FASTCONV_CUDA_CHECK_LAUNCH();
 }
 
 void cuda_bias_grad(const float* dy, int64_t N, int64_t C, int64_t inner, float* db) {
     if (C == 0) return;
     if (C > INT32_MAX) throw std::invalid_argument("bias: too many channels");
-    bias_grad_kernel<<<unsigned(C), kThreads>>>(dy, N, C, inner, db);
+    FASTCONV_LAUNCH(unsigned(C), kThreads, bias_grad_kernel)(dy, N, C, inner, db);
     FASTCONV_CUDA_CHECK_LAUNCH();
 }
 
 void cuda_activation_forward(Activation act, float slope, int64_t n, const float* x, float* y) {
     if (n == 0) return;
-    activation_forward_kernel<<<grid_1d(n, kThreads), kThreads>>>(act, slope, n, x, y);
+    FASTCONV_LAUNCH(grid_1d(n, kThreads), kThreads, activation_forward_kernel)(act, slope, n, x, y);
     FASTCONV_CUDA_CHECK_LAUNCH();
 }
 
 void cuda_activation_backward(Activation act, float slope, int64_t n, const float* saved, const float* dy, float* dx) {
     if (n == 0) return;
-    activation_backward_kernel<<<grid_1d(n, kThreads), kThreads>>>(act, slope, n, saved, dy, dx);
+    FASTCONV_LAUNCH(grid_1d(n, kThreads), kThreads, activation_backward_kernel)(act, slope, n, saved, dy, dx);
     FASTCONV_CUDA_CHECK_LAUNCH();
 }
 
 void cuda_sum(int64_t n, const float* x, float scale, float* out) {
     const unsigned blocks = std::min(grid_1d(n, kThreads), unsigned(kMaxReduceBlocks));
     DeviceBuffer partial(blocks * sizeof(float));
-    sum_partial_kernel<<<blocks, kThreads>>>(n, x, partial.floats());
+    FASTCONV_LAUNCH(blocks, kThreads, sum_partial_kernel)(n, x, partial.floats());
     FASTCONV_CUDA_CHECK_LAUNCH();
-    sum_final_kernel<<<1, kThreads>>>(blocks, partial.floats(), scale, out);
+    FASTCONV_LAUNCH(1, kThreads, sum_final_kernel)(blocks, partial.floats(), scale, out);
     FASTCONV_CUDA_CHECK_LAUNCH();
 }
 
@@ -212,7 +212,7 @@ void cuda_softmax_cross_entropy(int64_t N, int64_t K, const float* logits, const
         return;
     }
     DeviceBuffer rows(size_t(N) * sizeof(float));
-    softmax_xent_kernel<<<unsigned(N), kThreads>>>(logits, labels, K, rows.floats(), nullptr, 0.0f);
+    FASTCONV_LAUNCH(unsigned(N), kThreads, softmax_xent_kernel)(logits, labels, K, rows.floats(), nullptr, 0.0f);
     FASTCONV_CUDA_CHECK_LAUNCH();
     cuda_sum(N, rows.floats(), 1.0f / float(N), loss);
 }
@@ -222,13 +222,13 @@ void cuda_softmax_cross_entropy_backward(int64_t N, int64_t K, const float* logi
     if (K < 1) throw std::invalid_argument("logits: need at least one class");
     if (N > INT32_MAX) throw std::invalid_argument("logits: too many rows");
     if (N == 0) return;
-    softmax_xent_kernel<<<unsigned(N), kThreads>>>(logits, labels, K, nullptr, dlogits, grad_loss / float(N));
+    FASTCONV_LAUNCH(unsigned(N), kThreads, softmax_xent_kernel)(logits, labels, K, nullptr, dlogits, grad_loss / float(N));
     FASTCONV_CUDA_CHECK_LAUNCH();
 }
 
 void cuda_axpy(int64_t n, float alpha, const float* x, float* y) {
     if (n == 0) return;
-    axpy_kernel<<<grid_1d(n, kThreads), kThreads>>>(n, alpha, x, y);
+    FASTCONV_LAUNCH(grid_1d(n, kThreads), kThreads, axpy_kernel)(n, alpha, x, y);
     FASTCONV_CUDA_CHECK_LAUNCH();
 }
 
@@ -236,13 +236,13 @@ void cuda_sgd_step(int64_t n, float* param, const float* grad, float* momentum_b
     if (cfg.momentum != 0.0f && momentum_buffer == nullptr)
         throw std::invalid_argument("momentum_buffer: required when momentum != 0");
     if (n == 0) return;
-    sgd_kernel<<<grid_1d(n, kThreads), kThreads>>>(n, param, grad, momentum_buffer, cfg);
+    FASTCONV_LAUNCH(grid_1d(n, kThreads), kThreads, sgd_kernel)(n, param, grad, momentum_buffer, cfg);
     FASTCONV_CUDA_CHECK_LAUNCH();
 }
 
 void cuda_adam_step(int64_t n, float* param, const float* grad, float* m, float* v, const AdamConfig& cfg) {
     if (n == 0) return;
-    adam_kernel<<<grid_1d(n, kThreads), kThreads>>>(n, param, grad, m, v, cfg);
+    FASTCONV_LAUNCH(grid_1d(n, kThreads), kThreads, adam_kernel)(n, param, grad, m, v, cfg);
     FASTCONV_CUDA_CHECK_LAUNCH();
 }
 

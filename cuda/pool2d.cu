@@ -143,7 +143,7 @@ void cuda_max_pool2d_forward(const Pool2dParams& p, const float* x, float* y, in
     p.validate();
     const int64_t total = pooled_numel(p);
     if (total == 0) return;
-    max_pool2d_forward_kernel<<<grid_1d(total, kThreads), kThreads>>>(p, x, y, indices);
+    FASTCONV_LAUNCH(grid_1d(total, kThreads), kThreads, max_pool2d_forward_kernel)(p, x, y, indices);
     FASTCONV_CUDA_CHECK_LAUNCH();
 }
 
@@ -153,7 +153,7 @@ void cuda_max_pool2d_backward(int64_t planes, int64_t HW, int64_t PQ, const floa
     const int64_t total = checked_mul(planes, PQ, "grad_output");
     cuda_fill_zero(dx, size_t(in_total) * sizeof(float));
     if (total == 0) return;
-    max_pool2d_backward_kernel<<<grid_1d(total, kThreads), kThreads>>>(planes, PQ, HW, dy, indices, dx);
+    FASTCONV_LAUNCH(grid_1d(total, kThreads), kThreads, max_pool2d_backward_kernel)(planes, PQ, HW, dy, indices, dx);
     FASTCONV_CUDA_CHECK_LAUNCH();
 }
 
@@ -161,7 +161,7 @@ void cuda_avg_pool2d_forward(const Pool2dParams& p, const float* x, float* y) {
     p.validate();
     const int64_t total = pooled_numel(p);
     if (total == 0) return;
-    avg_pool2d_forward_kernel<<<grid_1d(total, kThreads), kThreads>>>(p, x, y);
+    FASTCONV_LAUNCH(grid_1d(total, kThreads), kThreads, avg_pool2d_forward_kernel)(p, x, y);
     FASTCONV_CUDA_CHECK_LAUNCH();
 }
 
@@ -169,7 +169,7 @@ void cuda_avg_pool2d_backward(const Pool2dParams& p, const float* dy, float* dx)
     p.validate();
     const int64_t total = checked_mul(checked_mul(p.N, p.C, "input"), checked_mul(p.H, p.W, "input"), "input");
     if (total == 0) return;
-    avg_pool2d_backward_kernel<<<grid_1d(total, kThreads), kThreads>>>(p, dy, dx);
+    FASTCONV_LAUNCH(grid_1d(total, kThreads), kThreads, avg_pool2d_backward_kernel)(p, dy, dx);
     FASTCONV_CUDA_CHECK_LAUNCH();
 }
 
@@ -178,7 +178,7 @@ void cuda_adaptive_avg_pool2d_forward(int64_t planes, int64_t H, int64_t W, int6
     if (H < 1 || W < 1 || OH < 1 || OW < 1) throw std::invalid_argument("adaptive_avg_pool2d: sizes must be positive");
     const int64_t total = checked_mul(planes, checked_mul(OH, OW, "output"), "output");
     if (total == 0) return;
-    adaptive_avg_pool2d_forward_kernel<<<grid_1d(total, kThreads), kThreads>>>(planes, H, W, OH, OW, x, y);
+    FASTCONV_LAUNCH(grid_1d(total, kThreads), kThreads, adaptive_avg_pool2d_forward_kernel)(planes, H, W, OH, OW, x, y);
     FASTCONV_CUDA_CHECK_LAUNCH();
 }
 

@@ -197,13 +197,13 @@ void cuda_sgemm(const SgemmArgs& args) {
             const bool vec_c = aligned16(p.C) && p.ldc % 4 == 0 && (!batched || p.stride_c % 4 == 0);
             const dim3 grid(unsigned((p.N + kBN - 1) / kBN), unsigned((p.M + kBM - 1) / kBM), unsigned(p.batch));
             if (!p.trans_a && !p.trans_b)
-                sgemm_kernel<false, false><<<grid, kThreads>>>(p, vec_a, vec_b, vec_c);
+                FASTCONV_LAUNCH(grid, kThreads, sgemm_kernel<false, false>)(p, vec_a, vec_b, vec_c);
             else if (!p.trans_a && p.trans_b)
-                sgemm_kernel<false, true><<<grid, kThreads>>>(p, vec_a, vec_b, vec_c);
+                FASTCONV_LAUNCH(grid, kThreads, sgemm_kernel<false, true>)(p, vec_a, vec_b, vec_c);
             else if (p.trans_a && !p.trans_b)
-                sgemm_kernel<true, false><<<grid, kThreads>>>(p, vec_a, vec_b, vec_c);
+                FASTCONV_LAUNCH(grid, kThreads, sgemm_kernel<true, false>)(p, vec_a, vec_b, vec_c);
             else
-                sgemm_kernel<true, true><<<grid, kThreads>>>(p, vec_a, vec_b, vec_c);
+                FASTCONV_LAUNCH(grid, kThreads, sgemm_kernel<true, true>)(p, vec_a, vec_b, vec_c);
             FASTCONV_CUDA_CHECK_LAUNCH();
         }
     }

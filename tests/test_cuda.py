@@ -44,7 +44,7 @@ def test_array_cannot_be_built_directly():
 @pytest.mark.parametrize("dtype", [np.float32, np.int64])
 @pytest.mark.parametrize("shape", [(), (0,), (7,), (3, 5), (2, 3, 4, 5)])
 def test_round_trip(rng, shape, dtype):
-    x = (rng.standard_normal(shape) * 100).astype(dtype)
+    x = np.asarray(rng.standard_normal(shape) * 100).astype(dtype)
     a = cuda.to_device(x)
     assert a.shape == shape and a.dtype == np.dtype(dtype) and a.size == x.size and a.nbytes == x.nbytes
     np.testing.assert_array_equal(a.numpy(), x)

@@ -160,7 +160,8 @@ def to_device(x, device: int = 0) -> Array:
         raise TypeError(f"x: expected a numpy.ndarray, got {type(x).__name__}")
     if x.dtype not in (np.float32, np.int64):
         raise TypeError(f"x: expected dtype float32 or int64, got {x.dtype} (convert it explicitly with .astype)")
-    return Array(_cuda.to_device(np.ascontiguousarray(x), device))
+    # (np.ascontiguousarray would turn a 0-d array into shape (1,))
+    return Array(_cuda.to_device(x if x.flags.c_contiguous else np.ascontiguousarray(x), device))
 
 
 def empty(shape, dtype=np.float32, device: int = 0) -> Array:
