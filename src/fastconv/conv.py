@@ -15,7 +15,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from . import _core, autotune
+from . import _core, autotune, cuda
 from ._validation import pair, require_float32, require_int, shape_str
 
 #: The passes an algorithm may implement: forward, input gradient, weight gradient.
@@ -323,7 +323,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo
     groups: splits C and K into that many independent convolutions (groups == C: depthwise).
     algo: "auto" (see ``select_algorithm``) or one of ``conv_algorithms(...)``.
     Raises TypeError for non-float32 arrays and ValueError naming the bad argument.
+    With ``fastconv.cuda.Array`` inputs it runs on the GPU and returns an Array.
     """
+    if cuda._any_array(x, weight, bias):
+        return cuda.ops.conv2d(x, weight, bias, stride, padding, dilation, groups, algo)
     x = require_float32(x, "x", ndim=4)
     weight = require_float32(weight, "weight", ndim=4)
     plan = _plan(x.shape, weight.shape, stride, padding, dilation, groups)
