@@ -1,4 +1,4 @@
-"""Command line: python -m fastconv {train,eval,bench,info,demo} (see --help)."""
+"""Command line: python -m fastconv {train,eval,bench,info,demo,viz,summary} (see --help)."""
 
 from __future__ import annotations
 
@@ -304,6 +304,10 @@ def main(argv=None) -> int:
     from ._viz_cli import add_parser as add_viz_parser  # viz filters|activations|edges
 
     add_viz_parser(sub)
+
+    from ._summary_cli import add_parser as add_summary_parser  # summary --model NAME
+
+    add_summary_parser(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -20,10 +20,11 @@ from .modules import (
     Sequential,
     Sigmoid,
     Tanh,
+    trace_shapes,
 )
 
 __all__ = [
     "functional", "init", "Module", "Parameter", "Sequential", "ModuleList", "Identity", "Linear", "Conv2d",
     "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Flatten", "Dropout",
-    "BatchNorm2d",
+    "BatchNorm2d", "trace_shapes",
 ]
