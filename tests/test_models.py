@@ -256,7 +256,8 @@ def test_summary_rows():
 def test_summary_cli(tmp_path):
     out = subprocess.run([sys.executable, "-m", "fastconv", "summary", "--model", "resnet18", "--input", "1,28,28",
                           "--width", "0.25"], capture_output=True, text=True, check=True, cwd=tmp_path).stdout
-    assert "features.4.conv1" in out and "(1, 16, 7, 7)" in out and "winograd" in out or "direct" in out
+    conv_line = next(line for line in out.splitlines() if line.startswith("features.4.conv1 "))
+    assert "(1, 16, 7, 7)" in conv_line and conv_line.split()[-1] in fastconv.conv_algorithms((1, 16, 7, 7), (16, 16, 3, 3))
     assert out.strip().splitlines()[-1].split()[0] == "total"
 
 
@@ -344,3 +345,42 @@ def test_small_matches_torch(name):
     tstate = tm.state_dict()
     for key, v in m.state_dict().items():  # running statistics updated alike
         np.testing.assert_allclose(v, tstate[key].numpy(), rtol=1e-5, atol=1e-5, err_msg=key)
+
+
+# ---- resize transform and the train CLI's model options ------------------------------------------------
+
+
+@needs_torch
+@pytest.mark.parametrize("src,dst", [((28, 28), 32), ((28, 28), 96), ((7, 5), (3, 11)), ((1, 1), 4), ((28, 28), 14)])
+def test_resize_matches_torch_bilinear(src, dst):
+    x = np.random.default_rng(0).random((3, 2, *src), dtype=np.float32)
+    before = x.copy()
+    ours = fastconv.data.resize(x, dst)
+    ref = torch.nn.functional.interpolate(torch.from_numpy(x), size=dst if isinstance(dst, tuple) else (dst, dst),
+                                          mode="bilinear", align_corners=False).numpy()
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-5)  # pixels in [0, 1], float32 weights
+    np.testing.assert_array_equal(x, before)
+    assert fastconv.data.resize(x[0], dst).shape == ref.shape[1:]
+
+
+def test_resize_bad_input():
+    with pytest.raises(ValueError, match="resize: expected"):
+        fastconv.data.resize(np.zeros((4, 4), np.float32), 8)
+    with pytest.raises(ValueError, match="size"):
+        fastconv.data.resize(np.zeros((1, 1, 4, 4), np.float32), 0)
+
+
+def test_resized_dataset():
+    ds = fastconv.data.ArrayDataset(np.random.default_rng(0).random((5, 1, 28, 28), dtype=np.float32),
+                                    np.arange(5) % 2)
+    r = fastconv.data.ResizedDataset(ds, 32)
+    xb, yb = r[1:4]
+    assert xb.shape == (3, 1, 32, 32) and list(yb) == [1, 0, 1] and len(r) == 5 and r.labels is ds.labels
+
+
+def test_train_cli_too_small_says_resize(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "fastconv", "train", "--model", "alexnet", "--epochs", "1",
+                          "--no-progress", "--out", str(tmp_path / "w.npz")], capture_output=True, text=True,
+                         cwd=tmp_path)
+    assert res.returncode != 0
+    assert "smallest square input that works is 193x193" in res.stderr and "--resize" in res.stderr
