@@ -297,7 +297,7 @@ def test_small_forward_backward_finite_differences(name):
     m, x = _small(name)
     proj = np.random.default_rng(2).standard_normal((len(x), 10)).astype(np.float32)
     out, loss = _loss(m, x, proj)
-    assert out.shape == (len(x), 10)
+    assert out.shape == (len(x), 10) == m.output_shape(x.shape)
     loss.backward()
     params = dict(m.named_parameters())
     weights = [k for k in params if k.endswith("weight") and params[k].ndim > 1]
@@ -384,3 +384,35 @@ def test_train_cli_too_small_says_resize(tmp_path):
                          cwd=tmp_path)
     assert res.returncode != 0
     assert "smallest square input that works is 193x193" in res.stderr and "--resize" in res.stderr
+
+
+def test_train_then_eval_cli_resnet18_resized(tmp_path, capsys):
+    from test_training import run_cli, synthetic_split
+
+    rng = np.random.default_rng(0)
+    synthetic_split(tmp_path, rng, 256, "train")
+    synthetic_split(tmp_path, rng, 64, "test")
+    out = tmp_path / "r.npz"
+    text = run_cli(capsys, "train", "--model", "resnet18", "--width", "0.125", "--resize", "32", "--data",
+                   str(tmp_path), "--epochs", "1", "--batch-size", "64", "--out", str(out), "--no-progress")
+    assert "resnet18" in text and "final test accuracy" in text
+    acc = float(text.split("final test accuracy ")[1].split("%")[0])
+    text = run_cli(capsys, "eval", "--weights", str(out), "--data", str(tmp_path))
+    assert f"accuracy {acc:.2f}%" in text
+
+
+@pytest.mark.parametrize("name", ["lenet5", "mlp"])
+def test_summary_of_lenet_and_mlp(name):
+    rows = models.summary(models.get(name), (2, 1, 28, 28))
+    assert rows[-1]["output_shape"] == (2, 10)
+    assert sum(r["params"] for r in rows) == _count(models.get(name))
+
+
+def test_batchnorm_buffers_survive_training_forward():
+    """BatchNorm2d counts batches with `self.num_batches_tracked += 1`: the buffer must stay in the
+    state_dict (it used to drop out, so a trained model's weights no longer loaded)."""
+    bn = nn.BatchNorm2d(3)
+    bn(fastconv.Tensor(np.random.default_rng(0).standard_normal((4, 3, 2, 2)).astype(np.float32)))
+    state = bn.state_dict()
+    assert int(state["num_batches_tracked"]) == 1
+    nn.BatchNorm2d(3).load_state_dict(state)

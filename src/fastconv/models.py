@@ -42,6 +42,11 @@ class LeNet5(nn.Module):
             raise ValueError(f"LeNet5: expected input of shape (N, 1, 28, 28), got {x.shape}")
         return self.classifier(self.features(x))
 
+    def infer_shape(self, shape):
+        if len(shape) != 4 or shape[1:] != (1, 28, 28):
+            raise ValueError(f"LeNet5: expected input of shape (N, 1, 28, 28), got {shape_str(shape)}")
+        return self.classifier.output_shape(self.features.output_shape(shape))
+
     def extra_repr(self) -> str:
         return f"variant={self.variant!r}"
 
@@ -60,6 +65,9 @@ class MLP(nn.Module):
 
     def forward(self, x):
         return self.net(x)
+
+    def infer_shape(self, shape):
+        return self.net.output_shape(shape)
 
 
 # ---- the classic CNNs of the d2l chapters --------------------------------------------------------------
