@@ -230,9 +230,13 @@ def select_algorithm(params, pass_: str) -> str:
     # dominate the tile transforms, Winograd beats im2col in both passes it has.
     if pass_ != "weight" and _winograd_check(p) is None and cg >= 16 and kg >= 16:
         return "winograd"
+    # big_kernel (9x9, 16 channels, 128x128): fft beats direct and im2col in all three passes; 9x9
+    # is the smallest kernel measured so far where it wins (5x5 LeNet layers stay direct).
+    if p.R * p.S >= 81 and _fft_check(p) is None:
+        return "fft"
     if pass_ == "forward":
-        # lenet_c1, lenet_c2, alexnet_c1, big_kernel, stride2 (and vgg_3x3, resnet_3x3 without
-        # Winograd): the register-tiled direct loop beats unfold + GEMM (the unfold's memory
+        # lenet_c1, lenet_c2, alexnet_c1, stride2 (and big_kernel, vgg_3x3, resnet_3x3 without
+        # FFT or Winograd): the register-tiled direct loop beats unfold + GEMM (the unfold's memory
         # traffic and the thin GEMMs cost more).
         return "direct"
     if pass_ == "input":
