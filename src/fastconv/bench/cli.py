@@ -171,7 +171,7 @@ def run(args, parser) -> int:
 
     from .peak import peak_gflops
 
-    peak = peak_gflops(threads, iterations=5_000_000 if args.quick else 20_000_000, repeats=3 if args.quick else 5)
+    peak = peak_gflops(threads, iterations=10_000_000 if args.quick else 20_000_000, repeats=5)
     bandwidth = _measure_bandwidth()
 
     # The work list: (label, thunk returning rows).
