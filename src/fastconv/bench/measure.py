@@ -151,8 +151,7 @@ def torch_conv(pass_: str, shape: Shape, x, w, b, dy):
 def scipy_conv(shape: Shape, x, w, b):
     """scipy.signal.fftconvolve over (C, H, W) for the whole batch (forward, stride 1, no dilation or
     groups): the FFT baseline. None when scipy is absent or the case does not apply (reason given)."""
-    signal = optional_module("scipy.signal")
-    if signal is None:
+    if optional_module("scipy") is None:
         return None, "scipy not installed"
     if shape.stride != 1 or shape.dilation != 1 or shape.groups != 1:
         return None, "scipy: stride/dilation/groups not supported"
@@ -161,7 +160,7 @@ def scipy_conv(shape: Shape, x, w, b):
     # complex64 product of the N x K x C spectra, plus about as much again for the inverse transform
     if 3 * 8 * shape.N * shape.K * shape.C * Hf * (Wf // 2 + 1) > SCIPY_MAX_BYTES:
         return None, "scipy: spectra too large"
-    import scipy.signal as signal
+    from scipy import signal
 
     xp = np.pad(x, ((0, 0), (0, 0), (shape.pad,) * 2, (shape.pad,) * 2))[:, None]
     wf = np.ascontiguousarray(w[None, :, :, ::-1, ::-1])  # correlation = convolution with the flipped kernel
