@@ -3,7 +3,8 @@
 // 26-37 GB/s the floor is 1-2 ms; PyTorch 2.13 takes 12-40 ms there with a scalar loop per output.
 // Measured on the shared 2-core EPYC VM, 1 thread, best of 30: max forward 1.4 ms (23 GB/s), with
 // indices 2.1 ms, max backward 3.0 ms, avg forward 1.7 ms, avg backward 3.1 ms (torch: 79-118,
-// 3.5, 31, 23 ms; 3x3 stride 2 pad 1: avg backward 3.6 vs 33 ms). Two-thread medians: benchmarks/results/*_pool.md.
+// 3.5, 31, 23 ms; 3x3 stride 2 pad 1: avg backward 3.6 vs 33 ms).
+// Two-thread medians: benchmarks/results/*_pool.md.
 // Forward rows are independent, so the N*C*P output rows are split across threads; a backward
 // plane's outputs overlap in dx, so planes are the unit of work and no atomics are needed.
 #include "pool/pool2d.h"
