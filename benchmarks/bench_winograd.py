@@ -6,8 +6,11 @@ timed interleaved with torch (same thread count): warm-up, median of --repeat ro
 direct-convolution FLOPs (2*N*K*C*R*S*P*Q) per second, so they compare across algorithms.
 Part 2: with fastconv.set_autotune(True), every suite shape and pass: "auto" (after its tuning call)
 timed interleaved with every valid algorithm of ours; auto should be within 5% of the fastest.
+Part 3 (--sweep): the measurements behind select_algorithm's Winograd rules: a grid of 3x3 layers,
+forward and input gradient, 1 thread, best of 3 by thread CPU time (robust on a busy machine),
+each algorithm's time relative to the fastest, and what the heuristic picks.
 
-    python3 benchmarks/bench_winograd.py --threads 2 [--repeat 15] [--no-autotune]
+    python3 benchmarks/bench_winograd.py --threads 2 [--repeat 15] [--no-autotune] [--sweep]
 
 Reuses bench_conv.py's shape loading, reference check and interleaved timing.
 Writes benchmarks/results/<date>_<machine>_winograd.md.
@@ -92,12 +95,59 @@ def autotune_part(shapes, repeat: int) -> tuple[list[str], list[str]]:
     return table, bar
 
 
+SWEEP = [(c, c, h) for c in (8, 16, 64, 256, 512) for h in (4, 7, 14, 56)] + [
+    (3, 64, 112), (64, 3, 56), (4, 32, 56), (8, 64, 56), (8, 8, 112), (16, 16, 112), (8, 16, 28)]
+SWEEP_ALGOS = ["direct", "im2col", "winograd_f2", "winograd_f4"]
+
+
+def sweep_part() -> list[str]:
+    """Part 3: relative times on a grid of 3x3 stride-1 layers (padding 1), batch sized to ~0.3 GFLOP."""
+    import time
+
+    from fastconv import _core
+
+    saved = fastconv.get_num_threads()
+    fastconv.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    table = ["| C | K | H=W | N | pass | " + " | ".join(SWEEP_ALGOS) + " | fastest | heuristic | heuristic / fastest |",
+             "|---|---|---|---|---|" + "---|" * len(SWEEP_ALGOS) + "---|---|---|"]
+    try:
+        for C, K, H in SWEEP:
+            N = max(1, min(32, int(3e8 / (2 * C * K * 9 * H * H))))
+            x = rng.standard_normal((N, C, H, H), dtype=np.float32)
+            w = (rng.standard_normal((K, C, 3, 3)) / np.sqrt(9 * C)).astype(np.float32)
+            p = _core.Conv2dParams(N, C, H, H, K, 3, 3, pad_h=1, pad_w=1)
+            y = np.empty((N, K, H, H), np.float32)
+            dx = np.empty_like(x)
+            for pass_, run in (("forward", lambda a: _core.conv2d_forward(a, p, x, w, None, y)),
+                               ("input", lambda a: _core.conv2d_backward_input(a, p, y, w, dx))):
+                best = {}
+                for a in SWEEP_ALGOS:
+                    run(a)
+                for _ in range(3):
+                    for a in SWEEP_ALGOS:
+                        t0 = time.thread_time()
+                        run(a)
+                        best[a] = min(best.get(a, float("inf")), time.thread_time() - t0)
+                fastest = min(best, key=best.get)
+                picked = conv_mod.ALGORITHMS[conv_mod.select_algorithm(p, pass_)].kernel(p)
+                rel = {a: best[a] / best[fastest] for a in SWEEP_ALGOS}
+                line = (f"| {C} | {K} | {H} | {N} | {pass_} | " + " | ".join(f"{rel[a]:.2f}" for a in SWEEP_ALGOS)
+                        + f" | {fastest} | {picked} | {rel[picked]:.2f} |")
+                print(line)
+                table.append(line)
+    finally:
+        fastconv.set_num_threads(saved)
+    return table
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=15)
     ap.add_argument("--shapes-file", default=os.path.join(HERE, "shapes.csv"))
     ap.add_argument("--no-autotune", action="store_true", help="skip part 2 (autotune over the whole suite)")
+    ap.add_argument("--sweep", action="store_true", help="add part 3 (the grid behind the heuristic; ~2 min)")
     ap.add_argument("--out", default="", help="report path (default benchmarks/results/<date>_<machine>_winograd.md)")
     args = ap.parse_args(argv)
 
@@ -108,6 +158,7 @@ def main(argv=None) -> int:
     shapes = bc.load_shapes(args.shapes_file)
     table1, bar1 = bar_part([s for s in shapes if s.name in BAR_SHAPES], args.repeat)
     table2, bar2 = ([], []) if args.no_autotune else autotune_part(shapes, max(5, args.repeat // 2))
+    table3 = sweep_part() if args.sweep else []
     for line in bar1 + bar2:
         print(line)
 
@@ -132,6 +183,8 @@ def main(argv=None) -> int:
     ]
     if table2:
         lines += ["", "## Autotuned auto vs the fastest of our algorithms", *table2]
+    if table3:
+        lines += ["", "## Sweep: time / fastest per 3x3 layer (1 thread, best of 3, thread CPU time)", *table3]
     out = args.out or os.path.join(HERE, "results", f"{datetime.date.today():%Y-%m-%d}_{bc.machine_tag()}_winograd.md")
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "w") as f:

@@ -43,4 +43,5 @@ PYBIND11_MODULE(_core, m) {
     fb::bind_kmax(m);
     fb::bind_fft(m);
     fb::bind_pool(m);
+    fb::bind_nn(m);
 }

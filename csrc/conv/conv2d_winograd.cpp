@@ -7,9 +7,15 @@
 // multiplications: 2*Cout*Cin*(m+2)^2 per tile instead of 2*Cout*Cin*9*m^2, i.e. 2.25x (F2) or 4x
 // (F4) fewer than direct convolution.
 //
-// Schedule: the tiles are cut into blocks sized so that a block's V and M stay in L2; each thread
-// takes whole blocks: input transform -> (m+2)^2 single-threaded sgemm calls -> output transform.
-// U is computed once per weight content and cached (see KernelCache), shared by all threads.
+// Napkin math (vgg_3x3, F4): 1568 tiles; GEMMs 36 x (64 x 64 x 1568) = 0.46 GFLOP against 1.85 for
+// direct; V and M 14 MB each, so they are never materialized whole: the tiles are cut into blocks
+// (>= 64 tiles, ~2 MiB of V + M, L2-sized) and each thread takes whole blocks: input transform ->
+// (m+2)^2 single-threaded sgemm calls (the GEMM reads V and writes M while they are cache-hot) ->
+// output transform. Per tile and channel the transforms cost ~12 vector ops per 8 tiles per row,
+// against 36 x Cout FMAs in the GEMM, so they matter when channels are few (C or K < 8: see the
+// "auto" rules in conv.py). U (36 K C floats) is computed once per weight content and cached (see
+// KernelCache), shared by all threads: on resnet_3x3 F4 a cache hit saves 15-30% of the call (1
+// thread; 9.4 MB of U), on vgg_3x3 nothing measurable. Measured: benchmarks/results/*_winograd.md.
 #include <algorithm>
 #include <cstring>
 #include <list>
@@ -64,17 +70,21 @@ void check_supported(const Conv2dParams& p, int m) {
 
 int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
 
-// Tiles per block. Measured (1 thread, vgg_3x3 and resnet_3x3): the per-position GEMMs speed up
-// with the tile count up to 64-128 (resnet F4: 26 ms at 16, 22 at 32, 20 at 64), more than the block
-// staying in L2 matters, so a block is at least 64 tiles and at most ~2 MiB of V + M. The blocks then
-// split evenly over the threads.
+// Tiles are dealt to the threads in units of 16 (the AVX2 transforms take two groups of 8 at a
+// time), an even contiguous share each; a thread then walks its share in blocks. Block size,
+// measured (1 thread, vgg_3x3 and resnet_3x3): the per-position GEMMs speed up with the tile count
+// up to 64-128 (resnet F4: 26 ms at 16, 22 at 32, 20 at 64), which matters more than the block
+// staying in L2, so a block is at least 64 tiles and at most ~2 MiB of V + M, and a share is split
+// into equal blocks.
+constexpr int64_t kTileUnit = 2 * kLanes;
+
 int64_t tiles_per_block(const WinogradPlan& p, int threads) {
     const int64_t T = p.alpha() * p.alpha();
     const int64_t bytes_per_tile = T * (p.Cin + p.Cout) * int64_t(sizeof(float));
     const int64_t cap = std::max<int64_t>(64, (int64_t(2) << 20) / bytes_per_tile);
-    const int64_t tiles = p.tiles();
-    const int64_t blocks = round_up((tiles + cap - 1) / cap, threads);
-    return round_up((tiles + blocks - 1) / blocks, kLanes);
+    const int64_t share = round_up((p.tiles() + threads - 1) / threads, kTileUnit);
+    const int64_t blocks = (share + cap - 1) / cap;
+    return round_up((share + blocks - 1) / blocks, kTileUnit);
 }
 
 // Transformed kernels, cached by content: an entry is reused only when the weights are bitwise equal
@@ -162,17 +172,18 @@ void winograd_run(const WinogradPlan& p, const float* w, int64_t K, int64_t C, b
     const int64_t u_stride = kernel->xi_stride;
 
     const int64_t block = tiles_per_block(p, region_threads());
-    const int64_t nblocks = (p.tiles() + block - 1) / block;
     const auto input_transform_fn = avx2 ? winograd_input_transform_avx2 : winograd_input_transform_portable;
     const auto output_transform_fn = avx2 ? winograd_output_transform_avx2 : winograd_output_transform_portable;
     // One extra cache line per position plane: with power-of-two plane sizes the (m+2)^2 accesses
     // of one tile would all fall into the same cache set.
     const int64_t v_stride = p.Cin * block + 16, m_stride = p.Cout * block + 16;
-    parallel_for(nblocks, [&](long long b0, long long b1) {
+    const int64_t tiles = p.tiles();
+    parallel_for((tiles + kTileUnit - 1) / kTileUnit, [&](long long u0, long long u1) {
         float* V = thread_scratch(0, size_t(T * v_stride));
         float* M = thread_scratch(1, size_t(T * m_stride));
-        for (long long b = b0; b < b1; ++b) {
-            const int64_t tile0 = b * block, ntiles = std::min(block, p.tiles() - tile0);
+        const int64_t end = std::min<int64_t>(u1 * kTileUnit, tiles);
+        for (int64_t tile0 = u0 * kTileUnit; tile0 < end; tile0 += block) {
+            const int64_t ntiles = std::min(block, end - tile0);
             input_transform_fn(p, in, tile0, ntiles, block, v_stride, V);
             GemmParams g;
             g.M = p.Cout;

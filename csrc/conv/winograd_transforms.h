@@ -91,6 +91,24 @@ struct Winograd1D<4> {
     }
 };
 
+// 2-D transforms of 8 tiles at once. d: (m+2) x (m+2) patch, row-major, replaced by B^T d B.
+template <int m>
+inline void input_tile_transform(vec8* d) {
+    constexpr int a = m + 2;
+    vec8 t[a * a];
+    for (int v = 0; v < a; ++v) Winograd1D<m>::input(d + v, a, t + v);          // columns
+    for (int u = 0; u < a; ++u) Winograd1D<m>::input(t + u * a, 1, d + u * a);  // rows
+}
+
+// v: (m+2) x (m+2) products -> o: m x m outputs A^T v A.
+template <int m>
+inline void output_tile_transform(const vec8* v, vec8* o) {
+    constexpr int a = m + 2;
+    vec8 t[m * a];
+    for (int j = 0; j < a; ++j) Winograd1D<m>::output(v + j, a, t + j);          // columns
+    for (int i = 0; i < m; ++i) Winograd1D<m>::output(t + i * a, 1, o + i * m);  // rows
+}
+
 // Where each of 8 tiles sits: image, first input row/column (may be outside the input), first
 // output row/column.
 struct TileGroup {
@@ -145,10 +163,9 @@ void input_transform(const WinogradPlan& p, const float* in, int64_t tile0, int6
                         for (int v = v0[l]; v < v1[l]; ++v) D[(u * a + v) * kLanes + l] = in[base + u * p.Win + v];
                 }
             }
-            vec8 d[T], t[T];
+            vec8 d[T];
             for (int i = 0; i < T; ++i) d[i] = load8(D + i * kLanes);
-            for (int v = 0; v < a; ++v) Winograd1D<m>::input(d + v, a, t + v);          // columns
-            for (int u = 0; u < a; ++u) Winograd1D<m>::input(t + u * a, 1, d + u * a);  // rows
+            input_tile_transform<m>(d);
             float* dst = V + c * ld + g;
             for (int i = 0; i < T; ++i) store8(dst + i * xi_stride, d[i]);
         }
@@ -164,11 +181,10 @@ void output_transform(const WinogradPlan& p, const float* M, int64_t tile0, int6
     for (int64_t g = 0; g < ntiles; g += kLanes) {
         const TileGroup tg(p, tile0 + g, ntiles - g);
         for (int64_t k = 0; k < p.Cout; ++k) {
-            vec8 v[T], t[m * a], o[m * m];
+            vec8 v[T], o[m * m];
             const float* src = M + k * ld + g;
             for (int i = 0; i < T; ++i) v[i] = load8(src + i * xi_stride);
-            for (int j = 0; j < a; ++j) Winograd1D<m>::output(v + j, a, t + j);          // columns
-            for (int i = 0; i < m; ++i) Winograd1D<m>::output(t + i * a, 1, o + i * m);  // rows
+            output_tile_transform<m>(v, o);
             const float b = bias ? bias[k] : 0.0f;
             for (int i = 0; i < m * m; ++i) store8(O + i * kLanes, o[i] + b);
             for (int l = 0; l < tg.lanes; ++l) {

@@ -15,6 +15,11 @@ from .gemm import gemm
 from .kmax import kmax_pool
 from .pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d
 
+from . import nn, optim, data, models  # noqa: E402  (the Python layer; needs the kernels above)
+from .autograd import Tensor, tensor, no_grad, is_grad_enabled, cat  # noqa: E402
+from .nn.init import manual_seed  # noqa: E402
+from .serialization import save, load  # noqa: E402
+
 __version__ = _core.build_info()["version"]
 
 
@@ -98,4 +103,16 @@ __all__ = [
     "set_workspace_limit",
     "info",
     "__version__",
+    "Tensor",
+    "tensor",
+    "no_grad",
+    "is_grad_enabled",
+    "cat",
+    "manual_seed",
+    "save",
+    "load",
+    "nn",
+    "optim",
+    "data",
+    "models",
 ]

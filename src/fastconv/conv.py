@@ -15,7 +15,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from . import _core, autotune
+from . import _core, autotune, cuda
 from ._validation import pair, require_float32, require_int, shape_str
 
 #: The passes an algorithm may implement: forward, input gradient, weight gradient.
@@ -74,19 +74,34 @@ def _winograd_check(params) -> str | None:
     return None
 
 
+_CACHE_BYTES = 16 << 20  # half the 32 MiB L3 the rules below were measured on
+
+
+def _winograd_tiles(params, m: int) -> int:
+    return params.N * -(-params.P // m) * -(-params.Q // m)
+
+
 def _winograd_variant(params) -> str:
-    """F(4x4) unless F(2x2) needs clearly fewer multiplications: F(4x4) does 36 per 4x4 tile, F(2x2)
-    16 per 2x2 tile, so F(2x2) only wins on outputs a few pixels wide, where F(4x4)'s tiles are
-    mostly padding, or when F(4x4)'s transformed kernel (36 K C floats) would not stay in cache.
-    2026-11-25_epyc2_winograd.md: F(4x4) wins vgg_3x3 and resnet_3x3 in both passes; F(2x2) wins
-    (8, 512, 7, 7) (F(4x4)'s 38 MB transformed kernel vs 17 MB)."""
-    tiles4 = -(-params.P // 4) * -(-params.Q // 4)
-    tiles2 = -(-params.P // 2) * -(-params.Q // 2)
-    if 36 * tiles4 > 0.8 * 16 * tiles2:
+    """F(4x4) (36 multiplications per 4x4 output tile, against 16 per 2x2 tile for F(2x2)) except
+    where its transformed kernel, 36*K*C floats, is streamed from memory for only a few tiles, or
+    where 4x4 tiles would be mostly padding. Measured (2026-11-25_epyc2c_winograd.md, sweep): F(4x4)
+    is fastest on every 3x3 layer with C = K from 8 to 512 and 4 to 56 pixels, except C = K = 512 on
+    14x14 and smaller (38 MB kernel, at most 16 tiles: F(2x2) 1.2-2x faster)."""
+    tiles4, tiles2 = _winograd_tiles(params, 4), _winograd_tiles(params, 2)
+    if 36 * 4 * params.K * params.C >= _CACHE_BYTES and tiles4 < 32:
         return "winograd_f2"
-    if 36 * params.K * params.C * 4 > (24 << 20):
+    if 36 * tiles4 > 2 * 16 * tiles2:
         return "winograd_f2"
     return "winograd_f4"
+
+
+def _winograd_pays(params) -> bool:
+    """Whether Winograd beats direct and im2col on a problem it can run (see select_algorithm)."""
+    cg, kg = params.C // params.groups, params.K // params.groups
+    if min(cg, kg) < 8 or cg * kg < 128:
+        return False
+    m = 4 if _winograd_variant(params) == "winograd_f4" else 2
+    return not ((m + 2) ** 2 * 4 * params.K * params.C >= _CACHE_BYTES and _winograd_tiles(params, m) < 32)
 
 
 #: name -> Algorithm; ``algo=`` accepts these names and "auto".
@@ -207,22 +222,48 @@ def conv_algorithms(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1,
     return [name for name, why in _available(plan.params, _check_pass(pass_)).items() if why is None]
 
 
-def select_algorithm(params, pass_: str) -> str:
-    """The algorithm ``algo="auto"`` runs for one pass of a problem (a ``_core.Conv2dParams``).
+def _pointwise(p) -> bool:
+    return (p.R, p.S, p.stride_h, p.stride_w, p.pad_h, p.pad_w) == (1, 1, 1, 1, 0, 0)
 
-    Every rule cites the measurement behind it (benchmarks/results/, 2 threads, AMD EPYC Zen 3).
+
+def select_algorithm(params, pass_: str) -> str:
+    """The algorithm ``algo="auto"`` runs for one pass ("forward", "input", "weight") of a problem
+    (a ``_core.Conv2dParams``). Rules are checked in order; each cites its measurement.
+
+    Measurements: benchmarks/results/2026-11-25_epyc2c_conv.md (ours vs torch per shape, pass and
+    algorithm, same run). Algorithms other helpers register (fft, winograd) get their branches
+    here, above the direct/im2col fallbacks, each with its own citation.
     """
     _check_pass(pass_)
-    cg, kg = params.C // params.groups, params.K // params.groups
-    # 2026-11-25_epyc2_conv.md: with few channels per group the GEMM is too thin to pay for the
-    # unfold; direct wins lenet_c1 and lenet_c2 in every pass.
-    if cg * params.R * params.S <= 160 and kg <= 16:
-        return "direct"
-    # 2026-11-25_epyc2_winograd.md: on 3x3 stride-1 layers with enough channels for the GEMMs to
-    # dominate the tile transforms, Winograd beats im2col in both passes it has.
-    if pass_ != "weight" and _winograd_check(params) is None and cg >= 16 and kg >= 16:
+    p = params
+    cg, kg = p.C // p.groups, p.K // p.groups
+    # resnet_1x1: a 1x1 stride-1 convolution is one GEMM per image without any unfold; im2col beats
+    # direct in every pass there (fwd, input and weight gradient).
+    if _pointwise(p):
+        return "im2col"
+    # 2026-11-25_epyc2c_winograd.md (sweep, forward and input gradient): on 3x3 stride-1 layers
+    # Winograd F(4x4) is 1.2-4x faster than im2col and direct once both channel counts are >= 8
+    # (C = K = 8 on 112x112 and C or K < 8 go to direct); it loses to im2col only when its
+    # transformed kernel (>= 16 MiB) is streamed for fewer than 32 tiles (C = K = 512 on 7x7).
+    if pass_ != "weight" and _winograd_check(p) is None and _winograd_pays(p):
         return "winograd"
-    return "im2col"
+    if pass_ == "forward":
+        # lenet_c1, lenet_c2, alexnet_c1, big_kernel, stride2 (and vgg_3x3, resnet_3x3 without
+        # Winograd): the register-tiled direct loop beats unfold + GEMM (the unfold's memory
+        # traffic and the thin GEMMs cost more).
+        return "direct"
+    if pass_ == "input":
+        # alexnet_c1, stride2: strided layers; 64+ output channels make W^T @ dY a well-shaped GEMM
+        # (vgg_3x3, resnet_3x3 without Winograd). Few channels at stride 1 (lenet_c1, lenet_c2,
+        # big_kernel): direct.
+        if p.stride_h > 1 or p.stride_w > 1 or kg >= 64:
+            return "im2col"
+        return "direct"
+    # weight gradient: resnet_3x3, stride2 (128+ input channels per group) favour the GEMM; lenet_c1,
+    # lenet_c2, alexnet_c1, vgg_3x3 and big_kernel the direct reduction.
+    if cg >= 128:
+        return "im2col"
+    return "direct"
 
 
 def _resolve(plan: _Plan, algo, pass_: str, run: Callable[[str], None] | None = None) -> str:
@@ -282,7 +323,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo
     groups: splits C and K into that many independent convolutions (groups == C: depthwise).
     algo: "auto" (see ``select_algorithm``) or one of ``conv_algorithms(...)``.
     Raises TypeError for non-float32 arrays and ValueError naming the bad argument.
+    With ``fastconv.cuda.Array`` inputs it runs on the GPU and returns an Array.
     """
+    if cuda._any_array(x, weight, bias):
+        return cuda.ops.conv2d(x, weight, bias, stride, padding, dilation, groups, algo)
     x = require_float32(x, "x", ndim=4)
     weight = require_float32(weight, "weight", ndim=4)
     plan = _plan(x.shape, weight.shape, stride, padding, dilation, groups)
