@@ -164,20 +164,22 @@ def test_show_activation_maps(tmp_path, rng, lenet_weights):
         viz.show_activation_maps(model, rng.random((2, 1, 28, 28)), "features.0")
 
 
-def test_cli_filters_and_activations(tmp_path, lenet_weights):
+def test_cli_filters_and_activations(tmp_path, lenet_weights, capsys, monkeypatch):
+    """In-process (fastconv.__main__.main) to stay fast; test_cli_edges_* cover `python -m`."""
+    from fastconv.__main__ import main
+
     pytest.importorskip("fastconv.data").load_idx_dataset("fashion-mnist", "test", download=False)
     _, path = lenet_weights
-    r = run_cli("filters", "--weights", str(path), "--out", "f.png", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    assert "features.0.weight (6, 1, 5, 5)" in r.stdout
+    monkeypatch.chdir(tmp_path)
+    assert main(["viz", "filters", "--weights", str(path), "--out", "f.png"]) == 0
+    assert "features.0.weight (6, 1, 5, 5)" in capsys.readouterr().out
     assert_picture(tmp_path / "f.png")
-    r = run_cli("filters", "--weights", str(path), "--layer", "features.3", "--out", "f3.png", cwd=tmp_path)
-    assert r.returncode == 0 and "(16, 6, 5, 5)" in r.stdout, r.stderr
-    r = run_cli("activations", "--weights", str(path), "--index", "3", "--out", "a.png", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
+    assert main(["viz", "filters", "--weights", str(path), "--layer", "features.3", "--out", "f3.png"]) == 0
+    assert "(16, 6, 5, 5)" in capsys.readouterr().out
+    assert main(["viz", "activations", "--weights", str(path), "--index", "3", "--out", "a.png"]) == 0
     assert_picture(tmp_path / "a.png")
-    r = run_cli("filters", "--weights", str(path), "--layer", "classifier.1", "--out", "x.png", cwd=tmp_path)
-    assert r.returncode != 0 and "--layer" in r.stderr
+    with pytest.raises(SystemExit, match="--layer: no conv weight 'classifier.1'"):
+        main(["viz", "filters", "--weights", str(path), "--layer", "classifier.1", "--out", "x.png"])
 
 
 def test_cli_edges_fashion_mnist(tmp_path):
