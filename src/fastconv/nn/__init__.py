@@ -21,9 +21,10 @@ from .modules import (
     Sigmoid,
     Tanh,
 )
+from .sequence import Conv1d, KMaxPool
 
 __all__ = [
     "functional", "init", "Module", "Parameter", "Sequential", "ModuleList", "Identity", "Linear", "Conv2d",
     "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Flatten", "Dropout",
-    "BatchNorm2d",
+    "BatchNorm2d", "Conv1d", "KMaxPool",
 ]
