@@ -75,7 +75,11 @@ static void gather(const float* const* src, const int64_t* y0, const int64_t* x0
             __m256 r[8];
             for (int l = 0; l < 8; ++l) r[l] = _mm256_loadu_ps(p[l]);
             transpose8(r);
-            for (int j = 0; j < nb; ++j) _mm256_storeu_ps(out + (xb + j) * L, r[j]);
+            if (nb == 8) {  // constant trip count: GCC otherwise copies r[] through the stack
+                for (int j = 0; j < 8; ++j) _mm256_storeu_ps(out + (xb + j) * L, r[j]);
+            } else {
+                for (int j = 0; j < nb; ++j) _mm256_storeu_ps(out + (xb + j) * L, r[j]);
+            }
 #else
             for (int j = 0; j < nb; ++j)
                 for (int l = 0; l < L; ++l) out[(xb + j) * L + l] = p[l][j];
