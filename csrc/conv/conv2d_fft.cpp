@@ -268,15 +268,15 @@ void conv2d_fft_backward_weight(const Conv2dParams& p, const float* x, const flo
     const auto& fk = fft_kernels();
     const auto& ck = conv_kernels();
 
+    const int64_t G = CB + KB8;  // transforms per tile: input channel blocks, then output-gradient blocks
     for (int64_t b0 = 0; b0 < tiles; b0 += chunk) {
         const int64_t count = std::min(chunk, tiles - b0);
-        float* X = spectra;                      // [b][cb][f]
-        float* DY = spectra + count * CB * F * PT;  // [b][kb][f]
-        parallel_for(count * (CB + KB8), [&](long long j0, long long j1) {
+        parallel_for(count * G, [&](long long j0, long long j1) {
             float* tile = thread_scratch(1, plan.tile_floats());
+            float* sp = thread_scratch(2, plan.spectrum_floats());
             float* work = thread_scratch(4, plan.work_floats());
             for (long long j = j0; j < j1; ++j) {
-                const int64_t bi = j / (CB + KB8), g = j % (CB + KB8), b = b0 + bi;
+                const int64_t bi = j / G, g = j % G, b = b0 + bi;
                 const int64_t n = b / per_image, r = b % per_image;
                 const int64_t p0 = r / t.tiles_w * t.O1, q0 = r % t.tiles_w * t.O2;
                 const float* src[L];
@@ -288,7 +288,7 @@ void conv2d_fft_backward_weight(const Conv2dParams& p, const float* x, const flo
                         ox[l] = q0 - p.pad_w;
                     }
                     ck.gather(src, oy, ox, p.H, p.W, t.T1, t.T2, t.T1, t.T2, tile);
-                    fk.tile_r2c(plan, tile, t.T1, X + (bi * CB + g) * F * PT, work);
+                    fk.tile_r2c(plan, tile, t.T1, sp, work);
                 } else {  // output-gradient tile of 8 channels, zero beyond O1 x O2
                     const int64_t kb = g - CB;
                     for (int l = 0; l < L; ++l) {
@@ -297,13 +297,14 @@ void conv2d_fft_backward_weight(const Conv2dParams& p, const float* x, const flo
                         ox[l] = q0;
                     }
                     ck.gather(src, oy, ox, P, Q, t.T1, t.T2, t.O1, t.O2, tile);
-                    fk.tile_r2c(plan, tile, t.O1, DY + (bi * KB8 + kb) * F * PT, work);
+                    fk.tile_r2c(plan, tile, t.O1, sp, work);
                 }
+                // Frequency-major: the reduction then streams through one contiguous block per f.
+                for (int64_t f = 0; f < F; ++f)
+                    std::memcpy(spectra + ((f * count + bi) * G + g) * PT, sp + f * PT, PT * sizeof(float));
             }
         });
-        parallel_for(F, [&](long long f0, long long f1) {
-            ck.mac_wgrad(F, f0, f1, int(count), int(K), int(CB), X, DY, A);
-        });
+        parallel_for(F, [&](long long f0, long long f1) { ck.mac_wgrad(f0, f1, int(count), int(K), int(CB), spectra, A); });
     }
 
     // Inverse transform of each (k, 8 channels) spectrum; keep the first R x S points.
