@@ -3,16 +3,9 @@
 // the namespace of the path after <algorithm>, <cstring>, <immintrin.h> (AVX2 build), conv/fft.h
 // and conv/conv2d_fft.h; defines kernels().
 
-typedef float v8 __attribute__((vector_size(32)));
+#include "conv/fft_vec.h"
 constexpr int L = kFftLanes;
-constexpr int PT = 2 * kFftLanes;
-
-static inline v8 ld(const float* p) {
-    v8 v;
-    std::memcpy(&v, p, sizeof v);
-    return v;
-}
-static inline void st(float* p, v8 v) { std::memcpy(p, &v, sizeof v); }
+constexpr int PT = 2 * kFftLanes;  // floats per point
 
 #ifdef __AVX2__
 // In-register 8 x 8 transpose: r[i][j] <- r[j][i].
@@ -158,8 +151,16 @@ static inline void mac_block(int64_t F, int64_t f, int cin, int cout, int o0, co
     }
 }
 
+// Output channels per register block: 2 KB accumulators plus 2 inputs must fit the 16 vector
+// registers (ymm for AVX2; the portable build's 8-wide vectors take two xmm each).
+#ifdef __AVX2__
+constexpr int kBlock = 6;
+#else
+constexpr int kBlock = 2;
+#endif
+
 static void mac(int64_t F, int cin, int cout, const float* X, const float* W, float* Y) {
-    constexpr int KB = 6;
+    constexpr int KB = kBlock;
     for (int64_t f = 0; f < F; ++f) {
         const float* w = W + size_t(f) * cin * cout * 2;
         int o = 0;
@@ -206,7 +207,7 @@ static inline void wgrad_block(const float* S, int nb, int G, int CB, int cb, in
 
 // Frequencies [f0, f1) only, so threads can split the frequencies without sharing accumulators.
 static void mac_wgrad(int64_t f0, int64_t f1, int nb, int K, int CB, const float* S, float* A) {
-    constexpr int KB = 6;
+    constexpr int KB = kBlock;
     const int G = CB + (K + L - 1) / L;
     const int64_t a_stride = int64_t(CB) * PT;
     for (int64_t f = f0; f < f1; ++f) {
