@@ -14,7 +14,7 @@
 // Work per tile of the forward pass: (C + K) real 2-D transforms of T1 x T2 (~2.5 T1 T2
 // log2(T1 T2) flops each) and T1 (T2/2 + 1) C K complex multiply-adds (8 flops each), against
 // 2 O1 O2 C K R S for the direct method. For big_kernel (9x9, C = K = 16) that is ~10x fewer flops.
-// Measured (benchmarks/results/2026-11-25_vm_fft_1t_cpu.md, 1 thread, CPU time on a shared
+// Measured (benchmarks/results/2026-11-25_vm_fft_1t_cpu_median.md, 1 thread, CPU time on a shared
 // machine): big_kernel forward 5.4 ms, input gradient 5.3 ms, weight gradient 7.6 ms against
 // torch's 24.9 / 25.6 / 29.5 ms; on 64x64, C = K = 16 it beats our direct and im2col from 3x3 up
 // (forward and input gradient) and from 4x4 up (weight gradient).
