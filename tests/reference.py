@@ -83,3 +83,116 @@ def conv2d_weight_grad_ref(x, weight_shape, dy, stride=(1, 1), padding=(0, 0), d
                 win = _windows(xs, r, s, P, Q, stride, dilation)
                 dw[g * Kg : (g + 1) * Kg, :, r, s] = np.einsum("ncpq,nkpq->kc", win, dy[:, g * Kg : (g + 1) * Kg])
     return dw
+
+
+# ---- pooling (PyTorch semantics) -------------------------------------------------------------
+
+
+def pool_out_size(n, k, stride, pad, ceil_mode=False):
+    """Output length of a pooling axis; with ceil_mode the last window must start inside the input or left padding."""
+    span = n + 2 * pad - k
+    out = (-(-span // stride) if ceil_mode else span // stride) + 1
+    if ceil_mode and (out - 1) * stride >= n + pad:
+        out -= 1
+    return out
+
+
+def _pool_axis(o, n, k, stride, pad):
+    """Window of output o on one axis: valid input range [lo, hi) and its length clipped to the padded input."""
+    start = o * stride - pad
+    end = min(start + k, n + pad)
+    return max(start, 0), min(start + k, n), end - start
+
+
+def max_pool2d_ref(x, kernel, stride, padding, ceil_mode=False):
+    """(y, indices): the max of each window (padding excluded) and its offset in the H*W plane.
+    Ties go to the first element in row-major order; a NaN wins, and of several NaNs the last."""
+    x = np.asarray(x, np.float64)
+    N, C, H, W = x.shape
+    P = pool_out_size(H, kernel[0], stride[0], padding[0], ceil_mode)
+    Q = pool_out_size(W, kernel[1], stride[1], padding[1], ceil_mode)
+    y = np.empty((N, C, P, Q))
+    idx = np.empty((N, C, P, Q), np.int64)
+    for p in range(P):
+        h0, h1, _ = _pool_axis(p, H, kernel[0], stride[0], padding[0])
+        for q in range(Q):
+            w0, w1, _ = _pool_axis(q, W, kernel[1], stride[1], padding[1])
+            win = x[:, :, h0:h1, w0:w1].reshape(N, C, -1)
+            nan = np.isnan(win)
+            last_nan = win.shape[-1] - 1 - np.argmax(nan[..., ::-1], axis=-1)
+            local = np.where(nan.any(axis=-1), last_nan, np.argmax(np.where(nan, -np.inf, win), axis=-1))
+            y[:, :, p, q] = np.take_along_axis(win, local[..., None], axis=-1)[..., 0]
+            idx[:, :, p, q] = (h0 + local // (w1 - w0)) * W + (w0 + local % (w1 - w0))
+    return y, idx
+
+
+def max_pool2d_backward_ref(dy, indices, input_shape):
+    """dx[n, c].flat[indices[n, c, p, q]] += dy[n, c, p, q]."""
+    N, C, H, W = input_shape
+    dx = np.zeros((N * C, H * W))
+    np.add.at(dx, (np.arange(N * C)[:, None], np.asarray(indices).reshape(N * C, -1)), np.asarray(dy, np.float64).reshape(N * C, -1))
+    return dx.reshape(input_shape)
+
+
+def _avg_divisor(h, w, count_include_pad):
+    (h0, h1, hp), (w0, w1, wp) = h, w
+    return hp * wp if count_include_pad else (h1 - h0) * (w1 - w0)
+
+
+def avg_pool2d_ref(x, kernel, stride, padding, ceil_mode=False, count_include_pad=True):
+    """Window sum (padding counts as zero) / divisor: the window clipped to the padded input, or to the input."""
+    x = np.asarray(x, np.float64)
+    N, C, H, W = x.shape
+    P = pool_out_size(H, kernel[0], stride[0], padding[0], ceil_mode)
+    Q = pool_out_size(W, kernel[1], stride[1], padding[1], ceil_mode)
+    y = np.empty((N, C, P, Q))
+    for p in range(P):
+        h = _pool_axis(p, H, kernel[0], stride[0], padding[0])
+        for q in range(Q):
+            w = _pool_axis(q, W, kernel[1], stride[1], padding[1])
+            y[:, :, p, q] = x[:, :, h[0] : h[1], w[0] : w[1]].sum(axis=(2, 3)) / _avg_divisor(h, w, count_include_pad)
+    return y
+
+
+def avg_pool2d_backward_ref(dy, input_shape, kernel, stride, padding, ceil_mode=False, count_include_pad=True):
+    """dx = d(sum(y * dy)) / dx for y = avg_pool2d_ref(x, ...)."""
+    dy = np.asarray(dy, np.float64)
+    N, C, H, W = input_shape
+    dx = np.zeros(input_shape)
+    for p in range(dy.shape[2]):
+        h = _pool_axis(p, H, kernel[0], stride[0], padding[0])
+        for q in range(dy.shape[3]):
+            w = _pool_axis(q, W, kernel[1], stride[1], padding[1])
+            dx[:, :, h[0] : h[1], w[0] : w[1]] += (dy[:, :, p, q] / _avg_divisor(h, w, count_include_pad))[:, :, None, None]
+    return dx
+
+
+def _adaptive_axis(o, n, out):
+    return (o * n) // out, -(-((o + 1) * n) // out)
+
+
+def adaptive_avg_pool2d_ref(x, output_size):
+    """Mean over [floor(i*H/P), ceil((i+1)*H/P)) x [floor(j*W/Q), ceil((j+1)*W/Q))."""
+    x = np.asarray(x, np.float64)
+    N, C, H, W = x.shape
+    P, Q = output_size
+    y = np.empty((N, C, P, Q))
+    for p in range(P):
+        h0, h1 = _adaptive_axis(p, H, P)
+        for q in range(Q):
+            w0, w1 = _adaptive_axis(q, W, Q)
+            y[:, :, p, q] = x[:, :, h0:h1, w0:w1].mean(axis=(2, 3))
+    return y
+
+
+def adaptive_avg_pool2d_backward_ref(dy, input_shape):
+    dy = np.asarray(dy, np.float64)
+    N, C, H, W = input_shape
+    P, Q = dy.shape[2:]
+    dx = np.zeros(input_shape)
+    for p in range(P):
+        h0, h1 = _adaptive_axis(p, H, P)
+        for q in range(Q):
+            w0, w1 = _adaptive_axis(q, W, Q)
+            dx[:, :, h0:h1, w0:w1] += (dy[:, :, p, q] / ((h1 - h0) * (w1 - w0)))[:, :, None, None]
+    return dx

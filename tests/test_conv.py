@@ -18,7 +18,7 @@ import fastconv
 from fastconv import conv as conv_mod
 from reference import conv2d_input_grad_ref, conv2d_ref, conv2d_weight_grad_ref, relative_error
 
-TOLERANCE = {"fft": 1e-4}
+TOLERANCE = {"fft": 1e-4, "winograd": 5e-4, "winograd_f4": 5e-4}  # F(4x4): see test_winograd.py
 DEFAULT_TOLERANCE = 1e-5
 
 
@@ -70,12 +70,18 @@ CASES = [
     (2, 6, 7, 7, 6, 3, 3, 1, 1, 1, 6),  # depthwise
     (2, 8, 9, 9, 16, 1, 1, 1, 0, 1, 1),  # 1x1: pure GEMM path
     (2, 8, 9, 9, 4, 1, 1, 2, 0, 1, 1),  # 1x1 strided: unfold path
+    (1, 1024, 24, 24, 3, 1, 1, 1, 0, 1, 1),  # 1x1 with many channels: GEMM in column blocks (forward)
+    (1, 3, 24, 24, 1024, 1, 1, 1, 0, 1, 1),  # ... (input gradient)
     (2, 3, 5, 5, 2, 5, 5, 1, 0, 1, 1),  # kernel == input
     (1, 2, 1, 1, 3, 1, 1, 1, 0, 1, 1),  # 1x1 image
     (3, 2, 6, 6, 3, 2, 2, 5, 0, 1, 1),  # stride > kernel
     (2, 2, 8, 8, 4, 3, 3, 2, 3, 3, 2),  # padding and dilation larger than the stride
     (1, 67, 5, 7, 3, 3, 3, 1, 1, 1, 1),  # large C (prime)
     (2, 5, 31, 37, 7, 2, 4, 1, (0, 3), 1, 1),  # even kernel, one-sided padding
+    # narrow outputs with many channels: direct's channel-vectorised tiles, every pass
+    (2, 16, 5, 6, 9, 3, 3, 2, 1, 1, 1),
+    (2, 24, 7, 7, 8, 3, 3, 1, 1, 1, 1),
+    (2, 32, 6, 6, 48, 3, 2, (1, 2), 1, (1, 2), 2),
 ]
 
 
@@ -127,7 +133,8 @@ def test_portable_path_agrees(tmp_path):
         "assert fastconv.info()['cpu_path'] == 'portable';"
         "rng = np.random.default_rng(1);"
         "check_every_algorithm(rng, 2, 3, 11, 13, 5, 3, 5, (2, 1), (1, 2), (1, 2), 1);"
-        "check_every_algorithm(rng, 2, 1, 28, 28, 6, 5, 5, (1, 1), (2, 2))"
+        "check_every_algorithm(rng, 2, 1, 28, 28, 6, 5, 5, (1, 1), (2, 2));"
+        "check_every_algorithm(rng, 2, 16, 5, 6, 9, 3, 3, (2, 1), (1, 1))"
     )
     env = dict(os.environ, FASTCONV_CPU="portable")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -212,6 +219,19 @@ def test_workspace_limit_chunks(rng, threads):
         fastconv.set_workspace_limit(saved)
 
 
+def test_direct_weight_grad_under_small_limit(rng):
+    """direct's weight gradient switches to one partial per weight when 8 would pass the limit."""
+    saved = fastconv.get_workspace_limit()
+    try:
+        fastconv.set_workspace_limit(1 << 20)
+        x, w, _ = make_problem(rng, 2, 64, 5, 6, 64, 3, 3)  # 36864 weights x 8 x 4 B > 1 MiB
+        dy = rng.standard_normal((2, 64, 3, 4), dtype=np.float32)
+        dw = fastconv.grad.conv2d_weight(x, w.shape, dy, algo="direct")
+        assert relative_error(dw, conv2d_weight_grad_ref(x, w.shape, dy)) <= 1e-5
+    finally:
+        fastconv.set_workspace_limit(saved)
+
+
 def test_non_contiguous_inputs_are_not_modified(rng):
     base = rng.standard_normal((2, 8, 12, 10), dtype=np.float32)
     x = base[:, ::2, :, ::-1]  # strided and reversed view
@@ -222,8 +242,10 @@ def test_non_contiguous_inputs_are_not_modified(rng):
     for algo in fastconv.conv_algorithms(x.shape, w.shape):
         y = fastconv.conv2d(x, w_nc, algo=algo)
         assert relative_error(y, conv2d_ref(x, w)) <= tolerance(algo)
+    for algo in fastconv.conv_algorithms(x.shape, w.shape, pass_="input"):
         dx = fastconv.grad.conv2d_input(x.shape, w_nc, dy, algo=algo)
         assert relative_error(dx, conv2d_input_grad_ref(x.shape, w, dy)) <= tolerance(algo)
+    for algo in fastconv.conv_algorithms(x.shape, w.shape, pass_="weight"):
         dw = fastconv.grad.conv2d_weight(x, w.shape, dy, algo=algo)
         assert relative_error(dw, conv2d_weight_grad_ref(x, w.shape, dy)) <= tolerance(algo)
     for a, c in zip((base, w_nc, dy), copies):

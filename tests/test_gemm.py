@@ -121,6 +121,17 @@ def test_strided_views(rng, m, n, k):
         np.testing.assert_array_equal(b, b0)
 
 
+def test_broadcast_inputs(rng):
+    """Zero strides (np.broadcast_to) are valid read-only inputs."""
+    row = rng.standard_normal((1, 300)).astype(np.float32)
+    col = rng.standard_normal((300, 1)).astype(np.float32)
+    for m, n in [(6, 40), (50, 17)]:
+        a = np.broadcast_to(row, (m, 300))
+        b = np.broadcast_to(col, (300, n))
+        check(fastconv.gemm(a, b), ref_gemm(a, b), 300)
+        check(fastconv.gemm(b, a, trans_a=True, trans_b=True), ref_gemm(b, a, True, True), 300)
+
+
 @pytest.mark.parametrize("layout", ["fortran", "sliced", "negative", "both_strided"])
 @pytest.mark.parametrize("m,n,k", [(7, 17, 5), (40, 90, 300), (6, 700, 25)])
 def test_strided_out(rng, m, n, k, layout):
@@ -278,3 +289,12 @@ def test_peak_gflops_is_positive():
     from fastconv.bench import peak_gflops
 
     assert peak_gflops(threads=1, iterations=200_000, repeats=2) > 0.0
+
+
+def test_wrong_ndim_is_a_type_error_and_a_value_error():
+    """Issue 2 asks for TypeError on a wrong ndim; most callers expect ValueError: both work."""
+    a = np.zeros((3, 4, 1), np.float32)
+    with pytest.raises(TypeError, match="a: expected a 2-D array, got 3-D"):
+        fastconv.gemm(a, np.zeros((4, 2), np.float32))
+    with pytest.raises(ValueError, match="b: expected a 2-D array, got 1-D"):
+        fastconv.gemm(np.zeros((3, 4), np.float32), np.zeros(4, np.float32))

@@ -15,13 +15,14 @@
 namespace fastconv {
 
 // Output length of one axis of a convolution or pooling window:
-// (in + 2*pad - dilation*(window-1) - 1) / stride + 1, or the ceil variant used by ceil_mode pooling.
+// floor((in + 2*pad - dilation*(window-1) - 1) / stride) + 1, or the ceil variant used by ceil_mode
+// pooling (where a window may hang past the end: in = 1, window = 2, stride = 2 gives 1, as in PyTorch).
 FASTCONV_HOST_DEVICE inline int64_t window_output_size(int64_t in, int64_t window, int64_t stride,
                                                        int64_t pad, int64_t dilation,
                                                        bool ceil_mode = false) {
-    const int64_t span = in + 2 * pad - dilation * (window - 1) - 1;
-    if (span < 0) return 0;
-    int64_t out = (ceil_mode ? (span + stride - 1) / stride : span / stride) + 1;
+    const int64_t span = in + 2 * pad - dilation * (window - 1) - 1 + (ceil_mode ? stride - 1 : 0);
+    if (span < 0) return 0;  // floor(span / stride) + 1 <= 0
+    int64_t out = span / stride + 1;
     // PyTorch rule: the last pooling window must start inside the input or left padding.
     if (ceil_mode && (out - 1) * stride >= in + pad) --out;
     return out;
@@ -94,9 +95,13 @@ struct Pool2dParams {
         if (kernel_h < 1 || kernel_w < 1) fail("kernel_size must be >= 1");
         if (stride_h < 1 || stride_w < 1) fail("stride must be >= 1");
         if (pad_h < 0 || pad_w < 0) fail("padding must be >= 0");
+        // Bounded so that H + 2 * pad and o * stride in P()/Q() cannot overflow.
+        constexpr int64_t kMaxWindow = (int64_t(1) << 31) - 1;
+        if (kernel_h > kMaxWindow || kernel_w > kMaxWindow) fail("kernel_size must be < 2^31");
+        if (stride_h > kMaxWindow || stride_w > kMaxWindow) fail("stride must be < 2^31");
         if (2 * pad_h > kernel_h || 2 * pad_w > kernel_w) fail("padding must be at most half the kernel size");
-        if (P() < 1 || Q() < 1) fail("kernel_size: window does not fit the padded input (output size < 1)");
         checked_mul(checked_mul(N, C, "input"), checked_mul(H, W, "input"), "input");
+        if (P() < 1 || Q() < 1) fail("kernel_size: window does not fit the padded input (output size < 1)");
     }
 };
 

@@ -68,6 +68,33 @@ void reduce_tile_portable(const ReduceTileArgs& a, int KB, int TB) {
     }
 }
 
+void kvec_tile_portable(const KvecTileArgs& a, int KV, int PB) {
+    const int kb = 8 * KV;
+    float acc[kMaxAcc * 8];
+    for (int p = 0; p < PB; ++p)
+        for (int k = 0; k < kb; ++k) acc[p * kb + k] = (a.init && k < a.kvalid) ? a.init[k] : 0.0f;
+    const float* w = a.w;
+    for (int64_t c = 0; c < a.cin; ++c)
+        for (int64_t t = 0; t < a.ntaps; ++t, w += kb)
+            for (int p = 0; p < PB; ++p) {
+                const float x = a.in[a.pos_in[p] + c * a.in_cstride + a.taps[t]];
+                for (int k = 0; k < kb; ++k) acc[p * kb + k] += w[k] * x;
+            }
+    for (int p = 0; p < a.npos; ++p)
+        for (int k = 0; k < a.kvalid; ++k) a.out[k * a.out_kstride + a.pos_out[p]] = acc[p * kb + k];
+}
+
+void kvec_reduce_portable(const KvecReduceArgs& a, int KV, int TB) {
+    for (int t = 0; t < a.tvalid; ++t) {
+        float* o = a.acc + t * a.acc_tstride;
+        for (int64_t pos = 0; pos < a.npos; ++pos) {
+            const float x = a.in[a.pos_in[pos] + a.taps[t]];
+            const float* d = a.dyT + pos * a.ldk;
+            for (int k = 0; k < 8 * KV; ++k) o[k] += d[k] * x;
+        }
+    }
+}
+
 }  // namespace direct
 
 namespace {
@@ -78,57 +105,117 @@ using direct::ReduceTileArgs;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// Register-tile shape of the correlation: KB output channels x IB rows x QV vectors of 8 columns.
+// Register tile of the correlation, one of two kinds:
+//  - width tiles: KB output channels x IB rows x QV vectors of 8 columns (CorrTileArgs);
+//  - channel-vector tiles (kvec): 8 * KV output channels x PB positions (KvecTileArgs), for
+//    outputs whose rows are too short to fill 8-wide vectors (LeNet conv2: 10 columns).
 struct CorrShape {
-    int KB = 1, IB = 1, QV = 1;
+    bool kvec = false;
+    int KB = 1, IB = 1, QV = 1;  // KB = 8 * KV for kvec tiles
+    int KV = 1, PB = 1;
     direct::CorrTileFn avx2 = nullptr;
+    direct::KvecTileFn kvec_avx2 = nullptr;
     void run(const CorrTileArgs& a) const {
         if (avx2)
             avx2(a);
         else
             direct::corr_tile_portable(a, KB, IB, QV);
     }
+    void run(const direct::KvecTileArgs& a) const {
+        if (kvec_avx2)
+            kvec_avx2(a);
+        else
+            direct::kvec_tile_portable(a, KV, PB);
+    }
 };
 
-// Picks the tile that minimises max(FMA cycles, load cycles) per (channel, tap) over the whole
-// output (two FMA and two vector loads per cycle), counting padded lanes, channels and rows as work.
-CorrShape choose_corr_shape(int64_t kout, int64_t rows, int64_t cols) {
+// Picks the tile that minimises the estimated cycles over the whole output: per (channel, tap)
+// step a tile needs max(FMAs / 2, loads / 2, 4) cycles (two FMA pipes, two vector loads, and the
+// 4-cycle FMA latency each accumulator waits for), plus one cycle per vector stored (8 for a
+// kvec tile, stored lane by lane). Padded lanes, channels and rows count as work.
+// Tiles must fit the 16 ymm registers: accumulators + the IB * QV input vectors + one broadcast
+// (KB = 1 reads its inputs as FMA memory operands instead). A spilled accumulator costs 2-3x: its
+// store-to-load round trip becomes the loop's critical path.
+CorrShape choose_corr_shape(int64_t kout, int64_t rows, int64_t cols, int64_t steps) {
     static const int kbs[] = {1, 2, 3, 4, 6, 12};
     CorrShape best;
     double best_cost = 1e300;
+    auto consider = [&](const CorrShape& s, double tiles, int acc, int loads, double store) {
+        const double step = std::max({acc / 2.0, loads / 2.0, 4.0});
+        const double cost = tiles * (double(steps) * step + store);
+        if (cost < best_cost) best_cost = cost, best = s;
+    };
     for (int qv = 1; qv <= 4; ++qv) {
         const int budget = kMaxAcc / qv;
         const double col_blocks = double(ceil_div(cols, 8 * qv));
         for (int kb : kbs) {
             if (kb > budget) break;
             for (int ib : {1, budget / kb}) {
-                const double tiles = double(ceil_div(kout, kb)) * double(ceil_div(rows, ib)) * col_blocks;
-                const double fma = tiles * kb * ib * qv, loads = tiles * (kb + ib * qv);
-                const double cost = std::max(fma, loads) / 2.0;
-                if (cost < best_cost) best_cost = cost, best = CorrShape{kb, ib, qv, nullptr};
+                const int acc = kb * ib * qv;
+                if (kb > 1 && acc + ib * qv + 1 > 16) continue;
+                CorrShape s;
+                s.KB = kb, s.IB = ib, s.QV = qv;
+                consider(s, double(ceil_div(kout, kb)) * double(ceil_div(rows, ib)) * col_blocks, acc, kb + ib * qv, acc);
             }
         }
     }
-    if (use_avx2()) best.avx2 = direct::corr_tile_avx2(best.KB, best.IB, best.QV);
+    for (auto [kv, pb] : {std::pair{1, 12}, std::pair{2, 6}, std::pair{3, 4}}) {
+        CorrShape s;
+        s.kvec = true, s.KV = kv, s.PB = pb, s.KB = 8 * kv;
+        consider(s, double(ceil_div(kout, 8 * kv)) * double(ceil_div(rows * cols, pb)), kv * pb, kv + pb, 8.0 * kv * pb);
+    }
+    if (use_avx2()) {
+        best.avx2 = best.kvec ? nullptr : direct::corr_tile_avx2(best.KB, best.IB, best.QV);
+        best.kvec_avx2 = best.kvec ? direct::kvec_tile_avx2(best.KV, best.PB) : nullptr;
+    }
     return best;
 }
 
-// Reduction-tile shape (KB gradient channels x TB taps, 12 accumulators).
+// Reduction tile of the weight gradient, one of two kinds (same cost model as the correlation):
+//  - width tiles: KB channels x TB taps, 8-wide over output columns (ReduceTileArgs);
+//  - channel-vector tiles (kvec): 8 * KV channels x TB taps, over output positions (KvecReduceArgs).
 struct ReduceShape {
-    int KB = 1, TB = 12;
+    bool kvec = false;
+    int KB = 1, TB = 12, KV = 1;
     direct::ReduceTileFn avx2 = nullptr;
+    direct::KvecReduceFn kvec_avx2 = nullptr;
     void run(const ReduceTileArgs& a) const {
         if (avx2)
             avx2(a);
         else
             direct::reduce_tile_portable(a, KB, TB);
     }
+    void run(const direct::KvecReduceArgs& a) const {
+        if (kvec_avx2)
+            kvec_avx2(a);
+        else
+            direct::kvec_reduce_portable(a, KV, TB);
+    }
 };
 
-ReduceShape choose_reduce_shape(int64_t kout) {
-    ReduceShape s = kout >= 3 ? ReduceShape{3, 4} : kout == 2 ? ReduceShape{2, 6} : ReduceShape{1, 12};
-    if (use_avx2()) s.avx2 = direct::reduce_tile_avx2(s.KB, s.TB);
-    return s;
+// Width tiles: KB = 3, 2, 1 (all registers: KB gradient vectors + 12 accumulators + 1 input).
+ReduceShape choose_reduce_shape(int64_t kout, int64_t rows, int64_t cols, int64_t taps) {
+    ReduceShape best;
+    double best_cost = 1e300;
+    auto consider = [&](const ReduceShape& s, double tiles, double steps, int acc, int loads) {
+        const double cost = tiles * steps * std::max({acc / 2.0, loads / 2.0, 4.0});
+        if (cost < best_cost) best_cost = cost, best = s;
+    };
+    for (auto [kb, tb] : {std::pair{3, 4}, std::pair{2, 6}, std::pair{1, 12}}) {
+        ReduceShape s;
+        s.KB = kb, s.TB = tb;
+        consider(s, double(ceil_div(kout, kb) * ceil_div(taps, tb)), double(rows * ceil_div(cols, 8)), kb * tb, kb + tb);
+    }
+    for (auto [kv, tb] : {std::pair{1, 12}, std::pair{2, 6}, std::pair{3, 4}}) {
+        ReduceShape s;
+        s.kvec = true, s.KV = kv, s.TB = tb;
+        consider(s, double(ceil_div(kout, 8 * kv) * ceil_div(taps, tb)), double(rows * cols), kv * tb, kv + tb);
+    }
+    if (use_avx2()) {
+        best.avx2 = best.kvec ? nullptr : direct::reduce_tile_avx2(best.KB, best.TB);
+        best.kvec_avx2 = best.kvec ? direct::kvec_reduce_avx2(best.KV, best.TB) : nullptr;
+    }
+    return best;
 }
 
 // Zero-padded, column-phase-split copy of one image's channels [c0, c0 + channels) (see the file
@@ -172,12 +259,14 @@ struct ForwardPacking {
                     std::memset(d + p.pad_w + n, 0, sizeof(float) * (ld - p.pad_w - n));
                     continue;
                 }
-                for (int64_t f = 0; f < sw; ++f) {
+                for (int64_t f = 0; f < sw; ++f) {  // phase f: dp[i] = srow[i*sw + f - pw] inside the row
                     float* dp = d + f * phase_width;
-                    for (int64_t i = 0; i < phase_width; ++i) {
-                        const int64_t col = i * sw + f - p.pad_w;
-                        dp[i] = (col >= 0 && col < p.W) ? srow[col] : 0.0f;
-                    }
+                    const int64_t lo = std::min(phase_width, f >= p.pad_w ? 0 : ceil_div(p.pad_w - f, sw));
+                    const int64_t hi = std::max(lo, std::min(phase_width, ceil_div(p.W + p.pad_w - f, sw)));
+                    std::fill(dp, dp + lo, 0.0f);
+                    const float* sp = srow + lo * sw + f - p.pad_w;
+                    for (int64_t i = lo; i < hi; ++i, sp += sw) dp[i] = *sp;
+                    std::fill(dp + hi, dp + phase_width, 0.0f);
                 }
             }
         }
@@ -202,10 +291,19 @@ void parallel_ranges(int64_t n, int threads, F&& body) {
 void conv2d_direct_forward(const Conv2dParams& p, const float* x, const float* w, const float* bias, float* y) {
     const int64_t P = p.P(), Q = p.Q(), G = p.groups, Cg = p.C_per_group(), Kg = p.K_per_group(), RS = p.R * p.S;
     if (p.N == 0) return;
-    const CorrShape shape = choose_corr_shape(Kg, P, Q);
+    const CorrShape shape = choose_corr_shape(Kg, P, Q, Cg * RS);
     const int64_t KB = shape.KB, cw = 8 * shape.QV, col_blocks = ceil_div(Q, cw), kblocks = ceil_div(Kg, KB);
     const ForwardPacking pk(p, col_blocks * cw);
     const std::vector<int64_t> taps = pk.taps(p);
+    // kvec tiles: output position p*Q + q reads packed offset p*sh*ld + q; padded by repeating.
+    std::vector<int64_t> pos_in, pos_out;
+    if (shape.kvec) {
+        for (int64_t i = 0; i < P * Q + shape.PB; ++i) {
+            const int64_t pos = std::min(i, P * Q - 1);
+            pos_in.push_back((pos / Q) * p.stride_h * pk.ld + pos % Q);
+            pos_out.push_back(pos);
+        }
+    }
 
     // Weights as [g][kblock][c][tap][KB], zero beyond Kg, packed once and shared read-only.
     const int64_t wblock = Cg * RS * KB;
@@ -244,6 +342,17 @@ void conv2d_direct_forward(const Conv2dParams& p, const float* x, const float* w
                 a.w = wp + (g * kblocks + kb) * wblock;
                 a.init = bias ? bias + k0 : nullptr;
                 a.kvalid = int(std::min(KB, Kg - kb * KB));
+                if (shape.kvec) {
+                    direct::KvecTileArgs ka{xp, pk.plane, taps.data(), RS, Cg, nullptr, nullptr, 0, a.w, a.init,
+                                            y + (n * p.K + k0) * P * Q, P * Q, a.kvalid};
+                    for (int64_t pos = 0; pos < P * Q; pos += shape.PB) {
+                        ka.pos_in = pos_in.data() + pos;
+                        ka.pos_out = pos_out.data() + pos;
+                        ka.npos = int(std::min<int64_t>(shape.PB, P * Q - pos));
+                        shape.run(ka);
+                    }
+                    continue;
+                }
                 for (int64_t i0 = 0; i0 < P; i0 += shape.IB) {
                     a.rows = int(std::min<int64_t>(shape.IB, P - i0));
                     for (int64_t cb = 0; cb < col_blocks; ++cb) {
@@ -287,7 +396,7 @@ void conv2d_direct_backward_input(const Conv2dParams& p, const float* dy, const 
     const AxisTaps rt = axis_taps(sh, p.pad_h, p.dil_h, p.R), ct = axis_taps(sw, p.pad_w, p.dil_w, p.S);
     const int64_t rows_max = ceil_div(p.H, sh), cols_max = ceil_div(p.W, sw);
 
-    const CorrShape shape = choose_corr_shape(Cg, rows_max, cols_max);
+    const CorrShape shape = choose_corr_shape(Cg, rows_max, cols_max, Kg * ceil_div(p.R, sh) * ceil_div(p.S, sw));
     const int64_t KB = shape.KB, cw = 8 * shape.QV, col_blocks = ceil_div(cols_max, cw), cblocks = ceil_div(Cg, KB);
     // Packed grad_output: row u is grad_output row u - BT, column z is column z - BL, zero outside.
     const int64_t BT = rt.border, BL = ct.border;
@@ -307,6 +416,18 @@ void conv2d_direct_backward_input(const Conv2dParams& p, const float* dy, const 
                 for (int64_t co : ct.offset[b]) t.push_back((ro + BT) * ld + co + BL);
             wofs[a * sw + b + 1] = wofs[a * sw + b] + cblocks * Kg * int64_t(t.size()) * KB;
         }
+    // kvec tiles: per phase, input position (a + sh*i, b + sw*j) reads packed offset i*ld + j.
+    std::vector<std::vector<int64_t>> pos_in(phases), pos_out(phases);
+    if (shape.kvec)
+        for (int64_t a = 0; a < std::min(sh, p.H); ++a)
+            for (int64_t b = 0; b < std::min(sw, p.W); ++b) {
+                const int64_t rows = ceil_div(p.H - a, sh), cols = ceil_div(p.W - b, sw);
+                for (int64_t e = 0; e < rows * cols + shape.PB; ++e) {
+                    const int64_t pos = std::min(e, rows * cols - 1), i = pos / cols, j = pos % cols;
+                    pos_in[a * sw + b].push_back(i * ld + j);
+                    pos_out[a * sw + b].push_back((a + sh * i) * p.W + b + sw * j);
+                }
+            }
     const int64_t wgroup = wofs[phases];
     float* wp = thread_scratch(1, size_t(std::max<int64_t>(G * wgroup, 1)));
     for (int64_t g = 0; g < G; ++g)
@@ -361,6 +482,17 @@ void conv2d_direct_backward_input(const Conv2dParams& p, const float* dy, const 
                         const int64_t c0 = g * Cg + cb * KB;
                         a.w = wp + g * wgroup + wofs[phase] + cb * Kg * a.ntaps * KB;
                         a.kvalid = int(std::min(KB, Cg - cb * KB));
+                        if (shape.kvec) {
+                            direct::KvecTileArgs ka{dyp, plane, a.taps, a.ntaps, Kg, nullptr, nullptr, 0, a.w, nullptr,
+                                                    dx + (n * p.C + c0) * p.H * p.W, p.H * p.W, a.kvalid};
+                            for (int64_t pos = 0; pos < rows * cols; pos += shape.PB) {
+                                ka.pos_in = pos_in[phase].data() + pos;
+                                ka.pos_out = pos_out[phase].data() + pos;
+                                ka.npos = int(std::min<int64_t>(shape.PB, rows * cols - pos));
+                                shape.run(ka);
+                            }
+                            continue;
+                        }
                         for (int64_t i0 = 0; i0 < rows; i0 += shape.IB) {
                             a.rows = int(std::min<int64_t>(shape.IB, rows - i0));
                             for (int64_t jb = 0; jb < ceil_div(cols, cw); ++jb) {
@@ -377,6 +509,74 @@ void conv2d_direct_backward_input(const Conv2dParams& p, const float* dy, const 
     });
 }
 
+namespace {
+
+// Weight gradient with channel-vector tiles: grad_output transposed per image to [position][channel]
+// so 8 channels load as one vector; per-thread partials acc[g][c][tap][channel] are added at the end.
+void direct_weight_grad_kvec(const Conv2dParams& p, ReduceShape shape, const float* x, const float* dy, float* dw) {
+    if (!shape.kvec) {
+        shape = ReduceShape{};
+        shape.kvec = true, shape.KV = 2, shape.TB = 6;
+        if (use_avx2()) shape.kvec_avx2 = direct::kvec_reduce_avx2(shape.KV, shape.TB);
+    }
+    const int64_t P = p.P(), Q = p.Q(), G = p.groups, Cg = p.C_per_group(), Kg = p.K_per_group(), RS = p.R * p.S;
+    const int64_t KB = 8 * shape.KV, TB = shape.TB, ldk = ceil_div(Kg, KB) * KB, PQ = P * Q;
+    const ForwardPacking pk(p, Q);
+    std::vector<int64_t> taps = pk.taps(p);
+    taps.resize(ceil_div(RS, TB) * TB, taps.back());
+    std::vector<int64_t> pos_in(PQ);
+    for (int64_t pos = 0; pos < PQ; ++pos) pos_in[pos] = (pos / Q) * p.stride_h * pk.ld + pos % Q;
+    const int64_t accn = G * Cg * RS * ldk;
+    const int threads = int(std::min<int64_t>(region_threads(), p.N));
+    std::vector<float*> partial(threads, nullptr);
+    parallel_ranges(p.N, threads, [&](int t, int64_t begin, int64_t end) {
+        float* acc = thread_scratch(2, size_t(accn));
+        partial[t] = acc;
+        std::fill(acc, acc + accn, 0.0f);
+        float* xp = thread_scratch(0, size_t(Cg * pk.plane));
+        float* dyT = thread_scratch(3, size_t(PQ * ldk));
+        direct::KvecReduceArgs a{};
+        a.ldk = ldk;
+        a.npos = PQ;
+        a.pos_in = pos_in.data();
+        a.acc_tstride = ldk;
+        for (int64_t n = begin; n < end; ++n)
+            for (int64_t g = 0; g < G; ++g) {
+                pk.pack(p, x + (n * p.C + g * Cg) * p.H * p.W, Cg, xp);
+                const float* src = dy + (n * p.K + g * Kg) * PQ;
+                for (int64_t pos = 0; pos < PQ; ++pos) {
+                    float* d = dyT + pos * ldk;
+                    for (int64_t k = 0; k < Kg; ++k) d[k] = src[k * PQ + pos];
+                    std::fill(d + Kg, d + ldk, 0.0f);
+                }
+                for (int64_t k0 = 0; k0 < Kg; k0 += KB) {
+                    a.dyT = dyT + k0;
+                    for (int64_t c = 0; c < Cg; ++c) {
+                        a.in = xp + c * pk.plane;
+                        for (int64_t t0 = 0; t0 < RS; t0 += TB) {
+                            a.taps = taps.data() + t0;
+                            a.tvalid = int(std::min(TB, RS - t0));
+                            a.acc = acc + ((g * Cg + c) * RS + t0) * ldk + k0;
+                            shape.run(a);
+                        }
+                    }
+                }
+            }
+    });
+    parallel_for(G * Kg, [&](int64_t begin, int64_t end) {
+        for (int64_t gk = begin; gk < end; ++gk) {
+            const int64_t g = gk / Kg, k = gk % Kg;
+            for (int64_t ct = 0; ct < Cg * RS; ++ct) {
+                float s = 0.0f;
+                for (const float* acc : partial) s += acc[(g * Cg * RS + ct) * ldk + k];
+                dw[gk * Cg * RS + ct] = s;
+            }
+        }
+    });
+}
+
+}  // namespace
+
 void conv2d_direct_backward_weight(const Conv2dParams& p, const float* x, const float* dy, float* dw) {
     const int64_t P = p.P(), Q = p.Q(), G = p.groups, Cg = p.C_per_group(), Kg = p.K_per_group(), RS = p.R * p.S;
     const int64_t wn = p.weight_numel();
@@ -384,7 +584,14 @@ void conv2d_direct_backward_weight(const Conv2dParams& p, const float* x, const 
         std::fill(dw, dw + wn, 0.0f);
         return;
     }
-    const ReduceShape shape = choose_reduce_shape(Kg);
+    const ReduceShape shape = choose_reduce_shape(Kg, P, Q, RS);
+    // Width tiles keep 8 partial sums per weight and thread; past the workspace limit use the
+    // channel-vector tiles, whose partials are one float per weight.
+    const bool too_big = wn * 8 * int64_t(sizeof(float)) > get_workspace_limit();
+    if (shape.kvec || too_big) {
+        direct_weight_grad_kvec(p, shape, x, dy, dw);
+        return;
+    }
     const int64_t KB = shape.KB, TB = shape.TB, vecs = ceil_div(Q, 8), ldq = 8 * vecs;
     const ForwardPacking pk(p, ldq);
     std::vector<int64_t> taps = pk.taps(p);

@@ -7,8 +7,19 @@ is present. See README.md for the tour and benchmarks/results/ for measurements.
 from __future__ import annotations
 
 from . import _core, cuda, grad
+from .autotune import autotune_cache, clear_autotune, get_autotune, load_autotune, save_autotune, set_autotune
 from .conv import conv2d, conv_algorithms
+from .conv1d import conv1d
+from . import filters
 from .gemm import gemm
+from ._validation import DimensionError
+from .kmax import kmax_pool
+from .pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d
+
+from . import nn, optim, data, models  # noqa: E402  (the Python layer; needs the kernels above)
+from .autograd import Tensor, tensor, no_grad, is_grad_enabled, cat  # noqa: E402
+from .nn.init import manual_seed  # noqa: E402
+from .serialization import save, load  # noqa: E402
 
 __version__ = _core.build_info()["version"]
 
@@ -70,10 +81,23 @@ def _cpu_model() -> str:
 
 
 __all__ = [
+    "DimensionError",
     "conv2d",
     "conv_algorithms",
+    "set_autotune",
+    "get_autotune",
+    "autotune_cache",
+    "clear_autotune",
+    "save_autotune",
+    "load_autotune",
     "grad",
     "gemm",
+    "conv1d",
+    "filters",
+    "kmax_pool",
+    "max_pool2d",
+    "avg_pool2d",
+    "adaptive_avg_pool2d",
     "cuda",
     "get_num_threads",
     "set_num_threads",
@@ -81,4 +105,16 @@ __all__ = [
     "set_workspace_limit",
     "info",
     "__version__",
+    "Tensor",
+    "tensor",
+    "no_grad",
+    "is_grad_enabled",
+    "cat",
+    "manual_seed",
+    "save",
+    "load",
+    "nn",
+    "optim",
+    "data",
+    "models",
 ]

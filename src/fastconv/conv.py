@@ -15,7 +15,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from . import _core
+from . import _core, autotune, cuda
 from ._validation import pair, require_float32, require_int, shape_str
 
 #: The passes an algorithm may implement: forward, input gradient, weight gradient.
@@ -35,6 +35,14 @@ class Algorithm:
     check: Callable[[object], str | None]
     passes: tuple[str, ...] = PASSES
     doc: str = ""
+    #: For a family name that picks one of several compiled kernels (e.g. "winograd"): a function
+    #: params -> the kernel's name, and the names it may return. None: the name is the kernel.
+    pick: Callable[[object], str] | None = None
+    kernels: tuple[str, ...] = ()
+
+    def kernel(self, params) -> str:
+        """The compiled kernel this algorithm runs for ``params``."""
+        return self.pick(params) if self.pick else self.name
 
 
 def _any(params) -> str | None:
@@ -54,11 +62,64 @@ def _fft_check(params) -> str | None:
     return None
 
 
+def _winograd_check(params) -> str | None:
+    if (params.R, params.S) != (3, 3):
+        return f"Winograd needs a 3x3 kernel, got {params.R}x{params.S}"
+    if (params.stride_h, params.stride_w) != (1, 1):
+        return f"Winograd needs stride 1, got {(params.stride_h, params.stride_w)}"
+    if (params.dil_h, params.dil_w) != (1, 1):
+        return f"Winograd needs dilation 1, got {(params.dil_h, params.dil_w)}"
+    if params.groups != 1:
+        return f"Winograd needs groups 1, got {params.groups}"
+    return None
+
+
+_CACHE_BYTES = 16 << 20  # half the 32 MiB L3 the rules below were measured on
+
+
+def _winograd_tiles(params, m: int) -> int:
+    return params.N * -(-params.P // m) * -(-params.Q // m)
+
+
+def _winograd_variant(params) -> str:
+    """F(4x4) (36 multiplications per 4x4 output tile, against 16 per 2x2 tile for F(2x2)) except
+    where its transformed kernel, 36*K*C floats, is streamed from memory for only a few tiles, or
+    where 4x4 tiles would be mostly padding. Measured (2026-11-25_epyc2c_winograd.md, sweep): F(4x4)
+    is fastest on every 3x3 layer with C = K from 8 to 512 and 4 to 56 pixels, except C = K = 512 on
+    14x14 and smaller (38 MB kernel, at most 16 tiles: F(2x2) 1.2-2x faster)."""
+    tiles4, tiles2 = _winograd_tiles(params, 4), _winograd_tiles(params, 2)
+    if 36 * 4 * params.K * params.C >= _CACHE_BYTES and tiles4 < 32:
+        return "winograd_f2"
+    if 36 * tiles4 > 2 * 16 * tiles2:
+        return "winograd_f2"
+    return "winograd_f4"
+
+
+def _winograd_pays(params) -> bool:
+    """Whether Winograd beats direct and im2col on a problem it can run (see select_algorithm)."""
+    cg, kg = params.C // params.groups, params.K // params.groups
+    if min(cg, kg) < 8 or cg * kg < 128:
+        return False
+    m = 4 if _winograd_variant(params) == "winograd_f4" else 2
+    return not ((m + 2) ** 2 * 4 * params.K * params.C >= _CACHE_BYTES and _winograd_tiles(params, m) < 32)
+
+
 #: name -> Algorithm; ``algo=`` accepts these names and "auto".
 ALGORITHMS: dict[str, Algorithm] = {
     "direct": Algorithm("direct", _any, doc="register-tiled six-deep loop; best for few channels (LeNet)"),
     "im2col": Algorithm("im2col", _any, doc="unfold + GEMM (no unfold for 1x1 stride 1); best for many channels"),
     "fft": Algorithm("fft", _fft_check, doc="tiled real 2-D FFT + per-frequency complex GEMM; best for large kernels"),
+    "winograd": Algorithm(
+        "winograd", _winograd_check, ("forward", "input"),
+        doc="F(2x2,3x3) or F(4x4,3x3), whichever _winograd_variant picks", pick=_winograd_variant,
+        kernels=("winograd_f2", "winograd_f4"),
+    ),
+    "winograd_f2": Algorithm(
+        "winograd_f2", _winograd_check, ("forward", "input"),
+        doc="Winograd F(2x2,3x3): 2.25x fewer multiplications, error ~1e-7"),
+    "winograd_f4": Algorithm(
+        "winograd_f4", _winograd_check, ("forward", "input"),
+        doc="Winograd F(4x4,3x3): 4x fewer multiplications, error ~3e-6"),
 }
 
 
@@ -133,8 +194,11 @@ def _available(params, pass_: str) -> dict[str, str | None]:
     compiled = _core.conv2d_kernels()
     out = {}
     for name, algo in ALGORITHMS.items():
-        if name not in compiled or not compiled[name][PASSES.index(pass_)]:
-            out[name] = "not compiled into this build" if name not in compiled else f"has no {pass_} pass"
+        kernels = algo.kernels or (name,)
+        if any(k not in compiled for k in kernels):
+            out[name] = "not compiled into this build"
+        elif not all(compiled[k][PASSES.index(pass_)] for k in kernels):
+            out[name] = f"has no {pass_} pass"
         elif pass_ not in algo.passes:
             out[name] = f"has no {pass_} pass"
         else:
@@ -158,31 +222,102 @@ def conv_algorithms(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1,
     return [name for name, why in _available(plan.params, _check_pass(pass_)).items() if why is None]
 
 
-def select_algorithm(params, pass_: str) -> str:
-    """The algorithm ``algo="auto"`` runs for one pass of a problem (a ``_core.Conv2dParams``).
+def _pointwise(p) -> bool:
+    return (p.R, p.S, p.stride_h, p.stride_w, p.pad_h, p.pad_w) == (1, 1, 1, 1, 0, 0)
 
-    Every rule cites the measurement behind it (benchmarks/results/, 2 threads, AMD EPYC Zen 3).
+
+def select_algorithm(params, pass_: str) -> str:
+    """The algorithm ``algo="auto"`` runs for one pass ("forward", "input", "weight") of a problem
+    (a ``_core.Conv2dParams``). Rules are checked in order; each cites its measurement.
+
+    Measurements (ours vs torch per shape, pass and algorithm, interleaved in the same run):
+    [2t] benchmarks/results/2026-11-25_epyc2c_conv.md (2 threads, median) and
+    [1t] benchmarks/results/2026-11-25_epyc2c_conv-1thread.md (1 thread, min: steadier while the
+    machine was shared). Where the two disagree the rule follows the majority of all runs made and
+    says so. Other helpers' algorithms get their branches above the direct/im2col fallbacks.
     """
     _check_pass(pass_)
-    cg, kg = params.C // params.groups, params.K // params.groups
-    # 2026-11-25_epyc2_conv.md: with few channels per group the GEMM is too thin to pay for the
-    # unfold; direct wins lenet_c1 and lenet_c2 in every pass.
-    if cg * params.R * params.S <= 160 and kg <= 16:
+    p = params
+    cg, kg = p.C // p.groups, p.K // p.groups
+    strided = p.stride_h > 1 or p.stride_w > 1
+    # resnet_1x1: a 1x1 stride-1 convolution is one GEMM per image without any unfold; im2col beats
+    # direct in every pass ([1t] fwd 0.91 vs 2.19, input 0.55 vs 1.21, weight 1.26 vs 3.52 x torch).
+    if _pointwise(p):
+        return "im2col"
+    # 2026-11-25_epyc2c_winograd.md (sweep, forward and input gradient): on 3x3 stride-1 layers
+    # Winograd F(4x4) is 1.2-4x faster than im2col and direct once both channel counts are >= 8
+    # (C = K = 8 on 112x112 and C or K < 8 go to direct); it loses to im2col only when its
+    # transformed kernel (>= 16 MiB) is streamed for fewer than 32 tiles (C = K = 512 on 7x7).
+    if pass_ != "weight" and _winograd_check(p) is None and _winograd_pays(p):
+        return "winograd"
+    # big_kernel (9x9, 16 channels, 128x128): fft beats direct and im2col in all three passes
+    # ([1t] 0.20 / 0.11 / 0.24 x torch against direct's 1.2 / 1.09 / 1.50); 9x9 is the smallest
+    # kernel measured where it wins (5x5 LeNet layers stay direct: [1t] lenet_c2 fwd fft 4.90x).
+    if p.R * p.S >= 81 and _fft_check(p) is None:
+        return "fft"
+    if pass_ == "forward":
+        # stride2 (128 channels, stride 2): im2col ahead of direct in 3 of 4 runs ([1t] 1.29 vs 1.46).
+        if strided and cg >= 64:
+            return "im2col"
+        # lenet_c1, lenet_c2, alexnet_c1 ([1t] 0.42, 0.95, 0.89 against im2col's 0.85, 6.89, 1.33;
+        # resnet_3x3 without Winograd 1.50 vs 1.61): the register-tiled direct loop wins.
         return "direct"
-    return "im2col"
+    if pass_ == "input":
+        # alexnet_c1 ([1t] im2col 0.32 vs direct 0.60), stride2 (1.06 vs 1.06): strided layers; with
+        # 64+ output channels W^T @ dY is a well-shaped GEMM. Few channels at stride 1 (lenet_c1,
+        # lenet_c2: [1t] direct 0.01 and 0.40 against im2col's 0.02 and 1.77): direct.
+        if strided or kg >= 64:
+            return "im2col"
+        return "direct"
+    # weight gradient: with 32+ input channels per group the GEMM wins (vgg_3x3 [1t] im2col 1.33 vs
+    # direct 2.16, resnet_3x3 1.50 vs 2.25, stride2 1.39 vs 1.93): direct's 8-wide partial sums no
+    # longer fit in L1. Few channels (lenet_c1 [1t] direct 0.40 vs 6.06, lenet_c2 0.27 vs 1.30,
+    # alexnet_c1 1.85 vs 1.85): direct.
+    if cg >= 32:
+        return "im2col"
+    return "direct"
 
 
-def _resolve(plan: _Plan, algo, pass_: str) -> str:
+def _resolve(plan: _Plan, algo, pass_: str, run: Callable[[str], None] | None = None) -> str:
+    """The compiled kernel to run for ``algo`` ("auto" or a registered name) on this pass.
+
+    With autotuning on (``fastconv.set_autotune``) and ``run`` given (``run(kernel)`` computes the
+    pass with that kernel), "auto" times every valid algorithm once per problem and caches the winner.
+    """
     if not isinstance(algo, str):
         raise TypeError(f"algo: expected a string, got {type(algo).__name__}")
     if algo == "auto":
-        return select_algorithm(plan.params, pass_)
+        if run is not None and autotune.get_autotune():
+            return autotune.choose(plan.params, pass_, _tunable(plan.params, pass_), run)
+        return ALGORITHMS[select_algorithm(plan.params, pass_)].kernel(plan.params)
     if algo not in ALGORITHMS:
         raise ValueError(f"algo: unknown algorithm {algo!r}; expected 'auto' or one of {sorted(ALGORITHMS)}")
     why = _available(plan.params, pass_)[algo]
     if why is not None:
         raise ValueError(f"algo: {algo!r} cannot run this convolution ({pass_} pass): {why}")
-    return algo
+    return ALGORITHMS[algo].kernel(plan.params)
+
+
+def _tunable(params, pass_: str) -> list[str]:
+    """The distinct compiled kernels the autotuner races for one pass (family names such as
+    "winograd" are left out: their kernels are raced under their own names)."""
+    return [name for name, why in _available(params, pass_).items() if why is None and not ALGORITHMS[name].pick]
+
+
+#: Kernels whose transforms mix neighbouring values (FFT, Winograd): a NaN or Inf in an input tile
+#: would spread to every output of that tile (and Inf * 0 makes NaN), so on non-finite inputs they
+#: hand over to im2col, which puts NaN/Inf exactly where the definition does.
+_TILE_TRANSFORM_KERNELS = frozenset({"fft", "winograd_f2", "winograd_f4"})
+
+
+def nonfinite_safe(kernel: str, *arrays: np.ndarray) -> str:
+    """``kernel``, or "im2col" when ``kernel`` is a tile transform and an input holds NaN or Inf.
+
+    One float32 sum per array (memory-bound, a few % of a convolution); a sum that overflows to
+    Inf on finite data only costs the faster algorithm, never correctness."""
+    if kernel in _TILE_TRANSFORM_KERNELS and not all(np.isfinite(a.sum()) for a in arrays):
+        return "im2col"
+    return kernel
 
 
 def _pad_extra(x: np.ndarray, extra: tuple[int, int]) -> np.ndarray:
@@ -200,7 +335,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo
     groups: splits C and K into that many independent convolutions (groups == C: depthwise).
     algo: "auto" (see ``select_algorithm``) or one of ``conv_algorithms(...)``.
     Raises TypeError for non-float32 arrays and ValueError naming the bad argument.
+    With ``fastconv.cuda.Array`` inputs it runs on the GPU and returns an Array.
     """
+    if cuda._any_array(x, weight, bias):
+        return cuda.ops.conv2d(x, weight, bias, stride, padding, dilation, groups, algo)
     x = require_float32(x, "x", ndim=4)
     weight = require_float32(weight, "weight", ndim=4)
     plan = _plan(x.shape, weight.shape, stride, padding, dilation, groups)
@@ -214,5 +352,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo
     out = np.empty((p.N, p.K, p.P, p.Q), dtype=np.float32)
     if p.N == 0:
         return out
-    _core.conv2d_forward(name, p, _pad_extra(x, plan.extra), np.ascontiguousarray(weight), bias, out)
+    x, weight = _pad_extra(x, plan.extra), np.ascontiguousarray(weight)
+
+    def run(kernel):
+        _core.conv2d_forward(nonfinite_safe(kernel, x, weight), p, x, weight, bias, out)
+
+    run(_resolve(plan, algo, "forward", run) if algo == "auto" else name)
     return out

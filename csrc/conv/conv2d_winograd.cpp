@@ -1,0 +1,250 @@
+// Winograd convolution F(m x m, 3 x 3), m = 2 or 4 (Lavin & Gray 2015), forward and input gradient.
+//
+// Each output tile of m x m needs an (m+2) x (m+2) input patch d and the 3x3 kernel g:
+//   y = A^T [ (G g G^T) .* (B^T d B) ] A.
+// Summed over input channels, the element-wise product becomes, for each of the (m+2)^2 positions
+// xi, a GEMM  M[xi] (Cout x tiles) = U[xi] (Cout x Cin) @ V[xi] (Cin x tiles), which carries all the
+// multiplications: 2*Cout*Cin*(m+2)^2 per tile instead of 2*Cout*Cin*9*m^2, i.e. 2.25x (F2) or 4x
+// (F4) fewer than direct convolution.
+//
+// Napkin math (vgg_3x3, F4): 1568 tiles; GEMMs 36 x (64 x 64 x 1568) = 0.46 GFLOP against 1.85 for
+// direct; V and M 14 MB each, so they are never materialized whole: the tiles are cut into blocks
+// (>= 64 tiles, ~2 MiB of V + M, L2-sized) and each thread takes whole blocks: input transform ->
+// (m+2)^2 single-threaded sgemm calls (the GEMM reads V and writes M while they are cache-hot) ->
+// output transform. Per tile and channel the transforms cost ~12 vector ops per 8 tiles per row,
+// against 36 x Cout FMAs in the GEMM, so they matter when channels are few (C or K < 8: see the
+// "auto" rules in conv.py). U (36 K C floats) is computed once per weight content and cached (see
+// KernelCache), shared by all threads: on resnet_3x3 F4 a cache hit saves 15-30% of the call (1
+// thread; 9.4 MB of U), on vgg_3x3 nothing measurable. Measured: benchmarks/results/*_winograd.md.
+#include <algorithm>
+#include <cstring>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "common/cpu_features.h"
+#include "common/parallel.h"
+#include "common/workspace.h"
+#include "conv/conv2d.h"
+#include "conv/winograd_transforms.h"
+#include "gemm/gemm.h"
+
+namespace fastconv {
+
+void winograd_input_transform_portable(const WinogradPlan& p, const float* in, int64_t tile0, int64_t ntiles,
+                                       int64_t ld, int64_t xi_stride, float* V) {
+    if (p.m == 2)
+        input_transform<2>(p, in, tile0, ntiles, ld, xi_stride, V);
+    else
+        input_transform<4>(p, in, tile0, ntiles, ld, xi_stride, V);
+}
+
+void winograd_output_transform_portable(const WinogradPlan& p, const float* M, int64_t tile0, int64_t ntiles,
+                                        int64_t ld, int64_t xi_stride, const float* bias, float* out) {
+    if (p.m == 2)
+        output_transform<2>(p, M, tile0, ntiles, ld, xi_stride, bias, out);
+    else
+        output_transform<4>(p, M, tile0, ntiles, ld, xi_stride, bias, out);
+}
+
+void winograd_kernel_transform_portable(int m, const float* w, int64_t K, int64_t C, bool input_grad, int64_t o0,
+                                        int64_t o1, int64_t xi_stride, float* U) {
+    if (m == 2)
+        kernel_transform<2>(w, K, C, input_grad, o0, o1, xi_stride, U);
+    else
+        kernel_transform<4>(w, K, C, input_grad, o0, o1, xi_stride, U);
+}
+
+namespace {
+
+void check_supported(const Conv2dParams& p, int m) {
+    p.validate();
+    if (p.R != 3 || p.S != 3 || p.stride_h != 1 || p.stride_w != 1 || p.dil_h != 1 || p.dil_w != 1 ||
+        p.groups != 1)
+        throw std::invalid_argument("algo: winograd_f" + std::to_string(m) +
+                                    " needs a 3x3 kernel, stride 1, dilation 1 and groups 1");
+}
+
+int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
+
+// Tiles are dealt to the threads in units of 16 (the AVX2 transforms take two groups of 8 at a
+// time), an even contiguous share each; a thread then walks its share in blocks. Block size,
+// measured (1 thread, vgg_3x3 and resnet_3x3): the per-position GEMMs speed up with the tile count
+// up to 64-128 (resnet F4: 26 ms at 16, 22 at 32, 20 at 64), which matters more than the block
+// staying in L2, so a block is at least 64 tiles and at most ~2 MiB of V + M, and a share is split
+// into equal blocks.
+constexpr int64_t kTileUnit = 2 * kLanes;
+
+int64_t tiles_per_block(const WinogradPlan& p, int threads) {
+    const int64_t T = p.alpha() * p.alpha();
+    const int64_t bytes_per_tile = T * (p.Cin + p.Cout) * int64_t(sizeof(float));
+    const int64_t cap = std::max<int64_t>(64, (int64_t(2) << 20) / bytes_per_tile);
+    const int64_t share = round_up((p.tiles() + threads - 1) / threads, kTileUnit);
+    const int64_t blocks = (share + cap - 1) / cap;
+    return round_up((share + blocks - 1) / blocks, kTileUnit);
+}
+
+// Transformed kernels, cached by content: an entry is reused only when the weights are bitwise equal
+// to the copy it keeps (memcmp stops at the first difference, so a miss after an optimizer step costs
+// little), which makes in-place weight updates safe whatever the pointer. Bounded LRU; an evicted
+// entry's buffers are recycled for the new one so training loops do not re-fault fresh pages.
+struct KernelEntry {
+    int m = 0;
+    bool input_grad = false;
+    int64_t K = 0, C = 0, xi_stride = 0;
+    std::vector<float> w, U;
+};
+
+class KernelCache {
+   public:
+    std::shared_ptr<const KernelEntry> get(int m, const float* w, int64_t K, int64_t C, bool input_grad) {
+        const size_t wn = size_t(K * C * 9);
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+                const KernelEntry& e = **it;
+                if (e.m == m && e.input_grad == input_grad && e.K == K && e.C == C &&
+                    std::memcmp(e.w.data(), w, wn * sizeof(float)) == 0) {
+                    entries_.splice(entries_.begin(), entries_, it);
+                    return entries_.front();
+                }
+            }
+        }
+        auto e = recycled_or_new();
+        const int64_t T = (m + 2) * (m + 2), Cout = input_grad ? C : K, Cin = input_grad ? K : C;
+        e->m = m;
+        e->input_grad = input_grad;
+        e->K = K;
+        e->C = C;
+        e->xi_stride = Cout * Cin + 16;  // one cache line apart, as for V and M
+        e->w.assign(w, w + wn);
+        e->U.resize(size_t(checked_mul(T, e->xi_stride, "winograd kernel")));
+        const auto fn = use_avx2() ? winograd_kernel_transform_avx2 : winograd_kernel_transform_portable;
+        float* U = e->U.data();
+        const int64_t stride = e->xi_stride;
+        parallel_for(Cout, [&](long long o0, long long o1) { fn(m, w, K, C, input_grad, o0, o1, stride, U); });
+        std::lock_guard<std::mutex> lock(mutex_);
+        entries_.push_front(e);
+        bytes_ += bytes_of(*e);
+        while (entries_.size() > 1 && (bytes_ > kMaxBytes || entries_.size() > kMaxEntries)) {
+            bytes_ -= bytes_of(*entries_.back());
+            spare_ = entries_.back();
+            entries_.pop_back();
+        }
+        return e;
+    }
+
+   private:
+    static constexpr size_t kMaxEntries = 16;
+    static constexpr size_t kMaxBytes = size_t(128) << 20;
+
+    static size_t bytes_of(const KernelEntry& e) { return (e.w.size() + e.U.size()) * sizeof(float); }
+
+    std::shared_ptr<KernelEntry> recycled_or_new() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        std::shared_ptr<KernelEntry> e;
+        if (spare_ && spare_.use_count() == 1) e = std::const_pointer_cast<KernelEntry>(spare_);
+        spare_.reset();
+        return e ? e : std::make_shared<KernelEntry>();
+    }
+
+    std::mutex mutex_;
+    std::list<std::shared_ptr<const KernelEntry>> entries_;  // most recently used first
+    std::shared_ptr<const KernelEntry> spare_;               // last evicted, buffers kept for reuse
+    size_t bytes_ = 0;
+};
+
+KernelCache& kernel_cache() {
+    static KernelCache cache;
+    return cache;
+}
+
+void winograd_run(const WinogradPlan& p, const float* w, int64_t K, int64_t C, bool input_grad, const float* in,
+                  const float* bias, float* out) {
+    if (p.N == 0) return;
+    const bool avx2 = use_avx2();
+    const int64_t T = p.alpha() * p.alpha();
+    const auto kernel = kernel_cache().get(p.m, w, K, C, input_grad);
+    const float* U = kernel->U.data();
+    const int64_t u_stride = kernel->xi_stride;
+
+    const int64_t block = tiles_per_block(p, region_threads());
+    const auto input_transform_fn = avx2 ? winograd_input_transform_avx2 : winograd_input_transform_portable;
+    const auto output_transform_fn = avx2 ? winograd_output_transform_avx2 : winograd_output_transform_portable;
+    // One extra cache line per position plane: with power-of-two plane sizes the (m+2)^2 accesses
+    // of one tile would all fall into the same cache set.
+    const int64_t v_stride = p.Cin * block + 16, m_stride = p.Cout * block + 16;
+    const int64_t tiles = p.tiles();
+    parallel_for((tiles + kTileUnit - 1) / kTileUnit, [&](long long u0, long long u1) {
+        float* V = thread_scratch(0, size_t(T * v_stride));
+        float* M = thread_scratch(1, size_t(T * m_stride));
+        const int64_t end = std::min<int64_t>(u1 * kTileUnit, tiles);
+        for (int64_t tile0 = u0 * kTileUnit; tile0 < end; tile0 += block) {
+            const int64_t ntiles = std::min(block, end - tile0);
+            input_transform_fn(p, in, tile0, ntiles, block, v_stride, V);
+            GemmParams g;
+            g.M = p.Cout;
+            g.N = ntiles;
+            g.K = p.Cin;
+            g.a_row = p.Cin;
+            g.b_row = block;
+            g.c_row = block;
+            for (int64_t xi = 0; xi < T; ++xi)
+                sgemm(g, U + xi * u_stride, V + xi * v_stride, M + xi * m_stride);
+            output_transform_fn(p, M, tile0, ntiles, block, m_stride, bias, out);
+        }
+    });
+}
+
+WinogradPlan make_plan(int m, int64_t N, int64_t Cin, int64_t Hin, int64_t Win, int64_t Cout, int64_t Hout,
+                       int64_t Wout, int64_t pad_h, int64_t pad_w) {
+    WinogradPlan p;
+    p.m = m;
+    p.N = N;
+    p.Cin = Cin;
+    p.Hin = Hin;
+    p.Win = Win;
+    p.Cout = Cout;
+    p.Hout = Hout;
+    p.Wout = Wout;
+    p.pad_h = pad_h;
+    p.pad_w = pad_w;
+    p.tiles_h = (Hout + m - 1) / m;
+    p.tiles_w = (Wout + m - 1) / m;
+    return p;
+}
+
+void forward(int m, const Conv2dParams& p, const float* x, const float* w, const float* bias, float* y) {
+    check_supported(p, m);
+    const WinogradPlan plan = make_plan(m, p.N, p.C, p.H, p.W, p.K, p.P(), p.Q(), p.pad_h, p.pad_w);
+    winograd_run(plan, w, p.K, p.C, false, x, bias, y);
+}
+
+// dx = full correlation of dy with the flipped kernel, channels transposed: padding 2 - pad.
+void backward_input(int m, const Conv2dParams& p, const float* dy, const float* w, float* dx) {
+    check_supported(p, m);
+    const WinogradPlan plan = make_plan(m, p.N, p.K, p.P(), p.Q(), p.C, p.H, p.W, 2 - p.pad_h, 2 - p.pad_w);
+    winograd_run(plan, w, p.K, p.C, true, dy, nullptr, dx);
+}
+
+}  // namespace
+
+void conv2d_winograd_f2_forward(const Conv2dParams& p, const float* x, const float* w, const float* bias,
+                                float* y) {
+    forward(2, p, x, w, bias, y);
+}
+void conv2d_winograd_f4_forward(const Conv2dParams& p, const float* x, const float* w, const float* bias,
+                                float* y) {
+    forward(4, p, x, w, bias, y);
+}
+void conv2d_winograd_f2_backward_input(const Conv2dParams& p, const float* dy, const float* w, float* dx) {
+    backward_input(2, p, dy, w, dx);
+}
+void conv2d_winograd_f4_backward_input(const Conv2dParams& p, const float* dy, const float* w, float* dx) {
+    backward_input(4, p, dy, w, dx);
+}
+
+}  // namespace fastconv

@@ -1,0 +1,46 @@
+// Internal interface of the Winograd convolution (conv2d_winograd.cpp drives, the transforms live in
+// winograd_transforms.h and are compiled twice: portable in conv2d_winograd.cpp, AVX2/FMA in
+// conv2d_winograd_avx2.cpp).
+#pragma once
+
+#include <cstdint>
+
+namespace fastconv {
+
+// One 3x3, stride-1 convolution seen as Winograd F(m x m, 3 x 3) over output tiles. The forward pass
+// and the input gradient both map onto it (the latter with the flipped, transposed kernel and
+// padding 2 - pad, which may be negative: reads outside the input are zeros either way).
+struct WinogradPlan {
+    int m = 2;                                 // output tile side: 2 or 4
+    int64_t N = 0, Cin = 0, Hin = 0, Win = 0;  // input planes (x, or grad_output for the input grad)
+    int64_t Cout = 0, Hout = 0, Wout = 0;      // output planes
+    int64_t pad_h = 0, pad_w = 0;              // input row of tile row i starts at i*m - pad_h
+    int64_t tiles_h = 0, tiles_w = 0;          // tiles per image: ceil(Hout/m) x ceil(Wout/m)
+
+    int alpha() const { return m + 2; }
+    int64_t tiles() const { return N * tiles_h * tiles_w; }
+};
+
+// Transformed input of tiles [tile0, tile0 + ntiles) (ntiles <= ld): V[xi][c][t] at
+// V[xi * xi_stride + c * ld + t] for xi < alpha^2; columns up to round_up(ntiles, 8) are written.
+void winograd_input_transform_portable(const WinogradPlan&, const float* in, int64_t tile0, int64_t ntiles,
+                                       int64_t ld, int64_t xi_stride, float* V);
+void winograd_input_transform_avx2(const WinogradPlan&, const float* in, int64_t tile0, int64_t ntiles,
+                                   int64_t ld, int64_t xi_stride, float* V);
+
+// Output tiles from the products M[xi][k][t] at M[xi * xi_stride + k * ld + t], plus bias (or
+// nullptr), written (clipped to Hout x Wout) into out (N, Cout, Hout, Wout).
+void winograd_output_transform_portable(const WinogradPlan&, const float* M, int64_t tile0, int64_t ntiles,
+                                        int64_t ld, int64_t xi_stride, const float* bias, float* out);
+void winograd_output_transform_avx2(const WinogradPlan&, const float* M, int64_t tile0, int64_t ntiles,
+                                    int64_t ld, int64_t xi_stride, const float* bias, float* out);
+
+// Transformed kernel for output channels [o0, o1): U[xi][o][i] at U[xi * xi_stride + o * Cin + i], from
+// w (K, C, 3, 3). Forward: Cout = K, Cin = C. Input gradient (input_grad): Cout = C, Cin = K and
+// each 3x3 kernel is flipped.
+void winograd_kernel_transform_portable(int m, const float* w, int64_t K, int64_t C, bool input_grad, int64_t o0,
+                                        int64_t o1, int64_t xi_stride, float* U);
+void winograd_kernel_transform_avx2(int m, const float* w, int64_t K, int64_t C, bool input_grad, int64_t o0,
+                                    int64_t o1, int64_t xi_stride, float* U);
+
+}  // namespace fastconv

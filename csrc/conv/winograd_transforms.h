@@ -1,0 +1,234 @@
+// Winograd F(2x2,3x3) and F(4x4,3x3) tile transforms (matrices from Lavin & Gray, "Fast Algorithms
+// for Convolutional Neural Networks", 2015), vectorized across 8 tiles at a time: each lane of a
+// vec8 is one tile, so the transformed input lands in V[xi][c][tile] as contiguous 8-float stores.
+//
+// Included by exactly two files, each compiling it with its own flags: conv2d_winograd.cpp
+// (portable) and conv2d_winograd_avx2.cpp (-mavx2 -mfma). Everything here has internal linkage so
+// the two copies can never be merged by the linker.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "conv/winograd.h"
+
+namespace fastconv {
+namespace {
+
+typedef float vec8 __attribute__((vector_size(32)));
+constexpr int kLanes = 8;
+
+inline vec8 load8(const float* p) {
+    vec8 v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+inline void store8(float* p, vec8 v) { std::memcpy(p, &v, sizeof v); }
+
+// 1-D transforms on `a` (input) or `a` -> `m` (output) vectors spaced `s` apart.
+template <int m>
+struct Winograd1D;
+
+template <>
+struct Winograd1D<2> {
+    // u = G g, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
+    static inline void kernel(const vec8* g, int s, vec8* u) {
+        const vec8 g0 = g[0], g1 = g[s], g2 = g[2 * s];
+        u[0 * s] = g0;
+        u[1 * s] = 0.5f * (g0 + g1 + g2);
+        u[2 * s] = 0.5f * (g0 - g1 + g2);
+        u[3 * s] = g2;
+    }
+    // r = B^T d, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
+    static inline void input(const vec8* d, int s, vec8* r) {
+        r[0 * s] = d[0 * s] - d[2 * s];
+        r[1 * s] = d[1 * s] + d[2 * s];
+        r[2 * s] = d[2 * s] - d[1 * s];
+        r[3 * s] = d[1 * s] - d[3 * s];
+    }
+    // o = A^T v, A^T = [1 1 1 0; 0 1 -1 -1]
+    static inline void output(const vec8* v, int s, vec8* o) {
+        o[0 * s] = v[0 * s] + v[1 * s] + v[2 * s];
+        o[1 * s] = v[1 * s] - v[2 * s] - v[3 * s];
+    }
+};
+
+template <>
+struct Winograd1D<4> {
+    // G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
+    static inline void kernel(const vec8* g, int s, vec8* u) {
+        const vec8 g0 = g[0], g1 = g[s], g2 = g[2 * s];
+        const vec8 s02 = g0 + g2, q = (1.0f / 24) * g0 + (1.0f / 6) * g2, h1 = (1.0f / 12) * g1;
+        u[0 * s] = 0.25f * g0;
+        u[1 * s] = (-1.0f / 6) * (s02 + g1);
+        u[2 * s] = (-1.0f / 6) * (s02 - g1);
+        u[3 * s] = q + h1;
+        u[4 * s] = q - h1;
+        u[5 * s] = g2;
+    }
+    // B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1],
+    // factored through shared sums (12 FMAs/adds instead of 20).
+    static inline void input(const vec8* d, int s, vec8* r) {
+        const vec8 d0 = d[0], d1 = d[s], d2 = d[2 * s], d3 = d[3 * s], d4 = d[4 * s], d5 = d[5 * s];
+        const vec8 t0 = d4 - 4.0f * d2, t1 = d3 - 4.0f * d1;
+        const vec8 t2 = d4 - d2, t3 = 2.0f * (d3 - d1);
+        r[0 * s] = 4.0f * d0 - 5.0f * d2 + d4;
+        r[1 * s] = t0 + t1;
+        r[2 * s] = t0 - t1;
+        r[3 * s] = t2 + t3;
+        r[4 * s] = t2 - t3;
+        r[5 * s] = 4.0f * d1 - 5.0f * d3 + d5;
+    }
+    // A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
+    static inline void output(const vec8* v, int s, vec8* o) {
+        const vec8 sum12 = v[s] + v[2 * s], dif12 = v[s] - v[2 * s];
+        const vec8 sum34 = v[3 * s] + v[4 * s], dif34 = v[3 * s] - v[4 * s];
+        o[0 * s] = v[0] + sum12 + sum34;
+        o[1 * s] = dif12 + 2.0f * dif34;
+        o[2 * s] = sum12 + 4.0f * sum34;
+        o[3 * s] = dif12 + 8.0f * dif34 + v[5 * s];
+    }
+};
+
+// 2-D transforms of 8 tiles at once. d: (m+2) x (m+2) patch, row-major, replaced by B^T d B.
+template <int m>
+inline void input_tile_transform(vec8* d) {
+    constexpr int a = m + 2;
+    vec8 t[a * a];
+    for (int v = 0; v < a; ++v) Winograd1D<m>::input(d + v, a, t + v);          // columns
+    for (int u = 0; u < a; ++u) Winograd1D<m>::input(t + u * a, 1, d + u * a);  // rows
+}
+
+// v: (m+2) x (m+2) products -> o: m x m outputs A^T v A.
+template <int m>
+inline void output_tile_transform(const vec8* v, vec8* o) {
+    constexpr int a = m + 2;
+    vec8 t[m * a];
+    for (int j = 0; j < a; ++j) Winograd1D<m>::output(v + j, a, t + j);          // columns
+    for (int i = 0; i < m; ++i) Winograd1D<m>::output(t + i * a, 1, o + i * m);  // rows
+}
+
+// Where each of 8 tiles sits: image, first input row/column (may be outside the input), first
+// output row/column.
+struct TileGroup {
+    int lanes = 0;
+    int64_t n[kLanes], in_row[kLanes], in_col[kLanes], out_row[kLanes], out_col[kLanes];
+
+    TileGroup(const WinogradPlan& p, int64_t first, int64_t count) {
+        lanes = int(std::min<int64_t>(kLanes, count));
+        const int64_t per_image = p.tiles_h * p.tiles_w;
+        for (int l = 0; l < lanes; ++l) {
+            const int64_t t = first + l, r = t % per_image;
+            n[l] = t / per_image;
+            out_row[l] = (r / p.tiles_w) * p.m;
+            out_col[l] = (r % p.tiles_w) * p.m;
+            in_row[l] = out_row[l] - p.pad_h;
+            in_col[l] = out_col[l] - p.pad_w;
+        }
+    }
+};
+
+template <int m>
+void input_transform(const WinogradPlan& p, const float* in, int64_t tile0, int64_t ntiles, int64_t ld,
+                     int64_t xi_stride, float* V) {
+    constexpr int a = m + 2, T = a * a;
+    const int64_t plane = p.Hin * p.Win;
+    alignas(32) float D[T * kLanes];
+    for (int64_t g = 0; g < ntiles; g += kLanes) {
+        const TileGroup tg(p, tile0 + g, ntiles - g);
+        // Positions outside the input (and lanes past the last tile) are zero for every channel:
+        // zero D once per group, then copy only each lane's in-bounds window per channel.
+        std::fill(D, D + T * kLanes, 0.0f);
+        int u0[kLanes], u1[kLanes], v0[kLanes], v1[kLanes];
+        int64_t offset[kLanes];
+        bool interior[kLanes];
+        for (int l = 0; l < tg.lanes; ++l) {
+            u0[l] = int(std::max<int64_t>(0, -tg.in_row[l]));
+            u1[l] = int(std::min<int64_t>(a, p.Hin - tg.in_row[l]));
+            v0[l] = int(std::max<int64_t>(0, -tg.in_col[l]));
+            v1[l] = int(std::min<int64_t>(a, p.Win - tg.in_col[l]));
+            interior[l] = u0[l] == 0 && v0[l] == 0 && u1[l] == a && v1[l] == a;
+            offset[l] = tg.n[l] * p.Cin * plane + tg.in_row[l] * p.Win + tg.in_col[l];
+        }
+        for (int64_t c = 0; c < p.Cin; ++c) {
+            for (int l = 0; l < tg.lanes; ++l) {
+                const int64_t base = offset[l] + c * plane;  // may point before the plane: only
+                                                             // in-bounds (u, v) are read
+                if (interior[l]) {
+                    for (int u = 0; u < a; ++u)
+                        for (int v = 0; v < a; ++v) D[(u * a + v) * kLanes + l] = in[base + u * p.Win + v];
+                } else {
+                    for (int u = u0[l]; u < u1[l]; ++u)
+                        for (int v = v0[l]; v < v1[l]; ++v) D[(u * a + v) * kLanes + l] = in[base + u * p.Win + v];
+                }
+            }
+            vec8 d[T];
+            for (int i = 0; i < T; ++i) d[i] = load8(D + i * kLanes);
+            input_tile_transform<m>(d);
+            float* dst = V + c * ld + g;
+            for (int i = 0; i < T; ++i) store8(dst + i * xi_stride, d[i]);
+        }
+    }
+}
+
+template <int m>
+void output_transform(const WinogradPlan& p, const float* M, int64_t tile0, int64_t ntiles, int64_t ld,
+                      int64_t xi_stride, const float* bias, float* out) {
+    constexpr int a = m + 2, T = a * a;
+    const int64_t plane = p.Hout * p.Wout;
+    alignas(32) float O[m * m * kLanes];
+    for (int64_t g = 0; g < ntiles; g += kLanes) {
+        const TileGroup tg(p, tile0 + g, ntiles - g);
+        for (int64_t k = 0; k < p.Cout; ++k) {
+            vec8 v[T], o[m * m];
+            const float* src = M + k * ld + g;
+            for (int i = 0; i < T; ++i) v[i] = load8(src + i * xi_stride);
+            output_tile_transform<m>(v, o);
+            const float b = bias ? bias[k] : 0.0f;
+            for (int i = 0; i < m * m; ++i) store8(O + i * kLanes, o[i] + b);
+            for (int l = 0; l < tg.lanes; ++l) {
+                float* dst = out + (tg.n[l] * p.Cout + k) * plane + tg.out_row[l] * p.Wout + tg.out_col[l];
+                const int rows = int(std::min<int64_t>(m, p.Hout - tg.out_row[l]));
+                const int cols = int(std::min<int64_t>(m, p.Wout - tg.out_col[l]));
+                for (int i = 0; i < rows; ++i)
+                    for (int j = 0; j < cols; ++j) dst[i * p.Wout + j] = O[(i * m + j) * kLanes + l];
+            }
+        }
+    }
+}
+
+// U = G g G^T for 8 kernels at a time (consecutive input channels i of one output channel o).
+template <int m>
+void kernel_transform(const float* w, int64_t K, int64_t C, bool input_grad, int64_t o0, int64_t o1,
+                      int64_t xi_stride, float* U) {
+    constexpr int a = m + 2, T = a * a;
+    const int64_t Cin = input_grad ? K : C;
+    alignas(32) float G[9 * kLanes], Ub[T * kLanes];
+    for (int64_t o = o0; o < o1; ++o) {
+        for (int64_t i0 = 0; i0 < Cin; i0 += kLanes) {
+            const int lanes = int(std::min<int64_t>(kLanes, Cin - i0));
+            std::fill(G, G + 9 * kLanes, 0.0f);
+            for (int l = 0; l < lanes; ++l) {
+                const int64_t i = i0 + l;
+                const float* src = w + (input_grad ? i * C + o : o * C + i) * 9;
+                for (int e = 0; e < 9; ++e) G[e * kLanes + l] = src[input_grad ? 8 - e : e];
+            }
+            vec8 g[9], t[3 * a], u[T];
+            for (int e = 0; e < 9; ++e) g[e] = load8(G + e * kLanes);
+            for (int s = 0; s < 3; ++s) Winograd1D<m>::kernel(g + s, 3, t + s);          // columns: a x 3
+            for (int r = 0; r < a; ++r) Winograd1D<m>::kernel(t + r * 3, 1, u + r * a);  // rows: a x a
+            float* dst = U + o * Cin + i0;
+            if (lanes == kLanes) {
+                for (int x = 0; x < T; ++x) store8(dst + x * xi_stride, u[x]);
+            } else {
+                for (int x = 0; x < T; ++x) store8(Ub + x * kLanes, u[x]);
+                for (int x = 0; x < T; ++x)
+                    for (int l = 0; l < lanes; ++l) dst[x * xi_stride + l] = Ub[x * kLanes + l];
+            }
+        }
+    }
+}
+
+}  // namespace
+}  // namespace fastconv

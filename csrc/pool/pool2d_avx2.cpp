@@ -1,0 +1,114 @@
+// AVX2 inner loops of the pooling kernels (see pool2d.h, pool2d_rows.h): 8 outputs of one output
+// row per step, for horizontal strides 1 and 2. A stride-2 tap (x[c], x[c+2], ..., x[c+14]) is two
+// unaligned loads and one in-lane shuffle; the lane order is fixed once per 8 outputs, after the
+// window is reduced. Window taps are visited in row-major order so ties and NaNs resolve exactly as
+// in the scalar loop (and PyTorch). Measured in benchmarks/results/*_pool.md.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "pool/pool2d_rows.h"
+
+namespace fastconv::pool_detail {
+
+namespace {
+
+// x[src + j * SW] for j = 0..7. For SW == 2 the lanes hold j = {0,1,4,5, 2,3,6,7}; the second load
+// starts at src + 7 so nothing past the last element used (src + 14) is read.
+template <int SW>
+inline __m256 tap(const float* src) {
+    if constexpr (SW == 1) {
+        return _mm256_loadu_ps(src);
+    } else {
+        const __m256 a = _mm256_loadu_ps(src), b = _mm256_loadu_ps(src + 7);
+        return _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 2, 0));  // [a0 a2 b1 b3 | a4 a6 b5 b7]
+    }
+}
+
+// Offsets j * SW of each lane, in tap<SW>'s lane order.
+template <int SW>
+inline __m256i lane_offsets() {
+    if constexpr (SW == 1) return _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    else return _mm256_setr_epi32(0, 2, 8, 10, 4, 6, 12, 14);
+}
+
+// Back from tap<SW>'s lane order to j = 0..7 (swap the middle 64-bit pairs).
+template <int SW>
+inline __m256 in_order(__m256 v) {
+    if constexpr (SW == 1) return v;
+    else return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+template <int SW>
+inline __m256i in_order(__m256i v) {
+    if constexpr (SW == 1) return v;
+    else return _mm256_permute4x64_epi64(v, _MM_SHUFFLE(3, 1, 2, 0));
+}
+
+// The last step of a row is moved back to end at q1: forward outputs are pure functions of the
+// input, so computing a few of them twice is harmless and saves a scalar tail.
+template <int SW, bool IDX>
+void max_row(const PoolRow& r, const float* x, float* y, int64_t* idx) {
+    const __m256i lanes = lane_offsets<SW>();
+    for (int64_t q = r.q0; q < r.q1; q += 8) {
+        q = std::min(q, r.q1 - 8);
+        const int64_t col = q * SW - r.pw;
+        const int64_t first = r.ih0 * r.W + col;
+        __m256 best = tap<SW>(x + first);
+        __m256i best_i = _mm256_add_epi32(lanes, _mm256_set1_epi32(int32_t(first)));
+        for (int64_t ih = r.ih0; ih < r.ih1; ++ih)
+            for (int64_t k = (ih == r.ih0); k < r.kw; ++k) {
+                const int64_t at = ih * r.W + col + k;
+                const __m256 v = tap<SW>(x + at);
+                // Take v where v > best or v is NaN (a NaN, once taken, is only replaced by a later NaN).
+                const __m256 take = _mm256_or_ps(_mm256_cmp_ps(v, best, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+                best = _mm256_blendv_ps(best, v, take);
+                if constexpr (IDX) {
+                    const __m256i cand = _mm256_add_epi32(lanes, _mm256_set1_epi32(int32_t(at)));
+                    best_i = _mm256_castps_si256(
+                        _mm256_blendv_ps(_mm256_castsi256_ps(best_i), _mm256_castsi256_ps(cand), take));
+                }
+            }
+        _mm256_storeu_ps(y + q, in_order<SW>(best));
+        if constexpr (IDX) {
+            const __m256i bi = in_order<SW>(best_i);
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(idx + q), _mm256_cvtepi32_epi64(_mm256_castsi256_si128(bi)));
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(idx + q + 4),
+                                _mm256_cvtepi32_epi64(_mm256_extracti128_si256(bi, 1)));
+        }
+    }
+}
+
+template <int SW>
+void avg_row(const PoolRow& r, const float* x, float divisor, float* y) {
+    const __m256 div = _mm256_set1_ps(divisor);
+    for (int64_t q = r.q0; q < r.q1; q += 8) {
+        q = std::min(q, r.q1 - 8);
+        const int64_t col = q * SW - r.pw;
+        __m256 sum = _mm256_setzero_ps();
+        for (int64_t ih = r.ih0; ih < r.ih1; ++ih)
+            for (int64_t k = 0; k < r.kw; ++k) sum = _mm256_add_ps(sum, tap<SW>(x + ih * r.W + col + k));
+        _mm256_storeu_ps(y + q, _mm256_div_ps(in_order<SW>(sum), div));
+    }
+}
+
+}  // namespace
+
+int64_t max_pool_row_avx2(const PoolRow& r, const float* x_plane, float* y_row, int64_t* idx_row) {
+    if (r.q1 - r.q0 < 8) return r.q0;
+    if (idx_row && r.ih1 * r.W > INT32_MAX) return r.q0;  // lane indices are int32
+    if (r.sw == 1) idx_row ? max_row<1, true>(r, x_plane, y_row, idx_row) : max_row<1, false>(r, x_plane, y_row, nullptr);
+    else if (r.sw == 2) idx_row ? max_row<2, true>(r, x_plane, y_row, idx_row) : max_row<2, false>(r, x_plane, y_row, nullptr);
+    else return r.q0;
+    return r.q1;
+}
+
+int64_t avg_pool_row_avx2(const PoolRow& r, const float* x_plane, float divisor, float* y_row) {
+    if (r.q1 - r.q0 < 8) return r.q0;
+    if (r.sw == 1) avg_row<1>(r, x_plane, divisor, y_row);
+    else if (r.sw == 2) avg_row<2>(r, x_plane, divisor, y_row);
+    else return r.q0;
+    return r.q1;
+}
+
+}  // namespace fastconv::pool_detail

@@ -1,0 +1,23 @@
+"""One small call of every CPU op: the workload scripts/sanitize.sh runs under valgrind."""
+
+import numpy as np
+
+import fastconv
+from fastconv import grad
+
+rng = np.random.default_rng(0)
+x = rng.standard_normal((2, 3, 9, 7)).astype(np.float32)
+w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+b = rng.standard_normal(4).astype(np.float32)
+fastconv.gemm(rng.standard_normal((13, 7)).astype(np.float32), rng.standard_normal((7, 11)).astype(np.float32))
+for algo in fastconv.conv_algorithms(x.shape, w.shape, padding=1):
+    y = fastconv.conv2d(x, w, b, padding=1, algo=algo)
+for algo in fastconv.conv_algorithms(x.shape, w.shape, padding=1, pass_="input"):
+    grad.conv2d_input(x.shape, w, y, padding=1, algo=algo)
+for algo in fastconv.conv_algorithms(x.shape, w.shape, padding=1, pass_="weight"):
+    grad.conv2d_weight(x, w.shape, y, padding=1, algo=algo)
+p, idx = fastconv.max_pool2d(x, 2, return_indices=True)
+grad.max_pool2d(p, idx, x.shape)
+grad.avg_pool2d(fastconv.avg_pool2d(x, 3, 2, 1), x.shape, 3, 2, 1, False, True)
+fastconv.adaptive_avg_pool2d(x, (2, 3))
+print("small case: ok")

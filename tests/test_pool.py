@@ -1,0 +1,359 @@
+"""Pooling kernels against the float64 references in reference.py (and torch when installed).
+
+Bounds: max pooling selects input values, so forward values and indices must match exactly; the
+max backward sums at most a few float32 gradients per input (relative error <= 1e-6); average
+pooling sums at most k*k float32 values then divides (relative error <= 1e-6 on these sizes).
+"""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+import fastconv
+from fastconv import _core
+from fastconv.pooling import pool_params
+from reference import (
+    adaptive_avg_pool2d_backward_ref,
+    adaptive_avg_pool2d_ref,
+    avg_pool2d_backward_ref,
+    avg_pool2d_ref,
+    max_pool2d_backward_ref,
+    max_pool2d_ref,
+    pool_out_size,
+    relative_error,
+)
+
+AVG_TOL = 1e-6
+GRAD_TOL = 1e-6
+
+# (N, C, H, W), kernel, stride, padding, ceil_mode: the hot cases and the odd ones.
+CASES = [
+    ((2, 3, 28, 28), (2, 2), (2, 2), (0, 0), False),  # LeNet
+    ((1, 4, 33, 40), (2, 2), (2, 2), (0, 0), False),  # odd H: last row dropped
+    ((1, 4, 33, 41), (2, 2), (2, 2), (0, 0), True),   # ceil_mode keeps a clipped last window
+    ((2, 2, 29, 37), (3, 3), (2, 2), (1, 1), False),  # ResNet stem
+    ((2, 2, 29, 37), (3, 3), (2, 2), (1, 1), True),
+    ((1, 3, 17, 23), (3, 3), (1, 1), (1, 1), False),  # stride 1, padding
+    ((1, 1, 1, 1), (1, 1), (1, 1), (0, 0), False),    # 1x1 image
+    ((3, 1, 7, 5), (7, 5), (1, 1), (0, 0), False),    # kernel == input
+    ((1, 2, 13, 31), (2, 3), (5, 4), (1, 1), True),   # stride > kernel, rectangular
+    ((1, 2, 11, 50), (1, 1), (3, 3), (0, 0), True),
+    ((1, 1, 5, 40), (4, 2), (1, 2), (2, 1), True),    # padding == half the kernel
+    ((2, 3, 6, 19), (3, 2), (3, 1), (0, 1), False),
+]
+
+
+def nan_filled(shape, dtype=np.float32):
+    return np.full(shape, np.nan if dtype == np.float32 else -1, dtype)
+
+
+def run_kernels(x, kernel, stride, padding, ceil_mode, count_include_pad=True):
+    """Call the _core kernels directly with NaN / -1 pre-filled outputs; returns y_max, idx, y_avg."""
+    p = pool_params(x.shape, kernel, stride, padding, ceil_mode, count_include_pad)
+    y = nan_filled((p.N, p.C, p.P, p.Q))
+    idx = nan_filled((p.N, p.C, p.P, p.Q), np.int64)
+    _core.max_pool2d_forward(p, x, y, idx)
+    y_only = nan_filled((p.N, p.C, p.P, p.Q))
+    _core.max_pool2d_forward(p, x, y_only, None)  # the loop without index tracking
+    np.testing.assert_array_equal(y_only, y)
+    y_avg = nan_filled((p.N, p.C, p.P, p.Q))
+    _core.avg_pool2d_forward(p, x, y_avg)
+    return p, y, idx, y_avg
+
+
+def check_all(x, kernel, stride, padding, ceil_mode, count_include_pad, rng):
+    p, y, idx, y_avg = run_kernels(x, kernel, stride, padding, ceil_mode, count_include_pad)
+    y_ref, idx_ref = max_pool2d_ref(x, kernel, stride, padding, ceil_mode)
+    np.testing.assert_array_equal(y, y_ref.astype(np.float32))
+    np.testing.assert_array_equal(idx, idx_ref)
+    assert relative_error(y_avg, avg_pool2d_ref(x, kernel, stride, padding, ceil_mode, count_include_pad)) <= AVG_TOL
+
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx = nan_filled(x.shape)
+    _core.max_pool2d_backward(dy, idx, dx)
+    assert relative_error(dx, max_pool2d_backward_ref(dy, idx, x.shape)) <= GRAD_TOL
+    dx = nan_filled(x.shape)
+    _core.avg_pool2d_backward(p, dy, dx)
+    ref = avg_pool2d_backward_ref(dy, x.shape, kernel, stride, padding, ceil_mode, count_include_pad)
+    assert relative_error(dx, ref) <= GRAD_TOL
+
+
+@pytest.mark.parametrize("shape, kernel, stride, padding, ceil_mode", CASES)
+@pytest.mark.parametrize("count_include_pad", [True, False])
+def test_against_reference(shape, kernel, stride, padding, ceil_mode, count_include_pad, rng):
+    x = rng.standard_normal(shape).astype(np.float32)
+    check_all(x, kernel, stride, padding, ceil_mode, count_include_pad, rng)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n=st.integers(1, 3), c=st.integers(1, 4), h=st.integers(1, 40), w=st.integers(1, 40),
+    kh=st.integers(1, 5), kw=st.integers(1, 5), sh=st.integers(1, 6), sw=st.integers(1, 6),
+    ph=st.integers(0, 2), pw=st.integers(0, 2), ceil_mode=st.booleans(), count_include_pad=st.booleans(),
+    seed=st.integers(0, 2**31),
+)
+def test_random_shapes(n, c, h, w, kh, kw, sh, sw, ph, pw, ceil_mode, count_include_pad, seed):
+    assume(2 * ph <= kh and 2 * pw <= kw)
+    assume(pool_out_size(h, kh, sh, ph, ceil_mode) >= 1 and pool_out_size(w, kw, sw, pw, ceil_mode) >= 1)
+    rng = np.random.default_rng(seed)
+    # Few distinct values, so windows have ties: the first maximum must win, as in PyTorch.
+    x = rng.integers(-3, 4, size=(n, c, h, w)).astype(np.float32)
+    check_all(x, (kh, kw), (sh, sw), (ph, pw), ceil_mode, count_include_pad, rng)
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 2), c=st.integers(1, 3), h=st.integers(1, 30), w=st.integers(1, 30),
+       p=st.integers(1, 12), q=st.integers(1, 12), seed=st.integers(0, 2**31))
+def test_adaptive_random_shapes(n, c, h, w, p, q, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    y = nan_filled((n, c, p, q))
+    _core.adaptive_avg_pool2d_forward(x, y)
+    assert relative_error(y, adaptive_avg_pool2d_ref(x, (p, q))) <= AVG_TOL
+    dy = rng.standard_normal((n, c, p, q)).astype(np.float32)
+    dx = nan_filled(x.shape)
+    _core.adaptive_avg_pool2d_backward(dy, dx)
+    assert relative_error(dx, adaptive_avg_pool2d_backward_ref(dy, x.shape)) <= GRAD_TOL
+
+
+def test_nan_wins_and_last_nan_index():
+    x = np.zeros((1, 1, 4, 20), np.float32)
+    x[0, 0, 0, 0] = np.nan  # first window of the first output row
+    x[0, 0, 1, 3] = np.nan  # two NaNs in one window: the later (row-major) one's index
+    x[0, 0, 0, 2] = np.nan
+    x[0, 0, 2, 16:18] = -np.inf
+    x[0, 0, 3, 16:18] = -np.inf  # an all -inf window: value -inf, index of its first element
+    y, idx = fastconv.max_pool2d(x, 2, return_indices=True)
+    assert np.isnan(y[0, 0, 0, 0]) and idx[0, 0, 0, 0] == 0
+    assert np.isnan(y[0, 0, 0, 1]) and idx[0, 0, 0, 1] == 1 * 20 + 3
+    assert y[0, 0, 1, 8] == -np.inf and idx[0, 0, 1, 8] == 2 * 20 + 16
+    y_ref, idx_ref = max_pool2d_ref(x, (2, 2), (2, 2), (0, 0))
+    np.testing.assert_array_equal(idx, idx_ref)
+    np.testing.assert_array_equal(y, y_ref.astype(np.float32))
+
+
+def test_public_api_matches_kernels_3d_and_noncontiguous(rng):
+    base = rng.standard_normal((3, 2, 20, 26)).astype(np.float32)
+    x = base[:, :, ::2, 1::2].transpose(1, 0, 2, 3)  # non-contiguous (2, 3, 10, 13)
+    saved = x.copy()
+    y, idx = fastconv.max_pool2d(x, 3, 2, 1, ceil_mode=True, return_indices=True)
+    y_ref, idx_ref = max_pool2d_ref(x, (3, 3), (2, 2), (1, 1), True)
+    np.testing.assert_array_equal(y, y_ref.astype(np.float32))
+    np.testing.assert_array_equal(idx, idx_ref)
+    a = fastconv.avg_pool2d(x, (2, 3), (1, 2), (1, 0), count_include_pad=False)
+    assert relative_error(a, avg_pool2d_ref(x, (2, 3), (1, 2), (1, 0), False, False)) <= AVG_TOL
+    np.testing.assert_array_equal(x, saved)  # inputs untouched
+    # 3-D (C, H, W) behaves like a batch of one.
+    y3, idx3 = fastconv.max_pool2d(x[0], 2, return_indices=True)
+    y4, idx4 = fastconv.max_pool2d(x[:1], 2, return_indices=True)
+    np.testing.assert_array_equal(y3, y4[0])
+    dy = rng.standard_normal(y3.shape).astype(np.float32)
+    np.testing.assert_array_equal(fastconv.grad.max_pool2d(dy, idx3, x[0].shape), fastconv.grad.max_pool2d(dy[None], idx4, x[:1].shape)[0])
+    g = fastconv.grad.avg_pool2d(dy, x[0].shape, 2)
+    assert g.shape == x[0].shape
+    assert fastconv.adaptive_avg_pool2d(x[0], (None, 4)).shape == (3, 10, 4)
+    assert fastconv.grad.adaptive_avg_pool2d(dy, x[0].shape).shape == x[0].shape
+
+
+def test_empty_batch():
+    x = np.zeros((0, 3, 8, 8), np.float32)
+    y, idx = fastconv.max_pool2d(x, 2, return_indices=True)
+    assert y.shape == idx.shape == (0, 3, 4, 4)
+    assert fastconv.grad.max_pool2d(y, idx, x.shape).shape == x.shape
+    assert fastconv.avg_pool2d(x, 2).shape == (0, 3, 4, 4)
+
+
+def test_threads_agree(rng, threads):
+    # Large enough (> 2^15 elements) that the kernels split the work across threads.
+    x = rng.standard_normal((4, 8, 33, 40)).astype(np.float32)
+    results = []
+    for n in (1, 2, 3):
+        fastconv.set_num_threads(n)
+        y, idx = fastconv.max_pool2d(x, 3, 2, 1, return_indices=True)
+        results.append((y, idx, fastconv.avg_pool2d(x, 3, 2, 1), fastconv.grad.avg_pool2d(y, x.shape, 3, 2, 1)))
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a, b)
+    y_ref, idx_ref = max_pool2d_ref(x, (3, 3), (2, 2), (1, 1))
+    np.testing.assert_array_equal(results[0][1], idx_ref)
+    # An out-of-range index found by a worker thread still becomes a ValueError.
+    bad = results[0][1].copy()
+    bad[-1, -1, -1, -1] = x.shape[2] * x.shape[3]
+    with pytest.raises(ValueError, match="indices: value"):
+        fastconv.grad.max_pool2d(results[0][0], bad, x.shape)
+
+
+def test_portable_path_matches_reference():
+    """FASTCONV_CPU=portable runs the non-AVX2 loops (chosen once per process, hence the subprocess)."""
+    code = (
+        "import numpy as np, fastconv, sys; sys.path.insert(0, 'tests'); import test_pool as t;"
+        "assert fastconv.info()['cpu_path'] == 'portable';"
+        "rng = np.random.default_rng(1);"
+        "[t.check_all(rng.standard_normal(c[0]).astype(np.float32), *c[1:], True, rng) for c in t.CASES]"
+    )
+    env = dict(os.environ, FASTCONV_CPU="portable")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
+# ---- gradients by finite differences ------------------------------------------------------
+
+
+def _fd_check(f, x, dy, grad, rng, eps, count=12, tol=2e-3):
+    """Central differences of sum(f(x) * dy) at a few random coordinates against the analytic gradient."""
+    flat = x.reshape(-1)
+    for i in rng.choice(flat.size, size=min(count, flat.size), replace=False):
+        old = flat[i]
+        flat[i] = old + eps
+        up = np.sum(f(x).astype(np.float64) * dy)
+        flat[i] = old - eps
+        down = np.sum(f(x).astype(np.float64) * dy)
+        flat[i] = old
+        fd = (up - down) / (2 * eps)
+        assert abs(fd - grad.reshape(-1)[i]) <= tol * max(1.0, abs(fd)), (i, fd, grad.reshape(-1)[i])
+
+
+@pytest.mark.parametrize("ceil_mode, count_include_pad", [(False, True), (True, False)])
+def test_avg_grad_finite_differences(rng, ceil_mode, count_include_pad):
+    x = rng.standard_normal((2, 2, 11, 13)).astype(np.float32)
+    args = (3, 2, 1, ceil_mode, count_include_pad)
+    dy = rng.standard_normal(fastconv.avg_pool2d(x, *args).shape).astype(np.float32)
+    grad = fastconv.grad.avg_pool2d(dy, x.shape, *args)
+    _fd_check(lambda v: fastconv.avg_pool2d(v, *args), x, dy, grad, rng, eps=1e-2)
+
+
+def test_max_grad_finite_differences(rng):
+    # Distinct values at least 0.01 apart, so a 1e-3 step never changes which element is the max.
+    x = (rng.permutation(2 * 2 * 12 * 14) * 0.01).astype(np.float32).reshape(2, 2, 12, 14)
+    y, idx = fastconv.max_pool2d(x, 3, 2, 1, return_indices=True)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    grad = fastconv.grad.max_pool2d(dy, idx, x.shape)
+    _fd_check(lambda v: fastconv.max_pool2d(v, 3, 2, 1), x, dy, grad, rng, eps=1e-3, count=40)
+
+
+def test_adaptive_grad_finite_differences(rng):
+    x = rng.standard_normal((1, 3, 10, 7)).astype(np.float32)
+    dy = rng.standard_normal((1, 3, 4, 3)).astype(np.float32)
+    grad = fastconv.grad.adaptive_avg_pool2d(dy, x.shape)
+    _fd_check(lambda v: fastconv.adaptive_avg_pool2d(v, (4, 3)), x, dy, grad, rng, eps=1e-2)
+
+
+# ---- against torch ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape, kernel, stride, padding, ceil_mode", CASES)
+def test_against_torch(shape, kernel, stride, padding, ceil_mode, rng):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    x = rng.standard_normal(shape).astype(np.float32)
+    x[..., ::3, ::4] = x.max()  # ties within and across windows
+    tx = torch.from_numpy(x).requires_grad_()
+    ty, tidx = F.max_pool2d(tx, kernel, stride, padding, ceil_mode=ceil_mode, return_indices=True)
+    y, idx = fastconv.max_pool2d(x, kernel, stride, padding, ceil_mode, return_indices=True)
+    np.testing.assert_array_equal(y, ty.detach().numpy())
+    np.testing.assert_array_equal(idx, tidx.numpy())
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    (tdx,) = torch.autograd.grad(ty, tx, torch.from_numpy(dy))
+    np.testing.assert_allclose(fastconv.grad.max_pool2d(dy, idx, x.shape), tdx.numpy(), rtol=1e-6, atol=1e-6)
+    for cip in (True, False):
+        ta = F.avg_pool2d(tx, kernel, stride, padding, ceil_mode, cip)
+        a = fastconv.avg_pool2d(x, kernel, stride, padding, ceil_mode, cip)
+        np.testing.assert_allclose(a, ta.detach().numpy(), rtol=1e-6, atol=1e-6)
+        (tdx,) = torch.autograd.grad(ta, tx, torch.from_numpy(dy))
+        dx = fastconv.grad.avg_pool2d(dy, x.shape, kernel, stride, padding, ceil_mode, cip)
+        np.testing.assert_allclose(dx, tdx.numpy(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape, out", [((2, 3, 14, 14), (7, 7)), ((1, 2, 10, 7), (4, 3)), ((2, 4, 7, 9), (1, 1)), ((1, 1, 3, 5), (6, 8))])
+def test_adaptive_against_torch(shape, out, rng):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal(shape).astype(np.float32)
+    tx = torch.from_numpy(x).requires_grad_()
+    ty = torch.nn.functional.adaptive_avg_pool2d(tx, out)
+    np.testing.assert_allclose(fastconv.adaptive_avg_pool2d(x, out), ty.detach().numpy(), rtol=1e-6, atol=1e-6)
+    dy = rng.standard_normal(ty.shape).astype(np.float32)
+    (tdx,) = torch.autograd.grad(ty, tx, torch.from_numpy(dy))
+    np.testing.assert_allclose(fastconv.grad.adaptive_avg_pool2d(dy, shape), tdx.numpy(), rtol=1e-6, atol=1e-6)
+
+
+# ---- bad input --------------------------------------------------------------------------------
+
+X = np.zeros((2, 3, 8, 8), np.float32)
+
+
+@pytest.mark.parametrize(
+    "call, exc, match",
+    [
+        (lambda: fastconv.max_pool2d(X[0, 0], 2), ValueError, r"x: expected a 4-D .* got 2-D"),
+        (lambda: fastconv.max_pool2d(X.astype(np.float64), 2), TypeError, "x: expected dtype float32, got float64"),
+        (lambda: fastconv.max_pool2d(X.tolist(), 2), TypeError, "x: expected a numpy.ndarray"),
+        (lambda: fastconv.max_pool2d(X, 0), ValueError, "kernel_size: must be >= 1"),
+        (lambda: fastconv.max_pool2d(X, 2.0), TypeError, "kernel_size"),
+        (lambda: fastconv.max_pool2d(X, (2, 2, 2)), ValueError, "kernel_size"),
+        (lambda: fastconv.avg_pool2d(X, 2, stride=0), ValueError, "stride: must be >= 1"),
+        (lambda: fastconv.avg_pool2d(X, 2, padding=-1), ValueError, "padding: must be >= 0"),
+        (lambda: fastconv.max_pool2d(X, 3, padding=2), ValueError, "padding: must be at most half of kernel_size"),
+        (lambda: fastconv.max_pool2d(X, 9), ValueError, r"kernel_size: window .* does not fit input \(2, 3, 8, 8\)"),
+        (lambda: fastconv.max_pool2d(X, 2**40), ValueError, "kernel_size: must be < 2"),
+        (lambda: fastconv.max_pool2d(np.zeros((2, 0, 8, 8), np.float32), 2), ValueError, "x: C, H and W must be positive"),
+        (lambda: fastconv.adaptive_avg_pool2d(X, 0), ValueError, "output_size: must be >= 1"),
+        (lambda: fastconv.adaptive_avg_pool2d(X, (1, 2, 3)), ValueError, "output_size"),
+    ],
+)
+def test_bad_forward_arguments(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
+
+
+def test_bad_backward_arguments():
+    y, idx = fastconv.max_pool2d(X, 2, return_indices=True)
+    g = np.ones_like(y)
+    with pytest.raises(TypeError, match="indices: expected dtype int64"):
+        fastconv.grad.max_pool2d(g, idx.astype(np.int32), X.shape)
+    with pytest.raises(ValueError, match=r"indices: expected the shape of grad_output \(2, 3, 4, 4\), got \(2, 3, 4, 3\)"):
+        fastconv.grad.max_pool2d(g, idx[..., :3], X.shape)
+    for bad in (-1, 64):
+        wrong = idx.copy()
+        wrong[1, 2, 3, 3] = bad
+        with pytest.raises(ValueError, match=rf"indices: value {bad} .* outside \[0, H\*W = 64\)"):
+            fastconv.grad.max_pool2d(g, wrong, X.shape)
+    with pytest.raises(ValueError, match="grad_output: shape .* does not match input_shape"):
+        fastconv.grad.max_pool2d(g, idx, (2, 4, 8, 8))
+    with pytest.raises(ValueError, match="input_shape: expected a sequence of 4 ints"):
+        fastconv.grad.max_pool2d(g, idx, (3, 8, 8))
+    with pytest.raises(TypeError, match="grad_output: expected dtype float32"):
+        fastconv.grad.avg_pool2d(g.astype(np.float64), X.shape, 2)
+    with pytest.raises(ValueError, match=r"grad_output: expected shape \(2, 3, 5, 5\) for input_shape"):
+        fastconv.grad.avg_pool2d(g, X.shape, 3, 2, 1, True)
+    with pytest.raises(ValueError, match="padding: must be at most half"):
+        fastconv.grad.avg_pool2d(g, X.shape, 2, 2, 2)
+    with pytest.raises(ValueError, match="grad_output: shape .* does not match"):
+        fastconv.grad.adaptive_avg_pool2d(g, (1, 3, 8, 8))
+
+
+def test_params_object():
+    p = _core.Pool2dParams(2, 3, 28, 28, 2, 2, 2, 2)
+    assert (p.P, p.Q) == (14, 14)
+    assert "kernel=(2, 2)" in repr(p)
+    with pytest.raises(ValueError, match="padding"):
+        _core.Pool2dParams(1, 1, 8, 8, 2, 2, 1, 1, 2, 0).validate()
+    with pytest.raises(ValueError, match="output size < 1"):
+        _core.Pool2dParams(1, 1, 4, 4, 5, 5).validate()
+    # ceil_mode: the last window must start inside the input or its left padding (PyTorch's rule).
+    assert _core.Pool2dParams(1, 1, 5, 5, 2, 2, 2, 2, 1, 1, True).P == pool_out_size(5, 2, 2, 1, True) == 3
+
+
+def test_ceil_mode_window_past_the_end():
+    # ceil_mode keeps a window that starts inside the input even if the kernel is longer than it.
+    x = np.arange(1, 7, dtype=np.float32).reshape(1, 1, 2, 3)
+    assert _core.Pool2dParams(1, 1, 1, 1, 2, 2, 2, 2, 0, 0, True).P == 1
+    assert fastconv.max_pool2d(x, 4, ceil_mode=True).shape == (1, 1, 1, 1)
+    np.testing.assert_array_equal(fastconv.avg_pool2d(x, (2, 4), ceil_mode=True), [[[[3.5]]]])
+    with pytest.raises(ValueError, match="does not fit"):
+        fastconv.max_pool2d(x, 4)

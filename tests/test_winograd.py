@@ -1,0 +1,298 @@
+"""Winograd F(2x2,3x3) and F(4x4,3x3) against the float64 reference.
+
+Error bounds (relative_error = max|a - e| / max|e|): 1e-5 for F(2x2), 5e-4 for F(4x4). Measured on
+inputs of realistic scale (x ~ N(0, 1), w ~ N(0, 1/(9C)), C = 16..256): F(2x2) 1.2e-7 to 1.4e-7,
+F(4x4) 1.9e-6 to 2.6e-6, forward and input gradient alike (F(4x4)'s transforms have entries up to 8
+and 1/24, so rounding grows ~20x; still 200x inside the bound).
+"""
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import fastconv
+from fastconv import _core
+from fastconv import conv as conv_mod
+from reference import conv2d_input_grad_ref, conv2d_ref, relative_error
+
+BOUND = {"winograd_f2": 1e-5, "winograd_f4": 5e-4}
+ALGOS = sorted(BOUND)
+
+
+def _problem(rng, N, C, H, W, K, pad):
+    x = rng.standard_normal((N, C, H, W), dtype=np.float32)
+    w = (rng.standard_normal((K, C, 3, 3)) / np.sqrt(9 * C)).astype(np.float32)
+    b = rng.standard_normal(K, dtype=np.float32)
+    return x, w, b, _core.Conv2dParams(N, C, H, W, K, 3, 3, pad_h=pad, pad_w=pad)
+
+
+def _check_forward(algo, rng, N, C, H, W, K, pad, bias=True):
+    x, w, b, p = _problem(rng, N, C, H, W, K, pad)
+    b = b if bias else None
+    x0, w0 = x.copy(), w.copy()
+    y = np.full((N, K, p.P, p.Q), np.nan, np.float32)
+    _core.conv2d_forward(algo, p, x, w, b, y)
+    assert np.array_equal(x, x0) and np.array_equal(w, w0)
+    err = relative_error(y, conv2d_ref(x, w, b, padding=(pad, pad)))
+    assert err <= BOUND[algo], (algo, (N, C, H, W, K, pad), err)
+
+
+def _check_input_grad(algo, rng, N, C, H, W, K, pad):
+    x, w, _, p = _problem(rng, N, C, H, W, K, pad)
+    dy = rng.standard_normal((N, K, p.P, p.Q), dtype=np.float32)
+    dx = np.full(x.shape, np.nan, np.float32)
+    _core.conv2d_backward_input(algo, p, dy, w, dx)
+    err = relative_error(dx, conv2d_input_grad_ref(x.shape, w, dy, padding=(pad, pad)))
+    assert err <= BOUND[algo], (algo, (N, C, H, W, K, pad), err)
+
+
+# Image sizes not a multiple of either tile, primes, C = 1, K = 1, the smallest image (3x3, and 1x1
+# with padding 1), padding 0..3 (padding > 2 makes the input gradient's own padding negative).
+SHAPES = [
+    (1, 1, 3, 3, 1, 0),
+    (1, 1, 1, 1, 1, 1),
+    (2, 3, 7, 9, 5, 1),
+    (1, 1, 13, 11, 1, 2),
+    (2, 4, 11, 6, 3, 2),
+    (1, 2, 5, 5, 2, 3),
+    (3, 17, 13, 10, 9, 0),
+    (2, 64, 20, 20, 32, 1),
+    (1, 130, 6, 7, 67, 1),
+]
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_forward_fixed_shapes(algo, shape, rng):
+    _check_forward(algo, rng, *shape)
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_input_grad_fixed_shapes(algo, shape, rng):
+    _check_input_grad(algo, rng, *shape)
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_forward_without_bias(algo, rng):
+    _check_forward(algo, rng, 2, 5, 9, 8, 4, 1, bias=False)
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_realistic_scale_vgg_like(algo, rng):
+    """A larger image and more channels: many tile blocks, so every thread takes several."""
+    _check_forward(algo, rng, 2, 32, 30, 29, 24, 1)
+    _check_input_grad(algo, rng, 2, 32, 30, 29, 24, 1)
+
+
+shape_strategy = st.tuples(
+    st.integers(1, 3),  # N
+    st.integers(1, 20),  # C
+    st.integers(1, 19),  # H
+    st.integers(1, 19),  # W
+    st.integers(1, 20),  # K
+    st.integers(0, 2),  # padding
+).filter(lambda s: s[2] + 2 * s[5] >= 3 and s[3] + 2 * s[5] >= 3)
+
+
+@settings(max_examples=25, deadline=None)
+@given(shape=shape_strategy, algo=st.sampled_from(ALGOS), seed=st.integers(0, 2**31))
+def test_random_shapes(shape, algo, seed):
+    rng = np.random.default_rng(seed)
+    _check_forward(algo, rng, *shape)
+    _check_input_grad(algo, rng, *shape)
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_thread_counts_agree(algo, rng, threads):
+    import fastconv
+
+    x, w, b, p = _problem(rng, 3, 9, 17, 15, 7, 1)
+    outs = []
+    for n in (1, 2, 3):
+        fastconv.set_num_threads(n)
+        y = np.full((3, 7, p.P, p.Q), np.nan, np.float32)
+        _core.conv2d_forward(algo, p, x, w, b, y)
+        outs.append(y)
+    assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(R=5, S=5), dict(stride_h=2, stride_w=2), dict(dil_h=2, dil_w=2), dict(groups=2)],
+    ids=["5x5", "stride2", "dilation2", "groups2"],
+)
+def test_kernel_rejects_unsupported(algo, kwargs):
+    base = dict(N=1, C=4, H=12, W=12, K=4, R=3, S=3)
+    base.update(kwargs)
+    p = _core.Conv2dParams(**base)
+    x = np.zeros((1, 4, 12, 12), np.float32)
+    w = np.zeros((4, 4 // p.groups, p.R, p.S), np.float32)
+    y = np.zeros((1, 4, p.P, p.Q), np.float32)
+    with pytest.raises(ValueError, match="3x3 kernel, stride 1, dilation 1 and groups 1"):
+        _core.conv2d_forward(algo, p, x, w, None, y)
+
+
+def test_empty_batch(rng):
+    p = _core.Conv2dParams(0, 3, 5, 5, 2, 3, 3)
+    y = np.zeros((0, 2, 3, 3), np.float32)
+    for algo in ALGOS:
+        _core.conv2d_forward(algo, p, np.zeros((0, 3, 5, 5), np.float32), np.ones((2, 3, 3, 3), np.float32), None, y)
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_kernel_cache_sees_in_place_weight_updates(algo, rng):
+    """Transformed kernels are cached by content: updating the weights in place (as an optimizer
+    does) must never reuse the stale transform, in either pass."""
+    x, w, b, p = _problem(rng, 2, 6, 9, 9, 5, 1)
+    dy = rng.standard_normal((2, 5, p.P, p.Q), dtype=np.float32)
+    for step in range(3):
+        y = np.full((2, 5, p.P, p.Q), np.nan, np.float32)
+        _core.conv2d_forward(algo, p, x, w, b, y)
+        assert relative_error(y, conv2d_ref(x, w, b, padding=(1, 1))) <= BOUND[algo]
+        dx = np.full(x.shape, np.nan, np.float32)
+        _core.conv2d_backward_input(algo, p, dy, w, dx)
+        assert relative_error(dx, conv2d_input_grad_ref(x.shape, w, dy, padding=(1, 1))) <= BOUND[algo]
+        w[step % 5, 0, 1, 1] += 1.0  # one element changes, same pointer
+    y2 = np.full((2, 5, p.P, p.Q), np.nan, np.float32)
+    _core.conv2d_forward(algo, p, x, w.copy(), b, y2)  # same content, another pointer
+    assert relative_error(y2, conv2d_ref(x, w, b, padding=(1, 1))) <= BOUND[algo]
+
+
+# ---- Python API: registry, validity, autotune ------------------------------------------------
+
+WINOGRAD = {"winograd", "winograd_f2", "winograd_f4"}
+
+
+def test_conv_algorithms_lists_winograd_only_where_valid():
+    x_shape = (2, 4, 12, 12)
+    for pass_ in ("forward", "input"):
+        assert WINOGRAD <= set(fastconv.conv_algorithms(x_shape, (6, 4, 3, 3), padding=1, pass_=pass_))
+    assert not WINOGRAD & set(fastconv.conv_algorithms(x_shape, (6, 4, 3, 3), pass_="weight"))
+    for w_shape, kw in [
+        ((6, 4, 5, 5), {}),
+        ((6, 4, 3, 3), dict(stride=2)),
+        ((6, 4, 3, 3), dict(dilation=2)),
+        ((6, 2, 3, 3), dict(groups=2)),
+        ((6, 4, 3, 1), {}),
+    ]:
+        for pass_ in conv_mod.PASSES:
+            assert not WINOGRAD & set(fastconv.conv_algorithms(x_shape, w_shape, pass_=pass_, **kw)), (w_shape, kw)
+
+
+def test_explicit_winograd_refuses_with_reason(rng):
+    x = rng.standard_normal((1, 4, 9, 9), dtype=np.float32)
+    with pytest.raises(ValueError, match="'winograd_f4' cannot run.*3x3 kernel, got 5x5"):
+        fastconv.conv2d(x, np.ones((2, 4, 5, 5), np.float32), algo="winograd_f4")
+    with pytest.raises(ValueError, match="'winograd' cannot run.*stride 1"):
+        fastconv.conv2d(x, np.ones((2, 4, 3, 3), np.float32), stride=2, algo="winograd")
+    with pytest.raises(ValueError, match="'winograd' cannot run.*weight pass"):
+        fastconv.grad.conv2d_weight(x, (2, 4, 3, 3), np.ones((1, 2, 7, 7), np.float32), algo="winograd")
+
+
+@pytest.mark.parametrize("algo", sorted(WINOGRAD))
+def test_public_api_matches_reference(algo, rng):
+    x, w, b, _ = _problem(rng, 2, 5, 10, 7, 3, 1)
+    bound = 5e-4 if algo != "winograd_f2" else 1e-5
+    y = fastconv.conv2d(x, w, b, padding="same", algo=algo)
+    assert relative_error(y, conv2d_ref(x, w, b, padding=(1, 1))) <= bound
+    dy = rng.standard_normal(y.shape, dtype=np.float32)
+    dx = fastconv.grad.conv2d_input(x.shape, w, dy, padding=1, algo=algo)
+    assert relative_error(dx, conv2d_input_grad_ref(x.shape, w, dy, padding=(1, 1))) <= bound
+
+
+def test_winograd_family_picks_a_variant():
+    for x_shape, K in [((8, 64, 56, 56), 64), ((8, 256, 14, 14), 256), ((1, 8, 2, 2), 8), ((8, 512, 7, 7), 512)]:
+        plan = conv_mod._plan(x_shape, (K, x_shape[1], 3, 3), 1, 1, 1, 1)
+        assert conv_mod.ALGORITHMS["winograd"].kernel(plan.params) in ("winograd_f2", "winograd_f4")
+
+
+def test_auto_heuristic_uses_winograd_on_vgg_like_layers():
+    plan = conv_mod._plan((8, 64, 56, 56), (64, 64, 3, 3), 1, 1, 1, 1)
+    assert conv_mod.select_algorithm(plan.params, "forward") == "winograd"
+    assert conv_mod.select_algorithm(plan.params, "input") == "winograd"
+    assert conv_mod.select_algorithm(plan.params, "weight") != "winograd"
+
+
+@pytest.fixture
+def autotune_on():
+    saved = fastconv.get_autotune()
+    fastconv.clear_autotune()
+    fastconv.set_autotune(True)
+    yield
+    fastconv.set_autotune(saved)
+    fastconv.clear_autotune()
+
+
+def test_autotune_fills_cache_with_valid_winners(autotune_on, rng, tmp_path):
+    x, w, b, _ = _problem(rng, 2, 8, 12, 12, 8, 1)
+    assert fastconv.autotune_cache() == {}
+    y = fastconv.conv2d(x, w, b, padding=1)
+    assert relative_error(y, conv2d_ref(x, w, b, padding=(1, 1))) <= 5e-4
+    dx = fastconv.grad.conv2d_input(x.shape, w, y, padding=1)
+    assert relative_error(dx, conv2d_input_grad_ref(x.shape, w, y, padding=(1, 1))) <= 5e-4
+    dw = fastconv.grad.conv2d_weight(x, w.shape, y, padding=1)
+    cache = fastconv.autotune_cache()
+    assert len(cache) == 3
+    for key, winner in cache.items():
+        pass_ = key.split()[0]
+        assert winner in fastconv.conv_algorithms(x.shape, w.shape, padding=1, pass_=pass_)
+        assert winner != "winograd"  # the family is raced through its kernels
+        assert f"threads={fastconv.get_num_threads()}" in key and "x=(2, 8, 12, 12)" in key
+    assert dw.shape == w.shape
+    # a second call is served from the cache, and another shape adds an entry
+    fastconv.conv2d(x, w, b, padding=1)
+    assert fastconv.autotune_cache() == cache
+    fastconv.conv2d(x[:1], w, b, padding=1)
+    assert len(fastconv.autotune_cache()) == 4
+
+    path = tmp_path / "tune.json"
+    fastconv.save_autotune(path)
+    fastconv.clear_autotune()
+    assert fastconv.autotune_cache() == {}
+    fastconv.load_autotune(str(path))
+    assert len(fastconv.autotune_cache()) == 4 and cache.items() <= fastconv.autotune_cache().items()
+
+
+def test_autotune_uses_loaded_winner(autotune_on, rng, tmp_path, monkeypatch):
+    """A loaded entry is used as is: nothing is timed again."""
+    x, w, b, _ = _problem(rng, 1, 4, 8, 8, 4, 1)
+    plan = conv_mod._plan(x.shape, w.shape, 1, 1, 1, 1)
+    key = fastconv.autotune.problem_key(plan.params, "forward")
+    path = tmp_path / "tune.json"
+    path.write_text(json.dumps({"format": "fastconv-autotune-1", "entries": {key: "winograd_f2"}}))
+    fastconv.load_autotune(path)
+    calls = []
+    real = _core.conv2d_forward
+    monkeypatch.setattr(_core, "conv2d_forward", lambda name, *a: (calls.append(name), real(name, *a)))
+    fastconv.conv2d(x, w, b, padding=1)
+    assert calls == ["winograd_f2"]
+
+
+def test_load_autotune_rejects_bad_files(autotune_on, tmp_path):
+    bad = [
+        ("not json", "not JSON"),
+        (json.dumps([1, 2]), "not a fastconv autotune file"),
+        (json.dumps({"format": "fastconv-autotune-1", "entries": {"k": "magic"}}), "unknown algorithm 'magic'"),
+        (json.dumps({"format": "fastconv-autotune-1", "entries": {"k": "winograd"}}), "unknown algorithm"),
+    ]
+    for text, message in bad:
+        path = tmp_path / "bad.json"
+        path.write_text(text)
+        with pytest.raises(ValueError, match=message):
+            fastconv.load_autotune(path)
+    assert fastconv.autotune_cache() == {}
+    with pytest.raises(TypeError, match="enabled"):
+        fastconv.set_autotune(1)
+
+
+def test_autotune_off_uses_heuristic(rng):
+    assert not fastconv.get_autotune()
+    x, w, b, _ = _problem(rng, 1, 4, 8, 8, 4, 1)
+    before = fastconv.autotune_cache()
+    fastconv.conv2d(x, w, b, padding=1)
+    assert fastconv.autotune_cache() == before
