@@ -64,8 +64,15 @@ void bias_grad_nchw(const float* dy, int64_t N, int64_t C, int64_t HW, float* db
             double total = 0.0;
             for (int64_t n = 0; n < N; ++n) {
                 const float* plane = dy + (n * C + c) * HW;
+                // 16 independent partial sums: without them the adds form one serial dependency
+                // chain (4 cycles each) that the compiler may not reorder or vectorize.
+                float acc[16] = {};
+                int64_t i = 0;
+                for (; i + 16 <= HW; i += 16)
+                    for (int j = 0; j < 16; ++j) acc[j] += plane[i + j];
                 float s = 0.0f;
-                for (int64_t i = 0; i < HW; ++i) s += plane[i];
+                for (; i < HW; ++i) s += plane[i];
+                for (int j = 0; j < 16; ++j) s += acc[j];
                 total += s;
             }
             db[c] = float(total);
