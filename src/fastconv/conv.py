@@ -83,12 +83,13 @@ def _winograd_tiles(params, m: int) -> int:
 
 def _winograd_variant(params) -> str:
     """F(4x4) (36 multiplications per 4x4 output tile, against 16 per 2x2 tile for F(2x2)) except
-    where its transformed kernel, 36*K*C floats, is streamed from memory for only a few tiles, or
-    where 4x4 tiles would be mostly padding. Measured (2026-11-25_epyc2c_winograd.md, sweep): F(4x4)
-    is fastest on every 3x3 layer with C = K from 8 to 512 and 4 to 56 pixels, except C = K = 512 on
-    14x14 and smaller (38 MB kernel, at most 16 tiles: F(2x2) 1.2-2x faster)."""
+    where its transformed kernel, 36*K*C floats, is streamed for only a few tiles, or where 4x4
+    tiles would be mostly padding. Measured (2026-11-25_epyc2c_winograd.md, sweep, 1 thread):
+    F(4x4) is fastest on every 3x3 layer with C = K from 8 to 512 on 56x56, and with up to 64
+    channels on 4x4 to 14x14; with 256 or 512 channels on 14x14 and smaller (9.4 or 38 MB kernel,
+    at most 20 tiles) F(2x2) is 5-45% faster, 1.8x with 512 channels on 7x7 and smaller."""
     tiles4, tiles2 = _winograd_tiles(params, 4), _winograd_tiles(params, 2)
-    if 36 * 4 * params.K * params.C >= _CACHE_BYTES and tiles4 < 32:
+    if 36 * 4 * params.K * params.C >= _CACHE_BYTES // 2 and tiles4 < 32:
         return "winograd_f2"
     if 36 * tiles4 > 2 * 16 * tiles2:
         return "winograd_f2"
@@ -98,8 +99,10 @@ def _winograd_variant(params) -> str:
 def _winograd_pays(params) -> bool:
     """Whether Winograd beats direct and im2col on a problem it can run (see select_algorithm)."""
     cg, kg = params.C // params.groups, params.K // params.groups
-    if min(cg, kg) < 8 or cg * kg < 128:
+    if min(cg, kg) < 8:
         return False
+    if cg * 9 <= 160 and kg <= 16 and params.P * params.Q >= 2500:
+        return False  # direct's own domain (see select_algorithm) on a large image
     m = 4 if _winograd_variant(params) == "winograd_f4" else 2
     return not ((m + 2) ** 2 * 4 * params.K * params.C >= _CACHE_BYTES and _winograd_tiles(params, m) < 32)
 
@@ -230,9 +233,10 @@ def select_algorithm(params, pass_: str) -> str:
     _check_pass(pass_)
     cg, kg = params.C // params.groups, params.K // params.groups
     # 2026-11-25_epyc2c_winograd.md (sweep, forward and input gradient): on 3x3 stride-1 layers
-    # Winograd F(4x4) is 1.2-4x faster than im2col and direct once both channel counts are >= 8
-    # (C = K = 8 on 112x112 and C or K < 8 go to direct); it loses to im2col only when its
-    # transformed kernel (>= 16 MiB) is streamed for fewer than 32 tiles (C = K = 512 on 7x7).
+    # Winograd is 1.05-2.3x faster than direct and im2col once both channel counts are >= 8, except
+    # on large images with few channels (C = K = 8 or 16 on 56x56: direct by 7-70%), and except
+    # when its transformed kernel (>= 16 MiB) is streamed for fewer than 32 tiles (C = K = 512 on
+    # 7x7 and smaller: im2col by 1.4-1.6x over F(2x2)). C or K < 8 (first layers): direct/im2col.
     if pass_ != "weight" and _winograd_check(params) is None and _winograd_pays(params):
         return "winograd"
     # 2026-11-25_epyc2_conv.md: with few channels per group the GEMM is too thin to pay for the
