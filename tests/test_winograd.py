@@ -62,6 +62,9 @@ SHAPES = [
     (3, 17, 13, 10, 9, 0),
     (2, 64, 20, 20, 32, 1),
     (1, 130, 6, 7, 67, 1),
+    # >= 128 x 128 channels and few tiles: the three-phase schedule (all tiles, GEMMs split by position)
+    (2, 128, 6, 7, 129, 1),
+    (1, 160, 5, 5, 130, 2),
 ]
 
 
@@ -108,14 +111,13 @@ def test_random_shapes(shape, algo, seed):
 
 
 @pytest.mark.parametrize("algo", ALGOS)
-def test_thread_counts_agree(algo, rng, threads):
-    import fastconv
-
-    x, w, b, p = _problem(rng, 3, 9, 17, 15, 7, 1)
+@pytest.mark.parametrize("shape", [(3, 9, 17, 15, 7), (2, 128, 9, 9, 128)], ids=["blocked", "three-phase"])
+def test_thread_counts_agree(algo, shape, rng, threads):
+    x, w, b, p = _problem(rng, *shape, 1)
     outs = []
     for n in (1, 2, 3):
         fastconv.set_num_threads(n)
-        y = np.full((3, 7, p.P, p.Q), np.nan, np.float32)
+        y = np.full((shape[0], shape[4], p.P, p.Q), np.nan, np.float32)
         _core.conv2d_forward(algo, p, x, w, b, y)
         outs.append(y)
     assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])
