@@ -152,8 +152,8 @@ def check(pass_: str, algo: str, shape: Shape, x, w, b, dy) -> float:
     return relative_error(got, ref)
 
 
-def time_interleaved(fns: dict, repeat: int, warmup: int = 2) -> dict:
-    """Median seconds of each callable, calling them in turn (A, B, A, B, ...) after warm-up."""
+def time_interleaved(fns: dict, repeat: int, warmup: int = 2, stat=statistics.median) -> dict:
+    """`stat` (median) of each callable's seconds, calling them in turn (A, B, A, B, ...) after warm-up."""
     for _ in range(warmup):
         for f in fns.values():
             f()
@@ -163,10 +163,10 @@ def time_interleaved(fns: dict, repeat: int, warmup: int = 2) -> dict:
             t0 = time.perf_counter()
             f()
             times[k].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
+    return {k: stat(v) for k, v in times.items()}
 
 
-def bench_shape(shape: Shape, algos: list[str], passes: list[str], repeat: int, log=print) -> list[Row]:
+def bench_shape(shape: Shape, algos: list[str], passes: list[str], repeat: int, log=print, stat=statistics.median) -> list[Row]:
     """Check then time every requested algorithm ("auto" included) for each pass against torch."""
     x, w, b, dy, params = make_problem(shape)
     rows = []
@@ -189,7 +189,7 @@ def bench_shape(shape: Shape, algos: list[str], passes: list[str], repeat: int, 
         tf = torch_callable(pass_, shape, x, w, b, dy)
         if tf is not None:
             fns["torch"] = tf
-        med = time_interleaved(fns, repeat)
+        med = time_interleaved(fns, repeat, stat=stat)
         for algo in algos:
             if algo not in med:
                 continue
@@ -233,7 +233,7 @@ def machine_tag() -> str:
     return (m.group(1).lower().replace(" ", "") if m else platform.machine()) + f"{os.cpu_count()}c"
 
 
-def write_report(rows: list[Row], path: str, threads: int, command: str, repeat: int) -> None:
+def write_report(rows: list[Row], path: str, threads: int, command: str, repeat: int, stat: str = "median") -> None:
     try:
         import torch
 
@@ -246,7 +246,8 @@ def write_report(rows: list[Row], path: str, threads: int, command: str, repeat:
         "",
         f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
         f"- CPU: {info['cpu_model']} ({os.cpu_count()} logical CPUs), fastconv path {info['cpu_path']}",
-        f"- threads: {threads} (ours and torch), median of {repeat} interleaved rounds after warm-up",
+        f"- threads: {threads} (ours and torch), {stat} of {repeat} interleaved rounds after warm-up",
+        f"- load average at the end: {os.getloadavg()[0]:.1f} (machine shared: ratios are what counts)",
         f"- fastconv {info['version']} ({info['compiler']}), torch {torch_version}, numpy {np.__version__}",
         f"- command: `{command}`",
         "- check: relative error vs the float64 reference on the first images; algorithms above the bound are not timed",
@@ -279,6 +280,8 @@ def main(argv=None) -> int:
     ap.add_argument("--algos", default="", help="comma-separated: auto and/or algorithm names (default: auto + all registered)")
     ap.add_argument("--passes", default=",".join(PASSES), help="comma-separated subset of " + ",".join(PASSES))
     ap.add_argument("--repeat", type=int, default=15)
+    ap.add_argument("--stat", choices=["median", "min"], default="median",
+                    help="statistic over the rounds (min is steadier on a shared, busy machine)")
     ap.add_argument("--out", default="", help="report path (default benchmarks/results/<date>_<machine>_conv.md)")
     args = ap.parse_args(argv)
 
@@ -297,11 +300,11 @@ def main(argv=None) -> int:
     shapes = load_shapes(args.shapes_file, args.shapes.split(",") if args.shapes else None)
     rows = []
     for shape in shapes:
-        rows.extend(bench_shape(shape, algos, passes, args.repeat))
+        rows.extend(bench_shape(shape, algos, passes, args.repeat, stat=statistics.median if args.stat == "median" else min))
     for line in summarize(rows):
         print(line)
     out = args.out or os.path.join(HERE, "results", f"{datetime.date.today():%Y-%m-%d}_{machine_tag()}_conv.md")
-    write_report(rows, out, args.threads, "python3 " + " ".join([os.path.relpath(__file__)] + (argv or sys.argv[1:])), args.repeat)
+    write_report(rows, out, args.threads, "python3 " + " ".join([os.path.relpath(__file__)] + (argv or sys.argv[1:])), args.repeat, args.stat)
     print("wrote", out)
     return 0
 

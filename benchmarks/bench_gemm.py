@@ -13,6 +13,7 @@ benchmarks/results/<date>_<machine>_gemm.md.
 from __future__ import annotations
 
 import argparse
+import os
 import datetime
 import platform
 import shlex
@@ -30,19 +31,25 @@ SQUARE = [128, 256, 512, 1024, 2048]
 CONV = [(64, 3136, 576), (256, 196, 2304), (6, 200704, 25), (16, 25600, 150)]
 
 
-def median_seconds(fn_ours, fn_ref, min_time: float, max_repeats: int) -> tuple[float, float]:
-    """Median seconds of the two callables, timed alternately after one warm-up call each."""
+def median_seconds(fn_ours, fn_ref, min_time: float, max_repeats: int, clock=time.perf_counter,
+                   gap: float = 0.0) -> tuple[float, float]:
+    """Median seconds of the two callables, timed alternately after one warm-up call each, with an
+    untimed pause of `gap` seconds before each call so that the other library's worker threads,
+    which spin for a while after a call, have gone idle."""
     fn_ours(), fn_ref()
     ours, ref = [], []
     start = time.perf_counter()
     while len(ours) < max_repeats and (len(ours) < 5 or time.perf_counter() - start < min_time):
-        t0 = time.perf_counter()
+        time.sleep(gap)
+        t0 = clock()
         fn_ours()
-        t1 = time.perf_counter()
+        t1 = clock()
+        time.sleep(gap)
+        t2 = clock()
         fn_ref()
-        t2 = time.perf_counter()
+        t3 = clock()
         ours.append(t1 - t0)
-        ref.append(t2 - t1)
+        ref.append(t3 - t2)
     return float(np.median(ours)), float(np.median(ref))
 
 
@@ -68,6 +75,11 @@ def main() -> None:
     parser.add_argument("--max-repeats", type=int, default=50)
     parser.add_argument("--square", type=int, nargs="*", default=SQUARE, help="square sizes n")
     parser.add_argument("--no-conv", action="store_true", help="skip the conv-shaped products")
+    parser.add_argument("--gap", type=float, default=0.0,
+                        help="untimed pause before each call, seconds (lets the other side's spinning threads go idle)")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="cpu: time 1-thread cases by the calling thread's CPU time, which time slices "
+                        "lost to other processes on a shared machine do not inflate (multi-thread cases stay wall)")
     parser.add_argument("--out", type=Path, default=None, help="result file (default: benchmarks/results/...)")
     args = parser.parse_args()
 
@@ -93,8 +105,10 @@ def main() -> None:
                 out = np.empty((m, n), np.float32)
                 out_np = np.empty((m, n), np.float32)
                 err = check(m, n, k, a, b, out)
+                clock = time.thread_time if args.clock == "cpu" and threads == 1 else time.perf_counter
                 t_ours, t_np = median_seconds(lambda: fastconv.gemm(a, b, out=out),
-                                              lambda: np.matmul(a, b, out=out_np), args.min_time, args.max_repeats)
+                                              lambda: np.matmul(a, b, out=out_np), args.min_time, args.max_repeats,
+                                              clock, args.gap)
                 flops = 2.0 * m * n * k
                 g_ours, g_np = flops / t_ours * 1e-9, flops / t_np * 1e-9
                 rows.append((threads, (m, n, k), t_ours, g_ours, g_np, err))
@@ -118,8 +132,11 @@ def main() -> None:
         f"- numpy {np.__version__}, BLAS: {'; '.join(blas) or 'unknown'}",
         f"- threads: {', '.join(map(str, args.threads))}; FMA peak (best of the measurements before and after): "
         + ", ".join(f"{peaks[t]:.1f} GFLOP/s with {t}" for t in args.threads),
-        f"- median of alternating repeats after one warm-up, at least {args.min_time} s per case; "
-        "% of peak uses the peak of the same thread count",
+        f"- median of alternating repeats after one warm-up, at least {args.min_time} s per case, "
+        f"{args.gap * 1e3:g} ms untimed pause before each call; "
+        "% of peak uses the peak of the same thread count; clock: "
+        + ("wall" if args.clock == "wall" else "CPU time of the calling thread for 1 thread, wall otherwise"),
+        f"- load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs",
         f"- command: `{command}`",
         "",
         *table,

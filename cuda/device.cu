@@ -44,7 +44,7 @@ void cuda_saxpy_host(int64_t n, float alpha, const float* x, float* y) {
         FASTCONV_CUDA_CHECK(cudaMemcpy(dx, x, bytes, cudaMemcpyHostToDevice));
         FASTCONV_CUDA_CHECK(cudaMemcpy(dy, y, bytes, cudaMemcpyHostToDevice));
         const int threads = 256;
-        saxpy_kernel<<<unsigned((n + threads - 1) / threads), threads>>>(n, alpha, dx, dy);
+        FASTCONV_LAUNCH(unsigned((n + threads - 1) / threads), threads, saxpy_kernel)(n, alpha, dx, dy);
         FASTCONV_CUDA_CHECK_LAUNCH();
         FASTCONV_CUDA_CHECK(cudaMemcpy(y, dy, bytes, cudaMemcpyDeviceToHost));
     } catch (...) {

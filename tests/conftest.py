@@ -10,7 +10,9 @@ def pytest_collection_modifyitems(config, items):
     reason = "no CUDA device: " + ("module built but no GPU/driver" if fastconv.cuda.is_compiled() else "built without CUDA")
     skip = pytest.mark.skip(reason=reason)
     for item in items:
-        if "cuda" in item.keywords:
+        # The marker itself, not item.keywords: keywords also hold directory and file names
+        # (a checkout in a folder named "cuda" would skip every test).
+        if item.get_closest_marker("cuda") is not None:
             item.add_marker(skip)
 
 

@@ -70,6 +70,8 @@ CASES = [
     (2, 6, 7, 7, 6, 3, 3, 1, 1, 1, 6),  # depthwise
     (2, 8, 9, 9, 16, 1, 1, 1, 0, 1, 1),  # 1x1: pure GEMM path
     (2, 8, 9, 9, 4, 1, 1, 2, 0, 1, 1),  # 1x1 strided: unfold path
+    (1, 1024, 24, 24, 3, 1, 1, 1, 0, 1, 1),  # 1x1 with many channels: GEMM in column blocks (forward)
+    (1, 3, 24, 24, 1024, 1, 1, 1, 0, 1, 1),  # ... (input gradient)
     (2, 3, 5, 5, 2, 5, 5, 1, 0, 1, 1),  # kernel == input
     (1, 2, 1, 1, 3, 1, 1, 1, 0, 1, 1),  # 1x1 image
     (3, 2, 6, 6, 3, 2, 2, 5, 0, 1, 1),  # stride > kernel
@@ -213,6 +215,19 @@ def test_workspace_limit_chunks(rng, threads):
                 assert relative_error(dx, conv2d_input_grad_ref(x.shape, w, dy, padding=(1, 1))) <= 1e-5
                 dw = fastconv.grad.conv2d_weight(x, w.shape, dy, algo="im2col", **kw)
                 assert relative_error(dw, conv2d_weight_grad_ref(x, w.shape, dy, padding=(1, 1))) <= 1e-5
+    finally:
+        fastconv.set_workspace_limit(saved)
+
+
+def test_direct_weight_grad_under_small_limit(rng):
+    """direct's weight gradient switches to one partial per weight when 8 would pass the limit."""
+    saved = fastconv.get_workspace_limit()
+    try:
+        fastconv.set_workspace_limit(1 << 20)
+        x, w, _ = make_problem(rng, 2, 64, 5, 6, 64, 3, 3)  # 36864 weights x 8 x 4 B > 1 MiB
+        dy = rng.standard_normal((2, 64, 3, 4), dtype=np.float32)
+        dw = fastconv.grad.conv2d_weight(x, w.shape, dy, algo="direct")
+        assert relative_error(dw, conv2d_weight_grad_ref(x, w.shape, dy)) <= 1e-5
     finally:
         fastconv.set_workspace_limit(saved)
 

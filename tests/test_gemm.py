@@ -121,6 +121,17 @@ def test_strided_views(rng, m, n, k):
         np.testing.assert_array_equal(b, b0)
 
 
+def test_broadcast_inputs(rng):
+    """Zero strides (np.broadcast_to) are valid read-only inputs."""
+    row = rng.standard_normal((1, 300)).astype(np.float32)
+    col = rng.standard_normal((300, 1)).astype(np.float32)
+    for m, n in [(6, 40), (50, 17)]:
+        a = np.broadcast_to(row, (m, 300))
+        b = np.broadcast_to(col, (300, n))
+        check(fastconv.gemm(a, b), ref_gemm(a, b), 300)
+        check(fastconv.gemm(b, a, trans_a=True, trans_b=True), ref_gemm(b, a, True, True), 300)
+
+
 @pytest.mark.parametrize("layout", ["fortran", "sliced", "negative", "both_strided"])
 @pytest.mark.parametrize("m,n,k", [(7, 17, 5), (40, 90, 300), (6, 700, 25)])
 def test_strided_out(rng, m, n, k, layout):

@@ -58,6 +58,9 @@ def run_kernels(x, kernel, stride, padding, ceil_mode, count_include_pad=True):
     y = nan_filled((p.N, p.C, p.P, p.Q))
     idx = nan_filled((p.N, p.C, p.P, p.Q), np.int64)
     _core.max_pool2d_forward(p, x, y, idx)
+    y_only = nan_filled((p.N, p.C, p.P, p.Q))
+    _core.max_pool2d_forward(p, x, y_only, None)  # the loop without index tracking
+    np.testing.assert_array_equal(y_only, y)
     y_avg = nan_filled((p.N, p.C, p.P, p.Q))
     _core.avg_pool2d_forward(p, x, y_avg)
     return p, y, idx, y_avg
@@ -166,7 +169,8 @@ def test_empty_batch():
 
 
 def test_threads_agree(rng, threads):
-    x = rng.standard_normal((3, 5, 23, 30)).astype(np.float32)
+    # Large enough (> 2^15 elements) that the kernels split the work across threads.
+    x = rng.standard_normal((4, 8, 33, 40)).astype(np.float32)
     results = []
     for n in (1, 2, 3):
         fastconv.set_num_threads(n)
@@ -175,6 +179,13 @@ def test_threads_agree(rng, threads):
     for other in results[1:]:
         for a, b in zip(results[0], other):
             np.testing.assert_array_equal(a, b)
+    y_ref, idx_ref = max_pool2d_ref(x, (3, 3), (2, 2), (1, 1))
+    np.testing.assert_array_equal(results[0][1], idx_ref)
+    # An out-of-range index found by a worker thread still becomes a ValueError.
+    bad = results[0][1].copy()
+    bad[-1, -1, -1, -1] = x.shape[2] * x.shape[3]
+    with pytest.raises(ValueError, match="indices: value"):
+        fastconv.grad.max_pool2d(results[0][0], bad, x.shape)
 
 
 def test_portable_path_matches_reference():

@@ -43,6 +43,8 @@ inline const float* data(const py::array& a) { return static_cast<const float*>(
 void bind_common(py::module_& m);
 void bind_gemm(py::module_& m);
 void bind_conv(py::module_& m);
+void bind_nn(py::module_& m);
+void bind_kmax(py::module_& m);
 void bind_fft(py::module_& m);
 void bind_pool(py::module_& m);
 

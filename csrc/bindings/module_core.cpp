@@ -40,6 +40,8 @@ PYBIND11_MODULE(_core, m) {
     fb::bind_common(m);
     fb::bind_gemm(m);
     fb::bind_conv(m);
+    fb::bind_kmax(m);
     fb::bind_fft(m);
     fb::bind_pool(m);
+    fb::bind_nn(m);
 }

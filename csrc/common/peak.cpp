@@ -1,11 +1,6 @@
 #include "common/peak.h"
 
-#include <omp.h>
-
-#include <atomic>
-
 #include "common/cpu_features.h"
-#include "common/parallel.h"
 
 namespace fastconv {
 
@@ -29,19 +24,8 @@ double fma_peak_gflops(int64_t iterations, int repeats) {
 #if !defined(FASTCONV_NO_AVX2)
     if (use_avx2()) return fma_peak_gflops_avx2(iterations, repeats);
 #endif
-    const int threads = get_num_threads();
-    std::atomic<float> sink{0.0f};
-    double best = 0.0;
-    for (int r = 0; r < repeats; ++r) {
-        const double t0 = omp_get_wtime();
-        parallel_for(threads, [&](long long begin, long long end) {
-            for (long long t = begin; t < end; ++t) sink.store(mul_add_chains(iterations, float(t)));
-        });
-        const double seconds = omp_get_wtime() - t0;
-        const double flops = double(threads) * double(iterations) * 48 * 2.0;
-        if (seconds > 0.0 && flops / seconds > best) best = flops / seconds;
-    }
-    return best * 1e-9;
+    return peak_gflops_of([](int64_t n, float seed) { return mul_add_chains(n, seed); },
+                          double(iterations) * 48 * 2.0, iterations, repeats);
 }
 
 }  // namespace fastconv

@@ -1,11 +1,7 @@
 // FP32 FMA peak: 12 independent 8-wide FMA chains per thread (two FMA pipes x 4-cycle latency need
 // at least 8 in flight; 12 leave slack), 16 FLOP per FMA, timed with every configured thread busy.
 #include <immintrin.h>
-#include <omp.h>
 
-#include <atomic>
-
-#include "common/parallel.h"
 #include "common/peak.h"
 
 namespace fastconv {
@@ -31,19 +27,8 @@ float fma_chains(int64_t iterations, float seed) {
 }  // namespace
 
 double fma_peak_gflops_avx2(int64_t iterations, int repeats) {
-    const int threads = get_num_threads();
-    std::atomic<float> sink{0.0f};  // keeps the chains' results alive
-    double best = 0.0;
-    for (int r = 0; r < repeats; ++r) {
-        const double t0 = omp_get_wtime();
-        parallel_for(threads, [&](long long begin, long long end) {
-            for (long long t = begin; t < end; ++t) sink.store(fma_chains(iterations, float(t)));
-        });
-        const double seconds = omp_get_wtime() - t0;
-        const double flops = double(threads) * double(iterations) * kChains * 16.0;
-        if (seconds > 0.0 && flops / seconds > best) best = flops / seconds;
-    }
-    return best * 1e-9;
+    return peak_gflops_of([](int64_t n, float seed) { return fma_chains(n, seed); },
+                          double(iterations) * kChains * 16.0, iterations, repeats);
 }
 
 }  // namespace fastconv

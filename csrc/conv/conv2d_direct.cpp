@@ -84,6 +84,17 @@ void kvec_tile_portable(const KvecTileArgs& a, int KV, int PB) {
         for (int k = 0; k < a.kvalid; ++k) a.out[k * a.out_kstride + a.pos_out[p]] = acc[p * kb + k];
 }
 
+void kvec_reduce_portable(const KvecReduceArgs& a, int KV, int TB) {
+    for (int t = 0; t < a.tvalid; ++t) {
+        float* o = a.acc + t * a.acc_tstride;
+        for (int64_t pos = 0; pos < a.npos; ++pos) {
+            const float x = a.in[a.pos_in[pos] + a.taps[t]];
+            const float* d = a.dyT + pos * a.ldk;
+            for (int k = 0; k < 8 * KV; ++k) o[k] += d[k] * x;
+        }
+    }
+}
+
 }  // namespace direct
 
 namespace {
@@ -160,22 +171,51 @@ CorrShape choose_corr_shape(int64_t kout, int64_t rows, int64_t cols, int64_t st
     return best;
 }
 
-// Reduction-tile shape (KB gradient channels x TB taps, 12 accumulators).
+// Reduction tile of the weight gradient, one of two kinds (same cost model as the correlation):
+//  - width tiles: KB channels x TB taps, 8-wide over output columns (ReduceTileArgs);
+//  - channel-vector tiles (kvec): 8 * KV channels x TB taps, over output positions (KvecReduceArgs).
 struct ReduceShape {
-    int KB = 1, TB = 12;
+    bool kvec = false;
+    int KB = 1, TB = 12, KV = 1;
     direct::ReduceTileFn avx2 = nullptr;
+    direct::KvecReduceFn kvec_avx2 = nullptr;
     void run(const ReduceTileArgs& a) const {
         if (avx2)
             avx2(a);
         else
             direct::reduce_tile_portable(a, KB, TB);
     }
+    void run(const direct::KvecReduceArgs& a) const {
+        if (kvec_avx2)
+            kvec_avx2(a);
+        else
+            direct::kvec_reduce_portable(a, KV, TB);
+    }
 };
 
-ReduceShape choose_reduce_shape(int64_t kout) {
-    ReduceShape s = kout >= 3 ? ReduceShape{3, 4} : kout == 2 ? ReduceShape{2, 6} : ReduceShape{1, 12};
-    if (use_avx2()) s.avx2 = direct::reduce_tile_avx2(s.KB, s.TB);
-    return s;
+// Width tiles: KB = 3, 2, 1 (all registers: KB gradient vectors + 12 accumulators + 1 input).
+ReduceShape choose_reduce_shape(int64_t kout, int64_t rows, int64_t cols, int64_t taps) {
+    ReduceShape best;
+    double best_cost = 1e300;
+    auto consider = [&](const ReduceShape& s, double tiles, double steps, int acc, int loads) {
+        const double cost = tiles * steps * std::max({acc / 2.0, loads / 2.0, 4.0});
+        if (cost < best_cost) best_cost = cost, best = s;
+    };
+    for (auto [kb, tb] : {std::pair{3, 4}, std::pair{2, 6}, std::pair{1, 12}}) {
+        ReduceShape s;
+        s.KB = kb, s.TB = tb;
+        consider(s, double(ceil_div(kout, kb) * ceil_div(taps, tb)), double(rows * ceil_div(cols, 8)), kb * tb, kb + tb);
+    }
+    for (auto [kv, tb] : {std::pair{1, 12}, std::pair{2, 6}, std::pair{3, 4}}) {
+        ReduceShape s;
+        s.kvec = true, s.KV = kv, s.TB = tb;
+        consider(s, double(ceil_div(kout, 8 * kv) * ceil_div(taps, tb)), double(rows * cols), kv * tb, kv + tb);
+    }
+    if (use_avx2()) {
+        best.avx2 = best.kvec ? nullptr : direct::reduce_tile_avx2(best.KB, best.TB);
+        best.kvec_avx2 = best.kvec ? direct::kvec_reduce_avx2(best.KV, best.TB) : nullptr;
+    }
+    return best;
 }
 
 // Zero-padded, column-phase-split copy of one image's channels [c0, c0 + channels) (see the file
@@ -219,12 +259,14 @@ struct ForwardPacking {
                     std::memset(d + p.pad_w + n, 0, sizeof(float) * (ld - p.pad_w - n));
                     continue;
                 }
-                for (int64_t f = 0; f < sw; ++f) {
+                for (int64_t f = 0; f < sw; ++f) {  // phase f: dp[i] = srow[i*sw + f - pw] inside the row
                     float* dp = d + f * phase_width;
-                    for (int64_t i = 0; i < phase_width; ++i) {
-                        const int64_t col = i * sw + f - p.pad_w;
-                        dp[i] = (col >= 0 && col < p.W) ? srow[col] : 0.0f;
-                    }
+                    const int64_t lo = std::min(phase_width, f >= p.pad_w ? 0 : ceil_div(p.pad_w - f, sw));
+                    const int64_t hi = std::max(lo, std::min(phase_width, ceil_div(p.W + p.pad_w - f, sw)));
+                    std::fill(dp, dp + lo, 0.0f);
+                    const float* sp = srow + lo * sw + f - p.pad_w;
+                    for (int64_t i = lo; i < hi; ++i, sp += sw) dp[i] = *sp;
+                    std::fill(dp + hi, dp + phase_width, 0.0f);
                 }
             }
         }
@@ -467,6 +509,74 @@ void conv2d_direct_backward_input(const Conv2dParams& p, const float* dy, const 
     });
 }
 
+namespace {
+
+// Weight gradient with channel-vector tiles: grad_output transposed per image to [position][channel]
+// so 8 channels load as one vector; per-thread partials acc[g][c][tap][channel] are added at the end.
+void direct_weight_grad_kvec(const Conv2dParams& p, ReduceShape shape, const float* x, const float* dy, float* dw) {
+    if (!shape.kvec) {
+        shape = ReduceShape{};
+        shape.kvec = true, shape.KV = 2, shape.TB = 6;
+        if (use_avx2()) shape.kvec_avx2 = direct::kvec_reduce_avx2(shape.KV, shape.TB);
+    }
+    const int64_t P = p.P(), Q = p.Q(), G = p.groups, Cg = p.C_per_group(), Kg = p.K_per_group(), RS = p.R * p.S;
+    const int64_t KB = 8 * shape.KV, TB = shape.TB, ldk = ceil_div(Kg, KB) * KB, PQ = P * Q;
+    const ForwardPacking pk(p, Q);
+    std::vector<int64_t> taps = pk.taps(p);
+    taps.resize(ceil_div(RS, TB) * TB, taps.back());
+    std::vector<int64_t> pos_in(PQ);
+    for (int64_t pos = 0; pos < PQ; ++pos) pos_in[pos] = (pos / Q) * p.stride_h * pk.ld + pos % Q;
+    const int64_t accn = G * Cg * RS * ldk;
+    const int threads = int(std::min<int64_t>(region_threads(), p.N));
+    std::vector<float*> partial(threads, nullptr);
+    parallel_ranges(p.N, threads, [&](int t, int64_t begin, int64_t end) {
+        float* acc = thread_scratch(2, size_t(accn));
+        partial[t] = acc;
+        std::fill(acc, acc + accn, 0.0f);
+        float* xp = thread_scratch(0, size_t(Cg * pk.plane));
+        float* dyT = thread_scratch(3, size_t(PQ * ldk));
+        direct::KvecReduceArgs a{};
+        a.ldk = ldk;
+        a.npos = PQ;
+        a.pos_in = pos_in.data();
+        a.acc_tstride = ldk;
+        for (int64_t n = begin; n < end; ++n)
+            for (int64_t g = 0; g < G; ++g) {
+                pk.pack(p, x + (n * p.C + g * Cg) * p.H * p.W, Cg, xp);
+                const float* src = dy + (n * p.K + g * Kg) * PQ;
+                for (int64_t pos = 0; pos < PQ; ++pos) {
+                    float* d = dyT + pos * ldk;
+                    for (int64_t k = 0; k < Kg; ++k) d[k] = src[k * PQ + pos];
+                    std::fill(d + Kg, d + ldk, 0.0f);
+                }
+                for (int64_t k0 = 0; k0 < Kg; k0 += KB) {
+                    a.dyT = dyT + k0;
+                    for (int64_t c = 0; c < Cg; ++c) {
+                        a.in = xp + c * pk.plane;
+                        for (int64_t t0 = 0; t0 < RS; t0 += TB) {
+                            a.taps = taps.data() + t0;
+                            a.tvalid = int(std::min(TB, RS - t0));
+                            a.acc = acc + ((g * Cg + c) * RS + t0) * ldk + k0;
+                            shape.run(a);
+                        }
+                    }
+                }
+            }
+    });
+    parallel_for(G * Kg, [&](int64_t begin, int64_t end) {
+        for (int64_t gk = begin; gk < end; ++gk) {
+            const int64_t g = gk / Kg, k = gk % Kg;
+            for (int64_t ct = 0; ct < Cg * RS; ++ct) {
+                float s = 0.0f;
+                for (const float* acc : partial) s += acc[(g * Cg * RS + ct) * ldk + k];
+                dw[gk * Cg * RS + ct] = s;
+            }
+        }
+    });
+}
+
+}  // namespace
+
 void conv2d_direct_backward_weight(const Conv2dParams& p, const float* x, const float* dy, float* dw) {
     const int64_t P = p.P(), Q = p.Q(), G = p.groups, Cg = p.C_per_group(), Kg = p.K_per_group(), RS = p.R * p.S;
     const int64_t wn = p.weight_numel();
@@ -474,7 +584,14 @@ void conv2d_direct_backward_weight(const Conv2dParams& p, const float* x, const 
         std::fill(dw, dw + wn, 0.0f);
         return;
     }
-    const ReduceShape shape = choose_reduce_shape(Kg);
+    const ReduceShape shape = choose_reduce_shape(Kg, P, Q, RS);
+    // Width tiles keep 8 partial sums per weight and thread; past the workspace limit use the
+    // channel-vector tiles, whose partials are one float per weight.
+    const bool too_big = wn * 8 * int64_t(sizeof(float)) > get_workspace_limit();
+    if (shape.kvec || too_big) {
+        direct_weight_grad_kvec(p, shape, x, dy, dw);
+        return;
+    }
     const int64_t KB = shape.KB, TB = shape.TB, vecs = ceil_div(Q, 8), ldq = 8 * vecs;
     const ForwardPacking pk(p, ldq);
     std::vector<int64_t> taps = pk.taps(p);

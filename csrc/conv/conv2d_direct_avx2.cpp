@@ -162,6 +162,40 @@ void kvec_tile(const KvecTileArgs& a) {
         }
 }
 
+template <int KV, int TB>
+void kvec_reduce(const KvecReduceArgs& a) {
+    __m256 acc[KV][TB];
+#pragma GCC unroll 4
+    for (int v = 0; v < KV; ++v)
+#pragma GCC unroll 12
+        for (int t = 0; t < TB; ++t) acc[v][t] = _mm256_setzero_ps();
+    int64_t taps[TB];
+#pragma GCC unroll 12
+    for (int t = 0; t < TB; ++t) taps[t] = a.taps[t];
+    for (int64_t pos = 0; pos < a.npos; ++pos) {
+        const float* d = a.dyT + pos * a.ldk;
+        const float* x = a.in + a.pos_in[pos];
+        __m256 dv[KV];
+#pragma GCC unroll 4
+        for (int v = 0; v < KV; ++v) dv[v] = _mm256_loadu_ps(d + 8 * v);
+#pragma GCC unroll 12
+        for (int t = 0; t < TB; ++t) {
+            const __m256 xb = _mm256_broadcast_ss(x + taps[t]);
+#pragma GCC unroll 4
+            for (int v = 0; v < KV; ++v) acc[v][t] = _mm256_fmadd_ps(dv[v], xb, acc[v][t]);
+        }
+    }
+#pragma GCC unroll 12
+    for (int t = 0; t < TB; ++t) {
+        if (t >= a.tvalid) continue;
+#pragma GCC unroll 4
+        for (int v = 0; v < KV; ++v) {
+            float* o = a.acc + t * a.acc_tstride + 8 * v;
+            _mm256_storeu_ps(o, _mm256_add_ps(_mm256_loadu_ps(o), acc[v][t]));
+        }
+    }
+}
+
 // The shapes the driver may ask for (direct::tile_shapes in conv2d_direct.cpp): KB in
 // {1, 2, 3, 4, 6, 12} with KB * QV <= 12, and IB either 1 or (12 / QV) / KB.
 template <int QV, int KB>
@@ -206,6 +240,13 @@ KvecTileFn kvec_tile_avx2(int KV, int PB) {
     if (KV == 1 && PB == 12) return &kvec_tile<1, 12>;
     if (KV == 2 && PB == 6) return &kvec_tile<2, 6>;
     if (KV == 3 && PB == 4) return &kvec_tile<3, 4>;
+    return nullptr;
+}
+
+KvecReduceFn kvec_reduce_avx2(int KV, int TB) {
+    if (KV == 1 && TB == 12) return &kvec_reduce<1, 12>;
+    if (KV == 2 && TB == 6) return &kvec_reduce<2, 6>;
+    if (KV == 3 && TB == 4) return &kvec_reduce<3, 4>;
     return nullptr;
 }
 

@@ -64,6 +64,22 @@ struct KvecTileArgs {
 };
 using KvecTileFn = void (*)(const KvecTileArgs&);
 
+// Channel-vectorised reduction tile (weight gradient of narrow outputs): for 8 * KV channels and
+// TB taps, acc[t * acc_tstride + k] += sum_pos dyT[pos][k] * in[pos_in[pos] + tap[t]], where dyT is
+// grad_output transposed to [position][channel] (zero beyond the valid channels).
+struct KvecReduceArgs {
+    const float* dyT;
+    int64_t ldk;              // floats per position in dyT
+    int64_t npos;
+    const float* in;          // packed input of one channel
+    const int64_t* pos_in;    // npos offsets
+    const int64_t* taps;      // TB tap offsets (last one repeated to pad)
+    float* acc;
+    int64_t acc_tstride;
+    int tvalid;
+};
+using KvecReduceFn = void (*)(const KvecReduceArgs&);
+
 // Register-tile shapes: KB * IB * QV <= 12 accumulators (QV in 1..4); KB * TB <= 12 for reductions.
 constexpr int kMaxAcc = 12;
 
@@ -71,10 +87,12 @@ constexpr int kMaxAcc = 12;
 CorrTileFn corr_tile_avx2(int KB, int IB, int QV);
 ReduceTileFn reduce_tile_avx2(int KB, int TB);
 KvecTileFn kvec_tile_avx2(int KV, int PB);  // (1, 12), (2, 6), (3, 4)
+KvecReduceFn kvec_reduce_avx2(int KV, int TB);  // (1, 12), (2, 6), (3, 4)
 
 // Portable versions (any shape within the limits above).
 void corr_tile_portable(const CorrTileArgs&, int KB, int IB, int QV);
 void reduce_tile_portable(const ReduceTileArgs&, int KB, int TB);
 void kvec_tile_portable(const KvecTileArgs&, int KV, int PB);
+void kvec_reduce_portable(const KvecReduceArgs&, int KV, int TB);
 
 }  // namespace fastconv::direct

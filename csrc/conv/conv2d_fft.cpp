@@ -18,7 +18,6 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
-#include <mutex>
 #include <stdexcept>
 #include <vector>
 
@@ -259,55 +258,55 @@ void conv2d_fft_backward_weight(const Conv2dParams& p, const float* x, const flo
     const int64_t C = p.C, K = p.K, CB = ceil_div(C, L), KB8 = ceil_div(K, L);
     const int64_t P = p.P(), Q = p.Q();
     const int64_t per_image = t.tiles_h * t.tiles_w, tiles = p.N * per_image;
-    const size_t acc_floats = size_t(F * K * CB * PT);
-    // Tiles per multiply-accumulate call: their spectra (~512 KiB) stay in L2 while the
-    // accumulator streams once.
-    const int64_t nb = std::clamp<int64_t>((int64_t(128) << 10) / ((CB + KB8) * F * PT), 1, 16);
+    // The spectra of a chunk of tiles are stored, then reduced frequency by frequency with the
+    // accumulators in registers. A chunk of ~8 MiB stays in L3 between the two phases.
+    const int64_t per_tile = (CB + KB8) * F * PT;
+    const int64_t chunk = std::clamp<int64_t>((int64_t(2) << 20) / per_tile, 1, tiles);
+    float* A = thread_scratch(0, size_t(F * K * CB * PT));  // [f][k][cb] points: lanes = 8 channels
+    float* spectra = thread_scratch(5, size_t(chunk * per_tile));
+    std::memset(A, 0, size_t(F * K * CB * PT) * sizeof(float));
     const auto& fk = fft_kernels();
     const auto& ck = conv_kernels();
 
-    std::mutex mutex;
-    std::vector<const float*> accumulators;  // one per thread that took part
-    parallel_for(ceil_div(tiles, nb), [&](long long c0, long long c1) {
-        float* tile = thread_scratch(1, plan.tile_floats());
-        float* X = thread_scratch(2, size_t(nb * CB * F * PT));
-        float* DY = thread_scratch(3, size_t(nb * KB8 * F * PT));
-        float* work = thread_scratch(4, plan.work_floats());
-        float* A = thread_scratch(5, acc_floats);
-        std::memset(A, 0, acc_floats * sizeof(float));
-        {
-            std::lock_guard<std::mutex> lock(mutex);
-            accumulators.push_back(A);
-        }
-        for (long long chunk = c0; chunk < c1; ++chunk) {
-            const int64_t b0 = chunk * nb, count = std::min(nb, tiles - b0);
-            for (int64_t bi = 0; bi < count; ++bi) {
-                const int64_t b = b0 + bi, n = b / per_image, r = b % per_image;
+    for (int64_t b0 = 0; b0 < tiles; b0 += chunk) {
+        const int64_t count = std::min(chunk, tiles - b0);
+        float* X = spectra;                      // [b][cb][f]
+        float* DY = spectra + count * CB * F * PT;  // [b][kb][f]
+        parallel_for(count * (CB + KB8), [&](long long j0, long long j1) {
+            float* tile = thread_scratch(1, plan.tile_floats());
+            float* work = thread_scratch(4, plan.work_floats());
+            for (long long j = j0; j < j1; ++j) {
+                const int64_t bi = j / (CB + KB8), g = j % (CB + KB8), b = b0 + bi;
+                const int64_t n = b / per_image, r = b % per_image;
                 const int64_t p0 = r / t.tiles_w * t.O1, q0 = r % t.tiles_w * t.O2;
-                int64_t xy[L], xx[L], dyy[L], dyx[L];
-                std::fill(xy, xy + L, p0 - p.pad_h);
-                std::fill(xx, xx + L, q0 - p.pad_w);
-                std::fill(dyy, dyy + L, p0);
-                std::fill(dyx, dyx + L, q0);
                 const float* src[L];
-                for (int64_t cb = 0; cb < CB; ++cb) {
-                    for (int l = 0; l < L; ++l)
-                        src[l] = cb * L + l < C ? x + (n * C + cb * L + l) * p.H * p.W : nullptr;
-                    ck.gather(src, xy, xx, p.H, p.W, t.T1, t.T2, t.T1, t.T2, tile);
-                    fk.tile_r2c(plan, tile, t.T1, X + (bi * CB + cb) * F * PT, work);
-                }
-                for (int64_t kb = 0; kb < KB8; ++kb) {
-                    for (int l = 0; l < L; ++l)
+                int64_t oy[L], ox[L];
+                if (g < CB) {  // input tile of 8 channels
+                    for (int l = 0; l < L; ++l) {
+                        src[l] = g * L + l < C ? x + (n * C + g * L + l) * p.H * p.W : nullptr;
+                        oy[l] = p0 - p.pad_h;
+                        ox[l] = q0 - p.pad_w;
+                    }
+                    ck.gather(src, oy, ox, p.H, p.W, t.T1, t.T2, t.T1, t.T2, tile);
+                    fk.tile_r2c(plan, tile, t.T1, X + (bi * CB + g) * F * PT, work);
+                } else {  // output-gradient tile of 8 channels, zero beyond O1 x O2
+                    const int64_t kb = g - CB;
+                    for (int l = 0; l < L; ++l) {
                         src[l] = kb * L + l < K ? dy + (n * K + kb * L + l) * P * Q : nullptr;
-                    ck.gather(src, dyy, dyx, P, Q, t.T1, t.T2, t.O1, t.O2, tile);
+                        oy[l] = p0;
+                        ox[l] = q0;
+                    }
+                    ck.gather(src, oy, ox, P, Q, t.T1, t.T2, t.O1, t.O2, tile);
                     fk.tile_r2c(plan, tile, t.O1, DY + (bi * KB8 + kb) * F * PT, work);
                 }
             }
-            ck.mac_wgrad(F, int(count), int(K), int(CB), X, DY, A);
-        }
-    });
+        });
+        parallel_for(F, [&](long long f0, long long f1) {
+            ck.mac_wgrad(F, f0, f1, int(count), int(K), int(CB), X, DY, A);
+        });
+    }
 
-    // Sum the per-thread accumulators, inverse transform, keep the first R x S points.
+    // Inverse transform of each (k, 8 channels) spectrum; keep the first R x S points.
     const float scale = 1.0f / (float(t.T1) * float(t.T2));
     parallel_for(K * CB, [&](long long j0, long long j1) {
         float* tile = thread_scratch(1, plan.tile_floats());
@@ -317,12 +316,8 @@ void conv2d_fft_backward_weight(const Conv2dParams& p, const float* x, const flo
         for (long long j = j0; j < j1; ++j) {
             const int64_t k = j / CB, cb = j % CB;
             for (int64_t f = 0; f < F; ++f) {
-                float* s = sp + f * PT;
-                const size_t at = size_t(((f * K + k) * CB + cb) * PT);
-                for (int i = 0; i < PT; ++i) s[i] = accumulators[0][at + i];
-                for (size_t a = 1; a < accumulators.size(); ++a)
-                    for (int i = 0; i < PT; ++i) s[i] += accumulators[a][at + i];
-                for (int i = 0; i < PT; ++i) s[i] *= scale;
+                const float* a = A + ((f * K + k) * CB + cb) * PT;
+                for (int i = 0; i < PT; ++i) sp[f * PT + i] = a[i] * scale;
             }
             fk.tile_c2r(plan, sp, 0, int(p.R), tile, work);
             float* dst[L];

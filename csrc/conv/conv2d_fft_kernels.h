@@ -35,61 +35,51 @@ static inline void transpose8(__m256* r) {
 }
 #endif
 
-// out[x][l] = line_l[x] for x < n (8 rows -> lane layout) and its inverse.
-static inline void lines_to_lanes(const float* const* line, int n, float* out) {
-    int x = 0;
-#ifdef __AVX2__
-    for (; x + 8 <= n; x += 8) {
-        __m256 r[8];
-        for (int l = 0; l < 8; ++l) r[l] = _mm256_loadu_ps(line[l] + x);
-        transpose8(r);
-        for (int j = 0; j < 8; ++j) _mm256_storeu_ps(out + (x + j) * L, r[j]);
-    }
-#endif
-    for (; x < n; ++x)
-        for (int l = 0; l < L; ++l) out[x * L + l] = line[l][x];
-}
-static inline void lanes_to_lines(const float* in, int n, float* const* line) {
-    int x = 0;
-#ifdef __AVX2__
-    for (; x + 8 <= n; x += 8) {
-        __m256 r[8];
-        for (int j = 0; j < 8; ++j) r[j] = _mm256_loadu_ps(in + (x + j) * L);
-        transpose8(r);
-        for (int l = 0; l < 8; ++l) _mm256_storeu_ps(line[l] + x, r[l]);
-    }
-#endif
-    for (; x < n; ++x)
-        for (int l = 0; l < L; ++l) line[l][x] = in[x * L + l];
-}
-
-constexpr int kMaxLine = 1024;  // longest tile row staged through the line buffers
-
 // tile[y][x][l] = plane_l[y0_l + y][x0_l + x] for y < rows, x < cols, inside the plane; else 0.
+// Eight columns at a time: a block inside a lane's valid range is read straight from the source,
+// one across an edge is staged through a zero-padded 8-float buffer, then the 8 x 8 block is
+// transposed into lane layout.
 static void gather(const float* const* src, const int64_t* y0, const int64_t* x0, int64_t H, int64_t W, int T1,
                    int T2, int rows, int cols, float* tile) {
-    alignas(32) float buf[L][kMaxLine];
-    float* line[L];
-    for (int l = 0; l < L; ++l) line[l] = buf[l];
+    alignas(32) static const float zeros[8] = {};
+    alignas(32) float stage[L][8];
     for (int y = 0; y < T1; ++y) {
         float* out = tile + size_t(y) * T2 * L;
         if (y >= rows) {
             std::memset(out, 0, size_t(T2) * L * sizeof(float));
             continue;
         }
-        for (int x_start = 0; x_start < T2; x_start += kMaxLine) {
-            const int n = std::min(kMaxLine, T2 - x_start);
+        const float* row[L];
+        int64_t lo[L], hi[L];  // valid columns [lo, hi) of the tile row for each lane
+        for (int l = 0; l < L; ++l) {
+            const int64_t iy = src[l] ? y0[l] + y : -1;
+            const bool inside = iy >= 0 && iy < H;
+            row[l] = inside ? src[l] + iy * W + x0[l] : nullptr;
+            lo[l] = inside ? std::clamp<int64_t>(-x0[l], 0, T2) : 0;
+            hi[l] = inside ? std::clamp<int64_t>(std::min<int64_t>(cols, W - x0[l]), lo[l], T2) : 0;
+        }
+        for (int xb = 0; xb < T2; xb += 8) {
+            const int nb = std::min(8, T2 - xb);
+            const float* p[L];
             for (int l = 0; l < L; ++l) {
-                const int64_t iy = src[l] ? y0[l] + y : -1;
-                const bool row_in = iy >= 0 && iy < H;
-                const int64_t lo = row_in ? std::clamp<int64_t>(-x0[l] - x_start, 0, n) : 0;
-                const int64_t hi = row_in ? std::clamp<int64_t>(std::min<int64_t>(cols, W - x0[l]) - x_start, lo, n) : 0;
-                std::memset(line[l], 0, size_t(lo) * sizeof(float));
-                if (hi > lo)
-                    std::memcpy(line[l] + lo, src[l] + iy * W + x0[l] + x_start + lo, size_t(hi - lo) * sizeof(float));
-                std::memset(line[l] + hi, 0, size_t(n - hi) * sizeof(float));
+                if (xb >= lo[l] && xb + 8 <= hi[l]) {
+                    p[l] = row[l] + xb;
+                } else if (xb + 8 <= lo[l] || xb >= hi[l]) {
+                    p[l] = zeros;
+                } else {
+                    for (int j = 0; j < 8; ++j) stage[l][j] = xb + j >= lo[l] && xb + j < hi[l] ? row[l][xb + j] : 0.0f;
+                    p[l] = stage[l];
+                }
             }
-            lines_to_lanes(line, n, out + size_t(x_start) * L);
+#ifdef __AVX2__
+            __m256 r[8];
+            for (int l = 0; l < 8; ++l) r[l] = _mm256_loadu_ps(p[l]);
+            transpose8(r);
+            for (int j = 0; j < nb; ++j) _mm256_storeu_ps(out + (xb + j) * L, r[j]);
+#else
+            for (int j = 0; j < nb; ++j)
+                for (int l = 0; l < L; ++l) out[(xb + j) * L + l] = p[l][j];
+#endif
         }
     }
 }
@@ -98,21 +88,43 @@ static void gather(const float* const* src, const int64_t* y0, const int64_t* x0
 // the plane (Ho x Wo); lanes with a null plane are skipped.
 static void scatter(const float* tile, int T2, int rows, int cols, int col_off, float* const* dst, const int64_t* y0,
                     const int64_t* x0, int64_t Ho, int64_t Wo, const float* add) {
-    alignas(32) float buf[L][kMaxLine];
-    float* line[L];
-    for (int l = 0; l < L; ++l) line[l] = buf[l];
+    float a[L];
+    int64_t nx[L];
+    for (int l = 0; l < L; ++l) {
+        a[l] = add ? add[l] : 0.0f;
+        nx[l] = dst[l] ? std::min<int64_t>(cols, Wo - x0[l]) : 0;
+    }
     for (int y = 0; y < rows; ++y) {
-        for (int x_start = 0; x_start < cols; x_start += kMaxLine) {
-            const int n = std::min(kMaxLine, cols - x_start);
-            lanes_to_lines(tile + (size_t(y) * T2 + col_off + x_start) * L, n, line);
-            for (int l = 0; l < L; ++l) {
-                if (!dst[l] || y0[l] + y >= Ho) continue;
-                const float a = add ? add[l] : 0.0f;
-                const int64_t nx = std::min<int64_t>(n, Wo - x0[l] - x_start);
-                float* out = dst[l] + (y0[l] + y) * Wo + x0[l] + x_start;
-                for (int64_t x = 0; x < nx; ++x) out[x] = line[l][x] + a;
+        const float* in = tile + (size_t(y) * T2 + col_off) * L;
+        float* out[L];
+        bool any = false;
+        for (int l = 0; l < L; ++l) {
+            out[l] = nx[l] > 0 && y0[l] + y < Ho ? dst[l] + (y0[l] + y) * Wo + x0[l] : nullptr;
+            any |= out[l] != nullptr;
+        }
+        if (!any) continue;
+        int x = 0;
+#ifdef __AVX2__
+        for (; x + 8 <= cols; x += 8) {
+            __m256 r[8];
+            for (int j = 0; j < 8; ++j) r[j] = _mm256_loadu_ps(in + (x + j) * L);
+            transpose8(r);
+            for (int l = 0; l < 8; ++l) {
+                if (!out[l]) continue;
+                const __m256 v = _mm256_add_ps(r[l], _mm256_set1_ps(a[l]));
+                if (x + 8 <= nx[l]) {
+                    _mm256_storeu_ps(out[l] + x, v);
+                } else {
+                    alignas(32) float tmp[8];
+                    _mm256_store_ps(tmp, v);
+                    for (int64_t j = x; j < nx[l]; ++j) out[l][j] = tmp[j - x];
+                }
             }
         }
+#endif
+        for (; x < cols; ++x)
+            for (int l = 0; l < L; ++l)
+                if (out[l] && x < nx[l]) out[l][x] = in[x * L + l] + a[l];
     }
 }
 
@@ -189,10 +201,12 @@ static inline void wgrad_block(int64_t F, int64_t f, int nb, int K, int CB, int 
     }
 }
 
-static void mac_wgrad(int64_t F, int nb, int K, int CB, const float* X, const float* DY, float* A) {
+// Frequencies [f0, f1) only, so threads can split the frequencies without sharing accumulators.
+static void mac_wgrad(int64_t F, int64_t f0, int64_t f1, int nb, int K, int CB, const float* X, const float* DY,
+                      float* A) {
     constexpr int KB = 6;
     const int KB8 = (K + L - 1) / L;
-    for (int64_t f = 0; f < F; ++f)
+    for (int64_t f = f0; f < f1; ++f)
         for (int cb = 0; cb < CB; ++cb) {
             int k = 0;
             for (; k + KB <= K; k += KB) wgrad_block<KB>(F, f, nb, K, CB, KB8, cb, k, X, DY, A);

@@ -12,7 +12,23 @@ namespace {
 struct PortableKernel {
     static constexpr int MR = 4, NR = 8;
     static constexpr int64_t MC = 128, KC = 256, NC = 4096;
-    static constexpr int64_t kNoPackMaxM = 2 * MR;
+    // One row panel uses each B panel once: packing it would only add a copy.
+    static constexpr int64_t kNoPackMaxM = MR;
+
+    static void pack_a_rows(float* dst, const float* src, int64_t lda, int64_t kc) {
+        for (int i = 0; i < MR; ++i)
+            for (int64_t k = 0; k < kc; ++k) dst[k * MR + i] = src[i * lda + k];
+    }
+
+    static void pack_b_cols(float* dst, const float* src, int64_t ldb, int64_t kc) {
+        for (int j = 0; j < NR; ++j)
+            for (int64_t k = 0; k < kc; ++k) dst[k * NR + j] = src[j * ldb + k];
+    }
+
+    static void pack_b_rows(float* dst, const float* src, int64_t ldb, int64_t kc) {
+        for (int64_t k = 0; k < kc; ++k)
+            for (int j = 0; j < NR; ++j) dst[k * NR + j] = src[k * ldb + j];
+    }
 
     template <int m>
     static void tile_rows(int64_t k, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc, int n,

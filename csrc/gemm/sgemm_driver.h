@@ -13,8 +13,10 @@
 // Threads split C into a grid of panel-aligned blocks (tm x tn); each thread runs the whole nest on
 // its block with its own packed buffers, so there is no barrier, and every element of C sees the
 // same operations in the same order whatever the thread count: results are bitwise reproducible.
-// Small M with a unit-stride B skips packing B: the micro-kernel streams B rows straight from the
-// caller's array (packing would only add a copy, since each B panel is used by one or two A panels).
+// Two variants for short-and-wide products (the conv shapes): when a thread's rows fit one A block,
+// each B micro-panel is packed right before its use and stays in L1 (a whole packed B panel would
+// make a round trip through L2/L3); when they fit one row panel and B has unit column stride, B is
+// not packed at all and the micro-kernel reads the caller's rows directly.
 #pragma once
 
 #include <cstdint>
@@ -63,7 +65,9 @@ struct BlockedGemm {
             const int64_t m = min64(MR, mc - ir);
             float* d = dst + ir * kc;
             const float* src = A + (i0 + ir) * p.a_row + k0 * p.a_col;
-            if (p.a_col == 1) {
+            if (p.a_col == 1 && m == MR) {
+                Kernel::pack_a_rows(d, src, p.a_row, kc);
+            } else if (p.a_col == 1) {
                 // Rows are contiguous in k: read each row once, write it with stride MR.
                 for (int64_t r = 0; r < m; ++r) {
                     const float* s = src + r * p.a_row;
@@ -83,8 +87,9 @@ struct BlockedGemm {
             float* d = dst + jr * kc;
             const float* src = B + k0 * p.b_row + (j0 + jr) * p.b_col;
             if (n == NR && p.b_col == 1) {
-                for (int64_t k = 0; k < kc; ++k)
-                    for (int j = 0; j < NR; ++j) d[k * NR + j] = src[k * p.b_row + j];
+                Kernel::pack_b_rows(d, src, p.b_row, kc);
+            } else if (n == NR && p.b_row == 1) {
+                Kernel::pack_b_cols(d, src, p.b_col, kc);
             } else if (p.b_row == 1) {
                 // Columns are contiguous in k (a transposed B): read each column once.
                 for (int64_t j = 0; j < n; ++j)
@@ -118,32 +123,37 @@ struct BlockedGemm {
     }
 
     // The whole loop nest on C[m0:m1, n0:n1] (m0, n0 multiples of MR, NR), on the calling thread.
+    // When the rows fit one A block, each B panel is used by that block only: it is then packed
+    // micro-panel by micro-panel right before use, into L1 (software prefetch of the next one did not help).
     void run_block(int64_t m0, int64_t m1, int64_t n0, int64_t n1) const {
-        const int64_t nc_max = min64(Kernel::NC, ceil_div(n1 - n0, NR) * NR);
+        const bool fused = pack_b && m1 - m0 <= Kernel::MC;
+        const int64_t nc_step = fused ? n1 - n0 : Kernel::NC;
+        const int64_t nc_max = fused ? NR : min64(Kernel::NC, ceil_div(n1 - n0, NR) * NR);
         const int64_t mc_max = min64(Kernel::MC, ceil_div(m1 - m0, MR) * MR);
         float* a_buf = thread_scratch(6, size_t(mc_max * kc_max));
         float* b_buf = thread_scratch(7, size_t((pack_b ? nc_max : NR) * kc_max));
-        for (int64_t jc = n0; jc < n1; jc += Kernel::NC) {
-            const int64_t nc = min64(Kernel::NC, n1 - jc);
+        for (int64_t jc = n0; jc < n1; jc += nc_step) {
+            const int64_t nc = min64(nc_step, n1 - jc);
             for (int64_t pc = 0; pc < p.K; pc += kc_max) {
                 const int64_t kc = min64(kc_max, p.K - pc);
                 const float beta = pc == 0 ? p.beta : 1.0f;  // later K blocks accumulate
-                if (pack_b) pack_b_panel(b_buf, pc, kc, jc, nc);
+                if (pack_b && !fused) pack_b_panel(b_buf, pc, kc, jc, nc);
                 for (int64_t ic = m0; ic < m1; ic += Kernel::MC) {
                     const int64_t mc = min64(Kernel::MC, m1 - ic);
                     pack_a(a_buf, ic, mc, pc, kc);
                     for (int64_t jr = 0; jr < nc; jr += NR) {
                         const int n = int(min64(NR, nc - jr));
-                        const float* b;
+                        const float* b = b_buf;
                         int64_t ldb = NR;
-                        if (pack_b) {
+                        if (fused) {
+                            pack_b_panel(b_buf, pc, kc, jc + jr, n);
+                        } else if (pack_b) {
                             b = b_buf + jr * kc;
                         } else if (n == NR) {
                             b = B + pc * p.b_row + (jc + jr);
                             ldb = p.b_row;
                         } else {  // last, narrow panel: pack it so nothing past column N is read
                             pack_b_panel(b_buf, pc, kc, jc + jr, n);
-                            b = b_buf;
                         }
                         for (int64_t ir = 0; ir < mc; ir += MR)
                             tile(ic + ir, jc + jr, int(min64(MR, mc - ir)), n, kc, a_buf + ir * kc, b, ldb, beta);

@@ -74,6 +74,20 @@ inline void window_add(float* dx, int64_t W, const Span& h, const Span& w, float
         for (int64_t iw = w.lo; iw < w.hi; ++iw) dx[ih * W + iw] += g;
 }
 
+// A pass over fewer input elements than this takes a few microseconds: less than waking the other
+// threads, so it runs on the calling thread.
+constexpr int64_t kSerialElements = int64_t(1) << 15;
+
+template <class F>
+void for_units(long long units, int64_t input_elements, F&& f) {
+    if (input_elements < kSerialElements) {
+        ScopedDenormalsOff ftz;
+        if (units > 0) f(0LL, units);
+    } else {
+        parallel_for(units, f);
+    }
+}
+
 // Calls f(q) for the outputs a vector row left over: the edges [0, q0) and [done, Q).
 template <class F>
 inline void for_rest(int64_t q0, int64_t done, int64_t Q, F&& f) {
@@ -94,7 +108,7 @@ void max_pool2d_forward(const Pool2dParams& p, const float* x, float* y, int64_t
     int64_t q0, q1;
     interior_columns(p, q0, q1);
     const bool avx2 = use_avx2();
-    parallel_for(p.N * p.C * P, [&](long long begin, long long end) {
+    for_units(p.N * p.C * P, p.N * p.C * HW, [&](long long begin, long long end) {
         for (long long row = begin; row < end; ++row) {
             const int64_t plane = row / P, op = row % P;
             const float* xp = x + plane * HW;
@@ -113,7 +127,7 @@ void max_pool2d_forward(const Pool2dParams& p, const float* x, float* y, int64_t
 
 void max_pool2d_backward(const PoolShape& s, const float* dy, const int64_t* indices, float* dx) {
     const int64_t HW = s.H * s.W, PQ = s.P * s.Q;
-    parallel_for(s.N * s.C, [&](long long begin, long long end) {
+    for_units(s.N * s.C, s.N * s.C * HW, [&](long long begin, long long end) {
         for (long long plane = begin; plane < end; ++plane) {
             float* dxp = dx + plane * HW;
             const float* g = dy + plane * PQ;
@@ -136,7 +150,7 @@ void avg_pool2d_forward(const Pool2dParams& p, const float* x, float* y) {
     int64_t q0, q1;
     interior_columns(p, q0, q1);
     const bool avx2 = use_avx2();
-    parallel_for(p.N * p.C * P, [&](long long begin, long long end) {
+    for_units(p.N * p.C * P, p.N * p.C * HW, [&](long long begin, long long end) {
         for (long long row = begin; row < end; ++row) {
             const int64_t plane = row / P, op = row % P;
             const float* xp = x + plane * HW;
@@ -174,7 +188,7 @@ void avg_pool2d_backward(const Pool2dParams& p, const float* dy, float* dx) {
         const Span w = window(q, kw, sw, p.pad_w, W);
         div_w[q] = float(p.count_include_pad ? w.padded : w.hi - w.lo);
     }
-    parallel_for(p.N * p.C, [&](long long begin, long long end) {
+    for_units(p.N * p.C, p.N * p.C * H * W, [&](long long begin, long long end) {
         float* g = thread_scratch(0, size_t(P * Q + r_len + sw * M));
         float* r_pad = g + P * Q;
         float* cls = r_pad + r_len;
@@ -225,7 +239,7 @@ void avg_pool2d_backward(const Pool2dParams& p, const float* dy, float* dx) {
 
 void adaptive_avg_pool2d_forward(const PoolShape& s, const float* x, float* y) {
     const int64_t HW = s.H * s.W;
-    parallel_for(s.N * s.C * s.P, [&](long long begin, long long end) {
+    for_units(s.N * s.C * s.P, s.N * s.C * HW, [&](long long begin, long long end) {
         for (long long row = begin; row < end; ++row) {
             const int64_t plane = row / s.P, op = row % s.P;
             const Span h = adaptive_window(op, s.H, s.P);
@@ -239,7 +253,7 @@ void adaptive_avg_pool2d_forward(const PoolShape& s, const float* x, float* y) {
 
 void adaptive_avg_pool2d_backward(const PoolShape& s, const float* dy, float* dx) {
     const int64_t HW = s.H * s.W, PQ = s.P * s.Q;
-    parallel_for(s.N * s.C, [&](long long begin, long long end) {
+    for_units(s.N * s.C, s.N * s.C * HW, [&](long long begin, long long end) {
         for (long long plane = begin; plane < end; ++plane) {
             float* dxp = dx + plane * HW;
             std::fill(dxp, dxp + HW, 0.0f);

@@ -9,8 +9,16 @@ from __future__ import annotations
 from . import _core, cuda, grad
 from .autotune import autotune_cache, clear_autotune, get_autotune, load_autotune, save_autotune, set_autotune
 from .conv import conv2d, conv_algorithms
+from .conv1d import conv1d
+from . import filters
 from .gemm import gemm
+from .kmax import kmax_pool
 from .pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d
+
+from . import nn, optim, data, models  # noqa: E402  (the Python layer; needs the kernels above)
+from .autograd import Tensor, tensor, no_grad, is_grad_enabled, cat  # noqa: E402
+from .nn.init import manual_seed  # noqa: E402
+from .serialization import save, load  # noqa: E402
 
 __version__ = _core.build_info()["version"]
 
@@ -82,6 +90,9 @@ __all__ = [
     "load_autotune",
     "grad",
     "gemm",
+    "conv1d",
+    "filters",
+    "kmax_pool",
     "max_pool2d",
     "avg_pool2d",
     "adaptive_avg_pool2d",
@@ -92,4 +103,16 @@ __all__ = [
     "set_workspace_limit",
     "info",
     "__version__",
+    "Tensor",
+    "tensor",
+    "no_grad",
+    "is_grad_enabled",
+    "cat",
+    "manual_seed",
+    "save",
+    "load",
+    "nn",
+    "optim",
+    "data",
+    "models",
 ]

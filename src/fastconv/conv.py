@@ -15,7 +15,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from . import _core, autotune
+from . import _core, autotune, cuda
 from ._validation import pair, require_float32, require_int, shape_str
 
 #: The passes an algorithm may implement: forward, input gradient, weight gradient.
@@ -102,7 +102,7 @@ def _winograd_pays(params) -> bool:
     if min(cg, kg) < 8:
         return False
     if cg * 9 <= 160 and kg <= 16 and params.P * params.Q >= 2500:
-        return False  # direct's own domain (see select_algorithm) on a large image
+        return False  # few channels on a large image: direct wins (sweep)
     m = 4 if _winograd_variant(params) == "winograd_f4" else 2
     return not ((m + 2) ** 2 * 4 * params.K * params.C >= _CACHE_BYTES and _winograd_tiles(params, m) < 32)
 
@@ -225,25 +225,49 @@ def conv_algorithms(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1,
     return [name for name, why in _available(plan.params, _check_pass(pass_)).items() if why is None]
 
 
-def select_algorithm(params, pass_: str) -> str:
-    """The algorithm ``algo="auto"`` runs for one pass of a problem (a ``_core.Conv2dParams``).
+def _pointwise(p) -> bool:
+    return (p.R, p.S, p.stride_h, p.stride_w, p.pad_h, p.pad_w) == (1, 1, 1, 1, 0, 0)
 
-    Every rule cites the measurement behind it (benchmarks/results/, 2 threads, AMD EPYC Zen 3).
+
+def select_algorithm(params, pass_: str) -> str:
+    """The algorithm ``algo="auto"`` runs for one pass ("forward", "input", "weight") of a problem
+    (a ``_core.Conv2dParams``). Rules are checked in order; each cites its measurement.
+
+    Measurements: benchmarks/results/2026-11-25_epyc2c_conv.md (ours vs torch per shape, pass and
+    algorithm, same run). Algorithms other helpers register (fft, winograd) get their branches
+    here, above the direct/im2col fallbacks, each with its own citation.
     """
     _check_pass(pass_)
-    cg, kg = params.C // params.groups, params.K // params.groups
+    p = params
+    cg, kg = p.C // p.groups, p.K // p.groups
+    # resnet_1x1: a 1x1 stride-1 convolution is one GEMM per image without any unfold; im2col beats
+    # direct in every pass there (fwd, input and weight gradient).
+    if _pointwise(p):
+        return "im2col"
     # 2026-11-25_epyc2c_winograd.md (sweep, forward and input gradient): on 3x3 stride-1 layers
     # Winograd is 1.05-2.3x faster than direct and im2col once both channel counts are >= 8, except
     # on large images with few channels (C = K = 8 or 16 on 56x56: direct by 7-70%), and except
     # when its transformed kernel (>= 16 MiB) is streamed for fewer than 32 tiles (C = K = 512 on
     # 7x7 and smaller: im2col by 1.4-1.6x over F(2x2)). C or K < 8 (first layers): direct/im2col.
-    if pass_ != "weight" and _winograd_check(params) is None and _winograd_pays(params):
+    if pass_ != "weight" and _winograd_check(p) is None and _winograd_pays(p):
         return "winograd"
-    # 2026-11-25_epyc2_conv.md: with few channels per group the GEMM is too thin to pay for the
-    # unfold; direct wins lenet_c1 and lenet_c2 in every pass.
-    if cg * params.R * params.S <= 160 and kg <= 16:
+    if pass_ == "forward":
+        # lenet_c1, lenet_c2, alexnet_c1, big_kernel, stride2 (and vgg_3x3, resnet_3x3 without
+        # Winograd): the register-tiled direct loop beats unfold + GEMM (the unfold's memory
+        # traffic and the thin GEMMs cost more).
         return "direct"
-    return "im2col"
+    if pass_ == "input":
+        # alexnet_c1, stride2: strided layers; 64+ output channels make W^T @ dY a well-shaped GEMM
+        # (vgg_3x3, resnet_3x3 without Winograd). Few channels at stride 1 (lenet_c1, lenet_c2,
+        # big_kernel): direct.
+        if p.stride_h > 1 or p.stride_w > 1 or kg >= 64:
+            return "im2col"
+        return "direct"
+    # weight gradient: resnet_3x3, stride2 (128+ input channels per group) favour the GEMM; lenet_c1,
+    # lenet_c2, alexnet_c1, vgg_3x3 and big_kernel the direct reduction.
+    if cg >= 128:
+        return "im2col"
+    return "direct"
 
 
 def _resolve(plan: _Plan, algo, pass_: str, run: Callable[[str], None] | None = None) -> str:
@@ -303,7 +327,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo
     groups: splits C and K into that many independent convolutions (groups == C: depthwise).
     algo: "auto" (see ``select_algorithm``) or one of ``conv_algorithms(...)``.
     Raises TypeError for non-float32 arrays and ValueError naming the bad argument.
+    With ``fastconv.cuda.Array`` inputs it runs on the GPU and returns an Array.
     """
+    if cuda._any_array(x, weight, bias):
+        return cuda.ops.conv2d(x, weight, bias, stride, padding, dilation, groups, algo)
     x = require_float32(x, "x", ndim=4)
     weight = require_float32(weight, "weight", ndim=4)
     plan = _plan(x.shape, weight.shape, stride, padding, dilation, groups)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _core
+from . import _core, cuda
 from ._validation import require_finite, require_float32, require_writable_out, shape_str
 
 
@@ -18,8 +18,11 @@ def gemm(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None):
 
     Raises TypeError for non-arrays or dtypes other than float32 (nothing is cast silently) and
     ValueError for wrong ndim, mismatched inner dimensions, or an ``out`` of the wrong shape or
-    one that overlaps ``a`` or ``b``.
+    one that overlaps ``a`` or ``b``. With ``fastconv.cuda.Array`` inputs it runs on the GPU and
+    returns an Array (all arguments must then be Arrays on one device).
     """
+    if cuda._any_array(a, b, out):
+        return cuda.ops.gemm(a, b, trans_a=trans_a, trans_b=trans_b, alpha=alpha, beta=beta, out=out)
     a = require_float32(a, "a", ndim=2)
     b = require_float32(b, "b", ndim=2)
     alpha = require_finite(alpha, "alpha")

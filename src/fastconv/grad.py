@@ -3,16 +3,19 @@
 ``conv2d_input`` and ``conv2d_weight`` give the gradients of ``fastconv.conv2d`` with respect to
 its input and its weight; the bias gradient is ``grad_output.sum(axis=(0, 2, 3))``.
 ``max_pool2d``, ``avg_pool2d`` and ``adaptive_avg_pool2d`` give the input gradients of the pooling
-functions of the same names.
+functions of the same names; ``conv1d_input``, ``conv1d_weight`` and ``kmax_pool`` those of
+``fastconv.conv1d`` and ``fastconv.kmax_pool``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import _core
+from . import _core, cuda
 from ._validation import require_float32, require_shape, shape_str
 from .conv import _pad_extra, _plan, _resolve, nonfinite_safe
+from .conv1d import conv1d_input, conv1d_weight  # height-1 views of the 2-D gradients
+from .kmax import kmax_pool_backward as kmax_pool
 from .pooling import adaptive_avg_pool2d_backward as adaptive_avg_pool2d
 from .pooling import avg_pool2d_backward as avg_pool2d
 from .pooling import max_pool2d_backward as max_pool2d
@@ -30,6 +33,8 @@ def _check_grad_output(grad_output, p) -> np.ndarray:
 def conv2d_input(input_shape, weight, grad_output, stride=1, padding=0, dilation=1, groups=1, algo="auto") -> np.ndarray:
     """Gradient of ``conv2d(x, weight, ...)`` with respect to ``x`` of shape ``input_shape``,
     given ``grad_output`` (N, K, P, Q). Same conventions and errors as ``fastconv.conv2d``."""
+    if cuda._any_array(weight, grad_output):
+        return cuda.ops.conv2d_input(input_shape, weight, grad_output, stride, padding, dilation, groups, algo)
     input_shape = require_shape(input_shape, "input_shape", 4)
     weight = require_float32(weight, "weight", ndim=4)
     plan = _plan(input_shape, weight.shape, stride, padding, dilation, groups, "input_shape")
@@ -53,6 +58,8 @@ def conv2d_input(input_shape, weight, grad_output, stride=1, padding=0, dilation
 def conv2d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilation=1, groups=1, algo="auto") -> np.ndarray:
     """Gradient of ``conv2d(input, w, ...)`` with respect to ``w`` of shape ``weight_shape``,
     given ``grad_output`` (N, K, P, Q). Same conventions and errors as ``fastconv.conv2d``."""
+    if cuda._any_array(input, grad_output):
+        return cuda.ops.conv2d_weight(input, weight_shape, grad_output, stride, padding, dilation, groups, algo)
     input = require_float32(input, "input", ndim=4)
     weight_shape = require_shape(weight_shape, "weight_shape", 4)
     plan = _plan(input.shape, weight_shape, stride, padding, dilation, groups, "input", "weight_shape")
@@ -72,4 +79,5 @@ def conv2d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilatio
     return out
 
 
-__all__ = ["conv2d_input", "conv2d_weight", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"]
+__all__ = ["conv2d_input", "conv2d_weight", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "conv1d_input",
+           "conv1d_weight", "kmax_pool"]

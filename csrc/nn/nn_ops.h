@@ -1,0 +1,38 @@
+// Fused elementwise kernels of the Python layer (activations, bias gradient, optimizer updates).
+// Each is one memory pass where numpy would need several passes and temporaries; they are memory
+// bound, so plain loops the compiler vectorizes are enough (no AVX2 variant needed).
+#pragma once
+
+#include <cstdint>
+
+namespace fastconv {
+
+// y = max(x, 0). y may alias x.
+void relu_forward(const float* x, float* y, int64_t n);
+// dx = y > 0 ? dy : 0, with y the forward output. dx may alias dy.
+void relu_backward(const float* y, const float* dy, float* dx, int64_t n);
+// y = 1 / (1 + exp(-x)), overflow-free for any x.
+void sigmoid_forward(const float* x, float* y, int64_t n);
+// dx = dy * y * (1 - y), with y the forward output.
+void sigmoid_backward(const float* y, const float* dy, float* dx, int64_t n);
+// db[c] = sum over n, i of dy[n, c, i] for dy of shape (N, C, HW): the bias gradient of a convolution.
+void bias_grad_nchw(const float* dy, int64_t N, int64_t C, int64_t HW, float* db);
+
+struct SgdParams {
+    float lr, momentum, dampening, weight_decay;
+    bool nesterov, first_step;  // first_step: the momentum buffer is set to the gradient
+};
+// One SGD step (PyTorch's rule) on n parameters in place; buf is the momentum buffer (unused when
+// momentum == 0).
+void sgd_step(const SgdParams& p, float* w, const float* g, float* buf, int64_t n);
+
+struct AdamParams {
+    float lr, beta1, beta2, eps, weight_decay;
+    bool decoupled;             // AdamW: w *= 1 - lr * wd; otherwise g += wd * w
+    float bias_correction1;     // 1 - beta1^t
+    float bias_correction2;     // 1 - beta2^t
+};
+// One Adam/AdamW step on n parameters in place (m, v: first and second moment estimates).
+void adam_step(const AdamParams& p, float* w, const float* g, float* m, float* v, int64_t n);
+
+}  // namespace fastconv

@@ -1,0 +1,162 @@
+// A CPU stand-in for <cuda_runtime.h>, for checking the CUDA code's logic on machines without a GPU
+// (scripts/cuda_emu/build.sh). It compiles cuda/*.cu as C++20: a launch runs every block in turn on
+// blockDim real threads, __syncthreads is a barrier, __shared__ arrays are statics (one block runs
+// at a time), warp shuffles exchange through a per-warp barrier, device memory is host memory.
+// It checks indexing, bounds, synchronization structure and results; it says nothing about speed,
+// the GPU memory model, occupancy or real warp-level behaviour.
+#pragma once
+
+#include <barrier>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+// ---- language extensions ----
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __shared__ static
+#define __align__(n) __attribute__((aligned(n)))
+#define __launch_bounds__(...)
+
+struct dim3 {
+    unsigned x, y, z;
+    dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+struct alignas(16) float4 {
+    float x, y, z, w;
+};
+inline float4 make_float4(float x, float y, float z, float w) { return float4{x, y, z, w}; }
+
+using std::isnan;
+
+namespace fastconv_emu {
+inline thread_local dim3 thread_idx, block_idx;
+inline dim3 block_dim, grid_dim;
+inline std::barrier<>* block_barrier = nullptr;
+struct Warp {
+    std::barrier<> sync{32};
+    float slots[32];
+};
+inline std::vector<std::unique_ptr<Warp>> warps;
+inline std::mutex atomic_mutex;
+
+inline unsigned flat_thread() { return thread_idx.x + block_dim.x * (thread_idx.y + block_dim.y * thread_idx.z); }
+
+template <typename... P>
+struct Launch {
+    dim3 grid, block;
+    void (*kernel)(P...);
+    template <typename... A>
+    void operator()(A&&... args) const {
+        const unsigned n = block.x * block.y * block.z;
+        std::barrier<> barrier(n);
+        block_barrier = &barrier;
+        block_dim = block;
+        grid_dim = grid;
+        warps.clear();
+        for (unsigned w = 0; w < (n + 31) / 32; ++w) warps.push_back(std::make_unique<Warp>());
+        std::vector<std::thread> threads;
+        for (unsigned t = 0; t < n; ++t) {
+            threads.emplace_back([&, t, params = std::tuple<P...>(args...)] {
+                thread_idx = dim3(t % block.x, (t / block.x) % block.y, t / (block.x * block.y));
+                for (unsigned bz = 0; bz < grid.z; ++bz)
+                    for (unsigned by = 0; by < grid.y; ++by)
+                        for (unsigned bx = 0; bx < grid.x; ++bx) {
+                            block_idx = dim3(bx, by, bz);
+                            std::apply(kernel, params);
+                            barrier.arrive_and_wait();  // the block's statics are reused by the next block
+                        }
+            });
+        }
+        for (auto& th : threads) th.join();
+        block_barrier = nullptr;
+    }
+};
+
+template <typename... P>
+Launch<P...> launch(dim3 grid, dim3 block, void (*kernel)(P...)) {
+    return Launch<P...>{grid, block, kernel};
+}
+}  // namespace fastconv_emu
+
+#define threadIdx (::fastconv_emu::thread_idx)
+#define blockIdx (::fastconv_emu::block_idx)
+#define blockDim (::fastconv_emu::block_dim)
+#define gridDim (::fastconv_emu::grid_dim)
+#define FASTCONV_LAUNCH(grid, block, ...) ::fastconv_emu::launch(grid, block, __VA_ARGS__)
+
+inline void __syncthreads() { fastconv_emu::block_barrier->arrive_and_wait(); }
+
+inline float __shfl_down_sync(unsigned, float v, int offset) {
+    const unsigned t = fastconv_emu::flat_thread(), lane = t % 32;
+    fastconv_emu::Warp& w = *fastconv_emu::warps[t / 32];
+    w.slots[lane] = v;
+    w.sync.arrive_and_wait();
+    const float r = lane + offset < 32 ? w.slots[lane + offset] : v;
+    w.sync.arrive_and_wait();
+    return r;
+}
+
+inline float atomicAdd(float* address, float v) {
+    std::lock_guard<std::mutex> lock(fastconv_emu::atomic_mutex);
+    const float old = *address;
+    *address = old + v;
+    return old;
+}
+
+// ---- runtime API ----
+enum cudaError_t { cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorMemoryAllocation = 2 };
+enum cudaMemcpyKind { cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost, cudaMemcpyDeviceToDevice };
+enum cudaMemoryType { cudaMemoryTypeUnregistered, cudaMemoryTypeHost, cudaMemoryTypeDevice, cudaMemoryTypeManaged };
+struct CUstream_st;
+using cudaStream_t = CUstream_st*;
+using cudaEvent_t = void*;
+#define cudaStreamLegacy ((cudaStream_t)0x1)
+#define cudaStreamPerThread ((cudaStream_t)0x2)
+#define cudaEventDisableTiming 0x2
+struct cudaDeviceProp {
+    char name[256];
+};
+struct cudaPointerAttributes {
+    cudaMemoryType type;
+    int device;
+};
+
+inline const char* cudaGetErrorString(cudaError_t e) {
+    return e == cudaSuccess ? "no error" : e == cudaErrorMemoryAllocation ? "out of memory" : "invalid value";
+}
+inline cudaError_t cudaGetLastError() { return cudaSuccess; }
+inline cudaError_t cudaGetDeviceCount(int* n) { return *n = 1, cudaSuccess; }
+inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int) {
+    std::strcpy(p->name, "CPU emulator (scripts/cuda_emu)");
+    return cudaSuccess;
+}
+inline cudaError_t cudaRuntimeGetVersion(int* v) { return *v = 13000, cudaSuccess; }
+inline cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+inline cudaError_t cudaGetDevice(int* d) { return *d = 0, cudaSuccess; }
+inline cudaError_t cudaSetDevice(int d) { return d == 0 ? cudaSuccess : cudaErrorInvalidValue; }
+inline cudaError_t cudaMalloc(void** p, size_t bytes) {
+    if (bytes > (size_t(8) << 30)) return cudaErrorMemoryAllocation;  // overcommit would hide OOM handling
+    *p = std::aligned_alloc(256, (bytes + 255) / 256 * 256);
+    return *p ? cudaSuccess : cudaErrorMemoryAllocation;
+}
+template <typename T>
+cudaError_t cudaMalloc(T** p, size_t bytes) { return cudaMalloc(reinterpret_cast<void**>(p), bytes); }
+inline cudaError_t cudaFree(void* p) { return std::free(p), cudaSuccess; }
+inline cudaError_t cudaMemcpy(void* d, const void* s, size_t n, cudaMemcpyKind) { return std::memcpy(d, s, n), cudaSuccess; }
+inline cudaError_t cudaMemcpyAsync(void* d, const void* s, size_t n, cudaMemcpyKind, cudaStream_t) {
+    return std::memcpy(d, s, n), cudaSuccess;
+}
+inline cudaError_t cudaMemsetAsync(void* d, int v, size_t n, cudaStream_t) { return std::memset(d, v, n), cudaSuccess; }
+inline cudaError_t cudaPointerGetAttributes(cudaPointerAttributes*, const void*) { return cudaErrorInvalidValue; }
+inline cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned) { return *e = nullptr, cudaSuccess; }
+inline cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t) { return cudaSuccess; }
+inline cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned) { return cudaSuccess; }
+inline cudaError_t cudaEventDestroy(cudaEvent_t) { return cudaSuccess; }

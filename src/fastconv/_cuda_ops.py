@@ -1,0 +1,435 @@
+"""Device implementations behind the public functions, one per op, for fastconv.cuda.Array inputs.
+
+Each function checks its arguments the way the CPU function does (TypeError/ValueError naming the
+argument, before anything is allocated), allocates the output on the inputs' device and queues the
+kernel. Mixing devices (a numpy array with an Array, or Arrays on two GPUs) raises ValueError.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import cuda
+from ._validation import pair, require_finite, require_int, require_shape, shape_str
+
+_cuda = cuda._cuda
+
+
+def _arr(x, name: str, ndim: int | None = None, dtype=np.float32):
+    """The C++ array behind Array `x`, checked for dtype and ndim."""
+    if not isinstance(x, cuda.Array):
+        if isinstance(x, np.ndarray):
+            raise ValueError(f"{name}: is a numpy array but the other inputs are on the GPU; "
+                             "move it with fastconv.cuda.to_device (inputs must all be on one device)")
+        raise TypeError(f"{name}: expected a fastconv.cuda.Array, got {type(x).__name__}")
+    if x.dtype != np.dtype(dtype):
+        raise TypeError(f"{name}: expected dtype {np.dtype(dtype).name}, got {x.dtype.name}")
+    if ndim is not None and x.ndim != ndim:
+        raise ValueError(f"{name}: expected a {ndim}-D array, got {x.ndim}-D with shape {shape_str(x.shape)}")
+    return x._impl
+
+
+def _same_device(**arrays) -> int:
+    """The one device all given Arrays (None entries skipped) live on; ValueError otherwise."""
+    devices = {name: a.device for name, a in arrays.items() if a is not None}
+    if len(set(devices.values())) > 1:
+        listing = ", ".join(f"{n} on cuda:{d}" for n, d in devices.items())
+        raise ValueError(f"inputs are on different devices ({listing}); move them to one device first")
+    return next(iter(devices.values()), 0)
+
+
+def _empty(shape, device: int, dtype=np.float32) -> cuda.Array:
+    return cuda.Array(_cuda.empty([int(s) for s in shape], np.dtype(dtype).name, device))
+
+
+def fill_zero(a: cuda.Array) -> None:
+    """Set every element of `a` to zero (in place)."""
+    _cuda.fill_zero(_arr(a, "a", dtype=a.dtype if isinstance(a, cuda.Array) else np.float32))
+
+
+def _overlaps(a: cuda.Array, b: cuda.Array) -> bool:
+    if a.nbytes == 0 or b.nbytes == 0 or a.device != b.device:
+        return False
+    pa, pb = a._impl.data_ptr, b._impl.data_ptr
+    return pa < pb + b.nbytes and pb < pa + a.nbytes
+
+
+def _check_out(out, name: str, shape, device: int, inputs) -> cuda.Array:
+    _arr(out, name)
+    if tuple(out.shape) != tuple(shape):
+        raise ValueError(f"{name}: expected shape {shape_str(shape)}, got {shape_str(out.shape)}")
+    if out.device != device:
+        raise ValueError(f"{name}: is on cuda:{out.device} but the inputs are on cuda:{device}")
+    for input_name, x in inputs:
+        if x is not None and _overlaps(out, x):
+            raise ValueError(f"{name}: overlaps input {input_name!r}; pass a separate output array")
+    return out
+
+
+def gemm(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None):
+    """Device version of :func:`fastconv.gemm` (same semantics and errors)."""
+    ia, ib = _arr(a, "a", ndim=2), _arr(b, "b", ndim=2)
+    alpha, beta = require_finite(alpha, "alpha"), require_finite(beta, "beta")
+    device = _same_device(a=a, b=b)
+    m, k = (a.shape[1], a.shape[0]) if trans_a else a.shape
+    k2, n = (b.shape[1], b.shape[0]) if trans_b else b.shape
+    if k != k2:
+        raise ValueError(
+            f"gemm: inner dimensions differ: op(a) has shape {shape_str((m, k))} and op(b) has shape {shape_str((k2, n))}"
+        )
+    if out is None:
+        out, beta = _empty((m, n), device), 0.0
+    else:
+        _check_out(out, "out", (m, n), device, [("a", a), ("b", b)])
+    _cuda.sgemm(ia, ib, out._impl, alpha, beta, bool(trans_a), bool(trans_b))
+    return out
+
+
+# ---- conv2d ------------------------------------------------------------------------------------------
+
+CONV_ALGORITHMS = ("direct", "im2col")
+
+
+def _conv_plan(x_shape, w_shape, stride, padding, dilation, groups, x_name="x", w_name="weight") -> list[int]:
+    """Validate with the CPU API's checks (fastconv.conv._plan); the 14 ints of Conv2dParams."""
+    from .conv import _plan
+
+    plan = _plan(x_shape, w_shape, stride, padding, dilation, groups, x_name, w_name)
+    if plan.extra != (0, 0):
+        raise ValueError("padding: 'same' with an even (dilated) kernel extent pads asymmetrically, which the "
+                         "CUDA backend does not support; pass explicit padding")
+    p = plan.params
+    return [p.N, p.C, p.H, p.W, p.K, p.R, p.S, p.stride_h, p.stride_w, p.pad_h, p.pad_w, p.dil_h, p.dil_w, p.groups]
+
+
+def _out_shape(p) -> tuple[int, int, int, int]:
+    H, W, R, S, sh, sw, ph, pw, dh, dw = p[2], p[3], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12]
+    return (p[0], p[4], (H + 2 * ph - dh * (R - 1) - 1) // sh + 1, (W + 2 * pw - dw * (S - 1) - 1) // sw + 1)
+
+
+def select_conv_algo(p) -> str:
+    """The algorithm `algo="auto"` runs on the GPU for Conv2dParams list `p` (the one place for this rule).
+
+    Provisional, not yet measured on a GPU: the direct kernel when a 128 x 128 SGEMM tile would be
+    mostly empty (few output channels per group, e.g. LeNet's K = 6 and 16, or a tiny C/groups*R*S,
+    e.g. depthwise), im2col + SGEMM otherwise. The same rule serves all three passes.
+    """
+    C, K, R, S, groups = p[1], p[4], p[5], p[6], p[13]
+    if K // groups < 32 or (C // groups) * R * S < 16:
+        return "direct"
+    return "im2col"
+
+
+def _conv_algo(algo, p) -> str:
+    if not isinstance(algo, str):
+        raise TypeError(f"algo: expected a string, got {type(algo).__name__}")
+    if algo == "auto":
+        return select_conv_algo(p)
+    if algo not in CONV_ALGORITHMS:
+        raise ValueError(f"algo: {algo!r} is not available on the CUDA backend; expected 'auto' or one of {list(CONV_ALGORITHMS)}")
+    return algo
+
+
+def _workspace_limit() -> int:
+    from . import get_workspace_limit
+
+    return get_workspace_limit()
+
+
+def _check_grad_output(grad_output, p):
+    expected = _out_shape(p)
+    if grad_output.shape != expected:
+        raise ValueError(f"grad_output: expected shape {shape_str(expected)} (the convolution's output), "
+                         f"got {shape_str(grad_output.shape)}")
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo="auto"):
+    """Device version of :func:`fastconv.conv2d` (NCHW float32 Arrays; returns a new Array)."""
+    ix, iw = _arr(x, "x", ndim=4), _arr(weight, "weight", ndim=4)
+    ib = None if bias is None else _arr(bias, "bias", ndim=1)
+    device = _same_device(x=x, weight=weight, bias=bias)
+    p = _conv_plan(x.shape, weight.shape, stride, padding, dilation, groups)
+    if bias is not None and bias.shape != (p[4],):
+        raise ValueError(f"bias: expected shape ({p[4]},) for weight shape {shape_str(weight.shape)}, got {shape_str(bias.shape)}")
+    name = _conv_algo(algo, p)
+    y = _empty(_out_shape(p), device)
+    _cuda.conv2d_forward(name, p, ix, iw, ib, y._impl, _workspace_limit())
+    return y
+
+
+def conv2d_input(input_shape, weight, grad_output, stride=1, padding=0, dilation=1, groups=1, algo="auto"):
+    """Device version of :func:`fastconv.grad.conv2d_input`: the gradient with respect to the input."""
+    iw, idy = _arr(weight, "weight", ndim=4), _arr(grad_output, "grad_output", ndim=4)
+    device = _same_device(weight=weight, grad_output=grad_output)
+    input_shape = require_shape(input_shape, "input_shape", 4)
+    p = _conv_plan(input_shape, weight.shape, stride, padding, dilation, groups, "input_shape")
+    _check_grad_output(grad_output, p)
+    name = _conv_algo(algo, p)
+    dx = _empty(input_shape, device)
+    _cuda.conv2d_backward_input(name, p, idy, iw, dx._impl, _workspace_limit())
+    return dx
+
+
+def conv2d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilation=1, groups=1, algo="auto"):
+    """Device version of :func:`fastconv.grad.conv2d_weight`: the gradient with respect to the weight."""
+    ix, idy = _arr(input, "input", ndim=4), _arr(grad_output, "grad_output", ndim=4)
+    device = _same_device(input=input, grad_output=grad_output)
+    weight_shape = require_shape(weight_shape, "weight_shape", 4)
+    p = _conv_plan(input.shape, weight_shape, stride, padding, dilation, groups, "input", "weight_shape")
+    _check_grad_output(grad_output, p)
+    name = _conv_algo(algo, p)
+    dw = _empty(weight_shape, device)
+    _cuda.conv2d_backward_weight(name, p, ix, idy, dw._impl, _workspace_limit())
+    return dw
+
+
+# ---- pooling -----------------------------------------------------------------------------------------
+
+def _pool_params(x_shape, kernel_size, stride, padding) -> list[int]:
+    N, C, H, W = x_shape
+    kh, kw = pair(kernel_size, "kernel_size", minimum=1)
+    sh, sw = (kh, kw) if stride is None else pair(stride, "stride", minimum=1)
+    ph, pw = pair(padding, "padding", minimum=0)
+    if 2 * ph > kh or 2 * pw > kw:
+        raise ValueError(f"padding: must be at most half the kernel size, got padding {(ph, pw)} for kernel {(kh, kw)}")
+    return [N, C, H, W, kh, kw, sh, sw, ph, pw]
+
+
+def _pool_out(p, ceil_mode: bool) -> tuple[int, int]:
+    def size(n, k, s, pad):
+        span = n + 2 * pad - k
+        out = (-(-span // s) if ceil_mode else span // s) + 1 if span >= 0 else 0
+        if ceil_mode and out > 0 and (out - 1) * s >= n + pad:
+            out -= 1
+        return out
+
+    P, Q = size(p[2], p[4], p[6], p[8]), size(p[3], p[5], p[7], p[9])
+    if P < 1 or Q < 1:
+        raise ValueError(f"kernel_size: window {p[4]}x{p[5]} does not fit the padded input {p[2]}x{p[3]} "
+                         f"(padding {p[8]}x{p[9]}): output size {P}x{Q}")
+    return P, Q
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, return_indices=False):
+    """Device version of :func:`fastconv.max_pool2d`; indices are an int64 Array (h * W + w per plane)."""
+    ix = _arr(x, "x", ndim=4)
+    p = _pool_params(x.shape, kernel_size, stride, padding)
+    P, Q = _pool_out(p, bool(ceil_mode))
+    y = _empty((p[0], p[1], P, Q), x.device)
+    indices = _empty((p[0], p[1], P, Q), x.device, np.int64) if return_indices else None
+    _cuda.max_pool2d_forward(p, bool(ceil_mode), ix, y._impl, indices._impl if indices is not None else None)
+    return (y, indices) if return_indices else y
+
+
+def max_pool2d_backward(grad_output, indices, input_shape):
+    """Device version of :func:`fastconv.grad.max_pool2d`: scatter grad_output to the argmax positions."""
+    idy = _arr(grad_output, "grad_output", ndim=4)
+    ii = _arr(indices, "indices", ndim=4, dtype=np.int64)
+    device = _same_device(grad_output=grad_output, indices=indices)
+    input_shape = require_shape(input_shape, "input_shape", 4)
+    if indices.shape != grad_output.shape:
+        raise ValueError(f"indices: expected shape {shape_str(grad_output.shape)} (as grad_output), got {shape_str(indices.shape)}")
+    if input_shape[:2] != grad_output.shape[:2]:
+        raise ValueError(f"input_shape: N and C must match grad_output {shape_str(grad_output.shape)}, got {shape_str(input_shape)}")
+    dx = _empty(input_shape, device)
+    _cuda.max_pool2d_backward(idy, ii, dx._impl)
+    return dx
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    """Device version of :func:`fastconv.avg_pool2d`."""
+    ix = _arr(x, "x", ndim=4)
+    p = _pool_params(x.shape, kernel_size, stride, padding)
+    P, Q = _pool_out(p, bool(ceil_mode))
+    y = _empty((p[0], p[1], P, Q), x.device)
+    _cuda.avg_pool2d_forward(p, bool(ceil_mode), bool(count_include_pad), ix, y._impl)
+    return y
+
+
+def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
+                        count_include_pad=True):
+    """Device version of :func:`fastconv.grad.avg_pool2d`."""
+    idy = _arr(grad_output, "grad_output", ndim=4)
+    p = _pool_params(require_shape(input_shape, "input_shape", 4), kernel_size, stride, padding)
+    P, Q = _pool_out(p, bool(ceil_mode))
+    if grad_output.shape != (p[0], p[1], P, Q):
+        raise ValueError(f"grad_output: expected shape {shape_str((p[0], p[1], P, Q))}, got {shape_str(grad_output.shape)}")
+    dx = _empty(p[:4], grad_output.device)
+    _cuda.avg_pool2d_backward(p, bool(ceil_mode), bool(count_include_pad), idy, dx._impl)
+    return dx
+
+
+def adaptive_avg_pool2d(x, output_size):
+    """Device version of :func:`fastconv.adaptive_avg_pool2d`."""
+    ix = _arr(x, "x", ndim=4)
+    oh, ow = pair(output_size, "output_size", minimum=1)
+    y = _empty((x.shape[0], x.shape[1], oh, ow), x.device)
+    _cuda.adaptive_avg_pool2d_forward(ix, y._impl)
+    return y
+
+
+# ---- training kernels --------------------------------------------------------------------------------
+
+def add_bias(x, bias):
+    """``x + bias`` broadcast over axis 1 (x of shape (N, C, ...), bias (C,)); returns a new Array."""
+    _arr(x, "x"), _arr(bias, "bias", ndim=1)
+    _same_device(x=x, bias=bias)
+    if x.ndim < 2 or bias.shape != (x.shape[1],):
+        raise ValueError(f"bias: expected shape (C,) for x of shape (N, C, ...), got {shape_str(bias.shape)} for {shape_str(x.shape)}")
+    y = x.copy()
+    _cuda.bias_add(y._impl, bias._impl)
+    return y
+
+
+def bias_grad(grad_output):
+    """Gradient of :func:`add_bias` with respect to the bias: ``grad_output`` summed over all axes but 1."""
+    _arr(grad_output, "grad_output")
+    if grad_output.ndim < 2:
+        raise ValueError(f"grad_output: expected shape (N, C, ...), got {shape_str(grad_output.shape)}")
+    db = _empty((grad_output.shape[1],), grad_output.device)
+    _cuda.bias_grad(grad_output._impl, db._impl)
+    return db
+
+
+def _activation(name, x, slope=0.0):
+    y = _empty(x.shape, x.device)
+    _cuda.activation_forward(name, float(slope), _arr(x, "x"), y._impl)
+    return y
+
+
+def _activation_grad(name, grad_output, saved, saved_name, slope=0.0):
+    idy, isv = _arr(grad_output, "grad_output"), _arr(saved, saved_name)
+    device = _same_device(grad_output=grad_output, **{saved_name: saved})
+    if saved.shape != grad_output.shape:
+        raise ValueError(f"{saved_name}: expected shape {shape_str(grad_output.shape)} (as grad_output), got {shape_str(saved.shape)}")
+    dx = _empty(grad_output.shape, device)
+    _cuda.activation_backward(name, float(slope), isv, idy, dx._impl)
+    return dx
+
+
+def relu(x):
+    """max(x, 0) elementwise."""
+    return _activation("relu", x)
+
+
+def relu_backward(grad_output, x):
+    """Gradient of :func:`relu` given its input ``x``."""
+    return _activation_grad("relu", grad_output, x, "x")
+
+
+def leaky_relu(x, negative_slope=0.01):
+    """x if x > 0 else negative_slope * x."""
+    return _activation("leaky_relu", x, require_finite(negative_slope, "negative_slope"))
+
+
+def leaky_relu_backward(grad_output, x, negative_slope=0.01):
+    """Gradient of :func:`leaky_relu` given its input ``x``."""
+    return _activation_grad("leaky_relu", grad_output, x, "x", require_finite(negative_slope, "negative_slope"))
+
+
+def sigmoid(x):
+    """1 / (1 + exp(-x)) elementwise."""
+    return _activation("sigmoid", x)
+
+
+def sigmoid_backward(grad_output, y):
+    """Gradient of :func:`sigmoid` given its output ``y``."""
+    return _activation_grad("sigmoid", grad_output, y, "y")
+
+
+def tanh(x):
+    """tanh(x) elementwise."""
+    return _activation("tanh", x)
+
+
+def tanh_backward(grad_output, y):
+    """Gradient of :func:`tanh` given its output ``y``."""
+    return _activation_grad("tanh", grad_output, y, "y")
+
+
+def sum(x):  # noqa: A001  (mirrors numpy's name inside this namespace)
+    """Sum of all elements as a 0-d Array (deterministic order)."""
+    ix = _arr(x, "x")
+    out = _empty((), x.device)
+    _cuda.sum(ix, 1.0, out._impl)
+    return out
+
+
+def mean(x):
+    """Mean of all elements as a 0-d Array (NaN for an empty array, as numpy and torch)."""
+    ix = _arr(x, "x")
+    out = _empty((), x.device)
+    _cuda.sum(ix, 1.0 / x.size if x.size else float("nan"), out._impl)
+    return out
+
+
+def _logits_labels(logits, labels):
+    il, ib = _arr(logits, "logits", ndim=2), _arr(labels, "labels", ndim=1, dtype=np.int64)
+    device = _same_device(logits=logits, labels=labels)
+    if labels.shape != (logits.shape[0],):
+        raise ValueError(f"labels: expected shape {shape_str((logits.shape[0],))} for logits {shape_str(logits.shape)}, got {shape_str(labels.shape)}")
+    if logits.shape[1] < 1:
+        raise ValueError("logits: need at least one class")
+    return il, ib, device
+
+
+def softmax_cross_entropy(logits, labels):
+    """Mean over rows of ``-log softmax(logits)[label]`` as a 0-d Array. labels: int64 Array in
+    [0, classes); a label out of range cannot be reported from the GPU and makes the loss NaN."""
+    il, ib, device = _logits_labels(logits, labels)
+    loss = _empty((), device)
+    _cuda.softmax_cross_entropy(il, ib, loss._impl)
+    return loss
+
+
+def softmax_cross_entropy_backward(logits, labels, grad_loss=1.0):
+    """Gradient of :func:`softmax_cross_entropy` w.r.t. the logits: grad_loss / N * (softmax - onehot)."""
+    il, ib, device = _logits_labels(logits, labels)
+    dlogits = _empty(logits.shape, device)
+    _cuda.softmax_cross_entropy_backward(il, ib, require_finite(grad_loss, "grad_loss"), dlogits._impl)
+    return dlogits
+
+
+def axpy(alpha, x, y):
+    """``y += alpha * x`` in place (gradient accumulation)."""
+    ix, iy = _arr(x, "x"), _arr(y, "y")
+    _same_device(x=x, y=y)
+    if x.shape != y.shape:
+        raise ValueError(f"y: expected shape {shape_str(x.shape)} (as x), got {shape_str(y.shape)}")
+    _cuda.axpy(require_finite(alpha, "alpha"), ix, iy)
+
+
+def _param_like(param, **others):
+    _arr(param, "param")
+    for name, a in others.items():
+        if a is not None:
+            _arr(a, name)
+            if a.shape != param.shape:
+                raise ValueError(f"{name}: expected shape {shape_str(param.shape)} (as param), got {shape_str(a.shape)}")
+    _same_device(param=param, **others)
+
+
+def sgd_step(param, grad, momentum_buffer=None, *, lr, momentum=0.0, dampening=0.0, weight_decay=0.0,
+             nesterov=False, first_step=False):
+    """One torch.optim.SGD step in place on ``param`` (and ``momentum_buffer``, needed when
+    momentum != 0; on the first step pass ``first_step=True`` so the buffer starts at the gradient)."""
+    _param_like(param, grad=grad, momentum_buffer=momentum_buffer)
+    momentum = require_finite(momentum, "momentum")
+    if momentum != 0.0 and momentum_buffer is None:
+        raise ValueError("momentum_buffer: required when momentum != 0")
+    _cuda.sgd_step(param._impl, grad._impl, None if momentum_buffer is None else momentum_buffer._impl,
+                   require_finite(lr, "lr"), momentum, require_finite(dampening, "dampening"),
+                   require_finite(weight_decay, "weight_decay"), bool(nesterov), bool(first_step))
+
+
+def adam_step(param, grad, exp_avg, exp_avg_sq, *, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
+    """One torch.optim.Adam step in place (``step`` counts from 1; the moments start at zero)."""
+    _param_like(param, grad=grad, exp_avg=exp_avg, exp_avg_sq=exp_avg_sq)
+    step = require_int(step, "step", minimum=1)
+    beta1, beta2 = require_finite(beta1, "beta1"), require_finite(beta2, "beta2")
+    if not (0.0 <= beta1 < 1.0 and 0.0 <= beta2 < 1.0):
+        raise ValueError(f"beta1, beta2: expected values in [0, 1), got {beta1}, {beta2}")
+    step_size = require_finite(lr, "lr") / (1.0 - beta1**step)
+    sqrt_bc2 = (1.0 - beta2**step) ** 0.5
+    _cuda.adam_step(param._impl, grad._impl, exp_avg._impl, exp_avg_sq._impl, step_size, sqrt_bc2, beta1, beta2,
+                    require_finite(eps, "eps"), require_finite(weight_decay, "weight_decay"))

@@ -1,0 +1,226 @@
+"""Check, then time: every case is first compared with a float64 reference (a wrong algorithm is
+marked and not timed), then ours and the references (torch, scipy, numpy) run interleaved
+(A, B, A, B, ...) after warm-up, and the median with min/max is kept."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+import fastconv
+
+from . import reference as ref
+from .suite import Shape
+
+CONV_PASSES = {"fwd": "forward", "bwd_input": "input", "bwd_weight": "weight"}
+ALGO_FAMILIES = ("direct", "im2col", "fft", "winograd")  # what --algos accepts, besides "auto"
+SCIPY_MAX_BYTES = 512 << 20  # scipy's batched FFT convolution materialises N*K*C spectra: cap its memory
+
+
+def tolerance(algo: str) -> float:
+    """Relative-error bound of an algorithm (issue 3): transforms round more than direct sums."""
+    return 1e-4 if algo.startswith(("fft", "winograd")) else 1e-5
+
+
+@dataclass
+class Row:
+    """One measured case. Times in ms (median, min, max); refs: reference name -> median ms."""
+
+    section: str  # conv, sweep-kernel, sweep-image, sweep-channels, pool, gemm
+    name: str
+    dims: str
+    pass_: str
+    algo: str
+    picked: str = ""  # the algorithm "auto" ran
+    status: str = "ok"  # ok, WRONG, skipped
+    note: str = ""
+    ms: float | None = None
+    ms_min: float | None = None
+    ms_max: float | None = None
+    flops: float | None = None
+    bytes: int | None = None
+    gflops: float | None = None
+    pct_peak: float | None = None
+    gbps: float | None = None
+    workspace_bytes: int | None = None
+    error: float | None = None
+    refs: dict = field(default_factory=dict)
+
+    @property
+    def speedup(self) -> float | None:
+        """torch (or numpy for GEMM) time / ours: > 1 means we are faster."""
+        other = self.refs.get("torch", self.refs.get("numpy"))
+        return other / self.ms if other and self.ms else None
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["speedup"] = self.speedup
+        return d
+
+
+def time_interleaved(fns: dict, repeat: int, warmup: int = 2) -> dict:
+    """name -> (median, min, max) seconds, calling the callables in turn after warm-up."""
+    for _ in range(warmup):
+        for f in fns.values():
+            f()
+    times = {k: [] for k in fns}
+    for _ in range(repeat):
+        for k, f in fns.items():
+            t0 = time.perf_counter()
+            f()
+            times[k].append(time.perf_counter() - t0)
+    return {k: (statistics.median(v), min(v), max(v)) for k, v in times.items()}
+
+
+def optional_module(name: str):
+    try:
+        return __import__(name)
+    except ImportError:
+        return None
+
+
+def expand_algos(requested: list[str]) -> list[str]:
+    """Requested names -> registered algorithm names ("winograd" covers winograd_f2 and winograd_f4);
+    a family with nothing registered stays as is and is reported as not built."""
+    from ..conv import ALGORITHMS
+
+    out = []
+    for a in requested:
+        matches = [n for n in ALGORITHMS if n == a or n.startswith(a + "_")] if a != "auto" else ["auto"]
+        out.extend(m for m in (matches or [a]) if m not in out)
+    return out
+
+
+# ---- convolution ---------------------------------------------------------------------------------
+
+
+def conv_problem(shape: Shape, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    p = shape.params()
+    x = rng.standard_normal(shape.x_shape, dtype=np.float32)
+    w = rng.standard_normal(shape.w_shape, dtype=np.float32)
+    b = rng.standard_normal(shape.K, dtype=np.float32)
+    dy = rng.standard_normal((p.N, p.K, p.P, p.Q), dtype=np.float32)
+    return x, w, b, dy
+
+
+def run_conv(pass_: str, algo: str, shape: Shape, x, w, b, dy):
+    kw = shape.conv_kwargs
+    if pass_ == "fwd":
+        return fastconv.conv2d(x, w, b, algo=algo, **kw)
+    if pass_ == "bwd_input":
+        return fastconv.grad.conv2d_input(x.shape, w, dy, algo=algo, **kw)
+    return fastconv.grad.conv2d_weight(x, w.shape, dy, algo=algo, **kw)
+
+
+def conv_reference(pass_: str, shape: Shape, x, w, b, dy):
+    args = ((shape.stride,) * 2, (shape.pad,) * 2, (shape.dilation,) * 2, shape.groups)
+    if pass_ == "fwd":
+        return ref.conv2d(x, w, b, *args)
+    if pass_ == "bwd_input":
+        return ref.conv2d_input(x.shape, w, dy, *args)
+    return ref.conv2d_weight(x, w.shape, dy, *args)
+
+
+def torch_conv(pass_: str, shape: Shape, x, w, b, dy):
+    """torch's version of the pass (the reference timing), or None when torch is absent."""
+    torch = optional_module("torch")
+    if torch is None:
+        return None
+    xt, wt, bt, dyt = (torch.from_numpy(a) for a in (x, w, b, dy))
+    kw = shape.conv_kwargs
+    if pass_ == "fwd":
+
+        def f():
+            with torch.no_grad():
+                return torch.nn.functional.conv2d(xt, wt, bt, **kw)
+
+        return f
+    if pass_ == "bwd_input":
+        return lambda: torch.nn.grad.conv2d_input(xt.shape, wt, dyt, **kw)
+    return lambda: torch.nn.grad.conv2d_weight(xt, wt.shape, dyt, **kw)
+
+
+def scipy_conv(shape: Shape, x, w, b):
+    """scipy.signal.fftconvolve over (C, H, W) for the whole batch (forward, stride 1, no dilation or
+    groups): the FFT baseline. None when scipy is absent or the case does not apply (reason given)."""
+    signal = optional_module("scipy.signal")
+    if signal is None:
+        return None, "scipy not installed"
+    if shape.stride != 1 or shape.dilation != 1 or shape.groups != 1:
+        return None, "scipy: stride/dilation/groups not supported"
+    p = shape.params()
+    Hf, Wf = shape.H + 2 * shape.pad + shape.R - 1, shape.W + 2 * shape.pad + shape.S - 1
+    # complex64 product of the N x K x C spectra, plus about as much again for the inverse transform
+    if 3 * 8 * shape.N * shape.K * shape.C * Hf * (Wf // 2 + 1) > SCIPY_MAX_BYTES:
+        return None, "scipy: spectra too large"
+    import scipy.signal as signal
+
+    xp = np.pad(x, ((0, 0), (0, 0), (shape.pad,) * 2, (shape.pad,) * 2))[:, None]
+    wf = np.ascontiguousarray(w[None, :, :, ::-1, ::-1])  # correlation = convolution with the flipped kernel
+
+    def f():
+        y = signal.fftconvolve(xp, wf, mode="valid", axes=(2, 3, 4))[:, :, 0, : p.P, : p.Q]
+        return y + b[None, :, None, None]
+
+    return f, ""
+
+
+def workspace_bytes(algo: str, shape: Shape, pass_: str):
+    """Scratch bytes the algorithm reports for this pass, when fastconv.conv can tell (else None)."""
+    from .. import conv
+
+    query = getattr(conv, "workspace_bytes", None)
+    return query(algo, shape.params(), CONV_PASSES[pass_]) if query else None
+
+
+def bench_conv_shape(shape: Shape, algos, passes, repeat: int, warmup: int, compare, peak: float,
+                     check_batch: int = 2, section: str = "conv") -> list[Row]:
+    """Check then time each algorithm for each pass of one shape, with torch/scipy alongside."""
+    from ..conv import _available, select_algorithm
+
+    params = shape.params()
+    x, w, b, dy = conv_problem(shape)
+    n = min(check_batch, shape.N)
+    rows = []
+    for pass_ in passes:
+        base = dict(section=section, name=shape.name, dims=shape.dims, pass_=pass_, flops=shape.flops, bytes=shape.min_bytes)
+        why_not = _available(params, CONV_PASSES[pass_])
+        auto = select_algorithm(params, CONV_PASSES[pass_])
+        expected = conv_reference(pass_, shape, x[:n], w, b, dy[:n])
+        fns, timed = {}, []
+        for algo in algos:
+            name = auto if algo == "auto" else algo
+            row = Row(algo=algo, picked=name, **base)
+            reason = why_not.get(name, "not built")
+            if reason is not None:
+                row.status, row.note = "skipped", reason
+                rows.append(row)
+                continue
+            row.error = ref.relative_error(run_conv(pass_, name, shape, x[:n], w, b, dy[:n]), expected)
+            if not row.error <= tolerance(name):
+                row.status, row.note = "WRONG", f"relative error {row.error:.1e} > {tolerance(name):.0e}: not timed"
+                rows.append(row)
+                continue
+            row.workspace_bytes = workspace_bytes(name, shape, pass_)
+            fns[algo] = lambda a=name, p=pass_: run_conv(p, a, shape, x, w, b, dy)
+            timed.append(row)
+        if "torch" in compare and (f := torch_conv(pass_, shape, x, w, b, dy)) is not None:
+            fns["torch"] = f
+        if "scipy" in compare and pass_ == "fwd":
+            f, _ = scipy_conv(shape, x, w, b)
+            if f is not None:
+                fns["scipy"] = f
+        res = time_interleaved(fns, repeat, warmup) if fns else {}
+        refs = {k: res[k][0] * 1e3 for k in ("torch", "scipy") if k in res}
+        for row in timed:
+            med, lo, hi = res[row.algo]
+            row.ms, row.ms_min, row.ms_max = med * 1e3, lo * 1e3, hi * 1e3
+            row.gflops = row.flops / med / 1e9
+            row.pct_peak = 100 * row.gflops / peak if peak else None
+            row.refs = dict(refs)
+        rows.extend(timed)
+    return rows

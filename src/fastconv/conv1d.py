@@ -1,0 +1,137 @@
+"""1-D convolution (cross-correlation, torch.nn.functional.conv1d semantics) on (N, C, L) arrays.
+
+A 1-D problem is a 2-D one of height 1: x (N, C, L) is viewed as (N, C, 1, L) and the weight
+(K, C/groups, S) as (K, C/groups, 1, S), so every 2-D algorithm, both gradients and the algorithm
+chooser serve conv1d without a second copy of any kernel. The views cost nothing for contiguous
+inputs; arguments are checked here first so that errors speak of the 1-D shapes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._validation import require_float32, require_int, shape_str
+
+
+def _single(value, name: str, minimum: int) -> int:
+    """An int, or a 1-element tuple/list of one (torch accepts both)."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 1:
+            raise ValueError(f"{name}: expected an int or a 1-element tuple, got {value!r}")
+        value = value[0]
+    return require_int(value, name, minimum)
+
+
+def _check(x_shape, w_shape, stride, padding, dilation, groups, x_name="x", w_name="weight"):
+    """Validate the 1-D hyper-parameters and shapes; return (stride, padding, dilation, groups, L_out)."""
+    stride = _single(stride, "stride", 1)
+    padding = _single(padding, "padding", 0)
+    dilation = _single(dilation, "dilation", 1)
+    groups = require_int(groups, "groups", minimum=1)
+    N, C, L = x_shape
+    K, Cg, S = w_shape
+    if C < 1 or L < 1:
+        raise ValueError(f"{x_name}: channels and length must be >= 1, got shape {shape_str(x_shape)}")
+    if K < 1 or Cg < 1 or S < 1:
+        raise ValueError(f"{w_name}: sizes must be >= 1, got shape {shape_str(w_shape)}")
+    if C % groups or K % groups:
+        raise ValueError(f"groups: {groups} must divide both input channels C={C} and output channels K={K}")
+    if Cg * groups != C:
+        raise ValueError(
+            f"{w_name}: expected shape (K, C/groups, S) with C/groups = {C // groups}, got {shape_str(w_shape)}"
+        )
+    L_out = (L + 2 * padding - dilation * (S - 1) - 1) // stride + 1
+    if L + 2 * padding - dilation * (S - 1) - 1 < 0:
+        raise ValueError(
+            f"{w_name}: kernel of length {S} (dilation {dilation}) does not fit the input length {L} "
+            f"padded by {padding} on each side"
+        )
+    return stride, padding, dilation, groups, L_out
+
+
+def _as_1d(x: np.ndarray, name: str) -> np.ndarray:
+    require_float32(x, name, ndim=3)
+    return x
+
+
+def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo: str = "auto") -> np.ndarray:
+    """y[n, k, l] = bias[k] + sum_{c, s} x[n, g*C/groups + c, l*stride - padding + s*dilation] * weight[k, c, s].
+
+    x: (N, C, L) float32; weight: (K, C/groups, S) float32; bias: (K,) float32 or None.
+    Returns (N, K, L_out) float32 with L_out = (L + 2*padding - dilation*(S-1) - 1) // stride + 1.
+    Same semantics as `torch.nn.functional.conv1d`; computed by `fastconv.conv2d` on height-1 views."""
+    from . import conv2d
+
+    x = _as_1d(x, "x")
+    weight = _as_1d(weight, "weight")
+    stride, padding, dilation, groups, _ = _check(x.shape, weight.shape, stride, padding, dilation, groups)
+    y = conv2d(
+        x[:, :, None, :],
+        weight[:, :, None, :],
+        bias,
+        stride=(1, stride),
+        padding=(0, padding),
+        dilation=(1, dilation),
+        groups=groups,
+        algo=algo,
+    )
+    return y[:, :, 0, :]
+
+
+def conv1d_input(input_shape, weight, grad_output, stride=1, padding=0, dilation=1, groups=1, algo="auto"):
+    """Gradient of `conv1d` with respect to its input: shape `input_shape` (N, C, L), float32."""
+    from .grad import conv2d_input
+
+    input_shape = _shape3(input_shape, "input_shape")
+    weight = _as_1d(weight, "weight")
+    grad_output = _as_1d(grad_output, "grad_output")
+    stride, padding, dilation, groups, L_out = _check(input_shape, weight.shape, stride, padding, dilation, groups, "input_shape")
+    _check_grad_output(grad_output, (input_shape[0], weight.shape[0], L_out))
+    N, C, L = input_shape
+    dx = conv2d_input(
+        (N, C, 1, L),
+        weight[:, :, None, :],
+        grad_output[:, :, None, :],
+        stride=(1, stride),
+        padding=(0, padding),
+        dilation=(1, dilation),
+        groups=groups,
+        algo=algo,
+    )
+    return dx[:, :, 0, :]
+
+
+def conv1d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilation=1, groups=1, algo="auto"):
+    """Gradient of `conv1d` with respect to its weight: shape `weight_shape` (K, C/groups, S), float32."""
+    from .grad import conv2d_weight
+
+    input = _as_1d(input, "input")
+    weight_shape = _shape3(weight_shape, "weight_shape")
+    grad_output = _as_1d(grad_output, "grad_output")
+    stride, padding, dilation, groups, L_out = _check(
+        input.shape, weight_shape, stride, padding, dilation, groups, "input", "weight_shape"
+    )
+    _check_grad_output(grad_output, (input.shape[0], weight_shape[0], L_out))
+    K, Cg, S = weight_shape
+    dw = conv2d_weight(
+        input[:, :, None, :],
+        (K, Cg, 1, S),
+        grad_output[:, :, None, :],
+        stride=(1, stride),
+        padding=(0, padding),
+        dilation=(1, dilation),
+        groups=groups,
+        algo=algo,
+    )
+    return dw[:, :, 0, :]
+
+
+def _shape3(shape, name: str) -> tuple[int, int, int]:
+    if not isinstance(shape, (tuple, list)) or len(shape) != 3:
+        raise ValueError(f"{name}: expected a 3-tuple of ints, got {shape!r}")
+    return tuple(require_int(s, name, minimum=0) for s in shape)
+
+
+def _check_grad_output(grad_output: np.ndarray, expected) -> None:
+    if grad_output.shape != tuple(expected):
+        raise ValueError(f"grad_output: expected shape {shape_str(expected)}, got {shape_str(grad_output.shape)}")

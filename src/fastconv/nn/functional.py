@@ -1,0 +1,308 @@
+"""Differentiable ops on Tensors: each forward calls our kernels (or numpy for cheap elementwise
+work) and records its backward rule right beside it.
+
+Float32 tensors run through fastconv's C++ kernels; the numpy-only ops (activations, losses,
+linear via numpy matmul) also accept float64, which the gradient checks use.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import fastconv as _fc
+
+from .. import _core
+from .._validation import shape_str
+from ..autograd import Tensor, as_tensor, is_grad_enabled, mm, record
+
+
+def _fused(*arrays) -> bool:
+    """True when the C++ kernels apply: C-contiguous float32 numpy arrays (else numpy, e.g. float64)."""
+    return all(isinstance(a, np.ndarray) and a.dtype == np.float32 and a.flags.c_contiguous for a in arrays)
+
+
+def _saving(*tensors) -> bool:
+    """True when the op's backward will run, so it is worth keeping arrays for it."""
+    return is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+# ---- linear algebra layers ---------------------------------------------------------------------------
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """y = x @ weight.T + bias for x (N, in), weight (out, in), bias (out,)."""
+    xd, wd = x.data, weight.data
+    if xd.ndim != 2 or wd.ndim != 2 or xd.shape[1] != wd.shape[1]:
+        raise ValueError(f"linear: expected input (N, {wd.shape[1]}), got {shape_str(xd.shape)}")
+    y = mm(xd, wd, trans_b=True)
+    if bias is not None:
+        y += bias.data
+    parents = (x, weight) if bias is None else (x, weight, bias)
+
+    def backward(g):
+        gx = mm(g, wd) if x.requires_grad else None
+        gw = mm(g, xd, trans_a=True) if weight.requires_grad else None
+        if bias is None:
+            return gx, gw
+        return gx, gw, g.sum(axis=0)
+
+    return record(y, parents, backward)
+
+
+def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1, groups=1,
+           algo: str = "auto") -> Tensor:
+    """2-D convolution (PyTorch semantics) through fastconv.conv2d; gradients through fastconv.grad."""
+    xd, wd = x.data, weight.data
+    y = _fc.conv2d(xd, wd, None if bias is None else bias.data, stride=stride, padding=padding,
+                   dilation=dilation, groups=groups, algo=algo)
+    parents = (x, weight) if bias is None else (x, weight, bias)
+    x_shape, w_shape = xd.shape, wd.shape
+    if not _saving(x, weight, bias):
+        return record(y, parents, None)
+
+    def backward(g):
+        gx = gw = None
+        if x.requires_grad:
+            gx = _fc.grad.conv2d_input(x_shape, wd, g, stride, padding, dilation, groups, algo=algo)
+        if weight.requires_grad:
+            gw = _fc.grad.conv2d_weight(xd, w_shape, g, stride, padding, dilation, groups, algo=algo)
+        if bias is None:
+            return gx, gw
+        return gx, gw, _bias_grad(g)
+
+    return record(y, parents, backward)
+
+
+def _bias_grad(g):
+    """Sum of the (N, K, P, Q) gradient over N, P, Q: one pass in C++ instead of numpy's strided reduction."""
+    if not _fused(g):
+        return g.sum(axis=(0, 2, 3))
+    db = np.empty(g.shape[1], np.float32)
+    _core.bias_grad_nchw(g, db)
+    return db
+
+
+# ---- pooling ---------------------------------------------------------------------------------------------
+
+
+def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False) -> Tensor:
+    """Max pooling (PyTorch semantics); the backward routes gradients through the argmax indices."""
+    x_shape = x.data.shape
+    if not _saving(x):
+        return record(_fc.max_pool2d(x.data, kernel_size, stride, padding, ceil_mode), (x,), None)
+    y, indices = _fc.max_pool2d(x.data, kernel_size, stride, padding, ceil_mode, return_indices=True)
+    return record(y, (x,), lambda g: (_fc.grad.max_pool2d(g, indices, x_shape),))
+
+
+def avg_pool2d(x: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+               count_include_pad: bool = True) -> Tensor:
+    """Average pooling (PyTorch semantics)."""
+    x_shape = x.data.shape
+    y = _fc.avg_pool2d(x.data, kernel_size, stride, padding, ceil_mode, count_include_pad)
+    return record(y, (x,), lambda g: (_fc.grad.avg_pool2d(g, x_shape, kernel_size, stride, padding, ceil_mode,
+                                                         count_include_pad),))
+
+
+def adaptive_avg_pool2d(x: Tensor, output_size) -> Tensor:
+    """Adaptive average pooling to `output_size` (int or pair); (1, 1) is global average pooling."""
+    x_shape = x.data.shape
+    y = _fc.adaptive_avg_pool2d(x.data, output_size)
+    return record(y, (x,), lambda g: (_fc.grad.adaptive_avg_pool2d(g, x_shape),))
+
+
+# ---- activations -------------------------------------------------------------------------------------------
+
+
+def relu(x: Tensor) -> Tensor:
+    xd = x.data
+    if not _fused(xd):
+        y = np.maximum(xd, 0)
+        return record(y, (x,), lambda g: (g * (y > 0),))
+    y = np.empty_like(xd)
+    _core.relu_forward(xd, y)
+
+    def backward(g):
+        g = np.ascontiguousarray(g, dtype=np.float32)
+        dx = np.empty_like(y)
+        _core.relu_backward(y, g, dx)
+        return (dx,)
+
+    return record(y, (x,), backward)
+
+
+def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
+    xd = x.data
+    slope = xd.dtype.type(negative_slope)
+    y = np.where(xd > 0, xd, xd * slope)
+    return record(y, (x,), lambda g: (np.where(xd > 0, g, g * slope),))
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    xd = x.data
+    if not _fused(xd):
+        with np.errstate(under="ignore"):
+            e = np.exp(-np.abs(xd))  # exp of a non-positive number only: no overflow for large |x|
+        y = np.where(xd >= 0, 1 / (1 + e), e / (1 + e)).astype(xd.dtype, copy=False)
+        return record(y, (x,), lambda g: (g * y * (1 - y),))
+    y = np.empty_like(xd)
+    _core.sigmoid_forward(xd, y)
+
+    def backward(g):
+        g = np.ascontiguousarray(g, dtype=np.float32)
+        dx = np.empty_like(y)
+        _core.sigmoid_backward(y, g, dx)
+        return (dx,)
+
+    return record(y, (x,), backward)
+
+
+def tanh(x: Tensor) -> Tensor:
+    y = np.tanh(x.data)
+    return record(y, (x,), lambda g: (g * (1 - y * y),))
+
+
+def flatten(x: Tensor, start_dim: int = 1) -> Tensor:
+    return x.flatten(start_dim)
+
+
+def dropout(x: Tensor, p: float = 0.5, training: bool = True, rng: np.random.Generator | None = None) -> Tensor:
+    """Zero each element with probability p and scale the rest by 1 / (1 - p) (identity when not training)."""
+    if not 0 <= p < 1:
+        raise ValueError(f"dropout: p must be in [0, 1), got {p}")
+    if not training or p == 0:
+        return x
+    rng = rng if rng is not None else _fc.nn.init.generator()
+    xd = x.data
+    mask = (rng.random(xd.shape, dtype=np.float32) >= p) * xd.dtype.type(1 / (1 - p))
+    return record(xd * mask, (x,), lambda g: (g * mask,))
+
+
+def batch_norm2d(x: Tensor, weight: Tensor | None, bias: Tensor | None, running_mean: np.ndarray | None,
+                 running_var: np.ndarray | None, training: bool, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """Batch normalization over (N, H, W) per channel. In training, normalizes with batch statistics
+    and updates the running ones in place (unbiased variance, as PyTorch); otherwise uses them."""
+    xd = x.data
+    n = xd.shape[0] * xd.shape[2] * xd.shape[3]
+    if training:
+        if n < 2:
+            raise ValueError(f"batch_norm2d: need more than one value per channel in training, got input {shape_str(xd.shape)}")
+        mu = xd.mean(axis=(0, 2, 3))
+        var = xd.var(axis=(0, 2, 3))
+        if running_mean is not None:
+            running_mean *= 1 - momentum
+            running_mean += momentum * mu
+            running_var *= 1 - momentum
+            running_var += momentum * var * (n / (n - 1))
+    else:
+        mu, var = running_mean, running_var
+    inv_std = (1.0 / np.sqrt(var + eps)).astype(xd.dtype)
+    xhat = (xd - mu.astype(xd.dtype)[:, None, None]) * inv_std[:, None, None]
+    gamma = weight.data if weight is not None else None
+    y = xhat * gamma[:, None, None] if gamma is not None else xhat.copy()
+    if bias is not None:
+        y += bias.data[:, None, None]
+    parents = tuple(t for t in (x, weight, bias) if t is not None)
+
+    def backward(g):
+        gxhat = g * gamma[:, None, None] if gamma is not None else g
+        if training:
+            # d/dx of (x - mean) / std with batch statistics.
+            m1 = gxhat.mean(axis=(0, 2, 3))[:, None, None]
+            m2 = (gxhat * xhat).mean(axis=(0, 2, 3))[:, None, None]
+            gx = (gxhat - m1 - xhat * m2) * inv_std[:, None, None]
+        else:
+            gx = gxhat * inv_std[:, None, None]
+        grads = [gx if x.requires_grad else None]
+        if weight is not None:
+            grads.append((g * xhat).sum(axis=(0, 2, 3)))
+        if bias is not None:
+            grads.append(g.sum(axis=(0, 2, 3)))
+        return tuple(grads)
+
+    return record(y, parents, backward)
+
+
+# ---- losses ------------------------------------------------------------------------------------------------
+
+
+def _targets(target, n: int, num_classes: int) -> np.ndarray:
+    t = target.numpy() if isinstance(target, Tensor) else np.asarray(target)
+    if t.ndim != 1 or t.shape[0] != n:
+        raise ValueError(f"cross_entropy: expected targets of shape ({n},), got {shape_str(t.shape)}")
+    if not np.issubdtype(t.dtype, np.integer):
+        if np.issubdtype(t.dtype, np.floating) and np.all(t == np.round(t)):
+            t = t.astype(np.int64)
+        else:
+            raise TypeError(f"cross_entropy: targets must be integer class indices, got dtype {t.dtype}")
+    if n and (t.min() < 0 or t.max() >= num_classes):
+        raise ValueError(
+            f"cross_entropy: target values must be in [0, {num_classes}) for {num_classes} classes, "
+            f"got values in [{t.min()}, {t.max()}]"
+        )
+    return t
+
+
+def log_softmax(x: Tensor) -> Tensor:
+    """log(softmax(x)) over the last axis of a 2-D tensor, computed stably (max subtracted)."""
+    xd = x.data
+    z = xd - xd.max(axis=1, keepdims=True)
+    out = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return record(out, (x,), lambda g: (g - np.exp(out) * g.sum(axis=1, keepdims=True),))
+
+
+def cross_entropy(logits: Tensor, target, reduction: str = "mean") -> Tensor:
+    """Softmax cross-entropy of `logits` (N, C) against integer class `target` (N,).
+
+    Uses the log-sum-exp with the row maximum subtracted, so huge logits neither overflow nor
+    lose precision. `reduction` is "mean" (default) or "sum".
+    """
+    logits = as_tensor(logits)
+    if logits.ndim != 2:
+        raise ValueError(f"cross_entropy: expected logits of shape (N, C), got {shape_str(logits.shape)}")
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"cross_entropy: reduction must be 'mean' or 'sum', got {reduction!r}")
+    n, c = logits.shape
+    t = _targets(target, n, c)
+    xd = logits.data
+    z = xd - xd.max(axis=1, keepdims=True)
+    ez = np.exp(z)
+    sum_ez = ez.sum(axis=1, keepdims=True)
+    rows = np.arange(n)
+    losses = np.log(sum_ez[:, 0]) - z[rows, t]
+    scale = 1.0 / n if reduction == "mean" and n else 1.0
+    loss = np.asarray(losses.sum() * scale, dtype=xd.dtype)
+
+    def backward(g):
+        grad = ez / sum_ez  # softmax
+        grad[rows, t] -= 1
+        grad *= g * xd.dtype.type(scale)
+        return (grad,)
+
+    return record(loss, (logits,), backward)
+
+
+def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
+    """Mean (or summed) squared error between `input` and `target` of the same shape."""
+    input = as_tensor(input)
+    td = target.data if isinstance(target, Tensor) else np.asarray(target, dtype=input.dtype)
+    if tuple(td.shape) != input.shape:
+        raise ValueError(f"mse_loss: input has shape {shape_str(input.shape)} but target has shape {shape_str(td.shape)}")
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"mse_loss: reduction must be 'mean' or 'sum', got {reduction!r}")
+    diff = input.data - td
+    scale = input.dtype.type(1.0 / diff.size if reduction == "mean" and diff.size else 1.0)
+    loss = np.asarray((diff * diff).sum() * scale, dtype=input.dtype)
+    tt = target if isinstance(target, Tensor) else None
+    parents = (input,) if tt is None else (input, tt)
+
+    def backward(g):
+        gi = diff * (2 * scale * g)
+        return (gi,) if tt is None else (gi, -gi)
+
+    return record(loss, parents, backward)
+
+
+__all__ = [
+    "linear", "conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "relu", "leaky_relu", "sigmoid",
+    "tanh", "flatten", "dropout", "batch_norm2d", "log_softmax", "cross_entropy", "mse_loss",
+]

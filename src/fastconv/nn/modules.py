@@ -1,0 +1,410 @@
+"""Layers: Module (parameters, buffers, train/eval, state_dict) and the building blocks of CNNs."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+from .._validation import pair, require_int, shape_str
+from ..autograd import Tensor, to_device
+from . import functional as F
+from . import init
+
+
+class Parameter(Tensor):
+    """A Tensor that a Module owns and optimizers update: requires_grad is on by default."""
+
+    __slots__ = ()
+
+    def __init__(self, data, requires_grad: bool = True):
+        super().__init__(data, requires_grad)
+
+
+class Module:
+    """Base class of layers and models. Assigning a Parameter or a Module to an attribute registers it
+    (in assignment order), so ``parameters()`` and ``state_dict()`` find it."""
+
+    def __init__(self):
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    def __setattr__(self, name, value):
+        if "_parameters" not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__}: call super().__init__() before assigning attributes")
+        for registry in (self._parameters, self._buffers, self._modules):
+            registry.pop(name, None)
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        object.__setattr__(self, name, value)
+
+    def register_buffer(self, name: str, array: np.ndarray) -> None:
+        """Keep `array` (state that is not trained, e.g. running statistics) in the state_dict."""
+        self.__setattr__(name, array)
+        self._buffers[name] = array
+
+    def forward(self, *args):
+        raise NotImplementedError(f"{type(self).__name__} does not define forward()")
+
+    def __call__(self, *args):
+        return self.forward(*args)
+
+    # -- traversal
+    def named_modules(self, prefix: str = ""):
+        yield prefix, self
+        for name, m in self._modules.items():
+            yield from m.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def modules(self):
+        return [m for _, m in self.named_modules()]
+
+    def children(self):
+        return list(self._modules.values())
+
+    def named_parameters(self):
+        """(dotted name, Parameter) pairs, each parameter once."""
+        seen = set()
+        for prefix, m in self.named_modules():
+            for name, p in m._parameters.items():
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    yield (f"{prefix}.{name}" if prefix else name), p
+
+    def parameters(self):
+        return [p for _, p in self.named_parameters()]
+
+    def named_buffers(self):
+        for prefix, m in self.named_modules():
+            for name, b in m._buffers.items():
+                yield (f"{prefix}.{name}" if prefix else name), b
+
+    # -- modes and devices
+    def train(self, mode: bool = True) -> "Module":
+        for m in self.modules():
+            object.__setattr__(m, "training", bool(mode))
+        return self
+
+    def eval(self) -> "Module":
+        return self.train(False)
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.grad = None
+
+    def to(self, device: str) -> "Module":
+        """Move every parameter and buffer to `device` ("cpu" or "cuda") in place; returns self."""
+        for m in self.modules():
+            for p in m._parameters.values():
+                p.data = to_device(p.data, device)
+                if p.grad is not None:
+                    p.grad = to_device(p.grad, device)
+            for name, b in list(m._buffers.items()):
+                m.register_buffer(name, to_device(b, device))
+        return self
+
+    # -- state
+    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+        """Dotted name -> numpy array of every parameter and buffer (copies, safe to keep)."""
+        state = OrderedDict()
+        for name, p in self.named_parameters():
+            state[name] = np.array(to_device(p.data, "cpu"))
+        for name, b in self.named_buffers():
+            state[name] = np.array(to_device(b, "cpu"))
+        return state
+
+    def load_state_dict(self, state, strict: bool = True) -> None:
+        """Copy arrays from `state` into the parameters and buffers, in place.
+
+        Raises ValueError naming the keys that are missing or unexpected (when `strict`) and the key
+        whose shape differs; nothing is modified when any check fails.
+        """
+        slots = OrderedDict()  # key -> (module, attribute, is_parameter)
+        for prefix, m in self.named_modules():
+            for registry, is_param in ((m._parameters, True), (m._buffers, False)):
+                for name in registry:
+                    slots.setdefault(f"{prefix}.{name}" if prefix else name, (m, name, is_param))
+        missing = [k for k in slots if k not in state]
+        unexpected = [k for k in state if k not in slots]
+        if strict and (missing or unexpected):
+            parts = []
+            if missing:
+                parts.append(f"missing keys {missing}")
+            if unexpected:
+                parts.append(f"unexpected keys {unexpected}")
+            raise ValueError(f"load_state_dict into {type(self).__name__}: " + "; ".join(parts))
+        updates = []
+        for key, (m, name, is_param) in slots.items():
+            if key not in state:
+                continue
+            value = state[key]
+            value = np.asarray(value.numpy() if isinstance(value, Tensor) else value)
+            current = m._parameters[name].data if is_param else m._buffers[name]
+            if tuple(value.shape) != tuple(current.shape):
+                raise ValueError(
+                    f"load_state_dict: '{key}' has shape {shape_str(value.shape)} in the state_dict "
+                    f"but {shape_str(current.shape)} in the model"
+                )
+            if not np.can_cast(value.dtype, current.dtype, casting="same_kind"):
+                raise TypeError(f"load_state_dict: '{key}' has dtype {value.dtype}, the model expects {current.dtype}")
+            updates.append((m, name, is_param, current, value))
+        for m, name, is_param, current, value in updates:
+            if isinstance(current, np.ndarray):  # in place: optimizers and callers keep their references
+                np.copyto(current, value, casting="same_kind")
+            elif is_param:
+                m._parameters[name].data = to_device(value.astype(current.dtype), "cuda")
+            else:
+                m.register_buffer(name, to_device(value.astype(current.dtype), "cuda"))
+
+    # -- printing
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        lines = [f"({name}): " + repr(m).replace("\n", "\n  ") for name, m in self._modules.items()]
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        if not lines:
+            return head + ")"
+        return head + "\n  " + "\n  ".join(lines) + "\n)"
+
+
+class Sequential(Module):
+    """Runs its layers in order; layers are named "0", "1", ... as in PyTorch."""
+
+    def __init__(self, *layers: Module):
+        super().__init__()
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Module):
+                raise TypeError(f"Sequential: argument {i} is a {type(layer).__name__}, not a Module")
+            setattr(self, str(i), layer)
+
+    def forward(self, x):
+        for layer in self._modules.values():
+            x = layer(x)
+        return x
+
+    def __getitem__(self, i: int) -> Module:
+        return list(self._modules.values())[i]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+
+class ModuleList(Module):
+    """A list of modules whose parameters are registered (for blocks built in a loop)."""
+
+    def __init__(self, modules=()):
+        super().__init__()
+        for m in modules:
+            self.append(m)
+
+    def append(self, module: Module) -> "ModuleList":
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleList.append: expected a Module, got {type(module).__name__}")
+        setattr(self, str(len(self._modules)), module)
+        return self
+
+    def __getitem__(self, i: int) -> Module:
+        return list(self._modules.values())[i]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+
+class Identity(Module):
+    def forward(self, x):
+        return x
+
+
+def _check_input(layer: Module, x: Tensor, expected: str, ok: bool) -> None:
+    if not ok:
+        raise ValueError(f"{type(layer).__name__}({layer.extra_repr()}): expected input of shape {expected}, "
+                         f"got {shape_str(x.shape)}")
+
+
+class Linear(Module):
+    """y = x @ weight.T + bias; weight (out_features, in_features), Kaiming-uniform initialised."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True):
+        super().__init__()
+        self.in_features = require_int(in_features, "in_features", 1)
+        self.out_features = require_int(out_features, "out_features", 1)
+        shape = (self.out_features, self.in_features)
+        self.weight = Parameter(init.kaiming_uniform(shape))
+        self.bias = Parameter(init.bias_uniform((self.out_features,), shape)) if bias else None
+
+    def forward(self, x):
+        _check_input(self, x, f"(N, {self.in_features})", x.ndim == 2 and x.shape[1] == self.in_features)
+        return F.linear(x, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class Conv2d(Module):
+    """2-D convolution layer (NCHW); `algo` picks the kernel ("auto" or a name from fastconv.conv_algorithms)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, algo: str = "auto"):
+        super().__init__()
+        self.in_channels = require_int(in_channels, "in_channels", 1)
+        self.out_channels = require_int(out_channels, "out_channels", 1)
+        self.groups = require_int(groups, "groups", 1)
+        if self.in_channels % self.groups or self.out_channels % self.groups:
+            raise ValueError(f"Conv2d: groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}")
+        self.kernel_size = pair(kernel_size, "kernel_size", 1)
+        self.stride = pair(stride, "stride", 1)
+        self.padding = padding if isinstance(padding, str) else pair(padding, "padding", 0)
+        self.dilation = pair(dilation, "dilation", 1)
+        self.algo = algo
+        shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
+        self.weight = Parameter(init.kaiming_uniform(shape))
+        self.bias = Parameter(init.bias_uniform((self.out_channels,), shape)) if bias else None
+
+    def forward(self, x):
+        _check_input(self, x, f"(N, {self.in_channels}, H, W)", x.ndim == 4 and x.shape[1] == self.in_channels)
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups, self.algo)
+
+    def extra_repr(self) -> str:
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding not in ((0, 0), "valid"):
+            s += f", padding={self.padding!r}" if isinstance(self.padding, str) else f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        if self.algo != "auto":
+            s += f", algo={self.algo!r}"
+        return s
+
+
+class _Pool2d(Module):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False):
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = kernel_size if stride is None else stride
+        self.padding = padding
+        self.ceil_mode = bool(ceil_mode)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}" + (
+            ", ceil_mode=True" if self.ceil_mode else "")
+
+
+class MaxPool2d(_Pool2d):
+    def forward(self, x):
+        _check_input(self, x, "(N, C, H, W)", x.ndim == 4)
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode)
+
+
+class AvgPool2d(_Pool2d):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True):
+        super().__init__(kernel_size, stride, padding, ceil_mode)
+        self.count_include_pad = bool(count_include_pad)
+
+    def forward(self, x):
+        _check_input(self, x, "(N, C, H, W)", x.ndim == 4)
+        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad)
+
+
+class AdaptiveAvgPool2d(Module):
+    """Average pooling to a fixed output size; (1, 1) is global average pooling."""
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, x):
+        _check_input(self, x, "(N, C, H, W)", x.ndim == 4)
+        return F.adaptive_avg_pool2d(x, self.output_size)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
+class ReLU(Module):
+    def forward(self, x):
+        return F.relu(x)
+
+
+class LeakyReLU(Module):
+    def __init__(self, negative_slope: float = 0.01):
+        super().__init__()
+        self.negative_slope = float(negative_slope)
+
+    def forward(self, x):
+        return F.leaky_relu(x, self.negative_slope)
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}"
+
+
+class Sigmoid(Module):
+    def forward(self, x):
+        return F.sigmoid(x)
+
+
+class Tanh(Module):
+    def forward(self, x):
+        return F.tanh(x)
+
+
+class Flatten(Module):
+    """Flattens dimensions start_dim.. into one (default: everything but the batch)."""
+
+    def __init__(self, start_dim: int = 1):
+        super().__init__()
+        self.start_dim = start_dim
+
+    def forward(self, x):
+        return F.flatten(x, self.start_dim)
+
+
+class Dropout(Module):
+    def __init__(self, p: float = 0.5):
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
+        self.p = float(p)
+
+    def forward(self, x):
+        return F.dropout(x, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class BatchNorm2d(Module):
+    """Per-channel batch normalization of (N, C, H, W) input, with running statistics for eval mode."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True):
+        super().__init__()
+        self.num_features = require_int(num_features, "num_features", 1)
+        self.eps = float(eps)
+        self.momentum = float(momentum)
+        self.weight = Parameter(np.ones(num_features, np.float32)) if affine else None
+        self.bias = Parameter(np.zeros(num_features, np.float32)) if affine else None
+        self.register_buffer("running_mean", np.zeros(num_features, np.float32))
+        self.register_buffer("running_var", np.ones(num_features, np.float32))
+        self.register_buffer("num_batches_tracked", np.zeros((), np.int64))
+
+    def forward(self, x):
+        _check_input(self, x, f"(N, {self.num_features}, H, W)", x.ndim == 4 and x.shape[1] == self.num_features)
+        if self.training:
+            self.num_batches_tracked += 1
+        return F.batch_norm2d(x, self.weight, self.bias, self.running_mean, self.running_var, self.training,
+                              self.momentum, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"

@@ -1,0 +1,43 @@
+"""fastconv.save / fastconv.load: state dicts as .npz files, never pickle."""
+
+from __future__ import annotations
+
+import zipfile
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+from .autograd import Tensor
+
+
+def save(state_dict, path) -> Path:
+    """Write a mapping of name -> array (e.g. ``model.state_dict()``) to `path` as an uncompressed .npz.
+
+    Only numeric arrays are stored (object arrays are refused), so loading never runs pickle.
+    Returns the path written (".npz" is appended when missing, as numpy does).
+    """
+    arrays = OrderedDict()
+    for key, value in state_dict.items():
+        if not isinstance(key, str):
+            raise TypeError(f"save: keys must be strings, got {type(key).__name__} {key!r}")
+        arr = np.asarray(value.numpy() if isinstance(value, Tensor) else value)
+        if arr.dtype == object:
+            raise TypeError(f"save: '{key}' is an object array; only numeric arrays can be saved")
+        arrays[key] = arr
+    path = Path(path)
+    if path.suffix != ".npz":
+        path = path.with_name(path.name + ".npz")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Written member by member (np.savez would reserve key names such as "file").
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        for key, arr in arrays.items():
+            with zf.open(key + ".npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, arr, allow_pickle=False)
+    return path
+
+
+def load(path) -> "OrderedDict[str, np.ndarray]":
+    """Read a .npz written by :func:`save` into an ordered name -> array mapping (no pickle)."""
+    with np.load(Path(path), allow_pickle=False) as f:
+        return OrderedDict((k, f[k]) for k in f.files)

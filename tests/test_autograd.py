@@ -1,0 +1,117 @@
+"""Tensor and autograd core: broadcasting arithmetic, reductions, shapes, cat, grad mode, devices."""
+
+import numpy as np
+import pytest
+
+import fastconv
+from fastconv import Tensor
+from gradcheck import check_gradients
+
+
+def t64(rng, *shape):
+    return Tensor(rng.standard_normal(shape), requires_grad=True)
+
+
+@pytest.mark.parametrize("op", ["add", "sub", "mul", "div"])
+def test_broadcast_arithmetic_gradients(rng, op):
+    # (4, 3, 5) with (3, 1) and a scalar-like (1,): residual adds and per-channel scales broadcast like this.
+    a, b = t64(rng, 4, 3, 5), t64(rng, 3, 1)
+    b.data += 3.0  # keep division away from zero
+    f = {"add": lambda x, y: x + y, "sub": lambda x, y: x - y, "mul": lambda x, y: x * y, "div": lambda x, y: x / y}[op]
+    check_gradients(f, [a, b], eps=1e-6, rtol=1e-6, atol=1e-8)
+
+
+def test_scalar_operands_and_reflected_ops(rng):
+    a = t64(rng, 3, 4)
+    check_gradients(lambda x: 2.0 - x * 3.0 + 1.0 / (x * x + 1.0) - (-x) ** 3, [a], eps=1e-6, rtol=1e-6, atol=1e-8)
+
+
+def test_matmul_transpose_reshape_sum_mean(rng):
+    a, b = t64(rng, 3, 4), t64(rng, 4, 5)
+    check_gradients(lambda x, y: (x @ y).T.reshape(5, 3, 1).sum(axis=2), [a, b], eps=1e-6, rtol=1e-6, atol=1e-8)
+    check_gradients(lambda x: x.mean(axis=0, keepdims=True) + x.sum(), [a], eps=1e-6, rtol=1e-6, atol=1e-8)
+    check_gradients(lambda x: x.flatten().mean(), [a], eps=1e-6, rtol=1e-6, atol=1e-8)
+
+
+def test_matmul_float32_uses_gemm_and_matches(rng):
+    a = Tensor(rng.standard_normal((6, 7), dtype=np.float32), requires_grad=True)
+    b = Tensor(rng.standard_normal((7, 3), dtype=np.float32), requires_grad=True)
+    out = a @ b
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out.numpy(), a.data.astype(np.float64) @ b.data, rtol=1e-5, atol=1e-5)
+    check_gradients(lambda x, y: x @ y, [a, b], eps=1e-2, rtol=1e-3, atol=1e-3)
+
+
+def test_cat_gradient_and_errors(rng):
+    a, b = t64(rng, 2, 3, 4), t64(rng, 2, 5, 4)
+    check_gradients(lambda x, y: fastconv.cat([x, y], dim=1), [a, b], eps=1e-6, rtol=1e-6, atol=1e-8)
+    with pytest.raises(ValueError, match="dimension 2 differs"):
+        fastconv.cat([a, t64(rng, 2, 5, 3)], dim=1)
+
+
+def test_shared_input_accumulates(rng):
+    # x used twice (a residual connection): gradients add.
+    x = t64(rng, 5)
+    y = (x * x + x).sum()
+    y.backward()
+    np.testing.assert_allclose(x.grad, 2 * x.data + 1)
+    # A second backward on a new graph accumulates into .grad, as in PyTorch.
+    (x * 2.0).sum().backward()
+    np.testing.assert_allclose(x.grad, 2 * x.data + 3)
+
+
+def test_add_of_same_tensor_does_not_alias_leaf_grads(rng):
+    a, b = t64(rng, 3), t64(rng, 3)
+    (a + b).sum().backward()
+    a.grad += 1.0
+    np.testing.assert_array_equal(b.grad, np.ones(3))
+
+
+def test_no_grad_and_detach(rng):
+    x = t64(rng, 3)
+    with fastconv.no_grad():
+        y = x * 2.0
+    assert not y.requires_grad and y.is_leaf
+    assert fastconv.is_grad_enabled()
+    z = (x * 2.0).detach()
+    assert not z.requires_grad
+
+    @fastconv.no_grad()
+    def f(v):
+        return v * 3.0
+
+    assert not f(x).requires_grad
+
+
+def test_backward_errors(rng):
+    x = t64(rng, 3)
+    with pytest.raises(RuntimeError, match="single-element"):
+        (x * 2.0).backward()
+    with pytest.raises(RuntimeError, match="does not require a gradient"):
+        Tensor(np.ones(1)).backward()
+    with pytest.raises(ValueError, match="do not broadcast"):
+        x + t64(rng, 4)
+
+
+def test_graph_is_freed_after_backward(rng):
+    x = t64(rng, 3)
+    y = (x * 2.0).sum()
+    y.backward()
+    assert y._parents == () and y._backward is None
+
+
+def test_float32_constants_stay_float32(rng):
+    x = Tensor(rng.standard_normal(4).astype(np.float32), requires_grad=True)
+    y = x * 0.5 + 1 - 2 / (x * x + 1)
+    assert y.dtype == np.float32
+    assert Tensor([1, 2]).dtype == np.float32
+
+
+def test_device_and_to():
+    x = Tensor(np.ones((2, 2), np.float32))
+    assert x.device == "cpu" and x.to("cpu") is x
+    if not fastconv.cuda.is_available():
+        with pytest.raises(RuntimeError, match="is_available"):
+            x.to("cuda")
+    with pytest.raises(ValueError, match="device"):
+        x.to("tpu")

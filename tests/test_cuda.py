@@ -1,0 +1,554 @@
+"""CUDA backend. Tests marked `cuda` need a GPU (tests/conftest.py skips them, with the reason,
+when none is present); the unmarked ones check the CPU-only behaviour: the module imports, reports
+no device, and refuses to create device arrays with a clear RuntimeError."""
+
+import numpy as np
+import pytest
+
+import fastconv
+from fastconv import cuda
+
+from reference import relative_error
+
+
+# ---- CPU-only behaviour (run everywhere) -------------------------------------------------------------
+
+def test_module_imports_and_reports():
+    assert isinstance(cuda.is_compiled(), bool)
+    assert isinstance(cuda.device_count(), int)
+    assert cuda.is_available() == (cuda.device_count() > 0)
+    assert issubclass(cuda.CudaError, RuntimeError)
+
+
+def test_no_device_is_clean():
+    if cuda.is_available():
+        pytest.skip("a GPU is present")
+    assert not cuda.is_available()
+    for make in (lambda: cuda.to_device(np.zeros(3, np.float32)), lambda: cuda.empty((2, 3))):
+        with pytest.raises(RuntimeError, match="no CUDA device"):
+            make()
+    with pytest.raises(RuntimeError, match="no CUDA device"):
+        cuda.synchronize()
+    cuda.empty_cache()  # a no-op without a device
+    assert cuda.memory_stats()["allocated_bytes"] == 0
+
+
+def test_array_cannot_be_built_directly():
+    with pytest.raises(TypeError, match="to_device"):
+        cuda.Array(object())
+
+
+# ---- on a GPU ----------------------------------------------------------------------------------------
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [np.float32, np.int64])
+@pytest.mark.parametrize("shape", [(), (0,), (7,), (3, 5), (2, 3, 4, 5)])
+def test_round_trip(rng, shape, dtype):
+    x = np.asarray(rng.standard_normal(shape) * 100).astype(dtype)
+    a = cuda.to_device(x)
+    assert a.shape == shape and a.dtype == np.dtype(dtype) and a.size == x.size and a.nbytes == x.nbytes
+    np.testing.assert_array_equal(a.numpy(), x)
+    np.testing.assert_array_equal(a.copy().numpy(), x)
+
+
+@pytest.mark.cuda
+def test_non_contiguous_input_is_copied(rng):
+    x = rng.standard_normal((6, 8)).astype(np.float32)
+    np.testing.assert_array_equal(cuda.to_device(x[:, ::2]).numpy(), x[:, ::2])
+    np.testing.assert_array_equal(cuda.to_device(x.T).numpy(), x.T)
+
+
+@pytest.mark.cuda
+def test_empty_zeros_reshape():
+    z = cuda.zeros((4, 5))
+    np.testing.assert_array_equal(z.numpy(), np.zeros((4, 5), np.float32))
+    assert z.reshape(20).shape == (20,) and z.reshape(2, -1).shape == (2, 10)
+    assert cuda.empty((3,), dtype=np.int64).dtype == np.int64
+    with pytest.raises(ValueError, match="reshape"):
+        z.reshape(3, 7)
+
+
+@pytest.mark.cuda
+def test_bad_arguments():
+    with pytest.raises(TypeError, match="float32 or int64"):
+        cuda.to_device(np.zeros(3, np.float64))
+    with pytest.raises(TypeError, match="numpy"):
+        cuda.to_device([1.0, 2.0])
+    with pytest.raises(ValueError, match="shape"):
+        cuda.empty((2, -1))
+    with pytest.raises(ValueError, match="device"):
+        cuda.empty((2,), device=cuda.device_count())
+    with pytest.raises(TypeError, match="numpy"):
+        np.asarray(cuda.empty((2,)))
+
+
+@pytest.mark.cuda
+def test_caching_allocator_reuses_blocks():
+    cuda.synchronize()
+    a = cuda.empty((1000, 1000))
+    ptr = a._impl.data_ptr
+    del a
+    assert cuda.memory_stats()["cached_bytes"] >= 4_000_000
+    b = cuda.empty((1000, 1000))
+    assert b._impl.data_ptr == ptr  # same bucket, same block
+    del b
+    cuda.empty_cache()
+    assert cuda.memory_stats()["cached_bytes"] == 0
+
+
+@pytest.mark.cuda
+def test_out_of_memory_is_memory_error():
+    with pytest.raises(MemoryError):
+        cuda.empty((1 << 40,))  # 4 TiB
+
+
+@pytest.mark.cuda
+def test_device_queries():
+    assert cuda.device_count() >= 1
+    assert isinstance(cuda.get_device_name(0), str) and cuda.get_device_name(0)
+    cuda.synchronize()
+
+
+def _torch_cuda():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("torch has no CUDA")
+    return torch
+
+
+@pytest.mark.cuda
+def test_dlpack_round_trip_with_torch(rng):
+    torch = _torch_cuda()
+    x = rng.standard_normal((3, 4, 5)).astype(np.float32)
+    a = cuda.to_device(x)
+    t = torch.from_dlpack(a)
+    assert t.is_cuda and tuple(t.shape) == x.shape and t.dtype == torch.float32
+    np.testing.assert_array_equal(t.cpu().numpy(), x)
+    t.mul_(2)  # shared memory: the change is visible through the Array
+    np.testing.assert_array_equal(a.numpy(), 2 * x)
+
+    src = torch.arange(12, dtype=torch.float32, device="cuda").reshape(3, 4)
+    b = cuda.from_dlpack(src)
+    assert b.shape == (3, 4) and b._impl.data_ptr == src.data_ptr()  # zero copy
+    del src  # the Array keeps the producer alive
+    np.testing.assert_array_equal(b.numpy(), np.arange(12, dtype=np.float32).reshape(3, 4))
+    labels = cuda.from_dlpack(torch.tensor([1, 2, 3], device="cuda"))
+    assert labels.dtype == np.int64
+
+
+@pytest.mark.cuda
+def test_from_dlpack_rejects():
+    torch = _torch_cuda()
+    with pytest.raises(ValueError, match="CUDA tensor"):
+        cuda.from_dlpack(torch.zeros(3))
+    with pytest.raises(ValueError, match="contiguous"):
+        cuda.from_dlpack(torch.zeros(4, 4, device="cuda").t())
+    with pytest.raises(TypeError, match="float32 or int64"):
+        cuda.from_dlpack(torch.zeros(3, dtype=torch.float64, device="cuda"))
+
+
+# ---- SGEMM -------------------------------------------------------------------------------------------
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (7, 13, 5), (128, 128, 8), (129, 130, 17), (300, 257, 259), (5, 3, 1000), (64, 2, 3)])
+def test_gemm_matches_reference(rng, m, n, k, trans_a, trans_b):
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(np.float32)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(np.float32)
+    expected = (a.T if trans_a else a).astype(np.float64) @ (b.T if trans_b else b).astype(np.float64)
+    got = cuda.ops.gemm(cuda.to_device(a), cuda.to_device(b), trans_a=trans_a, trans_b=trans_b)
+    assert isinstance(got, cuda.Array) and got.shape == (m, n)
+    assert relative_error(got.numpy(), expected) <= 1e-5
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("beta", [0.0, 0.5])
+def test_gemm_alpha_beta_out(rng, beta):
+    a = rng.standard_normal((33, 21)).astype(np.float32)
+    b = rng.standard_normal((21, 45)).astype(np.float32)
+    c0 = np.full((33, 45), np.nan, np.float32) if beta == 0 else rng.standard_normal((33, 45)).astype(np.float32)
+    out = cuda.to_device(c0)
+    res = cuda.ops.gemm(cuda.to_device(a), cuda.to_device(b), alpha=-2.0, beta=beta, out=out)
+    assert res is out
+    expected = -2.0 * (a.astype(np.float64) @ b) + (beta * c0.astype(np.float64) if beta else 0.0)
+    assert relative_error(out.numpy(), expected) <= 1e-5
+
+
+@pytest.mark.cuda
+def test_gemm_empty_inner_dimension():
+    out = cuda.to_device(np.full((3, 4), np.nan, np.float32))
+    cuda.ops.gemm(cuda.empty((3, 0)), cuda.empty((0, 4)), out=out)
+    np.testing.assert_array_equal(out.numpy(), np.zeros((3, 4), np.float32))
+
+
+@pytest.mark.cuda
+def test_gemm_errors(rng):
+    a = cuda.to_device(np.ones((3, 4), np.float32))
+    with pytest.raises(ValueError, match="inner dimensions"):
+        cuda.ops.gemm(a, a)
+    with pytest.raises(ValueError, match="different devices|to_device"):
+        cuda.ops.gemm(a, np.ones((4, 2), np.float32))
+    with pytest.raises(ValueError, match="out"):
+        cuda.ops.gemm(a, a, trans_b=True, out=cuda.empty((3, 4)))
+    with pytest.raises(ValueError, match="overlaps"):
+        cuda.ops.gemm(a, cuda.to_device(np.ones((4, 4), np.float32)), out=a)
+    with pytest.raises(TypeError, match="int64"):
+        cuda.ops.gemm(cuda.empty((3, 4), dtype=np.int64), cuda.empty((4, 2)))
+
+
+# ---- conv2d ------------------------------------------------------------------------------------------
+
+from reference import conv2d_input_grad_ref, conv2d_ref, conv2d_weight_grad_ref  # noqa: E402
+
+# (N, C, H, W, K, R, S, stride, padding, dilation, groups): odd sizes, 1x1 images, kernel == input,
+# stride > kernel, C = 1, grouped and depthwise, dilated, a pointwise (1x1) layer.
+CONV_CASES = [
+    (2, 3, 7, 9, 4, 3, 3, (1, 1), (1, 1), (1, 1), 1),
+    (1, 1, 1, 1, 1, 1, 1, (1, 1), (0, 0), (1, 1), 1),
+    (3, 2, 5, 5, 3, 5, 5, (1, 1), (0, 0), (1, 1), 1),
+    (2, 5, 11, 13, 7, 2, 3, (3, 4), (1, 0), (1, 1), 1),
+    (1, 1, 17, 19, 6, 5, 5, (1, 1), (2, 2), (1, 1), 1),
+    (2, 6, 9, 8, 4, 3, 3, (2, 1), (2, 1), (2, 3), 2),
+    (2, 8, 10, 10, 8, 3, 3, (1, 1), (1, 1), (1, 1), 8),
+    (2, 40, 6, 5, 36, 1, 1, (1, 1), (0, 0), (1, 1), 1),
+    (1, 33, 8, 8, 48, 3, 3, (2, 2), (1, 1), (1, 1), 3),
+    (0, 3, 5, 5, 4, 3, 3, (1, 1), (1, 1), (1, 1), 1),
+]
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("algo", ["direct", "im2col", "auto"])
+@pytest.mark.parametrize("case", CONV_CASES, ids=lambda c: "x".join(map(str, c[:7])))
+def test_conv2d_all_passes_match_reference(rng, case, algo):
+    N, C, H, W, K, R, S, stride, padding, dilation, groups = case
+    x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+    w = rng.standard_normal((K, C // groups, R, S)).astype(np.float32)
+    b = rng.standard_normal(K).astype(np.float32)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    y_ref = conv2d_ref(x, w, b, **kw)
+    dy = rng.standard_normal(y_ref.shape).astype(np.float32)
+    dx_ref = conv2d_input_grad_ref(x.shape, w, dy, **kw)
+    dw_ref = conv2d_weight_grad_ref(x, w.shape, dy, **kw)
+
+    dx_, dw_, db_, ddy = (cuda.to_device(a) for a in (x, w, b, dy))
+    y = cuda.ops.conv2d(dx_, dw_, db_, algo=algo, **kw)
+    assert y.shape == y_ref.shape
+    assert relative_error(y.numpy(), y_ref) <= 1e-5
+    gx = cuda.ops.conv2d_input(x.shape, dw_, ddy, algo=algo, **kw)
+    assert relative_error(gx.numpy(), dx_ref) <= 1e-5
+    gw = cuda.ops.conv2d_weight(dx_, w.shape, ddy, algo=algo, **kw)
+    if N == 0:
+        np.testing.assert_array_equal(gw.numpy(), 0.0)
+    else:
+        assert relative_error(gw.numpy(), dw_ref) <= 1e-5
+
+
+@pytest.mark.cuda
+def test_conv2d_im2col_chunks_the_batch(rng):
+    saved = fastconv.get_workspace_limit()
+    x = rng.standard_normal((7, 8, 32, 32)).astype(np.float32)  # 295 KB of columns per image
+    w = rng.standard_normal((16, 8, 3, 3)).astype(np.float32)
+    y_ref = conv2d_ref(x, w, padding=(1, 1))
+    dy = rng.standard_normal(y_ref.shape).astype(np.float32)
+    try:
+        fastconv.set_workspace_limit(1 << 20)  # 3 images per chunk
+        dx_, dw_, ddy = cuda.to_device(x), cuda.to_device(w), cuda.to_device(dy)
+        y = cuda.ops.conv2d(dx_, dw_, padding=1, algo="im2col")
+        gx = cuda.ops.conv2d_input(x.shape, dw_, ddy, padding=1, algo="im2col")
+        gw = cuda.ops.conv2d_weight(dx_, w.shape, ddy, padding=1, algo="im2col")
+    finally:
+        fastconv.set_workspace_limit(saved)
+    assert relative_error(y.numpy(), y_ref) <= 1e-5
+    assert relative_error(gx.numpy(), conv2d_input_grad_ref(x.shape, w, dy, padding=(1, 1))) <= 1e-5
+    assert relative_error(gw.numpy(), conv2d_weight_grad_ref(x, w.shape, dy, padding=(1, 1))) <= 1e-5
+
+
+@pytest.mark.cuda
+def test_conv2d_errors():
+    x = cuda.zeros((2, 4, 8, 8))
+    w = cuda.zeros((6, 4, 3, 3))
+    with pytest.raises(ValueError, match="weight"):
+        cuda.ops.conv2d(x, cuda.zeros((6, 3, 3, 3)))
+    with pytest.raises(ValueError, match="groups"):
+        cuda.ops.conv2d(x, cuda.zeros((6, 4, 3, 3)), groups=3)
+    with pytest.raises(ValueError, match="bias"):
+        cuda.ops.conv2d(x, w, cuda.zeros((5,)))
+    with pytest.raises(ValueError, match="stride"):
+        cuda.ops.conv2d(x, w, stride=0)
+    with pytest.raises(ValueError, match="padding"):
+        cuda.ops.conv2d(x, w, padding=-1)
+    with pytest.raises(ValueError, match="fit"):
+        cuda.ops.conv2d(x, cuda.zeros((6, 4, 9, 9)))
+    with pytest.raises(ValueError, match="x"):
+        cuda.ops.conv2d(cuda.zeros((4, 8, 8)), w)
+    with pytest.raises(ValueError, match="algo"):
+        cuda.ops.conv2d(x, w, algo="winograd")
+    with pytest.raises(ValueError, match="device|to_device"):
+        cuda.ops.conv2d(x, np.zeros((6, 4, 3, 3), np.float32))
+    with pytest.raises(ValueError, match="grad_output"):
+        cuda.ops.conv2d_input(x.shape, w, cuda.zeros((2, 6, 5, 5)))
+
+
+# ---- pooling -----------------------------------------------------------------------------------------
+
+def _pool_out(n, k, s, pad, ceil_mode):
+    out = (-(-(n + 2 * pad - k) // s) if ceil_mode else (n + 2 * pad - k) // s) + 1
+    if ceil_mode and (out - 1) * s >= n + pad:
+        out -= 1
+    return out
+
+
+def _pool_ref(x, k, s, pad, ceil_mode, mode, count_include_pad=True):
+    """float64 pooling from the definition (PyTorch's window and divisor rules); max also returns argmax."""
+    N, C, H, W = x.shape
+    P, Q = _pool_out(H, k[0], s[0], pad[0], ceil_mode), _pool_out(W, k[1], s[1], pad[1], ceil_mode)
+    y = np.zeros((N, C, P, Q))
+    idx = np.zeros((N, C, P, Q), np.int64)
+    for p in range(P):
+        for q in range(Q):
+            h0, w0 = p * s[0] - pad[0], q * s[1] - pad[1]
+            h1, w1 = min(h0 + k[0], H + pad[0]), min(w0 + k[1], W + pad[1])
+            padded = (h1 - h0) * (w1 - w0)
+            hs, ws, he, we = max(h0, 0), max(w0, 0), min(h1, H), min(w1, W)
+            win = x[:, :, hs:he, ws:we].astype(np.float64).reshape(N, C, -1)
+            if mode == "max":
+                a = win.argmax(axis=2)
+                y[:, :, p, q] = np.take_along_axis(win, a[..., None], 2)[..., 0]
+                idx[:, :, p, q] = (hs + a // (we - ws)) * W + ws + a % (we - ws)
+            else:
+                y[:, :, p, q] = win.sum(axis=2) / (padded if count_include_pad else (he - hs) * (we - ws))
+    return y, idx
+
+
+POOL_CASES = [  # (shape, kernel, stride, padding, ceil_mode)
+    ((2, 3, 8, 8), (2, 2), (2, 2), (0, 0), False),
+    ((1, 2, 7, 9), (3, 3), (2, 2), (1, 1), False),
+    ((1, 2, 7, 9), (3, 3), (2, 2), (1, 1), True),
+    ((2, 1, 5, 6), (2, 3), (1, 2), (1, 0), True),
+    ((1, 1, 1, 1), (1, 1), (1, 1), (0, 0), False),
+    ((3, 4, 11, 13), (4, 4), (3, 3), (2, 1), True),
+]
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("case", POOL_CASES, ids=str)
+def test_max_pool2d_forward_backward(rng, case):
+    shape, k, s, pad, ceil_mode = case
+    x = rng.standard_normal(shape).astype(np.float32)
+    y_ref, idx_ref = _pool_ref(x, k, s, pad, ceil_mode, "max")
+    y, idx = cuda.ops.max_pool2d(cuda.to_device(x), k, s, pad, ceil_mode, return_indices=True)
+    np.testing.assert_array_equal(y.numpy(), y_ref.astype(np.float32))
+    np.testing.assert_array_equal(idx.numpy(), idx_ref)
+    dy = rng.standard_normal(y_ref.shape).astype(np.float32)
+    dx_ref = np.zeros(shape)
+    for n, c, p, q in np.ndindex(*y_ref.shape):
+        dx_ref[n, c].flat[idx_ref[n, c, p, q]] += dy[n, c, p, q]
+    dx = cuda.ops.max_pool2d_backward(cuda.to_device(dy), idx, shape)
+    assert relative_error(dx.numpy(), dx_ref) <= 1e-6
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("count_include_pad", [True, False])
+@pytest.mark.parametrize("case", POOL_CASES, ids=str)
+def test_avg_pool2d_forward_backward(rng, case, count_include_pad):
+    shape, k, s, pad, ceil_mode = case
+    x = rng.standard_normal(shape).astype(np.float32)
+    y_ref, _ = _pool_ref(x, k, s, pad, ceil_mode, "avg", count_include_pad)
+    y = cuda.ops.avg_pool2d(cuda.to_device(x), k, s, pad, ceil_mode, count_include_pad)
+    assert relative_error(y.numpy(), y_ref) <= 1e-6
+    # The backward pass is the transpose of the (linear) forward: check <dy, A x> == <A^T dy, x>
+    # for every basis vector x, i.e. build A column by column from the reference.
+    dy = rng.standard_normal(y_ref.shape).astype(np.float32)
+    dx_ref = np.zeros(shape)
+    for i in range(int(np.prod(shape))):
+        e = np.zeros(shape, np.float32)
+        e.flat[i] = 1.0
+        dx_ref.flat[i] = np.sum(_pool_ref(e, k, s, pad, ceil_mode, "avg", count_include_pad)[0] * dy)
+    dx = cuda.ops.avg_pool2d_backward(cuda.to_device(dy), shape, k, s, pad, ceil_mode, count_include_pad)
+    assert relative_error(dx.numpy(), dx_ref) <= 1e-6
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("shape,out", [((2, 3, 7, 9), (3, 4)), ((1, 1, 5, 5), (1, 1)), ((1, 2, 4, 6), (4, 6)), ((1, 1, 3, 3), (5, 2))])
+def test_adaptive_avg_pool2d(rng, shape, out):
+    x = rng.standard_normal(shape).astype(np.float32)
+    H, W = shape[2:]
+    ref = np.zeros(shape[:2] + out)
+    for i in range(out[0]):
+        for j in range(out[1]):
+            h0, h1 = i * H // out[0], -(-(i + 1) * H // out[0])
+            w0, w1 = j * W // out[1], -(-(j + 1) * W // out[1])
+            ref[:, :, i, j] = x[:, :, h0:h1, w0:w1].astype(np.float64).mean(axis=(2, 3))
+    assert relative_error(cuda.ops.adaptive_avg_pool2d(cuda.to_device(x), out).numpy(), ref) <= 1e-6
+
+
+@pytest.mark.cuda
+def test_pool_errors():
+    x = cuda.zeros((1, 2, 4, 4))
+    with pytest.raises(ValueError, match="padding"):
+        cuda.ops.max_pool2d(x, 2, padding=2)
+    with pytest.raises(ValueError, match="kernel_size"):
+        cuda.ops.avg_pool2d(x, 7)
+    with pytest.raises(ValueError, match="x"):
+        cuda.ops.max_pool2d(cuda.zeros((2, 4, 4)), 2)
+    y, idx = cuda.ops.max_pool2d(x, 2, return_indices=True)
+    with pytest.raises(TypeError, match="int64"):
+        cuda.ops.max_pool2d_backward(y, y, (1, 2, 4, 4))
+    with pytest.raises(ValueError, match="grad_output"):
+        cuda.ops.avg_pool2d_backward(cuda.zeros((1, 2, 3, 3)), (1, 2, 4, 4), 2)
+
+
+# ---- training kernels --------------------------------------------------------------------------------
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("shape", [(4, 3), (2, 5, 3, 7), (1, 1, 1)])
+def test_bias_add_and_grad(rng, shape):
+    x = rng.standard_normal(shape).astype(np.float32)
+    b = rng.standard_normal(shape[1]).astype(np.float32)
+    bshape = (1, shape[1]) + (1,) * (len(shape) - 2)
+    y = cuda.ops.add_bias(cuda.to_device(x), cuda.to_device(b))
+    assert relative_error(y.numpy(), x.astype(np.float64) + b.reshape(bshape)) <= 1e-6
+    axes = (0,) + tuple(range(2, len(shape)))
+    assert relative_error(cuda.ops.bias_grad(cuda.to_device(x)).numpy(), x.astype(np.float64).sum(axis=axes)) <= 1e-5
+
+
+@pytest.mark.cuda
+def test_activations_and_grads(rng):
+    x = rng.standard_normal((3, 1000)).astype(np.float32) * 3
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    xd = x.astype(np.float64)
+    sig = 1 / (1 + np.exp(-xd))
+    cases = {
+        "relu": (np.maximum(xd, 0), dy * (xd > 0)),
+        "leaky_relu": (np.where(xd > 0, xd, 0.1 * xd), dy * np.where(xd > 0, 1, 0.1)),
+        "sigmoid": (sig, dy * sig * (1 - sig)),
+        "tanh": (np.tanh(xd), dy * (1 - np.tanh(xd) ** 2)),
+    }
+    X, DY = cuda.to_device(x), cuda.to_device(dy)
+    for name, (y_ref, dx_ref) in cases.items():
+        kw = {"negative_slope": 0.1} if name == "leaky_relu" else {}
+        y = getattr(cuda.ops, name)(X, **kw)
+        assert relative_error(y.numpy(), y_ref) <= 1e-6, name
+        saved = X if name in ("relu", "leaky_relu") else y
+        dx = getattr(cuda.ops, name + "_backward")(DY, saved, **kw)
+        assert relative_error(dx.numpy(), dx_ref) <= 1e-5, name
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("n", [0, 1, 255, 257, 1_000_003])
+def test_sum_mean(rng, n):
+    x = rng.standard_normal(n).astype(np.float32)
+    X = cuda.to_device(x)
+    s = cuda.ops.sum(X)
+    assert s.shape == () and abs(float(s.numpy()) - x.astype(np.float64).sum()) <= 1e-5 * max(1.0, np.abs(x).sum())
+    if n:
+        assert abs(float(cuda.ops.mean(X).numpy()) - x.astype(np.float64).mean()) <= 1e-5 * max(1.0, np.abs(x).mean())
+    else:
+        assert np.isnan(cuda.ops.mean(X).numpy())
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("n,k", [(1, 1), (5, 10), (64, 1000), (3, 257)])
+def test_softmax_cross_entropy(rng, n, k):
+    z = (rng.standard_normal((n, k)) * 5).astype(np.float32)
+    labels = rng.integers(0, k, n).astype(np.int64)
+    zd = z.astype(np.float64)
+    m = zd.max(axis=1, keepdims=True)
+    logsumexp = m[:, 0] + np.log(np.exp(zd - m).sum(axis=1))
+    loss_ref = np.mean(logsumexp - zd[np.arange(n), labels])
+    softmax = np.exp(zd - logsumexp[:, None])
+    onehot = np.eye(k)[labels]
+    Z, L = cuda.to_device(z), cuda.to_device(labels)
+    loss = cuda.ops.softmax_cross_entropy(Z, L)
+    assert abs(float(loss.numpy()) - loss_ref) <= 1e-5 * max(1.0, abs(loss_ref))
+    d = cuda.ops.softmax_cross_entropy_backward(Z, L, grad_loss=2.0)
+    assert relative_error(d.numpy(), 2.0 * (softmax - onehot) / n) <= 1e-5
+    bad = cuda.to_device(np.full(n, k, np.int64))  # out of range: reported as NaN, never read out of bounds
+    assert np.isnan(cuda.ops.softmax_cross_entropy(Z, bad).numpy())
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("momentum,nesterov,wd", [(0.0, False, 0.0), (0.9, False, 1e-4), (0.9, True, 0.0)])
+def test_sgd_matches_torch(rng, momentum, nesterov, wd):
+    torch = pytest.importorskip("torch")
+    p0 = rng.standard_normal(1000).astype(np.float32)
+    grads = [rng.standard_normal(1000).astype(np.float32) for _ in range(3)]
+    tp = torch.tensor(p0, requires_grad=True)
+    opt = torch.optim.SGD([tp], lr=0.1, momentum=momentum, nesterov=nesterov, weight_decay=wd)
+    P, buf = cuda.to_device(p0), (cuda.zeros(1000) if momentum else None)
+    for i, g in enumerate(grads):
+        tp.grad = torch.tensor(g)
+        opt.step()
+        cuda.ops.sgd_step(P, cuda.to_device(g), buf, lr=0.1, momentum=momentum, weight_decay=wd, nesterov=nesterov,
+                          first_step=(i == 0))
+    assert relative_error(P.numpy(), tp.detach().numpy()) <= 1e-6
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("wd", [0.0, 1e-2])
+def test_adam_matches_torch(rng, wd):
+    torch = pytest.importorskip("torch")
+    p0 = rng.standard_normal(1000).astype(np.float32)
+    grads = [rng.standard_normal(1000).astype(np.float32) for _ in range(4)]
+    tp = torch.tensor(p0, requires_grad=True)
+    opt = torch.optim.Adam([tp], lr=1e-2, weight_decay=wd)
+    P, m, v = cuda.to_device(p0), cuda.zeros(1000), cuda.zeros(1000)
+    for step, g in enumerate(grads, start=1):
+        tp.grad = torch.tensor(g)
+        opt.step()
+        cuda.ops.adam_step(P, cuda.to_device(g), m, v, step=step, lr=1e-2, weight_decay=wd)
+    assert relative_error(P.numpy(), tp.detach().numpy()) <= 1e-6
+
+
+@pytest.mark.cuda
+def test_axpy_and_training_errors():
+    y = cuda.zeros(5)
+    cuda.ops.axpy(2.0, cuda.to_device(np.ones(5, np.float32)), y)
+    np.testing.assert_array_equal(y.numpy(), np.full(5, 2.0, np.float32))
+    with pytest.raises(ValueError, match="y"):
+        cuda.ops.axpy(1.0, cuda.zeros(5), cuda.zeros(4))
+    with pytest.raises(ValueError, match="momentum_buffer"):
+        cuda.ops.sgd_step(y, y.copy(), lr=0.1, momentum=0.9)
+    with pytest.raises(TypeError, match="int64"):
+        cuda.ops.softmax_cross_entropy(cuda.zeros((2, 3)), cuda.zeros(2))
+    with pytest.raises(ValueError, match="labels"):
+        cuda.ops.softmax_cross_entropy(cuda.zeros((2, 3)), cuda.empty(3, dtype=np.int64))
+    with pytest.raises(ValueError, match="bias"):
+        cuda.ops.add_bias(cuda.zeros((2, 3)), cuda.zeros(2))
+
+
+# ---- the public API dispatches on Array inputs -------------------------------------------------------
+
+@pytest.mark.cuda
+def test_public_functions_dispatch_to_the_gpu(rng):
+    x = rng.standard_normal((2, 3, 9, 9)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    X, Wt = cuda.to_device(x), cuda.to_device(w)
+    y = fastconv.conv2d(X, Wt, padding=1)
+    assert isinstance(y, cuda.Array)
+    assert relative_error(y.numpy(), fastconv.conv2d(x, w, padding=1)) <= 1e-5
+    dy = cuda.to_device(rng.standard_normal(y.shape).astype(np.float32))
+    assert isinstance(fastconv.grad.conv2d_input(x.shape, Wt, dy, padding=1), cuda.Array)
+    assert isinstance(fastconv.grad.conv2d_weight(X, w.shape, dy, padding=1), cuda.Array)
+    a = rng.standard_normal((5, 7)).astype(np.float32)
+    g = fastconv.gemm(cuda.to_device(a), cuda.to_device(a), trans_b=True)
+    assert relative_error(g.numpy(), a.astype(np.float64) @ a.T) <= 1e-5
+
+
+@pytest.mark.cuda
+def test_public_functions_reject_mixed_devices(rng):
+    x = np.zeros((1, 3, 5, 5), np.float32)
+    w = np.zeros((2, 3, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="weight"):
+        fastconv.conv2d(cuda.to_device(x), w)
+    with pytest.raises(ValueError, match="x"):
+        fastconv.conv2d(x, cuda.to_device(w))
+    with pytest.raises(ValueError, match="bias"):
+        fastconv.conv2d(cuda.to_device(x), cuda.to_device(w), np.zeros(2, np.float32))
+    with pytest.raises(ValueError, match="b"):
+        fastconv.gemm(cuda.zeros((2, 2)), np.zeros((2, 2), np.float32))
+    with pytest.raises(ValueError, match="grad_output"):
+        fastconv.grad.conv2d_weight(cuda.to_device(x), w.shape, np.zeros((1, 2, 3, 3), np.float32))
+    with pytest.raises(ValueError, match="asymmetric"):
+        fastconv.conv2d(cuda.to_device(x), cuda.zeros((2, 3, 2, 2)), padding="same")
