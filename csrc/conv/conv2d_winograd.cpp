@@ -70,6 +70,13 @@ void check_supported(const Conv2dParams& p, int m) {
 
 int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
 
+// The three-phase schedule in winograd_run: V + M for all tiles at most half the 32 MiB L3, and
+// per-position kernels of at least 128 x 128 (so packing them once instead of per block pays).
+// Measured (1 thread, thread time): resnet_3x3 7-8% faster, (8, 512, 7, 7) F2 16%; with 64 x 64
+// kernels (vgg_3x3 F2, 12.8 MB of V + M) 5% slower, so it stays blocked.
+constexpr int64_t kWholeBytes = int64_t(16) << 20;
+constexpr int64_t kWholeMinChannels = 128 * 128;
+
 // Tiles are dealt to the threads in units of 16 (the AVX2 transforms take two groups of 8 at a
 // time), an even contiguous share each; a thread then walks its share in blocks. Block size,
 // measured (1 thread, vgg_3x3 and resnet_3x3): the per-position GEMMs speed up with the tile count
@@ -77,13 +84,6 @@ int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
 // staying in L2, so a block is at least 64 tiles and at most ~2 MiB of V + M, and a share is split
 // into equal blocks.
 constexpr int64_t kTileUnit = 2 * kLanes;
-
-// The three-phase schedule in winograd_run: V + M for all tiles at most half the 32 MiB L3, and
-// per-position kernels of at least 128 x 128 (so packing them once instead of per block pays).
-// Measured (1 thread, thread time): resnet_3x3 7-8% faster, (8, 512, 7, 7) F2 16%; with 64 x 64
-// kernels (vgg_3x3 F2, 12.8 MB of V + M) 5% slower, so it stays blocked.
-constexpr int64_t kWholeBytes = int64_t(16) << 20;
-constexpr int64_t kWholeMinChannels = 128 * 128;
 
 int64_t tiles_per_block(const WinogradPlan& p, int threads) {
     const int64_t T = p.alpha() * p.alpha();
