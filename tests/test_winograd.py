@@ -227,14 +227,14 @@ def test_auto_heuristic_uses_winograd_on_vgg_like_layers():
         ((8, 64, 56, 56), 64, "winograd_f4"),  # vgg_3x3
         ((8, 256, 14, 14), 256, "winograd_f4"),  # resnet_3x3
         ((15, 256, 4, 4), 256, "winograd_f2"),  # 9.4 MB F(4x4) kernel for 15 tiles
-        ((1, 512, 7, 7), 512, None),  # 16 MiB F(2x2) kernel for 16 tiles
+        ((1, 512, 7, 7), 512, "im2col"),  # 16 MiB F(2x2) kernel for 16 tiles
         ((8, 8, 56, 56), 8, None),  # few channels, large image
         ((8, 3, 224, 224), 64, None),  # first layer: C < 8
     ],
 )
 def test_auto_heuristic_follows_the_sweep(x_shape, K, kernel):
     """The choices benchmarks/results/2026-11-25_epyc2c_winograd.md (sweep) justifies (None: not
-    Winograd; which other algorithm runs is the direct/im2col rules' business)."""
+    Winograd, and which other algorithm runs is the direct/im2col rules' business)."""
     plan = conv_mod._plan(x_shape, (K, x_shape[1], 3, 3), 1, 1, 1, 1)
     for pass_ in ("forward", "input"):
         name = conv_mod.select_algorithm(plan.params, pass_)
