@@ -62,7 +62,7 @@ SHAPES = [
     (3, 17, 13, 10, 9, 0),
     (2, 64, 20, 20, 32, 1),
     (1, 130, 6, 7, 67, 1),
-    # >= 128 x 128 channels and few tiles: the three-phase schedule (all tiles, GEMMs split by position)
+    # >= 128 x 128 channels and few tiles: the three-phase schedule at 1 thread (all tiles at once)
     (2, 128, 6, 7, 129, 1),
     (1, 160, 5, 5, 130, 2),
 ]
@@ -322,3 +322,11 @@ def test_autotune_off_uses_heuristic(rng):
     before = fastconv.autotune_cache()
     fastconv.conv2d(x, w, b, padding=1)
     assert fastconv.autotune_cache() == before
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_three_phase_schedule_single_thread(algo, rng, threads):
+    """At 1 thread, >= 128 x 128 channels with few tiles take the all-tiles-at-once schedule."""
+    fastconv.set_num_threads(1)
+    _check_forward(algo, rng, 2, 128, 6, 7, 129, 1)
+    _check_input_grad(algo, rng, 1, 160, 5, 5, 130, 2)

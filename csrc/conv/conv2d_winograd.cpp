@@ -70,10 +70,13 @@ void check_supported(const Conv2dParams& p, int m) {
 
 int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
 
-// The three-phase schedule in winograd_run: V + M for all tiles at most half the 32 MiB L3, and
-// per-position kernels of at least 128 x 128 (so packing them once instead of per block pays).
-// Measured (1 thread, thread time): resnet_3x3 7-8% faster, (8, 512, 7, 7) F2 16%; with 64 x 64
-// kernels (vgg_3x3 F2, 12.8 MB of V + M) 5% slower, so it stays blocked.
+// The three-phase schedule in winograd_run: one thread, V + M for all tiles at most half the 32 MiB
+// L3, and per-position kernels of at least 128 x 128 (so packing them once instead of per block
+// pays). Measured (1 thread, thread time): resnet_3x3 7-8% faster, (8, 512, 7, 7) F2 16%; with
+// 64 x 64 kernels (vgg_3x3 F2, 12.8 MB of V + M) 5% slower, so it stays blocked. With 2 threads
+// half of V and M would cross between the cores' L2s and each of the three regions waits for the
+// slower thread: resnet_3x3 medians 38 vs 27 ms (F4) and 40 vs 31 ms (F2) against blocked,
+// interleaved on a loaded machine, so multi-threaded calls stay blocked.
 constexpr int64_t kWholeBytes = int64_t(16) << 20;
 constexpr int64_t kWholeMinChannels = 128 * 128;
 
@@ -186,11 +189,11 @@ void winograd_run(const WinogradPlan& p, const float* w, int64_t K, int64_t C, b
     g.K = p.Cin;
     g.a_row = p.Cin;
 
-    if (p.Cin * p.Cout >= kWholeMinChannels &&
+    if (region_threads() == 1 && p.Cin * p.Cout >= kWholeMinChannels &&
         T * (p.Cin + p.Cout) * round_up(tiles, kTileUnit) * int64_t(sizeof(float)) <= kWholeBytes) {
-        // Many channels, few tiles: transform all tiles, then split the (m+2)^2 GEMMs over the
-        // threads, each over every tile, so each U[xi] is read and packed once in all instead of
-        // once per block (per thread), and the GEMMs get the widest N.
+        // Many channels, few tiles: transform all tiles, then run the (m+2)^2 GEMMs each over
+        // every tile, so each U[xi] is read and packed once instead of once per block, and the
+        // GEMMs get the widest N.
         const int64_t ld = round_up(tiles, kTileUnit);
         const int64_t v_stride = p.Cin * ld + 16, m_stride = p.Cout * ld + 16;
         float* V = thread_scratch(0, size_t(T * v_stride));
