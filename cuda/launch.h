@@ -124,6 +124,8 @@ void cuda_avg_pool2d_forward(const Pool2dParams& p, const float* x, float* y);
 void cuda_avg_pool2d_backward(const Pool2dParams& p, const float* dy, float* dx);
 void cuda_adaptive_avg_pool2d_forward(int64_t planes, int64_t H, int64_t W, int64_t OH, int64_t OW, const float* x,
                                       float* y);
+void cuda_adaptive_avg_pool2d_backward(int64_t planes, int64_t H, int64_t W, int64_t OH, int64_t OW, const float* dy,
+                                       float* dx);
 
 // ---- training kernels (elementwise.cu) ------------------------------------------------------------
 // y[n, c, i] += bias[c] for y of shape (N, C, inner); db[c] = sum over n, i of dy[n, c, i].
