@@ -662,5 +662,4 @@ PYBIND11_MODULE(_cuda, m) {
     m.def("adam_step", &fc::adam_step, py::arg("param"), py::arg("grad"), py::arg("exp_avg"), py::arg("exp_avg_sq"),
           py::arg("step_size"), py::arg("sqrt_bias_correction2"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
           py::arg("weight_decay"));
-    m.def("pointer_device", [](uintptr_t ptr) { return fc::cuda_pointer_device(reinterpret_cast<const void*>(ptr)); });
 }
