@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import cuda
-from ._validation import pair, require_finite, require_int, require_shape, shape_str
+from ._validation import DimensionError, pair, require_finite, require_int, require_shape, shape_str
 
 _cuda = cuda._cuda
 
@@ -25,7 +25,7 @@ def _arr(x, name: str, ndim: int | None = None, dtype=np.float32):
     if x.dtype != np.dtype(dtype):
         raise TypeError(f"{name}: expected dtype {np.dtype(dtype).name}, got {x.dtype.name}")
     if ndim is not None and x.ndim != ndim:
-        raise ValueError(f"{name}: expected a {ndim}-D array, got {x.ndim}-D with shape {shape_str(x.shape)}")
+        raise DimensionError(f"{name}: expected a {ndim}-D array, got {x.ndim}-D with shape {shape_str(x.shape)}")
     return x._impl
 
 
@@ -189,7 +189,7 @@ def _nchw(x, name: str):
     """(4-D Array view, whether the caller passed 3-D (C, H, W))."""
     _arr(x, name)
     if x.ndim not in (3, 4):
-        raise ValueError(f"{name}: expected a 4-D (N, C, H, W) or 3-D (C, H, W) array, got {x.ndim}-D with shape {shape_str(x.shape)}")
+        raise DimensionError(f"{name}: expected a 4-D (N, C, H, W) or 3-D (C, H, W) array, got {x.ndim}-D with shape {shape_str(x.shape)}")
     if 0 in x.shape[1:]:
         raise ValueError(f"{name}: C, H and W must be positive, got shape {shape_str(x.shape)}")
     return (x.reshape((1,) + x.shape), True) if x.ndim == 3 else (x, False)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core, cuda
-from ._validation import as_contiguous, pair, require_float32, require_int, shape_str
+from ._validation import DimensionError, as_contiguous, pair, require_float32, require_int, shape_str
 
 _MAX_WINDOW = 2**31 - 1  # Pool2dParams bounds kernel, stride and padding so sizes cannot overflow
 
@@ -15,7 +15,7 @@ def _as_nchw(x, name: str) -> tuple[np.ndarray, bool]:
     """(4-D contiguous view, whether the caller passed 3-D (C, H, W))."""
     x = require_float32(x, name)
     if x.ndim not in (3, 4):
-        raise ValueError(f"{name}: expected a 4-D (N, C, H, W) or 3-D (C, H, W) array, got {x.ndim}-D with shape {shape_str(x.shape)}")
+        raise DimensionError(f"{name}: expected a 4-D (N, C, H, W) or 3-D (C, H, W) array, got {x.ndim}-D with shape {shape_str(x.shape)}")
     if 0 in x.shape[1:]:
         raise ValueError(f"{name}: C, H and W must be positive, got shape {shape_str(x.shape)}")
     x = as_contiguous(x)
