@@ -52,7 +52,7 @@ if command -v compute-sanitizer > /dev/null 2>&1; then
   timeout 120 compute-sanitizer --tool memcheck --error-exitcode 99 python3 -m pytest -q -m cuda -x -p no:cacheprovider \
     tests/test_cuda.py -k "round_trip or gemm_matches_reference or all_passes or pool2d_forward_backward or softmax or sum_mean" \
     > "$OUT/memcheck.txt" 2>&1
-  log "memcheck: rc=$? in $((SECONDS - start)) s: $(grep -E 'ERROR SUMMARY' "$OUT/memcheck.txt" | tail -1)"
+  log "memcheck: rc=$? in $((SECONDS - start)) s: $(grep -cE '^========= (Invalid|Program hit|Error)' "$OUT/memcheck.txt") reported errors; $(grep -E 'ERROR SUMMARY' "$OUT/memcheck.txt" | tail -1)"
 else
   log "memcheck: compute-sanitizer not found, skipped"
 fi
