@@ -59,15 +59,25 @@ def _cmd_demo(args) -> int:
 
 
 def _progress(iterable, total, desc, enabled):
-    """tqdm when installed and wanted; otherwise the iterable itself (epoch lines still print)."""
-    if enabled:
-        try:
-            from tqdm import tqdm
+    """A tqdm bar when tqdm is installed; otherwise a plain one-line counter on a terminal's stderr."""
+    if not enabled:
+        return iterable
+    try:
+        from tqdm import tqdm
 
-            return tqdm(iterable, total=total, desc=desc, leave=False, unit="batch", dynamic_ncols=True)
-        except ImportError:
-            pass
-    return iterable
+        return tqdm(iterable, total=total, desc=desc, leave=False, unit="batch", dynamic_ncols=True)
+    except ImportError:
+        return _plain_progress(iterable, total, desc) if sys.stderr.isatty() else iterable
+
+
+def _plain_progress(iterable, total, desc):
+    step = max(1, total // 50)
+    for i, item in enumerate(iterable, 1):
+        yield item
+        if i % step == 0 or i == total:
+            sys.stderr.write(f"\r{desc}: {i}/{total} batches ({100 * i // total}%)")
+            sys.stderr.flush()
+    sys.stderr.write("\r" + " " * (len(desc) + 40) + "\r")
 
 
 def _resolve_device(name: str) -> str:
@@ -208,7 +218,7 @@ def _cmd_train(args) -> int:
             loss_sum += loss.item() * n
             correct += int((logits.numpy().argmax(axis=1) == yb).sum())
             seen += n
-            if bar is not loader:
+            if hasattr(bar, "set_postfix"):
                 bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{100 * correct / seen:.1f}%", refresh=False)
         epoch_time = time.perf_counter() - t0
         total_time += epoch_time

@@ -83,25 +83,31 @@ def _winograd_tiles(params, m: int) -> int:
 
 def _winograd_variant(params) -> str:
     """F(4x4) (36 multiplications per 4x4 output tile, against 16 per 2x2 tile for F(2x2)) except
-    where its transformed kernel, 36*K*C floats, is streamed from memory for only a few tiles, or
-    where 4x4 tiles would be mostly padding. Measured (2026-11-25_epyc2c_winograd.md, sweep): F(4x4)
-    is fastest on every 3x3 layer with C = K from 8 to 512 and 4 to 56 pixels, except C = K = 512 on
-    14x14 and smaller (38 MB kernel, at most 16 tiles: F(2x2) 1.2-2x faster)."""
+    where its transformed kernel, 36*K*C floats, is streamed for only a few tiles, or where 4x4
+    tiles would be mostly padding. Measured (2026-11-25_epyc2c_winograd.md, sweep, 1 thread):
+    F(4x4) beats F(2x2) on every 3x3 layer with C = K from 8 to 512 on 56x56, and with up to 64
+    channels on 4x4 to 14x14; with 256 or 512 channels on 14x14 and smaller (9.4 or 38 MB kernel,
+    at most 20 tiles) F(2x2) is 4-28% faster, about 2x with 512 channels on 7x7 and smaller."""
     tiles4, tiles2 = _winograd_tiles(params, 4), _winograd_tiles(params, 2)
-    if 36 * 4 * params.K * params.C >= _CACHE_BYTES and tiles4 < 32:
+    if 36 * 4 * params.K * params.C >= _CACHE_BYTES // 2 and tiles4 < 32:
         return "winograd_f2"
     if 36 * tiles4 > 2 * 16 * tiles2:
         return "winograd_f2"
     return "winograd_f4"
 
 
-def _winograd_pays(params) -> bool:
-    """Whether Winograd beats direct and im2col on a problem it can run (see select_algorithm)."""
+def _winograd_choice(params) -> str | None:
+    """For a problem Winograd can run: "winograd" where it pays, "im2col" where its transformed
+    kernel would be streamed for too few tiles, None to leave the choice to the other rules."""
     cg, kg = params.C // params.groups, params.K // params.groups
-    if min(cg, kg) < 8 or cg * kg < 128:
-        return False
+    if min(cg, kg) < 8:
+        return None
+    if cg * 9 <= 160 and kg <= 16 and params.P * params.Q >= 2500:
+        return None  # few channels on a large image: direct wins (sweep)
     m = 4 if _winograd_variant(params) == "winograd_f4" else 2
-    return not ((m + 2) ** 2 * 4 * params.K * params.C >= _CACHE_BYTES and _winograd_tiles(params, m) < 32)
+    if (m + 2) ** 2 * 4 * params.K * params.C >= _CACHE_BYTES and _winograd_tiles(params, m) < 32:
+        return "im2col"
+    return "winograd"
 
 
 #: name -> Algorithm; ``algo=`` accepts these names and "auto".
@@ -230,38 +236,55 @@ def select_algorithm(params, pass_: str) -> str:
     """The algorithm ``algo="auto"`` runs for one pass ("forward", "input", "weight") of a problem
     (a ``_core.Conv2dParams``). Rules are checked in order; each cites its measurement.
 
-    Measurements: benchmarks/results/2026-11-25_epyc2c_conv.md (ours vs torch per shape, pass and
-    algorithm, same run). Algorithms other helpers register (fft, winograd) get their branches
-    here, above the direct/im2col fallbacks, each with its own citation.
+    Measurements (ours vs torch per shape, pass and algorithm, interleaved in the same run):
+    [2t] benchmarks/results/2026-11-25_epyc2c_conv.md (2 threads, median) and
+    [1t] benchmarks/results/2026-11-25_epyc2c_conv-1thread.md (1 thread, min: steadier while the
+    machine was shared). Where the two disagree the rule follows the majority of all runs made and
+    says so. Other helpers' algorithms get their branches above the direct/im2col fallbacks.
     """
     _check_pass(pass_)
     p = params
     cg, kg = p.C // p.groups, p.K // p.groups
+    strided = p.stride_h > 1 or p.stride_w > 1
     # resnet_1x1: a 1x1 stride-1 convolution is one GEMM per image without any unfold; im2col beats
-    # direct in every pass there (fwd, input and weight gradient).
+    # direct in every pass ([1t] fwd 0.91 vs 2.19, input 0.55 vs 1.21, weight 1.26 vs 3.52 x torch).
     if _pointwise(p):
         return "im2col"
     # 2026-11-25_epyc2c_winograd.md (sweep, forward and input gradient): on 3x3 stride-1 layers
-    # Winograd F(4x4) is 1.2-4x faster than im2col and direct once both channel counts are >= 8
-    # (C = K = 8 on 112x112 and C or K < 8 go to direct); it loses to im2col only when its
-    # transformed kernel (>= 16 MiB) is streamed for fewer than 32 tiles (C = K = 512 on 7x7).
-    if pass_ != "weight" and _winograd_check(p) is None and _winograd_pays(p):
-        return "winograd"
+    # Winograd is fastest or within 8% once both channel counts are >= 8 ((8, 64) on 56x56 forward:
+    # direct by 21%), except on large
+    # images with few channels (C = K = 8 or 16 on 56x56 and 112x112: direct by 1-77%; C or K < 8
+    # also goes to the rules below), and except when its transformed kernel (>= 16 MiB) would be
+    # streamed for fewer than 32 tiles (C = K = 512 on 7x7 and smaller), where im2col is fastest or
+    # within 5% in both passes (direct 1.3-1.6x slower there).
+    if pass_ != "weight" and _winograd_check(p) is None:
+        choice = _winograd_choice(p)
+        if choice is not None:
+            return choice
+    # big_kernel (9x9, 16 channels, 128x128): fft beats direct and im2col in all three passes
+    # ([1t] 0.20 / 0.11 / 0.24 x torch against direct's 1.2 / 1.09 / 1.50); 9x9 is the smallest
+    # kernel measured where it wins (5x5 LeNet layers stay direct: [1t] lenet_c2 fwd fft 4.90x).
+    if p.R * p.S >= 81 and _fft_check(p) is None:
+        return "fft"
     if pass_ == "forward":
-        # lenet_c1, lenet_c2, alexnet_c1, big_kernel, stride2 (and vgg_3x3, resnet_3x3 without
-        # Winograd): the register-tiled direct loop beats unfold + GEMM (the unfold's memory
-        # traffic and the thin GEMMs cost more).
+        # stride2 (128 channels, stride 2): im2col ahead of direct in 3 of 4 runs ([1t] 1.29 vs 1.46).
+        if strided and cg >= 64:
+            return "im2col"
+        # lenet_c1, lenet_c2, alexnet_c1 ([1t] 0.42, 0.95, 0.89 against im2col's 0.85, 6.89, 1.33;
+        # resnet_3x3 without Winograd 1.50 vs 1.61): the register-tiled direct loop wins.
         return "direct"
     if pass_ == "input":
-        # alexnet_c1, stride2: strided layers; 64+ output channels make W^T @ dY a well-shaped GEMM
-        # (vgg_3x3, resnet_3x3 without Winograd). Few channels at stride 1 (lenet_c1, lenet_c2,
-        # big_kernel): direct.
-        if p.stride_h > 1 or p.stride_w > 1 or kg >= 64:
+        # alexnet_c1 ([1t] im2col 0.32 vs direct 0.60), stride2 (1.06 vs 1.06): strided layers; with
+        # 64+ output channels W^T @ dY is a well-shaped GEMM. Few channels at stride 1 (lenet_c1,
+        # lenet_c2: [1t] direct 0.01 and 0.40 against im2col's 0.02 and 1.77): direct.
+        if strided or kg >= 64:
             return "im2col"
         return "direct"
-    # weight gradient: resnet_3x3, stride2 (128+ input channels per group) favour the GEMM; lenet_c1,
-    # lenet_c2, alexnet_c1, vgg_3x3 and big_kernel the direct reduction.
-    if cg >= 128:
+    # weight gradient: with 32+ input channels per group the GEMM wins (vgg_3x3 [1t] im2col 1.33 vs
+    # direct 2.16, resnet_3x3 1.50 vs 2.25, stride2 1.39 vs 1.93): direct's 8-wide partial sums no
+    # longer fit in L1. Few channels (lenet_c1 [1t] direct 0.40 vs 6.06, lenet_c2 0.27 vs 1.30,
+    # alexnet_c1 1.85 vs 1.85): direct.
+    if cg >= 32:
         return "im2col"
     return "direct"
 

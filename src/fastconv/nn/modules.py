@@ -7,7 +7,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .._validation import pair, require_int, shape_str
-from ..autograd import Tensor, is_array, to_device
+from ..autograd import Tensor, to_device
 from . import functional as F
 from . import init
 
@@ -34,8 +34,8 @@ class Module:
     def __setattr__(self, name, value):
         if "_parameters" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__}: call super().__init__() before assigning attributes")
-        if name in self._buffers and is_array(value):  # e.g. `self.count += 1` keeps a buffer a buffer
-            self._buffers[name] = value
+        if name in self._buffers and not isinstance(value, (Parameter, Module)):
+            self._buffers[name] = value  # e.g. `self.num_batches_tracked += 1` stays a buffer
             object.__setattr__(self, name, value)
             return
         for registry in (self._parameters, self._buffers, self._modules):
