@@ -36,7 +36,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
 from reference import conv2d_input_grad_ref, conv2d_ref, conv2d_weight_grad_ref, relative_error  # noqa: E402
 
 PASSES = {"fwd": "forward", "bwd_input": "input", "bwd_weight": "weight"}
-TOLERANCE = {"fft": 1e-4, "winograd": 5e-4, "winograd_f4": 5e-4}  # everything else: 1e-5 (see tests/test_conv.py)
+# Bounds as in tests/test_conv.py: 1e-5 unless listed (FFT 1e-4, Winograd F(4x4) 5e-4).
+TOLERANCE = {"fft": 1e-4, "winograd": 5e-4, "winograd_f4": 5e-4}
 CHECK_BATCH = 2  # images checked against the float64 reference (the kernels treat images alike)
 
 
@@ -137,19 +138,24 @@ def torch_callable(pass_: str, shape: Shape, x, w, b, dy):
     return lambda: torch.nn.grad.conv2d_weight(xt, wt.shape, dyt, **kw)
 
 
-def check(pass_: str, algo: str, shape: Shape, x, w, b, dy) -> float:
-    """Relative error of our pass vs the float64 reference on the first CHECK_BATCH images."""
+def reference(pass_: str, shape: Shape, x, w, b, dy):
+    """float64 reference of the pass on the first CHECK_BATCH images (tests/reference.py)."""
     n = min(CHECK_BATCH, shape.N)
     x, dy = x[:n], dy[:n]
     kw = dict(stride=(shape.stride,) * 2, padding=(shape.pad,) * 2, dilation=(shape.dilation,) * 2, groups=shape.groups)
-    got = run_ours(pass_, algo, shape, x, w, b, dy)
     if pass_ == "fwd":
-        ref = conv2d_ref(x, w, b, **kw)
-    elif pass_ == "bwd_input":
-        ref = conv2d_input_grad_ref(x.shape, w, dy, **kw)
-    else:
-        ref = conv2d_weight_grad_ref(x, w.shape, dy, **kw)
-    return relative_error(got, ref)
+        return conv2d_ref(x, w, b, **kw)
+    if pass_ == "bwd_input":
+        return conv2d_input_grad_ref(x.shape, w, dy, **kw)
+    return conv2d_weight_grad_ref(x, w.shape, dy, **kw)
+
+
+def check(pass_: str, algo: str, shape: Shape, x, w, b, dy, ref=None) -> float:
+    """Relative error of our pass vs the float64 reference on the first CHECK_BATCH images."""
+    n = min(CHECK_BATCH, shape.N)
+    if ref is None:
+        ref = reference(pass_, shape, x, w, b, dy)
+    return relative_error(run_ours(pass_, algo, shape, x[:n], w, b, dy[:n]), ref)
 
 
 def time_interleaved(fns: dict, repeat: int, warmup: int = 2, stat=statistics.median) -> dict:
@@ -174,12 +180,13 @@ def bench_shape(shape: Shape, algos: list[str], passes: list[str], repeat: int, 
         valid = fastconv.conv_algorithms(x.shape, w.shape, pass_=PASSES[pass_], **shape.kw)
         auto = conv_mod.select_algorithm(params, PASSES[pass_])
         fns, errors, skipped = {}, {}, []
+        ref = reference(pass_, shape, x, w, b, dy)
         for algo in algos:
             name = auto if algo == "auto" else algo
             if name not in valid:
                 skipped.append(Row(shape.name, pass_, algo, name, None, None, None, None, "not valid for this shape"))
                 continue
-            err = check(pass_, name, shape, x, w, b, dy)
+            err = check(pass_, name, shape, x, w, b, dy, ref)
             errors[algo] = err
             if not err <= TOLERANCE.get(name, 1e-5):
                 skipped.append(Row(shape.name, pass_, algo, name, None, None, None, err, "WRONG: not timed"))
@@ -250,7 +257,8 @@ def write_report(rows: list[Row], path: str, threads: int, command: str, repeat:
         f"- load average at the end: {os.getloadavg()[0]:.1f} (machine shared: ratios are what counts)",
         f"- fastconv {info['version']} ({info['compiler']}), torch {torch_version}, numpy {np.__version__}",
         f"- command: `{command}`",
-        "- check: relative error vs the float64 reference on the first images; algorithms above the bound are not timed",
+        f"- check: relative error vs the float64 reference on the first {CHECK_BATCH} images, bound 1e-5 "
+        f"(looser: {TOLERANCE}); algorithms above it are not timed",
         "",
         "## Bar (issue 3)",
         *summarize(rows),

@@ -58,6 +58,18 @@ def test_argument_errors_are_one_line_exit_2(args, message, capsys):
     assert err.count("\n") == 1 and "error:" in err and message in err, err
 
 
+def test_cuda_without_a_device_is_an_argument_error(capsys):
+    import fastconv
+
+    if fastconv.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(SystemExit) as e:
+        main(["bench", "--device", "cuda"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--device cuda: no CUDA device" in err
+
+
 def test_flop_counts_by_hand():
     lenet = {s.name: s for s in suite.load_shapes()}["lenet_c1"]
     # 2 * N * K * C * R * S * P * Q with P = Q = 28 (5x5, padding 2)

@@ -3,6 +3,8 @@ float64 references of tests/reference.py."""
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from fastconv import _core
 
@@ -194,3 +196,34 @@ def test_conv_portable_path():
     )
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     subprocess.run([sys.executable, "-c", code], check=True, env=dict(os.environ, FASTCONV_CPU="portable"), cwd=root)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    dims=st.tuples(st.integers(1, 3), st.integers(1, 9), st.integers(1, 14), st.integers(1, 14), st.integers(1, 9)),
+    kernel=st.tuples(st.integers(1, 6), st.integers(1, 6)),
+    pad=st.tuples(st.integers(0, 3), st.integers(0, 3)),
+    tile=st.tuples(st.integers(0, 20), st.integers(0, 20)),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_conv_random_shapes_and_tiles(dims, kernel, pad, tile, seed):
+    N, C, H, W, K = dims
+    R, S = kernel
+    assume(H + 2 * pad[0] >= R and W + 2 * pad[1] >= S)
+    _core.fft_conv_force_tile(*tile)  # (0, 0) or one coordinate 0: the cost model decides
+    try:
+        check_fft_passes(np.random.default_rng(seed), N, C, H, W, K, R, S, *pad)
+    finally:
+        _core.fft_conv_force_tile(0, 0)
+
+
+def test_conv_small_workspace_limit(rng):
+    """Under a 1 MiB limit the tiling falls back to the tiles that need the least memory."""
+    saved = fastconv.get_workspace_limit()
+    try:
+        fastconv.set_workspace_limit(1 << 20)
+        p = _core.Conv2dParams(2, 32, 24, 24, 40, 7, 7, pad_h=3, pad_w=3)
+        assert _core.fft_conv_tiling(p, "forward")["T1"] <= 16
+        check_fft_passes(rng, 2, 32, 24, 24, 40, 7, 7, 3, 3)
+    finally:
+        fastconv.set_workspace_limit(saved)

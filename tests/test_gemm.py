@@ -289,3 +289,12 @@ def test_peak_gflops_is_positive():
     from fastconv.bench import peak_gflops
 
     assert peak_gflops(threads=1, iterations=200_000, repeats=2) > 0.0
+
+
+def test_wrong_ndim_is_a_type_error_and_a_value_error():
+    """Issue 2 asks for TypeError on a wrong ndim; most callers expect ValueError: both work."""
+    a = np.zeros((3, 4, 1), np.float32)
+    with pytest.raises(TypeError, match="a: expected a 2-D array, got 3-D"):
+        fastconv.gemm(a, np.zeros((4, 2), np.float32))
+    with pytest.raises(ValueError, match="b: expected a 2-D array, got 1-D"):
+        fastconv.gemm(np.zeros((3, 4), np.float32), np.zeros(4, np.float32))

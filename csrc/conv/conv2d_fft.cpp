@@ -14,6 +14,10 @@
 // Work per tile of the forward pass: (C + K) real 2-D transforms of T1 x T2 (~2.5 T1 T2
 // log2(T1 T2) flops each) and T1 (T2/2 + 1) C K complex multiply-adds (8 flops each), against
 // 2 O1 O2 C K R S for the direct method. For big_kernel (9x9, C = K = 16) that is ~10x fewer flops.
+// Measured (benchmarks/results/2026-11-25_vm_fft_1t_cpu_median.md, 1 thread, CPU time on a shared
+// machine): big_kernel forward 5.4 ms, input gradient 5.3 ms, weight gradient 7.6 ms against
+// torch's 24.9 / 25.6 / 29.5 ms; on 64x64, C = K = 16 it beats our direct and im2col from 3x3 up
+// (forward and input gradient) and from 4x4 up (weight gradient).
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -62,11 +66,14 @@ std::vector<int> candidate_sizes(int64_t lo, int64_t hi, bool even) {
 }
 
 // Relative cost of one transform point-log and one complex multiply-add. Measured on big_kernel
-// (benchmarks/bench_fft.py --tiles): the transforms run at about a third of the multiply-add's
-// flop rate.
+// with forced transform sizes (benchmarks/bench_fft.py --tiles): the transforms run at about a
+// third of the multiply-add's flop rate, and time / model agreed within 5% for T = 16 .. 48.
 constexpr double kFftCost = 2.5 * 3.0, kMacCost = 8.0;
-constexpr int kMaxTile = 256;  // larger transforms leave the caches without cutting work further
-
+// Larger tiles ran up to 2x slower than modelled (T = 64: 1.45x, 72: 1.9x, 144: 1.9x) once the
+// spectra a tile group touches (its own plus the kernel's) outgrew ~7 MiB: the modelled cost
+// grows by up to 2x over the next 4 MiB.
+constexpr double kCacheBytes = 7.0 * (1 << 20), kCachePenaltySpan = 4.0 * (1 << 20);
+constexpr int kMaxTile = 256;
 }  // namespace
 
 void fft_conv_force_tile(int T1, int T2) {
@@ -119,13 +126,17 @@ FftConvTiling fft_conv_tiling(const Conv2dParams& p, FftPass pass) {
             if (pass == FftPass::WeightGrad) {
                 const double C8 = ceil_div(p.C, L) * L, K8 = ceil_div(p.K, L) * L;
                 cost = tiles * (C8 + K8) * fft + tiles * F * C8 * p.K * kMacCost + p.K * C8 * fft;
-                mem = threads * F * (p.K * C8 + 16 * (C8 + K8)) * 8.0;
+                mem = F * (p.K * C8 * 8.0 + (C8 + K8) * 8.0 * std::min(tiles, 64.0));
             } else {
-                const double lanes = ceil_div(int64_t(tiles), L) * L;
-                cost = lanes * (cin + cout) * fft + lanes * F * cin * cout * kMacCost +
+                // Tile groups are split between threads: a last partial round costs a full one.
+                const double groups = double(ceil_div(int64_t(tiles), L));
+                const double rounds = std::ceil(groups / threads) * threads / groups;
+                cost = groups * L * ((cin + cout) * fft + F * cin * cout * kMacCost) * rounds +
                        ceil_div(cin * cout, L) * L * fft;
                 mem = F * cin * cout * 8.0 + threads * F * (cin + cout) * PT * 4.0;
             }
+            const double touched = F * (cin * cout * 8.0 + (cin + cout) * PT * 4.0);
+            cost *= 1.0 + std::clamp((touched - kCacheBytes) / kCachePenaltySpan, 0.0, 1.0);
             if (mem < smallest_mem) smallest_mem = mem, smallest = t;
             if (mem <= limit && cost < best_cost) best_cost = cost, best = t;
         }
@@ -259,7 +270,8 @@ void conv2d_fft_backward_weight(const Conv2dParams& p, const float* x, const flo
     const int64_t P = p.P(), Q = p.Q();
     const int64_t per_image = t.tiles_h * t.tiles_w, tiles = p.N * per_image;
     // The spectra of a chunk of tiles are stored, then reduced frequency by frequency with the
-    // accumulators in registers. A chunk of ~8 MiB stays in L3 between the two phases.
+    // accumulators in registers. Chunks of up to 8 MiB stay in L3 between the two phases
+    // (16 MiB measured 20% slower on big_kernel).
     const int64_t per_tile = (CB + KB8) * F * PT;
     const int64_t chunk = std::clamp<int64_t>((int64_t(2) << 20) / per_tile, 1, tiles);
     float* A = thread_scratch(0, size_t(F * K * CB * PT));  // [f][k][cb] points: lanes = 8 channels
@@ -268,15 +280,15 @@ void conv2d_fft_backward_weight(const Conv2dParams& p, const float* x, const flo
     const auto& fk = fft_kernels();
     const auto& ck = conv_kernels();
 
+    const int64_t G = CB + KB8;  // transforms per tile: input channel blocks, then output-gradient blocks
     for (int64_t b0 = 0; b0 < tiles; b0 += chunk) {
         const int64_t count = std::min(chunk, tiles - b0);
-        float* X = spectra;                      // [b][cb][f]
-        float* DY = spectra + count * CB * F * PT;  // [b][kb][f]
-        parallel_for(count * (CB + KB8), [&](long long j0, long long j1) {
+        parallel_for(count * G, [&](long long j0, long long j1) {
             float* tile = thread_scratch(1, plan.tile_floats());
+            float* sp = thread_scratch(2, plan.spectrum_floats());
             float* work = thread_scratch(4, plan.work_floats());
             for (long long j = j0; j < j1; ++j) {
-                const int64_t bi = j / (CB + KB8), g = j % (CB + KB8), b = b0 + bi;
+                const int64_t bi = j / G, g = j % G, b = b0 + bi;
                 const int64_t n = b / per_image, r = b % per_image;
                 const int64_t p0 = r / t.tiles_w * t.O1, q0 = r % t.tiles_w * t.O2;
                 const float* src[L];
@@ -288,7 +300,7 @@ void conv2d_fft_backward_weight(const Conv2dParams& p, const float* x, const flo
                         ox[l] = q0 - p.pad_w;
                     }
                     ck.gather(src, oy, ox, p.H, p.W, t.T1, t.T2, t.T1, t.T2, tile);
-                    fk.tile_r2c(plan, tile, t.T1, X + (bi * CB + g) * F * PT, work);
+                    fk.tile_r2c(plan, tile, t.T1, sp, work);
                 } else {  // output-gradient tile of 8 channels, zero beyond O1 x O2
                     const int64_t kb = g - CB;
                     for (int l = 0; l < L; ++l) {
@@ -297,13 +309,14 @@ void conv2d_fft_backward_weight(const Conv2dParams& p, const float* x, const flo
                         ox[l] = q0;
                     }
                     ck.gather(src, oy, ox, P, Q, t.T1, t.T2, t.O1, t.O2, tile);
-                    fk.tile_r2c(plan, tile, t.O1, DY + (bi * KB8 + kb) * F * PT, work);
+                    fk.tile_r2c(plan, tile, t.O1, sp, work);
                 }
+                // Frequency-major: the reduction then streams through one contiguous block per f.
+                for (int64_t f = 0; f < F; ++f)
+                    std::memcpy(spectra + ((f * count + bi) * G + g) * PT, sp + f * PT, PT * sizeof(float));
             }
         });
-        parallel_for(F, [&](long long f0, long long f1) {
-            ck.mac_wgrad(F, f0, f1, int(count), int(K), int(CB), X, DY, A);
-        });
+        parallel_for(F, [&](long long f0, long long f1) { ck.mac_wgrad(f0, f1, int(count), int(K), int(CB), spectra, A); });
     }
 
     // Inverse transform of each (k, 8 channels) spectrum; keep the first R x S points.

@@ -33,8 +33,7 @@ struct FftConvKernels {
     void (*scatter)(const float* tile, int T2, int rows, int cols, int col_off, float* const* dst, const int64_t* y0,
                     const int64_t* x0, int64_t Ho, int64_t Wo, const float* add);
     void (*mac)(int64_t F, int cin, int cout, const float* X, const float* W, float* Y);
-    void (*mac_wgrad)(int64_t F, int64_t f0, int64_t f1, int nb, int K, int CB, const float* X, const float* DY,
-                      float* A);
+    void (*mac_wgrad)(int64_t f0, int64_t f1, int nb, int K, int CB, const float* S, float* A);
 };
 
 namespace conv_fft_portable { const FftConvKernels& kernels(); }

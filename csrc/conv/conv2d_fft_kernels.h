@@ -3,16 +3,9 @@
 // the namespace of the path after <algorithm>, <cstring>, <immintrin.h> (AVX2 build), conv/fft.h
 // and conv/conv2d_fft.h; defines kernels().
 
-typedef float v8 __attribute__((vector_size(32)));
+#include "conv/fft_vec.h"
 constexpr int L = kFftLanes;
-constexpr int PT = 2 * kFftLanes;
-
-static inline v8 ld(const float* p) {
-    v8 v;
-    std::memcpy(&v, p, sizeof v);
-    return v;
-}
-static inline void st(float* p, v8 v) { std::memcpy(p, &v, sizeof v); }
+constexpr int PT = 2 * kFftLanes;  // floats per point
 
 #ifdef __AVX2__
 // In-register 8 x 8 transpose: r[i][j] <- r[j][i].
@@ -75,7 +68,11 @@ static void gather(const float* const* src, const int64_t* y0, const int64_t* x0
             __m256 r[8];
             for (int l = 0; l < 8; ++l) r[l] = _mm256_loadu_ps(p[l]);
             transpose8(r);
-            for (int j = 0; j < nb; ++j) _mm256_storeu_ps(out + (xb + j) * L, r[j]);
+            if (nb == 8) {  // constant trip count: GCC otherwise copies r[] through the stack
+                for (int j = 0; j < 8; ++j) _mm256_storeu_ps(out + (xb + j) * L, r[j]);
+            } else {
+                for (int j = 0; j < nb; ++j) _mm256_storeu_ps(out + (xb + j) * L, r[j]);
+            }
 #else
             for (int j = 0; j < nb; ++j)
                 for (int l = 0; l < L; ++l) out[(xb + j) * L + l] = p[l][j];
@@ -154,8 +151,16 @@ static inline void mac_block(int64_t F, int64_t f, int cin, int cout, int o0, co
     }
 }
 
+// Output channels per register block: 2 KB accumulators plus 2 inputs must fit the 16 vector
+// registers (ymm for AVX2; the portable build's 8-wide vectors take two xmm each).
+#ifdef __AVX2__
+constexpr int kBlock = 6;
+#else
+constexpr int kBlock = 2;
+#endif
+
 static void mac(int64_t F, int cin, int cout, const float* X, const float* W, float* Y) {
-    constexpr int KB = 6;
+    constexpr int KB = kBlock;
     for (int64_t f = 0; f < F; ++f) {
         const float* w = W + size_t(f) * cin * cout * 2;
         int o = 0;
@@ -170,25 +175,24 @@ static void mac(int64_t F, int cin, int cout, const float* X, const float* W, fl
     }
 }
 
-// A[f][k][cb] += sum_b conj(DY[b][k][f]) * X[b][cb][f]: lanes are the 8 input channels of block
-// cb, the output-gradient spectrum is broadcast. X: [nb][CB][F] points, DY: [nb][KB8][F] points
-// (lane k % 8 of block k / 8), A: [F][K][CB] points.
+// A[f][k][cb] += sum_b conj(DY_b[k][f]) * X_b[cb][f]: lanes are the 8 input channels of block cb,
+// the output-gradient spectrum is broadcast. S: [f][b][G] points with G = CB + ceil(K / 8) groups
+// per tile (X_b's channel blocks, then DY_b's, lane k % 8 of group CB + k / 8), so one frequency
+// of every tile is contiguous. A: [f][k][cb] points.
 template <int KB>
-static inline void wgrad_block(int64_t F, int64_t f, int nb, int K, int CB, int KB8, int cb, int k0, const float* X,
-                               const float* DY, float* A) {
+static inline void wgrad_block(const float* S, int nb, int G, int CB, int cb, int k0, float* a, int64_t a_stride) {
     v8 ar[KB], ai[KB];
-    float* a = A + ((size_t(f) * K + k0) * CB + cb) * PT;
     for (int k = 0; k < KB; ++k) {
-        ar[k] = ld(a + size_t(k) * CB * PT);
-        ai[k] = ld(a + size_t(k) * CB * PT + L);
+        ar[k] = ld(a + k * a_stride);
+        ai[k] = ld(a + k * a_stride + L);
     }
     for (int b = 0; b < nb; ++b) {
-        const float* x = X + ((size_t(b) * CB + cb) * F + f) * PT;
+        const float* x = S + (size_t(b) * G + cb) * PT;
         const v8 xr = ld(x), xi = ld(x + L);
+        const float* dy = S + (size_t(b) * G + CB) * PT;
         for (int k = 0; k < KB; ++k) {
             const int kk = k0 + k;
-            const float* d = DY + ((size_t(b) * KB8 + kk / L) * F + f) * PT + kk % L;
-            const float dr = d[0], di = d[L];
+            const float dr = dy[kk / L * PT + kk % L], di = dy[kk / L * PT + L + kk % L];
             ar[k] += dr * xr;
             ar[k] += di * xi;
             ai[k] += dr * xi;
@@ -196,28 +200,31 @@ static inline void wgrad_block(int64_t F, int64_t f, int nb, int K, int CB, int 
         }
     }
     for (int k = 0; k < KB; ++k) {
-        st(a + size_t(k) * CB * PT, ar[k]);
-        st(a + size_t(k) * CB * PT + L, ai[k]);
+        st(a + k * a_stride, ar[k]);
+        st(a + k * a_stride + L, ai[k]);
     }
 }
 
 // Frequencies [f0, f1) only, so threads can split the frequencies without sharing accumulators.
-static void mac_wgrad(int64_t F, int64_t f0, int64_t f1, int nb, int K, int CB, const float* X, const float* DY,
-                      float* A) {
-    constexpr int KB = 6;
-    const int KB8 = (K + L - 1) / L;
-    for (int64_t f = f0; f < f1; ++f)
+static void mac_wgrad(int64_t f0, int64_t f1, int nb, int K, int CB, const float* S, float* A) {
+    constexpr int KB = kBlock;
+    const int G = CB + (K + L - 1) / L;
+    const int64_t a_stride = int64_t(CB) * PT;
+    for (int64_t f = f0; f < f1; ++f) {
+        const float* s = S + size_t(f) * nb * G * PT;
         for (int cb = 0; cb < CB; ++cb) {
+            float* a = A + (size_t(f) * K * CB + cb) * PT;
             int k = 0;
-            for (; k + KB <= K; k += KB) wgrad_block<KB>(F, f, nb, K, CB, KB8, cb, k, X, DY, A);
+            for (; k + KB <= K; k += KB) wgrad_block<KB>(s, nb, G, CB, cb, k, a + k * a_stride, a_stride);
             switch (K - k) {
-                case 1: wgrad_block<1>(F, f, nb, K, CB, KB8, cb, k, X, DY, A); break;
-                case 2: wgrad_block<2>(F, f, nb, K, CB, KB8, cb, k, X, DY, A); break;
-                case 3: wgrad_block<3>(F, f, nb, K, CB, KB8, cb, k, X, DY, A); break;
-                case 4: wgrad_block<4>(F, f, nb, K, CB, KB8, cb, k, X, DY, A); break;
-                case 5: wgrad_block<5>(F, f, nb, K, CB, KB8, cb, k, X, DY, A); break;
+                case 1: wgrad_block<1>(s, nb, G, CB, cb, k, a + k * a_stride, a_stride); break;
+                case 2: wgrad_block<2>(s, nb, G, CB, cb, k, a + k * a_stride, a_stride); break;
+                case 3: wgrad_block<3>(s, nb, G, CB, cb, k, a + k * a_stride, a_stride); break;
+                case 4: wgrad_block<4>(s, nb, G, CB, cb, k, a + k * a_stride, a_stride); break;
+                case 5: wgrad_block<5>(s, nb, G, CB, cb, k, a + k * a_stride, a_stride); break;
             }
         }
+    }
 }
 
 const FftConvKernels& kernels() {

@@ -9,17 +9,9 @@
 // swaps real and imaginary parts on the way in and out (ifft(x) = swap(fft(swap(x)))), which in
 // split layout is only a change of offsets.
 
-typedef float v8 __attribute__((vector_size(32)));
+#include "conv/fft_vec.h"
 constexpr int L = kFftLanes;
 constexpr int PT = 2 * kFftLanes;  // floats per point
-static_assert(sizeof(v8) == L * sizeof(float), "one vector per lane group");
-
-static inline v8 ld(const float* p) {
-    v8 v;
-    std::memcpy(&v, p, sizeof v);
-    return v;
-}
-static inline void st(float* p, v8 v) { std::memcpy(p, &v, sizeof v); }
 
 // In-place forward DFT of P points (w = e^{-2 pi i / P}).
 template <int P>

@@ -30,12 +30,14 @@ namespace {
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
-inline int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
 // Kernel (the traits every micro-kernel file provides):
 //   MR, NR               register tile
 //   MC, KC, NC           cache blocks (MC a multiple of MR, NC of NR)
 //   kNoPackMaxM          largest M that streams an unpacked unit-stride B
+//   pack_a_rows(d, src, lda, kc)   MR rows of kc contiguous floats -> a packed A micro-panel
+//   pack_b_rows(d, src, ldb, kc)   kc rows of NR contiguous floats -> a packed B micro-panel
+//   pack_b_cols(d, src, ldb, kc)   NR columns of kc contiguous floats -> a packed B micro-panel
 //   tile(m, k, a, b, ldb, c, ldc, n, alpha, beta)
 //       C[0:m, 0:n] = alpha * (A panel @ B panel)[0:m, 0:n] + beta * C (C not read when beta == 0);
 //       a: k x MR packed (row r of step kk at a[kk*MR + r]); b: k rows of NR floats, row stride ldb;

@@ -1,6 +1,10 @@
 // Pooling driver and portable loops (see pool2d.h). Napkin math for the hot case, 2x2 stride 2 on
 // (8, 64, 112, 112): 25.7 MB read + 6.4 MB written (+ 12.8 MB of int64 indices) per forward, so at
 // 26-37 GB/s the floor is 1-2 ms; PyTorch 2.13 takes 12-40 ms there with a scalar loop per output.
+// Measured on the shared 2-core EPYC VM, 1 thread, best of 30: max forward 1.4 ms (23 GB/s), with
+// indices 2.1 ms, max backward 3.0 ms, avg forward 1.7 ms, avg backward 3.1 ms (torch: 79-118,
+// 3.5, 31, 23 ms; 3x3 stride 2 pad 1: avg backward 3.6 vs 33 ms).
+// Two-thread medians: benchmarks/results/*_pool.md.
 // Forward rows are independent, so the N*C*P output rows are split across threads; a backward
 // plane's outputs overlap in dx, so planes are the unit of work and no atomics are needed.
 #include "pool/pool2d.h"
@@ -74,8 +78,8 @@ inline void window_add(float* dx, int64_t W, const Span& h, const Span& w, float
         for (int64_t iw = w.lo; iw < w.hi; ++iw) dx[ih * W + iw] += g;
 }
 
-// A pass over fewer input elements than this takes a few microseconds: less than waking the other
-// threads, so it runs on the calling thread.
+// A pass over fewer input elements than this (128 KiB) takes a few microseconds: less than waking
+// the other threads, so it runs on the calling thread.
 constexpr int64_t kSerialElements = int64_t(1) << 15;
 
 template <class F>

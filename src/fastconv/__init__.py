@@ -12,6 +12,7 @@ from .conv import conv2d, conv_algorithms
 from .conv1d import conv1d
 from . import filters
 from .gemm import gemm
+from ._validation import DimensionError
 from .kmax import kmax_pool
 from .pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d
 
@@ -80,6 +81,7 @@ def _cpu_model() -> str:
 
 
 __all__ = [
+    "DimensionError",
     "conv2d",
     "conv_algorithms",
     "set_autotune",

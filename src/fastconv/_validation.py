@@ -9,6 +9,12 @@ import numbers
 import numpy as np
 
 
+class DimensionError(ValueError, TypeError):
+    """An array with the wrong number of dimensions. Both a ValueError (a bad value of the right
+    type, as most libraries report it) and a TypeError (what a wrong ndim is to a typed signature),
+    as numpy's AxisError is both a ValueError and an IndexError: callers may catch either."""
+
+
 def shape_str(shape) -> str:
     shape = tuple(int(s) for s in shape)
     return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
@@ -21,7 +27,7 @@ def require_float32(x, name: str, ndim: int | None = None) -> np.ndarray:
     if x.dtype != np.float32:
         raise TypeError(f"{name}: expected dtype float32, got {x.dtype} (convert it explicitly with .astype(np.float32))")
     if ndim is not None and x.ndim != ndim:
-        raise ValueError(f"{name}: expected a {ndim}-D array, got {x.ndim}-D with shape {shape_str(x.shape)}")
+        raise DimensionError(f"{name}: expected a {ndim}-D array, got {x.ndim}-D with shape {shape_str(x.shape)}")
     return x
 
 

@@ -237,15 +237,18 @@ def select_algorithm(params, pass_: str) -> str:
     """The algorithm ``algo="auto"`` runs for one pass ("forward", "input", "weight") of a problem
     (a ``_core.Conv2dParams``). Rules are checked in order; each cites its measurement.
 
-    Measurements: benchmarks/results/2026-11-25_epyc2c_conv.md (ours vs torch per shape, pass and
-    algorithm, same run). Algorithms other helpers register (fft, winograd) get their branches
-    here, above the direct/im2col fallbacks, each with its own citation.
+    Measurements (ours vs torch per shape, pass and algorithm, interleaved in the same run):
+    [2t] benchmarks/results/2026-11-25_epyc2c_conv.md (2 threads, median) and
+    [1t] benchmarks/results/2026-11-25_epyc2c_conv-1thread.md (1 thread, min: steadier while the
+    machine was shared). Where the two disagree the rule follows the majority of all runs made and
+    says so. Other helpers' algorithms get their branches above the direct/im2col fallbacks.
     """
     _check_pass(pass_)
     p = params
     cg, kg = p.C // p.groups, p.K // p.groups
+    strided = p.stride_h > 1 or p.stride_w > 1
     # resnet_1x1: a 1x1 stride-1 convolution is one GEMM per image without any unfold; im2col beats
-    # direct in every pass there (fwd, input and weight gradient).
+    # direct in every pass ([1t] fwd 0.91 vs 2.19, input 0.55 vs 1.21, weight 1.26 vs 3.52 x torch).
     if _pointwise(p):
         return "im2col"
     # 2026-11-25_epyc2c_winograd.md (sweep, forward and input gradient, 1 thread; runs on a busy
@@ -259,21 +262,30 @@ def select_algorithm(params, pass_: str) -> str:
         choice = _winograd_choice(p)
         if choice is not None:
             return choice
+    # big_kernel (9x9, 16 channels, 128x128): fft beats direct and im2col in all three passes
+    # ([1t] 0.20 / 0.11 / 0.24 x torch against direct's 1.2 / 1.09 / 1.50); 9x9 is the smallest
+    # kernel measured where it wins (5x5 LeNet layers stay direct: [1t] lenet_c2 fwd fft 4.90x).
+    if p.R * p.S >= 81 and _fft_check(p) is None:
+        return "fft"
     if pass_ == "forward":
-        # lenet_c1, lenet_c2, alexnet_c1, big_kernel, stride2 (and vgg_3x3, resnet_3x3 without
-        # Winograd): the register-tiled direct loop beats unfold + GEMM (the unfold's memory
-        # traffic and the thin GEMMs cost more).
+        # stride2 (128 channels, stride 2): im2col ahead of direct in 3 of 4 runs ([1t] 1.29 vs 1.46).
+        if strided and cg >= 64:
+            return "im2col"
+        # lenet_c1, lenet_c2, alexnet_c1 ([1t] 0.42, 0.95, 0.89 against im2col's 0.85, 6.89, 1.33;
+        # resnet_3x3 without Winograd 1.50 vs 1.61): the register-tiled direct loop wins.
         return "direct"
     if pass_ == "input":
-        # alexnet_c1, stride2: strided layers; 64+ output channels make W^T @ dY a well-shaped GEMM
-        # (vgg_3x3, resnet_3x3 without Winograd). Few channels at stride 1 (lenet_c1, lenet_c2,
-        # big_kernel): direct.
-        if p.stride_h > 1 or p.stride_w > 1 or kg >= 64:
+        # alexnet_c1 ([1t] im2col 0.32 vs direct 0.60), stride2 (1.06 vs 1.06): strided layers; with
+        # 64+ output channels W^T @ dY is a well-shaped GEMM. Few channels at stride 1 (lenet_c1,
+        # lenet_c2: [1t] direct 0.01 and 0.40 against im2col's 0.02 and 1.77): direct.
+        if strided or kg >= 64:
             return "im2col"
         return "direct"
-    # weight gradient: resnet_3x3, stride2 (128+ input channels per group) favour the GEMM; lenet_c1,
-    # lenet_c2, alexnet_c1, vgg_3x3 and big_kernel the direct reduction.
-    if cg >= 128:
+    # weight gradient: with 32+ input channels per group the GEMM wins (vgg_3x3 [1t] im2col 1.33 vs
+    # direct 2.16, resnet_3x3 1.50 vs 2.25, stride2 1.39 vs 1.93): direct's 8-wide partial sums no
+    # longer fit in L1. Few channels (lenet_c1 [1t] direct 0.40 vs 6.06, lenet_c2 0.27 vs 1.30,
+    # alexnet_c1 1.85 vs 1.85): direct.
+    if cg >= 32:
         return "im2col"
     return "direct"
 

@@ -131,8 +131,8 @@ def _meta(args, threads, peak, bandwidth, compare_status) -> dict:
         "logical_cpus": os.cpu_count(),
         "threads": threads,
         "device": args.device,
-        "peak_gflops": round(peak, 1),
-        "copy_bandwidth_gbs": round(bandwidth, 1),
+        "peak_gflops": round(peak, 1) if peak else None,
+        "copy_bandwidth_gbs": round(bandwidth, 1) if bandwidth else None,
         "versions": versions,
         "compare": compare_status,
         "command": "python -m fastconv " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
@@ -146,10 +146,8 @@ def run(args, parser) -> int:
         parser.error(f"--threads: must be >= 1, got {args.threads}")
     if args.repeat is not None and args.repeat < 1:
         parser.error(f"--repeat: must be >= 1, got {args.repeat}")
-    if args.device == "cuda":
-        if not fastconv.cuda.is_available():
-            parser.error("--device cuda: no CUDA device available (" + ("built without CUDA" if not fastconv.cuda.is_compiled() else "no GPU/driver") + ")")
-        parser.error("--device cuda: the CUDA convolution is not wired into the benchmark yet")
+    if args.device == "cuda" and not fastconv.cuda.is_available():
+        parser.error("--device cuda: no CUDA device available (" + ("built without CUDA" if not fastconv.cuda.is_compiled() else "no GPU/driver") + ")")
     shapes, default_suite = _select_shapes(args, parser)
     threads = args.threads or fastconv.get_num_threads()
     repeat = args.repeat or (3 if args.quick else 10)
@@ -171,18 +169,21 @@ def run(args, parser) -> int:
 
     from .peak import peak_gflops
 
-    peak = peak_gflops(threads, iterations=5_000_000 if args.quick else 20_000_000, repeats=3 if args.quick else 5)
-    bandwidth = _measure_bandwidth()
+    # The roofline's ceilings are the CPU's; on the GPU only achieved GFLOP/s are reported.
+    cpu = args.device == "cpu"
+    peak = peak_gflops(threads, iterations=10_000_000 if args.quick else 20_000_000, repeats=5) if cpu else None
+    bandwidth = _measure_bandwidth() if cpu else None
 
     # The work list: (label, thunk returning rows).
-    tasks = [(s.name, lambda s=s: measure.bench_conv_shape(s, algos, args.passes, repeat, warmup, args.compare, peak))
-             for s in shapes]
+    tasks = [(s.name, lambda s=s: measure.bench_conv_shape(s, algos, args.passes, repeat, warmup, args.compare, peak,
+                                                           device=args.device)) for s in shapes]
     sweep_base = None if default_suite else shapes[0]
     for kind in dict.fromkeys(["kernel", *args.sweep]):
         for s in suite.sweep_shapes(kind, args.quick, sweep_base):
             tasks.append((f"sweep {s.name}", lambda s=s, k=kind: measure.bench_conv_shape(
-                s, algos, args.passes, repeat, warmup, [c for c in args.compare if c == "torch"], peak, section=f"sweep-{k}")))
-    if default_suite:
+                s, algos, args.passes, repeat, warmup, [c for c in args.compare if c == "torch"], peak, section=f"sweep-{k}",
+                device=args.device)))
+    if default_suite and cpu:  # the pooling and GEMM sections time the CPU kernels
         from .gemm import bench_gemm
         from .pool import bench_pool
 
@@ -194,8 +195,9 @@ def run(args, parser) -> int:
         tqdm = measure.optional_module("tqdm")
         if tqdm is not None:
             progress = tqdm.tqdm(total=len(tasks), unit="case", file=sys.stderr)
-    print(f"fastconv bench: {len(tasks)} groups, {threads} threads, peak {peak:.0f} GFLOP/s (FMA loop), "
-          f"copy {bandwidth:.0f} GB/s; torch: {compare_status['torch']}, scipy: {compare_status['scipy']}", flush=True)
+    ceilings = f"peak {peak:.0f} GFLOP/s (FMA loop), copy {bandwidth:.0f} GB/s" if cpu else fastconv.cuda.get_device_name(0)
+    print(f"fastconv bench: {len(tasks)} groups on {args.device}, {threads} threads, {ceilings}; "
+          f"torch: {compare_status['torch']}, scipy: {compare_status['scipy']}", flush=True)
     rows = []
     for label, task in tasks:
         if progress is not None:

@@ -20,9 +20,13 @@ ALGO_FAMILIES = ("direct", "im2col", "fft", "winograd")  # what --algos accepts,
 SCIPY_MAX_BYTES = 512 << 20  # scipy's batched FFT convolution materialises N*K*C spectra: cap its memory
 
 
+# Relative-error bounds, as stated in tests/test_conv.py, test_fft.py and test_winograd.py: the
+# transforms round more than direct sums (F(4x4,3x3)'s larger matrices most).
+TOLERANCE = {"fft": 1e-4, "winograd": 5e-4, "winograd_f4": 5e-4}
+
+
 def tolerance(algo: str) -> float:
-    """Relative-error bound of an algorithm (issue 3): transforms round more than direct sums."""
-    return 1e-4 if algo.startswith(("fft", "winograd")) else 1e-5
+    return TOLERANCE.get(algo, 1e-5)
 
 
 @dataclass
@@ -125,30 +129,42 @@ def conv_reference(pass_: str, shape: Shape, x, w, b, dy):
     return ref.conv2d_weight(x, w.shape, dy, *args)
 
 
-def torch_conv(pass_: str, shape: Shape, x, w, b, dy):
-    """torch's version of the pass (the reference timing), or None when torch is absent."""
+def torch_conv(pass_: str, shape: Shape, x, w, b, dy, device: str = "cpu"):
+    """torch's version of the pass (the reference timing), or None when torch (or, for
+    device="cuda", a CUDA build of torch) is absent. On the GPU TF32 is off: an FP32 comparison."""
     torch = optional_module("torch")
-    if torch is None:
+    if torch is None or (device == "cuda" and not torch.cuda.is_available()):
         return None
-    xt, wt, bt, dyt = (torch.from_numpy(a) for a in (x, w, b, dy))
+    xt, wt, bt, dyt = (torch.from_numpy(a).to(device) for a in (x, w, b, dy))
+    if device == "cuda":
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
     kw = shape.conv_kwargs
     if pass_ == "fwd":
 
-        def f():
+        def call():
             with torch.no_grad():
                 return torch.nn.functional.conv2d(xt, wt, bt, **kw)
 
-        return f
-    if pass_ == "bwd_input":
-        return lambda: torch.nn.grad.conv2d_input(xt.shape, wt, dyt, **kw)
-    return lambda: torch.nn.grad.conv2d_weight(xt, wt.shape, dyt, **kw)
+    elif pass_ == "bwd_input":
+        call = lambda: torch.nn.grad.conv2d_input(xt.shape, wt, dyt, **kw)  # noqa: E731
+    else:
+        call = lambda: torch.nn.grad.conv2d_weight(xt, wt.shape, dyt, **kw)  # noqa: E731
+    if device == "cpu":
+        return call
+
+    def synchronized():
+        out = call()
+        torch.cuda.synchronize()
+        return out
+
+    return synchronized
 
 
 def scipy_conv(shape: Shape, x, w, b):
     """scipy.signal.fftconvolve over (C, H, W) for the whole batch (forward, stride 1, no dilation or
     groups): the FFT baseline. None when scipy is absent or the case does not apply (reason given)."""
-    signal = optional_module("scipy.signal")
-    if signal is None:
+    if optional_module("scipy") is None:
         return None, "scipy not installed"
     if shape.stride != 1 or shape.dilation != 1 or shape.groups != 1:
         return None, "scipy: stride/dilation/groups not supported"
@@ -157,7 +173,7 @@ def scipy_conv(shape: Shape, x, w, b):
     # complex64 product of the N x K x C spectra, plus about as much again for the inverse transform
     if 3 * 8 * shape.N * shape.K * shape.C * Hf * (Wf // 2 + 1) > SCIPY_MAX_BYTES:
         return None, "scipy: spectra too large"
-    import scipy.signal as signal
+    from scipy import signal
 
     xp = np.pad(x, ((0, 0), (0, 0), (shape.pad,) * 2, (shape.pad,) * 2))[:, None]
     wf = np.ascontiguousarray(w[None, :, :, ::-1, ::-1])  # correlation = convolution with the flipped kernel
@@ -177,19 +193,56 @@ def workspace_bytes(algo: str, shape: Shape, pass_: str):
     return query(algo, shape.params(), CONV_PASSES[pass_]) if query else None
 
 
-def bench_conv_shape(shape: Shape, algos, passes, repeat: int, warmup: int, compare, peak: float,
-                     check_batch: int = 2, section: str = "conv") -> list[Row]:
-    """Check then time each algorithm for each pass of one shape, with torch/scipy alongside."""
-    from ..conv import _available, select_algorithm
+def conv_backend(device: str, shape: Shape, x, w, b, dy):
+    """How to run our passes on `device`: (run, why_not, auto). run(pass_, algo, n) computes the pass
+    on the first n images (all when n is None; on the GPU it waits for the result); why_not(pass_)
+    maps algorithm names to None (can run) or the reason it cannot; auto(pass_) names the algorithm
+    algo="auto" runs."""
+    if device == "cpu":
+        from ..conv import _available, select_algorithm
 
-    params = shape.params()
+        params = shape.params()
+
+        def run(pass_, algo, n=None):
+            return run_conv(pass_, algo, shape, x[:n], w, b, dy[:n])
+
+        return (run, lambda pass_: _available(params, CONV_PASSES[pass_]),
+                lambda pass_: select_algorithm(params, CONV_PASSES[pass_]))
+
+    from .. import cuda
+    from .._cuda_ops import CONV_ALGORITHMS, _conv_plan, select_conv_algo
+
+    plan = _conv_plan(shape.x_shape, shape.w_shape, shape.stride, shape.pad, shape.dilation, shape.groups)
+    on_device = {}  # n -> device copies, made once
+
+    def run(pass_, algo, n=None):
+        if n not in on_device:
+            on_device[n] = tuple(cuda.to_device(np.ascontiguousarray(a)) for a in (x[:n], w, b, dy[:n]))
+        xd, wd, bd, dyd = on_device[n]
+        kw = shape.conv_kwargs
+        if pass_ == "fwd":
+            out = cuda.ops.conv2d(xd, wd, bd, algo=algo, **kw)
+        elif pass_ == "bwd_input":
+            out = cuda.ops.conv2d_input(xd.shape, wd, dyd, algo=algo, **kw)
+        else:
+            out = cuda.ops.conv2d_weight(xd, wd.shape, dyd, algo=algo, **kw)
+        cuda.synchronize()
+        return out
+
+    return run, lambda pass_: {a: None for a in CONV_ALGORITHMS}, lambda pass_: select_conv_algo(plan)
+
+
+def bench_conv_shape(shape: Shape, algos, passes, repeat: int, warmup: int, compare, peak: float | None,
+                     check_batch: int = 2, section: str = "conv", device: str = "cpu") -> list[Row]:
+    """Check then time each algorithm for each pass of one shape, with torch/scipy alongside."""
     x, w, b, dy = conv_problem(shape)
+    run, available, select = conv_backend(device, shape, x, w, b, dy)
     n = min(check_batch, shape.N)
     rows = []
     for pass_ in passes:
         base = dict(section=section, name=shape.name, dims=shape.dims, pass_=pass_, flops=shape.flops, bytes=shape.min_bytes)
-        why_not = _available(params, CONV_PASSES[pass_])
-        auto = select_algorithm(params, CONV_PASSES[pass_])
+        why_not = available(pass_)
+        auto = select(pass_)
         expected = conv_reference(pass_, shape, x[:n], w, b, dy[:n])
         fns, timed = {}, []
         for algo in algos:
@@ -200,17 +253,18 @@ def bench_conv_shape(shape: Shape, algos, passes, repeat: int, warmup: int, comp
                 row.status, row.note = "skipped", reason
                 rows.append(row)
                 continue
-            row.error = ref.relative_error(run_conv(pass_, name, shape, x[:n], w, b, dy[:n]), expected)
+            got = run(pass_, name, n)
+            row.error = ref.relative_error(got if isinstance(got, np.ndarray) else got.numpy(), expected)
             if not row.error <= tolerance(name):
                 row.status, row.note = "WRONG", f"relative error {row.error:.1e} > {tolerance(name):.0e}: not timed"
                 rows.append(row)
                 continue
-            row.workspace_bytes = workspace_bytes(name, shape, pass_)
-            fns[algo] = lambda a=name, p=pass_: run_conv(p, a, shape, x, w, b, dy)
+            row.workspace_bytes = workspace_bytes(name, shape, pass_) if device == "cpu" else None
+            fns[algo] = lambda a=name, p=pass_: run(p, a)
             timed.append(row)
-        if "torch" in compare and (f := torch_conv(pass_, shape, x, w, b, dy)) is not None:
+        if "torch" in compare and (f := torch_conv(pass_, shape, x, w, b, dy, device)) is not None:
             fns["torch"] = f
-        if "scipy" in compare and pass_ == "fwd":
+        if "scipy" in compare and pass_ == "fwd" and device == "cpu":
             f, _ = scipy_conv(shape, x, w, b)
             if f is not None:
                 fns["scipy"] = f

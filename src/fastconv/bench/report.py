@@ -95,6 +95,7 @@ def plot_gflops(rows: list[Row], path: str) -> None:
     plt = _pyplot()
     conv = [r for r in rows if r.section == "conv" and r.status == "ok"]
     passes = list(dict.fromkeys(r.pass_ for r in conv)) or ["fwd"]
+    color = {a: f"C{i % 10}" for i, a in enumerate(_algos(conv))}  # the same colour in every panel
     fig, axes = plt.subplots(len(passes), 1, figsize=(11, 3.2 * len(passes)), squeeze=False)
     for ax, pass_ in zip(axes[:, 0], passes):
         sub = [r for r in conv if r.pass_ == pass_]
@@ -108,7 +109,7 @@ def plot_gflops(rows: list[Row], path: str) -> None:
                 if hit:
                     xs.append(i - 0.4 + width * (j + 0.5))
                     ys.append(hit[0].gflops)
-            ax.bar(xs, ys, width, label=algo)
+            ax.bar(xs, ys, width, label=algo, color=color[algo])
         for i, s in enumerate(shapes):
             hit = [r for r in sub if r.name == s and r.refs.get("torch")]
             if hit:
@@ -130,12 +131,13 @@ def plot_sweep(rows: list[Row], section: str, xlabel: str, key, path: str) -> No
     plt = _pyplot()
     sub = [r for r in rows if r.section == section and r.status == "ok"]
     passes = list(dict.fromkeys(r.pass_ for r in sub)) or ["fwd"]
+    color = {a: f"C{i % 10}" for i, a in enumerate(_algos(sub))}
     fig, axes = plt.subplots(1, len(passes), figsize=(4.5 * len(passes), 3.6), squeeze=False)
     for ax, pass_ in zip(axes[0], passes):
         pr = [r for r in sub if r.pass_ == pass_]
         for algo in _algos(pr):
             pts = sorted((key(r), r.ms) for r in pr if r.algo == algo)
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=algo)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=algo, color=color[algo])
         torch_pts = sorted({(key(r), r.refs["torch"]) for r in pr if r.refs.get("torch")})
         if torch_pts:
             ax.plot([p[0] for p in torch_pts], [p[1] for p in torch_pts], "k--", label="torch")
@@ -163,13 +165,14 @@ def plot_roofline(rows: list[Row], peak: float, bandwidth: float, path: str) -> 
     if peak and bandwidth:
         ax.plot(ai, np.minimum(peak, bandwidth * ai), "k-", lw=1, label=f"roof: {peak:.0f} GFLOP/s, {bandwidth:.0f} GB/s")
     markers = {"fwd": "o", "bwd_input": "s", "bwd_weight": "^"}
+    color = {a: f"C{i % 10}" for i, a in enumerate(_algos(pts))}
     for algo in _algos(pts):
         sub = [r for r in pts if r.algo == algo]
         for pass_, m in markers.items():
             ps = [r for r in sub if r.pass_ == pass_]
             if ps:
                 ax.scatter([r.flops / r.bytes for r in ps], [r.gflops for r in ps], marker=m, s=22,
-                           label=f"{algo} {pass_}")
+                           color=color[algo], label=f"{algo} {pass_}")
     tp = list({(r.name, r.pass_): r for r in pts if r.refs.get("torch")}.values())
     if tp:
         ax.scatter([r.flops / r.bytes for r in tp], [r.flops / r.refs["torch"] / 1e6 for r in tp], marker="x",
@@ -178,7 +181,7 @@ def plot_roofline(rows: list[Row], peak: float, bandwidth: float, path: str) -> 
     ax.set_yscale("log")
     ax.set_xlabel("arithmetic intensity (FLOP / byte of input + weight + output)")
     ax.set_ylabel("GFLOP/s")
-    ax.set_title("achieved vs peak")
+    ax.set_title("achieved vs peak (FMA loop and numpy copy, measured in this run)")
     ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
