@@ -87,7 +87,8 @@ def _winograd_variant(params) -> str:
     tiles would be mostly padding. Measured (2026-11-25_epyc2c_winograd.md, sweep, 1 thread):
     F(4x4) beats F(2x2) on every 3x3 layer with C = K from 8 to 512 on 56x56, and with up to 64
     channels on 4x4 to 14x14; with 256 or 512 channels on 14x14 and smaller (9.4 or 38 MB kernel,
-    at most 20 tiles) F(2x2) is 4-28% faster, about 2x with 512 channels on 7x7 and smaller."""
+    at most 20 tiles) F(2x2) is 2-28% faster (512 channels on 14x14: within 8% either way), and
+    2-2.5x faster with 512 channels on 7x7 and smaller."""
     tiles4, tiles2 = _winograd_tiles(params, 4), _winograd_tiles(params, 2)
     if 36 * 4 * params.K * params.C >= _CACHE_BYTES // 2 and tiles4 < 32:
         return "winograd_f2"
@@ -250,13 +251,13 @@ def select_algorithm(params, pass_: str) -> str:
     # direct in every pass ([1t] fwd 0.91 vs 2.19, input 0.55 vs 1.21, weight 1.26 vs 3.52 x torch).
     if _pointwise(p):
         return "im2col"
-    # 2026-11-25_epyc2c_winograd.md (sweep, forward and input gradient): on 3x3 stride-1 layers
-    # Winograd is fastest or within 8% once both channel counts are >= 8 ((8, 64) on 56x56 forward:
-    # direct by 21%), except on large
-    # images with few channels (C = K = 8 or 16 on 56x56 and 112x112: direct by 1-77%; C or K < 8
-    # also goes to the rules below), and except when its transformed kernel (>= 16 MiB) would be
-    # streamed for fewer than 32 tiles (C = K = 512 on 7x7 and smaller), where im2col is fastest or
-    # within 5% in both passes (direct 1.3-1.6x slower there).
+    # 2026-11-25_epyc2c_winograd.md (sweep, forward and input gradient, 1 thread; runs on a busy
+    # machine vary by ~10%): on 3x3 stride-1 layers Winograd is fastest or within ~10% once both
+    # channel counts are >= 8 (worst: (8, 64) on 56x56 forward, direct by 11-21% across runs),
+    # except on large images with few channels (C = K = 8 or 16 on 56x56 and larger: direct, up to
+    # 77% faster, at worst 10% slower), and except when its transformed kernel (>= 16 MiB) would be
+    # streamed for fewer than 32 tiles (C = K = 512 on 7x7 and smaller), where im2col is fastest in
+    # both passes (F(2x2) 11-29% slower, direct 1.5-1.7x).
     if pass_ != "weight" and _winograd_check(p) is None:
         choice = _winograd_choice(p)
         if choice is not None:
