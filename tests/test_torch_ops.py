@@ -199,3 +199,17 @@ def test_torch_compile_patched_model():
     assert rel_err(y, model(x)) < RTOL
     y.sum().backward()
     assert model.features[0].weight.grad is not None
+
+
+def test_torch_export_patched_model():
+    """torch.export keeps the fastconv ops as nodes of the exported graph and runs them."""
+    torch.manual_seed(0)
+    model = LeNet()
+    ft.patch(model)
+    x = torch.randn(2, 1, 28, 28)
+    ep = torch.export.export(model, (x,))
+    ops = [str(n.target) for n in ep.graph.nodes if "fastconv" in str(n.target)]
+    assert ops == ["fastconv.conv2d.default", "fastconv.max_pool2d.default", "fastconv.conv2d.default",
+                   "fastconv.avg_pool2d.default"]
+    with torch.no_grad():
+        assert torch.equal(ep.module()(x), model(x))
