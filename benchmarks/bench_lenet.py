@@ -77,9 +77,19 @@ class TorchSide:
         torch.set_num_threads(args.threads)
         torch.manual_seed(0)
         act, pool = (tnn.ReLU, tnn.MaxPool2d) if args.variant == "modern" else (tnn.Sigmoid, tnn.AvgPool2d)
-        self.model = tnn.Sequential(
-            tnn.Conv2d(1, 6, 5, padding=2), act(), pool(2), tnn.Conv2d(6, 16, 5), act(), pool(2), tnn.Flatten(),
-            tnn.Linear(400, 120), act(), tnn.Linear(120, 84), act(), tnn.Linear(84, 10))
+        features = tnn.Sequential(tnn.Conv2d(1, 6, 5, padding=2), act(), pool(2), tnn.Conv2d(6, 16, 5), act(), pool(2))
+        classifier = tnn.Sequential(tnn.Flatten(), tnn.Linear(400, 120), act(), tnn.Linear(120, 84), act(),
+                                    tnn.Linear(84, 10))
+        self.model = tnn.Sequential()
+        self.model.add_module("features", features)
+        self.model.add_module("classifier", classifier)
+        # Same starting weights as the fastconv side (same seed, same state_dict names): both sides
+        # then follow the same trajectory, so neither times a diverged or dead network.
+        import fastconv
+
+        fastconv.manual_seed(0)
+        init = fastconv.models.LeNet5(args.variant).state_dict()
+        self.model.load_state_dict({k: torch.from_numpy(v) for k, v in init.items()})
         params = self.model.parameters()
         self.opt = (torch.optim.SGD(params, args.lr, momentum=0.9) if args.optimizer == "sgd"
                     else torch.optim.Adam(params, args.lr))
@@ -126,14 +136,16 @@ def worker(args) -> int:
                 profiler.enable()
             order = rng.permutation(len(x))
             losses = []
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             for i in range(0, len(order), args.batch_size):
                 idx = order[i : i + args.batch_size]
                 losses.append(side.train_step(x[idx], y[idx]))
-            seconds = time.perf_counter() - t0
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             if profiler is not None:
                 profiler.disable()
-            print(json.dumps({"seconds": seconds, "loss": float(np.mean(losses[-20:]))}), flush=True)
+            seconds = cpu if args.clock == "cpu" else wall
+            print(json.dumps({"seconds": seconds, "wall": wall, "cpu": cpu, "loss": float(np.mean(losses[-20:]))}),
+                  flush=True)
     return 1
 
 
@@ -178,6 +190,9 @@ def main() -> int:
     ap.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "mnist"])
     ap.add_argument("--data", default=None, help="directory with the IDX files")
     ap.add_argument("--train-size", type=int, default=0, help="train on the first N images per epoch (0: all)")
+    ap.add_argument("--clock", default="wall", choices=["wall", "cpu"],
+                    help="time epochs by wall clock (default) or by the process's CPU time: with --threads 1 on a "
+                         "busy shared machine, CPU time is the robust measure of the work done")
     ap.add_argument("--profile", action="store_true", help="cProfile fastconv's last epoch and print the top entries")
     ap.add_argument("--out", default=None, help="results file (default benchmarks/results/<date>_<machine>_lenet.md)")
     ap.add_argument("--worker", choices=["fastconv", "torch"], help=argparse.SUPPRESS)
@@ -189,13 +204,13 @@ def main() -> int:
 
     argv = [f"--threads={args.threads}", f"--batch-size={args.batch_size}", f"--optimizer={args.optimizer}",
             f"--lr={args.lr}", f"--variant={args.variant}", f"--dataset={args.dataset}",
-            f"--train-size={args.train_size}"] + ([f"--data={args.data}"] if args.data else [])
+            f"--train-size={args.train_size}", f"--clock={args.clock}"] + ([f"--data={args.data}"] if args.data else [])
     sides = {name: Worker(name, argv, args.threads) for name in ("fastconv", "torch")}
     times = {name: [] for name in sides}
     losses = {name: [] for name in sides}
     for name, w in sides.items():
         warm = w.ask("epoch")
-        print(f"warm-up {name:>8}: {warm['seconds']:.2f} s", flush=True)
+        print(f"warm-up {name:>8}: {warm['wall']:.2f} s wall, {warm['cpu']:.2f} s CPU", flush=True)
     for e in range(args.epochs):
         order = list(sides) if e % 2 == 0 else list(sides)[::-1]  # alternate who goes first, too
         for name in order:
@@ -203,7 +218,8 @@ def main() -> int:
             r = sides[name].ask(cmd)
             times[name].append(r["seconds"])
             losses[name].append(r["loss"])
-            print(f"epoch {e + 1} {name:>8}: {r['seconds']:.2f} s  loss {r['loss']:.4f}", flush=True)
+            print(f"epoch {e + 1} {name:>8}: {r['wall']:.2f} s wall, {r['cpu']:.2f} s CPU  loss {r['loss']:.4f}",
+                  flush=True)
     final = {name: w.ask("quit") for name, w in sides.items()}
     for w in sides.values():
         w.proc.wait()
@@ -227,7 +243,9 @@ def main() -> int:
         f"numpy {np.__version__}, Python {platform.python_version()}",
         f"- workload: {args.dataset}, {n_images} training images per epoch, batch {args.batch_size}, "
         f"{args.optimizer} lr {args.lr}" + (" momentum 0.9" if args.optimizer == "sgd" else "") +
-        f"; one warm-up epoch each, then {args.epochs} epochs per side, alternating",
+        f"; one warm-up epoch each, then {args.epochs} epochs per side, alternating; "
+        f"epochs timed by {'wall clock' if args.clock == 'wall' else 'process CPU time'}",
+        f"- load average at the end (1/5/15 min): {'/'.join(f'{v:.1f}' for v in os.getloadavg())}",
         f"- command: `{command}`",
         "",
         "| | median s/epoch | images/s | epochs (s) | peak RSS (MiB) | test acc after run |",

@@ -32,7 +32,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import bench_conv as bc  # noqa: E402
 
-bc.TOLERANCE.update({"winograd": 5e-4, "winograd_f4": 5e-4})  # as tests/test_winograd.py
 BAR_SHAPES = ["vgg_3x3", "resnet_3x3"]
 BAR_ALGOS = ["winograd_f2", "winograd_f4", "im2col"]
 

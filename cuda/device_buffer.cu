@@ -146,15 +146,6 @@ void cuda_fill_zero(void* dst, size_t bytes) {
     FASTCONV_CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, cudaStreamLegacy));
 }
 
-int cuda_pointer_device(const void* ptr) {
-    cudaPointerAttributes attr;
-    if (cudaPointerGetAttributes(&attr, ptr) != cudaSuccess) {
-        cudaGetLastError();
-        return -1;
-    }
-    return (attr.type == cudaMemoryTypeDevice || attr.type == cudaMemoryTypeManaged) ? attr.device : -1;
-}
-
 void cuda_stream_wait_default(uintptr_t stream) {
     if (stream == 1) return;  // the consumer uses the legacy default stream: already ordered
     cudaStream_t consumer = stream == 2 ? cudaStreamPerThread : reinterpret_cast<cudaStream_t>(stream);

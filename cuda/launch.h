@@ -71,8 +71,6 @@ void cuda_copy_to_device(void* dst, const void* src_host, size_t bytes);
 void cuda_copy_to_host(void* dst_host, const void* src, size_t bytes);
 void cuda_copy_device(void* dst, const void* src, size_t bytes);
 void cuda_fill_zero(void* dst, size_t bytes);
-// The device a pointer's memory lives on, or -1 when it is not device memory.
-int cuda_pointer_device(const void* ptr);
 // Makes DLPack consumer `stream` (1: legacy default, 2: per-thread default, else a cudaStream_t)
 // wait for the work queued so far on the legacy default stream.
 void cuda_stream_wait_default(uintptr_t stream);
@@ -124,6 +122,8 @@ void cuda_avg_pool2d_forward(const Pool2dParams& p, const float* x, float* y);
 void cuda_avg_pool2d_backward(const Pool2dParams& p, const float* dy, float* dx);
 void cuda_adaptive_avg_pool2d_forward(int64_t planes, int64_t H, int64_t W, int64_t OH, int64_t OW, const float* x,
                                       float* y);
+void cuda_adaptive_avg_pool2d_backward(int64_t planes, int64_t H, int64_t W, int64_t OH, int64_t OW, const float* dy,
+                                       float* dx);
 
 // ---- training kernels (elementwise.cu) ------------------------------------------------------------
 // y[n, c, i] += bias[c] for y of shape (N, C, inner); db[c] = sum over n, i of dy[n, c, i].

@@ -424,6 +424,17 @@ void adaptive_avg_pool2d_forward(const DeviceArray& x, DeviceArray& y) {
     cuda_adaptive_avg_pool2d_forward(planes, x.shape[2], x.shape[3], y.shape[2], y.shape[3], x.f(), y.f());
 }
 
+void adaptive_avg_pool2d_backward(const DeviceArray& dy, DeviceArray& dx) {
+    if (dy.shape.size() != 4 || dx.shape.size() != 4) throw std::invalid_argument("adaptive_avg_pool2d backward: expected 4-D arrays");
+    require(dy, dy.shape, "grad_output");
+    require(dx, {dy.shape[0], dy.shape[1], dx.shape[2], dx.shape[3]}, "out");
+    const int device = common_device({&dy, &dx});
+    const int64_t planes = checked_mul(dy.shape[0], dy.shape[1], "grad_output");
+    py::gil_scoped_release release;
+    DeviceGuard guard(device);
+    cuda_adaptive_avg_pool2d_backward(planes, dx.shape[2], dx.shape[3], dy.shape[2], dy.shape[3], dy.f(), dx.f());
+}
+
 // ---- training kernels ----
 
 // Runs `launch` on the common device of `arrays` with the GIL released.
@@ -634,6 +645,7 @@ PYBIND11_MODULE(_cuda, m) {
     m.def("avg_pool2d_backward", &fc::avg_pool2d_backward, py::arg("params"), py::arg("ceil_mode"),
           py::arg("count_include_pad"), py::arg("grad_output"), py::arg("out"));
     m.def("adaptive_avg_pool2d_forward", &fc::adaptive_avg_pool2d_forward, py::arg("x"), py::arg("out"));
+    m.def("adaptive_avg_pool2d_backward", &fc::adaptive_avg_pool2d_backward, py::arg("grad_output"), py::arg("out"));
     m.def("bias_add", &fc::bias_add, py::arg("x"), py::arg("bias"));
     m.def("bias_grad", &fc::bias_grad, py::arg("grad_output"), py::arg("out"));
     m.def("activation_forward", &fc::activation_forward, py::arg("name"), py::arg("slope"), py::arg("x"), py::arg("out"));
@@ -650,5 +662,4 @@ PYBIND11_MODULE(_cuda, m) {
     m.def("adam_step", &fc::adam_step, py::arg("param"), py::arg("grad"), py::arg("exp_avg"), py::arg("exp_avg_sq"),
           py::arg("step_size"), py::arg("sqrt_bias_correction2"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
           py::arg("weight_decay"));
-    m.def("pointer_device", [](uintptr_t ptr) { return fc::cuda_pointer_device(reinterpret_cast<const void*>(ptr)); });
 }

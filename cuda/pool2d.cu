@@ -1,6 +1,7 @@
 // max / average pooling on the GPU with PyTorch's semantics (padding, ceil_mode, count_include_pad),
 // one thread per output element (forward) or input element (average backward); max backward
 // scatters grad_output to the saved argmax positions with atomicAdd (windows may overlap).
+// Adaptive average pooling forward and backward are gathers too.
 // Indices are int64 positions h * W + w inside each (n, c) plane, as in PyTorch.
 // Pooling is memory-bound: the bar is the copy bandwidth (2.9 TB/s on an H100). Not yet measured.
 #include <cuda_runtime.h>
@@ -133,6 +134,28 @@ __global__ void adaptive_avg_pool2d_forward_kernel(int64_t planes, int64_t H, in
     }
 }
 
+// dx[h, w] = sum over the output cells whose window contains (h, w) of dy / (window size).
+__global__ void adaptive_avg_pool2d_backward_kernel(int64_t planes, int64_t H, int64_t W, int64_t OH, int64_t OW,
+                                                    const float* __restrict__ dy, float* __restrict__ dx) {
+    const int64_t total = planes * H * W;
+    FASTCONV_GRID_STRIDE_LOOP(idx, total) {
+        const int64_t w = idx % W, t = idx / W;
+        const int64_t h = t % H, nc = t / H;
+        const float* dy_plane = dy + nc * OH * OW;
+        float acc = 0.0f;
+        for (int64_t oh = 0; oh < OH; ++oh) {
+            const int64_t h_begin = oh * H / OH, h_end = ((oh + 1) * H + OH - 1) / OH;
+            if (h < h_begin || h >= h_end) continue;
+            for (int64_t ow = 0; ow < OW; ++ow) {
+                const int64_t w_begin = ow * W / OW, w_end = ((ow + 1) * W + OW - 1) / OW;
+                if (w < w_begin || w >= w_end) continue;
+                acc += dy_plane[oh * OW + ow] / float((h_end - h_begin) * (w_end - w_begin));
+            }
+        }
+        dx[idx] = acc;
+    }
+}
+
 int64_t pooled_numel(const Pool2dParams& p) {
     return checked_mul(checked_mul(p.N, p.C, "output"), checked_mul(p.P(), p.Q(), "output"), "output");
 }
@@ -179,6 +202,15 @@ void cuda_adaptive_avg_pool2d_forward(int64_t planes, int64_t H, int64_t W, int6
     const int64_t total = checked_mul(planes, checked_mul(OH, OW, "output"), "output");
     if (total == 0) return;
     FASTCONV_LAUNCH(grid_1d(total, kThreads), kThreads, adaptive_avg_pool2d_forward_kernel)(planes, H, W, OH, OW, x, y);
+    FASTCONV_CUDA_CHECK_LAUNCH();
+}
+
+void cuda_adaptive_avg_pool2d_backward(int64_t planes, int64_t H, int64_t W, int64_t OH, int64_t OW, const float* dy,
+                                       float* dx) {
+    if (H < 1 || W < 1 || OH < 1 || OW < 1) throw std::invalid_argument("adaptive_avg_pool2d: sizes must be positive");
+    const int64_t total = checked_mul(planes, checked_mul(H, W, "input"), "input");
+    if (total == 0) return;
+    FASTCONV_LAUNCH(grid_1d(total, kThreads), kThreads, adaptive_avg_pool2d_backward_kernel)(planes, H, W, OH, OW, dy, dx);
     FASTCONV_CUDA_CHECK_LAUNCH();
 }
 

@@ -8,6 +8,10 @@
 # Everything is written under $OUT (default build/gpu-out). Each stage has its own time limit, a
 # failing stage does not stop the later ones, and the exit status is that of the tests.
 # Usage on the device tool:  run(command="OUT=$OUT scripts/gpu_check.sh", timeout_s=560)
+# If the device machine cannot build (no pybind11/scikit-build-core/nvcc there), build here first
+#   python3 -m pip install --no-build-isolation --no-deps --target build/gpu-site \
+#     -Cbuild-dir=build/gpu-cmake -Ccmake.define.CMAKE_CUDA_ARCHITECTURES=90 .
+# and pass carry=["build/gpu-site"] (same Python version on both machines).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-build/gpu-out}
@@ -48,7 +52,7 @@ if command -v compute-sanitizer > /dev/null 2>&1; then
   timeout 120 compute-sanitizer --tool memcheck --error-exitcode 99 python3 -m pytest -q -m cuda -x -p no:cacheprovider \
     tests/test_cuda.py -k "round_trip or gemm_matches_reference or all_passes or pool2d_forward_backward or softmax or sum_mean" \
     > "$OUT/memcheck.txt" 2>&1
-  log "memcheck: rc=$? in $((SECONDS - start)) s: $(grep -E 'ERROR SUMMARY' "$OUT/memcheck.txt" | tail -1)"
+  log "memcheck: rc=$? in $((SECONDS - start)) s: $(grep -cE '^========= (Invalid|Program hit|Error)' "$OUT/memcheck.txt") reported errors; $(grep -E 'ERROR SUMMARY' "$OUT/memcheck.txt" | tail -1)"
 else
   log "memcheck: compute-sanitizer not found, skipped"
 fi

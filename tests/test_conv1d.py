@@ -157,3 +157,20 @@ def test_bad_input(rng):
         grad.conv1d_input((2, 4), w, np.zeros((2, 3, 8), np.float32))
     with pytest.raises(ValueError, match=r"grad_output: expected shape \(2, 3, 8\)"):
         grad.conv1d_weight(x, w.shape, np.zeros((2, 3, 7), np.float32))
+
+
+@pytest.mark.cuda
+def test_cuda_arrays_match_cpu(rng):
+    from fastconv import cuda
+
+    x, w, b, hp = _random_case(rng, CASES[2])
+    y = fastconv.conv1d(x, w, b, **hp)
+    yd = fastconv.conv1d(cuda.to_device(x), cuda.to_device(w), cuda.to_device(b), **hp)
+    assert isinstance(yd, cuda.Array) and yd.shape == y.shape
+    assert relative_error(yd.numpy(), conv1d_ref(x, w, b, **hp)) < TOL
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx = grad.conv1d_input(x.shape, cuda.to_device(w), cuda.to_device(dy), **hp)
+    dw = grad.conv1d_weight(cuda.to_device(x), w.shape, cuda.to_device(dy), **hp)
+    dx_ref, dw_ref = grads_ref(x, w, dy, **hp)
+    assert relative_error(dx.numpy(), dx_ref) < TOL
+    assert relative_error(dw.numpy(), dw_ref) < TOL

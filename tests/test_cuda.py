@@ -384,6 +384,43 @@ def test_adaptive_avg_pool2d(rng, shape, out):
 
 
 @pytest.mark.cuda
+@pytest.mark.parametrize("shape,out", [((2, 3, 7, 9), (3, 4)), ((1, 1, 5, 5), (1, 1)), ((1, 2, 3, 3), (5, 2))])
+def test_adaptive_avg_pool2d_backward(rng, shape, out):
+    dy = rng.standard_normal(shape[:2] + out).astype(np.float32)
+    H, W = shape[2:]
+    dx_ref = np.zeros(shape)
+    for i in range(out[0]):
+        for j in range(out[1]):
+            h0, h1 = i * H // out[0], -(-(i + 1) * H // out[0])
+            w0, w1 = j * W // out[1], -(-(j + 1) * W // out[1])
+            dx_ref[:, :, h0:h1, w0:w1] += dy[:, :, i : i + 1, j : j + 1] / ((h1 - h0) * (w1 - w0))
+    dx = cuda.ops.adaptive_avg_pool2d_backward(cuda.to_device(dy), shape)
+    assert relative_error(dx.numpy(), dx_ref) <= 1e-6
+
+
+@pytest.mark.cuda
+def test_pooling_dispatch_and_3d_inputs(rng):
+    x = rng.standard_normal((3, 8, 8)).astype(np.float32)  # (C, H, W)
+    X = cuda.to_device(x)
+    y, idx = fastconv.max_pool2d(X, 2, return_indices=True)
+    y_cpu, idx_cpu = fastconv.max_pool2d(x, 2, return_indices=True)
+    assert isinstance(y, cuda.Array) and y.shape == y_cpu.shape
+    np.testing.assert_array_equal(y.numpy(), y_cpu)
+    np.testing.assert_array_equal(idx.numpy(), idx_cpu)
+    dy = rng.standard_normal(y_cpu.shape).astype(np.float32)
+    np.testing.assert_allclose(fastconv.grad.max_pool2d(cuda.to_device(dy), idx, x.shape).numpy(),
+                               fastconv.grad.max_pool2d(dy, idx_cpu, x.shape), rtol=0, atol=0)
+    a = fastconv.avg_pool2d(X, 3, 2, 1, ceil_mode=True)
+    assert relative_error(a.numpy(), fastconv.avg_pool2d(x, 3, 2, 1, ceil_mode=True)) <= 1e-6
+    da = fastconv.grad.avg_pool2d(cuda.to_device(np.ones(a.shape, np.float32)), x.shape, 3, 2, 1, True)
+    assert relative_error(da.numpy(), fastconv.grad.avg_pool2d(np.ones(a.shape, np.float32), x.shape, 3, 2, 1, True)) <= 1e-6
+    g = fastconv.adaptive_avg_pool2d(X, (3, None))
+    assert relative_error(g.numpy(), fastconv.adaptive_avg_pool2d(x, (3, None))) <= 1e-6
+    with pytest.raises(ValueError, match="grad_output|indices"):
+        fastconv.grad.max_pool2d(dy, idx, x.shape)  # numpy gradient with device indices
+
+
+@pytest.mark.cuda
 def test_pool_errors():
     x = cuda.zeros((1, 2, 4, 4))
     with pytest.raises(ValueError, match="padding"):
@@ -391,7 +428,7 @@ def test_pool_errors():
     with pytest.raises(ValueError, match="kernel_size"):
         cuda.ops.avg_pool2d(x, 7)
     with pytest.raises(ValueError, match="x"):
-        cuda.ops.max_pool2d(cuda.zeros((2, 4, 4)), 2)
+        cuda.ops.max_pool2d(cuda.zeros((4, 4)), 2)
     y, idx = cuda.ops.max_pool2d(x, 2, return_indices=True)
     with pytest.raises(TypeError, match="int64"):
         cuda.ops.max_pool2d_backward(y, y, (1, 2, 4, 4))

@@ -194,8 +194,7 @@ def test_nan_and_inf_propagate():
         out = F.correlate2d(img, F.box(3), algo=algo)
         assert np.isnan(out[3:6, 3:6]).all(), algo
         assert not np.isfinite(out[0, 7]), algo
-        if algo != "fft":  # the FFT spreads a NaN over the whole tile: documented
-            assert np.isfinite(out[8, 0]) and np.isfinite(out[3, 0]), algo  # local: far from both
+        assert np.isfinite(out[8, 0]) and np.isfinite(out[3, 0]), algo  # local: far from both
 
 
 def test_bad_input(rng):

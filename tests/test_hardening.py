@@ -213,3 +213,30 @@ def test_no_leak_over_5000_calls(name):
     for _ in range(5000):
         fn(*args)
     assert _rss_mib() - before < 10, f"{name}: resident memory grew by {_rss_mib() - before:.1f} MiB"
+
+
+def test_thread_count_invariance(threads):
+    """What the README promises: bitwise the same result for 1, 2 and 3 threads, except the direct
+    and im2col weight gradients (per-thread partial sums over the batch)."""
+    x = RNG.standard_normal((5, 16, 23, 21)).astype(np.float32)
+    w = RNG.standard_normal((16, 16, 3, 3)).astype(np.float32)
+    dy = RNG.standard_normal((5, 16, 23, 21)).astype(np.float32)
+
+    def outputs():
+        out = {("gemm",): fastconv.gemm(x.reshape(80, -1), x.reshape(80, -1).T.copy()),
+               ("max_pool2d",): fastconv.max_pool2d(x, 2), ("avg_pool2d",): fastconv.avg_pool2d(x, 3, 2, 1)}
+        for algo in fastconv.conv_algorithms(x.shape, w.shape, padding=1):
+            out["forward", algo] = fastconv.conv2d(x, w, padding=1, algo=algo)
+        for algo in fastconv.conv_algorithms(x.shape, w.shape, padding=1, pass_="input"):
+            out["input", algo] = grad.conv2d_input(x.shape, w, dy, padding=1, algo=algo)
+        for algo in set(fastconv.conv_algorithms(x.shape, w.shape, padding=1, pass_="weight")) - {"direct", "im2col"}:
+            out["weight", algo] = grad.conv2d_weight(x, w.shape, dy, padding=1, algo=algo)
+        return out
+
+    results = []
+    for n in (1, 2, 3):
+        fastconv.set_num_threads(n)
+        results.append(outputs())
+    for key in results[0]:
+        for other in results[1:]:
+            np.testing.assert_array_equal(other[key], results[0][key], err_msg=str(key))

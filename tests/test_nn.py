@@ -87,6 +87,7 @@ def test_batchnorm_gradients_and_running_stats(rng, training):
         np.testing.assert_allclose(bn.running_mean, 0.9 * np.array([0.1, -0.2, 0.3]) + 0.1 * mean, rtol=1e-6)
         np.testing.assert_allclose(bn.running_var, 0.9 * np.array([1.5, 0.5, 2.0]) + 0.1 * var * 24 / 23, rtol=1e-6)
         bn.running_mean[:], bn.running_var[:] = 0, 1
+        assert int(bn.state_dict()["num_batches_tracked"]) == 1
     # Running statistics keep changing in training mode; the gradient check only needs the output.
     check_gradients(bn, [x], params=[bn.weight, bn.bias], eps=1e-6, rtol=1e-5, atol=1e-8)
 

@@ -91,6 +91,13 @@ def test_lenet_classic_builds():
     assert "Sigmoid" in kinds and "AvgPool2d" in kinds and "ReLU" not in kinds
     with pytest.raises(ValueError, match="variant"):
         fastconv.models.LeNet5("fancy")
-    with pytest.raises(ValueError, match="known models: lenet5, mlp"):
+    with pytest.raises(ValueError, match="known models: .*lenet5, mlp"):
         fastconv.models.get_model("resnet")
     assert isinstance(model.features[0], nn.Conv2d)
+
+
+def test_plain_progress_yields_everything(capsys):
+    from fastconv.__main__ import _plain_progress
+
+    assert list(_plain_progress(range(7), 7, "epoch 1/1")) == list(range(7))
+    assert "7/7 batches (100%)" in capsys.readouterr().err

@@ -138,3 +138,53 @@ def test_cli_edges_from_png(tmp_path):
     assert r.returncode == 0, r.stderr
     assert_picture(tmp_path / "edges.png")
 
+
+
+@pytest.fixture
+def lenet_weights(tmp_path):
+    """A LeNet-5 state dict (random weights: the pictures only need shapes) saved like train does."""
+    fastconv.manual_seed(0)
+    model = fastconv.models.LeNet5()
+    path = fastconv.save(model.state_dict(), tmp_path / "lenet.npz")
+    return model, path
+
+
+def test_show_activation_maps(tmp_path, rng, lenet_weights):
+    model, _ = lenet_weights
+    image = rng.random((1, 28, 28)).astype(np.float32)
+    fig = viz.show_activation_maps(model, image, "features.0", save=tmp_path / "a.png")
+    assert_picture(tmp_path / "a.png")
+    assert len(fig.axes) >= 7 and fig.axes[1].get_title() == "channel 0"  # the input, then 6 channels
+    fig = viz.show_activation_maps(model, image, model.features[3])  # a module works too
+    assert "16 channels" in fig.get_suptitle()
+    assert "forward" not in model.features[3].__dict__  # the recording hook is gone
+    with pytest.raises(ValueError, match="layer: 'nope' is not a sub-module"):
+        viz.show_activation_maps(model, image, "nope")
+    with pytest.raises(ValueError, match="image: expected one image"):
+        viz.show_activation_maps(model, rng.random((2, 1, 28, 28)), "features.0")
+
+
+def test_cli_filters_and_activations(tmp_path, lenet_weights, capsys, monkeypatch):
+    """In-process (fastconv.__main__.main) to stay fast; test_cli_edges_* cover `python -m`."""
+    from fastconv.__main__ import main
+
+    pytest.importorskip("fastconv.data").load_idx_dataset("fashion-mnist", "test", download=False)
+    _, path = lenet_weights
+    monkeypatch.chdir(tmp_path)
+    assert main(["viz", "filters", "--weights", str(path), "--out", "f.png"]) == 0
+    assert "features.0.weight (6, 1, 5, 5)" in capsys.readouterr().out
+    assert_picture(tmp_path / "f.png")
+    assert main(["viz", "filters", "--weights", str(path), "--layer", "features.3", "--out", "f3.png"]) == 0
+    assert "(16, 6, 5, 5)" in capsys.readouterr().out
+    assert main(["viz", "activations", "--weights", str(path), "--index", "3", "--out", "a.png"]) == 0
+    assert_picture(tmp_path / "a.png")
+    with pytest.raises(SystemExit, match="--layer: no conv weight 'classifier.1'"):
+        main(["viz", "filters", "--weights", str(path), "--layer", "classifier.1", "--out", "x.png"])
+
+
+def test_cli_edges_fashion_mnist(tmp_path):
+    pytest.importorskip("fastconv.data").load_idx_dataset("fashion-mnist", "test", download=False)
+    r = run_cli("edges", "--index", "1", "--out", "edges.png", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "test image 1" in r.stdout
+    assert_picture(tmp_path / "edges.png")

@@ -44,8 +44,6 @@ void bind_nn(py::module_& m) {
           py::arg("out"));
     m.def("relu_backward", [](const py::array& y, const py::array& dy, py::array& dx) { binary(relu_backward, y, dy, dx); },
           py::arg("y"), py::arg("grad_output"), py::arg("out"));
-    m.def("sigmoid_forward", [](const py::array& x, py::array& y) { unary(sigmoid_forward, x, y); }, py::arg("x"),
-          py::arg("out"));
     m.def("sigmoid_backward",
           [](const py::array& y, const py::array& dy, py::array& dx) { binary(sigmoid_backward, y, dy, dx); },
           py::arg("y"), py::arg("grad_output"), py::arg("out"));

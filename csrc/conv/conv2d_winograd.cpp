@@ -70,6 +70,16 @@ void check_supported(const Conv2dParams& p, int m) {
 
 int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
 
+// The three-phase schedule in winograd_run: one thread, V + M for all tiles at most half the 32 MiB
+// L3, and per-position kernels of at least 128 x 128 (so packing them once instead of per block
+// pays). Measured (1 thread, thread time): resnet_3x3 7-8% faster, (8, 512, 7, 7) F2 16%; with
+// 64 x 64 kernels (vgg_3x3 F2, 12.8 MB of V + M) 5% slower, so it stays blocked. With 2 threads
+// half of V and M would cross between the cores' L2s and each of the three regions waits for the
+// slower thread: resnet_3x3 medians 38 vs 27 ms (F4) and 40 vs 31 ms (F2) against blocked,
+// interleaved on a loaded machine, so multi-threaded calls stay blocked.
+constexpr int64_t kWholeBytes = int64_t(16) << 20;
+constexpr int64_t kWholeMinChannels = 128 * 128;
+
 // Tiles are dealt to the threads in units of 16 (the AVX2 transforms take two groups of 8 at a
 // time), an even contiguous share each; a thread then walks its share in blocks. Block size,
 // measured (1 thread, vgg_3x3 and resnet_3x3): the per-position GEMMs speed up with the tile count
@@ -171,29 +181,58 @@ void winograd_run(const WinogradPlan& p, const float* w, int64_t K, int64_t C, b
     const float* U = kernel->U.data();
     const int64_t u_stride = kernel->xi_stride;
 
-    const int64_t block = tiles_per_block(p, region_threads());
     const auto input_transform_fn = avx2 ? winograd_input_transform_avx2 : winograd_input_transform_portable;
     const auto output_transform_fn = avx2 ? winograd_output_transform_avx2 : winograd_output_transform_portable;
+    const int64_t tiles = p.tiles(), units = (tiles + kTileUnit - 1) / kTileUnit;
+    GemmParams g;
+    g.M = p.Cout;
+    g.K = p.Cin;
+    g.a_row = p.Cin;
+
+    if (region_threads() == 1 && p.Cin * p.Cout >= kWholeMinChannels &&
+        T * (p.Cin + p.Cout) * round_up(tiles, kTileUnit) * int64_t(sizeof(float)) <= kWholeBytes) {
+        // Many channels, few tiles: transform all tiles, then run the (m+2)^2 GEMMs each over
+        // every tile, so each U[xi] is read and packed once instead of once per block, and the
+        // GEMMs get the widest N.
+        const int64_t ld = round_up(tiles, kTileUnit);
+        const int64_t v_stride = p.Cin * ld + 16, m_stride = p.Cout * ld + 16;
+        float* V = thread_scratch(0, size_t(T * v_stride));
+        float* M = thread_scratch(1, size_t(T * m_stride));
+        parallel_for(units, [&](long long u0, long long u1) {
+            const int64_t tile0 = u0 * kTileUnit, end = std::min<int64_t>(u1 * kTileUnit, tiles);
+            input_transform_fn(p, in, tile0, end - tile0, ld, v_stride, V + tile0);
+        });
+        g.N = tiles;
+        g.b_row = ld;
+        g.c_row = ld;
+        parallel_for(T, [&](long long x0, long long x1) {
+            for (long long xi = x0; xi < x1; ++xi)
+                sgemm(g, U + xi * u_stride, V + xi * v_stride, M + xi * m_stride);
+        });
+        parallel_for(units, [&](long long u0, long long u1) {
+            const int64_t tile0 = u0 * kTileUnit, end = std::min<int64_t>(u1 * kTileUnit, tiles);
+            output_transform_fn(p, M + tile0, tile0, end - tile0, ld, m_stride, bias, out);
+        });
+        return;
+    }
+
+    const int64_t block = tiles_per_block(p, region_threads());
     // One extra cache line per position plane: with power-of-two plane sizes the (m+2)^2 accesses
     // of one tile would all fall into the same cache set.
     const int64_t v_stride = p.Cin * block + 16, m_stride = p.Cout * block + 16;
-    const int64_t tiles = p.tiles();
-    parallel_for((tiles + kTileUnit - 1) / kTileUnit, [&](long long u0, long long u1) {
+    g.b_row = block;
+    g.c_row = block;
+    parallel_for(units, [&](long long u0, long long u1) {
         float* V = thread_scratch(0, size_t(T * v_stride));
         float* M = thread_scratch(1, size_t(T * m_stride));
         const int64_t end = std::min<int64_t>(u1 * kTileUnit, tiles);
         for (int64_t tile0 = u0 * kTileUnit; tile0 < end; tile0 += block) {
             const int64_t ntiles = std::min(block, end - tile0);
             input_transform_fn(p, in, tile0, ntiles, block, v_stride, V);
-            GemmParams g;
-            g.M = p.Cout;
-            g.N = ntiles;
-            g.K = p.Cin;
-            g.a_row = p.Cin;
-            g.b_row = block;
-            g.c_row = block;
+            GemmParams gb = g;
+            gb.N = ntiles;
             for (int64_t xi = 0; xi < T; ++xi)
-                sgemm(g, U + xi * u_stride, V + xi * v_stride, M + xi * m_stride);
+                sgemm(gb, U + xi * u_stride, V + xi * v_stride, M + xi * m_stride);
             output_transform_fn(p, M, tile0, ntiles, block, m_stride, bias, out);
         }
     });

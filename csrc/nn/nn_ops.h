@@ -11,8 +11,6 @@ namespace fastconv {
 void relu_forward(const float* x, float* y, int64_t n);
 // dx = y > 0 ? dy : 0, with y the forward output. dx may alias dy.
 void relu_backward(const float* y, const float* dy, float* dx, int64_t n);
-// y = 1 / (1 + exp(-x)), overflow-free for any x.
-void sigmoid_forward(const float* x, float* y, int64_t n);
 // dx = dy * y * (1 - y), with y the forward output.
 void sigmoid_backward(const float* y, const float* dy, float* dx, int64_t n);
 // db[c] = sum over n, i of dy[n, c, i] for dy of shape (N, C, HW): the bias gradient of a convolution.

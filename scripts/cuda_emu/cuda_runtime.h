@@ -114,7 +114,6 @@ inline float atomicAdd(float* address, float v) {
 // ---- runtime API ----
 enum cudaError_t { cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorMemoryAllocation = 2 };
 enum cudaMemcpyKind { cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost, cudaMemcpyDeviceToDevice };
-enum cudaMemoryType { cudaMemoryTypeUnregistered, cudaMemoryTypeHost, cudaMemoryTypeDevice, cudaMemoryTypeManaged };
 struct CUstream_st;
 using cudaStream_t = CUstream_st*;
 using cudaEvent_t = void*;
@@ -123,10 +122,6 @@ using cudaEvent_t = void*;
 #define cudaEventDisableTiming 0x2
 struct cudaDeviceProp {
     char name[256];
-};
-struct cudaPointerAttributes {
-    cudaMemoryType type;
-    int device;
 };
 
 inline const char* cudaGetErrorString(cudaError_t e) {
@@ -155,7 +150,6 @@ inline cudaError_t cudaMemcpyAsync(void* d, const void* s, size_t n, cudaMemcpyK
     return std::memcpy(d, s, n), cudaSuccess;
 }
 inline cudaError_t cudaMemsetAsync(void* d, int v, size_t n, cudaStream_t) { return std::memset(d, v, n), cudaSuccess; }
-inline cudaError_t cudaPointerGetAttributes(cudaPointerAttributes*, const void*) { return cudaErrorInvalidValue; }
 inline cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned) { return *e = nullptr, cudaSuccess; }
 inline cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t) { return cudaSuccess; }
 inline cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned) { return cudaSuccess; }

@@ -1,4 +1,4 @@
-"""Command line: python -m fastconv {train,eval,bench,info,demo} (see --help)."""
+"""Command line: python -m fastconv {train,eval,bench,info,demo,viz,summary} (see --help)."""
 
 from __future__ import annotations
 
@@ -59,15 +59,25 @@ def _cmd_demo(args) -> int:
 
 
 def _progress(iterable, total, desc, enabled):
-    """tqdm when installed and wanted; otherwise the iterable itself (epoch lines still print)."""
-    if enabled:
-        try:
-            from tqdm import tqdm
+    """A tqdm bar when tqdm is installed; otherwise a plain one-line counter on a terminal's stderr."""
+    if not enabled:
+        return iterable
+    try:
+        from tqdm import tqdm
 
-            return tqdm(iterable, total=total, desc=desc, leave=False, unit="batch", dynamic_ncols=True)
-        except ImportError:
-            pass
-    return iterable
+        return tqdm(iterable, total=total, desc=desc, leave=False, unit="batch", dynamic_ncols=True)
+    except ImportError:
+        return _plain_progress(iterable, total, desc) if sys.stderr.isatty() else iterable
+
+
+def _plain_progress(iterable, total, desc):
+    step = max(1, total // 50)
+    for i, item in enumerate(iterable, 1):
+        yield item
+        if i % step == 0 or i == total:
+            sys.stderr.write(f"\r{desc}: {i}/{total} batches ({100 * i // total}%)")
+            sys.stderr.flush()
+    sys.stderr.write("\r" + " " * (len(desc) + 40) + "\r")
 
 
 def _resolve_device(name: str) -> str:
@@ -147,6 +157,17 @@ def _plot(history, path: Path) -> bool:
     return True
 
 
+def _build_model(name: str, variant: str, width):
+    """LeNet-5 (variant), the MLP, or a d2l model in its small Fashion-MNIST version at `width`."""
+    import fastconv
+
+    if name == "lenet5":
+        return fastconv.models.get_model(name, variant=variant)
+    if name == "mlp":
+        return fastconv.models.get_model(name)
+    return fastconv.models.get_model(name, small=True, width=1.0 if width is None else width)
+
+
 def _cmd_train(args) -> int:
     import numpy as np
 
@@ -160,8 +181,17 @@ def _cmd_train(args) -> int:
     normalize = not args.no_normalize
     train_set = _load_dataset(args.dataset, "train", args.data, normalize)
     test_set = _load_dataset(args.dataset, "test", args.data, normalize)
-    kwargs = {"variant": args.variant} if args.model == "lenet5" else {}
-    model = fastconv.models.get_model(args.model, **kwargs).to(device)
+    if args.resize:
+        train_set = fastconv.data.ResizedDataset(train_set, args.resize)
+        test_set = fastconv.data.ResizedDataset(test_set, args.resize)
+    if args.width is not None and args.model in ("lenet5", "mlp"):
+        raise SystemExit(f"train: --width applies to the d2l models, not {args.model}")
+    model = _build_model(args.model, args.variant, args.width).to(device)
+    if isinstance(model, fastconv.models.ImageClassifier):  # a clear error before the first batch
+        try:
+            model.output_shape((1, 1, *((args.resize,) * 2 if args.resize else (28, 28))))
+        except ValueError as e:
+            raise SystemExit(f"train: {e}; pass --resize") from None
     opt, sched, lr = _make_optimizer(args, model.parameters())
     loader = fastconv.data.DataLoader(train_set, args.batch_size, shuffle=True, seed=args.seed)
     n_params = sum(p.numel() for p in model.parameters())
@@ -188,7 +218,7 @@ def _cmd_train(args) -> int:
             loss_sum += loss.item() * n
             correct += int((logits.numpy().argmax(axis=1) == yb).sum())
             seen += n
-            if bar is not loader:
+            if hasattr(bar, "set_postfix"):
                 bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{100 * correct / seen:.1f}%", refresh=False)
         epoch_time = time.perf_counter() - t0
         total_time += epoch_time
@@ -203,7 +233,7 @@ def _cmd_train(args) -> int:
 
     out = Path(args.out) if args.out else _default_out(args)
     meta = {"model": args.model, "variant": args.variant, "dataset": args.dataset, "normalize": normalize,
-            "epochs": args.epochs,
+            "epochs": args.epochs, "width": args.width, "resize": args.resize,
             "test_acc": history[-1]["test_acc"] if history else None}
     state = model.state_dict()
     state[_META_KEY] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
@@ -234,12 +264,13 @@ def _cmd_eval(args) -> int:
     model_name = args.model or meta.get("model", "lenet5")
     variant = args.variant or meta.get("variant", "modern")
     dataset_name = args.dataset or meta.get("dataset", "fashion-mnist")
-    kwargs = {"variant": variant} if model_name == "lenet5" else {}
-    model = fastconv.models.get_model(model_name, **kwargs)
+    model = _build_model(model_name, variant, meta.get("width"))
     model.load_state_dict(state)
     device = _resolve_device(args.device)
     model.to(device)
     test_set = _load_dataset(dataset_name, "test", args.data, meta.get("normalize", False))
+    if meta.get("resize"):
+        test_set = fastconv.data.ResizedDataset(test_set, meta["resize"])
     acc, preds = evaluate(model, test_set, args.batch_size, device)
     k = len(test_set.classes)
     confusion = np.zeros((k, k), dtype=np.int64)
@@ -263,7 +294,13 @@ def main(argv=None) -> int:
     demo.set_defaults(func=_cmd_demo)
 
     train = sub.add_parser("train", help="train a model (default: LeNet-5 on Fashion-MNIST)")
-    train.add_argument("--model", default="lenet5", choices=["lenet5", "mlp"])
+    from .models import names as model_names
+
+    train.add_argument("--model", default="lenet5", choices=model_names,
+                       help="lenet5, mlp, or a d2l model (built in its small Fashion-MNIST version)")
+    train.add_argument("--width", type=float, default=None, help="channel multiplier of the d2l models (default 1)")
+    train.add_argument("--resize", type=int, default=None,
+                       help="resize images bilinearly to this size (e.g. 32, 96, 224 for the d2l models)")
     train.add_argument("--variant", default="modern", choices=["modern", "classic"], help="LeNet-5 variant")
     train.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "mnist"])
     train.add_argument("--epochs", type=int, default=10)
@@ -288,7 +325,7 @@ def main(argv=None) -> int:
 
     ev = sub.add_parser("eval", help="test accuracy and confusion matrix of saved weights")
     ev.add_argument("--weights", required=True, help="a .npz written by train")
-    ev.add_argument("--model", default=None, choices=["lenet5", "mlp"], help="default: as saved")
+    ev.add_argument("--model", default=None, choices=model_names, help="default: as saved")
     ev.add_argument("--variant", default=None, choices=["modern", "classic"], help="default: as saved")
     ev.add_argument("--dataset", default=None, choices=["fashion-mnist", "mnist"], help="default: as saved")
     ev.add_argument("--data", default=None)
@@ -304,6 +341,10 @@ def main(argv=None) -> int:
     from ._viz_cli import add_parser as add_viz_parser  # viz filters|activations|edges
 
     add_viz_parser(sub)
+
+    from ._summary_cli import add_parser as add_summary_parser  # summary --model NAME
+
+    add_summary_parser(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -183,89 +183,108 @@ def conv2d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilatio
     return dw
 
 
-# ---- pooling -----------------------------------------------------------------------------------------
+# ---- pooling (validation shared with fastconv.pooling) ---------------------------------------------------
 
-def _pool_params(x_shape, kernel_size, stride, padding) -> list[int]:
-    N, C, H, W = x_shape
-    kh, kw = pair(kernel_size, "kernel_size", minimum=1)
-    sh, sw = (kh, kw) if stride is None else pair(stride, "stride", minimum=1)
-    ph, pw = pair(padding, "padding", minimum=0)
-    if 2 * ph > kh or 2 * pw > kw:
-        raise ValueError(f"padding: must be at most half the kernel size, got padding {(ph, pw)} for kernel {(kh, kw)}")
-    return [N, C, H, W, kh, kw, sh, sw, ph, pw]
+def _nchw(x, name: str):
+    """(4-D Array view, whether the caller passed 3-D (C, H, W))."""
+    _arr(x, name)
+    if x.ndim not in (3, 4):
+        raise DimensionError(f"{name}: expected a 4-D (N, C, H, W) or 3-D (C, H, W) array, got {x.ndim}-D with shape {shape_str(x.shape)}")
+    if 0 in x.shape[1:]:
+        raise ValueError(f"{name}: C, H and W must be positive, got shape {shape_str(x.shape)}")
+    return (x.reshape((1,) + x.shape), True) if x.ndim == 3 else (x, False)
 
 
-def _pool_out(p, ceil_mode: bool) -> tuple[int, int]:
-    def size(n, k, s, pad):
-        span = n + 2 * pad - k
-        out = (-(-span // s) if ceil_mode else span // s) + 1 if span >= 0 else 0
-        if ceil_mode and out > 0 and (out - 1) * s >= n + pad:
-            out -= 1
-        return out
+def _pool_list(p) -> list[int]:
+    return [p.N, p.C, p.H, p.W, p.kernel_h, p.kernel_w, p.stride_h, p.stride_w, p.pad_h, p.pad_w]
 
-    P, Q = size(p[2], p[4], p[6], p[8]), size(p[3], p[5], p[7], p[9])
-    if P < 1 or Q < 1:
-        raise ValueError(f"kernel_size: window {p[4]}x{p[5]} does not fit the padded input {p[2]}x{p[3]} "
-                         f"(padding {p[8]}x{p[9]}): output size {P}x{Q}")
-    return P, Q
+
+def _squeezed(a, squeeze: bool):
+    return a.reshape(a.shape[1:]) if squeeze else a
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, return_indices=False):
     """Device version of :func:`fastconv.max_pool2d`; indices are an int64 Array (h * W + w per plane)."""
-    ix = _arr(x, "x", ndim=4)
-    p = _pool_params(x.shape, kernel_size, stride, padding)
-    P, Q = _pool_out(p, bool(ceil_mode))
-    y = _empty((p[0], p[1], P, Q), x.device)
-    indices = _empty((p[0], p[1], P, Q), x.device, np.int64) if return_indices else None
-    _cuda.max_pool2d_forward(p, bool(ceil_mode), ix, y._impl, indices._impl if indices is not None else None)
-    return (y, indices) if return_indices else y
+    from .pooling import pool_params
+
+    x4, squeeze = _nchw(x, "x")
+    p = pool_params(x4.shape, kernel_size, stride, padding, ceil_mode)
+    y = _empty((p.N, p.C, p.P, p.Q), x.device)
+    idx = _empty((p.N, p.C, p.P, p.Q), x.device, np.int64) if return_indices else None
+    _cuda.max_pool2d_forward(_pool_list(p), bool(ceil_mode), x4._impl, y._impl, None if idx is None else idx._impl)
+    y = _squeezed(y, squeeze)
+    return (y, _squeezed(idx, squeeze)) if return_indices else y
+
+
+def _grad4(grad_output, input_shape):
+    """(4-D grad_output view, 4-D input shape) for a pooling gradient given as 3-D or 4-D."""
+    from .pooling import _input_shape
+
+    g4, _ = _nchw(grad_output, "grad_output")
+    shape4 = _input_shape(input_shape, grad_output.ndim)
+    if tuple(g4.shape[:2]) != tuple(shape4[:2]):
+        raise ValueError(f"grad_output: shape {shape_str(grad_output.shape)} does not match input_shape "
+                         f"{shape_str(input_shape)} in N and C")
+    return g4, shape4
 
 
 def max_pool2d_backward(grad_output, indices, input_shape):
-    """Device version of :func:`fastconv.grad.max_pool2d`: scatter grad_output to the argmax positions."""
-    idy = _arr(grad_output, "grad_output", ndim=4)
-    ii = _arr(indices, "indices", ndim=4, dtype=np.int64)
+    """Device version of :func:`fastconv.grad.max_pool2d`: grad_output added at the argmax positions.
+    Unlike the CPU version, an index outside the plane cannot be reported from the GPU: it is skipped."""
+    g4, shape4 = _grad4(grad_output, input_shape)
+    _arr(indices, "indices", dtype=np.int64)
     device = _same_device(grad_output=grad_output, indices=indices)
-    input_shape = require_shape(input_shape, "input_shape", 4)
     if indices.shape != grad_output.shape:
-        raise ValueError(f"indices: expected shape {shape_str(grad_output.shape)} (as grad_output), got {shape_str(indices.shape)}")
-    if input_shape[:2] != grad_output.shape[:2]:
-        raise ValueError(f"input_shape: N and C must match grad_output {shape_str(grad_output.shape)}, got {shape_str(input_shape)}")
-    dx = _empty(input_shape, device)
-    _cuda.max_pool2d_backward(idy, ii, dx._impl)
-    return dx
+        raise ValueError(f"indices: expected the shape of grad_output {shape_str(grad_output.shape)}, got {shape_str(indices.shape)}")
+    dx = _empty(shape4, device)
+    _cuda.max_pool2d_backward(g4._impl, indices.reshape(g4.shape)._impl, dx._impl)
+    return dx.reshape(tuple(input_shape))
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
     """Device version of :func:`fastconv.avg_pool2d`."""
-    ix = _arr(x, "x", ndim=4)
-    p = _pool_params(x.shape, kernel_size, stride, padding)
-    P, Q = _pool_out(p, bool(ceil_mode))
-    y = _empty((p[0], p[1], P, Q), x.device)
-    _cuda.avg_pool2d_forward(p, bool(ceil_mode), bool(count_include_pad), ix, y._impl)
-    return y
+    from .pooling import pool_params
+
+    x4, squeeze = _nchw(x, "x")
+    p = pool_params(x4.shape, kernel_size, stride, padding, ceil_mode, count_include_pad)
+    y = _empty((p.N, p.C, p.P, p.Q), x.device)
+    _cuda.avg_pool2d_forward(_pool_list(p), bool(ceil_mode), bool(count_include_pad), x4._impl, y._impl)
+    return _squeezed(y, squeeze)
 
 
 def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
                         count_include_pad=True):
     """Device version of :func:`fastconv.grad.avg_pool2d`."""
-    idy = _arr(grad_output, "grad_output", ndim=4)
-    p = _pool_params(require_shape(input_shape, "input_shape", 4), kernel_size, stride, padding)
-    P, Q = _pool_out(p, bool(ceil_mode))
-    if grad_output.shape != (p[0], p[1], P, Q):
-        raise ValueError(f"grad_output: expected shape {shape_str((p[0], p[1], P, Q))}, got {shape_str(grad_output.shape)}")
-    dx = _empty(p[:4], grad_output.device)
-    _cuda.avg_pool2d_backward(p, bool(ceil_mode), bool(count_include_pad), idy, dx._impl)
-    return dx
+    from .pooling import pool_params
+
+    g4, shape4 = _grad4(grad_output, input_shape)
+    p = pool_params(shape4, kernel_size, stride, padding, ceil_mode, count_include_pad)
+    if g4.shape != (p.N, p.C, p.P, p.Q):
+        expected = (p.N, p.C, p.P, p.Q)[4 - grad_output.ndim:]
+        raise ValueError(f"grad_output: expected shape {shape_str(expected)} for input_shape {shape_str(input_shape)}, "
+                         f"got {shape_str(grad_output.shape)}")
+    dx = _empty(shape4, grad_output.device)
+    _cuda.avg_pool2d_backward(_pool_list(p), bool(ceil_mode), bool(count_include_pad), g4._impl, dx._impl)
+    return dx.reshape(tuple(input_shape))
 
 
 def adaptive_avg_pool2d(x, output_size):
     """Device version of :func:`fastconv.adaptive_avg_pool2d`."""
-    ix = _arr(x, "x", ndim=4)
-    oh, ow = pair(output_size, "output_size", minimum=1)
-    y = _empty((x.shape[0], x.shape[1], oh, ow), x.device)
-    _cuda.adaptive_avg_pool2d_forward(ix, y._impl)
-    return y
+    from .pooling import adaptive_output_size
+
+    x4, squeeze = _nchw(x, "x")
+    P, Q = adaptive_output_size(output_size, x4.shape[2:])
+    y = _empty((x4.shape[0], x4.shape[1], P, Q), x.device)
+    _cuda.adaptive_avg_pool2d_forward(x4._impl, y._impl)
+    return _squeezed(y, squeeze)
+
+
+def adaptive_avg_pool2d_backward(grad_output, input_shape):
+    """Device version of :func:`fastconv.grad.adaptive_avg_pool2d`."""
+    g4, shape4 = _grad4(grad_output, input_shape)
+    dx = _empty(shape4, grad_output.device)
+    _cuda.adaptive_avg_pool2d_backward(g4._impl, dx._impl)
+    return dx.reshape(tuple(input_shape))
 
 
 # ---- training kernels --------------------------------------------------------------------------------

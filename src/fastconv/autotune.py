@@ -2,9 +2,10 @@
 
 With autotuning on, the first ``auto`` call for a given problem (input and weight shapes, stride,
 padding, dilation, groups, pass, device, thread count) runs every valid algorithm once as a
-warm-up, then times each of them twice, interleaved, and keeps the fastest (best of the two
-timings: a single timing on a shared machine picks a loser too often). The winner is cached
-in-process; ``save_autotune``/``load_autotune`` carry the cache across processes as JSON.
+warm-up, then times them in interleaved rounds (A, B, C, A, B, C, ...) and keeps the one with the
+best time: 2 rounds, and up to 5 while the tuning has taken under half a second (on a shared
+machine a single timing picks a loser too often; the minimum of a few is robust to interruptions,
+and the time cap bounds the first call of a large problem). The winner is cached in-process; ``save_autotune``/``load_autotune`` carry the cache across processes as JSON.
 With autotuning off, ``auto`` uses the rule in ``fastconv.conv.select_algorithm``.
 """
 
@@ -18,7 +19,7 @@ from typing import Callable
 
 from . import _core
 
-_ROUNDS = 2
+_MIN_ROUNDS, _MAX_ROUNDS, _ROUNDS_BUDGET_S = 2, 5, 0.5
 _FORMAT = "fastconv-autotune-1"
 
 _lock = threading.Lock()
@@ -103,7 +104,10 @@ def choose(params, pass_: str, candidates: list[str], run: Callable[[str], None]
         for name in candidates:
             run(name)
         best = {name: float("inf") for name in candidates}
-        for _ in range(_ROUNDS):
+        begin = time.perf_counter()
+        rounds = 0
+        while rounds < _MIN_ROUNDS or (rounds < _MAX_ROUNDS and time.perf_counter() - begin < _ROUNDS_BUDGET_S):
+            rounds += 1
             for name in candidates:
                 start = time.perf_counter()
                 run(name)

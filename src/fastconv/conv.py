@@ -83,25 +83,31 @@ def _winograd_tiles(params, m: int) -> int:
 
 def _winograd_variant(params) -> str:
     """F(4x4) (36 multiplications per 4x4 output tile, against 16 per 2x2 tile for F(2x2)) except
-    where its transformed kernel, 36*K*C floats, is streamed from memory for only a few tiles, or
-    where 4x4 tiles would be mostly padding. Measured (2026-11-25_epyc2c_winograd.md, sweep): F(4x4)
-    is fastest on every 3x3 layer with C = K from 8 to 512 and 4 to 56 pixels, except C = K = 512 on
-    14x14 and smaller (38 MB kernel, at most 16 tiles: F(2x2) 1.2-2x faster)."""
+    where its transformed kernel, 36*K*C floats, is streamed for only a few tiles, or where 4x4
+    tiles would be mostly padding. Measured (2026-11-25_epyc2c_winograd.md, sweep, 1 thread):
+    F(4x4) beats F(2x2) on every 3x3 layer with C = K from 8 to 512 on 56x56, and with up to 64
+    channels on 4x4 to 14x14; with 256 or 512 channels on 14x14 and smaller (9.4 or 38 MB kernel,
+    at most 20 tiles) F(2x2) is 4-28% faster, about 2x with 512 channels on 7x7 and smaller."""
     tiles4, tiles2 = _winograd_tiles(params, 4), _winograd_tiles(params, 2)
-    if 36 * 4 * params.K * params.C >= _CACHE_BYTES and tiles4 < 32:
+    if 36 * 4 * params.K * params.C >= _CACHE_BYTES // 2 and tiles4 < 32:
         return "winograd_f2"
     if 36 * tiles4 > 2 * 16 * tiles2:
         return "winograd_f2"
     return "winograd_f4"
 
 
-def _winograd_pays(params) -> bool:
-    """Whether Winograd beats direct and im2col on a problem it can run (see select_algorithm)."""
+def _winograd_choice(params) -> str | None:
+    """For a problem Winograd can run: "winograd" where it pays, "im2col" where its transformed
+    kernel would be streamed for too few tiles, None to leave the choice to the other rules."""
     cg, kg = params.C // params.groups, params.K // params.groups
-    if min(cg, kg) < 8 or cg * kg < 128:
-        return False
+    if min(cg, kg) < 8:
+        return None
+    if cg * 9 <= 160 and kg <= 16 and params.P * params.Q >= 2500:
+        return None  # few channels on a large image: direct wins (sweep)
     m = 4 if _winograd_variant(params) == "winograd_f4" else 2
-    return not ((m + 2) ** 2 * 4 * params.K * params.C >= _CACHE_BYTES and _winograd_tiles(params, m) < 32)
+    if (m + 2) ** 2 * 4 * params.K * params.C >= _CACHE_BYTES and _winograd_tiles(params, m) < 32:
+        return "im2col"
+    return "winograd"
 
 
 #: name -> Algorithm; ``algo=`` accepts these names and "auto".
@@ -245,11 +251,16 @@ def select_algorithm(params, pass_: str) -> str:
     if _pointwise(p):
         return "im2col"
     # 2026-11-25_epyc2c_winograd.md (sweep, forward and input gradient): on 3x3 stride-1 layers
-    # Winograd F(4x4) is 1.2-4x faster than im2col and direct once both channel counts are >= 8
-    # (C = K = 8 on 112x112 and C or K < 8 go to direct); it loses to im2col only when its
-    # transformed kernel (>= 16 MiB) is streamed for fewer than 32 tiles (C = K = 512 on 7x7).
-    if pass_ != "weight" and _winograd_check(p) is None and _winograd_pays(p):
-        return "winograd"
+    # Winograd is fastest or within 8% once both channel counts are >= 8 ((8, 64) on 56x56 forward:
+    # direct by 21%), except on large
+    # images with few channels (C = K = 8 or 16 on 56x56 and 112x112: direct by 1-77%; C or K < 8
+    # also goes to the rules below), and except when its transformed kernel (>= 16 MiB) would be
+    # streamed for fewer than 32 tiles (C = K = 512 on 7x7 and smaller), where im2col is fastest or
+    # within 5% in both passes (direct 1.3-1.6x slower there).
+    if pass_ != "weight" and _winograd_check(p) is None:
+        choice = _winograd_choice(p)
+        if choice is not None:
+            return choice
     # big_kernel (9x9, 16 channels, 128x128): fft beats direct and im2col in all three passes
     # ([1t] 0.20 / 0.11 / 0.24 x torch against direct's 1.2 / 1.09 / 1.50); 9x9 is the smallest
     # kernel measured where it wins (5x5 LeNet layers stay direct: [1t] lenet_c2 fwd fft 4.90x).

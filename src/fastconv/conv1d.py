@@ -1,15 +1,17 @@
 """1-D convolution (cross-correlation, torch.nn.functional.conv1d semantics) on (N, C, L) arrays.
 
-A 1-D problem is a 2-D one of height 1: x (N, C, L) is viewed as (N, C, 1, L) and the weight
-(K, C/groups, S) as (K, C/groups, 1, S), so every 2-D algorithm, both gradients and the algorithm
-chooser serve conv1d without a second copy of any kernel. The views cost nothing for contiguous
-inputs; arguments are checked here first so that errors speak of the 1-D shapes.
+A 1-D problem is a 2-D one of height 1: x (N, C, L) is reshaped to (N, C, 1, L) and the weight
+(K, C/groups, S) to (K, C/groups, 1, S), so every 2-D algorithm, both gradients, the algorithm
+chooser and the CUDA backend (fastconv.cuda.Array inputs) serve conv1d without a second copy of any
+kernel. The reshapes cost nothing for contiguous inputs; arguments are checked here first so that
+errors speak of the 1-D shapes.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from . import cuda
 from ._validation import require_float32, require_int, shape_str
 
 
@@ -49,9 +51,22 @@ def _check(x_shape, w_shape, stride, padding, dilation, groups, x_name="x", w_na
     return stride, padding, dilation, groups, L_out
 
 
-def _as_1d(x: np.ndarray, name: str) -> np.ndarray:
-    require_float32(x, name, ndim=3)
-    return x
+def _as_1d(x, name: str):
+    """A 3-D float32 numpy array or fastconv.cuda.Array, unchanged."""
+    if isinstance(x, cuda.Array):
+        if x.dtype != np.float32 or x.ndim != 3:
+            raise TypeError(f"{name}: expected a 3-D float32 array, got {x.ndim}-D {x.dtype} with shape {shape_str(x.shape)}")
+        return x
+    return require_float32(x, name, ndim=3)
+
+
+def _height1(a):
+    """(A, B, L) -> (A, B, 1, L): a view for contiguous numpy arrays, an Array reshape on the GPU."""
+    return a.reshape(a.shape[0], a.shape[1], 1, a.shape[2])
+
+
+def _drop_height(a):
+    return a.reshape(a.shape[0], a.shape[1], a.shape[3])
 
 
 def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo: str = "auto") -> np.ndarray:
@@ -66,8 +81,8 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo
     weight = _as_1d(weight, "weight")
     stride, padding, dilation, groups, _ = _check(x.shape, weight.shape, stride, padding, dilation, groups)
     y = conv2d(
-        x[:, :, None, :],
-        weight[:, :, None, :],
+        _height1(x),
+        _height1(weight),
         bias,
         stride=(1, stride),
         padding=(0, padding),
@@ -75,7 +90,7 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo
         groups=groups,
         algo=algo,
     )
-    return y[:, :, 0, :]
+    return _drop_height(y)
 
 
 def conv1d_input(input_shape, weight, grad_output, stride=1, padding=0, dilation=1, groups=1, algo="auto"):
@@ -90,15 +105,15 @@ def conv1d_input(input_shape, weight, grad_output, stride=1, padding=0, dilation
     N, C, L = input_shape
     dx = conv2d_input(
         (N, C, 1, L),
-        weight[:, :, None, :],
-        grad_output[:, :, None, :],
+        _height1(weight),
+        _height1(grad_output),
         stride=(1, stride),
         padding=(0, padding),
         dilation=(1, dilation),
         groups=groups,
         algo=algo,
     )
-    return dx[:, :, 0, :]
+    return _drop_height(dx)
 
 
 def conv1d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilation=1, groups=1, algo="auto"):
@@ -114,16 +129,16 @@ def conv1d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilatio
     _check_grad_output(grad_output, (input.shape[0], weight_shape[0], L_out))
     K, Cg, S = weight_shape
     dw = conv2d_weight(
-        input[:, :, None, :],
+        _height1(input),
         (K, Cg, 1, S),
-        grad_output[:, :, None, :],
+        _height1(grad_output),
         stride=(1, stride),
         padding=(0, padding),
         dilation=(1, dilation),
         groups=groups,
         algo=algo,
     )
-    return dw[:, :, 0, :]
+    return _drop_height(dw)
 
 
 def _shape3(shape, name: str) -> tuple[int, int, int]:

@@ -217,8 +217,8 @@ def correlate2d(image, kernel, mode: str = "same", boundary: str = "zero", algo:
     computed in float32; result float32 in the same layout. mode: "same" | "valid" | "full";
     boundary: "zero" | "reflect" | "nearest" | "wrap" (see the module docstring for the scipy
     equivalents); algo: passed to `fastconv.conv2d` ("auto" picks FFT for large kernels).
-    NaN/inf propagate to every output whose window covers them (with the FFT algorithm a NaN
-    spreads to the whole output, a property of the Fourier transform)."""
+    NaN/inf propagate to exactly the outputs whose window covers them, whatever the algorithm
+    (fastconv.conv2d sends non-finite inputs away from the FFT, which would smear them)."""
     return _filter(image, kernel, mode, boundary, algo, flipped=False)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _core
+from . import _core, cuda
 from ._validation import DimensionError, as_contiguous, pair, require_float32, require_int, shape_str
 
 _MAX_WINDOW = 2**31 - 1  # Pool2dParams bounds kernel, stride and padding so sizes cannot overflow
@@ -66,6 +66,8 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, return_i
     A NaN in a window is the window's maximum. With ``return_indices`` also returns int64 indices
     into each flattened H*W input plane (what ``fastconv.grad.max_pool2d`` takes).
     """
+    if cuda._any_array(x):
+        return cuda.ops.max_pool2d(x, kernel_size, stride, padding, ceil_mode, return_indices)
     x4, squeeze = _as_nchw(x, "x")
     p = pool_params(x4.shape, kernel_size, stride, padding, ceil_mode)
     out_shape = (p.N, p.C, p.P, p.Q)
@@ -83,6 +85,8 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     Padding counts as zeros. The divisor is the window clipped to the padded input
     (``count_include_pad=True``) or to the input itself.
     """
+    if cuda._any_array(x):
+        return cuda.ops.avg_pool2d(x, kernel_size, stride, padding, ceil_mode, count_include_pad)
     x4, squeeze = _as_nchw(x, "x")
     p = pool_params(x4.shape, kernel_size, stride, padding, ceil_mode, count_include_pad)
     y = np.empty((p.N, p.C, p.P, p.Q), np.float32)
@@ -103,6 +107,8 @@ def adaptive_output_size(output_size, hw) -> tuple[int, int]:
 def adaptive_avg_pool2d(x, output_size):
     """Mean over the windows [floor(i*H/P), ceil((i+1)*H/P)) that tile ``x`` into ``output_size``
     (int or (P, Q), None keeps that axis), as ``torch.nn.functional.adaptive_avg_pool2d``."""
+    if cuda._any_array(x):
+        return cuda.ops.adaptive_avg_pool2d(x, output_size)
     x4, squeeze = _as_nchw(x, "x")
     P, Q = adaptive_output_size(output_size, x4.shape[2:])
     y = np.empty((x4.shape[0], x4.shape[1], P, Q), np.float32)
@@ -126,6 +132,8 @@ def _check_batch(g4, shape4, input_shape):
 
 def max_pool2d_backward(grad_output, indices, input_shape):
     """Gradient of max_pool2d: zeros of ``input_shape`` with ``grad_output`` added at ``indices``."""
+    if cuda._any_array(grad_output, indices):
+        return cuda.ops.max_pool2d_backward(grad_output, indices, input_shape)
     g = _grad_output(grad_output)
     shape4 = _input_shape(input_shape, g.ndim)
     if not isinstance(indices, np.ndarray):
@@ -144,6 +152,8 @@ def max_pool2d_backward(grad_output, indices, input_shape):
 
 def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
     """Gradient of avg_pool2d with the same arguments: each output's gradient / divisor spread over its window."""
+    if cuda._any_array(grad_output):
+        return cuda.ops.avg_pool2d_backward(grad_output, input_shape, kernel_size, stride, padding, ceil_mode, count_include_pad)
     g = _grad_output(grad_output)
     shape4 = _input_shape(input_shape, g.ndim)
     p = pool_params(shape4, kernel_size, stride, padding, ceil_mode, count_include_pad)
@@ -159,6 +169,8 @@ def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padd
 
 def adaptive_avg_pool2d_backward(grad_output, input_shape):
     """Gradient of adaptive_avg_pool2d: output size from grad_output, input size from input_shape."""
+    if cuda._any_array(grad_output):
+        return cuda.ops.adaptive_avg_pool2d_backward(grad_output, input_shape)
     g = _grad_output(grad_output)
     shape4 = _input_shape(input_shape, g.ndim)
     g4 = as_contiguous(g).reshape((-1,) + g.shape[-3:]) if g.ndim == 3 else as_contiguous(g)

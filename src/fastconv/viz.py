@@ -49,7 +49,7 @@ def _annotate(ax, kernel: np.ndarray) -> None:
     mid = (float(kernel.max()) + float(kernel.min())) / 2
     fontsize = max(5, 11 - max(kernel.shape))
     for (i, j), v in np.ndenumerate(kernel):
-        text = f"{v:.0f}" if float(v).is_integer() else f"{v:.2g}"
+        text = f"{v:.0f}" if float(v).is_integer() else f"{v:.2f}"
         ax.text(j, i, text, ha="center", va="center", fontsize=fontsize, color="white" if v < mid else "black")
 
 
@@ -57,7 +57,7 @@ def show_filters(weight, annotate=None, max_in: int = 8, max_out: int = 32, titl
     """A grid of a conv layer's kernels, weight of shape (K, C, R, S), (K, R, S) or (R, S):
     one row per output channel, one column per input channel (up to `max_in` columns and `max_out`
     rows). Single-input-channel weights are laid out in rows of up to 8 filters instead.
-    annotate: write the values on each cell; by default when kernels are at most 5x5.
+    annotate: write the values on each cell; by default for at most 16 kernels of at most 5x5.
     Gray scale per kernel: dark = most negative, light = most positive."""
     w = _numpy(weight, "weight").astype(np.float64)
     if w.ndim == 2:
@@ -68,8 +68,6 @@ def show_filters(weight, annotate=None, max_in: int = 8, max_out: int = 32, titl
         raise ValueError(f"weight: expected shape (K, C, R, S), (K, R, S) or (R, S), got {w.ndim}-D {shape_str(w.shape)}")
     K, C, R, S = w.shape
     k_shown, c_shown = min(K, max_out), min(C, max_in)
-    if annotate is None:
-        annotate = R <= 5 and S <= 5
     if C == 1:
         cols = min(k_shown, 8)
         rows = math.ceil(k_shown / cols)
@@ -77,6 +75,8 @@ def show_filters(weight, annotate=None, max_in: int = 8, max_out: int = 32, titl
     else:
         rows, cols = k_shown, c_shown
         cells = [(k, c, (k, c)) for k in range(k_shown) for c in range(c_shown)]
+    if annotate is None:  # numbers stay legible on a few small kernels only
+        annotate = R <= 5 and S <= 5 and len(cells) <= 16
     cell = 1.6 if annotate else 1.1
     fig = _figure(max(2.5, cols * cell), max(2.0, rows * cell + 0.6))
     axes = np.atleast_2d(fig.subplots(rows, cols, squeeze=False))

@@ -34,6 +34,10 @@ class Module:
     def __setattr__(self, name, value):
         if "_parameters" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__}: call super().__init__() before assigning attributes")
+        if name in self._buffers and not isinstance(value, (Parameter, Module)):
+            self._buffers[name] = value  # e.g. `self.num_batches_tracked += 1` stays a buffer
+            object.__setattr__(self, name, value)
+            return
         for registry in (self._parameters, self._buffers, self._modules):
             registry.pop(name, None)
         if isinstance(value, Parameter):
@@ -52,6 +56,20 @@ class Module:
 
     def __call__(self, *args):
         return self.forward(*args)
+
+    # -- shape inference (no arrays: cheap at any size)
+    def output_shape(self, shape) -> tuple:
+        """The output shape for an input of `shape`, computed without running the layer (the same
+        output-size functions as the kernels). Raises ValueError where forward would."""
+        shape = tuple(int(d) for d in shape)
+        out = tuple(self.infer_shape(shape))
+        if _shape_trace is not None:
+            _shape_trace.append((self, shape, out))
+        return out
+
+    def infer_shape(self, shape: tuple) -> tuple:
+        """Override in layers: the output shape of forward() for an input of `shape`."""
+        raise NotImplementedError(f"{type(self).__name__} does not define infer_shape()")
 
     # -- traversal
     def named_modules(self, prefix: str = ""):
@@ -171,6 +189,21 @@ class Module:
         return head + "\n  " + "\n  ".join(lines) + "\n)"
 
 
+_shape_trace = None  # a list while trace_shapes runs; every output_shape call appends to it
+
+
+def trace_shapes(module: Module, shape) -> list:
+    """[(module, input shape, output shape)] of every module whose output_shape ran while inferring
+    `module`'s output for an input of `shape`, innermost first (the model itself is last)."""
+    global _shape_trace
+    saved, _shape_trace = _shape_trace, []
+    try:
+        module.output_shape(shape)
+        return _shape_trace
+    finally:
+        _shape_trace = saved
+
+
 class Sequential(Module):
     """Runs its layers in order; layers are named "0", "1", ... as in PyTorch."""
 
@@ -185,6 +218,11 @@ class Sequential(Module):
         for layer in self._modules.values():
             x = layer(x)
         return x
+
+    def infer_shape(self, shape):
+        for layer in self._modules.values():
+            shape = layer.output_shape(shape)
+        return shape
 
     def __getitem__(self, i: int) -> Module:
         return list(self._modules.values())[i]
@@ -224,11 +262,23 @@ class Identity(Module):
     def forward(self, x):
         return x
 
+    def infer_shape(self, shape):
+        return shape
 
-def _check_input(layer: Module, x: Tensor, expected: str, ok: bool) -> None:
+
+def _check_input(layer: Module, x, expected: str, ok: bool) -> None:
+    """`x` is a Tensor or, in shape inference, a shape tuple."""
     if not ok:
+        shape = x if isinstance(x, tuple) else x.shape
         raise ValueError(f"{type(layer).__name__}({layer.extra_repr()}): expected input of shape {expected}, "
-                         f"got {shape_str(x.shape)}")
+                         f"got {shape_str(shape)}")
+
+
+class _Elementwise(Module):
+    """A layer whose output has its input's shape."""
+
+    def infer_shape(self, shape):
+        return shape
 
 
 class Linear(Module):
@@ -245,6 +295,10 @@ class Linear(Module):
     def forward(self, x):
         _check_input(self, x, f"(N, {self.in_features})", x.ndim == 2 and x.shape[1] == self.in_features)
         return F.linear(x, self.weight, self.bias)
+
+    def infer_shape(self, shape):
+        _check_input(self, shape, f"(N, {self.in_features})", len(shape) == 2 and shape[1] == self.in_features)
+        return (shape[0], self.out_features)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
@@ -274,6 +328,17 @@ class Conv2d(Module):
         _check_input(self, x, f"(N, {self.in_channels}, H, W)", x.ndim == 4 and x.shape[1] == self.in_channels)
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups, self.algo)
 
+    def conv_params(self, shape):
+        """The validated ``_core.Conv2dParams`` of this layer on an input of `shape` (N, C, H, W)."""
+        from ..conv import _plan
+
+        _check_input(self, shape, f"(N, {self.in_channels}, H, W)", len(shape) == 4 and shape[1] == self.in_channels)
+        return _plan(shape, self.weight.shape, self.stride, self.padding, self.dilation, self.groups).params
+
+    def infer_shape(self, shape):
+        p = self.conv_params(shape)
+        return (shape[0], self.out_channels, p.P, p.Q)
+
     def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
         if self.padding not in ((0, 0), "valid"):
@@ -300,6 +365,14 @@ class _Pool2d(Module):
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}" + (
             ", ceil_mode=True" if self.ceil_mode else "")
+
+
+    def infer_shape(self, shape):
+        from ..pooling import pool_params
+
+        _check_input(self, shape, "(N, C, H, W)", len(shape) == 4)
+        p = pool_params(shape, self.kernel_size, self.stride, self.padding, self.ceil_mode)
+        return (shape[0], shape[1], p.P, p.Q)
 
 
 class MaxPool2d(_Pool2d):
@@ -329,16 +402,22 @@ class AdaptiveAvgPool2d(Module):
         _check_input(self, x, "(N, C, H, W)", x.ndim == 4)
         return F.adaptive_avg_pool2d(x, self.output_size)
 
+    def infer_shape(self, shape):
+        from ..pooling import adaptive_output_size
+
+        _check_input(self, shape, "(N, C, H, W)", len(shape) == 4)
+        return shape[:2] + adaptive_output_size(self.output_size, shape[2:])
+
     def extra_repr(self) -> str:
         return f"output_size={self.output_size}"
 
 
-class ReLU(Module):
+class ReLU(_Elementwise):
     def forward(self, x):
         return F.relu(x)
 
 
-class LeakyReLU(Module):
+class LeakyReLU(_Elementwise):
     def __init__(self, negative_slope: float = 0.01):
         super().__init__()
         self.negative_slope = float(negative_slope)
@@ -350,12 +429,12 @@ class LeakyReLU(Module):
         return f"negative_slope={self.negative_slope}"
 
 
-class Sigmoid(Module):
+class Sigmoid(_Elementwise):
     def forward(self, x):
         return F.sigmoid(x)
 
 
-class Tanh(Module):
+class Tanh(_Elementwise):
     def forward(self, x):
         return F.tanh(x)
 
@@ -370,8 +449,12 @@ class Flatten(Module):
     def forward(self, x):
         return F.flatten(x, self.start_dim)
 
+    def infer_shape(self, shape):
+        start = self.start_dim % max(len(shape), 1)
+        return shape[:start] + (int(np.prod(shape[start:])),)
 
-class Dropout(Module):
+
+class Dropout(_Elementwise):
     def __init__(self, p: float = 0.5):
         super().__init__()
         if not 0 <= p < 1:
@@ -405,6 +488,10 @@ class BatchNorm2d(Module):
             self.num_batches_tracked += 1
         return F.batch_norm2d(x, self.weight, self.bias, self.running_mean, self.running_var, self.training,
                               self.momentum, self.eps)
+
+    def infer_shape(self, shape):
+        _check_input(self, shape, f"(N, {self.num_features}, H, W)", len(shape) == 4 and shape[1] == self.num_features)
+        return shape
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"

@@ -1,0 +1,13 @@
+"""fastconv inside PyTorch (optional extra ``fastconv[torch]``).
+
+``torch.ops.fastconv.*`` custom operators (registered on import, see ``fastconv.torch.ops``),
+drop-in layers ``Conv2d``, ``MaxPool2d``, ``AvgPool2d``, and ``patch(model)`` to convert an
+existing model's layers in place. This subpackage is the only part of fastconv that imports torch.
+"""
+
+from __future__ import annotations
+
+from fastconv.torch import ops
+from fastconv.torch.modules import AvgPool2d, Conv2d, MaxPool2d, PatchReport, patch
+
+__all__ = ["ops", "Conv2d", "MaxPool2d", "AvgPool2d", "PatchReport", "patch"]

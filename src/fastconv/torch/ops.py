@@ -1,0 +1,227 @@
+"""fastconv kernels as PyTorch custom operators (``torch.ops.fastconv.*``).
+
+Each op takes and returns torch tensors. CPU float32 tensors reach the kernels without a copy
+(``Tensor.numpy`` shares memory, results come back through ``torch.from_numpy``); non-contiguous
+inputs are made contiguous once. The ops have fake (meta) implementations, so ``torch.compile`` and
+``torch.export`` trace through them, and autograd formulas that call the gradient ops below.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+import fastconv
+import fastconv.grad
+
+
+def _pair(v, name: str) -> list[int]:
+    v = [v, v] if isinstance(v, int) else list(v)
+    if len(v) != 2:
+        raise ValueError(f"{name}: expected an int or a pair, got {v!r}")
+    return v
+
+
+def _check(t: torch.Tensor, name: str, dtype=torch.float32, cuda_ok: bool = True) -> None:
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
+    if t.dtype != dtype:
+        raise TypeError(f"{name}: expected dtype {dtype} (fastconv kernels are float32), got {t.dtype}")
+    if t.device.type == "cuda":
+        if not cuda_ok:
+            raise RuntimeError(f"{name}: fastconv's pooling has no CUDA kernel; got a tensor on {t.device}")
+        if not fastconv.cuda.is_available():
+            raise RuntimeError(f"{name}: is a CUDA tensor but fastconv has no usable CUDA device "
+                               f"(built with CUDA: {fastconv.cuda.is_compiled()}); move it to the CPU")
+    elif t.device.type != "cpu":
+        raise RuntimeError(f"{name}: fastconv runs on CPU or CUDA tensors, got device {t.device}")
+
+
+def _same_device(*named) -> None:
+    devices = {t.device for _, t in named if t is not None}
+    if len(devices) > 1:
+        raise RuntimeError("fastconv: tensors on different devices: " +
+                           ", ".join(f"{n} on {t.device}" for n, t in named if t is not None))
+
+
+def _arr(t: torch.Tensor | None):
+    """The tensor's memory as a numpy array (CPU) or fastconv.cuda.Array (CUDA), contiguous, no copy
+    when already contiguous."""
+    if t is None:
+        return None
+    t = t.detach().contiguous()
+    return fastconv.cuda.from_dlpack(t) if t.is_cuda else t.numpy()
+
+
+def _out(a) -> torch.Tensor:
+    return torch.from_dlpack(a) if isinstance(a, fastconv.cuda.Array) else torch.from_numpy(a)
+
+
+def _conv_out(size: int, k: int, s: int, p: int, d: int) -> int:
+    return (size + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def _pool_out(size: int, k: int, s: int, p: int, ceil_mode: bool) -> int:
+    out = (size + 2 * p - k + (s - 1 if ceil_mode else 0)) // s + 1
+    if ceil_mode and (out - 1) * s >= size + p:  # the last window must start inside the input or left pad
+        out -= 1
+    return out
+
+
+# --- convolution --------------------------------------------------------------------------------
+
+@torch.library.custom_op("fastconv::conv2d", mutates_args=())
+def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: list[int],
+           padding: list[int], dilation: list[int], groups: int, algo: str) -> torch.Tensor:
+    """``torch.nn.functional.conv2d`` on fastconv's kernels (x: N, C, H, W; weight: K, C/groups, R, S)."""
+    _check(x, "x"), _check(weight, "weight")
+    if bias is not None:
+        _check(bias, "bias")
+    _same_device(("x", x), ("weight", weight), ("bias", bias))
+    return _out(fastconv.conv2d(_arr(x), _arr(weight), _arr(bias), tuple(stride), tuple(padding),
+                                tuple(dilation), groups, algo))
+
+
+@conv2d.register_fake
+def _(x, weight, bias, stride, padding, dilation, groups, algo):
+    P = _conv_out(x.shape[2], weight.shape[2], stride[0], padding[0], dilation[0])
+    Q = _conv_out(x.shape[3], weight.shape[3], stride[1], padding[1], dilation[1])
+    return x.new_empty((x.shape[0], weight.shape[0], P, Q))
+
+
+@torch.library.custom_op("fastconv::conv2d_input_grad", mutates_args=())
+def conv2d_input_grad(input_shape: list[int], weight: torch.Tensor, grad_output: torch.Tensor, stride: list[int],
+                      padding: list[int], dilation: list[int], groups: int, algo: str) -> torch.Tensor:
+    """Gradient of ``fastconv::conv2d`` with respect to its input of shape ``input_shape``."""
+    _check(weight, "weight"), _check(grad_output, "grad_output")
+    _same_device(("weight", weight), ("grad_output", grad_output))
+    return _out(fastconv.grad.conv2d_input(tuple(input_shape), _arr(weight), _arr(grad_output), tuple(stride),
+                                           tuple(padding), tuple(dilation), groups, algo))
+
+
+@conv2d_input_grad.register_fake
+def _(input_shape, weight, grad_output, stride, padding, dilation, groups, algo):
+    return grad_output.new_empty(input_shape)
+
+
+@torch.library.custom_op("fastconv::conv2d_weight_grad", mutates_args=())
+def conv2d_weight_grad(input: torch.Tensor, weight_shape: list[int], grad_output: torch.Tensor, stride: list[int],
+                       padding: list[int], dilation: list[int], groups: int, algo: str) -> torch.Tensor:
+    """Gradient of ``fastconv::conv2d`` with respect to its weight of shape ``weight_shape``."""
+    _check(input, "input"), _check(grad_output, "grad_output")
+    _same_device(("input", input), ("grad_output", grad_output))
+    return _out(fastconv.grad.conv2d_weight(_arr(input), tuple(weight_shape), _arr(grad_output), tuple(stride),
+                                            tuple(padding), tuple(dilation), groups, algo))
+
+
+@conv2d_weight_grad.register_fake
+def _(input, weight_shape, grad_output, stride, padding, dilation, groups, algo):
+    return grad_output.new_empty(weight_shape)
+
+
+def _conv2d_setup(ctx, inputs, output):
+    x, weight, bias, stride, padding, dilation, groups, algo = inputs
+    ctx.save_for_backward(x, weight)
+    ctx.has_bias = bias is not None
+    ctx.args = (stride, padding, dilation, groups, algo)
+
+
+def _conv2d_backward(ctx, grad):
+    x, weight = ctx.saved_tensors
+    grad = grad.contiguous()
+    gx = conv2d_input_grad(list(x.shape), weight, grad, *ctx.args) if ctx.needs_input_grad[0] else None
+    gw = conv2d_weight_grad(x, list(weight.shape), grad, *ctx.args) if ctx.needs_input_grad[1] else None
+    gb = grad.sum((0, 2, 3)) if ctx.has_bias and ctx.needs_input_grad[2] else None
+    return gx, gw, gb, None, None, None, None, None
+
+
+conv2d.register_autograd(_conv2d_backward, setup_context=_conv2d_setup)
+
+
+# --- pooling ------------------------------------------------------------------------------------
+
+@torch.library.custom_op("fastconv::max_pool2d", mutates_args=())
+def max_pool2d(x: torch.Tensor, kernel_size: list[int], stride: list[int], padding: list[int],
+               ceil_mode: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.nn.functional.max_pool2d(..., return_indices=True)`` on a 4-D x: (output, int64 indices)."""
+    _check(x, "x", cuda_ok=False)
+    out, idx = fastconv.max_pool2d(_arr(x), tuple(kernel_size), tuple(stride), tuple(padding), ceil_mode, True)
+    return _out(out), _out(idx)
+
+
+@max_pool2d.register_fake
+def _(x, kernel_size, stride, padding, ceil_mode):
+    shape = (x.shape[0], x.shape[1], *(_pool_out(x.shape[2 + i], kernel_size[i], stride[i], padding[i], ceil_mode)
+                                       for i in range(2)))
+    return x.new_empty(shape), x.new_empty(shape, dtype=torch.int64)
+
+
+@torch.library.custom_op("fastconv::max_pool2d_grad", mutates_args=())
+def max_pool2d_grad(grad_output: torch.Tensor, indices: torch.Tensor, input_shape: list[int]) -> torch.Tensor:
+    """Gradient of ``fastconv::max_pool2d``: ``grad_output`` scattered to ``indices`` in zeros of ``input_shape``."""
+    _check(grad_output, "grad_output", cuda_ok=False), _check(indices, "indices", torch.int64, cuda_ok=False)
+    return _out(fastconv.grad.max_pool2d(_arr(grad_output), _arr(indices), tuple(input_shape)))
+
+
+@max_pool2d_grad.register_fake
+def _(grad_output, indices, input_shape):
+    return grad_output.new_empty(input_shape)
+
+
+def _max_pool2d_setup(ctx, inputs, output):
+    ctx.input_shape = list(inputs[0].shape)
+    ctx.save_for_backward(output[1])
+    ctx.mark_non_differentiable(output[1])
+
+
+def _max_pool2d_backward(ctx, grad, _grad_indices):
+    (indices,) = ctx.saved_tensors
+    return max_pool2d_grad(grad.contiguous(), indices, ctx.input_shape), None, None, None, None
+
+
+max_pool2d.register_autograd(_max_pool2d_backward, setup_context=_max_pool2d_setup)
+
+
+@torch.library.custom_op("fastconv::avg_pool2d", mutates_args=())
+def avg_pool2d(x: torch.Tensor, kernel_size: list[int], stride: list[int], padding: list[int], ceil_mode: bool,
+               count_include_pad: bool) -> torch.Tensor:
+    """``torch.nn.functional.avg_pool2d`` on a 4-D x (no ``divisor_override``)."""
+    _check(x, "x", cuda_ok=False)
+    return _out(fastconv.avg_pool2d(_arr(x), tuple(kernel_size), tuple(stride), tuple(padding), ceil_mode,
+                                    count_include_pad))
+
+
+@avg_pool2d.register_fake
+def _(x, kernel_size, stride, padding, ceil_mode, count_include_pad):
+    return x.new_empty((x.shape[0], x.shape[1],
+                        *(_pool_out(x.shape[2 + i], kernel_size[i], stride[i], padding[i], ceil_mode) for i in range(2))))
+
+
+@torch.library.custom_op("fastconv::avg_pool2d_grad", mutates_args=())
+def avg_pool2d_grad(grad_output: torch.Tensor, input_shape: list[int], kernel_size: list[int], stride: list[int],
+                    padding: list[int], ceil_mode: bool, count_include_pad: bool) -> torch.Tensor:
+    """Gradient of ``fastconv::avg_pool2d`` with the same window arguments."""
+    _check(grad_output, "grad_output", cuda_ok=False)
+    return _out(fastconv.grad.avg_pool2d(_arr(grad_output), tuple(input_shape), tuple(kernel_size), tuple(stride),
+                                         tuple(padding), ceil_mode, count_include_pad))
+
+
+@avg_pool2d_grad.register_fake
+def _(grad_output, input_shape, kernel_size, stride, padding, ceil_mode, count_include_pad):
+    return grad_output.new_empty(input_shape)
+
+
+def _avg_pool2d_setup(ctx, inputs, output):
+    ctx.input_shape = list(inputs[0].shape)
+    ctx.args = inputs[1:]
+
+
+def _avg_pool2d_backward(ctx, grad):
+    return avg_pool2d_grad(grad.contiguous(), ctx.input_shape, *ctx.args), None, None, None, None, None
+
+
+avg_pool2d.register_autograd(_avg_pool2d_backward, setup_context=_avg_pool2d_setup)
+
+
+__all__ = ["conv2d", "conv2d_input_grad", "conv2d_weight_grad", "max_pool2d", "max_pool2d_grad", "avg_pool2d",
+           "avg_pool2d_grad"]

@@ -1,0 +1,386 @@
+"""The classic CNNs of fastconv.models: full-size parameter counts and layer shapes (shape inference
+only, no big forward pass), bad input, the summary command, and forward + backward of every small
+(d2l) version against finite differences and against the same architecture in torch."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastconv
+from fastconv import models, nn
+
+try:
+    import torch
+    import torch.nn as tnn
+except ImportError:  # pragma: no cover - torch is installed on the dev machine
+    torch = None
+
+NAMES = ["alexnet", "vgg11", "vgg16", "nin", "googlenet", "resnet18", "resnet34", "densenet121"]
+
+# Full size (width 1, 1000 classes, 3 channels). AlexNet, VGG, ResNet and DenseNet-121: torchvision's
+# counts. NiN and GoogLeNet (no auxiliary heads): checked against the torch definitions below.
+FULL_PARAMS = {
+    "alexnet": 61_100_840, "vgg11": 132_863_336, "vgg16": 138_357_544, "nin": 7_439_608,
+    "googlenet": 6_998_552, "resnet18": 11_689_512, "resnet34": 21_797_672, "densenet121": 7_978_856,
+}
+# (C, H, W) leaving `features` for a 224x224 image.
+FULL_FEATURES = {
+    "alexnet": (256, 6, 6), "vgg11": (512, 7, 7), "vgg16": (512, 7, 7), "nin": (1000, 5, 5),
+    "googlenet": (1024, 7, 7), "resnet18": (512, 7, 7), "resnet34": (512, 7, 7), "densenet121": (1024, 7, 7),
+}
+
+
+def _full(name, **kw):
+    with nn.init.shapes_only():  # counts and shapes need no initial values (VGG has 138M)
+        return models.get(name, **kw)
+
+
+def _count(m):
+    return sum(p.numel() for p in m.parameters())
+
+
+# ---- the same architectures in torch: NiN and GoogLeNet written from the papers / d2l ----------------
+
+
+def _torch_nin(num_classes=1000, in_channels=3):
+    def block(ci, co, k, s, p):
+        return tnn.Sequential(tnn.Conv2d(ci, co, k, s, p), tnn.ReLU(), tnn.Conv2d(co, co, 1), tnn.ReLU(),
+                              tnn.Conv2d(co, co, 1), tnn.ReLU())
+
+    return tnn.Sequential(block(in_channels, 96, 11, 4, 0), tnn.MaxPool2d(3, 2), block(96, 256, 5, 1, 2),
+                          tnn.MaxPool2d(3, 2), block(256, 384, 3, 1, 1), tnn.MaxPool2d(3, 2), tnn.Dropout(0.5),
+                          block(384, num_classes, 3, 1, 1), tnn.AdaptiveAvgPool2d((1, 1)), tnn.Flatten())
+
+
+class _TorchInception(tnn.Module if torch else object):
+    def __init__(self, ci, c1, c2, c3, c4):
+        super().__init__()
+        self.p1 = tnn.Sequential(tnn.Conv2d(ci, c1, 1), tnn.ReLU())
+        self.p2 = tnn.Sequential(tnn.Conv2d(ci, c2[0], 1), tnn.ReLU(), tnn.Conv2d(c2[0], c2[1], 3, padding=1), tnn.ReLU())
+        self.p3 = tnn.Sequential(tnn.Conv2d(ci, c3[0], 1), tnn.ReLU(), tnn.Conv2d(c3[0], c3[1], 5, padding=2), tnn.ReLU())
+        self.p4 = tnn.Sequential(tnn.MaxPool2d(3, 1, padding=1), tnn.Conv2d(ci, c4, 1), tnn.ReLU())
+
+    def forward(self, x):
+        return torch.cat([self.p1(x), self.p2(x), self.p3(x), self.p4(x)], 1)
+
+
+def _torch_googlenet(num_classes=1000, in_channels=3):
+    I = _TorchInception
+    return tnn.Sequential(
+        tnn.Conv2d(in_channels, 64, 7, 2, 3), tnn.ReLU(), tnn.MaxPool2d(3, 2, 1),
+        tnn.Conv2d(64, 64, 1), tnn.ReLU(), tnn.Conv2d(64, 192, 3, padding=1), tnn.ReLU(), tnn.MaxPool2d(3, 2, 1),
+        I(192, 64, (96, 128), (16, 32), 32), I(256, 128, (128, 192), (32, 96), 64), tnn.MaxPool2d(3, 2, 1),
+        I(480, 192, (96, 208), (16, 48), 64), I(512, 160, (112, 224), (24, 64), 64),
+        I(512, 128, (128, 256), (24, 64), 64), I(512, 112, (144, 288), (32, 64), 64),
+        I(528, 256, (160, 320), (32, 128), 128), tnn.MaxPool2d(3, 2, 1),
+        I(832, 256, (160, 320), (32, 128), 128), I(832, 384, (192, 384), (48, 128), 128),
+        tnn.AdaptiveAvgPool2d((1, 1)), tnn.Flatten(), tnn.Linear(1024, num_classes))
+
+
+# ---- our module tree mirrored in torch, so weights copy through state_dict -----------------------------
+
+
+class _TorchResidual(tnn.Module if torch else object):
+    def __init__(self, conv1, bn1, conv2, bn2, shortcut):
+        super().__init__()
+        self.conv1, self.bn1, self.conv2, self.bn2, self.shortcut = conv1, bn1, conv2, bn2, shortcut
+
+    def forward(self, x):
+        y = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(y)) + self.shortcut(x))
+
+
+class _TorchDense(tnn.Module if torch else object):
+    def __init__(self, layers):
+        super().__init__()
+        self.layers = layers
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = torch.cat([x, layer(x)], 1)
+        return x
+
+
+class _TorchClassifier(tnn.Module if torch else object):
+    def __init__(self, features, classifier):
+        super().__init__()
+        self.features, self.classifier = features, classifier
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+def to_torch(m, device="cpu"):
+    """The torch module computing what our `m` computes, with the same state_dict keys."""
+    kw = {"device": device}
+    if isinstance(m, nn.Conv2d):
+        return tnn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation, m.groups,
+                          bias=m.bias is not None, **kw)
+    if isinstance(m, nn.Linear):
+        return tnn.Linear(m.in_features, m.out_features, bias=m.bias is not None, **kw)
+    if isinstance(m, nn.BatchNorm2d):
+        return tnn.BatchNorm2d(m.num_features, m.eps, m.momentum, **kw)
+    if isinstance(m, nn.MaxPool2d):
+        return tnn.MaxPool2d(m.kernel_size, m.stride, m.padding, ceil_mode=m.ceil_mode)
+    if isinstance(m, nn.AvgPool2d):
+        return tnn.AvgPool2d(m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad)
+    simple = {nn.AdaptiveAvgPool2d: lambda: tnn.AdaptiveAvgPool2d(m.output_size), nn.ReLU: tnn.ReLU,
+              nn.Flatten: lambda: tnn.Flatten(m.start_dim), nn.Dropout: lambda: tnn.Dropout(m.p),
+              nn.Identity: tnn.Identity}
+    if type(m) in simple:
+        return simple[type(m)]()
+    if isinstance(m, nn.Sequential):
+        return tnn.Sequential(*[to_torch(c, device) for c in m])
+    if isinstance(m, models.Residual):
+        return _TorchResidual(*(to_torch(getattr(m, a), device) for a in ("conv1", "bn1", "conv2", "bn2", "shortcut")))
+    if isinstance(m, models.Inception):
+        t = _TorchInception.__new__(_TorchInception)
+        tnn.Module.__init__(t)
+        for a in ("p1", "p2", "p3", "p4"):
+            setattr(t, a, to_torch(getattr(m, a), device))
+        return t
+    if isinstance(m, models.DenseBlock):
+        return _TorchDense(tnn.ModuleList([to_torch(c, device) for c in m.layers]))
+    if isinstance(m, models.ImageClassifier):
+        return _TorchClassifier(to_torch(m.features, device), to_torch(m.classifier, device))
+    raise TypeError(f"no torch mirror for {type(m).__name__}")
+
+
+def _load(tm, ours):
+    tm.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in ours.state_dict().items()})
+
+
+# ---- full size: counts and shapes ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_full_size_parameter_count_and_shapes(name):
+    m = _full(name)
+    assert _count(m) == FULL_PARAMS[name]
+    assert m.features.output_shape((2, 3, 224, 224)) == (2, *FULL_FEATURES[name])
+    assert m.output_shape((2, 3, 224, 224)) == (2, 1000)
+
+
+needs_torch = pytest.mark.skipif(torch is None, reason="torch is not installed")
+
+
+@needs_torch
+@pytest.mark.parametrize("name,build", [("nin", lambda: _torch_nin()), ("googlenet", lambda: _torch_googlenet())])
+def test_nin_googlenet_match_torch_definitions(name, build):
+    with torch.device("meta"):
+        ref = build()
+    assert sum(p.numel() for p in ref.parameters()) == FULL_PARAMS[name]
+    assert tuple(ref(torch.empty(2, 3, 224, 224, device="meta")).shape) == (2, 1000)
+
+
+@needs_torch
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("size", [224, 97])
+def test_every_layer_shape_matches_torch(name, size):
+    """Our shape inference against torch actually running the mirrored model (on the meta device:
+    shapes only, no arithmetic), layer by layer."""
+    m = _full(name)
+    ours = [out for mod, _, out in nn.trace_shapes(m, (2, 3, size, size)) if not mod._modules]
+    tm = to_torch(m, "meta")
+    seen = []
+    for leaf in tm.modules():
+        if not list(leaf.children()):
+            leaf.register_forward_hook(lambda mod, i, o: seen.append(tuple(o.shape)))
+    tm(torch.empty(2, 3, size, size, device="meta"))
+    assert ours == seen
+    assert sum(p.numel() for p in tm.parameters()) == FULL_PARAMS[name]
+
+
+def test_width_scales_channels():
+    m = _full("resnet18", width=0.25, num_classes=10, in_channels=1)
+    assert m.features.output_shape((1, 1, 64, 64)) == (1, 128, 2, 2)
+    assert m.output_shape((1, 1, 64, 64)) == (1, 10)
+
+
+# ---- bad input ---------------------------------------------------------------------------------------------
+
+
+def test_wrong_channel_count():
+    m = models.resnet18(small=True, width=0.125)
+    with pytest.raises(ValueError, match=r"resnet18: expected input of shape \(N, 1, H, W\), got \(2, 3, 32, 32\)"):
+        m(fastconv.Tensor(np.zeros((2, 3, 32, 32), np.float32)))
+
+
+@pytest.mark.parametrize("name,smallest", [("alexnet", 63), ("vgg11", 32), ("nin", 67), ("densenet121", 29)])
+def test_too_small_image_names_smallest_size(name, smallest):
+    m = _full(name)
+    assert m.min_size() == smallest
+    with pytest.raises(ValueError, match=f"smallest square input that works is {smallest}x{smallest}"):
+        m(fastconv.Tensor(np.zeros((1, 3, smallest - 1, smallest - 1), np.float32)))
+    assert m.output_shape((1, 3, smallest, smallest)) == (1, 1000)
+
+
+def test_fixed_size_small_alexnet_says_so():
+    m = _full("alexnet", small=True)
+    with pytest.raises(ValueError, match="193x193 .*fixed-size map"):
+        m.output_shape((1, 1, 28, 28))
+
+
+def test_cat_mismatch_names_dimension():
+    a = fastconv.Tensor(np.zeros((2, 3, 4, 4), np.float32))
+    b = fastconv.Tensor(np.zeros((2, 5, 4, 3), np.float32))
+    with pytest.raises(ValueError, match="cat: dimension 3 differs"):
+        fastconv.cat([a, b], 1)
+
+
+def test_unknown_model_lists_known():
+    with pytest.raises(ValueError, match="unknown model 'resnet50'; known models: .*densenet121.*resnet18"):
+        models.get("resnet50")
+
+
+@pytest.mark.parametrize("width", [0, -1, "2"])
+def test_bad_width(width):
+    with pytest.raises(ValueError, match="width"):
+        models.resnet18(width=width)
+
+
+# ---- summary ----------------------------------------------------------------------------------------------
+
+
+def test_summary_rows():
+    rows = models.summary(_full("resnet18"), (1, 3, 224, 224))
+    assert rows[0]["name"] == "features.0" and rows[0]["output_shape"] == (1, 64, 112, 112)
+    assert rows[0]["macs"] == 64 * 112 * 112 * 3 * 49 and rows[0]["algo"]
+    assert sum(r["params"] for r in rows) == FULL_PARAMS["resnet18"]
+    assert sum(r["macs"] for r in rows) == 1_814_073_344  # torchvision's 1.81 GMACs
+    assert rows[-1]["output_shape"] == (1, 1000)
+
+
+def test_summary_cli(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "fastconv", "summary", "--model", "resnet18", "--input", "1,28,28",
+                          "--width", "0.25"], capture_output=True, text=True, check=True, cwd=tmp_path).stdout
+    conv_line = next(line for line in out.splitlines() if line.startswith("features.4.conv1 "))
+    assert "(1, 16, 7, 7)" in conv_line and conv_line.split()[-1] in fastconv.conv_algorithms((1, 16, 7, 7), (16, 16, 3, 3))
+    assert out.strip().splitlines()[-1].split()[0] == "total"
+
+
+# ---- small models: forward + backward, finite differences, torch parity ---------------------------------
+
+# (constructor kwargs, input size, batch): d2l's architectures, narrowed and at small inputs so each
+# forward + backward takes a fraction of a second. Batch-norm models get a 2x2 last map and 4 images:
+# batch statistics over 2 values make the function too ill-conditioned to compare in float32.
+SMALL = {
+    "alexnet": (dict(width=0.0625), 193, 2),
+    "vgg11": (dict(width=0.0625), 224, 2),
+    "nin": (dict(width=0.0625), 67, 2),
+    "googlenet": (dict(width=0.125), 32, 2),
+    "resnet18": (dict(width=0.125), 64, 4),
+    "densenet121": (dict(width=0.25), 64, 4),
+}
+
+
+def _small(name):
+    kw, size, batch = SMALL[name]
+    fastconv.manual_seed(0)
+    m = models.get(name, small=True, **kw)
+    for mod in m.modules():  # dropout off: the torch comparison needs the same function
+        if isinstance(mod, nn.Dropout):
+            mod.p = 0.0
+    x = np.random.default_rng(1).standard_normal((batch, 1, size, size)).astype(np.float32)
+    return m, x
+
+
+def _loss(m, x, proj):
+    out = m(fastconv.Tensor(x))
+    return out, (out * fastconv.Tensor(proj)).sum()
+
+
+@pytest.mark.parametrize("name", list(SMALL))
+def test_small_forward_backward_finite_differences(name):
+    m, x = _small(name)
+    proj = np.random.default_rng(2).standard_normal((len(x), 10)).astype(np.float32)
+    out, loss = _loss(m, x, proj)
+    assert out.shape == (len(x), 10)
+    loss.backward()
+    params = dict(m.named_parameters())
+    weights = [k for k in params if k.endswith("weight") and params[k].ndim > 1]
+    # The last two layers everywhere; the first convolution too where no batch norm follows it: there a
+    # 2e-3 step of one first-layer weight moves the batch statistics of a tiny batch enough to cross
+    # ReLU and max-pool kinks (the analytic gradient still equals torch's, test_small_matches_torch).
+    has_bn = any(isinstance(mod, nn.BatchNorm2d) for mod in m.modules())
+    for key in weights[-2:] if has_bn else [weights[0]] + weights[-2:]:
+        p = params[key]
+        assert p.grad is not None and np.isfinite(p.grad).all()
+        for idx in [(0,) * p.ndim, tuple(s - 1 for s in p.shape)]:
+            eps = 2e-3
+            saved = float(p.data[idx])
+            vals = []
+            for d in (eps, -eps):
+                p.data[idx] = saved + d
+                with fastconv.no_grad():
+                    vals.append(float(_loss(m, x, proj)[1].item()))
+            p.data[idx] = saved
+            fd = (vals[0] - vals[1]) / (2 * eps)
+            # float32 forward of a deep net: agreement to 2% of the larger or 1e-2 absolute.
+            assert abs(fd - p.grad[idx]) <= 2e-2 * max(abs(fd), abs(p.grad[idx])) + 1e-2, (key, idx, fd, p.grad[idx])
+
+
+@needs_torch
+@pytest.mark.parametrize("name", list(SMALL))
+def test_small_matches_torch(name):
+    m, x = _small(name)
+    tm = to_torch(m)
+    _load(tm, m)
+    proj = np.random.default_rng(2).standard_normal((len(x), 10)).astype(np.float32)
+    out, loss = _loss(m, x, proj)
+    loss.backward()
+    tx = torch.from_numpy(x)
+    tout = tm(tx)
+    (tout * torch.from_numpy(proj)).sum().backward()
+    scale = max(1.0, float(np.abs(tout.detach().numpy()).max()))
+    np.testing.assert_allclose(out.numpy(), tout.detach().numpy(), rtol=0, atol=1e-4 * scale)
+    tparams = dict(tm.named_parameters())
+    # 1e-4 of the largest gradient: a bias right before batch norm has an exact gradient of 0 that both
+    # sides round to noise of that size.
+    gscale = max(1.0, max(float(t.grad.abs().max()) for t in tparams.values()))
+    for key, p in m.named_parameters():
+        np.testing.assert_allclose(p.grad, tparams[key].grad.numpy(), rtol=0, atol=1e-4 * gscale, err_msg=key)
+    tstate = tm.state_dict()
+    for key, v in m.state_dict().items():  # running statistics updated alike
+        np.testing.assert_allclose(v, tstate[key].numpy(), rtol=1e-5, atol=1e-5, err_msg=key)
+
+
+# ---- resize transform and the train CLI's model options ------------------------------------------------
+
+
+@needs_torch
+@pytest.mark.parametrize("src,dst", [((28, 28), 32), ((28, 28), 96), ((7, 5), (3, 11)), ((1, 1), 4), ((28, 28), 14)])
+def test_resize_matches_torch_bilinear(src, dst):
+    x = np.random.default_rng(0).random((3, 2, *src), dtype=np.float32)
+    before = x.copy()
+    ours = fastconv.data.resize(x, dst)
+    ref = torch.nn.functional.interpolate(torch.from_numpy(x), size=dst if isinstance(dst, tuple) else (dst, dst),
+                                          mode="bilinear", align_corners=False).numpy()
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-5)  # pixels in [0, 1], float32 weights
+    np.testing.assert_array_equal(x, before)
+    assert fastconv.data.resize(x[0], dst).shape == ref.shape[1:]
+
+
+def test_resize_bad_input():
+    with pytest.raises(ValueError, match="resize: expected"):
+        fastconv.data.resize(np.zeros((4, 4), np.float32), 8)
+    with pytest.raises(ValueError, match="size"):
+        fastconv.data.resize(np.zeros((1, 1, 4, 4), np.float32), 0)
+
+
+def test_resized_dataset():
+    ds = fastconv.data.ArrayDataset(np.random.default_rng(0).random((5, 1, 28, 28), dtype=np.float32),
+                                    np.arange(5) % 2)
+    r = fastconv.data.ResizedDataset(ds, 32)
+    xb, yb = r[1:4]
+    assert xb.shape == (3, 1, 32, 32) and list(yb) == [1, 0, 1] and len(r) == 5 and r.labels is ds.labels
+
+
+def test_train_cli_too_small_says_resize(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "fastconv", "train", "--model", "alexnet", "--epochs", "1",
+                          "--no-progress", "--out", str(tmp_path / "w.npz")], capture_output=True, text=True,
+                         cwd=tmp_path)
+    assert res.returncode != 0
+    assert "smallest square input that works is 193x193" in res.stderr and "--resize" in res.stderr
