@@ -74,6 +74,9 @@ constexpr double kFftCost = 2.5 * 3.0, kMacCost = 8.0;
 // grows by up to 2x over the next 4 MiB.
 constexpr double kCacheBytes = 7.0 * (1 << 20), kCachePenaltySpan = 4.0 * (1 << 20);
 constexpr int kMaxTile = 256;
+// The tiling must not depend on the thread count (results are bitwise the same for any count), so
+// the per-thread scratch is budgeted for this many threads.
+constexpr double kScratchThreads = 4;
 }  // namespace
 
 void fft_conv_force_tile(int T1, int T2) {
@@ -86,7 +89,6 @@ FftConvTiling fft_conv_tiling(const Conv2dParams& p, FftPass pass) {
     const bool input_grad = pass == FftPass::InputGrad;
     const int64_t Ho = input_grad ? p.H : p.P(), Wo = input_grad ? p.W : p.Q();
     const int64_t cin = input_grad ? p.K : p.C, cout = input_grad ? p.C : p.K;
-    const int threads = get_num_threads();
     const double limit = double(get_workspace_limit());
 
     auto make = [&](int T1, int T2) {
@@ -128,12 +130,9 @@ FftConvTiling fft_conv_tiling(const Conv2dParams& p, FftPass pass) {
                 cost = tiles * (C8 + K8) * fft + tiles * F * C8 * p.K * kMacCost + p.K * C8 * fft;
                 mem = F * (p.K * C8 * 8.0 + (C8 + K8) * 8.0 * std::min(tiles, 64.0));
             } else {
-                // Tile groups are split between threads: a last partial round costs a full one.
-                const double groups = double(ceil_div(int64_t(tiles), L));
-                const double rounds = std::ceil(groups / threads) * threads / groups;
-                cost = groups * L * ((cin + cout) * fft + F * cin * cout * kMacCost) * rounds +
-                       ceil_div(cin * cout, L) * L * fft;
-                mem = F * cin * cout * 8.0 + threads * F * (cin + cout) * PT * 4.0;
+                const double lanes = double(ceil_div(int64_t(tiles), L)) * L;
+                cost = lanes * ((cin + cout) * fft + F * cin * cout * kMacCost) + ceil_div(cin * cout, L) * L * fft;
+                mem = F * cin * cout * 8.0 + kScratchThreads * F * (cin + cout) * PT * 4.0;
             }
             const double touched = F * (cin * cout * 8.0 + (cin + cout) * PT * 4.0);
             cost *= 1.0 + std::clamp((touched - kCacheBytes) / kCachePenaltySpan, 0.0, 1.0);
