@@ -56,7 +56,7 @@ def to_device(array, device: str):
             "device 'cuda' requested but fastconv.cuda.is_available() is False "
             f"({'no GPU or driver' if cuda.is_compiled() else 'fastconv was built without CUDA'}); use device='cpu'"
         )
-    return cuda.Array(array)
+    return cuda.to_device(array)
 
 
 # ---- grad mode -------------------------------------------------------------------------------------
