@@ -32,24 +32,31 @@ CONV = [(64, 3136, 576), (256, 196, 2304), (6, 200704, 25), (16, 25600, 150)]
 
 
 def median_seconds(fn_ours, fn_ref, min_time: float, max_repeats: int, clock=time.perf_counter,
-                   gap: float = 0.0) -> tuple[float, float]:
+                   gap: float = 0.0, block: int = 1) -> tuple[float, float]:
     """Median seconds of the two callables, timed alternately after one warm-up call each, with an
     untimed pause of `gap` seconds before each call so that the other library's worker threads,
-    which spin for a while after a call, have gone idle."""
+    which spin for a while after a call, have gone idle.
+
+    With block > 1 the sides alternate in blocks: one untimed call, then `block` timed calls of
+    the same side. OpenBLAS's workers spin for a long time after a call and steal a core from the
+    other side's threads, while a thread that went to sleep takes milliseconds to wake on a VM;
+    a block measures each library in the steady state a loop of calls sees."""
     fn_ours(), fn_ref()
     ours, ref = [], []
     start = time.perf_counter()
+
+    def timed(fn, into):
+        time.sleep(gap)
+        if block > 1:
+            fn()
+        for _ in range(block):
+            t0 = clock()
+            fn()
+            into.append(clock() - t0)
+
     while len(ours) < max_repeats and (len(ours) < 5 or time.perf_counter() - start < min_time):
-        time.sleep(gap)
-        t0 = clock()
-        fn_ours()
-        t1 = clock()
-        time.sleep(gap)
-        t2 = clock()
-        fn_ref()
-        t3 = clock()
-        ours.append(t1 - t0)
-        ref.append(t3 - t2)
+        timed(fn_ours, ours)
+        timed(fn_ref, ref)
     return float(np.median(ours)), float(np.median(ref))
 
 
@@ -75,6 +82,8 @@ def main() -> None:
     parser.add_argument("--max-repeats", type=int, default=50)
     parser.add_argument("--square", type=int, nargs="*", default=SQUARE, help="square sizes n")
     parser.add_argument("--no-conv", action="store_true", help="skip the conv-shaped products")
+    parser.add_argument("--block", type=int, default=1,
+                        help="timed calls per side before switching (after one untimed call); see median_seconds")
     parser.add_argument("--gap", type=float, default=0.0,
                         help="untimed pause before each call, seconds (lets the other side's spinning threads go idle)")
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
@@ -108,7 +117,7 @@ def main() -> None:
                 clock = time.thread_time if args.clock == "cpu" and threads == 1 else time.perf_counter
                 t_ours, t_np = median_seconds(lambda: fastconv.gemm(a, b, out=out),
                                               lambda: np.matmul(a, b, out=out_np), args.min_time, args.max_repeats,
-                                              clock, args.gap)
+                                              clock, args.gap, args.block)
                 flops = 2.0 * m * n * k
                 g_ours, g_np = flops / t_ours * 1e-9, flops / t_np * 1e-9
                 rows.append((threads, (m, n, k), t_ours, g_ours, g_np, err))
@@ -133,7 +142,7 @@ def main() -> None:
         f"- threads: {', '.join(map(str, args.threads))}; FMA peak (best of the measurements before and after): "
         + ", ".join(f"{peaks[t]:.1f} GFLOP/s with {t}" for t in args.threads),
         f"- median of alternating repeats after one warm-up, at least {args.min_time} s per case, "
-        f"{args.gap * 1e3:g} ms untimed pause before each call; "
+        f"{args.gap * 1e3:g} ms untimed pause before each call, blocks of {args.block} timed calls per side; "
         "% of peak uses the peak of the same thread count; clock: "
         + ("wall" if args.clock == "wall" else "CPU time of the calling thread for 1 thread, wall otherwise"),
         f"- load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs",

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 export PYTHONPATH="${1:-$PWD/build/site}"
 blas="env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE"   # numpy's current OpenBLAS runs slower with them
 python3 -m fastconv info
-$blas python3 benchmarks/bench_gemm.py --threads 2 --min-time 0.5
+OPENBLAS_THREAD_TIMEOUT=4 $blas python3 benchmarks/bench_gemm.py --threads 1 2 --min-time 0.5 --block 5
 python3 benchmarks/bench_conv.py --threads 2 --repeat 11
 python3 benchmarks/bench_pool.py --threads 2
 python3 benchmarks/bench_winograd.py --threads 2 --repeat 11
