@@ -30,7 +30,8 @@ def bench_gemm(repeat: int, warmup: int, peak: float, quick: bool = False, log=N
         if not row.error <= TOLERANCE:
             row.status, row.note = "WRONG", f"relative error {row.error:.1e} > {TOLERANCE:.0e}: not timed"
         else:
-            res = time_interleaved({"ours": lambda: fastconv.gemm(a, b), "numpy": lambda: a @ b}, repeat, warmup)
+            res = time_interleaved({"ours": lambda: fastconv.gemm(a, b), "numpy": lambda: a @ b}, repeat, warmup,
+                                   block=3, settle=0.15)
             med, lo, hi = res["ours"]
             row.ms, row.ms_min, row.ms_max = med * 1e3, lo * 1e3, hi * 1e3
             row.gflops = flops / med / 1e9

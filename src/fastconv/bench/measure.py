@@ -65,17 +65,26 @@ class Row:
         return d
 
 
-def time_interleaved(fns: dict, repeat: int, warmup: int = 2) -> dict:
-    """name -> (median, min, max) seconds, calling the callables in turn after warm-up."""
+def time_interleaved(fns: dict, repeat: int, warmup: int = 2, block: int = 1, settle: float = 0.0) -> dict:
+    """name -> (median, min, max) seconds, calling the callables in turn after warm-up.
+
+    With block > 1 each turn is `settle` seconds of idling, one untimed call, then `block` timed
+    calls of the same callable. Use it against numpy: OpenBLAS's workers spin for ~0.1 s after a
+    call and take a core from the next callable's threads, so alternating single calls measures
+    the two libraries fighting over two cores instead of either one."""
     for _ in range(warmup):
         for f in fns.values():
             f()
     times = {k: [] for k in fns}
     for _ in range(repeat):
         for k, f in fns.items():
-            t0 = time.perf_counter()
-            f()
-            times[k].append(time.perf_counter() - t0)
+            if block > 1:
+                time.sleep(settle)
+                f()
+            for _ in range(block):
+                t0 = time.perf_counter()
+                f()
+                times[k].append(time.perf_counter() - t0)
     return {k: (statistics.median(v), min(v), max(v)) for k, v in times.items()}
 
 
