@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import struct
 import urllib.request
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +31,7 @@ def read_idx(path) -> np.ndarray:
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError) as e:
+        except (OSError, EOFError, zlib.error) as e:
             raise ValueError(f"{path}: corrupt or truncated gzip data ({e})") from None
     if len(raw) < 4:
         raise ValueError(f"{path}: too short for an IDX header ({len(raw)} bytes)")
@@ -46,7 +48,7 @@ def read_idx(path) -> np.ndarray:
     if any(d == 0 for d in dims):
         raise ValueError(f"{path}: IDX dimensions {dims} include a zero")
     dtype = np.dtype(_IDX_TYPES[type_code])
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(dims) * dtype.itemsize  # Python ints: dimensions up to 2^32 - 1 cannot wrap
     actual = len(raw) - header
     if actual < expected:
         raise ValueError(f"{path}: truncated: dimensions {dims} need {expected} data bytes, found {actual}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+import zlib
 from collections import OrderedDict
 from pathlib import Path
 
@@ -39,5 +40,14 @@ def save(state_dict, path) -> Path:
 
 def load(path) -> "OrderedDict[str, np.ndarray]":
     """Read a .npz written by :func:`save` into an ordered name -> array mapping (no pickle)."""
-    with np.load(Path(path), allow_pickle=False) as f:
-        return OrderedDict((k, f[k]) for k in f.files)
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return OrderedDict((k, f[k]) for k in f.files)
+    except FileNotFoundError:
+        raise
+    # A damaged archive surfaces as whichever layer notices first (zip directory, zlib, the .npy
+    # header, zipfile taking flipped flag bits for encryption, or numpy refusing an object array that
+    # would need pickle): one clear error instead.
+    except (ValueError, OSError, EOFError, KeyError, RuntimeError, zipfile.BadZipFile, zlib.error) as e:
+        raise ValueError(f"{path}: not a readable fastconv/numpy .npz state dict ({type(e).__name__}: {e})") from None
