@@ -164,11 +164,21 @@ def test_show_activation_maps(tmp_path, rng, lenet_weights):
         viz.show_activation_maps(model, rng.random((2, 1, 28, 28)), "features.0")
 
 
+def require_fashion_mnist():
+    """Skip (CI has no dataset and no network) unless the Fashion-MNIST test split is installed."""
+    from fastconv.data import load_idx_dataset
+
+    try:
+        load_idx_dataset("fashion-mnist", "test", download=False)
+    except FileNotFoundError:
+        pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+
+
 def test_cli_filters_and_activations(tmp_path, lenet_weights, capsys, monkeypatch):
     """In-process (fastconv.__main__.main) to stay fast; test_cli_edges_* cover `python -m`."""
     from fastconv.__main__ import main
 
-    pytest.importorskip("fastconv.data").load_idx_dataset("fashion-mnist", "test", download=False)
+    require_fashion_mnist()
     _, path = lenet_weights
     monkeypatch.chdir(tmp_path)
     assert main(["viz", "filters", "--weights", str(path), "--out", "f.png"]) == 0
@@ -183,7 +193,7 @@ def test_cli_filters_and_activations(tmp_path, lenet_weights, capsys, monkeypatc
 
 
 def test_cli_edges_fashion_mnist(tmp_path):
-    pytest.importorskip("fastconv.data").load_idx_dataset("fashion-mnist", "test", download=False)
+    require_fashion_mnist()
     r = run_cli("edges", "--index", "1", "--out", "edges.png", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "test image 1" in r.stdout
