@@ -379,9 +379,14 @@ def test_resized_dataset():
 
 
 def test_train_cli_too_small_says_resize(tmp_path):
+    from test_training import synthetic_split
+
+    rng = np.random.default_rng(0)
+    synthetic_split(tmp_path, rng, 64, "train")
+    synthetic_split(tmp_path, rng, 16, "test")
     res = subprocess.run([sys.executable, "-m", "fastconv", "train", "--model", "alexnet", "--epochs", "1",
-                          "--no-progress", "--out", str(tmp_path / "w.npz")], capture_output=True, text=True,
-                         cwd=tmp_path)
+                          "--no-progress", "--data", str(tmp_path), "--out", str(tmp_path / "w.npz")],
+                         capture_output=True, text=True, cwd=tmp_path)
     assert res.returncode != 0
     assert "smallest square input that works is 193x193" in res.stderr and "--resize" in res.stderr
 

@@ -346,7 +346,11 @@ def main(argv=None) -> int:
 
     add_summary_parser(sub)
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except FileNotFoundError as e:  # a missing dataset or weights file: say where to put it, no traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
