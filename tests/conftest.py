@@ -1,5 +1,14 @@
+import os
+
 import numpy as np
 import pytest
+from hypothesis import settings
+
+# CI and the README's test command run a fixed set of hypothesis examples (derandomize), so a run is
+# reproducible; HYPOTHESIS_PROFILE=explore draws new random examples on each run, for hunting bugs.
+settings.register_profile("repeatable", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 import fastconv
 
