@@ -152,17 +152,6 @@ def worker(args) -> int:
 # ---- parent ----------------------------------------------------------------------------------------------
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 class Worker:
     def __init__(self, name, argv, threads):
         env = dict(os.environ, OMP_NUM_THREADS=str(threads))
@@ -238,7 +227,7 @@ def main() -> int:
         f"# LeNet-5 ({args.variant}) training epoch: fastconv vs PyTorch CPU",
         "",
         f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- CPU: {_cpu_model()} ({os.cpu_count()} logical CPUs), fastconv CPU path {fastconv.info()['cpu_path']}",
+        f"- CPU: {fastconv.info()['cpu_model']} ({os.cpu_count()} logical CPUs), fastconv CPU path {fastconv.info()['cpu_path']}",
         f"- threads: {args.threads} (both sides); fastconv {fastconv.__version__}, torch {torch.__version__}, "
         f"numpy {np.__version__}, Python {platform.python_version()}",
         f"- workload: {args.dataset}, {n_images} training images per epoch, batch {args.batch_size}, "
