@@ -15,7 +15,6 @@ importable for other drivers (python -m fastconv bench).
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime
 import math
 import os
@@ -30,6 +29,8 @@ import numpy as np
 
 import fastconv
 from fastconv import conv as conv_mod
+from fastconv.bench import suite
+from fastconv.bench.suite import Shape
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
@@ -39,27 +40,6 @@ PASSES = {"fwd": "forward", "bwd_input": "input", "bwd_weight": "weight"}
 # Bounds as in tests/test_conv.py: 1e-5 unless listed (FFT 1e-4, Winograd F(4x4) 5e-4).
 TOLERANCE = {"fft": 1e-4, "winograd": 5e-4, "winograd_f4": 5e-4}
 CHECK_BATCH = 2  # images checked against the float64 reference (the kernels treat images alike)
-
-
-@dataclass
-class Shape:
-    name: str
-    N: int
-    C: int
-    H: int
-    W: int
-    K: int
-    R: int
-    S: int
-    stride: int
-    pad: int
-    groups: int = 1
-    dilation: int = 1
-    note: str = ""
-
-    @property
-    def kw(self) -> dict:
-        return dict(stride=self.stride, padding=self.pad, dilation=self.dilation, groups=self.groups)
 
 
 @dataclass
@@ -81,15 +61,8 @@ class Row:
 
 
 def load_shapes(path: str, names: list[str] | None = None) -> list[Shape]:
-    """Rows of shapes.csv (name,N,C,H,W,K,R,S,stride,pad[,groups,dilation],note), filtered by name."""
-    shapes = []
-    with open(path, newline="") as f:
-        for rec in csv.DictReader(f):
-            ints = {k: int(rec[k]) for k in ("N", "C", "H", "W", "K", "R", "S", "stride", "pad")}
-            for opt in ("groups", "dilation"):
-                if rec.get(opt):
-                    ints[opt] = int(rec[opt])
-            shapes.append(Shape(rec["name"], **ints, note=rec.get("note", "")))
+    """Rows of shapes.csv (parsed by fastconv.bench.suite), filtered by name."""
+    shapes = suite.load_shapes(path)
     if names:
         unknown = set(names) - {s.name for s in shapes}
         if unknown:
@@ -110,7 +83,7 @@ def make_problem(shape: Shape, seed: int = 0):
 
 def run_ours(pass_: str, algo: str, shape: Shape, x, w, b, dy):
     """One call of our pass (the function that gets timed)."""
-    kw = shape.kw
+    kw = shape.conv_kwargs
     if pass_ == "fwd":
         return fastconv.conv2d(x, w, b, algo=algo, **kw)
     if pass_ == "bwd_input":
@@ -177,7 +150,7 @@ def bench_shape(shape: Shape, algos: list[str], passes: list[str], repeat: int, 
     x, w, b, dy, params = make_problem(shape)
     rows = []
     for pass_ in passes:
-        valid = fastconv.conv_algorithms(x.shape, w.shape, pass_=PASSES[pass_], **shape.kw)
+        valid = fastconv.conv_algorithms(x.shape, w.shape, pass_=PASSES[pass_], **shape.conv_kwargs)
         auto = conv_mod.select_algorithm(params, PASSES[pass_])
         fns, errors, skipped = {}, {}, []
         ref = reference(pass_, shape, x, w, b, dy)
