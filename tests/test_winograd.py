@@ -299,6 +299,24 @@ def test_autotune_uses_loaded_winner(autotune_on, rng, tmp_path, monkeypatch):
     assert calls == ["winograd_f2"]
 
 
+def test_autotune_reraces_loaded_winner_invalid_for_its_problem(autotune_on, rng, tmp_path, monkeypatch):
+    """A hand-edited file naming an algorithm that cannot run the problem (Winograd at stride 2)
+    is not trusted: the problem is raced again and the entry replaced by a valid winner."""
+    x, w, b, _ = _problem(rng, 1, 4, 9, 9, 4, 1)
+    plan = conv_mod._plan(x.shape, w.shape, 2, 1, 1, 1)
+    key = fastconv.autotune.problem_key(plan.params, "forward")
+    path = tmp_path / "tune.json"
+    path.write_text(json.dumps({"format": "fastconv-autotune-1", "entries": {key: "winograd_f2"}}))
+    fastconv.load_autotune(path)
+    calls = []
+    real = _core.conv2d_forward
+    monkeypatch.setattr(_core, "conv2d_forward", lambda name, *a: (calls.append(name), real(name, *a)))
+    out = fastconv.conv2d(x, w, b, stride=2, padding=1)
+    assert "winograd_f2" not in calls and len(set(calls)) >= 2
+    assert fastconv.autotune_cache()[key] in conv_mod._tunable(plan.params, "forward")
+    np.testing.assert_allclose(out, fastconv.conv2d(x, w, b, stride=2, padding=1, algo="direct"), rtol=1e-4, atol=1e-4)
+
+
 def test_load_autotune_rejects_bad_files(autotune_on, tmp_path):
     bad = [
         ("not json", "not JSON"),

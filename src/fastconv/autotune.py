@@ -2,10 +2,15 @@
 
 With autotuning on, the first ``auto`` call for a given problem (input and weight shapes, stride,
 padding, dilation, groups, pass, device, thread count) runs every valid algorithm once as a
-warm-up, then times them in interleaved rounds (A, B, C, A, B, C, ...) and keeps the one with the
-best time: 2 rounds, and up to 5 while the tuning has taken under half a second (on a shared
-machine a single timing picks a loser too often; the minimum of a few is robust to interruptions,
-and the time cap bounds the first call of a large problem). The winner is cached in-process; ``save_autotune``/``load_autotune`` carry the cache across processes as JSON.
+warm-up, then times them in rounds and keeps the one with the best time: 3 rounds, and up to 25
+while the rounds have taken under a quarter second (on a shared machine a single timing picks a
+loser too often, and sub-millisecond passes need many samples: with 9, lenet_c2's forward once went
+to the FFT, 14% slower; the minimum of many is robust to interruptions, and the time cap bounds
+the first call of a large problem). In each round a candidate runs once untimed, then once timed: the first call
+after another algorithm pays for refilling the caches that algorithm evicted (measured: 0.15 ms,
++19%, on lenet_c1's 0.9 ms weight gradient after the FFT), which would favour whichever candidate
+follows the cheapest one rather than the fastest. The winner is cached in-process;
+``save_autotune``/``load_autotune`` carry the cache across processes as JSON.
 With autotuning off, ``auto`` uses the rule in ``fastconv.conv.select_algorithm``.
 """
 
@@ -19,12 +24,13 @@ from typing import Callable
 
 from . import _core
 
-_MIN_ROUNDS, _MAX_ROUNDS, _ROUNDS_BUDGET_S = 2, 5, 0.5
+_MIN_ROUNDS, _MAX_ROUNDS, _ROUNDS_BUDGET_S = 3, 25, 0.25
 _FORMAT = "fastconv-autotune-1"
 
 _lock = threading.Lock()
 _enabled = False
 _cache: dict[str, str] = {}
+_checked: set[str] = set()  # keys whose winner is known valid for its problem (raced, or checked once)
 
 
 def set_autotune(enabled: bool) -> None:
@@ -50,6 +56,7 @@ def clear_autotune() -> None:
     """Forget every cached winner."""
     with _lock:
         _cache.clear()
+        _checked.clear()
 
 
 def save_autotune(path) -> None:
@@ -78,6 +85,7 @@ def load_autotune(path) -> None:
             raise ValueError(f"path: {path!r} names an unknown algorithm {name!r} for {key!r}")
     with _lock:
         _cache.update(entries)
+        _checked.difference_update(entries)
 
 
 def problem_key(params, pass_: str, device: str = "cpu") -> str:
@@ -90,29 +98,38 @@ def problem_key(params, pass_: str, device: str = "cpu") -> str:
     )
 
 
-def choose(params, pass_: str, candidates: list[str], run: Callable[[str], None]) -> str:
-    """The cached winner for this problem, or race ``candidates`` (``run(name)`` computes the pass
-    with that algorithm) and cache the fastest."""
+def choose(params, pass_: str, candidates: Callable[[], list[str]], run: Callable[[str], None]) -> str:
+    """The cached winner for this problem, or race the algorithms ``candidates()`` lists (``run(name)``
+    computes the pass with that algorithm) and cache the fastest. ``candidates`` is called only on a
+    cache miss (or once for an entry loaded from a file): a hit costs one key lookup (~3 us), not a
+    validity check of every algorithm."""
     key = problem_key(params, pass_)
     with _lock:
         cached = _cache.get(key)
-    if cached in candidates:
+        if cached is not None and key in _checked:
+            return cached
+    names = candidates()
+    if cached in names:  # loaded from a file: valid for this problem, check once
+        with _lock:
+            _checked.add(key)
         return cached
-    if len(candidates) == 1:
-        winner = candidates[0]
+    if len(names) == 1:
+        winner = names[0]
     else:
-        for name in candidates:
+        for name in names:
             run(name)
-        best = {name: float("inf") for name in candidates}
+        best = {name: float("inf") for name in names}
         begin = time.perf_counter()
         rounds = 0
         while rounds < _MIN_ROUNDS or (rounds < _MAX_ROUNDS and time.perf_counter() - begin < _ROUNDS_BUDGET_S):
             rounds += 1
-            for name in candidates:
+            for name in names:
+                run(name)  # untimed: refills the caches the previous candidate evicted
                 start = time.perf_counter()
                 run(name)
                 best[name] = min(best[name], time.perf_counter() - start)
-        winner = min(candidates, key=best.__getitem__)
+        winner = min(names, key=best.__getitem__)
     with _lock:
         _cache[key] = winner
+        _checked.add(key)
     return winner

@@ -300,7 +300,7 @@ def _resolve(plan: _Plan, algo, pass_: str, run: Callable[[str], None] | None = 
         raise TypeError(f"algo: expected a string, got {type(algo).__name__}")
     if algo == "auto":
         if run is not None and autotune.get_autotune():
-            return autotune.choose(plan.params, pass_, _tunable(plan.params, pass_), run)
+            return autotune.choose(plan.params, pass_, lambda: _tunable(plan.params, pass_), run)
         return ALGORITHMS[select_algorithm(plan.params, pass_)].kernel(plan.params)
     if algo not in ALGORITHMS:
         raise ValueError(f"algo: unknown algorithm {algo!r}; expected 'auto' or one of {sorted(ALGORITHMS)}")

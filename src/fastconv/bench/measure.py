@@ -65,19 +65,25 @@ class Row:
         return d
 
 
-def time_interleaved(fns: dict, repeat: int, warmup: int = 2, block: int = 1, settle: float = 0.0) -> dict:
+def time_interleaved(fns: dict, repeat: int, warmup: int = 2, block: int = 1, settle: float = 0.0,
+                     rotate: bool = False) -> dict:
     """name -> (median, min, max) seconds, calling the callables in turn after warm-up.
 
     With block > 1 each turn is `settle` seconds of idling, one untimed call, then `block` timed
     calls of the same callable. Use it against numpy: OpenBLAS's workers spin for ~0.1 s after a
     call and take a core from the next callable's threads, so alternating single calls measures
-    the two libraries fighting over two cores instead of either one."""
+    the two libraries fighting over two cores instead of either one.
+
+    rotate: round r starts with the r-th callable (A B C, B C A, C A B, ...), so none is always the
+    one that follows the heaviest and pays for refilling the caches it evicted."""
     for _ in range(warmup):
         for f in fns.values():
             f()
     times = {k: [] for k in fns}
-    for _ in range(repeat):
-        for k, f in fns.items():
+    order = list(fns.items())
+    for r in range(repeat):
+        shift = r % len(order) if rotate else 0
+        for k, f in order[shift:] + order[:shift]:
             if block > 1:
                 time.sleep(settle)
                 f()
