@@ -2,6 +2,7 @@
 
 #include "bindings/bindings.h"
 #include "common/cpu_features.h"
+#include "common/malloc_tuning.h"
 #include "common/parallel.h"
 #include "common/workspace.h"
 
@@ -13,6 +14,8 @@ void bind_common(py::module_& m) {
     m.def("get_workspace_limit", &get_workspace_limit);
     m.def("set_workspace_limit", &set_workspace_limit, py::arg("bytes"));
     m.def("release_thread_scratch", &release_thread_scratch);
+    m.def("tune_malloc", &tune_malloc, py::arg("mmap_threshold"), py::arg("trim_threshold"),
+          "glibc mallopt thresholds (see fastconv/__init__.py); False where unsupported.");
     m.def("build_info", [] {
         py::dict d;
         d["version"] = FASTCONV_VERSION;
