@@ -115,3 +115,52 @@ def test_device_and_to():
             x.to("cuda")
     with pytest.raises(ValueError, match="device"):
         x.to("tpu")
+
+
+# ---- gradient hooks (data-parallel training sends gradients from them) -------------------------------
+
+
+def test_post_accumulate_grad_hook_sees_the_complete_gradient():
+    w = fastconv.Tensor(np.array([1.0, 2.0], np.float32), requires_grad=True)
+    x = fastconv.Tensor(np.array([3.0, 4.0], np.float32))
+    seen, ends = [], []
+
+    def hook(t):
+        seen.append(t.grad.copy())
+        fastconv.autograd.queue_callback(lambda: ends.append(len(seen)))
+
+    handle = w.register_post_accumulate_grad_hook(hook)
+    ((w * x).sum() + (w * w).sum()).backward()  # w used twice: one call, with both contributions
+    assert len(seen) == 1 and np.allclose(seen[0], [3 + 2, 4 + 4]) and ends == [1]
+    handle.remove()
+    (w * x).sum().backward()
+    assert len(seen) == 1 and ends == [1]
+    with pytest.raises(RuntimeError, match="leaf"):
+        (w * x).register_post_accumulate_grad_hook(hook)
+
+
+def test_hooks_fire_layer_by_layer_from_the_output():
+    """Each parameter's gradient is final right after its own layer's backward, so the hooks of
+    LeNet-5's layers fire from the last layer to the first (not all at the end of backward)."""
+    model = fastconv.models.LeNet5("modern")
+    layer_of = {id(p): i for i, (name, p) in enumerate(model.named_parameters())}
+    order = []
+    for p in model.parameters():
+        p.register_post_accumulate_grad_hook(lambda t: order.append(layer_of[id(t)] // 2))
+    x = np.random.default_rng(0).standard_normal((2, 1, 28, 28)).astype(np.float32)
+    fastconv.nn.functional.cross_entropy(model(fastconv.Tensor(x)), np.array([1, 2])).backward()
+    assert len(order) == 10 and order == sorted(order, reverse=True), order
+
+
+def test_failed_backward_drops_queued_callbacks():
+    w = fastconv.Tensor(np.ones(2, np.float32), requires_grad=True)
+    ran = []
+    w.register_post_accumulate_grad_hook(lambda t: fastconv.autograd.queue_callback(lambda: ran.append(1)))
+
+    def boom(t):
+        raise RuntimeError("hook failed")
+
+    w.register_post_accumulate_grad_hook(boom)
+    with pytest.raises(RuntimeError, match="hook failed"):
+        (w * 2).sum().backward()
+    assert ran == [] and fastconv.autograd._end_of_backward_callbacks == []

@@ -94,21 +94,26 @@ def _load_dataset(name, split, root, normalize):
     return data.load_idx_dataset(name, split, root=root, normalize=normalize)
 
 
-def evaluate(model, dataset, batch_size: int = 1000, device: str = "cpu"):
-    """(accuracy, predictions) of `model` on `dataset`, in eval mode without gradients."""
+def evaluate(model, dataset, batch_size: int = 1000, device: str = "cpu", indices=None):
+    """(accuracy, predictions) of `model` on `dataset` (or on the samples at `indices` of it), in
+    eval mode without gradients."""
     import numpy as np
 
     import fastconv
 
+    indices = np.arange(len(dataset)) if indices is None else np.asarray(indices)
     was_training = model.training
     model.eval()
-    preds = np.empty(len(dataset), dtype=np.int64)
+    preds = np.empty(len(indices), dtype=np.int64)
+    labels = np.empty(len(indices), dtype=np.int64)
     with fastconv.no_grad():
-        for i, (xb, _) in enumerate(fastconv.data.DataLoader(dataset, batch_size)):
+        for lo in range(0, len(indices), batch_size):
+            xb, yb = dataset[indices[lo:lo + batch_size]]
             logits = model(fastconv.Tensor(xb).to(device))
-            preds[i * batch_size : i * batch_size + len(xb)] = logits.numpy().argmax(axis=1)
+            preds[lo:lo + len(xb)] = logits.numpy().argmax(axis=1)
+            labels[lo:lo + len(xb)] = yb
     model.train(was_training)
-    return float((preds == dataset.labels).mean()), preds
+    return float((preds == labels).mean()) if len(indices) else 0.0, preds
 
 
 def _make_optimizer(args, params):
@@ -168,15 +173,38 @@ def _build_model(name: str, variant: str, width):
     return fastconv.models.get_model(name, small=True, width=1.0 if width is None else width)
 
 
+def _start_distributed(args):
+    """Join torchrun's process group for `train --distributed`; returns fastconv.distributed."""
+    import os
+
+    try:
+        from fastconv import distributed
+    except ImportError as e:
+        raise SystemExit(f"train --distributed: {e}") from None
+    if args.device == "cuda":
+        raise SystemExit("train --distributed: CPU only (gloo); fastconv.cuda arrays are not handed to nccl yet")
+    try:
+        distributed.init_process_group("gloo", timeout_s=args.timeout)
+    except RuntimeError as e:
+        raise SystemExit(f"train --distributed: {e}") from None
+    if args.threads is None:  # share the machine's cores between the ranks on it
+        local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        args.threads = max(1, (os.cpu_count() or 1) // local_ranks)
+    return distributed
+
+
 def _cmd_train(args) -> int:
     import numpy as np
 
     import fastconv
     from fastconv.nn import functional as F
 
+    dist = _start_distributed(args) if args.distributed else None
+    main_process = dist is None or dist.is_main_process()
+    say = print if main_process else (lambda *a, **k: None)
     if args.threads is not None:
         fastconv.set_num_threads(args.threads)
-    device = _resolve_device(args.device)
+    device = "cpu" if dist else _resolve_device(args.device)
     fastconv.manual_seed(args.seed)
     normalize = not args.no_normalize
     train_set = _load_dataset(args.dataset, "train", args.data, normalize)
@@ -193,15 +221,27 @@ def _cmd_train(args) -> int:
         except ValueError as e:
             raise SystemExit(f"train: {e}; pass --resize") from None
     opt, sched, lr = _make_optimizer(args, model.parameters())
-    loader = fastconv.data.DataLoader(train_set, args.batch_size, shuffle=True, seed=args.seed)
+    if dist:
+        try:  # the same model, data and batch on every rank, or the same error on every rank
+            model = dist.DataParallel(model)
+            loader = dist.DistributedLoader(train_set, args.batch_size, shuffle=True, seed=args.seed)
+        except ValueError as e:
+            raise SystemExit(f"train --distributed (rank {dist.rank()}): {e}") from None
+        # The test set is split across ranks: rank r evaluates samples r, r + world, ...
+        test_indices = np.arange(dist.rank(), len(test_set), dist.world_size())
+    else:
+        loader = fastconv.data.DataLoader(train_set, args.batch_size, shuffle=True, seed=args.seed)
+        test_indices = None
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"fastconv {fastconv.__version__}: {args.model} ({args.variant if args.model == 'lenet5' else ''}), "
-          f"{n_params:,} parameters, {args.dataset} {len(train_set):,} train / {len(test_set):,} test, "
-          f"{device}, {fastconv.get_num_threads()} threads")
-    print(f"optimizer {args.optimizer} lr {lr:g}" + (f" momentum {args.momentum}" if args.optimizer == "sgd" else "")
-          + f" weight decay {args.weight_decay:g}, schedule {args.schedule}, batch {args.batch_size}, {args.epochs} epochs")
+    where = f"{dist.world_size()} processes x {fastconv.get_num_threads()} threads" if dist else \
+        f"{device}, {fastconv.get_num_threads()} threads"
+    say(f"fastconv {fastconv.__version__}: {args.model} ({args.variant if args.model == 'lenet5' else ''}), "
+        f"{n_params:,} parameters, {args.dataset} {len(train_set):,} train / {len(test_set):,} test, {where}")
+    say(f"optimizer {args.optimizer} lr {lr:g}" + (f" momentum {args.momentum}" if args.optimizer == "sgd" else "")
+        + f" weight decay {args.weight_decay:g}, schedule {args.schedule}, batch {args.batch_size}"
+        + (f" ({args.batch_size // dist.world_size()} per process)" if dist else "") + f", {args.epochs} epochs")
     history = []
-    show_bar = not args.no_progress
+    show_bar = not args.no_progress and main_process
     total_time = 0.0
     for epoch in range(1, args.epochs + 1):
         model.train()
@@ -221,15 +261,44 @@ def _cmd_train(args) -> int:
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{100 * correct / seen:.1f}%", refresh=False)
         epoch_time = time.perf_counter() - t0
-        total_time += epoch_time
         if sched is not None:
             sched.step()
-        test_acc, _ = evaluate(model, test_set, device=device)
+        if dist:
+            model.sync_buffers()
+            test_acc, _ = evaluate(model, test_set, device=device, indices=test_indices)
+            loss_sum, correct, seen, test_correct = dist.all_reduce_sum(
+                [loss_sum, correct, seen, test_acc * len(test_indices)])
+            test_acc = test_correct / len(test_set)
+            epoch_time = float(dist.all_reduce_max([epoch_time])[0])
+        else:
+            test_acc, _ = evaluate(model, test_set, device=device)
+        total_time += epoch_time
         record = {"epoch": epoch, "loss": loss_sum / seen, "train_acc": correct / seen, "test_acc": test_acc,
                   "seconds": epoch_time, "images_per_s": seen / epoch_time}
         history.append(record)
-        print(f"epoch {epoch:>2}/{args.epochs}  loss {record['loss']:.4f}  train acc {100 * record['train_acc']:.2f}%  "
-              f"test acc {100 * test_acc:.2f}%  {record['images_per_s']:,.0f} images/s  {epoch_time:.1f} s", flush=True)
+        say(f"epoch {epoch:>2}/{args.epochs}  loss {record['loss']:.4f}  train acc {100 * record['train_acc']:.2f}%  "
+            f"test acc {100 * test_acc:.2f}%  {record['images_per_s']:,.0f} images/s  {epoch_time:.1f} s", flush=True)
+
+    if dist:
+        stats = model.stats
+        say(f"gradient all-reduce: {stats['buckets_reduced']} buckets, "
+            f"{stats['buckets_sent_during_backward']} sent during backward, "
+            f"{stats['wait_seconds']:.2f} s waited on rank 0 ({100 * stats['wait_seconds'] / max(total_time, 1e-9):.1f}% of training)")
+        model = model.module
+    if main_process:
+        _save_run(args, model, history, normalize, total_time)
+    if dist:
+        import torch.distributed
+
+        torch.distributed.destroy_process_group()
+    return 0
+
+
+def _save_run(args, model, history, normalize, total_time) -> None:
+    """Write the weights (with the run's metadata), the history JSON and the curve plot; say where."""
+    import numpy as np
+
+    import fastconv
 
     out = Path(args.out) if args.out else _default_out(args)
     meta = {"model": args.model, "variant": args.variant, "dataset": args.dataset, "normalize": normalize,
@@ -249,7 +318,6 @@ def _cmd_train(args) -> int:
               f"{total_time:.1f} s training ({total_time / len(history):.2f} s/epoch, {mean_speed:,.0f} images/s)")
     print(f"saved weights to {out}, history to {hist_path}" + (f", curves to {curve}" if plotted else
                                                             " (install matplotlib for a curve plot)"))
-    return 0
 
 
 def _cmd_eval(args) -> int:
@@ -321,6 +389,12 @@ def main(argv=None) -> int:
     train.add_argument("--no-normalize", action="store_true",
                        help="feed pixels in [0, 1] instead of standardising with the dataset's mean and std")
     train.add_argument("--no-progress", action="store_true", help="no progress bar (epoch lines only)")
+    train.add_argument("--distributed", action="store_true",
+                       help="data-parallel over torch.distributed (gloo): start with torchrun, e.g. "
+                            "torchrun --nproc-per-node 2 -m fastconv train --distributed; --batch-size is the "
+                            "global batch, split evenly over the processes; only rank 0 prints and saves")
+    train.add_argument("--timeout", type=float, default=120.0,
+                       help="with --distributed: seconds before a collective waiting for a missing rank fails")
     train.set_defaults(func=_cmd_train)
 
     ev = sub.add_parser("eval", help="test accuracy and confusion matrix of saved weights")

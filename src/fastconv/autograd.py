@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import numbers
 import threading
+from typing import Callable
 
 import numpy as np
 
@@ -103,7 +104,7 @@ class Tensor:
     or nested lists (converted to float32), or a fastconv.cuda.Array. The array is not copied.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_backward", "_parents", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "_backward", "_parents", "_grad_hooks", "__weakref__")
     __array_priority__ = 1000  # numpy defers to our operators in `ndarray + Tensor`
 
     def __init__(self, data, requires_grad: bool = False):
@@ -116,6 +117,7 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         self._backward = None
         self._parents = ()
+        self._grad_hooks = None
 
     # -- basic properties
     @property
@@ -186,6 +188,17 @@ class Tensor:
             if tuple(grad.shape) != self.shape:
                 raise ValueError(f"backward: grad has shape {shape_str(grad.shape)}, expected {shape_str(self.shape)}")
         _run_backward(self, grad)
+
+    def register_post_accumulate_grad_hook(self, hook: Callable[["Tensor"], None]) -> "HookHandle":
+        """Call ``hook(self)`` during every backward pass, as soon as this leaf's ``.grad`` holds its
+        complete gradient for that pass (as ``torch.Tensor.register_post_accumulate_grad_hook``).
+        Data-parallel training uses it to send gradients while the rest of backward still runs."""
+        if self._backward is not None:
+            raise RuntimeError("register_post_accumulate_grad_hook: only leaf tensors (parameters) accumulate gradients")
+        if self._grad_hooks is None:
+            self._grad_hooks = []
+        self._grad_hooks.append(hook)
+        return HookHandle(self._grad_hooks, hook)
 
     # -- arithmetic (broadcasting as numpy)
     def __add__(self, other):
@@ -272,6 +285,12 @@ def record(out_data, parents, backward) -> Tensor:
 
 
 def _topological_order(root: Tensor) -> list:
+    """Depth-first post-order from `root` (every node after the nodes it was computed from).
+
+    Leaf parents are pushed before the other parents, so they are popped last and land in the
+    order right before the op that consumed them: the backward pass (which walks the order in
+    reverse) finishes a parameter's gradient right after its layer's backward instead of after
+    the whole rest of the graph, which lets data-parallel training send it early."""
     order, seen, stack = [], set(), [(root, False)]
     while stack:
         node, expanded = stack.pop()
@@ -282,13 +301,44 @@ def _topological_order(root: Tensor) -> list:
             continue
         seen.add(id(node))
         stack.append((node, True))
-        for p in node._parents:
-            if p.requires_grad and id(p) not in seen:
-                stack.append((p, False))
+        for want_leaf in (True, False):
+            for p in node._parents:
+                if p.requires_grad and id(p) not in seen and (p._backward is None) == want_leaf:
+                    stack.append((p, False))
     return order
 
 
+class HookHandle:
+    """Returned by ``register_post_accumulate_grad_hook``; ``remove()`` unregisters the hook."""
+
+    def __init__(self, hooks: list, hook):
+        self._hooks, self._hook = hooks, hook
+
+    def remove(self) -> None:
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+
+_end_of_backward_callbacks: list = []
+
+
+def queue_callback(callback: Callable[[], None]) -> None:
+    """Run ``callback()`` once, when the backward pass now running has finished (a gradient hook uses
+    it to wait for work it started). Outside a backward pass it runs at the end of the next one."""
+    _end_of_backward_callbacks.append(callback)
+
+
 def _run_backward(root: Tensor, grad) -> None:
+    try:
+        _backward_pass(root, grad)
+    except BaseException:
+        _end_of_backward_callbacks.clear()
+        raise
+    while _end_of_backward_callbacks:
+        _end_of_backward_callbacks.pop(0)()
+
+
+def _backward_pass(root: Tensor, grad) -> None:
     grads = {id(root): grad}
     for node in reversed(_topological_order(root)):
         g = grads.pop(id(node), None)
@@ -299,6 +349,9 @@ def _run_backward(root: Tensor, grad) -> None:
                 node.grad = g.copy()
             else:
                 node.grad += g
+            if node._grad_hooks:
+                for hook in list(node._grad_hooks):
+                    hook(node)
             continue
         parent_grads = node._backward(g)
         for p, pg in zip(node._parents, parent_grads):
@@ -506,4 +559,4 @@ def grad_enabled(enabled: bool):
     return _grad_mode(enabled)
 
 
-__all__ = ["Tensor", "tensor", "no_grad", "is_grad_enabled", "cat", "record"]
+__all__ = ["Tensor", "tensor", "no_grad", "is_grad_enabled", "cat", "record", "queue_callback", "HookHandle"]

@@ -2,8 +2,8 @@
 
 ``torch.ops.fastconv.*`` custom operators (registered on import, see ``fastconv.torch.ops``),
 drop-in layers ``Conv2d``, ``MaxPool2d``, ``AvgPool2d``, and ``patch(model)`` to convert an
-existing model's layers in place; ``fastconv.torch.distributed`` trains native fastconv models
-data-parallel over torch.distributed. This subpackage is the only part of fastconv that imports torch.
+existing model's layers in place. This subpackage and ``fastconv.distributed`` (data-parallel
+training of native models over torch.distributed) are the only parts of fastconv that import torch.
 """
 
 from __future__ import annotations
