@@ -1,6 +1,11 @@
-// Bindings of the Python layer's fused kernels (nn/nn_ops.h). fastconv.nn validates shapes and
+// Bindings of the Python layer's fused kernels (nn/nn_ops.h, nn/batch_norm.h). fastconv.nn validates shapes and
 // dtypes; these re-check what memory safety depends on (float32, C-contiguous, equal sizes).
+#include <pybind11/stl.h>  // std::optional arguments
+
+#include <optional>
+
 #include "bindings/bindings.h"
+#include "nn/batch_norm.h"
 #include "nn/nn_ops.h"
 
 namespace fastconv::bindings {
@@ -37,9 +42,75 @@ void binary(Binary fn, const py::array& y, const py::array& dy, py::array& dx) {
     fn(data(y), data(dy), out, n);
 }
 
+// (N, C, HW) of a C-contiguous float32 NCHW array, and a check that a per-channel array has C floats.
+struct Nchw {
+    int64_t N, C, HW;
+};
+
+Nchw nchw(const py::array& x, const char* name) {
+    if (x.ndim() != 4) throw std::invalid_argument(std::string(name) + ": expected a 4-D array");
+    require_shape(x, {x.shape(0), x.shape(1), x.shape(2), x.shape(3)}, name);
+    return {x.shape(0), x.shape(1), x.shape(2) * x.shape(3)};
+}
+
+const float* channel_data(const std::optional<py::array>& a, int64_t C, const char* name) {
+    if (!a) return nullptr;
+    require_shape(*a, {C}, name);
+    return data(*a);
+}
+
+float* channel_out(std::optional<py::array>& a, int64_t C, const char* name) {
+    if (!a) return nullptr;
+    require_shape(*a, {C}, name);
+    return mutable_data(*a, name);
+}
+
 }  // namespace
 
+void bind_batch_norm(py::module_& m) {
+    m.def("batch_norm_stats", [](const py::array& x, py::array& mean, py::array& var) {
+        const Nchw s = nchw(x, "x");
+        require_shape(mean, {s.C}, "mean");
+        require_shape(var, {s.C}, "var");
+        float* mp = mutable_data(mean, "mean");
+        float* vp = mutable_data(var, "var");
+        py::gil_scoped_release release;
+        batch_norm_stats(data(x), s.N, s.C, s.HW, mp, vp);
+    }, py::arg("x"), py::arg("mean"), py::arg("var"));
+    m.def("batch_norm_forward", [](const py::array& x, const py::array& mean, const py::array& inv_std,
+                                   const std::optional<py::array>& gamma, const std::optional<py::array>& beta,
+                                   py::array& y) {
+        const Nchw s = nchw(x, "x");
+        require_shape(y, {x.shape(0), x.shape(1), x.shape(2), x.shape(3)}, "out");
+        const float* mp = channel_data(mean, s.C, "mean");
+        const float* ip = channel_data(inv_std, s.C, "inv_std");
+        const float* gp = channel_data(gamma, s.C, "weight");
+        const float* bp = channel_data(beta, s.C, "bias");
+        float* out = mutable_data(y, "out");
+        py::gil_scoped_release release;
+        batch_norm_forward(data(x), s.N, s.C, s.HW, mp, ip, gp, bp, out);
+    }, py::arg("x"), py::arg("mean"), py::arg("inv_std"), py::arg("weight"), py::arg("bias"), py::arg("out"));
+    m.def("batch_norm_backward", [](const py::array& x, const py::array& dy, const py::array& mean,
+                                    const py::array& inv_std, const std::optional<py::array>& gamma,
+                                    bool batch_statistics, std::optional<py::array> dx,
+                                    std::optional<py::array> dgamma, std::optional<py::array> dbeta) {
+        const Nchw s = nchw(x, "x");
+        require_shape(dy, {x.shape(0), x.shape(1), x.shape(2), x.shape(3)}, "grad_output");
+        if (dx) require_shape(*dx, {x.shape(0), x.shape(1), x.shape(2), x.shape(3)}, "grad_input");
+        const float* mp = channel_data(mean, s.C, "mean");
+        const float* ip = channel_data(inv_std, s.C, "inv_std");
+        const float* gp = channel_data(gamma, s.C, "weight");
+        float* dxp = dx ? mutable_data(*dx, "grad_input") : nullptr;
+        float* dgp = channel_out(dgamma, s.C, "grad_weight");
+        float* dbp = channel_out(dbeta, s.C, "grad_bias");
+        py::gil_scoped_release release;
+        batch_norm_backward(data(x), data(dy), s.N, s.C, s.HW, mp, ip, gp, batch_statistics, dxp, dgp, dbp);
+    }, py::arg("x"), py::arg("grad_output"), py::arg("mean"), py::arg("inv_std"), py::arg("weight"),
+       py::arg("batch_statistics"), py::arg("grad_input"), py::arg("grad_weight"), py::arg("grad_bias"));
+}
+
 void bind_nn(py::module_& m) {
+    bind_batch_norm(m);
     m.def("relu_forward", [](const py::array& x, py::array& y) { unary(relu_forward, x, y); }, py::arg("x"),
           py::arg("out"));
     m.def("relu_backward", [](const py::array& y, const py::array& dy, py::array& dx) { binary(relu_backward, y, dy, dx); },

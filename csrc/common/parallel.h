@@ -12,6 +12,9 @@ namespace fastconv {
 int get_num_threads();
 void set_num_threads(int n);  // n >= 1
 
+// Memory-bound elementwise kernels: below this many elements one thread is faster than waking others.
+constexpr long long kParallelMin = 1 << 15;
+
 // Threads to use for a parallel region: 1 when already inside one (no nested parallelism).
 inline int region_threads() { return omp_in_parallel() ? 1 : get_num_threads(); }
 

@@ -12,8 +12,6 @@ namespace fastconv {
 
 namespace {
 
-constexpr int64_t kParallelMin = 1 << 15;  // below this many elements one thread is faster
-
 template <class F>
 void for_chunks(int64_t n, F&& f) {
     if (n < kParallelMin) {

@@ -182,14 +182,24 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, rng: np.random.Gen
 def batch_norm2d(x: Tensor, weight: Tensor | None, bias: Tensor | None, running_mean: np.ndarray | None,
                  running_var: np.ndarray | None, training: bool, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
     """Batch normalization over (N, H, W) per channel. In training, normalizes with batch statistics
-    and updates the running ones in place (unbiased variance, as PyTorch); otherwise uses them."""
+    and updates the running ones in place (unbiased variance, as PyTorch); otherwise uses them.
+
+    float32 numpy input runs the fused C++ kernels (one pass for the statistics, one to normalize,
+    two for the backward); other inputs (float64 for gradient checks, device arrays) use numpy."""
     xd = x.data
     n = xd.shape[0] * xd.shape[2] * xd.shape[3]
+    if training and n < 2:
+        raise ValueError(f"batch_norm2d: need more than one value per channel in training, got input {shape_str(xd.shape)}")
+    fused = isinstance(xd, np.ndarray) and xd.dtype == np.float32 and all(
+        t is None or (isinstance(t.data, np.ndarray) and t.data.dtype == np.float32) for t in (weight, bias))
+    if fused:
+        xd = np.ascontiguousarray(xd)
     if training:
-        if n < 2:
-            raise ValueError(f"batch_norm2d: need more than one value per channel in training, got input {shape_str(xd.shape)}")
-        mu = xd.mean(axis=(0, 2, 3))
-        var = xd.var(axis=(0, 2, 3))
+        if fused:
+            mu, var = np.empty(xd.shape[1], np.float32), np.empty(xd.shape[1], np.float32)
+            _core.batch_norm_stats(xd, mu, var)
+        else:
+            mu, var = xd.mean(axis=(0, 2, 3)), xd.var(axis=(0, 2, 3))
         if running_mean is not None:
             running_mean *= 1 - momentum
             running_mean += momentum * mu
@@ -198,12 +208,29 @@ def batch_norm2d(x: Tensor, weight: Tensor | None, bias: Tensor | None, running_
     else:
         mu, var = running_mean, running_var
     inv_std = (1.0 / np.sqrt(var + eps)).astype(xd.dtype)
-    xhat = (xd - mu.astype(xd.dtype)[:, None, None]) * inv_std[:, None, None]
     gamma = weight.data if weight is not None else None
+    parents = tuple(t for t in (x, weight, bias) if t is not None)
+    if fused:
+        mu32 = np.ascontiguousarray(mu, dtype=np.float32)
+        beta = np.ascontiguousarray(bias.data) if bias is not None else None
+        gamma = np.ascontiguousarray(gamma) if gamma is not None else None
+        y = np.empty_like(xd)
+        _core.batch_norm_forward(xd, mu32, inv_std, gamma, beta, y)
+
+        def backward(g):
+            g = np.ascontiguousarray(g, dtype=np.float32)
+            gx = np.empty_like(xd) if x.requires_grad else None
+            gw = np.empty_like(gamma) if weight is not None else None
+            gb = np.empty_like(beta) if bias is not None else None
+            _core.batch_norm_backward(xd, g, mu32, inv_std, gamma, training, gx, gw, gb)
+            return tuple(grad for grad, t in ((gx, x), (gw, weight), (gb, bias)) if t is not None)
+
+        return record(y, parents, backward)
+
+    xhat = (xd - mu.astype(xd.dtype)[:, None, None]) * inv_std[:, None, None]
     y = xhat * gamma[:, None, None] if gamma is not None else xhat.copy()
     if bias is not None:
         y += bias.data[:, None, None]
-    parents = tuple(t for t in (x, weight, bias) if t is not None)
 
     def backward(g):
         gxhat = g * gamma[:, None, None] if gamma is not None else g
