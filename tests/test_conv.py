@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import fastconv
 from fastconv import conv as conv_mod
-from reference import conv2d_input_grad_ref, conv2d_ref, conv2d_weight_grad_ref, relative_error
+from reference import conv2d_input_grad_ref, conv2d_ref, conv2d_weight_grad_ref, out_size, relative_error
 
 TOLERANCE = {"fft": 1e-4, "winograd": 5e-4, "winograd_f4": 5e-4}  # F(4x4): see test_winograd.py
 DEFAULT_TOLERANCE = 1e-5
@@ -346,3 +346,45 @@ def test_bad_input(call, exc, names):
         call()
     for name in names:
         assert name in str(info.value), (name, str(info.value))
+
+
+# ---- auto on small images: kernel taps that only see padding are dropped -------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(N=st.integers(1, 3), C=st.integers(1, 6), K=st.integers(1, 6), H=st.integers(1, 4), W=st.integers(1, 4),
+       R=st.sampled_from([1, 2, 3, 5, 7]), S=st.sampled_from([1, 3, 5]), stride=st.integers(1, 3),
+       pad=st.integers(0, 3), dil=st.integers(1, 2))
+def test_auto_on_images_smaller_than_the_kernel_reach(N, C, K, H, W, R, S, stride, pad, dil):
+    """All three passes of "auto" against the float64 definition where the kernel reaches past the
+    image (1x1 to 4x4 images, kernels up to 7x7, padding up to 3): there "auto" drops the taps that
+    only ever read padding and, for 1x1 images left with a 1x1 kernel, runs one GEMM over the batch.
+    Relative error bound 1e-5."""
+    P, Q = out_size(H, R, stride, pad, dil), out_size(W, S, stride, pad, dil)
+    assume(P >= 1 and Q >= 1)
+    rng = np.random.default_rng(N * 1000 + C * 100 + H * 10 + W)
+    x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+    w = rng.standard_normal((K, C, R, S)).astype(np.float32)
+    b = rng.standard_normal(K).astype(np.float32)
+    dy = rng.standard_normal((N, K, P, Q)).astype(np.float32)
+    kw = dict(stride=stride, padding=pad, dilation=dil)
+    ref_kw = dict(stride=(stride, stride), padding=(pad, pad), dilation=(dil, dil))
+    assert relative_error(fastconv.conv2d(x, w, b, **kw), conv2d_ref(x, w, b, **ref_kw)) <= 1e-5
+    assert relative_error(fastconv.grad.conv2d_input(x.shape, w, dy, **kw), conv2d_input_grad_ref(x.shape, w, dy, **ref_kw)) <= 1e-5
+    assert relative_error(fastconv.grad.conv2d_weight(x, w.shape, dy, **kw), conv2d_weight_grad_ref(x, w.shape, dy, **ref_kw)) <= 1e-5
+
+
+def test_crop_of_a_3x3_kernel_on_a_1x1_image_is_its_centre():
+    from fastconv.conv import _crop
+
+    assert _crop(1, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1) == (slice(1, 2), slice(1, 2), (0, 0))
+    assert _crop(8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 8, 8) is None  # every tap sees the image
+    calls = []
+    real = fastconv._core.conv2d_forward
+    try:
+        fastconv._core.conv2d_forward = lambda *a: (calls.append(a[0]), real(*a))
+        x = np.ones((4, 8, 1, 1), np.float32)
+        y = fastconv.conv2d(x, np.ones((5, 8, 3, 3), np.float32), padding=1)
+    finally:
+        fastconv._core.conv2d_forward = real
+    assert calls == [] and np.array_equal(y, np.full((4, 5, 1, 1), 8.0, np.float32))  # one GEMM, no conv kernel

@@ -9,6 +9,7 @@ should ever pick it.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
@@ -17,6 +18,7 @@ import numpy as np
 
 from . import _core, autotune, cuda
 from ._validation import pair, require_float32, require_int, shape_str
+from .gemm import gemm
 
 #: The passes an algorithm may implement: forward, input gradient, weight gradient.
 PASSES = ("forward", "input", "weight")
@@ -196,6 +198,61 @@ def _plan(x_shape, w_shape, stride, padding, dilation, groups, x_name="x", w_nam
     return _Plan(params, extra)
 
 
+def _live_taps(size: int, pad: int, taps: int, dil: int, stride: int, out: int) -> tuple[int, int]:
+    """(first, last) kernel tap along one axis that reads an input element (not padding) for at
+    least one output position; taps outside that range only ever multiply zeros."""
+    live = []
+    for r in range(taps):
+        offset = r * dil - pad  # input index read by output 0
+        first = max(0, -(-(-offset) // stride))  # the first output whose read is >= 0
+        if first < out and first * stride + offset < size:
+            live.append(r)
+    return (live[0], live[-1]) if live else (0, taps - 1)
+
+
+@functools.lru_cache(maxsize=1024)
+def _crop(H: int, W: int, R: int, S: int, ph: int, pw: int, dh: int, dw: int, sh: int, sw: int, P: int, Q: int):
+    """For ``algo="auto"``: the smaller problem equal to this one when kernel taps that only ever
+    see zero padding are dropped, as (row slice, column slice, new padding), or None.
+
+    Small images deep in a network make this common: a 3x3 convolution with padding 1 on a 1x1
+    input is a 1x1 convolution with the centre taps (the last stage of a ResNet at 32x32 input:
+    measured 1.9 ms per pass with Winograd, a 128 x 128 x 128 GEMM after the crop)."""
+    r0, r1 = _live_taps(H, ph, R, dh, sh, P)
+    c0, c1 = _live_taps(W, pw, S, dw, sw, Q)
+    if (r0, r1, c0, c1) == (0, R - 1, 0, S - 1):
+        return None
+    new_ph, new_pw = ph - r0 * dh, pw - c0 * dw
+    if new_ph < 0 or new_pw < 0:
+        return None
+    # Symmetric padding must still give the same output size (the bottom/right pad shrinks too).
+    R2, S2 = r1 - r0 + 1, c1 - c0 + 1
+    if (H + 2 * new_ph - dh * (R2 - 1) - 1) // sh + 1 != P or (W + 2 * new_pw - dw * (S2 - 1) - 1) // sw + 1 != Q:
+        return None
+    return slice(r0, r1 + 1), slice(c0, c1 + 1), (new_ph, new_pw)
+
+
+def _cropped(plan: _Plan, algo, w_shape, stride, dilation, groups, x_name="x", w_name="weight"):
+    """(plan, (rows, cols) or None) for ``algo="auto"``: the plan of the problem without its dead
+    kernel taps when there are any (see ``_crop``); otherwise the plan unchanged."""
+    p = plan.params
+    if algo != "auto" or plan.extra != (0, 0):
+        return plan, None
+    crop = _crop(p.H, p.W, p.R, p.S, p.pad_h, p.pad_w, p.dil_h, p.dil_w, p.stride_h, p.stride_w, p.P, p.Q)
+    if crop is None:
+        return plan, None
+    rows, cols, padding = crop
+    K, Cw = w_shape[0], w_shape[1]
+    w2 = (K, Cw, rows.stop - rows.start, cols.stop - cols.start)
+    return _plan((p.N, p.C, p.H, p.W), w2, stride, padding, dilation, groups, x_name, w_name), (rows, cols)
+
+
+def _whole_batch_gemm(p) -> bool:
+    """A 1x1 convolution of 1x1 images (groups = 1): NCHW x is then an (N, C) matrix and the
+    convolution one GEMM over the whole batch, where the kernels would do one per image."""
+    return p.H == 1 and p.W == 1 and p.R == 1 and p.S == 1 and p.groups == 1
+
+
 def _available(params, pass_: str) -> dict[str, str | None]:
     """Every registered algorithm -> None if it can run this pass of this problem, else why not."""
     compiled = _core.conv2d_kernels()
@@ -360,6 +417,15 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo
         if bias.shape != (p.K,):
             raise ValueError(f"bias: expected shape ({p.K},) for weight shape {shape_str(weight.shape)}, got {shape_str(bias.shape)}")
         bias = np.ascontiguousarray(bias)
+    plan, crop = _cropped(plan, algo, weight.shape, stride, dilation, groups)
+    if crop is not None:
+        weight = weight[:, :, crop[0], crop[1]]
+        p = plan.params
+    if algo == "auto" and p.N and _whole_batch_gemm(p):
+        out = gemm(np.ascontiguousarray(x).reshape(p.N, p.C), weight.reshape(p.K, p.C).T)
+        if bias is not None:
+            out += bias
+        return out.reshape(p.N, p.K, 1, 1)
     name = _resolve(plan, algo, "forward")
     out = np.empty((p.N, p.K, p.P, p.Q), dtype=np.float32)
     if p.N == 0:

@@ -13,8 +13,9 @@ import numpy as np
 
 from . import _core, cuda
 from ._validation import require_float32, require_shape, shape_str
-from .conv import _pad_extra, _plan, _resolve, nonfinite_safe
+from .conv import _cropped, _pad_extra, _plan, _resolve, _whole_batch_gemm, nonfinite_safe
 from .conv1d import conv1d_input, conv1d_weight  # height-1 views of the 2-D gradients
+from .gemm import gemm
 from .kmax import kmax_pool_backward as kmax_pool
 from .pooling import adaptive_avg_pool2d_backward as adaptive_avg_pool2d
 from .pooling import avg_pool2d_backward as avg_pool2d
@@ -40,6 +41,12 @@ def conv2d_input(input_shape, weight, grad_output, stride=1, padding=0, dilation
     plan = _plan(input_shape, weight.shape, stride, padding, dilation, groups, "input_shape")
     p = plan.params
     grad_output = _check_grad_output(grad_output, p)
+    plan, crop = _cropped(plan, algo, weight.shape, stride, dilation, groups, "input_shape")
+    if crop is not None:  # taps that only see padding contribute nothing to the input gradient
+        weight = weight[:, :, crop[0], crop[1]]
+        p = plan.params
+    if algo == "auto" and p.N and _whole_batch_gemm(p):  # dx (N, C) = dy (N, K) @ w (K, C)
+        return gemm(grad_output.reshape(p.N, p.K), weight.reshape(p.K, p.C)).reshape(input_shape)
     name = _resolve(plan, algo, "input")
     out = np.empty((p.N, p.C, p.H, p.W), dtype=np.float32)
     if p.N == 0:
@@ -65,6 +72,15 @@ def conv2d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilatio
     plan = _plan(input.shape, weight_shape, stride, padding, dilation, groups, "input", "weight_shape")
     p = plan.params
     grad_output = _check_grad_output(grad_output, p)
+    plan, crop = _cropped(plan, algo, weight_shape, stride, dilation, groups, "input", "weight_shape")
+    if crop is not None:  # the gradient of a tap that only sees padding is exactly zero
+        full = np.zeros(weight_shape, dtype=np.float32)
+        full[:, :, crop[0], crop[1]] = conv2d_weight(input, (p.K, p.C // p.groups, plan.params.R, plan.params.S),
+                                                     grad_output, stride, (plan.params.pad_h, plan.params.pad_w),
+                                                     dilation, groups, algo)
+        return full
+    if algo == "auto" and p.N and _whole_batch_gemm(p):  # dw (K, C) = dy^T (K, N) @ x (N, C)
+        return gemm(grad_output.reshape(p.N, p.K).T, np.ascontiguousarray(input).reshape(p.N, p.C)).reshape(weight_shape)
     name = _resolve(plan, algo, "weight")
     out = np.empty(weight_shape, dtype=np.float32)
     if p.N == 0:
