@@ -85,20 +85,23 @@ void unfold(const Conv2dParams& p, const float* x, int64_t g, int64_t t0, int64_
                 int64_t lo, hi;
                 valid_range(p.W, Q, p.stride_w, p.pad_w, s * p.dil_w, lo, hi);
                 const int64_t w0 = lo * p.stride_w - p.pad_w + s * p.dil_w;
+                // Plain loops, not memcpy/memset: rows of small images are a few floats long, where
+                // three library calls per row cost more than the copy (an 8x8 image's weight
+                // gradient ran at 6 GFLOP/s with them).
                 for (int64_t t = t0; t < t1; ++t) {
                     float* d = row + (t - t0) * Q;
                     const int64_t n = t / P, h = (t % P) * p.stride_h - p.pad_h + r * p.dil_h;
                     if (h < 0 || h >= p.H || lo == hi) {
-                        std::memset(d, 0, sizeof(float) * Q);
+                        for (int64_t q = 0; q < Q; ++q) d[q] = 0.0f;
                         continue;
                     }
                     const float* src = x + ((n * p.C + g * Cg + c) * p.H + h) * p.W + w0;
-                    std::memset(d, 0, sizeof(float) * lo);
+                    for (int64_t q = 0; q < lo; ++q) d[q] = 0.0f;
                     if (p.stride_w == 1)
-                        std::memcpy(d + lo, src, sizeof(float) * (hi - lo));
+                        for (int64_t q = lo; q < hi; ++q) d[q] = src[q - lo];
                     else
                         for (int64_t q = lo; q < hi; ++q) d[q] = src[(q - lo) * p.stride_w];
-                    std::memset(d + hi, 0, sizeof(float) * (Q - hi));
+                    for (int64_t q = hi; q < Q; ++q) d[q] = 0.0f;
                 }
             }
 }
