@@ -338,6 +338,17 @@ def select_algorithm(params, pass_: str) -> str:
         if strided or kg >= 64:
             return "im2col"
         return "direct"
+    # 3x3 stride-1 weight gradients on small images (benchmarks/results/2026-11-25_epyc2c_weight_grad.md,
+    # batch 128, 2 threads): at 2x2-4x4 with up to 32 output channels direct wins (1.1-2.0x faster
+    # than im2col: the unfold costs more than the GEMM saves); from 8x8 the FFT is fastest or within
+    # 11% with up to 128 channels (up to 1.2x faster than im2col), and on vgg_3x3 (64 channels,
+    # 56x56: 8.3 vs im2col 10.6 ms, bench_full); with 256 channels it loses (resnet_3x3: 20.0 vs
+    # im2col 10.4 ms). Worst pick in that sweep: 1.11x the fastest.
+    if p.R == p.S == 3 and not strided and p.dil_h == p.dil_w == 1 and p.groups == 1:
+        if p.H * p.W <= 16 and kg <= 32:
+            return "direct"
+        if min(p.H, p.W) >= 8 and cg <= 128 and kg <= 128 and _fft_check(p) is None:
+            return "fft"
     # weight gradient: with 32+ input channels per group the GEMM wins (vgg_3x3 [1t] im2col 1.33 vs
     # direct 2.16, resnet_3x3 1.50 vs 2.25, stride2 1.39 vs 1.93): direct's 8-wide partial sums no
     # longer fit in L1. Few channels (lenet_c1 [1t] direct 0.40 vs 6.06, lenet_c2 0.27 vs 1.30,

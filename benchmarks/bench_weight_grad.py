@@ -1,0 +1,76 @@
+"""Weight gradient of 3x3 stride-1 convolutions on small images (2x2 to 16x16, as deep in a CNN fed
+28-32 pixel images): direct, im2col and FFT against each other, and what ``auto`` picks.
+
+The measurements behind select_algorithm's small-image weight-gradient rule. Batch 128, padding 1,
+best of 5 repeats of 5 calls after one warm-up call, at --threads threads.
+
+    python3 benchmarks/bench_weight_grad.py --threads 2
+
+Writes benchmarks/results/<date>_<machine>_weight_grad.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import sys
+import timeit
+
+import numpy as np
+
+import fastconv
+from fastconv import conv as conv_mod
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SIZES = (2, 4, 8, 16)
+CHANNELS = ((16, 16), (32, 16), (64, 16), (80, 16), (128, 16), (32, 32), (64, 64), (128, 128))
+ALGOS = ("direct", "im2col", "fft")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--out", default="")
+    args = ap.parse_args(argv)
+    fastconv.set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+    rows = ["| C | K | H = W | direct ms | im2col ms | fft ms | fastest | auto picks | auto / fastest |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    worst = 1.0
+    for H in SIZES:
+        for C, K in CHANNELS:
+            x = rng.standard_normal((args.batch, C, H, H), dtype=np.float32)
+            dy = rng.standard_normal((args.batch, K, H, H), dtype=np.float32)
+            ms = {}
+            for algo in ALGOS:
+                def f(algo=algo):
+                    fastconv.grad.conv2d_weight(x, (K, C, 3, 3), dy, padding=1, algo=algo)
+                f()
+                ms[algo] = min(timeit.repeat(f, number=5, repeat=5)) / 5 * 1e3
+            params = conv_mod._plan(x.shape, (K, C, 3, 3), 1, 1, 1, 1).params
+            pick = conv_mod.select_algorithm(params, "weight")
+            fastest = min(ms, key=ms.get)
+            worst = max(worst, ms[pick] / ms[fastest])
+            rows.append(f"| {C} | {K} | {H} | " + " | ".join(f"{ms[a]:.3f}" for a in ALGOS)
+                        + f" | {fastest} | {pick} | {ms[pick] / ms[fastest]:.2f} |")
+            print(rows[-1], flush=True)
+    sys.path.insert(0, HERE)
+    from bench_conv import machine_tag
+
+    today = datetime.date.today()
+    lines = [f"# 3x3 weight gradient on small images ({today})", "",
+             f"- threads: {args.threads}; batch {args.batch}; best of 5 x 5 calls after a warm-up call",
+             f"- fastconv {fastconv.__version__}, {fastconv.info()['cpu_model']}, path {fastconv.info()['cpu_path']}",
+             f"- command: `python3 benchmarks/bench_weight_grad.py --threads {args.threads}`",
+             f"- worst auto / fastest: {worst:.2f}", "", *rows, ""]
+    out = args.out or os.path.join(HERE, "results", f"{today:%Y-%m-%d}_{machine_tag()}_weight_grad.md")
+    with open(out, "w") as f:
+        f.write("\n".join(lines))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
