@@ -48,6 +48,9 @@ CASES = [
     ((1, 2, 11, 50), (1, 1), (3, 3), (0, 0), True),
     ((1, 1, 5, 40), (4, 2), (1, 2), (2, 1), True),    # padding == half the kernel
     ((2, 3, 6, 19), (3, 2), (3, 1), (0, 1), False),
+    ((2, 3, 16, 16), (3, 3), (2, 2), (1, 1), False),  # 7 interior outputs per row: the 4-wide path
+    ((1, 2, 9, 12), (3, 3), (1, 1), (1, 1), False),   # stride 1 with 4-7 interior outputs
+    ((1, 2, 10, 13), (2, 2), (2, 2), (0, 0), True),   # 6 outputs, the last clipped
 ]
 
 
@@ -122,6 +125,18 @@ def test_adaptive_random_shapes(n, c, h, w, p, q, seed):
     dx = nan_filled(x.shape)
     _core.adaptive_avg_pool2d_backward(dy, dx)
     assert relative_error(dx, adaptive_avg_pool2d_backward_ref(dy, x.shape)) <= GRAD_TOL
+
+
+def test_ties_and_nans_in_short_rows(rng):
+    """Rows of 4-7 interior outputs (the 4-wide vector path): ties keep the first index in row-major
+    order, a NaN wins and the last NaN's index is kept, exactly as the reference scan."""
+    for shape, kernel, stride, padding in [((2, 2, 16, 16), 3, 2, 1), ((1, 3, 6, 9), 3, 1, 1), ((1, 1, 8, 10), 2, 2, 0)]:
+        x = rng.integers(0, 3, shape).astype(np.float32)  # many ties
+        x[rng.random(shape) < 0.05] = np.nan
+        y, idx = fastconv.max_pool2d(x, kernel, stride, padding, return_indices=True)
+        y_ref, idx_ref = max_pool2d_ref(x, (kernel,) * 2, (stride,) * 2, (padding,) * 2)
+        np.testing.assert_array_equal(idx, idx_ref)
+        np.testing.assert_array_equal(y, y_ref.astype(np.float32))
 
 
 def test_nan_wins_and_last_nan_index():

@@ -1,5 +1,5 @@
 // AVX2 inner loops of the pooling kernels (see pool2d.h, pool2d_rows.h): 8 outputs of one output
-// row per step, for horizontal strides 1 and 2. A stride-2 tap (x[c], x[c+2], ..., x[c+14]) is two
+// row per step (4 for rows of 4-7 interior outputs), for horizontal strides 1 and 2. A stride-2 tap (x[c], x[c+2], ..., x[c+14]) is two
 // unaligned loads and one in-lane shuffle; the lane order is fixed once per 8 outputs, after the
 // window is reduced. Window taps are visited in row-major order so ties and NaNs resolve exactly as
 // in the scalar loop (and PyTorch). Measured in benchmarks/results/*_pool.md.
@@ -79,6 +79,45 @@ void max_row(const PoolRow& r, const float* x, float* y, int64_t* idx) {
     }
 }
 
+// The same for rows with 4 to 7 interior outputs (small images: a 3x3 stride-2 pool of a 16x16
+// plane has 7), 4 outputs per step with 128-bit vectors.
+template <int SW>
+inline __m128 tap4(const float* src) {
+    if constexpr (SW == 1) {
+        return _mm_loadu_ps(src);
+    } else {  // x[0], x[2], x[4], x[6] in order; the second load ends at src + 6, the last element used
+        return _mm_shuffle_ps(_mm_loadu_ps(src), _mm_loadu_ps(src + 3), _MM_SHUFFLE(3, 1, 2, 0));
+    }
+}
+
+template <int SW, bool IDX>
+void max_row4(const PoolRow& r, const float* x, float* y, int64_t* idx) {
+    const __m128i lanes = _mm_setr_epi32(0, SW, 2 * SW, 3 * SW);
+    for (int64_t q = r.q0; q < r.q1; q += 4) {
+        q = std::min(q, r.q1 - 4);
+        const int64_t col = q * SW - r.pw;
+        const int64_t first = r.ih0 * r.W + col;
+        __m128 best = tap4<SW>(x + first);
+        __m128i best_i = _mm_add_epi32(lanes, _mm_set1_epi32(int32_t(first)));
+        for (int64_t ih = r.ih0; ih < r.ih1; ++ih)
+            for (int64_t k = (ih == r.ih0); k < r.kw; ++k) {
+                const int64_t at = ih * r.W + col + k;
+                const __m128 v = tap4<SW>(x + at);
+                const __m128 take = _mm_or_ps(_mm_cmpgt_ps(v, best), _mm_cmpunord_ps(v, v));
+                best = _mm_blendv_ps(best, v, take);
+                if constexpr (IDX) {
+                    const __m128i cand = _mm_add_epi32(lanes, _mm_set1_epi32(int32_t(at)));
+                    best_i = _mm_castps_si128(_mm_blendv_ps(_mm_castsi128_ps(best_i), _mm_castsi128_ps(cand), take));
+                }
+            }
+        _mm_storeu_ps(y + q, best);
+        if constexpr (IDX) {
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(idx + q), _mm_cvtepi32_epi64(best_i));
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(idx + q + 2), _mm_cvtepi32_epi64(_mm_srli_si128(best_i, 8)));
+        }
+    }
+}
+
 template <int SW>
 void avg_row(const PoolRow& r, const float* x, float divisor, float* y) {
     const __m256 div = _mm256_set1_ps(divisor);
@@ -95,11 +134,16 @@ void avg_row(const PoolRow& r, const float* x, float divisor, float* y) {
 }  // namespace
 
 int64_t max_pool_row_avx2(const PoolRow& r, const float* x_plane, float* y_row, int64_t* idx_row) {
-    if (r.q1 - r.q0 < 8) return r.q0;
+    const int64_t n = r.q1 - r.q0;
+    if (n < 4 || (r.sw != 1 && r.sw != 2)) return r.q0;
     if (idx_row && r.ih1 * r.W > INT32_MAX) return r.q0;  // lane indices are int32
-    if (r.sw == 1) idx_row ? max_row<1, true>(r, x_plane, y_row, idx_row) : max_row<1, false>(r, x_plane, y_row, nullptr);
-    else if (r.sw == 2) idx_row ? max_row<2, true>(r, x_plane, y_row, idx_row) : max_row<2, false>(r, x_plane, y_row, nullptr);
-    else return r.q0;
+    if (n >= 8) {
+        if (r.sw == 1) idx_row ? max_row<1, true>(r, x_plane, y_row, idx_row) : max_row<1, false>(r, x_plane, y_row, nullptr);
+        else idx_row ? max_row<2, true>(r, x_plane, y_row, idx_row) : max_row<2, false>(r, x_plane, y_row, nullptr);
+    } else {
+        if (r.sw == 1) idx_row ? max_row4<1, true>(r, x_plane, y_row, idx_row) : max_row4<1, false>(r, x_plane, y_row, nullptr);
+        else idx_row ? max_row4<2, true>(r, x_plane, y_row, idx_row) : max_row4<2, false>(r, x_plane, y_row, nullptr);
+    }
     return r.q1;
 }
 

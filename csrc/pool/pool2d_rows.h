@@ -22,7 +22,7 @@ inline int64_t max_pool_row_avx2(const PoolRow& r, const float*, float*, int64_t
 inline int64_t avg_pool_row_avx2(const PoolRow& r, const float*, float, float*) { return r.q0; }
 #else
 // Each returns the first output it did not handle: q1 when it did the whole range, q0 when the
-// shape is not one it vectorises (stride other than 1 or 2, fewer than 8 outputs, ...).
+// shape is not one it vectorises (stride other than 1 or 2, fewer than 4 outputs (max) or 8 (avg), ...).
 int64_t max_pool_row_avx2(const PoolRow& r, const float* x_plane, float* y_row, int64_t* idx_row);
 int64_t avg_pool_row_avx2(const PoolRow& r, const float* x_plane, float divisor, float* y_row);
 #endif
