@@ -284,17 +284,24 @@ def test_autotune_fills_cache_with_valid_winners(autotune_on, rng, tmp_path):
     assert len(fastconv.autotune_cache()) == 4 and cache.items() <= fastconv.autotune_cache().items()
 
 
-def test_autotune_uses_loaded_winner(autotune_on, rng, tmp_path, monkeypatch):
-    """A loaded entry is used as is: nothing is timed again."""
-    x, w, b, _ = _problem(rng, 1, 4, 8, 8, 4, 1)
-    plan = conv_mod._plan(x.shape, w.shape, 1, 1, 1, 1)
-    key = fastconv.autotune.problem_key(plan.params, "forward")
+def _load_winner_and_record_calls(tmp_path, monkeypatch, params, algo):
+    """Load an autotune file naming `algo` for the forward pass of `params`; return (key, the list
+    that collects the kernel names conv2d_forward is called with from now on)."""
+    key = fastconv.autotune.problem_key(params, "forward")
     path = tmp_path / "tune.json"
-    path.write_text(json.dumps({"format": "fastconv-autotune-1", "entries": {key: "winograd_f2"}}))
+    path.write_text(json.dumps({"format": "fastconv-autotune-1", "entries": {key: algo}}))
     fastconv.load_autotune(path)
     calls = []
     real = _core.conv2d_forward
     monkeypatch.setattr(_core, "conv2d_forward", lambda name, *a: (calls.append(name), real(name, *a)))
+    return key, calls
+
+
+def test_autotune_uses_loaded_winner(autotune_on, rng, tmp_path, monkeypatch):
+    """A loaded entry is used as is: nothing is timed again."""
+    x, w, b, _ = _problem(rng, 1, 4, 8, 8, 4, 1)
+    plan = conv_mod._plan(x.shape, w.shape, 1, 1, 1, 1)
+    _, calls = _load_winner_and_record_calls(tmp_path, monkeypatch, plan.params, "winograd_f2")
     fastconv.conv2d(x, w, b, padding=1)
     assert calls == ["winograd_f2"]
 
@@ -304,13 +311,7 @@ def test_autotune_reraces_loaded_winner_invalid_for_its_problem(autotune_on, rng
     is not trusted: the problem is raced again and the entry replaced by a valid winner."""
     x, w, b, _ = _problem(rng, 1, 4, 9, 9, 4, 1)
     plan = conv_mod._plan(x.shape, w.shape, 2, 1, 1, 1)
-    key = fastconv.autotune.problem_key(plan.params, "forward")
-    path = tmp_path / "tune.json"
-    path.write_text(json.dumps({"format": "fastconv-autotune-1", "entries": {key: "winograd_f2"}}))
-    fastconv.load_autotune(path)
-    calls = []
-    real = _core.conv2d_forward
-    monkeypatch.setattr(_core, "conv2d_forward", lambda name, *a: (calls.append(name), real(name, *a)))
+    key, calls = _load_winner_and_record_calls(tmp_path, monkeypatch, plan.params, "winograd_f2")
     out = fastconv.conv2d(x, w, b, stride=2, padding=1)
     assert "winograd_f2" not in calls and len(set(calls)) >= 2
     assert fastconv.autotune_cache()[key] in conv_mod._tunable(plan.params, "forward")
