@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 import fastconv
@@ -352,6 +352,8 @@ def test_bad_input(call, exc, names):
 
 
 @settings(max_examples=60, deadline=None)
+@example(N=2, C=3, K=2, H=1, W=1, R=1, S=1, stride=1, pad=1, dil=1)  # 1x1 on 1x1, padded: 3x3 output
+@example(N=2, C=3, K=2, H=1, W=1, R=3, S=3, stride=1, pad=1, dil=1)  # the centre tap only
 @given(N=st.integers(1, 3), C=st.integers(1, 6), K=st.integers(1, 6), H=st.integers(1, 4), W=st.integers(1, 4),
        R=st.sampled_from([1, 2, 3, 5, 7]), S=st.sampled_from([1, 3, 5]), stride=st.integers(1, 3),
        pad=st.integers(0, 3), dil=st.integers(1, 2))

@@ -248,9 +248,10 @@ def _cropped(plan: _Plan, algo, w_shape, stride, dilation, groups, x_name="x", w
 
 
 def _whole_batch_gemm(p) -> bool:
-    """A 1x1 convolution of 1x1 images (groups = 1): NCHW x is then an (N, C) matrix and the
-    convolution one GEMM over the whole batch, where the kernels would do one per image."""
-    return p.H == 1 and p.W == 1 and p.R == 1 and p.S == 1 and p.groups == 1
+    """A 1x1 convolution of 1x1 images to 1x1 outputs (no padding; groups = 1): NCHW x is then an
+    (N, C) matrix and the convolution one GEMM over the whole batch, where the kernels would do one
+    per image."""
+    return p.H == p.W == p.R == p.S == p.P == p.Q == 1 and p.groups == 1
 
 
 def _available(params, pass_: str) -> dict[str, str | None]:
