@@ -8,7 +8,7 @@ GFLOP/s counts 2*N*K*(C/groups)*R*S*P*Q per pass. Writes benchmarks/results/<dat
 
     python3 benchmarks/bench_conv.py --threads 2 [--shapes lenet_c1,stride2] [--algos auto,direct] [--repeat 15]
 
-The functions (load_shapes, check, time_interleaved, bench_shape, summarize, write_report) are
+The functions (load_shapes, check, bench_shape, summarize, write_report) are
 importable for other drivers (python -m fastconv bench).
 """
 
@@ -22,14 +22,13 @@ import platform
 import re
 import statistics
 import sys
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 import fastconv
 from fastconv import conv as conv_mod
-from fastconv.bench import suite
+from fastconv.bench import measure, suite
 from fastconv.bench.suite import Shape
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -81,14 +80,8 @@ def make_problem(shape: Shape, seed: int = 0):
     return x, w, b, dy, plan.params
 
 
-def run_ours(pass_: str, algo: str, shape: Shape, x, w, b, dy):
-    """One call of our pass (the function that gets timed)."""
-    kw = shape.conv_kwargs
-    if pass_ == "fwd":
-        return fastconv.conv2d(x, w, b, algo=algo, **kw)
-    if pass_ == "bwd_input":
-        return fastconv.grad.conv2d_input(x.shape, w, dy, algo=algo, **kw)
-    return fastconv.grad.conv2d_weight(x, w.shape, dy, algo=algo, **kw)
+# One call of our pass (the function that gets timed): the bench CLI's, so both time the same call.
+run_ours = measure.run_conv
 
 
 def torch_callable(pass_: str, shape: Shape, x, w, b, dy):
@@ -131,22 +124,9 @@ def check(pass_: str, algo: str, shape: Shape, x, w, b, dy, ref=None) -> float:
     return relative_error(run_ours(pass_, algo, shape, x[:n], w, b, dy[:n]), ref)
 
 
-def time_interleaved(fns: dict, repeat: int, warmup: int = 2, stat=statistics.median) -> dict:
-    """`stat` (median) of each callable's seconds, calling them in turn (A, B, A, B, ...) after warm-up."""
-    for _ in range(warmup):
-        for f in fns.values():
-            f()
-    times = {k: [] for k in fns}
-    for _ in range(repeat):
-        for k, f in fns.items():
-            t0 = time.perf_counter()
-            f()
-            times[k].append(time.perf_counter() - t0)
-    return {k: stat(v) for k, v in times.items()}
-
-
-def bench_shape(shape: Shape, algos: list[str], passes: list[str], repeat: int, log=print, stat=statistics.median) -> list[Row]:
-    """Check then time every requested algorithm ("auto" included) for each pass against torch."""
+def bench_shape(shape: Shape, algos: list[str], passes: list[str], repeat: int, log=print, use_min: bool = False) -> list[Row]:
+    """Check then time every requested algorithm ("auto" included) for each pass against torch
+    (the median of the rounds, or with use_min their minimum)."""
     x, w, b, dy, params = make_problem(shape)
     rows = []
     for pass_ in passes:
@@ -169,7 +149,7 @@ def bench_shape(shape: Shape, algos: list[str], passes: list[str], repeat: int, 
         tf = torch_callable(pass_, shape, x, w, b, dy)
         if tf is not None:
             fns["torch"] = tf
-        med = time_interleaved(fns, repeat, stat=stat)
+        med = {k: v[1] if use_min else v[0] for k, v in measure.time_interleaved(fns, repeat).items()}  # (median, min, max)
         for algo in algos:
             if algo not in med:
                 continue
@@ -281,7 +261,7 @@ def main(argv=None) -> int:
     shapes = load_shapes(args.shapes_file, args.shapes.split(",") if args.shapes else None)
     rows = []
     for shape in shapes:
-        rows.extend(bench_shape(shape, algos, passes, args.repeat, stat=statistics.median if args.stat == "median" else min))
+        rows.extend(bench_shape(shape, algos, passes, args.repeat, use_min=args.stat == "min"))
     for line in summarize(rows):
         print(line)
     out = args.out or os.path.join(HERE, "results", f"{datetime.date.today():%Y-%m-%d}_{machine_tag()}_conv.md")

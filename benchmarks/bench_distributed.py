@@ -127,7 +127,9 @@ def worker(framework: str, model: str, steps: int, warmup: int, out: str) -> Non
     wait = (net.stats["wait_seconds"] - wait_before) if framework == "fastconv" and world > 1 else None
     allreduce_s = None
     if world > 1:
-        elapsed = float(_reduce_max(elapsed))
+        from fastconv.distributed import all_reduce_max
+
+        elapsed = float(all_reduce_max([elapsed])[0])
         flat = torch.zeros(n_grad)
         times = []
         for _ in range(25):
@@ -145,15 +147,6 @@ def worker(framework: str, model: str, steps: int, warmup: int, out: str) -> Non
     # ("terminate called without an active exception") after everything has been measured and written.
     sys.stdout.flush()
     os._exit(0)
-
-
-def _reduce_max(value: float) -> float:
-    import torch
-    import torch.distributed as dist
-
-    t = torch.tensor([value], dtype=torch.float64)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return t.item()
 
 
 def _free_port() -> int:

@@ -267,3 +267,25 @@ def test_patched_torch_model_under_ddp_matches_one_process(tmp_path):
     _ok(_launch([*("-c", PATCHED_DDP), str(tmp_path / "one.npz"), tests_dir], 1))
     _ok(_launch([*("-c", PATCHED_DDP), str(tmp_path / "two.npz"), tests_dir], 2))
     _assert_close(_params(tmp_path / "one.npz"), _params(tmp_path / "two.npz"))
+
+
+def test_data_parallel_bad_arguments():
+    """With a one-rank group in this process: a bad bucket size and parameters that are not float32
+    numpy arrays are refused with the argument named."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        pytest.skip("a process group already exists")
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0, world_size=1)
+    try:
+        model = fastconv.models.LeNet5()
+        for bad in (0, -1, 1.5):
+            with pytest.raises(ValueError, match="bucket_bytes"):
+                distributed.DataParallel(model, bucket_bytes=bad)
+        model.parameters()[0].data = model.parameters()[0].data.astype(np.float64)
+        with pytest.raises(TypeError, match="parameter 0 is a ndarray of float64"):
+            distributed.DataParallel(model)
+        assert distributed.all_reduce_sum([1, 2]).tolist() == [1.0, 2.0]
+        assert distributed.all_reduce_max([3.5]).tolist() == [3.5]
+    finally:
+        dist.destroy_process_group()

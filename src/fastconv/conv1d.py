@@ -69,6 +69,11 @@ def _drop_height(a):
     return a.reshape(a.shape[0], a.shape[1], a.shape[3])
 
 
+def _as_2d(stride, padding, dilation, groups, algo) -> dict:
+    """The keyword arguments of the height-1 2-D convolution that computes a 1-D one."""
+    return dict(stride=(1, stride), padding=(0, padding), dilation=(1, dilation), groups=groups, algo=algo)
+
+
 def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo: str = "auto") -> np.ndarray:
     """y[n, k, l] = bias[k] + sum_{c, s} x[n, g*C/groups + c, l*stride - padding + s*dilation] * weight[k, c, s].
 
@@ -80,16 +85,7 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo
     x = _as_1d(x, "x")
     weight = _as_1d(weight, "weight")
     stride, padding, dilation, groups, _ = _check(x.shape, weight.shape, stride, padding, dilation, groups)
-    y = conv2d(
-        _height1(x),
-        _height1(weight),
-        bias,
-        stride=(1, stride),
-        padding=(0, padding),
-        dilation=(1, dilation),
-        groups=groups,
-        algo=algo,
-    )
+    y = conv2d(_height1(x), _height1(weight), bias, **_as_2d(stride, padding, dilation, groups, algo))
     return _drop_height(y)
 
 
@@ -103,16 +99,7 @@ def conv1d_input(input_shape, weight, grad_output, stride=1, padding=0, dilation
     stride, padding, dilation, groups, L_out = _check(input_shape, weight.shape, stride, padding, dilation, groups, "input_shape")
     _check_grad_output(grad_output, (input_shape[0], weight.shape[0], L_out))
     N, C, L = input_shape
-    dx = conv2d_input(
-        (N, C, 1, L),
-        _height1(weight),
-        _height1(grad_output),
-        stride=(1, stride),
-        padding=(0, padding),
-        dilation=(1, dilation),
-        groups=groups,
-        algo=algo,
-    )
+    dx = conv2d_input((N, C, 1, L), _height1(weight), _height1(grad_output), **_as_2d(stride, padding, dilation, groups, algo))
     return _drop_height(dx)
 
 
@@ -128,16 +115,7 @@ def conv1d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilatio
     )
     _check_grad_output(grad_output, (input.shape[0], weight_shape[0], L_out))
     K, Cg, S = weight_shape
-    dw = conv2d_weight(
-        _height1(input),
-        (K, Cg, 1, S),
-        _height1(grad_output),
-        stride=(1, stride),
-        padding=(0, padding),
-        dilation=(1, dilation),
-        groups=groups,
-        algo=algo,
-    )
+    dw = conv2d_weight(_height1(input), (K, Cg, 1, S), _height1(grad_output), **_as_2d(stride, padding, dilation, groups, algo))
     return _drop_height(dw)
 
 

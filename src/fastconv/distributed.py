@@ -105,20 +105,21 @@ def check_same_on_all_ranks(what: str, value: int) -> None:
         raise ValueError(f"{what} differs between ranks ({per_rank}); every rank must run the same model on the same data")
 
 
-def all_reduce_sum(values) -> np.ndarray:
-    """The element-wise sum over ranks of ``values`` (numbers), as a float64 array."""
+def _all_reduce(values, op) -> np.ndarray:
     _require_group()
     t = torch.tensor(np.asarray(values, dtype=np.float64))
-    dist.all_reduce(t)
+    dist.all_reduce(t, op=op)
     return t.numpy()
+
+
+def all_reduce_sum(values) -> np.ndarray:
+    """The element-wise sum over ranks of ``values`` (numbers), as a float64 array."""
+    return _all_reduce(values, dist.ReduceOp.SUM)
 
 
 def all_reduce_max(values) -> np.ndarray:
     """The element-wise maximum over ranks of ``values`` (numbers), as a float64 array."""
-    _require_group()
-    t = torch.tensor(np.asarray(values, dtype=np.float64))
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return t.numpy()
+    return _all_reduce(values, dist.ReduceOp.MAX)
 
 
 def _wait_without_sleeping(work) -> None:
