@@ -8,7 +8,7 @@ Part 2: with fastconv.set_autotune(True), every suite shape and pass: "auto" (af
 timed interleaved with every valid algorithm of ours; auto should be within 5% of the fastest.
 Here each turn is one untimed call then 5 timed calls of the same callable (median over all), and
 each round starts with the next callable: a call right after another algorithm pays for the caches
-it evicted (+19% on lenet_c1's weight gradient after the FFT), which a fixed order charges to
+it evicted (+24-29% on lenet_c1's weight gradient after the FFT, results/2026-11-26_epyc2c_measurements.md), which a fixed order charges to
 whichever callable always comes first.
 Part 3 (--sweep): the measurements behind select_algorithm's Winograd rules: a grid of 3x3 layers,
 forward and input gradient, 1 thread, best of 3 by thread CPU time (robust on a busy machine),

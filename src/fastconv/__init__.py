@@ -28,8 +28,8 @@ def _tune_malloc() -> bool:
     """Keep freed buffers up to 32 MiB in the heap (glibc; the process keeps up to 64 MiB of free
     heap instead of returning it). This is the state glibc's own dynamic rule reaches once a 32 MiB
     buffer has been freed; fixing it from the start stops every training step from page-faulting
-    its activations in again (LeNet-5 at batch 256: 20 ms -> 8 ms per step on 2 threads, 4,400 ->
-    0 page faults). FASTCONV_MALLOC_TUNING=0 leaves malloc as it was."""
+    its activations in again (LeNet-5 at batch 256 on 2 threads: 12.9 -> 9.6 ms per step, 1,593 -> 1
+    page faults; benchmarks/results/2026-11-26_epyc2c_malloc.md). FASTCONV_MALLOC_TUNING=0 leaves malloc as it was."""
     import os
 
     if os.environ.get("FASTCONV_MALLOC_TUNING", "1") == "0":

@@ -7,8 +7,8 @@ while the rounds have taken under a quarter second (on a shared machine a single
 loser too often, and sub-millisecond passes need many samples: with 9, lenet_c2's forward once went
 to the FFT, 14% slower; the minimum of many is robust to interruptions, and the time cap bounds
 the first call of a large problem). In each round a candidate runs once untimed, then once timed: the first call
-after another algorithm pays for refilling the caches that algorithm evicted (measured: 0.15 ms,
-+19%, on lenet_c1's 0.9 ms weight gradient after the FFT), which would favour whichever candidate
+after another algorithm pays for refilling the caches that algorithm evicted (measured: +24-29%
+on lenet_c1's 0.56 ms weight gradient after the FFT, benchmarks/results/2026-11-26_epyc2c_measurements.md), which would favour whichever candidate
 follows the cheapest one rather than the fastest. The winner is cached in-process;
 ``save_autotune``/``load_autotune`` carry the cache across processes as JSON.
 With autotuning off, ``auto`` uses the rule in ``fastconv.conv.select_algorithm``.

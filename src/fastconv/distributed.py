@@ -127,9 +127,8 @@ def _wait_without_sleeping(work) -> None:
 
     Why not ``work.wait()``: it sleeps on a condition variable, the idle core halts, and on a VM
     waking it again when gloo's threads finish takes milliseconds. Measured on the 2-core VM with
-    LeNet-5 (2 processes x 1 thread, 128 images each): 2.5-2.9 ms per step waited after backward
-    with wait(), 0.1-0.5 ms with this loop; the step's median went from 10.3-12.0 to 8.5-9.0 ms
-    (7.5 ms without any communication)."""
+    LeNet-5, 2 processes x 1 thread against 1 x 2 (benchmarks/results/2026-11-26_epyc2c_measurements.md):
+    0.61x the throughput with wait(), 0.88x with this loop."""
     while not work.is_completed():
         os.sched_yield()
     work.wait()  # raises the collective's error, if any
