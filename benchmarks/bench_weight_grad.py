@@ -1,5 +1,5 @@
-"""Weight gradient of 3x3 stride-1 convolutions on small images (2x2 to 16x16, as deep in a CNN fed
-28-32 pixel images): direct, im2col and FFT against each other, and what ``auto`` picks.
+"""Weight gradient of 3x3 stride-1 convolutions on small images (2x2 to 32x32, as in a CNN fed 28-32
+pixel images): direct, im2col and FFT against each other, and what ``auto`` picks.
 
 The measurements behind select_algorithm's small-image weight-gradient rule. Batch 128, padding 1,
 best of 5 repeats of 5 calls after one warm-up call, at --threads threads.
@@ -23,8 +23,9 @@ import fastconv
 from fastconv import conv as conv_mod
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SIZES = (2, 4, 8, 16)
-CHANNELS = ((16, 16), (32, 16), (64, 16), (80, 16), (128, 16), (32, 32), (64, 64), (128, 128))
+SIZES = (2, 4, 8, 16, 32)
+CHANNELS = ((1, 16), (3, 16), (16, 16), (32, 16), (64, 16), (80, 16), (128, 16), (32, 32), (64, 64), (128, 128),
+            (256, 256))
 ALGOS = ("direct", "im2col", "fft")
 
 

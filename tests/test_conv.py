@@ -82,6 +82,11 @@ CASES = [
     (2, 16, 5, 6, 9, 3, 3, 2, 1, 1, 1),
     (2, 24, 7, 7, 8, 3, 3, 1, 1, 1, 1),
     (2, 32, 6, 6, 48, 3, 2, (1, 2), 1, (1, 2), 2),
+    # ... with several images per thread, so the weight gradient reduces over chunks of images
+    (9, 16, 4, 4, 16, 3, 3, 1, 1, 1, 1),
+    (7, 12, 3, 5, 18, 3, 3, 1, 1, 1, 2),  # 9 outputs per group: vectors padded past the channels
+    (6, 16, 7, 6, 16, 3, 3, (2, 1), (1, 0), 1, 1),
+    (40, 8, 2, 2, 8, 3, 3, 1, 1, 1, 1),  # 2x2 images: chunks of 20 images
 ]
 
 

@@ -193,8 +193,9 @@ struct ReduceShape {
     }
 };
 
-// Width tiles: KB = 3, 2, 1 (all registers: KB gradient vectors + 12 accumulators + 1 input).
-ReduceShape choose_reduce_shape(int64_t kout, int64_t rows, int64_t cols, int64_t taps) {
+// Width tiles: KB = 3, 2, 1 (all registers: KB gradient vectors + 12 accumulators + 1 input),
+// tiling taps per input channel; channel-vector tiles tile the flattened (channel, tap) rows.
+ReduceShape choose_reduce_shape(int64_t kout, int64_t channels, int64_t rows, int64_t cols, int64_t taps) {
     ReduceShape best;
     double best_cost = 1e300;
     auto consider = [&](const ReduceShape& s, double tiles, double steps, int acc, int loads) {
@@ -204,12 +205,14 @@ ReduceShape choose_reduce_shape(int64_t kout, int64_t rows, int64_t cols, int64_
     for (auto [kb, tb] : {std::pair{3, 4}, std::pair{2, 6}, std::pair{1, 12}}) {
         ReduceShape s;
         s.KB = kb, s.TB = tb;
-        consider(s, double(ceil_div(kout, kb) * ceil_div(taps, tb)), double(rows * ceil_div(cols, 8)), kb * tb, kb + tb);
+        consider(s, double(ceil_div(kout, kb) * channels * ceil_div(taps, tb)), double(rows * ceil_div(cols, 8)),
+                 kb * tb, kb + tb);
     }
     for (auto [kv, tb] : {std::pair{1, 12}, std::pair{2, 6}, std::pair{3, 4}}) {
         ReduceShape s;
         s.kvec = true, s.KV = kv, s.TB = tb;
-        consider(s, double(ceil_div(kout, 8 * kv) * ceil_div(taps, tb)), double(rows * cols), kv * tb, kv + tb);
+        consider(s, double(ceil_div(kout, 8 * kv) * ceil_div(channels * taps, tb)), double(rows * cols), kv * tb,
+                 kv + tb);
     }
     if (use_avx2()) {
         best.avx2 = best.kvec ? nullptr : direct::reduce_tile_avx2(best.KB, best.TB);
@@ -240,6 +243,21 @@ struct ForwardPacking {
         return t;
     }
 
+    // As pack, into a buffer whose padding is already zero (zeroed once per call, never written
+    // since): only the image rows are copied. Small images have short rows, and per-row memset and
+    // memcpy calls cost more than the copies themselves (weight gradient, 80 -> 16 channels, 8x8,
+    // batch 256, 1 thread: 8.3 ms with pack, 4.2 ms with this).
+    void pack_into_zeroed(const Conv2dParams& p, const float* x, int64_t channels, float* dst) const {
+        if (p.stride_w != 1) return pack(p, x, channels, dst);
+        const int64_t n = std::min(p.W, ld - p.pad_w);
+        for (int64_t c = 0; c < channels; ++c)
+            for (int64_t h = 0; h < p.H; ++h) {
+                const float* src = x + (c * p.H + h) * p.W;
+                float* d = dst + c * plane + (h + p.pad_h) * ld + p.pad_w;
+                for (int64_t i = 0; i < n; ++i) d[i] = src[i];
+            }
+    }
+
     void pack(const Conv2dParams& p, const float* x, int64_t channels, float* dst) const {
         const int64_t sw = p.stride_w;
         for (int64_t c = 0; c < channels; ++c) {
@@ -252,13 +270,6 @@ struct ForwardPacking {
                     continue;
                 }
                 const float* srow = src + h * p.W;
-                if (sw == 1) {
-                    const int64_t n = std::min(p.W, ld - p.pad_w);
-                    std::memset(d, 0, sizeof(float) * p.pad_w);
-                    std::memcpy(d + p.pad_w, srow, sizeof(float) * n);
-                    std::memset(d + p.pad_w + n, 0, sizeof(float) * (ld - p.pad_w - n));
-                    continue;
-                }
                 for (int64_t f = 0; f < sw; ++f) {  // phase f: dp[i] = srow[i*sw + f - pw] inside the row
                     float* dp = d + f * phase_width;
                     const int64_t lo = std::min(phase_width, f >= p.pad_w ? 0 : ceil_div(p.pad_w - f, sw));
@@ -324,10 +335,11 @@ void conv2d_direct_forward(const Conv2dParams& p, const float* x, const float* w
     const int64_t chunks = std::min(kblocks, ceil_div(4 * threads, p.N * G));
     parallel_for(p.N * G * chunks, [&](int64_t begin, int64_t end) {
         float* xp = thread_scratch(0, size_t(Cg * pk.plane));
+        std::fill(xp, xp + Cg * pk.plane, 0.0f);
         int64_t packed = -1;
         for (int64_t item = begin; item < end; ++item) {
             const int64_t ng = item / chunks, chunk = item % chunks, n = ng / G, g = ng % G;
-            if (packed != ng) pk.pack(p, x + (n * p.C + g * Cg) * p.H * p.W, Cg, xp), packed = ng;
+            if (packed != ng) pk.pack_into_zeroed(p, x + (n * p.C + g * Cg) * p.H * p.W, Cg, xp), packed = ng;
             CorrTileArgs a{};
             a.in_cstride = pk.plane;
             a.in_rstride = p.stride_h * pk.ld;
@@ -450,17 +462,18 @@ void conv2d_direct_backward_input(const Conv2dParams& p, const float* dy, const 
     const int64_t chunks = std::min(cblocks, ceil_div(4 * threads, p.N * G));
     parallel_for(p.N * G * chunks, [&](int64_t begin, int64_t end) {
         float* dyp = thread_scratch(0, size_t(Kg * plane));
+        std::fill(dyp, dyp + Kg * plane, 0.0f);  // the borders stay zero; rows are copied per image
         int64_t packed = -1;
+        const int64_t row = std::min(Q, ld - BL);
         for (int64_t item = begin; item < end; ++item) {
             const int64_t ng = item / chunks, chunk = item % chunks, n = ng / G, g = ng % G;
             if (packed != ng) {
                 const float* src = dy + (n * p.K + g * Kg) * P * Q;
                 for (int64_t k = 0; k < Kg; ++k)
-                    for (int64_t u = 0; u < prow; ++u) {
-                        float* d = dyp + k * plane + u * ld;
-                        std::memset(d, 0, sizeof(float) * ld);
-                        const int64_t i = u - BT;
-                        if (i >= 0 && i < P) std::memcpy(d + BL, src + (k * P + i) * Q, sizeof(float) * std::min(Q, ld - BL));
+                    for (int64_t i = 0; i < P && BT + i < prow; ++i) {
+                        float* d = dyp + k * plane + (BT + i) * ld + BL;
+                        const float* s = src + (k * P + i) * Q;
+                        for (int64_t j = 0; j < row; ++j) d[j] = s[j];
                     }
                 packed = ng;
             }
@@ -511,8 +524,12 @@ void conv2d_direct_backward_input(const Conv2dParams& p, const float* dy, const 
 
 namespace {
 
-// Weight gradient with channel-vector tiles: grad_output transposed per image to [position][channel]
-// so 8 channels load as one vector; per-thread partials acc[g][c][tap][channel] are added at the end.
+// Weight gradient with channel-vector tiles: grad_output transposed to [position][channel] so 8
+// channels load as one vector. A tile is 8 * KV output channels x TB rows of the flattened
+// (input channel, tap) list, so 9 taps of a 3x3 kernel do not leave 3 of 12 rows idle; a visit
+// reduces over the positions of a chunk of images (>= ~256 positions where they fit in L2), so
+// the accumulators of small images are not loaded and stored once per 4 or 16 positions.
+// Per-thread partials acc[g][c][tap][channel] are added at the end.
 void direct_weight_grad_kvec(const Conv2dParams& p, ReduceShape shape, const float* x, const float* dy, float* dw) {
     if (!shape.kvec) {
         shape = ReduceShape{};
@@ -522,54 +539,66 @@ void direct_weight_grad_kvec(const Conv2dParams& p, ReduceShape shape, const flo
     const int64_t P = p.P(), Q = p.Q(), G = p.groups, Cg = p.C_per_group(), Kg = p.K_per_group(), RS = p.R * p.S;
     const int64_t KB = 8 * shape.KV, TB = shape.TB, ldk = ceil_div(Kg, KB) * KB, PQ = P * Q;
     const ForwardPacking pk(p, Q);
-    std::vector<int64_t> taps = pk.taps(p);
-    taps.resize(ceil_div(RS, TB) * TB, taps.back());
-    std::vector<int64_t> pos_in(PQ);
-    for (int64_t pos = 0; pos < PQ; ++pos) pos_in[pos] = (pos / Q) * p.stride_h * pk.ld + pos % Q;
-    const int64_t accn = G * Cg * RS * ldk;
+    const std::vector<int64_t> taps = pk.taps(p);
+    const int64_t rows = Cg * RS, image_floats = Cg * pk.plane + PQ * ldk;
+    std::vector<int64_t> row_offset(ceil_div(rows, TB) * TB);
+    for (int64_t r = 0; r < rows; ++r) row_offset[r] = (r / RS) * pk.plane + taps[r % RS];
+    std::fill(row_offset.begin() + rows, row_offset.end(), row_offset[rows - 1]);  // valid padding rows
     const int threads = int(std::min<int64_t>(region_threads(), p.N));
+    constexpr int64_t kChunkPositions = 256, kChunkFloats = 64 * 1024;  // 256 KiB of packed data
+    const int64_t chunk = std::clamp<int64_t>(std::min(ceil_div(kChunkPositions, PQ), kChunkFloats / image_floats), 1,
+                                              ceil_div(p.N, threads));
+    std::vector<int64_t> pos_in(chunk * PQ);
+    for (int64_t pos = 0; pos < chunk * PQ; ++pos) {
+        const int64_t image = pos / PQ, pq = pos % PQ;
+        pos_in[pos] = image * Cg * pk.plane + (pq / Q) * p.stride_h * pk.ld + pq % Q;
+    }
+    const int64_t accn = G * rows * ldk;
     std::vector<float*> partial(threads, nullptr);
     parallel_ranges(p.N, threads, [&](int t, int64_t begin, int64_t end) {
         float* acc = thread_scratch(2, size_t(accn));
         partial[t] = acc;
         std::fill(acc, acc + accn, 0.0f);
-        float* xp = thread_scratch(0, size_t(Cg * pk.plane));
-        float* dyT = thread_scratch(3, size_t(PQ * ldk));
+        float* xp = thread_scratch(0, size_t(chunk * Cg * pk.plane));
+        std::fill(xp, xp + chunk * Cg * pk.plane, 0.0f);
+        float* dyT = thread_scratch(3, size_t(chunk * PQ * ldk));
         direct::KvecReduceArgs a{};
         a.ldk = ldk;
-        a.npos = PQ;
         a.pos_in = pos_in.data();
         a.acc_tstride = ldk;
-        for (int64_t n = begin; n < end; ++n)
+        a.in = xp;
+        for (int64_t n0 = begin; n0 < end; n0 += chunk) {
+            const int64_t images = std::min(chunk, end - n0);
+            a.npos = images * PQ;
             for (int64_t g = 0; g < G; ++g) {
-                pk.pack(p, x + (n * p.C + g * Cg) * p.H * p.W, Cg, xp);
-                const float* src = dy + (n * p.K + g * Kg) * PQ;
-                for (int64_t pos = 0; pos < PQ; ++pos) {
-                    float* d = dyT + pos * ldk;
-                    for (int64_t k = 0; k < Kg; ++k) d[k] = src[k * PQ + pos];
-                    std::fill(d + Kg, d + ldk, 0.0f);
+                for (int64_t i = 0; i < images; ++i) {
+                    pk.pack_into_zeroed(p, x + ((n0 + i) * p.C + g * Cg) * p.H * p.W, Cg, xp + i * Cg * pk.plane);
+                    const float* src = dy + ((n0 + i) * p.K + g * Kg) * PQ;
+                    for (int64_t pos = 0; pos < PQ; ++pos) {
+                        float* d = dyT + (i * PQ + pos) * ldk;
+                        for (int64_t k = 0; k < Kg; ++k) d[k] = src[k * PQ + pos];
+                        std::fill(d + Kg, d + ldk, 0.0f);
+                    }
                 }
                 for (int64_t k0 = 0; k0 < Kg; k0 += KB) {
                     a.dyT = dyT + k0;
-                    for (int64_t c = 0; c < Cg; ++c) {
-                        a.in = xp + c * pk.plane;
-                        for (int64_t t0 = 0; t0 < RS; t0 += TB) {
-                            a.taps = taps.data() + t0;
-                            a.tvalid = int(std::min(TB, RS - t0));
-                            a.acc = acc + ((g * Cg + c) * RS + t0) * ldk + k0;
-                            shape.run(a);
-                        }
+                    for (int64_t r0 = 0; r0 < rows; r0 += TB) {
+                        a.taps = row_offset.data() + r0;
+                        a.tvalid = int(std::min(TB, rows - r0));
+                        a.acc = acc + (g * rows + r0) * ldk + k0;
+                        shape.run(a);
                     }
                 }
             }
+        }
     });
     parallel_for(G * Kg, [&](int64_t begin, int64_t end) {
         for (int64_t gk = begin; gk < end; ++gk) {
             const int64_t g = gk / Kg, k = gk % Kg;
-            for (int64_t ct = 0; ct < Cg * RS; ++ct) {
+            for (int64_t ct = 0; ct < rows; ++ct) {
                 float s = 0.0f;
-                for (const float* acc : partial) s += acc[(g * Cg * RS + ct) * ldk + k];
-                dw[gk * Cg * RS + ct] = s;
+                for (const float* acc : partial) s += acc[(g * rows + ct) * ldk + k];
+                dw[gk * rows + ct] = s;
             }
         }
     });
@@ -584,7 +613,7 @@ void conv2d_direct_backward_weight(const Conv2dParams& p, const float* x, const 
         std::fill(dw, dw + wn, 0.0f);
         return;
     }
-    const ReduceShape shape = choose_reduce_shape(Kg, P, Q, RS);
+    const ReduceShape shape = choose_reduce_shape(Kg, Cg, P, Q, RS);
     // Width tiles keep 8 partial sums per weight and thread; past the workspace limit use the
     // channel-vector tiles, whose partials are one float per weight.
     const bool too_big = wn * 8 * int64_t(sizeof(float)) > get_workspace_limit();
@@ -606,7 +635,9 @@ void conv2d_direct_backward_weight(const Conv2dParams& p, const float* x, const 
         partial[t] = acc;
         std::fill(acc, acc + wn * 8, 0.0f);
         float* xp = thread_scratch(0, size_t(Cg * pk.plane));
+        std::fill(xp, xp + Cg * pk.plane, 0.0f);
         float* dyp = thread_scratch(3, size_t(Kg * P * ldq));
+        std::fill(dyp, dyp + Kg * P * ldq, 0.0f);  // columns Q..ldq stay zero
         ReduceTileArgs a{};
         a.dy_kstride = P * ldq;
         a.dy_rstride = ldq;
@@ -616,13 +647,13 @@ void conv2d_direct_backward_weight(const Conv2dParams& p, const float* x, const 
         a.acc_kstride = Cg * RS * 8;
         for (int64_t n = begin; n < end; ++n)
             for (int64_t g = 0; g < G; ++g) {
-                pk.pack(p, x + (n * p.C + g * Cg) * p.H * p.W, Cg, xp);
+                pk.pack_into_zeroed(p, x + (n * p.C + g * Cg) * p.H * p.W, Cg, xp);
                 const float* src = dy + (n * p.K + g * Kg) * P * Q;
                 for (int64_t k = 0; k < Kg; ++k)
                     for (int64_t i = 0; i < P; ++i) {
                         float* d = dyp + (k * P + i) * ldq;
-                        std::memcpy(d, src + (k * P + i) * Q, sizeof(float) * Q);
-                        std::fill(d + Q, d + ldq, 0.0f);
+                        const float* s = src + (k * P + i) * Q;
+                        for (int64_t j = 0; j < Q; ++j) d[j] = s[j];
                     }
                 for (int64_t k0 = 0; k0 < Kg; k0 += KB) {
                     a.dy = dyp + k0 * P * ldq;

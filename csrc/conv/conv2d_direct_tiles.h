@@ -71,9 +71,9 @@ struct KvecReduceArgs {
     const float* dyT;
     int64_t ldk;              // floats per position in dyT
     int64_t npos;
-    const float* in;          // packed input of one channel
-    const int64_t* pos_in;    // npos offsets
-    const int64_t* taps;      // TB tap offsets (last one repeated to pad)
+    const float* in;          // packed input (a chunk of images)
+    const int64_t* pos_in;    // npos offsets: image and output position
+    const int64_t* taps;      // TB row offsets: input channel plane + tap (last one repeated to pad)
     float* acc;
     int64_t acc_tstride;
     int tvalid;

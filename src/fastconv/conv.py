@@ -143,8 +143,29 @@ class _Plan(NamedTuple):
 _MAX_ELEMENTS = 1 << 62
 
 
+def _is_plain(value) -> bool:
+    """An int, str, or tuple of ints: arguments whose value alone decides validation (a bool or a
+    numpy integer equals an int but may be judged differently, so those are not cached)."""
+    return type(value) in (int, str) or (type(value) is tuple and all(type(v) is int for v in value))
+
+
 def _plan(x_shape, w_shape, stride, padding, dilation, groups, x_name="x", w_name="weight") -> _Plan:
-    """Validate everything about a convolution's geometry; raise before anything is allocated."""
+    """Validate everything about a convolution's geometry; raise before anything is allocated.
+
+    Plans of plain arguments are cached: a training step plans every layer's three passes, and
+    validating afresh took ~4% of a small DenseNet's step (2026-11-26 profile, batch 256)."""
+    args = (x_shape, w_shape, stride, padding, dilation, groups, x_name, w_name)
+    if all(map(_is_plain, args)):
+        return _cached_plan(*args)
+    return _make_plan(*args)
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_plan(*args) -> _Plan:
+    return _make_plan(*args)
+
+
+def _make_plan(x_shape, w_shape, stride, padding, dilation, groups, x_name, w_name) -> _Plan:
     N, C, H, W = x_shape
     K, Cw, R, S = w_shape
     sh, sw = pair(stride, "stride", minimum=1)
@@ -320,6 +341,18 @@ def select_algorithm(params, pass_: str) -> str:
         choice = _winograd_choice(p)
         if choice is not None:
             return choice
+    # 5x5 stride-1 kernels with 8+ channels (benchmarks/results/2026-11-26_epyc2c_5x5.md, 2 threads):
+    # from 7x7 images the FFT is fastest in every pass (NiN's 24 -> 64 on 7x7: 3.7 / 3.9 ms forward
+    # / input against direct's 5.4 / 5.8; 64 -> 192 on 27x27: 53 against 145 ms), except weight
+    # gradients with under 32 channels on images under 15x15 (24 -> 64 on 7x7: direct 5.5 vs 6.5
+    # ms; 12 -> 32 on 8x8: 1.8 vs 3.2). On 4x4 images direct is fastest or within 10% in 7 of 9
+    # cases (im2col, the generic pick for 32+ channels, is 1.3-2.6x slower). LeNet's layers (1 or
+    # 6 input channels) fall through to the generic rules, which pick direct.
+    if p.R * p.S >= 25 and not strided and cg >= 8 and kg >= 8:
+        if min(p.H, p.W) < 7:
+            return "direct"
+        if (pass_ != "weight" or cg >= 32 or min(p.H, p.W) >= 15) and _fft_check(p) is None:
+            return "fft"
     # big_kernel (9x9, 16 channels, 128x128): fft beats direct and im2col in all three passes
     # ([1t] 0.20 / 0.11 / 0.24 x torch against direct's 1.2 / 1.09 / 1.50); 9x9 is the smallest
     # kernel measured where it wins (5x5 LeNet layers stay direct: [1t] lenet_c2 fwd fft 4.90x).
@@ -339,16 +372,19 @@ def select_algorithm(params, pass_: str) -> str:
         if strided or kg >= 64:
             return "im2col"
         return "direct"
-    # 3x3 stride-1 weight gradients on small images (benchmarks/results/2026-11-25_epyc2c_weight_grad.md,
-    # batch 128, 2 threads): at 2x2-4x4 with up to 32 output channels direct wins (1.1-2.0x faster
-    # than im2col: the unfold costs more than the GEMM saves); from 8x8 the FFT is fastest or within
-    # 11% with up to 128 channels (up to 1.2x faster than im2col), and on vgg_3x3 (64 channels,
-    # 56x56: 8.3 vs im2col 10.6 ms, bench_full); with 256 channels it loses (resnet_3x3: 20.0 vs
-    # im2col 10.4 ms). Worst pick in that sweep: 1.11x the fastest.
+    # 3x3 stride-1 weight gradients up to 32x32 (benchmarks/results/2026-11-26_epyc2c_weight_grad.md,
+    # batch 128, 2 threads). Direct's channel-vector tiles reduce over chunks of images: with up to
+    # 32 output channels, 1-3 input channels, or on 4x4 and smaller it is fastest or within 10%
+    # (1.5-9x faster than the FFT with 1-16 channels), except with 256 channels, where im2col is 5%
+    # faster. From 8x8 with 64+ channels the FFT wins (32x32, 64 channels: 49 vs direct 66 and
+    # im2col 62 ms; 256 channels on 16x16: 171 vs 207 and 238 ms). On larger images the FFT still
+    # wins with up to 128 channels (vgg_3x3, 64 channels on 56x56: 8.3 vs im2col 10.6 ms,
+    # bench_full) and loses with 256 (resnet_3x3: 20.0 vs im2col 10.4 ms).
     if p.R == p.S == 3 and not strided and p.dil_h == p.dil_w == 1 and p.groups == 1:
-        if p.H * p.W <= 16 and kg <= 32:
-            return "direct"
-        if min(p.H, p.W) >= 8 and cg <= 128 and kg <= 128 and _fft_check(p) is None:
+        small = p.H * p.W <= 32 * 32
+        if small and (kg <= 32 or cg < 16 or p.H * p.W <= 16):
+            return "im2col" if cg >= 256 else "direct"
+        if min(p.H, p.W) >= 8 and (small or (cg <= 128 and kg <= 128)) and _fft_check(p) is None:
             return "fft"
     # weight gradient: with 32+ input channels per group the GEMM wins (vgg_3x3 [1t] im2col 1.33 vs
     # direct 2.16, resnet_3x3 1.50 vs 2.25, stride2 1.39 vs 1.93): direct's 8-wide partial sums no

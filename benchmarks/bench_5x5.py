@@ -1,0 +1,86 @@
+"""5x5 stride-1 convolutions (NiN's, GoogLeNet's and AlexNet's second layers, LeNet's): direct,
+im2col and FFT in all three passes, and what ``auto`` picks.
+
+The measurements behind select_algorithm's 5x5 rule. Padding 2 (LeNet's conv2: 0), best of 5
+repeats of 3 calls after one warm-up call, at --threads threads.
+
+    python3 benchmarks/bench_5x5.py --threads 2
+
+Writes benchmarks/results/<date>_<machine>_5x5.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import sys
+import timeit
+
+import numpy as np
+
+import fastconv
+from fastconv import conv as conv_mod
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+# (N, C, K, H = W, padding)
+SHAPES = [(256, 1, 6, 28, 2), (256, 6, 16, 14, 0), (256, 4, 8, 8, 2), (256, 8, 24, 4, 2), (256, 16, 32, 4, 2),
+          (256, 32, 64, 4, 2), (256, 24, 64, 7, 2), (256, 12, 32, 8, 2), (256, 48, 128, 8, 2), (64, 24, 64, 15, 2),
+          (256, 8, 16, 16, 2), (256, 16, 32, 16, 2), (256, 8, 8, 32, 2), (64, 64, 192, 27, 2)]
+ALGOS = ("direct", "im2col", "fft")
+PASSES = ("forward", "input", "weight")
+
+
+def _run(pass_, algo, x, w, dy, pad):
+    if pass_ == "forward":
+        return lambda: fastconv.conv2d(x, w, None, 1, pad, algo=algo)
+    if pass_ == "input":
+        return lambda: fastconv.grad.conv2d_input(x.shape, w, dy, 1, pad, algo=algo)
+    return lambda: fastconv.grad.conv2d_weight(x, w.shape, dy, 1, pad, algo=algo)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default="")
+    args = ap.parse_args(argv)
+    fastconv.set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+    rows = ["| N | C | K | H = W | pass | direct ms | im2col ms | fft ms | fastest | auto picks | auto / fastest |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    worst = 1.0
+    for N, C, K, H, pad in SHAPES:
+        x = rng.standard_normal((N, C, H, H), dtype=np.float32)
+        w = rng.standard_normal((K, C, 5, 5), dtype=np.float32)
+        dy = rng.standard_normal(fastconv.conv2d(x, w, None, 1, pad).shape, dtype=np.float32)
+        params = conv_mod._plan(x.shape, w.shape, 1, pad, 1, 1).params
+        for pass_ in PASSES:
+            ms = {}
+            for algo in ALGOS:
+                f = _run(pass_, algo, x, w, dy, pad)
+                f()
+                ms[algo] = min(timeit.repeat(f, number=3, repeat=5)) / 3 * 1e3
+            pick = conv_mod.select_algorithm(params, pass_)
+            fastest = min(ms, key=ms.get)
+            worst = max(worst, ms[pick] / ms[fastest])
+            rows.append(f"| {N} | {C} | {K} | {H} | {pass_} | " + " | ".join(f"{ms[a]:.2f}" for a in ALGOS)
+                        + f" | {fastest} | {pick} | {ms[pick] / ms[fastest]:.2f} |")
+            print(rows[-1], flush=True)
+    sys.path.insert(0, HERE)
+    from bench_conv import machine_tag
+
+    today = datetime.date.today()
+    lines = [f"# 5x5 stride-1 convolutions, every pass ({today})", "",
+             f"- threads: {args.threads}; best of 5 x 3 calls after a warm-up call",
+             f"- fastconv {fastconv.__version__}, {fastconv.info()['cpu_model']}, path {fastconv.info()['cpu_path']}",
+             f"- command: `python3 benchmarks/bench_5x5.py --threads {args.threads}`",
+             f"- worst auto / fastest: {worst:.2f}", "", *rows, ""]
+    out = args.out or os.path.join(HERE, "results", f"{today:%Y-%m-%d}_{machine_tag()}_5x5.md")
+    with open(out, "w") as f:
+        f.write("\n".join(lines))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
