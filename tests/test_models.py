@@ -217,9 +217,15 @@ def test_too_small_image_names_smallest_size(name, smallest):
     assert m.output_shape((1, 3, smallest, smallest)) == (1, 1000)
 
 
-def test_fixed_size_small_alexnet_says_so():
-    m = _full("alexnet", small=True)
-    with pytest.raises(ValueError, match="193x193 .*fixed-size map"):
+@pytest.mark.parametrize("name,smallest,pooled", [("alexnet", 65, 5), ("vgg11", 32, 7)])
+def test_small_alexnet_and_vgg_take_any_size(name, smallest, pooled):
+    """d2l's layers; the adaptive pool in front of the classifier is the identity at d2l's 224x224
+    (the map is already 5x5 / 7x7) and lets smaller images through."""
+    m = models.get(name, small=True)
+    assert m.features.output_shape((1, 1, 224, 224))[2:] == (pooled, pooled)
+    assert isinstance(m.classifier[0], nn.AdaptiveAvgPool2d) and m.classifier[0].output_size == (pooled, pooled)
+    assert m.min_size() == smallest and m.output_shape((3, 1, smallest, smallest)) == (3, 10)
+    with pytest.raises(ValueError, match=f"smallest square input that works is {smallest}x{smallest}"):
         m.output_shape((1, 1, 28, 28))
 
 
@@ -267,8 +273,8 @@ def test_summary_cli(tmp_path):
 # forward + backward takes a fraction of a second. Batch-norm models get a 2x2 last map and 4 images:
 # batch statistics over 2 values make the function too ill-conditioned to compare in float32.
 SMALL = {
-    "alexnet": (dict(width=0.0625), 193, 2),
-    "vgg11": (dict(width=0.0625), 224, 2),
+    "alexnet": (dict(width=0.0625), 67, 2),
+    "vgg11": (dict(width=0.0625), 32, 2),
     "nin": (dict(width=0.0625), 67, 2),
     "googlenet": (dict(width=0.125), 32, 2),
     "resnet18": (dict(width=0.125), 64, 4),
@@ -388,7 +394,7 @@ def test_train_cli_too_small_says_resize(tmp_path):
                           "--no-progress", "--data", str(tmp_path), "--out", str(tmp_path / "w.npz")],
                          capture_output=True, text=True, cwd=tmp_path)
     assert res.returncode != 0
-    assert "smallest square input that works is 193x193" in res.stderr and "--resize" in res.stderr
+    assert "smallest square input that works is 65x65" in res.stderr and "--resize" in res.stderr
 
 
 def test_train_then_eval_cli_resnet18_resized(tmp_path, capsys):

@@ -51,6 +51,8 @@ CASES = [
     ((2, 3, 16, 16), (3, 3), (2, 2), (1, 1), False),  # 7 interior outputs per row: the 4-wide path
     ((1, 2, 9, 12), (3, 3), (1, 1), (1, 1), False),   # stride 1 with 4-7 interior outputs
     ((1, 2, 10, 13), (2, 2), (2, 2), (0, 0), True),   # 6 outputs, the last clipped
+    ((2, 3, 7, 11), (3, 2), (3, 2), (0, 0), False),   # windows tile the input, a remainder on both axes
+    ((5, 7, 4, 4), (2, 2), (2, 2), (0, 0), False),    # DenseNet transition on a 4x4 map
 ]
 
 

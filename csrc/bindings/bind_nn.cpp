@@ -119,13 +119,20 @@ void bind_nn(py::module_& m) {
           [](const py::array& y, const py::array& dy, py::array& dx) { binary(sigmoid_backward, y, dy, dx); },
           py::arg("y"), py::arg("grad_output"), py::arg("out"));
     m.def("bias_grad_nchw", [](const py::array& dy, py::array& db) {
+        // grad_output may be a channel slice of a larger array (cat's backward): each (H, W) plane
+        // must be contiguous; batch and channel strides are free.
         if (dy.ndim() != 4) throw std::invalid_argument("grad_output: expected a 4-D array");
-        require_shape(dy, {dy.shape(0), dy.shape(1), dy.shape(2), dy.shape(3)}, "grad_output");
-        require_shape(db, {dy.shape(1)}, "out");
+        if (!py::isinstance<py::array_t<float>>(dy))
+            throw std::invalid_argument("grad_output: expected a float32 array");
+        const int64_t N = dy.shape(0), C = dy.shape(1), H = dy.shape(2), W = dy.shape(3), f = sizeof(float);
+        if ((H > 1 && dy.strides(2) != W * f) || (W > 1 && dy.strides(3) != f) || dy.strides(0) % f ||
+            dy.strides(1) % f || dy.strides(0) < 0 || dy.strides(1) < 0)
+            throw std::invalid_argument("grad_output: expected contiguous (H, W) planes");
+        require_shape(db, {C}, "out");
         float* out = mutable_data(db, "out");
-        const int64_t N = dy.shape(0), C = dy.shape(1), HW = dy.shape(2) * dy.shape(3);
+        const int64_t batch_stride = dy.strides(0) / f, channel_stride = dy.strides(1) / f;
         py::gil_scoped_release release;
-        bias_grad_nchw(data(dy), N, C, HW, out);
+        bias_grad_nchw(data(dy), N, C, H * W, batch_stride, channel_stride, out);
     }, py::arg("grad_output"), py::arg("out"));
     m.def("sgd_step", [](py::array& w, const py::array& g, py::array& buf, float lr, float momentum, float dampening,
                          float weight_decay, bool nesterov, bool first_step) {

@@ -49,14 +49,15 @@ void sigmoid_backward(const float* y, const float* dy, float* dx, int64_t n) {
     });
 }
 
-void bias_grad_nchw(const float* dy, int64_t N, int64_t C, int64_t HW, float* db) {
+void bias_grad_nchw(const float* dy, int64_t N, int64_t C, int64_t HW, int64_t batch_stride, int64_t channel_stride,
+                    float* db) {
     // One channel per task; within it, plane sums in float then accumulated in double so a large
     // N * HW does not lose the small contributions.
     auto body = [&](long long c0, long long c1) {
         for (int64_t c = c0; c < c1; ++c) {
             double total = 0.0;
             for (int64_t n = 0; n < N; ++n) {
-                const float* plane = dy + (n * C + c) * HW;
+                const float* plane = dy + n * batch_stride + c * channel_stride;
                 // 16 independent partial sums: without them the adds form one serial dependency
                 // chain (4 cycles each) that the compiler may not reorder or vectorize.
                 float acc[16] = {};

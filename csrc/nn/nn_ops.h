@@ -13,8 +13,10 @@ void relu_forward(const float* x, float* y, int64_t n);
 void relu_backward(const float* y, const float* dy, float* dx, int64_t n);
 // dx = dy * y * (1 - y), with y the forward output.
 void sigmoid_backward(const float* y, const float* dy, float* dx, int64_t n);
-// db[c] = sum over n, i of dy[n, c, i] for dy of shape (N, C, HW): the bias gradient of a convolution.
-void bias_grad_nchw(const float* dy, int64_t N, int64_t C, int64_t HW, float* db);
+// db[c] = sum over n, i of dy[n * batch_stride + c * channel_stride + i], i < HW: the bias gradient of
+// a convolution, whose (N, C, HW) grad_output may be a channel slice of a larger array.
+void bias_grad_nchw(const float* dy, int64_t N, int64_t C, int64_t HW, int64_t batch_stride, int64_t channel_stride,
+                    float* db);
 
 struct SgdParams {
     float lr, momentum, dampening, weight_decay;

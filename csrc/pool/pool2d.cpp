@@ -180,6 +180,33 @@ void avg_pool2d_forward(const Pool2dParams& p, const float* x, float* y) {
 void avg_pool2d_backward(const Pool2dParams& p, const float* dy, float* dx) {
     const int64_t P = p.P(), Q = p.Q(), H = p.H, W = p.W, kh = p.kernel_h, kw = p.kernel_w;
     const int64_t sh = p.stride_h, sw = p.stride_w;
+    if (kh == sh && kw == sw && p.pad_h == 0 && p.pad_w == 0 && P * kh <= H && Q * kw <= W) {
+        // Windows tile the input (DenseNet's 2x2 transitions): each input takes its one window's
+        // gradient / (kh * kw), inputs past the last window take 0. The general path below spends
+        // more on per-row set-up than this copy on small images (256 x 56 x 4x4: 0.67 vs 0.23 ms
+        // for torch before this path).
+        const float inv = 1.0f / float(kh * kw);
+        for_units(p.N * p.C, p.N * p.C * H * W, [&](long long begin, long long end) {
+            for (long long plane = begin; plane < end; ++plane) {
+                const float* g = dy + plane * P * Q;
+                float* dxp = dx + plane * H * W;
+                for (int64_t ih = 0; ih < H; ++ih) {
+                    float* row = dxp + ih * W;
+                    const int64_t op = ih / kh;
+                    if (op >= P) {
+                        std::fill(row, row + W, 0.0f);
+                        continue;
+                    }
+                    for (int64_t q = 0; q < Q; ++q) {
+                        const float v = g[op * Q + q] * inv;
+                        for (int64_t j = 0; j < kw; ++j) row[q * kw + j] = v;
+                    }
+                    std::fill(row + Q * kw, row + W, 0.0f);
+                }
+            }
+        });
+        return;
+    }
     const int64_t M = (W + sw - 1) / sw;  // outputs per column class
     const int64_t OFF = kw;               // r[q] lives at r_pad[OFF + q], q in [-kw, Q + M + kw)
     const int64_t r_len = OFF + Q + M + kw + 2;

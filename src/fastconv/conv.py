@@ -345,11 +345,12 @@ def select_algorithm(params, pass_: str) -> str:
     # from 7x7 images the FFT is fastest in every pass (NiN's 24 -> 64 on 7x7: 3.7 / 3.9 ms forward
     # / input against direct's 5.4 / 5.8; 64 -> 192 on 27x27: 53 against 145 ms), except weight
     # gradients with under 32 channels on images under 15x15 (24 -> 64 on 7x7: direct 5.5 vs 6.5
-    # ms; 12 -> 32 on 8x8: 1.8 vs 3.2). On 4x4 images direct is fastest or within 10% in 7 of 9
-    # cases (im2col, the generic pick for 32+ channels, is 1.3-2.6x slower). LeNet's layers (1 or
-    # 6 input channels) fall through to the generic rules, which pick direct.
+    # ms; 12 -> 32 on 8x8: 1.8 vs 3.2). On 4x4 images direct is fastest or within 10% but for the
+    # forward pass with 32+ channels (FFT 1.9 vs direct 3.5-4.4 ms in two runs); im2col, the
+    # generic pick for 32+ channels, is 1.3-2.6x slower. LeNet's layers (1 or 6 input channels)
+    # fall through to the generic rules, which pick direct.
     if p.R * p.S >= 25 and not strided and cg >= 8 and kg >= 8:
-        if min(p.H, p.W) < 7:
+        if min(p.H, p.W) < 7 and not (pass_ == "forward" and cg >= 32 and _fft_check(p) is None):
             return "direct"
         if (pass_ != "weight" or cg >= 32 or min(p.H, p.W) >= 15) and _fft_check(p) is None:
             return "fft"

@@ -110,9 +110,8 @@ class ImageClassifier(nn.Module):
             return self.classifier.output_shape(self.features.output_shape(shape))
         except ValueError as e:
             n = self.min_size()
-            fixed = "" if self._fits(1024) else " (this version flattens a fixed-size map: it needs about that size)"
             raise ValueError(f"{self.name}: input {shape_str(shape)} does not fit the downsampling; the smallest "
-                             f"square input that works is {n}x{n}{fixed} ({e})") from None
+                             f"square input that works is {n}x{n} ({e})") from None
 
     def min_size(self) -> int:
         """The smallest H = W this model accepts (shape inference; 0 if none up to 1024)."""
@@ -141,8 +140,9 @@ class ImageClassifier(nn.Module):
 def alexnet(num_classes: int | None = None, in_channels: int | None = None, width: float = 1.0,
             small: bool = False) -> ImageClassifier:
     """AlexNet. Full: torchvision's (61,100,840 parameters at 1000 classes), any input >= 63x63
-    thanks to its adaptive pooling to 6x6. small: d2l's (96-256-384-384-256 channels, Linear(6400,
-    4096) on the 5x5 map of a 224x224 image, so it needs exactly that size)."""
+    thanks to its adaptive pooling to 6x6. small: d2l's (96-256-384-384-256 channels, padding 1,
+    Linear(6400, 4096) on a 5x5 map), with an adaptive average pool to that 5x5 map in front of
+    the classifier: the identity at d2l's 224x224 input, and any input >= 65x65 works."""
     num_classes, in_channels, width = _defaults(num_classes, in_channels, width, small)
     c = [_scaled(n, width) for n in ((96, 256, 384, 384, 256) if small else (64, 192, 384, 256, 256))]
     hidden = _scaled(4096, width)
@@ -155,7 +155,7 @@ def alexnet(num_classes: int | None = None, in_channels: int | None = None, widt
     )
     if small:
         classifier = nn.Sequential(
-            nn.Flatten(), nn.Linear(c[4] * 5 * 5, hidden), nn.ReLU(), nn.Dropout(0.5),
+            nn.AdaptiveAvgPool2d((5, 5)), nn.Flatten(), nn.Linear(c[4] * 5 * 5, hidden), nn.ReLU(), nn.Dropout(0.5),
             nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(0.5), nn.Linear(hidden, num_classes))
     else:
         classifier = nn.Sequential(
@@ -189,16 +189,16 @@ def _vgg(name, num_classes, in_channels, width, small):
             c = out
         layers.append(nn.MaxPool2d(2, 2))
     hidden = _scaled(4096, width)
-    head = [nn.Flatten()] if small else [nn.AdaptiveAvgPool2d((7, 7)), nn.Flatten()]
-    classifier = nn.Sequential(*head, nn.Linear(c * 49, hidden), nn.ReLU(), nn.Dropout(0.5),
+    classifier = nn.Sequential(nn.AdaptiveAvgPool2d((7, 7)), nn.Flatten(), nn.Linear(c * 49, hidden), nn.ReLU(), nn.Dropout(0.5),
                                nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(0.5), nn.Linear(hidden, num_classes))
     return ImageClassifier(name, in_channels, nn.Sequential(*layers), classifier)
 
 
 def vgg11(num_classes: int | None = None, in_channels: int | None = None, width: float = 1.0,
           small: bool = False) -> ImageClassifier:
-    """VGG-11 (configuration A). Full: torchvision's, 132,863,336 parameters. small: d2l's, without the
-    adaptive 7x7 pooling (224x224 input); d2l trains it at width=0.25."""
+    """VGG-11 (configuration A). Full: torchvision's, 132,863,336 parameters. small: d2l's layers (d2l
+    trains it at width=0.25 on 224x224 images); both keep torchvision's adaptive pool to 7x7 in
+    front of the classifier (the identity at 224x224), so any input >= 32x32 works."""
     return _vgg("vgg11", num_classes, in_channels, width, small)
 
 

@@ -74,8 +74,11 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padd
 
 
 def _bias_grad(g):
-    """Sum of the (N, K, P, Q) gradient over N, P, Q: one pass in C++ instead of numpy's strided reduction."""
-    if not _fused(g):
+    """Sum of the (N, K, P, Q) gradient over N, P, Q: one pass in C++ instead of numpy's strided
+    reduction, also for a channel slice of a larger array (the gradient of a `cat` input)."""
+    planes_contiguous = (isinstance(g, np.ndarray) and g.dtype == np.float32 and min(g.strides) >= 0
+                         and (g.shape[3] <= 1 or g.strides[3] == 4) and (g.shape[2] <= 1 or g.strides[2] == 4 * g.shape[3]))
+    if not planes_contiguous:
         return g.sum(axis=(0, 2, 3))
     db = np.empty(g.shape[1], np.float32)
     _core.bias_grad_nchw(g, db)
