@@ -325,10 +325,12 @@ def test_conv_bias_gradient_kernel(rng):
 @pytest.mark.parametrize("shape", [(4, 3, 5, 7), (2, 5, 1, 1), (1, 2, 1, 2), (3, 16, 8, 8), (2, 1, 13, 17)])
 @pytest.mark.parametrize("training", [True, False])
 @pytest.mark.parametrize("affine", [True, False])
-def test_fused_batch_norm_matches_float64(shape, training, affine):
+@pytest.mark.parametrize("relu", [False, True])
+def test_fused_batch_norm_matches_float64(shape, training, affine, relu):
     """Forward, all three gradients and the running statistics of the C++ path (float32) against
     the same function evaluated in float64 by numpy: relative error at most 1e-5 (measured <= 1e-6).
-    The input has a large mean (5) so the variance is a small difference of large sums."""
+    The input has a large mean (5) so the variance is a small difference of large sums. relu=True:
+    the fused BatchNorm + ReLU against numpy's batch norm followed by relu."""
     rng = np.random.default_rng(sum(shape))
     C = shape[1]
     x = (5 + 2 * rng.standard_normal(shape)).astype(np.float32)
@@ -343,7 +345,7 @@ def test_fused_batch_norm_matches_float64(shape, training, affine):
         w = Tensor(gamma.astype(dtype), requires_grad=True) if affine else None
         b = Tensor(beta.astype(dtype), requires_grad=True) if affine else None
         rm, rv = run_mean.astype(dtype), run_var.astype(dtype)
-        y = F.batch_norm2d(xt, w, b, rm, rv, training, momentum=0.1, eps=1e-5)
+        y = F.batch_norm2d(xt, w, b, rm, rv, training, momentum=0.1, eps=1e-5, relu=relu)
         y.backward(g.astype(dtype))
         grads = [xt.grad] + ([w.grad, b.grad] if affine else [])
         return [y.data, *grads, rm, rv]
@@ -351,6 +353,32 @@ def test_fused_batch_norm_matches_float64(shape, training, affine):
     for ours, ref in zip(run(np.float32), run(np.float64)):
         assert ours.dtype == np.float32
         assert np.abs(ours - ref).max() <= 1e-5 * max(np.abs(ref).max(), 1.0), (ours, ref)
+
+
+def test_sequential_fuses_batch_norm_then_relu():
+    """Sequential runs BatchNorm2d + ReLU as one fused op: same output and gradients as the two
+    layers one after the other, a single graph node, and the ReLU module left in place."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 6, 5, 5)).astype(np.float32)
+    g = rng.standard_normal((4, 6, 5, 5)).astype(np.float32)
+    seq = nn.Sequential(nn.BatchNorm2d(6), nn.ReLU())
+    seq[0].weight.data[:] = rng.standard_normal(6).astype(np.float32)
+    seq[0].bias.data[:] = rng.standard_normal(6).astype(np.float32)
+    xt = Tensor(x, requires_grad=True)
+    y = seq(xt)
+    assert y._parents[0] is xt  # one node: batch norm with the ReLU inside
+    y.backward(g)
+    fused = [y.data, xt.grad, seq[0].weight.grad, seq[0].bias.grad]
+    for p in seq.parameters():
+        p.grad = None
+    xt2 = Tensor(x, requires_grad=True)
+    y2 = seq[1](seq[0](xt2))
+    y2.backward(g)
+    unfused = [y2.data, xt2.grad, seq[0].weight.grad, seq[0].bias.grad]
+    assert (fused[0] == 0).any() and (fused[0] > 0).any()
+    for a, b in zip(fused, unfused):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+    assert [type(m).__name__ for m in seq] == ["BatchNorm2d", "ReLU"]
 
 
 def test_fused_batch_norm_leaves_inputs_alone():

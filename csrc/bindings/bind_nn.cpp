@@ -79,7 +79,7 @@ void bind_batch_norm(py::module_& m) {
     }, py::arg("x"), py::arg("mean"), py::arg("var"));
     m.def("batch_norm_forward", [](const py::array& x, const py::array& mean, const py::array& inv_std,
                                    const std::optional<py::array>& gamma, const std::optional<py::array>& beta,
-                                   py::array& y) {
+                                   py::array& y, bool relu) {
         const Nchw s = nchw(x, "x");
         require_shape(y, {x.shape(0), x.shape(1), x.shape(2), x.shape(3)}, "out");
         const float* mp = channel_data(mean, s.C, "mean");
@@ -88,12 +88,14 @@ void bind_batch_norm(py::module_& m) {
         const float* bp = channel_data(beta, s.C, "bias");
         float* out = mutable_data(y, "out");
         py::gil_scoped_release release;
-        batch_norm_forward(data(x), s.N, s.C, s.HW, mp, ip, gp, bp, out);
-    }, py::arg("x"), py::arg("mean"), py::arg("inv_std"), py::arg("weight"), py::arg("bias"), py::arg("out"));
+        batch_norm_forward(data(x), s.N, s.C, s.HW, mp, ip, gp, bp, relu, out);
+    }, py::arg("x"), py::arg("mean"), py::arg("inv_std"), py::arg("weight"), py::arg("bias"), py::arg("out"),
+       py::arg("relu") = false);
     m.def("batch_norm_backward", [](const py::array& x, const py::array& dy, const py::array& mean,
                                     const py::array& inv_std, const std::optional<py::array>& gamma,
                                     bool batch_statistics, std::optional<py::array> dx,
-                                    std::optional<py::array> dgamma, std::optional<py::array> dbeta) {
+                                    std::optional<py::array> dgamma, std::optional<py::array> dbeta,
+                                    const std::optional<py::array>& beta, bool relu) {
         const Nchw s = nchw(x, "x");
         require_shape(dy, {x.shape(0), x.shape(1), x.shape(2), x.shape(3)}, "grad_output");
         if (dx) require_shape(*dx, {x.shape(0), x.shape(1), x.shape(2), x.shape(3)}, "grad_input");
@@ -103,10 +105,28 @@ void bind_batch_norm(py::module_& m) {
         float* dxp = dx ? mutable_data(*dx, "grad_input") : nullptr;
         float* dgp = channel_out(dgamma, s.C, "grad_weight");
         float* dbp = channel_out(dbeta, s.C, "grad_bias");
+        const float* bp = channel_data(beta, s.C, "bias");
         py::gil_scoped_release release;
-        batch_norm_backward(data(x), data(dy), s.N, s.C, s.HW, mp, ip, gp, batch_statistics, dxp, dgp, dbp);
+        batch_norm_backward(data(x), data(dy), s.N, s.C, s.HW, mp, ip, gp, bp, relu, batch_statistics, dxp, dgp, dbp);
     }, py::arg("x"), py::arg("grad_output"), py::arg("mean"), py::arg("inv_std"), py::arg("weight"),
-       py::arg("batch_statistics"), py::arg("grad_input"), py::arg("grad_weight"), py::arg("grad_bias"));
+       py::arg("batch_statistics"), py::arg("grad_input"), py::arg("grad_weight"), py::arg("grad_bias"),
+       py::arg("bias") = py::none(), py::arg("relu") = false);
+}
+
+// A float32 (N, C, H, W) array whose (H, W) planes are contiguous; batch and channel strides are
+// free (a channel slice of a larger array), in elements.
+struct PlaneStrides {
+    int64_t N, C, HW, batch, channel;
+};
+
+PlaneStrides plane_strides(const py::array& a, const char* name) {
+    if (a.ndim() != 4) throw std::invalid_argument(std::string(name) + ": expected a 4-D array");
+    if (!py::isinstance<py::array_t<float>>(a)) throw std::invalid_argument(std::string(name) + ": expected a float32 array");
+    const int64_t H = a.shape(2), W = a.shape(3), f = sizeof(float);
+    if ((H > 1 && a.strides(2) != W * f) || (W > 1 && a.strides(3) != f) || a.strides(0) % f || a.strides(1) % f ||
+        a.strides(0) < 0 || a.strides(1) < 0)
+        throw std::invalid_argument(std::string(name) + ": expected contiguous (H, W) planes");
+    return {a.shape(0), a.shape(1), H * W, a.strides(0) / f, a.strides(1) / f};
 }
 
 void bind_nn(py::module_& m) {
@@ -119,21 +139,22 @@ void bind_nn(py::module_& m) {
           [](const py::array& y, const py::array& dy, py::array& dx) { binary(sigmoid_backward, y, dy, dx); },
           py::arg("y"), py::arg("grad_output"), py::arg("out"));
     m.def("bias_grad_nchw", [](const py::array& dy, py::array& db) {
-        // grad_output may be a channel slice of a larger array (cat's backward): each (H, W) plane
-        // must be contiguous; batch and channel strides are free.
-        if (dy.ndim() != 4) throw std::invalid_argument("grad_output: expected a 4-D array");
-        if (!py::isinstance<py::array_t<float>>(dy))
-            throw std::invalid_argument("grad_output: expected a float32 array");
-        const int64_t N = dy.shape(0), C = dy.shape(1), H = dy.shape(2), W = dy.shape(3), f = sizeof(float);
-        if ((H > 1 && dy.strides(2) != W * f) || (W > 1 && dy.strides(3) != f) || dy.strides(0) % f ||
-            dy.strides(1) % f || dy.strides(0) < 0 || dy.strides(1) < 0)
-            throw std::invalid_argument("grad_output: expected contiguous (H, W) planes");
-        require_shape(db, {C}, "out");
+        // grad_output may be a channel slice of a larger array (cat's backward).
+        const PlaneStrides s = plane_strides(dy, "grad_output");
+        require_shape(db, {s.C}, "out");
         float* out = mutable_data(db, "out");
-        const int64_t batch_stride = dy.strides(0) / f, channel_stride = dy.strides(1) / f;
         py::gil_scoped_release release;
-        bias_grad_nchw(data(dy), N, C, H * W, batch_stride, channel_stride, out);
+        bias_grad_nchw(data(dy), s.N, s.C, s.HW, s.batch, s.channel, out);
     }, py::arg("grad_output"), py::arg("out"));
+    m.def("add_planes", [](const py::array& a, const py::array& b, py::array& out) {
+        const PlaneStrides sa = plane_strides(a, "a"), sb = plane_strides(b, "b");
+        for (int d = 0; d < 4; ++d)
+            if (b.shape(d) != a.shape(d)) throw std::invalid_argument("b: expected the shape of a");
+        require_shape(out, {a.shape(0), a.shape(1), a.shape(2), a.shape(3)}, "out");
+        float* o = mutable_data(out, "out");
+        py::gil_scoped_release release;
+        add_planes(data(a), sa.batch, sa.channel, data(b), sb.batch, sb.channel, sa.N, sa.C, sa.HW, o);
+    }, py::arg("a"), py::arg("b"), py::arg("out"));
     m.def("sgd_step", [](py::array& w, const py::array& g, py::array& buf, float lr, float momentum, float dampening,
                          float weight_decay, bool nesterov, bool first_step) {
         const int64_t n = same_size({&w, &g, &buf}, {"param", "grad", "momentum_buffer"});

@@ -79,6 +79,25 @@ void bias_grad_nchw(const float* dy, int64_t N, int64_t C, int64_t HW, int64_t b
     }
 }
 
+void add_planes(const float* a, int64_t a_batch, int64_t a_channel, const float* b, int64_t b_batch,
+                int64_t b_channel, int64_t N, int64_t C, int64_t HW, float* out) {
+    auto body = [&](long long begin, long long end) {
+        for (long long plane = begin; plane < end; ++plane) {
+            const int64_t n = plane / C, c = plane % C;
+            const float* pa = a + n * a_batch + c * a_channel;
+            const float* pb = b + n * b_batch + c * b_channel;
+            float* po = out + plane * HW;
+            for (int64_t i = 0; i < HW; ++i) po[i] = pa[i] + pb[i];
+        }
+    };
+    if (N * C * HW < kParallelMin) {
+        ScopedDenormalsOff ftz;
+        body(0, N * C);
+    } else {
+        parallel_for(N * C, body);
+    }
+}
+
 void sgd_step(const SgdParams& p, float* w, const float* g, float* buf, int64_t n) {
     for_chunks(n, [&](int64_t lo, int64_t hi) {
         for (int64_t i = lo; i < hi; ++i) {

@@ -18,6 +18,12 @@ void sigmoid_backward(const float* y, const float* dy, float* dx, int64_t n);
 void bias_grad_nchw(const float* dy, int64_t N, int64_t C, int64_t HW, int64_t batch_stride, int64_t channel_stride,
                     float* db);
 
+// out[n, c, i] = a[n * a_batch + c * a_channel + i] + b[n * b_batch + c * b_channel + i], i < HW,
+// out C-contiguous (N, C, HW): the autograd's gradient accumulation, whose operands are often
+// channel slices of a larger gradient (cat's backward).
+void add_planes(const float* a, int64_t a_batch, int64_t a_channel, const float* b, int64_t b_batch,
+                int64_t b_channel, int64_t N, int64_t C, int64_t HW, float* out);
+
 struct SgdParams {
     float lr, momentum, dampening, weight_decay;
     bool nesterov, first_step;  // first_step: the momentum buffer is set to the gradient

@@ -16,6 +16,7 @@ from typing import Callable
 
 import numpy as np
 
+from . import _core
 from ._validation import shape_str
 
 # ---- devices: the one place that knows what array type lives where -------------------------------
@@ -338,6 +339,24 @@ def _run_backward(root: Tensor, grad) -> None:
         _end_of_backward_callbacks.pop(0)()
 
 
+def _planes_contiguous(a) -> bool:
+    """A float32 (N, C, H, W) numpy array whose (H, W) planes are contiguous (a channel slice of a
+    contiguous array qualifies: cat's backward hands out such views)."""
+    return (type(a) is np.ndarray and a.ndim == 4 and a.dtype == np.float32 and min(a.strides) >= 0
+            and (a.shape[3] <= 1 or a.strides[3] == 4) and (a.shape[2] <= 1 or a.strides[2] == 4 * a.shape[3]))
+
+
+def _accumulate(prev, pg):
+    """prev + pg, a new array. Large 4-D float32 gradients (a DenseNet layer's input gets two) add
+    in C++ across the kernel threads: numpy's single-threaded strided add of cat's slices took
+    3.6 ms of a ~90 ms DenseNet step (2026-11-26, batch 256)."""
+    if prev.shape == pg.shape and prev.size >= 1 << 16 and _planes_contiguous(prev) and _planes_contiguous(pg):
+        out = np.empty(prev.shape, np.float32)
+        _core.add_planes(prev, pg, out)
+        return out
+    return prev + pg
+
+
 def _backward_pass(root: Tensor, grad) -> None:
     grads = {id(root): grad}
     for node in reversed(_topological_order(root)):
@@ -361,7 +380,7 @@ def _backward_pass(root: Tensor, grad) -> None:
                 pg = pg.astype(p.data.dtype)
             key = id(p)
             prev = grads.get(key)
-            grads[key] = pg if prev is None else prev + pg
+            grads[key] = pg if prev is None else _accumulate(prev, pg)
         # Free the graph behind us: saved arrays go with the closure.
         node._backward = None
         node._parents = ()

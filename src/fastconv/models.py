@@ -314,7 +314,7 @@ class Residual(nn.Module):
                                           nn.BatchNorm2d(out_channels))
 
     def forward(self, x):
-        y = F.relu(self.bn1(self.conv1(x)))
+        y = self.bn1.forward(self.conv1(x), relu=True)  # relu(bn1(...)) in one fused pass
         y = self.bn2(self.conv2(y))
         return F.relu(y + self.shortcut(x))
 

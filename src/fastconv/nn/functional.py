@@ -133,6 +133,9 @@ def relu(x: Tensor) -> Tensor:
     return record(y, (x,), backward)
 
 
+_relu = relu  # for batch_norm2d, whose `relu` argument shadows the name
+
+
 def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
     xd = x.data
     slope = xd.dtype.type(negative_slope)
@@ -183,12 +186,15 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, rng: np.random.Gen
 
 
 def batch_norm2d(x: Tensor, weight: Tensor | None, bias: Tensor | None, running_mean: np.ndarray | None,
-                 running_var: np.ndarray | None, training: bool, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+                 running_var: np.ndarray | None, training: bool, momentum: float = 0.1, eps: float = 1e-5,
+                 relu: bool = False) -> Tensor:
     """Batch normalization over (N, H, W) per channel. In training, normalizes with batch statistics
     and updates the running ones in place (unbiased variance, as PyTorch); otherwise uses them.
+    relu=True returns relu(batch_norm2d(...)) (what Sequential runs for BatchNorm2d then ReLU).
 
-    float32 numpy input runs the fused C++ kernels (one pass for the statistics, one to normalize,
-    two for the backward); other inputs (float64 for gradient checks, device arrays) use numpy."""
+    float32 numpy input runs the fused C++ kernels (one pass for the statistics, one to normalize
+    and apply the ReLU, two for the backward); other inputs (float64 for gradient checks, device
+    arrays) use numpy."""
     xd = x.data
     n = xd.shape[0] * xd.shape[2] * xd.shape[3]
     if training and n < 2:
@@ -218,14 +224,14 @@ def batch_norm2d(x: Tensor, weight: Tensor | None, bias: Tensor | None, running_
         beta = np.ascontiguousarray(bias.data) if bias is not None else None
         gamma = np.ascontiguousarray(gamma) if gamma is not None else None
         y = np.empty_like(xd)
-        _core.batch_norm_forward(xd, mu32, inv_std, gamma, beta, y)
+        _core.batch_norm_forward(xd, mu32, inv_std, gamma, beta, y, relu)
 
         def backward(g):
             g = np.ascontiguousarray(g, dtype=np.float32)
             gx = np.empty_like(xd) if x.requires_grad else None
             gw = np.empty_like(gamma) if weight is not None else None
             gb = np.empty_like(beta) if bias is not None else None
-            _core.batch_norm_backward(xd, g, mu32, inv_std, gamma, training, gx, gw, gb)
+            _core.batch_norm_backward(xd, g, mu32, inv_std, gamma, training, gx, gw, gb, beta, relu)
             return tuple(grad for grad, t in ((gx, x), (gw, weight), (gb, bias)) if t is not None)
 
         return record(y, parents, backward)
@@ -251,7 +257,8 @@ def batch_norm2d(x: Tensor, weight: Tensor | None, bias: Tensor | None, running_
             grads.append(g.sum(axis=(0, 2, 3)))
         return tuple(grads)
 
-    return record(y, parents, backward)
+    out = record(y, parents, backward)
+    return _relu(out) if relu else out
 
 
 # ---- losses ------------------------------------------------------------------------------------------------

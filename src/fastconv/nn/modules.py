@@ -215,8 +215,18 @@ class Sequential(Module):
             setattr(self, str(i), layer)
 
     def forward(self, x):
-        for layer in self._modules.values():
+        layers = list(self._modules.values())
+        i = 0
+        while i < len(layers):
+            layer = layers[i]
+            if type(layer) is BatchNorm2d and i + 1 < len(layers) and type(layers[i + 1]) is ReLU:
+                # One fused pass each way instead of two (same values): DenseNet and ResNet run
+                # BatchNorm2d then ReLU everywhere.
+                x = layer.forward(x, relu=True)
+                i += 2
+                continue
             x = layer(x)
+            i += 1
         return x
 
     def infer_shape(self, shape):
@@ -482,12 +492,13 @@ class BatchNorm2d(Module):
         self.register_buffer("running_var", np.ones(num_features, np.float32))
         self.register_buffer("num_batches_tracked", np.zeros((), np.int64))
 
-    def forward(self, x):
+    def forward(self, x, relu: bool = False):
+        """relu=True: relu(self(x)) in one fused pass (Sequential uses it for BatchNorm2d then ReLU)."""
         _check_input(self, x, f"(N, {self.num_features}, H, W)", x.ndim == 4 and x.shape[1] == self.num_features)
         if self.training:
             self.num_batches_tracked += 1
         return F.batch_norm2d(x, self.weight, self.bias, self.running_mean, self.running_var, self.training,
-                              self.momentum, self.eps)
+                              self.momentum, self.eps, relu=relu)
 
     def infer_shape(self, shape):
         _check_input(self, shape, f"(N, {self.num_features}, H, W)", len(shape) == 4 and shape[1] == self.num_features)
