@@ -3,9 +3,10 @@ same architecture in PyTorch CPU (built by tests/test_models.to_torch, same init
 batches, optimizer (Adam) and thread count, in one process, interleaved (A, B, A, B, ...).
 
 Default: time --steps training steps per side after a warm-up step and report the median ms per step
-and the projected seconds per epoch. With --epochs N both sides train N full epochs (interleaved per
-epoch) and the report adds seconds per epoch (median) and test accuracy after each epoch. Images are
-resized bilinearly (fastconv.data.resize) to each model's input size.
+and the projected seconds per epoch. With --epochs N both sides train N full epochs (steps
+interleaved) and the report adds seconds per epoch (median; the sum of the side's training steps)
+and test accuracy after each epoch. Images are resized bilinearly (fastconv.data.resize) to each
+model's input size, once per batch for both sides.
 
     python3 benchmarks/bench_models.py --threads 2                               # step timing, all models
     python3 benchmarks/bench_models.py --threads 2 --models resnet18 --epochs 10  # the accuracy bar
@@ -125,13 +126,22 @@ def bench(name, width, size, args, train, test):
     t_o, t_r, acc_o, acc_r = [], [], [], []
     for epoch in range(args.epochs):
         order = rng.permutation(n)
-        for side, step, times in (("ours", step_ours, t_o), ("torch", step_ref, t_r)):
-            (ours if side == "ours" else ref).train()
+        ours.train()
+        ref.train()
+        # Steps alternate (ours, torch, ours, ...) on the same resized batch, so a slow phase of
+        # this shared VM (seen to last minutes and to stretch steps by up to ~20%) hits both sides
+        # alike; an epoch's time is the sum of its side's steps (the shared resize is in neither).
+        epoch_o = epoch_r = 0.0
+        for i in range(0, n, args.batch):
+            b = order[i:i + args.batch]
+            xb, yb = resize(images[b], size), labels[b]
             t0 = time.perf_counter()
-            for i in range(0, n, args.batch):
-                b = order[i:i + args.batch]
-                step(resize(images[b], size), labels[b])
-            times.append(time.perf_counter() - t0)
+            step_ours(xb, yb)
+            t1 = time.perf_counter()
+            step_ref(xb, yb)
+            epoch_o, epoch_r = epoch_o + t1 - t0, epoch_r + time.perf_counter() - t1
+        t_o.append(epoch_o)
+        t_r.append(epoch_r)
         for sched in schedulers:
             sched.step()
         ours.eval()

@@ -369,11 +369,46 @@ def test_resize_matches_torch_bilinear(src, dst):
     assert fastconv.data.resize(x[0], dst).shape == ref.shape[1:]
 
 
+def _resize_ref(x, out_h, out_w):
+    """Bilinear resize from the definition, in float64: half-pixel centres clamped at 0, the upper
+    neighbour clamped to the last pixel (torch's align_corners=False)."""
+    def taps(n_in, n_out):
+        src = np.maximum((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0.0)
+        lo = np.minimum(np.floor(src).astype(int), n_in - 1)
+        return lo, np.minimum(lo + 1, n_in - 1), src - lo
+
+    r0, r1, fr = taps(x.shape[-2], out_h)
+    c0, c1, fc = taps(x.shape[-1], out_w)
+    x = x.astype(np.float64)
+    top = x[..., r0, :] * (1 - fr)[:, None] + x[..., r1, :] * fr[:, None]
+    return top[..., c0] * (1 - fc) + top[..., c1] * fc
+
+
+@pytest.mark.parametrize("src,dst", [((28, 28), (32, 32)), ((28, 28), (96, 96)), ((7, 5), (3, 11)), ((1, 1), (4, 4)),
+                                     ((28, 28), (14, 14)), ((13, 17), (13, 17)), ((5, 3), (1, 1)), ((2, 9), (7, 2))])
+def test_resize_matches_float64_definition(src, dst):
+    x = np.random.default_rng(1).standard_normal((3, 2, *src)).astype(np.float32)
+    before = x.copy()
+    ours = fastconv.data.resize(x, dst)
+    assert ours.dtype == np.float32 and ours.shape == (3, 2, *dst)
+    np.testing.assert_allclose(ours, _resize_ref(x, *dst), rtol=0, atol=1e-6 * np.abs(x).max())
+    np.testing.assert_array_equal(x, before)
+    if src == dst:
+        np.testing.assert_array_equal(ours, x)
+    big = np.random.default_rng(2).random((300, 3, *src), dtype=np.float32)  # threaded path
+    np.testing.assert_allclose(fastconv.data.resize(big, dst), _resize_ref(big, *dst), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(fastconv.data.resize(x.astype(np.float64)[0], dst), _resize_ref(x[0], *dst), atol=1e-5)
+
+
 def test_resize_bad_input():
     with pytest.raises(ValueError, match="resize: expected"):
         fastconv.data.resize(np.zeros((4, 4), np.float32), 8)
     with pytest.raises(ValueError, match="size"):
         fastconv.data.resize(np.zeros((1, 1, 4, 4), np.float32), 0)
+    with pytest.raises(ValueError, match="positive height and width"):
+        fastconv.data.resize(np.zeros((1, 1, 0, 4), np.float32), 3)
+    with pytest.raises(TypeError, match="floating-point"):
+        fastconv.data.resize(np.zeros((1, 1, 4, 4), np.uint8), 3)
 
 
 def test_resized_dataset():

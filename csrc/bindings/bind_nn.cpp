@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "bindings/bindings.h"
+#include "data/resize.h"
 #include "nn/batch_norm.h"
 #include "nn/nn_ops.h"
 
@@ -146,6 +147,17 @@ void bind_nn(py::module_& m) {
         py::gil_scoped_release release;
         bias_grad_nchw(data(dy), s.N, s.C, s.HW, s.batch, s.channel, out);
     }, py::arg("grad_output"), py::arg("out"));
+    m.def("resize_bilinear", [](const py::array& x, py::array& out) {
+        const Nchw s = nchw(x, "x");
+        if (out.ndim() != 4) throw std::invalid_argument("out: expected a 4-D array");
+        require_shape(out, {x.shape(0), x.shape(1), out.shape(2), out.shape(3)}, "out");
+        float* y = mutable_data(out, "out");
+        const int64_t out_h = out.shape(2), out_w = out.shape(3);
+        if (x.shape(2) < 1 || x.shape(3) < 1 || out_h < 1 || out_w < 1)
+            throw std::invalid_argument("resize_bilinear: every image size must be positive");
+        py::gil_scoped_release release;
+        resize_bilinear(data(x), s.N * s.C, x.shape(2), x.shape(3), out_h, out_w, y);
+    }, py::arg("x"), py::arg("out"));
     m.def("add_planes", [](const py::array& a, const py::array& b, py::array& out) {
         const PlaneStrides sa = plane_strides(a, "a"), sb = plane_strides(b, "b");
         for (int d = 0; d < 4; ++d)
