@@ -342,13 +342,14 @@ def select_algorithm(params, pass_: str) -> str:
         if choice is not None:
             return choice
     # 5x5 stride-1 kernels with 8+ channels (benchmarks/results/2026-11-26_epyc2c_5x5.md, 2 threads):
-    # from 7x7 images the FFT is fastest in every pass (NiN's 24 -> 64 on 7x7: 3.7 / 3.9 ms forward
-    # / input against direct's 5.4 / 5.8; 64 -> 192 on 27x27: 53 against 145 ms), except weight
-    # gradients with under 32 channels on images under 15x15 (24 -> 64 on 7x7: direct 5.5 vs 6.5
-    # ms; 12 -> 32 on 8x8: 1.8 vs 3.2). On 4x4 images direct is fastest or within 10% but for the
-    # forward pass with 32+ channels (FFT 1.9 vs direct 3.5-4.4 ms in two runs); im2col, the
-    # generic pick for 32+ channels, is 1.3-2.6x slower. LeNet's layers (1 or 6 input channels)
-    # fall through to the generic rules, which pick direct.
+    # from 7x7 images the FFT is fastest in every pass (NiN's 24 -> 64 on 7x7: 3.5 / 3.8 ms forward
+    # / input against direct's 5.2 / 5.1; 64 -> 192 on 27x27: 60 against 142 ms), except weight
+    # gradients with under 32 channels on images under 15x15 (24 -> 64 on 7x7: direct 5.7 vs 6.5
+    # ms; 12 -> 32 on 8x8: 1.8 vs 3.0). On 4x4 images direct is fastest or within 30%, but for the
+    # forward pass with 32+ channels (FFT 1.9-2.0 ms against direct's 2.3-4.4 in three runs);
+    # im2col, the generic pick for 32+ channels, is 1.7-2.4x slower. The worst pick of the final
+    # run, 1.5x (8 -> 16 on 16x16, weight), is a case where FFT and direct traded places between
+    # runs. LeNet's layers (1 or 6 input channels) fall through to the generic rules: direct.
     if p.R * p.S >= 25 and not strided and cg >= 8 and kg >= 8:
         if min(p.H, p.W) < 7 and not (pass_ == "forward" and cg >= 32 and _fft_check(p) is None):
             return "direct"
@@ -375,12 +376,13 @@ def select_algorithm(params, pass_: str) -> str:
         return "direct"
     # 3x3 stride-1 weight gradients up to 32x32 (benchmarks/results/2026-11-26_epyc2c_weight_grad.md,
     # batch 128, 2 threads). Direct's channel-vector tiles reduce over chunks of images: with up to
-    # 32 output channels, 1-3 input channels, or on 4x4 and smaller it is fastest or within 10%
-    # (1.5-9x faster than the FFT with 1-16 channels), except with 256 channels, where im2col is 5%
-    # faster. From 8x8 with 64+ channels the FFT wins (32x32, 64 channels: 49 vs direct 66 and
-    # im2col 62 ms; 256 channels on 16x16: 171 vs 207 and 238 ms). On larger images the FFT still
-    # wins with up to 128 channels (vgg_3x3, 64 channels on 56x56: 8.3 vs im2col 10.6 ms,
-    # bench_full) and loses with 256 (resnet_3x3: 20.0 vs im2col 10.4 ms).
+    # 32 output channels, 1-3 input channels, or on 4x4 and smaller it is fastest or within 12%
+    # (1.7-9x faster than the FFT with 1-16 channels), except with 256 channels, where im2col is as
+    # fast on 2x2 and 1.5x faster on 4x4. From 8x8 with 64+ channels the FFT wins (32x32, 64
+    # channels: 52 vs direct 76 and im2col 67 ms; 256 channels on 16x16: 173 vs 232 and 209 ms).
+    # Worst pick of the sweep: 1.12x the fastest. On larger images the FFT still wins with up to
+    # 128 channels (vgg_3x3, 64 channels on 56x56: 8.3 vs im2col 10.6 ms, bench_full) and loses
+    # with 256 (resnet_3x3: 20.0 vs im2col 10.4 ms).
     if p.R == p.S == 3 and not strided and p.dil_h == p.dil_w == 1 and p.groups == 1:
         small = p.H * p.W <= 32 * 32
         if small and (kg <= 32 or cg < 16 or p.H * p.W <= 16):
