@@ -31,6 +31,8 @@ def main(argv=None) -> int:
     ap.add_argument("--size", type=int, default=68)
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--init", default="default", choices=["default", "xavier"],
+                    help="weights: PyTorch's defaults, or Xavier uniform as d2l's init_cnn")
     ap.add_argument("--data", default=None)
     args = ap.parse_args(argv)
     print(f"command: python3 benchmarks/diagnose_nin.py {' '.join(argv if argv is not None else sys.argv[1:])}")
@@ -38,6 +40,8 @@ def main(argv=None) -> int:
     fastconv.set_num_threads(args.threads)
     fastconv.manual_seed(args.seed)
     model = fastconv.models.get("nin", small=True, width=args.width)
+    if args.init == "xavier":
+        fastconv.nn.init.xavier_init_(model)
     params = model.parameters()
     opt = (fastconv.optim.Adam(params, args.lr) if args.optimizer == "adam"
            else fastconv.optim.SGD(params, args.lr, momentum=args.momentum))

@@ -55,3 +55,24 @@ def bias_uniform(shape, weight_shape, dtype=np.float32) -> np.ndarray:
         return np.empty(shape, dtype)
     bound = 1.0 / math.sqrt(max(fan_in(weight_shape), 1))
     return _generator.uniform(-bound, bound, size=shape).astype(dtype)
+
+
+def xavier_uniform(shape, gain: float = 1.0, dtype=np.float32) -> np.ndarray:
+    """U(-b, b) with b = gain * sqrt(6 / (fan_in + fan_out)) (Glorot & Bengio 2010; torch's
+    ``xavier_uniform_``); fan_out = shape[0] * prod(shape[2:]). d2l initialises its CNNs so."""
+    if _skip:
+        return np.empty(shape, dtype)
+    receptive = int(np.prod(shape[2:], dtype=np.int64)) if len(shape) > 2 else 1
+    fan_out = int(shape[0]) * receptive
+    bound = gain * math.sqrt(6.0 / max(fan_in(shape) + fan_out, 1))
+    return _generator.uniform(-bound, bound, size=shape).astype(dtype)
+
+
+def xavier_init_(model) -> None:
+    """Re-draw the weight of every Conv2d and Linear of ``model`` with :func:`xavier_uniform`, in
+    place (biases keep their defaults), as d2l's ``init_cnn`` does for the CNNs it trains."""
+    from .modules import Conv2d, Linear
+
+    for module in model.modules():
+        if isinstance(module, (Conv2d, Linear)):
+            module.weight.data[...] = xavier_uniform(module.weight.data.shape)
