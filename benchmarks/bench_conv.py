@@ -193,6 +193,21 @@ def machine_tag() -> str:
     return (m.group(1).lower().replace(" ", "") if m else platform.machine()) + f"{os.cpu_count()}c"
 
 
+def write_sweep(slug: str, title: str, notes: list[str], table: list[str], out: str = "") -> str:
+    """Write a sweep's markdown table to `out` or benchmarks/results/<date>_<machine>_<slug>.md, under
+    a header with the date, `notes` (one bullet each) and this build; returns the path."""
+    today = datetime.date.today()
+    info = fastconv.info()
+    lines = [f"# {title} ({today})", "", *(f"- {note}" for note in notes),
+             f"- fastconv {fastconv.__version__}, {info['cpu_model']}, path {info['cpu_path']}", "", *table, ""]
+    path = out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
+                               f"{today:%Y-%m-%d}_{machine_tag()}_{slug}.md")
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+    print(f"wrote {path}")
+    return path
+
+
 def write_report(rows: list[Row], path: str, threads: int, command: str, repeat: int, stat: str = "median") -> None:
     try:
         import torch

@@ -12,7 +12,6 @@ Writes benchmarks/results/<date>_<machine>_weight_grad.md.
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import sys
 import timeit
@@ -58,18 +57,13 @@ def main(argv=None) -> int:
                         + f" | {fastest} | {pick} | {ms[pick] / ms[fastest]:.2f} |")
             print(rows[-1], flush=True)
     sys.path.insert(0, HERE)
-    from bench_conv import machine_tag
+    from bench_conv import write_sweep
 
-    today = datetime.date.today()
-    lines = [f"# 3x3 weight gradient on small images ({today})", "",
-             f"- threads: {args.threads}; batch {args.batch}; best of 5 x 5 calls after a warm-up call",
-             f"- fastconv {fastconv.__version__}, {fastconv.info()['cpu_model']}, path {fastconv.info()['cpu_path']}",
-             f"- command: `python3 benchmarks/bench_weight_grad.py --threads {args.threads}`",
-             f"- worst auto / fastest: {worst:.2f}", "", *rows, ""]
-    out = args.out or os.path.join(HERE, "results", f"{today:%Y-%m-%d}_{machine_tag()}_weight_grad.md")
-    with open(out, "w") as f:
-        f.write("\n".join(lines))
-    print(f"wrote {out}")
+    write_sweep("weight_grad", "3x3 weight gradient on small images",
+                [f"threads: {args.threads}; batch {args.batch}; best of 5 x 5 calls after a warm-up call",
+                 f"command: `python3 benchmarks/bench_weight_grad.py --threads {args.threads}`",
+                 f"worst auto / fastest: {worst:.2f}"],
+                rows, args.out)
     return 0
 
 
