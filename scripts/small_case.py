@@ -20,4 +20,17 @@ p, idx = fastconv.max_pool2d(x, 2, return_indices=True)
 grad.max_pool2d(p, idx, x.shape)
 grad.avg_pool2d(fastconv.avg_pool2d(x, 3, 2, 1), x.shape, 3, 2, 1, False, True)
 fastconv.adaptive_avg_pool2d(x, (2, 3))
+grad.avg_pool2d(fastconv.avg_pool2d(x, 2), x.shape, 2)  # windows tile the input (a remainder on both axes)
+# direct weight gradient over chunks of small images (channel-vector tiles)
+xs, ws = rng.standard_normal((6, 16, 4, 4)).astype(np.float32), rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
+grad.conv2d_weight(xs, ws.shape, fastconv.conv2d(xs, ws, padding=1), padding=1, algo="direct")
+# the Python layer's fused kernels: BatchNorm + ReLU, gradient accumulation of cat's slices, a
+# conv bias gradient of a slice, resize
+from fastconv import Tensor, nn  # noqa: E402
+
+t = Tensor(rng.standard_normal((16, 16, 16, 16)).astype(np.float32), requires_grad=True)  # 2^16: C++ accumulation
+seq = nn.Sequential(nn.BatchNorm2d(16), nn.ReLU(), nn.Conv2d(16, 4, 3, padding=1))
+out = fastconv.cat([t, seq(t)], 1)
+(out * Tensor(rng.standard_normal(out.shape).astype(np.float32))).sum().backward()
+fastconv.data.resize(x, (11, 5))
 print("small case: ok")
