@@ -378,16 +378,17 @@ def select_algorithm(params, pass_: str) -> str:
     # batch 128, 2 threads). Direct's channel-vector tiles reduce over chunks of images: with up to
     # 32 output channels, 1-3 input channels, or on 4x4 and smaller it is fastest or within 12%
     # (1.7-9x faster than the FFT with 1-16 channels), except with 256 channels, where im2col is as
-    # fast on 2x2 and 1.5x faster on 4x4. From 8x8 with 64+ channels the FFT wins (32x32, 64
-    # channels: 52 vs direct 76 and im2col 67 ms; 256 channels on 16x16: 173 vs 232 and 209 ms).
-    # Worst pick of the sweep: 1.12x the fastest. On larger images the FFT still wins with up to
-    # 128 channels (vgg_3x3, 64 channels on 56x56: 8.3 vs im2col 10.6 ms, bench_full) and loses
-    # with 256 (resnet_3x3: 20.0 vs im2col 10.4 ms).
+    # fast on 2x2 and 1.5x faster on 4x4. From 8x8 with 64-128 channels the FFT wins (32x32, 64
+    # channels: 52 vs direct 76 and im2col 67 ms). With 256 channels the FFT won at batch 128 (16x16:
+    # 173 vs im2col 209 ms) but lost at batch 8 (resnet_3x3, 14x14: 27.1 vs about 10 ms,
+    # 2026-11-26_epyc2c_conv.md): its cost per channel pair is not amortised over a small batch, so
+    # 256 channels stay with im2col. On larger images the FFT wins with up to 128 channels (vgg_3x3,
+    # 64 channels on 56x56: 8.3 vs im2col 10.6 ms, bench_full).
     if p.R == p.S == 3 and not strided and p.dil_h == p.dil_w == 1 and p.groups == 1:
         small = p.H * p.W <= 32 * 32
         if small and (kg <= 32 or cg < 16 or p.H * p.W <= 16):
             return "im2col" if cg >= 256 else "direct"
-        if min(p.H, p.W) >= 8 and (small or (cg <= 128 and kg <= 128)) and _fft_check(p) is None:
+        if min(p.H, p.W) >= 8 and cg <= 128 and kg <= 128 and _fft_check(p) is None:
             return "fft"
     # weight gradient: with 32+ input channels per group the GEMM wins (vgg_3x3 [1t] im2col 1.33 vs
     # direct 2.16, resnet_3x3 1.50 vs 2.25, stride2 1.39 vs 1.93): direct's 8-wide partial sums no
