@@ -13,7 +13,7 @@ import fastconv as _fc
 
 from .. import _core
 from .._validation import shape_str
-from ..autograd import Tensor, as_tensor, is_grad_enabled, mm, record
+from ..autograd import Tensor, _planes_contiguous, as_tensor, is_grad_enabled, mm, record
 
 
 def _fused(*arrays) -> bool:
@@ -76,9 +76,7 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padd
 def _bias_grad(g):
     """Sum of the (N, K, P, Q) gradient over N, P, Q: one pass in C++ instead of numpy's strided
     reduction, also for a channel slice of a larger array (the gradient of a `cat` input)."""
-    planes_contiguous = (isinstance(g, np.ndarray) and g.dtype == np.float32 and min(g.strides) >= 0
-                         and (g.shape[3] <= 1 or g.strides[3] == 4) and (g.shape[2] <= 1 or g.strides[2] == 4 * g.shape[3]))
-    if not planes_contiguous:
+    if not _planes_contiguous(g):
         return g.sum(axis=(0, 2, 3))
     db = np.empty(g.shape[1], np.float32)
     _core.bias_grad_nchw(g, db)
