@@ -1,6 +1,7 @@
 """The d2l models (fastconv.models, small versions) training on Fashion-MNIST: fastconv against the
 same architecture in PyTorch CPU (built by tests/test_models.to_torch, same initial weights), same
-batches, optimizer (Adam) and thread count, in one process, interleaved (A, B, A, B, ...).
+batches, optimizer (Adam, or SGD with --optimizer sgd), initial weights (--init) and thread count, in
+one process, interleaved (A, B, A, B, ...).
 
 Default: time --steps training steps per side after a warm-up step and report the median ms per step
 and the projected seconds per epoch. With --epochs N both sides train N full epochs (steps
@@ -44,19 +45,24 @@ CONFIGS = {
 }
 
 
-def _pair(name, width, size, threads, lr):
+def _pair(name, width, size, args):
     import torch
     from test_models import _load, to_torch
 
     import fastconv
 
-    fastconv.set_num_threads(threads)
-    torch.set_num_threads(threads)
+    fastconv.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
     fastconv.manual_seed(0)
     ours = fastconv.models.get(name, small=True, width=width)
+    if args.init == "xavier":
+        fastconv.nn.init.xavier_init_(ours)
     ref = to_torch(ours)
-    _load(ref, ours)
-    return ours, fastconv.optim.Adam(ours.parameters(), lr), ref, torch.optim.Adam(ref.parameters(), lr)
+    _load(ref, ours)  # torch starts from our weights, whichever initialisation drew them
+    if args.optimizer == "sgd":
+        return (ours, fastconv.optim.SGD(ours.parameters(), args.lr, momentum=args.momentum),
+                ref, torch.optim.SGD(ref.parameters(), args.lr, momentum=args.momentum))
+    return ours, fastconv.optim.Adam(ours.parameters(), args.lr), ref, torch.optim.Adam(ref.parameters(), args.lr)
 
 
 def _steps(ours, opt, ref, ropt):
@@ -95,7 +101,7 @@ def bench(name, width, size, args, train, test):
     import fastconv
     from fastconv.data import resize
 
-    ours, opt, ref, ropt = _pair(name, width, size, args.threads, args.lr)
+    ours, opt, ref, ropt = _pair(name, width, size, args)
     step_ours, step_ref = _steps(ours, opt, ref, ropt)
     schedulers = []
     if args.cosine and args.epochs:  # per epoch, as `python -m fastconv train --schedule cosine`
@@ -167,6 +173,10 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=0, help="train full epochs and report test accuracy")
     ap.add_argument("--train-size", type=int, default=None, help="use the first N training images")
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--optimizer", default="adam", choices=["adam", "sgd"], help="the same on both sides")
+    ap.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
+    ap.add_argument("--init", default="default", choices=["default", "xavier"],
+                    help="weights: PyTorch's defaults, or Xavier uniform as d2l's init_cnn (copied to torch)")
     ap.add_argument("--cosine", action="store_true", help="cosine learning-rate schedule over --epochs (both sides)")
     ap.add_argument("--data", default=None)
     ap.add_argument("--out", default=None)
@@ -196,7 +206,9 @@ def main() -> int:
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                platform.machine()) if os.path.exists("/proc/cpuinfo") else platform.machine()
     lines = [f"# d2l models on Fashion-MNIST: fastconv vs PyTorch CPU ({date})", "",
-             f"- CPU: {cpu}, {args.threads} threads; batch {args.batch}, Adam lr {args.lr}"
+             f"- CPU: {cpu}, {args.threads} threads; batch {args.batch}, "
+             + (f"SGD lr {args.lr} momentum {args.momentum}" if args.optimizer == "sgd" else f"Adam lr {args.lr}")
+             + (", Xavier initialisation" if args.init == "xavier" else "")
              + (", cosine schedule" if args.cosine else "") + f", {n} training images",
              f"- command: `python3 {' '.join(sys.argv)}`", "",
              "| model | width | input | params | fastconv s/epoch | torch s/epoch | ratio | test acc (ours / torch) | how |",

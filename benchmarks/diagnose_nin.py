@@ -33,6 +33,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--init", default="default", choices=["default", "xavier"],
                     help="weights: PyTorch's defaults, or Xavier uniform as d2l's init_cnn")
+    ap.add_argument("--cosine", action="store_true", help="cosine learning-rate schedule over --epochs")
     ap.add_argument("--data", default=None)
     args = ap.parse_args(argv)
     print(f"command: python3 benchmarks/diagnose_nin.py {' '.join(argv if argv is not None else sys.argv[1:])}")
@@ -45,6 +46,7 @@ def main(argv=None) -> int:
     params = model.parameters()
     opt = (fastconv.optim.Adam(params, args.lr) if args.optimizer == "adam"
            else fastconv.optim.SGD(params, args.lr, momentum=args.momentum))
+    schedule = fastconv.optim.lr_scheduler.CosineAnnealingLR(opt, args.epochs) if args.cosine else None
     train = fastconv.data.load_idx_dataset("fashion-mnist", "train", root=args.data, normalize=True)
     test = fastconv.data.load_idx_dataset("fashion-mnist", "test", root=args.data, normalize=True)
     rng = np.random.default_rng(args.seed)
@@ -64,6 +66,8 @@ def main(argv=None) -> int:
             opt.zero_grad()
             loss.backward()
             opt.step()
+        if schedule is not None:
+            schedule.step()
         logits = test_logits()
         print(f"epoch {epoch + 1}: test accuracy {100 * (logits.argmax(1) == test.labels).mean():.2f}%", flush=True)
     print("predictions per class:", np.bincount(logits.argmax(1), minlength=logits.shape[1]).tolist())

@@ -447,6 +447,32 @@ def test_train_then_eval_cli_resnet18_resized(tmp_path, capsys):
     assert f"accuracy {acc:.2f}%" in text
 
 
+def test_train_cli_xavier_init(tmp_path, capsys):
+    """--init xavier draws d2l's initial weights: with lr 0 the saved weights are the initial ones, and
+    NiN's 1x1 convolutions (fan-in = fan-out = c) reach past the default bound 1/sqrt(c) up to
+    Xavier's sqrt(3/c)."""
+    from test_training import run_cli, synthetic_split
+
+    rng = np.random.default_rng(0)
+    synthetic_split(tmp_path, rng, 64, "train")
+    synthetic_split(tmp_path, rng, 16, "test")
+    out = tmp_path / "nin.npz"
+    text = run_cli(capsys, "train", "--model", "nin", "--width", "0.125", "--resize", "68", "--init", "xavier",
+                   "--optimizer", "sgd", "--lr", "0", "--data", str(tmp_path), "--epochs", "1", "--batch-size", "32",
+                   "--out", str(out), "--no-progress")
+    assert "init xavier" in text
+    model = models.get("nin", small=True, width=0.125)
+    state = fastconv.load(out)
+    state.pop("__fastconv_meta__")
+    model.load_state_dict(state)
+    one_by_one = [m.weight.data for m in model.modules()
+                  if isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1) and m.in_channels == m.out_channels]
+    assert one_by_one
+    for w in one_by_one:
+        c = w.shape[0]
+        assert 1 / np.sqrt(c) < np.abs(w).max() <= np.sqrt(3 / c)
+
+
 @pytest.mark.parametrize("name", ["lenet5", "mlp"])
 def test_summary_of_lenet_and_mlp(name):
     rows = models.summary(models.get(name), (2, 1, 28, 28))

@@ -401,3 +401,5 @@ def test_xavier_init_redraws_conv_and_linear_weights_only():
         assert np.abs(w).max() > 0.8 * bound  # drawn from the whole range, not a narrower default
     np.testing.assert_array_equal(model[0].bias.data, biases[0])
     np.testing.assert_array_equal(model[3].bias.data, biases[1])
+    with pytest.raises(TypeError, match="model: expected a fastconv.nn.Module, got list"):
+        nn.init.xavier_init_([model])

@@ -214,7 +214,10 @@ def _cmd_train(args) -> int:
         test_set = fastconv.data.ResizedDataset(test_set, args.resize)
     if args.width is not None and args.model in ("lenet5", "mlp"):
         raise SystemExit(f"train: --width applies to the d2l models, not {args.model}")
-    model = _build_model(args.model, args.variant, args.width).to(device)
+    model = _build_model(args.model, args.variant, args.width)
+    if args.init == "xavier":
+        fastconv.nn.init.xavier_init_(model)
+    model = model.to(device)
     if isinstance(model, fastconv.models.ImageClassifier):  # a clear error before the first batch
         try:
             model.output_shape((1, 1, *((args.resize,) * 2 if args.resize else (28, 28))))
@@ -238,7 +241,7 @@ def _cmd_train(args) -> int:
     say(f"fastconv {fastconv.__version__}: {args.model} ({args.variant if args.model == 'lenet5' else ''}), "
         f"{n_params:,} parameters, {args.dataset} {len(train_set):,} train / {len(test_set):,} test, {where}")
     say(f"optimizer {args.optimizer} lr {lr:g}" + (f" momentum {args.momentum}" if args.optimizer == "sgd" else "")
-        + f" weight decay {args.weight_decay:g}, schedule {args.schedule}, batch {args.batch_size}"
+        + f" weight decay {args.weight_decay:g}, init {args.init}, schedule {args.schedule}, batch {args.batch_size}"
         + (f" ({args.batch_size // dist.world_size()} per process)" if dist else "") + f", {args.epochs} epochs")
     history = []
     show_bar = not args.no_progress and main_process
@@ -379,6 +382,8 @@ def main(argv=None) -> int:
     train.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
     train.add_argument("--nesterov", action="store_true", help="SGD with Nesterov momentum")
     train.add_argument("--weight-decay", type=float, default=0.0)
+    train.add_argument("--init", default="default", choices=["default", "xavier"],
+                       help="weights: PyTorch's defaults, or Xavier uniform as d2l's init_cnn")
     train.add_argument("--schedule", default="cosine", choices=["cosine", "step", "none"],
                        help="learning-rate schedule over the epochs")
     train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
