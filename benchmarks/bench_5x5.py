@@ -14,14 +14,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import timeit
 
 import numpy as np
 
 import fastconv
 from fastconv import conv as conv_mod
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_conv import time_against_auto, write_sweep  # noqa: E402
+
 # (N, C, K, H = W, padding)
 SHAPES = [(256, 1, 6, 28, 2), (256, 6, 16, 14, 0), (256, 4, 8, 8, 2), (256, 8, 24, 4, 2), (256, 16, 32, 4, 2),
           (256, 32, 64, 4, 2), (256, 24, 64, 7, 2), (256, 12, 32, 8, 2), (256, 48, 128, 8, 2), (64, 24, 64, 15, 2),
@@ -54,20 +55,11 @@ def main(argv=None) -> int:
         dy = rng.standard_normal(fastconv.conv2d(x, w, None, 1, pad).shape, dtype=np.float32)
         params = conv_mod._plan(x.shape, w.shape, 1, pad, 1, 1).params
         for pass_ in PASSES:
-            ms = {}
-            for algo in ALGOS:
-                f = _run(pass_, algo, x, w, dy, pad)
-                f()
-                ms[algo] = min(timeit.repeat(f, number=3, repeat=5)) / 3 * 1e3
-            pick = conv_mod.select_algorithm(params, pass_)
-            fastest = min(ms, key=ms.get)
-            worst = max(worst, ms[pick] / ms[fastest])
-            rows.append(f"| {N} | {C} | {K} | {H} | {pass_} | " + " | ".join(f"{ms[a]:.2f}" for a in ALGOS)
-                        + f" | {fastest} | {pick} | {ms[pick] / ms[fastest]:.2f} |")
+            cells, ratio = time_against_auto({algo: _run(pass_, algo, x, w, dy, pad) for algo in ALGOS},
+                                             conv_mod.select_algorithm(params, pass_), number=3)
+            worst = max(worst, ratio)
+            rows.append(f"| {N} | {C} | {K} | {H} | {pass_} | {cells}")
             print(rows[-1], flush=True)
-    sys.path.insert(0, HERE)
-    from bench_conv import write_sweep
-
     write_sweep("5x5", "5x5 stride-1 convolutions, every pass",
                 [f"threads: {args.threads}; best of 5 x 3 calls after a warm-up call",
                  f"command: `python3 benchmarks/bench_5x5.py --threads {args.threads}`",

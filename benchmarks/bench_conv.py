@@ -22,6 +22,7 @@ import platform
 import re
 import statistics
 import sys
+import timeit
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -191,6 +192,19 @@ def machine_tag() -> str:
     model = fastconv._cpu_model()
     m = re.search(r"(EPYC|Xeon|Ryzen|Core|Apple M\d)", model)
     return (m.group(1).lower().replace(" ", "") if m else platform.machine()) + f"{os.cpu_count()}c"
+
+
+def time_against_auto(calls: dict, pick: str, number: int, digits: int = 2) -> tuple[str, float]:
+    """Time each algorithm's call (best of 5 repeats of `number` calls, after a warm-up call) and
+    compare with `pick`, auto's choice. Returns the table cells "ms | ms | ... | fastest | pick |
+    pick / fastest |" and that ratio."""
+    ms = {}
+    for algo, call in calls.items():
+        call()
+        ms[algo] = min(timeit.repeat(call, number=number, repeat=5)) / number * 1e3
+    fastest = min(ms, key=ms.get)
+    ratio = ms[pick] / ms[fastest]
+    return " | ".join(f"{v:.{digits}f}" for v in ms.values()) + f" | {fastest} | {pick} | {ratio:.2f} |", ratio
 
 
 def write_sweep(slug: str, title: str, notes: list[str], table: list[str], out: str = "") -> str:

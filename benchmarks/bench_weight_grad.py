@@ -14,14 +14,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import timeit
 
 import numpy as np
 
 import fastconv
 from fastconv import conv as conv_mod
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_conv import time_against_auto, write_sweep  # noqa: E402
+
 SIZES = (2, 4, 8, 16, 32)
 CHANNELS = ((1, 16), (3, 16), (16, 16), (32, 16), (64, 16), (80, 16), (128, 16), (32, 32), (64, 64), (128, 128),
             (256, 256))
@@ -43,22 +44,13 @@ def main(argv=None) -> int:
         for C, K in CHANNELS:
             x = rng.standard_normal((args.batch, C, H, H), dtype=np.float32)
             dy = rng.standard_normal((args.batch, K, H, H), dtype=np.float32)
-            ms = {}
-            for algo in ALGOS:
-                def f(algo=algo):
-                    fastconv.grad.conv2d_weight(x, (K, C, 3, 3), dy, padding=1, algo=algo)
-                f()
-                ms[algo] = min(timeit.repeat(f, number=5, repeat=5)) / 5 * 1e3
+            calls = {algo: (lambda algo=algo: fastconv.grad.conv2d_weight(x, (K, C, 3, 3), dy, padding=1, algo=algo))
+                     for algo in ALGOS}
             params = conv_mod._plan(x.shape, (K, C, 3, 3), 1, 1, 1, 1).params
-            pick = conv_mod.select_algorithm(params, "weight")
-            fastest = min(ms, key=ms.get)
-            worst = max(worst, ms[pick] / ms[fastest])
-            rows.append(f"| {C} | {K} | {H} | " + " | ".join(f"{ms[a]:.3f}" for a in ALGOS)
-                        + f" | {fastest} | {pick} | {ms[pick] / ms[fastest]:.2f} |")
+            cells, ratio = time_against_auto(calls, conv_mod.select_algorithm(params, "weight"), number=5, digits=3)
+            worst = max(worst, ratio)
+            rows.append(f"| {C} | {K} | {H} | {cells}")
             print(rows[-1], flush=True)
-    sys.path.insert(0, HERE)
-    from bench_conv import write_sweep
-
     write_sweep("weight_grad", "3x3 weight gradient on small images",
                 [f"threads: {args.threads}; batch {args.batch}; best of 5 x 5 calls after a warm-up call",
                  f"command: `python3 benchmarks/bench_weight_grad.py --threads {args.threads}`",
