@@ -204,7 +204,20 @@ def trace_shapes(module: Module, shape) -> list:
         _shape_trace = saved
 
 
-class Sequential(Module):
+class _ModuleContainer(Module):
+    """Indexing, len() and iteration over the child modules, in the order they were added."""
+
+    def __getitem__(self, i: int) -> Module:
+        return list(self._modules.values())[i]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+
+class Sequential(_ModuleContainer):
     """Runs its layers in order; layers are named "0", "1", ... as in PyTorch."""
 
     def __init__(self, *layers: Module):
@@ -234,17 +247,8 @@ class Sequential(Module):
             shape = layer.output_shape(shape)
         return shape
 
-    def __getitem__(self, i: int) -> Module:
-        return list(self._modules.values())[i]
 
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
-
-class ModuleList(Module):
+class ModuleList(_ModuleContainer):
     """A list of modules whose parameters are registered (for blocks built in a loop)."""
 
     def __init__(self, modules=()):
@@ -257,15 +261,6 @@ class ModuleList(Module):
             raise TypeError(f"ModuleList.append: expected a Module, got {type(module).__name__}")
         setattr(self, str(len(self._modules)), module)
         return self
-
-    def __getitem__(self, i: int) -> Module:
-        return list(self._modules.values())[i]
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
 
 
 class Identity(Module):
