@@ -47,24 +47,26 @@ CONFIGS = {
 }
 
 
-def _pair(name, width, size, args):
+def _pair(name, width, size, threads, lr, optimizer="adam", momentum=0.9, init="default"):
+    """Our small model and the same architecture in torch from the same weights, each with its
+    optimizer: Adam, or SGD with `momentum`; init "xavier" redraws the weights as d2l's init_cnn."""
     import torch
     from test_models import _load, to_torch
 
     import fastconv
 
-    fastconv.set_num_threads(args.threads)
-    torch.set_num_threads(args.threads)
+    fastconv.set_num_threads(threads)
+    torch.set_num_threads(threads)
     fastconv.manual_seed(0)
     ours = fastconv.models.get(name, small=True, width=width)
-    if args.init == "xavier":
+    if init == "xavier":
         fastconv.nn.init.xavier_init_(ours)
     ref = to_torch(ours)
     _load(ref, ours)  # torch starts from our weights, whichever initialisation drew them
-    if args.optimizer == "sgd":
-        return (ours, fastconv.optim.SGD(ours.parameters(), args.lr, momentum=args.momentum),
-                ref, torch.optim.SGD(ref.parameters(), args.lr, momentum=args.momentum))
-    return ours, fastconv.optim.Adam(ours.parameters(), args.lr), ref, torch.optim.Adam(ref.parameters(), args.lr)
+    if optimizer == "sgd":
+        return (ours, fastconv.optim.SGD(ours.parameters(), lr, momentum=momentum),
+                ref, torch.optim.SGD(ref.parameters(), lr, momentum=momentum))
+    return ours, fastconv.optim.Adam(ours.parameters(), lr), ref, torch.optim.Adam(ref.parameters(), lr)
 
 
 def _steps(ours, opt, ref, ropt):
@@ -103,7 +105,8 @@ def bench(name, width, size, args, train, test):
     import fastconv
     from fastconv.data import resize
 
-    ours, opt, ref, ropt = _pair(name, width, size, args)
+    ours, opt, ref, ropt = _pair(name, width, size, args.threads, args.lr, args.optimizer, args.momentum,
+                                  args.init)
     step_ours, step_ref = _steps(ours, opt, ref, ropt)
     schedulers = []
     if args.cosine and args.epochs:  # per epoch, as `python -m fastconv train --schedule cosine`
