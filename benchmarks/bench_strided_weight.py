@@ -52,17 +52,16 @@ def main(argv=None) -> int:
             "| torch ms | auto / torch |", "|---|---|---|---|---|---|---|---|---|---|"]
     for x_shape, w_shape, stride, pad, what in SHAPES:
         x = rng.standard_normal(x_shape, dtype=np.float32)
-        w_shape_ = tuple(w_shape)
-        dy = rng.standard_normal(fastconv.conv2d(x, np.zeros(w_shape_, np.float32), None, stride, pad).shape,
+        dy = rng.standard_normal(fastconv.conv2d(x, np.zeros(w_shape, np.float32), None, stride, pad).shape,
                                  dtype=np.float32)
-        calls = {algo: (lambda algo=algo: fastconv.grad.conv2d_weight(x, w_shape_, dy, stride, pad, algo=algo))
+        calls = {algo: (lambda algo=algo: fastconv.grad.conv2d_weight(x, w_shape, dy, stride, pad, algo=algo))
                  for algo in ALGOS}
-        pick = conv_mod.select_algorithm(conv_mod._plan(x_shape, w_shape_, stride, pad, 1, 1).params, "weight")
+        pick = conv_mod.select_algorithm(conv_mod._plan(x_shape, w_shape, stride, pad, 1, 1).params, "weight")
         cells, _ = time_against_auto(calls, pick, number=3)
         tx, tdy = torch.from_numpy(x), torch.from_numpy(dy)
 
         def ref():
-            torch.nn.grad.conv2d_weight(tx, w_shape_, tdy, stride, pad)
+            torch.nn.grad.conv2d_weight(tx, w_shape, tdy, stride, pad)
         ref()
         t_ref = min(timeit.repeat(ref, number=3, repeat=5)) / 3 * 1e3
         t_pick = min(timeit.repeat(calls[pick], number=3, repeat=5)) / 3 * 1e3
