@@ -25,4 +25,14 @@ void batch_norm_backward(const float* x, const float* dy, int64_t N, int64_t C, 
                          const float* inv_std, const float* gamma, const float* beta, bool relu, bool batch_statistics,
                          float* dx, float* dgamma, float* dbeta);
 
+// The three passes, one implementation per CPU path (nn/batch_norm_kernels.h, compiled portable in
+// batch_norm.cpp and with AVX2/FMA in batch_norm_avx2.cpp); the functions above run the set that
+// use_avx2() picks.
+struct BatchNormKernels {
+    decltype(&batch_norm_stats) stats;
+    decltype(&batch_norm_forward) forward;
+    decltype(&batch_norm_backward) backward;
+};
+namespace bn_avx2 { const BatchNormKernels& kernels(); }
+
 }  // namespace fastconv

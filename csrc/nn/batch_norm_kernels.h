@@ -1,25 +1,7 @@
-// The batch-norm loops, included by batch_norm.cpp (portable) and batch_norm_avx2.cpp (compiled
-// with -mavx2 -mfma, where the compiler vectorizes the same loops 8 wide with FMAs). Everything here
-// sits in an anonymous namespace, so each translation unit keeps its own copy for its instruction set.
-#pragma once
-
-#include <algorithm>
-#include <cstdint>
-#include <cstring>
-
-#include "common/parallel.h"
-
-namespace fastconv::bn_detail {
-
-// The AVX2/FMA builds (batch_norm_avx2.cpp; call only when use_avx2()), same arguments as batch_norm.h.
-void stats_avx2(const float* x, int64_t N, int64_t C, int64_t HW, float* mean, float* var);
-void forward_avx2(const float* x, int64_t N, int64_t C, int64_t HW, const float* mean, const float* inv_std,
-                  const float* gamma, const float* beta, bool relu, float* y);
-void backward_avx2(const float* x, const float* dy, int64_t N, int64_t C, int64_t HW, const float* mean,
-                   const float* inv_std, const float* gamma, const float* beta, bool relu, bool batch_statistics,
-                   float* dx, float* dgamma, float* dbeta);
-
-namespace {
+// The batch-norm passes, written once and compiled twice: in batch_norm.cpp (portable) and
+// batch_norm_avx2.cpp (-mavx2 -mfma, where the compiler vectorizes the same loops 8 wide with FMAs).
+// Include inside the namespace of the path after <algorithm>, <cstdint>, <cstring>,
+// common/parallel.h and nn/batch_norm.h; defines kernels().
 
 // One channel per task: every pass over a channel touches N planes of HW contiguous floats.
 template <class F>
@@ -59,7 +41,7 @@ struct ChannelSums {
     }
 };
 
-void stats_impl(const float* x, int64_t N, int64_t C, int64_t HW, float* mean, float* var) {
+void stats(const float* x, int64_t N, int64_t C, int64_t HW, float* mean, float* var) {
     const double count = double(N) * double(HW);
     per_channel(N, C, HW, [&](int64_t c) {
         // Sums of d = x - shift and d^2, with the channel's first value as the shift: the variance
@@ -95,8 +77,8 @@ struct ChannelAffine {
     float operator()(float x) const { return x * scale + shift; }
 };
 
-void forward_impl(const float* x, int64_t N, int64_t C, int64_t HW, const float* mean, const float* inv_std,
-                        const float* gamma, const float* beta, bool relu, float* y) {
+void forward(const float* x, int64_t N, int64_t C, int64_t HW, const float* mean, const float* inv_std,
+             const float* gamma, const float* beta, bool relu, float* y) {
     per_channel(N, C, HW, [&](int64_t c) {
         const ChannelAffine affine(c, mean, inv_std, gamma, beta);
         for (int64_t n = 0; n < N; ++n) {
@@ -127,9 +109,9 @@ inline float masked(float g, float x, const ChannelAffine& affine) {
 }
 
 template <bool Relu>
-void batch_norm_backward_channel(const float* x, const float* dy, int64_t N, int64_t C, int64_t HW, int64_t c,
-                                 double count, const float* mean, const float* inv_std, const float* gamma,
-                                 const float* beta, bool batch_statistics, float* dx, float* dgamma, float* dbeta) {
+void backward_channel(const float* x, const float* dy, int64_t N, int64_t C, int64_t HW, int64_t c, double count,
+                      const float* mean, const float* inv_std, const float* gamma, const float* beta,
+                      bool batch_statistics, float* dx, float* dgamma, float* dbeta) {
     const float m = mean[c], is = inv_std[c];
     const ChannelAffine affine(c, mean, inv_std, gamma, beta);
     // sum dy and sum dy * (x - mean): dgamma = inv_std * the second.
@@ -159,24 +141,26 @@ void batch_norm_backward_channel(const float* x, const float* dy, int64_t N, int
         const float* xp = x + (n * C + c) * HW;
         const float* gp = dy + (n * C + c) * HW;
         float* out = dx + (n * C + c) * HW;
-        for (int64_t i = 0; i < HW; ++i) out[i] = k * (masked<Relu>(gp[i], xp[i], affine) - mean_dy - (xp[i] - m) * coef);
+        for (int64_t i = 0; i < HW; ++i)
+            out[i] = k * (masked<Relu>(gp[i], xp[i], affine) - mean_dy - (xp[i] - m) * coef);
     }
 }
 
-void backward_impl(const float* x, const float* dy, int64_t N, int64_t C, int64_t HW, const float* mean,
-                         const float* inv_std, const float* gamma, const float* beta, bool relu, bool batch_statistics,
-                         float* dx, float* dgamma, float* dbeta) {
+void backward(const float* x, const float* dy, int64_t N, int64_t C, int64_t HW, const float* mean,
+              const float* inv_std, const float* gamma, const float* beta, bool relu, bool batch_statistics,
+              float* dx, float* dgamma, float* dbeta) {
     const double count = double(N) * double(HW);
     per_channel(N, C, HW, [&](int64_t c) {
         if (relu)
-            batch_norm_backward_channel<true>(x, dy, N, C, HW, c, count, mean, inv_std, gamma, beta, batch_statistics,
-                                              dx, dgamma, dbeta);
+            backward_channel<true>(x, dy, N, C, HW, c, count, mean, inv_std, gamma, beta, batch_statistics, dx,
+                                   dgamma, dbeta);
         else
-            batch_norm_backward_channel<false>(x, dy, N, C, HW, c, count, mean, inv_std, gamma, beta, batch_statistics,
-                                               dx, dgamma, dbeta);
+            backward_channel<false>(x, dy, N, C, HW, c, count, mean, inv_std, gamma, beta, batch_statistics, dx,
+                                    dgamma, dbeta);
     });
 }
 
-}  // namespace
-
-}  // namespace fastconv::bn_detail
+const BatchNormKernels& kernels() {
+    static const BatchNormKernels k{stats, forward, backward};
+    return k;
+}
