@@ -194,17 +194,17 @@ def machine_tag() -> str:
     return (m.group(1).lower().replace(" ", "") if m else platform.machine()) + f"{os.cpu_count()}c"
 
 
-def time_against_auto(calls: dict, pick: str, number: int, digits: int = 2) -> tuple[str, float]:
+def time_against_auto(calls: dict, pick: str, number: int, digits: int = 2) -> tuple[str, float, dict]:
     """Time each algorithm's call (best of 5 repeats of `number` calls, after a warm-up call) and
     compare with `pick`, auto's choice. Returns the table cells "ms | ms | ... | fastest | pick |
-    pick / fastest |" and that ratio."""
+    pick / fastest |", that ratio, and the ms per call of each algorithm."""
     ms = {}
     for algo, call in calls.items():
         call()
         ms[algo] = min(timeit.repeat(call, number=number, repeat=5)) / number * 1e3
     fastest = min(ms, key=ms.get)
     ratio = ms[pick] / ms[fastest]
-    return " | ".join(f"{v:.{digits}f}" for v in ms.values()) + f" | {fastest} | {pick} | {ratio:.2f} |", ratio
+    return " | ".join(f"{v:.{digits}f}" for v in ms.values()) + f" | {fastest} | {pick} | {ratio:.2f} |", ratio, ms
 
 
 def write_sweep(slug: str, title: str, notes: list[str], table: list[str], out: str = "") -> str:

@@ -52,21 +52,20 @@ def main(argv=None) -> int:
             "| torch ms | auto / torch |", "|---|---|---|---|---|---|---|---|---|---|"]
     for x_shape, w_shape, stride, pad, what in SHAPES:
         x = rng.standard_normal(x_shape, dtype=np.float32)
-        dy = rng.standard_normal(fastconv.conv2d(x, np.zeros(w_shape, np.float32), None, stride, pad).shape,
-                                 dtype=np.float32)
+        params = conv_mod._plan(x_shape, w_shape, stride, pad, 1, 1).params
+        dy = rng.standard_normal((params.N, params.K, params.P, params.Q), dtype=np.float32)
         calls = {algo: (lambda algo=algo: fastconv.grad.conv2d_weight(x, w_shape, dy, stride, pad, algo=algo))
                  for algo in ALGOS}
-        pick = conv_mod.select_algorithm(conv_mod._plan(x_shape, w_shape, stride, pad, 1, 1).params, "weight")
-        cells, _ = time_against_auto(calls, pick, number=3)
+        pick = conv_mod.select_algorithm(params, "weight")
+        cells, _, ms = time_against_auto(calls, pick, number=3)
         tx, tdy = torch.from_numpy(x), torch.from_numpy(dy)
 
         def ref():
             torch.nn.grad.conv2d_weight(tx, w_shape, tdy, stride, pad)
         ref()
         t_ref = min(timeit.repeat(ref, number=3, repeat=5)) / 3 * 1e3
-        t_pick = min(timeit.repeat(calls[pick], number=3, repeat=5)) / 3 * 1e3
         rows.append(f"| {what} | {x_shape} | {w_shape[0]}, {w_shape[2]}x{w_shape[3]}, {stride} | {cells} "
-                    f"{t_ref:.2f} | {t_pick / t_ref:.2f} |")
+                    f"{t_ref:.2f} | {ms[pick] / t_ref:.2f} |")
         print(rows[-1], flush=True)
     write_sweep("strided_weight", "Weight gradient of strided first layers: direct, im2col, torch",
                 [f"threads: {args.threads}; best of 5 x 3 calls after a warm-up call",
