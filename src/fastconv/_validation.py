@@ -46,10 +46,12 @@ def require_int(value, name: str, minimum: int | None = None) -> int:
 
 
 def pair(value, name: str, minimum: int | None = None) -> tuple[int, int]:
-    """An int or a pair of ints, as (height, width)."""
+    """An int, a pair of ints or a 1-element sequence (as torch accepts), as (height, width)."""
     if isinstance(value, (tuple, list)):
+        if len(value) == 1:
+            value = (value[0], value[0])
         if len(value) != 2:
-            raise ValueError(f"{name}: expected an int or a pair of ints, got {value!r}")
+            raise ValueError(f"{name}: expected an int, a pair of ints or a 1-element tuple, got {value!r}")
         return (require_int(value[0], name, minimum), require_int(value[1], name, minimum))
     v = require_int(value, name, minimum)
     return (v, v)

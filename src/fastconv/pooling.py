@@ -97,6 +97,8 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
 def adaptive_output_size(output_size, hw) -> tuple[int, int]:
     """(P, Q) from an int or a pair whose entries may be None (keep that input size)."""
     if isinstance(output_size, (tuple, list)):
+        if len(output_size) == 1:
+            output_size = (output_size[0], output_size[0])
         if len(output_size) != 2:
             raise ValueError(f"output_size: expected an int or a pair, got {output_size!r}")
         return tuple(hw[i] if v is None else require_int(v, "output_size", minimum=1) for i, v in enumerate(output_size))
