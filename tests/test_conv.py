@@ -268,6 +268,19 @@ def test_empty_batch():
         assert dw.shape == w.shape and not dw.any()
 
 
+@pytest.mark.parametrize("algo", ["auto", "direct", "im2col"])
+def test_empty_batch_with_uneven_same_padding(algo):
+    """padding="same" with an even dilated kernel appends a row/column; the gradients of an empty
+    batch must still have the input's and the weight's shapes (dx was (0, 4, 6, 5) here)."""
+    x = np.zeros((0, 4, 5, 5), np.float32)
+    w = np.ones((1, 4, 2, 3), np.float32)
+    y = fastconv.conv2d(x, w, padding="same", dilation=3, algo=algo)
+    assert y.shape == (0, 1, 5, 5)
+    assert fastconv.grad.conv2d_input(x.shape, w, y, padding="same", dilation=3, algo=algo).shape == x.shape
+    dw = fastconv.grad.conv2d_weight(x, w.shape, y, padding="same", dilation=3, algo=algo)
+    assert dw.shape == w.shape and not dw.any()
+
+
 def test_same_padding_matches_pytorch_rule(rng):
     """Even kernels put the odd padding at the bottom/right (PyTorch's rule), for every pass."""
     x, w, b = make_problem(rng, 2, 3, 9, 8, 4, 4, 2)

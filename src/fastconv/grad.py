@@ -48,9 +48,9 @@ def conv2d_input(input_shape, weight, grad_output, stride=1, padding=0, dilation
     if algo == "auto" and p.N and _whole_batch_gemm(p):  # dx (N, C) = dy (N, K) @ w (K, C)
         return gemm(grad_output.reshape(p.N, p.K), weight.reshape(p.K, p.C)).reshape(input_shape)
     name = _resolve(plan, algo, "input")
+    if p.N == 0:  # input_shape, not (p.H, p.W): those include the rows/columns padding="same" appends
+        return np.empty(input_shape, dtype=np.float32)
     out = np.empty((p.N, p.C, p.H, p.W), dtype=np.float32)
-    if p.N == 0:
-        return out
     weight = np.ascontiguousarray(weight)
 
     def run(kernel):
