@@ -281,6 +281,16 @@ def test_empty_batch_with_uneven_same_padding(algo):
     assert dw.shape == w.shape and not dw.any()
 
 
+@pytest.mark.parametrize("padding", [1, "same"])
+def test_unbatched_input_is_a_batch_of_one(rng, padding):
+    """x (C, H, W) gives (K, P, Q), as torch.nn.functional.conv2d."""
+    x, w, b = make_problem(rng, 1, 3, 7, 5, 4, 3, 2)
+    y = fastconv.conv2d(x[0], w, b, padding=padding, dilation=(1, 2))
+    expected = conv2d_ref(x, w, b, padding=(1, 1), dilation=(1, 2))[0]  # "same" pads (1, 1) here
+    assert y.shape == expected.shape == (4, 7, 5)
+    assert relative_error(y, expected) <= 1e-5
+
+
 def test_same_padding_matches_pytorch_rule(rng):
     """Even kernels put the odd padding at the bottom/right (PyTorch's rule), for every pass."""
     x, w, b = make_problem(rng, 2, 3, 9, 8, 4, 4, 2)
@@ -332,7 +342,8 @@ Wt = np.zeros((6, 4, 3, 3), np.float32)
 @pytest.mark.parametrize(
     "call, exc, names",
     [
-        (lambda: fastconv.conv2d(X[0], Wt), ValueError, ["x", "3-D", "(4, 8, 8)"]),
+        (lambda: fastconv.conv2d(X[0, 0], Wt), ValueError, ["x", "4-D (N, C, H, W) or 3-D (C, H, W)", "(8, 8)"]),
+        (lambda: fastconv.conv2d(X[0], Wt[:, :2]), ValueError, ["weight", "expected 4 input channels", "(6, 2, 3, 3)"]),
         (lambda: fastconv.conv2d(X, Wt[0]), ValueError, ["weight", "3-D"]),
         (lambda: fastconv.conv2d(X.astype(np.float64), Wt), TypeError, ["x", "float64"]),
         (lambda: fastconv.conv2d(X, Wt.astype(np.float16)), TypeError, ["weight", "float16"]),

@@ -98,6 +98,65 @@ def test_vs_torch(rng, case):
     assert relative_error(grad.conv1d_weight(x, w.shape, dy, **hp), wt.grad.numpy()) < TOL
 
 
+STRING_PADDING_CASES = [
+    # N, C, L, K, S, dilation, groups
+    (2, 3, 11, 4, 4, 1, 1),  # even kernel: the odd pad goes to the right
+    (1, 2, 7, 2, 3, 3, 2),  # dilation, groups
+    (2, 1, 5, 3, 2, 4, 1),  # dilated even kernel wider than the input
+    (1, 4, 13, 4, 1, 1, 4),  # 1-tap depthwise
+    (0, 4, 5, 1, 2, 3, 1),  # empty batch
+]
+
+
+@pytest.mark.parametrize("padding", ["same", "valid"])
+@pytest.mark.parametrize("case", STRING_PADDING_CASES)
+def test_string_padding_vs_float64(rng, case, padding):
+    """"same" pads dilation*(S-1) in total, the odd element on the right; "valid" is padding 0.
+    Reference: the definition on the explicitly padded input."""
+    N, C, L, K, S, dilation, groups = case
+    if padding == "valid" and L < dilation * (S - 1) + 1:
+        return
+    x = rng.standard_normal((N, C, L)).astype(np.float32)
+    w = rng.standard_normal((K, C // groups, S)).astype(np.float32)
+    b = rng.standard_normal(K).astype(np.float32)
+    total = dilation * (S - 1) if padding == "same" else 0
+    left = total // 2
+    xp = np.pad(x, ((0, 0), (0, 0), (left, total - left)))
+    hp = dict(padding=padding, dilation=dilation, groups=groups)
+    y = fastconv.conv1d(x, w, b, **hp)
+    ref = conv1d_ref(xp, w, b, 1, 0, dilation, groups)
+    assert y.shape == ref.shape and (padding == "valid" or y.shape[2] == L)
+    assert relative_error(y, ref) < TOL
+    dy = rng.standard_normal(ref.shape).astype(np.float32)
+    dxp_ref, dw_ref = grads_ref(xp, w, dy, 1, 0, dilation, groups)
+    dx = grad.conv1d_input(x.shape, w, dy, **hp)
+    dw = grad.conv1d_weight(x, w.shape, dy, **hp)
+    assert dx.shape == x.shape and dw.shape == w.shape
+    assert relative_error(dx, dxp_ref[:, :, left : left + L]) < TOL
+    assert relative_error(dw, dw_ref) < TOL
+
+
+@pytest.mark.parametrize("padding", ["same", "valid", 2])
+def test_string_padding_vs_torch(rng, padding):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((2, 4, 9)).astype(np.float32)
+    w = rng.standard_normal((6, 2, 4)).astype(np.float32)
+    hp = dict(padding=padding, dilation=2, groups=2)
+    ref = torch.nn.functional.conv1d(torch.tensor(x, dtype=torch.float64), torch.tensor(w, dtype=torch.float64), **hp)
+    assert relative_error(fastconv.conv1d(x, w, **hp), ref.numpy()) < TOL
+
+
+def test_unbatched_input_is_a_batch_of_one(rng):
+    x = rng.standard_normal((3, 10)).astype(np.float32)
+    w = rng.standard_normal((5, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(5).astype(np.float32)
+    y = fastconv.conv1d(x, w, b, stride=2, padding=1)
+    assert y.shape == (5, 5)
+    assert relative_error(y, conv1d_ref(x[None], w, b, 2, 1, 1, 1)[0]) < TOL
+    with pytest.raises(ValueError, match=r"x: expected a 3-D \(N, C, L\) or 2-D \(C, L\) array, got 1-D"):
+        fastconv.conv1d(x[0], w)
+
+
 @settings(max_examples=25, deadline=None)
 @given(
     N=st.integers(1, 2),
@@ -133,7 +192,7 @@ def test_tuple_arguments_and_non_contiguous(rng):
 def test_bad_input(rng):
     x = np.zeros((2, 4, 10), np.float32)
     w = np.zeros((3, 4, 3), np.float32)
-    with pytest.raises(ValueError, match="x: expected a 3-D array, got 4-D"):
+    with pytest.raises(ValueError, match=r"x: expected a 3-D \(N, C, L\) or 2-D \(C, L\) array, got 4-D"):
         fastconv.conv1d(x[None], w)
     with pytest.raises(TypeError, match="x: expected dtype float32"):
         fastconv.conv1d(x.astype(np.float64), w)
@@ -149,6 +208,10 @@ def test_bad_input(rng):
         fastconv.conv1d(x, w, stride=0)
     with pytest.raises(ValueError, match="padding: expected an int or a 1-element tuple"):
         fastconv.conv1d(x, w, padding=(1, 1))
+    with pytest.raises(ValueError, match="padding: expected an int, a 1-element tuple, 'valid' or 'same', got 'full'"):
+        fastconv.conv1d(x, w, padding="full")
+    with pytest.raises(ValueError, match="padding: 'same' needs stride 1, got stride 2"):
+        fastconv.conv1d(x, w, padding="same", stride=2)
     with pytest.raises(ValueError, match="x: channels and length must be >= 1"):
         fastconv.conv1d(np.zeros((2, 4, 0), np.float32), w)
     with pytest.raises(ValueError, match=r"grad_output: expected shape \(2, 3, 8\)"):

@@ -79,6 +79,27 @@ def require_writable_out(out, name: str, shape, inputs) -> np.ndarray:
     return out
 
 
+def batch_of_one(x, name: str, layout: str):
+    """``(x, False)`` for a batched array, ``(x as a batch of one, True)`` for torch's unbatched form
+    (one dimension fewer). ``layout`` is the batched layout, e.g. "(N, C, H, W)". Works on numpy
+    arrays and fastconv.cuda.Array (views, no copy); anything without an int ``ndim`` is returned
+    as is for the caller's type checks."""
+    ndim = layout.count(",") + 1
+    got = getattr(x, "ndim", None)
+    if not isinstance(got, int) or got == ndim:
+        return x, False
+    if got == ndim - 1:
+        return x.reshape((1,) + tuple(x.shape)), True
+    unbatched = "(" + layout[1:].split(", ", 1)[1]
+    raise DimensionError(f"{name}: expected a {ndim}-D {layout} or {ndim - 1}-D {unbatched} array, "
+                         f"got {got}-D with shape {shape_str(x.shape)}")
+
+
+def drop_batch(y):
+    """The one item of a batch of one (undoes ``batch_of_one``; a view)."""
+    return y.reshape(tuple(y.shape[1:]))
+
+
 def require_shape(shape, name: str, ndim: int) -> tuple[int, ...]:
     """A shape given as a sequence of `ndim` non-negative ints (e.g. input_shape of a gradient)."""
     if isinstance(shape, np.ndarray) or not isinstance(shape, (tuple, list)):

@@ -17,7 +17,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from . import _core, autotune, cuda
-from ._validation import pair, require_float32, require_int, shape_str
+from ._validation import batch_of_one, drop_batch, pair, require_float32, require_int, shape_str
 from .gemm import gemm
 
 #: The passes an algorithm may implement: forward, input gradient, weight gradient.
@@ -449,7 +449,8 @@ def _pad_extra(x: np.ndarray, extra: tuple[int, int]) -> np.ndarray:
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo="auto") -> np.ndarray:
     """2-D cross-correlation of ``x`` (N, C, H, W) with ``weight`` (K, C // groups, R, S), plus
-    ``bias`` (K,), as ``torch.nn.functional.conv2d``; returns a new (N, K, P, Q) float32 array.
+    ``bias`` (K,), as ``torch.nn.functional.conv2d``; returns a new (N, K, P, Q) float32 array
+    (unbatched x (C, H, W) gives (K, P, Q), as torch).
 
     stride, dilation: int or (h, w) pair, >= 1. padding: int or pair (>= 0), "valid" (0) or "same"
     (stride 1 only; an odd total pad puts the extra row/column at the bottom/right, as PyTorch).
@@ -458,6 +459,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo
     Raises TypeError for non-float32 arrays and ValueError naming the bad argument.
     With ``fastconv.cuda.Array`` inputs it runs on the GPU and returns an Array.
     """
+    x, unbatched = batch_of_one(x, "x", "(N, C, H, W)")
+    if unbatched:
+        return drop_batch(conv2d(x, weight, bias, stride, padding, dilation, groups, algo))
     if cuda._any_array(x, weight, bias):
         return cuda.ops.conv2d(x, weight, bias, stride, padding, dilation, groups, algo)
     x = require_float32(x, "x", ndim=4)

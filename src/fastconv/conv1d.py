@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import cuda
-from ._validation import require_float32, require_int, shape_str
+from ._validation import batch_of_one, drop_batch, require_float32, require_int, shape_str
 
 
 def _single(value, name: str, minimum: int) -> int:
@@ -24,14 +24,29 @@ def _single(value, name: str, minimum: int) -> int:
     return require_int(value, name, minimum)
 
 
+def _padding(padding, stride: int, dilation: int, S: int):
+    """(padding as the 2-D convolution takes it: an int or "same", left pad + right pad)."""
+    if not isinstance(padding, str):
+        padding = _single(padding, "padding", 0)
+        return padding, 2 * padding
+    if padding == "valid":
+        return 0, 0
+    if padding == "same":  # the odd pad goes to the right, as torch (conv2d's plan appends it)
+        if stride != 1:
+            raise ValueError(f"padding: 'same' needs stride 1, got stride {stride}")
+        return "same", dilation * (S - 1)
+    raise ValueError(f"padding: expected an int, a 1-element tuple, 'valid' or 'same', got {padding!r}")
+
+
 def _check(x_shape, w_shape, stride, padding, dilation, groups, x_name="x", w_name="weight"):
-    """Validate the 1-D hyper-parameters and shapes; return (stride, padding, dilation, groups, L_out)."""
+    """Validate the 1-D hyper-parameters and shapes; return (stride, padding, dilation, groups, L_out)
+    with padding an int or "same"."""
     stride = _single(stride, "stride", 1)
-    padding = _single(padding, "padding", 0)
     dilation = _single(dilation, "dilation", 1)
     groups = require_int(groups, "groups", minimum=1)
     N, C, L = x_shape
     K, Cg, S = w_shape
+    padding, total_pad = _padding(padding, stride, dilation, S)
     if C < 1 or L < 1:
         raise ValueError(f"{x_name}: channels and length must be >= 1, got shape {shape_str(x_shape)}")
     if K < 1 or Cg < 1 or S < 1:
@@ -42,8 +57,8 @@ def _check(x_shape, w_shape, stride, padding, dilation, groups, x_name="x", w_na
         raise ValueError(
             f"{w_name}: expected shape (K, C/groups, S) with C/groups = {C // groups}, got {shape_str(w_shape)}"
         )
-    L_out = (L + 2 * padding - dilation * (S - 1) - 1) // stride + 1
-    if L + 2 * padding - dilation * (S - 1) - 1 < 0:
+    L_out = (L + total_pad - dilation * (S - 1) - 1) // stride + 1
+    if L + total_pad - dilation * (S - 1) - 1 < 0:
         raise ValueError(
             f"{w_name}: kernel of length {S} (dilation {dilation}) does not fit the input length {L} "
             f"padded by {padding} on each side"
@@ -71,17 +86,22 @@ def _drop_height(a):
 
 def _as_2d(stride, padding, dilation, groups, algo) -> dict:
     """The keyword arguments of the height-1 2-D convolution that computes a 1-D one."""
-    return dict(stride=(1, stride), padding=(0, padding), dilation=(1, dilation), groups=groups, algo=algo)
+    padding = padding if isinstance(padding, str) else (0, padding)  # "same" on a height-1 kernel pads only the width
+    return dict(stride=(1, stride), padding=padding, dilation=(1, dilation), groups=groups, algo=algo)
 
 
 def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo: str = "auto") -> np.ndarray:
     """y[n, k, l] = bias[k] + sum_{c, s} x[n, g*C/groups + c, l*stride - padding + s*dilation] * weight[k, c, s].
 
-    x: (N, C, L) float32; weight: (K, C/groups, S) float32; bias: (K,) float32 or None.
-    Returns (N, K, L_out) float32 with L_out = (L + 2*padding - dilation*(S-1) - 1) // stride + 1.
+    x: (N, C, L) or unbatched (C, L) float32; weight: (K, C/groups, S) float32; bias: (K,) float32 or None.
+    padding: an int, "valid" (0) or "same" (stride 1; an odd total pad puts the extra element on the right).
+    Returns (N, K, L_out) (or (K, L_out)) float32 with L_out = (L + 2*padding - dilation*(S-1) - 1) // stride + 1.
     Same semantics as `torch.nn.functional.conv1d`; computed by `fastconv.conv2d` on height-1 views."""
     from . import conv2d
 
+    x, unbatched = batch_of_one(x, "x", "(N, C, L)")
+    if unbatched:
+        return drop_batch(conv1d(x, weight, bias, stride, padding, dilation, groups, algo))
     x = _as_1d(x, "x")
     weight = _as_1d(weight, "weight")
     stride, padding, dilation, groups, _ = _check(x.shape, weight.shape, stride, padding, dilation, groups)
