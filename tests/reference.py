@@ -85,6 +85,33 @@ def conv2d_weight_grad_ref(x, weight_shape, dy, stride=(1, 1), padding=(0, 0), d
     return dw
 
 
+def conv_transpose2d_ref(x, w, bias=None, stride=(1, 1), padding=(0, 0), output_padding=(0, 0), groups=1,
+                         dilation=(1, 1)):
+    """The scatter definition: every x[n, c, h, w] adds x * w[c, o, r, s] to output channel
+    g*Cg_out + o at (h*sh - ph + r*dh, w*sw - pw + s*dw); positions outside the output are dropped."""
+    x = np.asarray(x, np.float64)
+    w = np.asarray(w, np.float64)
+    N, C_in, H, W = x.shape
+    _, Cg_out, R, S = w.shape
+    (sh, sw), (ph, pw), (oph, opw), (dh, dw) = stride, padding, output_padding, dilation
+    Ho = (H - 1) * sh - 2 * ph + dh * (R - 1) + oph + 1
+    Wo = (W - 1) * sw - 2 * pw + dw * (S - 1) + opw + 1
+    # Scatter into a buffer indexed by output position + padding, then cut the output out of it.
+    buf = np.zeros((N, Cg_out * groups, max((H - 1) * sh + dh * (R - 1) + 1, Ho + ph),
+                    max((W - 1) * sw + dw * (S - 1) + 1, Wo + pw)))
+    Cg_in = C_in // groups
+    for g in range(groups):
+        xs = x[:, g * Cg_in : (g + 1) * Cg_in]
+        for r in range(R):
+            for s in range(S):
+                buf[:, g * Cg_out : (g + 1) * Cg_out, r * dh : r * dh + (H - 1) * sh + 1 : sh,
+                    s * dw : s * dw + (W - 1) * sw + 1 : sw] += np.einsum("nchw,co->nohw", xs, w[g * Cg_in : (g + 1) * Cg_in, :, r, s])
+    y = buf[:, :, ph : ph + Ho, pw : pw + Wo]
+    if bias is not None:
+        y = y + np.asarray(bias, np.float64)[None, :, None, None]
+    return y
+
+
 # ---- pooling (PyTorch semantics) -------------------------------------------------------------
 
 

@@ -10,6 +10,7 @@ from . import _core, cuda, grad
 from .autotune import autotune_cache, clear_autotune, get_autotune, load_autotune, save_autotune, set_autotune
 from .conv import conv2d, conv_algorithms
 from .conv1d import conv1d
+from .conv_transpose import conv_transpose2d
 from . import filters
 from .gemm import gemm
 from ._validation import DimensionError
@@ -109,6 +110,7 @@ __all__ = [
     "grad",
     "gemm",
     "conv1d",
+    "conv_transpose2d",
     "filters",
     "kmax_pool",
     "max_pool2d",

@@ -4,7 +4,8 @@
 its input and its weight; the bias gradient is ``grad_output.sum(axis=(0, 2, 3))``.
 ``max_pool2d``, ``avg_pool2d`` and ``adaptive_avg_pool2d`` give the input gradients of the pooling
 functions of the same names; ``conv1d_input``, ``conv1d_weight`` and ``kmax_pool`` those of
-``fastconv.conv1d`` and ``fastconv.kmax_pool``.
+``fastconv.conv1d`` and ``fastconv.kmax_pool``; ``conv_transpose2d_input`` and ``conv_transpose2d_weight``
+those of ``fastconv.conv_transpose2d``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from . import _core, cuda
 from ._validation import require_float32, require_shape, shape_str
 from .conv import _cropped, _pad_extra, _plan, _resolve, _whole_batch_gemm, nonfinite_safe
 from .conv1d import conv1d_input, conv1d_weight  # height-1 views of the 2-D gradients
+from .conv_transpose import conv_transpose2d_input, conv_transpose2d_weight
 from .gemm import gemm
 from .kmax import kmax_pool_backward as kmax_pool
 from .pooling import adaptive_avg_pool2d_backward as adaptive_avg_pool2d
@@ -96,4 +98,4 @@ def conv2d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilatio
 
 
 __all__ = ["conv2d_input", "conv2d_weight", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "conv1d_input",
-           "conv1d_weight", "kmax_pool"]
+           "conv1d_weight", "kmax_pool", "conv_transpose2d_input", "conv_transpose2d_weight"]

@@ -7,6 +7,7 @@ from .modules import (
     AvgPool2d,
     BatchNorm2d,
     Conv2d,
+    ConvTranspose2d,
     Dropout,
     Flatten,
     Identity,
@@ -25,7 +26,7 @@ from .modules import (
 from .sequence import Conv1d, KMaxPool
 
 __all__ = [
-    "functional", "init", "Module", "Parameter", "Sequential", "ModuleList", "Identity", "Linear", "Conv2d",
+    "functional", "init", "Module", "Parameter", "Sequential", "ModuleList", "Identity", "Linear", "Conv2d", "ConvTranspose2d",
     "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Flatten", "Dropout",
     "BatchNorm2d", "Conv1d", "KMaxPool", "trace_shapes",
 ]

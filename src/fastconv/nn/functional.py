@@ -12,7 +12,7 @@ import numpy as np
 import fastconv as _fc
 
 from .. import _core
-from .._validation import shape_str
+from .._validation import require_int, shape_str
 from ..autograd import Tensor, _planes_contiguous, as_tensor, is_grad_enabled, mm, record
 
 
@@ -49,9 +49,22 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     return record(y, parents, backward)
 
 
+def _unbatched(x: Tensor, batched_ndim: int, op) -> Tensor:
+    """``op(x)``, with torch's unbatched input (one dimension fewer) run as a batch of one."""
+    if x.ndim != batched_ndim - 1:
+        return op(x)
+    y = op(x.reshape((1,) + x.shape))
+    return y.reshape(y.shape[1:])
+
+
 def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1, groups=1,
            algo: str = "auto") -> Tensor:
-    """2-D convolution (PyTorch semantics) through fastconv.conv2d; gradients through fastconv.grad."""
+    """2-D convolution (PyTorch semantics) through fastconv.conv2d; gradients through fastconv.grad.
+    x: (N, C, H, W) or unbatched (C, H, W)."""
+    return _unbatched(x, 4, lambda x4: _conv2d(x4, weight, bias, stride, padding, dilation, groups, algo))
+
+
+def _conv2d(x, weight, bias, stride, padding, dilation, groups, algo) -> Tensor:
     xd, wd = x.data, weight.data
     y = _fc.conv2d(xd, wd, None if bias is None else bias.data, stride=stride, padding=padding,
                    dilation=dilation, groups=groups, algo=algo)
@@ -73,6 +86,55 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padd
     return record(y, parents, backward)
 
 
+def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1, groups=1,
+           algo: str = "auto") -> Tensor:
+    """1-D convolution (torch.nn.functional.conv1d semantics, padding "same"/"valid" included) through
+    fastconv.conv1d; gradients through fastconv.grad.conv1d_input / conv1d_weight.
+    x: (N, C, L) or unbatched (C, L)."""
+    return _unbatched(x, 3, lambda x3: _conv1d(x3, weight, bias, stride, padding, dilation, groups, algo))
+
+
+def _conv1d(x, weight, bias, stride, padding, dilation, groups, algo) -> Tensor:
+    xd, wd = x.data, weight.data
+    y = _fc.conv1d(xd, wd, None if bias is None else bias.data, stride=stride, padding=padding, dilation=dilation,
+                   groups=groups, algo=algo)
+    parents = (x, weight) if bias is None else (x, weight, bias)
+    if not _saving(x, weight, bias):
+        return record(y, parents, None)
+
+    def backward(g):
+        gx = _fc.grad.conv1d_input(xd.shape, wd, g, stride, padding, dilation, groups, algo) if x.requires_grad else None
+        gw = _fc.grad.conv1d_weight(xd, wd.shape, g, stride, padding, dilation, groups, algo) if weight.requires_grad else None
+        return (gx, gw) if bias is None else (gx, gw, g.sum(axis=(0, 2)))
+
+    return record(y, parents, backward)
+
+
+def conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, output_padding=0,
+                     groups=1, dilation=1, algo: str = "auto") -> Tensor:
+    """Transposed 2-D convolution (torch.nn.functional.conv_transpose2d semantics and argument order)
+    through fastconv.conv_transpose2d. Backward: x's gradient is the convolution of the output
+    gradient with the weight, the weight's is conv2d's weight gradient with the roles of input and
+    output gradient swapped (fastconv.grad.conv_transpose2d_input / _weight). x: (N, C_in, H, W) or (C_in, H, W)."""
+    args = (stride, padding, output_padding, groups, dilation)
+    return _unbatched(x, 4, lambda x4: _conv_transpose2d(x4, weight, bias, args, algo))
+
+
+def _conv_transpose2d(x, weight, bias, args, algo) -> Tensor:
+    xd, wd = x.data, weight.data
+    y = _fc.conv_transpose2d(xd, wd, None if bias is None else bias.data, *args, algo=algo)
+    parents = (x, weight) if bias is None else (x, weight, bias)
+    if not _saving(x, weight, bias):
+        return record(y, parents, None)
+
+    def backward(g):
+        gx = _fc.grad.conv_transpose2d_input(xd.shape, wd, g, *args, algo=algo) if x.requires_grad else None
+        gw = _fc.grad.conv_transpose2d_weight(xd, wd.shape, g, *args, algo=algo) if weight.requires_grad else None
+        return (gx, gw) if bias is None else (gx, gw, _bias_grad(g))
+
+    return record(y, parents, backward)
+
+
 def _bias_grad(g):
     """Sum of the (N, K, P, Q) gradient over N, P, Q: one pass in C++ instead of numpy's strided
     reduction, also for a channel slice of a larger array (the gradient of a `cat` input)."""
@@ -81,6 +143,87 @@ def _bias_grad(g):
     db = np.empty(g.shape[1], np.float32)
     _core.bias_grad_nchw(g, db)
     return db
+
+
+# ---- padding ---------------------------------------------------------------------------------------------
+
+PAD_MODES = ("constant", "reflect", "replicate", "circular")
+
+
+def _pad_widths(x: Tensor, pad, mode: str) -> list:
+    """Validate torch's pad tuple for ``x``; return [(axis, left, right)], last axis first."""
+    if mode not in PAD_MODES:
+        raise ValueError(f"mode: expected one of {PAD_MODES}, got {mode!r}")
+    if not isinstance(pad, (tuple, list)) or len(pad) % 2 or not pad:
+        raise ValueError(f"pad: expected a tuple of (left, right) widths, last dimension first, got {pad!r}")
+    widths = [require_int(w, "pad", minimum=0) for w in pad]
+    n = len(widths) // 2
+    if n > x.ndim:
+        raise ValueError(f"pad: {len(widths)} widths pad {n} dimensions, but the input has shape {shape_str(x.shape)}")
+    if mode != "constant" and not (n <= 3 and x.ndim in (n + 1, n + 2)):
+        raise ValueError(f"pad: mode {mode!r} pads the last 1, 2 or 3 dimensions of an input with 1 or 2 more "
+                         f"(as torch); {len(widths)} widths do not fit the input of shape {shape_str(x.shape)}")
+    axes = [(x.ndim - 1 - i, widths[2 * i], widths[2 * i + 1]) for i in range(n)]
+    for axis, left, right in axes:
+        size = x.shape[axis]
+        if mode == "reflect" and max(left, right) >= size:
+            raise ValueError(f"pad: reflect padding must be smaller than the dimension it pads, got {(left, right)} "
+                             f"for dimension {axis} of size {size} (input shape {shape_str(x.shape)})")
+        if mode == "circular" and max(left, right) > size:
+            raise ValueError(f"pad: circular padding must be at most the dimension it pads, got {(left, right)} "
+                             f"for dimension {axis} of size {size} (input shape {shape_str(x.shape)})")
+        if mode == "replicate" and size == 0 and left + right:
+            raise ValueError(f"pad: cannot replicate the edge of the empty dimension {axis} (input shape {shape_str(x.shape)})")
+    return axes
+
+
+def _source_index(size: int, left: int, right: int, mode: str) -> np.ndarray:
+    """For each position of a padded axis, the input position it copies (np.pad's reflect, edge and wrap)."""
+    j = np.arange(-left, size + right)
+    if mode == "reflect":  # mirrored about the edge element, which is not repeated
+        return np.where(j < 0, -j, np.where(j >= size, 2 * (size - 1) - j, j))
+    if mode == "replicate":
+        return np.clip(j, 0, size - 1)
+    return j % size  # circular
+
+
+def pad(x: Tensor, pad, mode: str = "constant", value: float = 0.0) -> Tensor:
+    """``torch.nn.functional.pad``: ``pad`` holds (left, right) widths for the last dimension, then
+    the one before, and so on. ``mode``: "constant" (fill with ``value``), "reflect" (mirror, edge not
+    repeated; widths smaller than the dimension), "replicate" (repeat the edge) or "circular" (wrap
+    around; widths at most the dimension). Non-constant modes pad the last 1-3 dimensions of an
+    input with 1 or 2 more, as torch. Widths must be >= 0. Runs in numpy (CPU arrays, any float dtype).
+
+    Backward: the constant mode crops the gradient; the others add each padded position's gradient
+    to the input element it copies."""
+    x = as_tensor(x)
+    axes = _pad_widths(x, pad, mode)
+    xd = x.data
+    if not isinstance(xd, np.ndarray):
+        raise TypeError(f"pad: runs on numpy arrays (CPU tensors), got a {type(xd).__name__}; move the tensor to 'cpu'")
+    if mode == "constant":
+        widths = [(0, 0)] * xd.ndim
+        for axis, left, right in axes:
+            widths[axis] = (left, right)
+        y = np.pad(xd, widths, constant_values=np.asarray(value, xd.dtype))
+        inner = tuple(slice(left, left + n) for (left, _), n in zip(widths, xd.shape))
+        return record(y, (x,), lambda g: (g[inner],))
+    sources = [(axis, _source_index(xd.shape[axis], left, right, mode), left, xd.shape[axis])
+               for axis, left, right in axes]
+    y = xd
+    for axis, index, _, _ in sources:
+        y = np.take(y, index, axis=axis)
+
+    def backward(g):
+        for axis, index, left, size in reversed(sources):
+            before = (slice(None),) * axis
+            dx = g[before + (slice(left, left + size),)].copy()  # the copy of every input element in place
+            for j in [*range(left), *range(left + size, len(index))]:  # the padding: a few positions each side
+                dx[before + (index[j],)] += g[before + (j,)]
+            g = dx
+        return (g,)
+
+    return record(y, (x,), backward)
 
 
 # ---- pooling ---------------------------------------------------------------------------------------------
@@ -340,6 +483,7 @@ def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
 
 
 __all__ = [
-    "linear", "conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "relu", "leaky_relu", "sigmoid",
-    "tanh", "flatten", "dropout", "batch_norm2d", "log_softmax", "cross_entropy", "mse_loss",
+    "linear", "conv2d", "conv1d", "conv_transpose2d", "pad", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
+    "relu", "leaky_relu", "sigmoid", "tanh", "flatten", "dropout", "batch_norm2d", "log_softmax", "cross_entropy",
+    "mse_loss",
 ]

@@ -54,8 +54,8 @@ class Module:
     def forward(self, *args):
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
-    def __call__(self, *args):
-        return self.forward(*args)
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
 
     # -- shape inference (no arrays: cheap at any size)
     def output_shape(self, shape) -> tuple:
@@ -309,11 +309,41 @@ class Linear(Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+def _padding_mode(padding_mode) -> str:
+    if padding_mode not in PADDING_MODES:
+        raise ValueError(f"padding_mode: expected one of {PADDING_MODES}, got {padding_mode!r}")
+    return padding_mode
+
+
+def _mode_pad(padding, kernel_size: tuple, dilation: tuple) -> tuple:
+    """The widths ``F.pad`` takes (last dimension first) for a convolution's ``padding`` (ints per
+    dimension, "valid" or "same", whose odd pad goes at the end): a layer whose padding_mode is not
+    "zeros" pads with its mode and then convolves with padding 0, as torch's layers do."""
+    if padding == "valid":
+        pairs = [(0, 0)] * len(kernel_size)
+    elif padding == "same":
+        totals = [d * (k - 1) for k, d in zip(kernel_size, dilation)]
+        pairs = [(t // 2, t - t // 2) for t in totals]
+    else:
+        pairs = [(p, p) for p in padding]
+    return tuple(w for left, right in reversed(pairs) for w in (left, right))
+
+
+def _same_needs_stride_1(padding, stride: tuple, layer: str) -> None:
+    if padding == "same" and any(s != 1 for s in stride):
+        raise ValueError(f"{layer}: padding='same' needs stride 1, got stride {stride}")
+
+
 class Conv2d(Module):
-    """2-D convolution layer (NCHW); `algo` picks the kernel ("auto" or a name from fastconv.conv_algorithms)."""
+    """2-D convolution layer on (N, C, H, W) or unbatched (C, H, W) input, as torch.nn.Conv2d
+    (padding_mode "zeros", "reflect", "replicate" or "circular"); `algo` picks the kernel ("auto" or a
+    name from fastconv.conv_algorithms)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = True, algo: str = "auto"):
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", algo: str = "auto"):
         super().__init__()
         self.in_channels = require_int(in_channels, "in_channels", 1)
         self.out_channels = require_int(out_channels, "out_channels", 1)
@@ -324,14 +354,21 @@ class Conv2d(Module):
         self.stride = pair(stride, "stride", 1)
         self.padding = padding if isinstance(padding, str) else pair(padding, "padding", 0)
         self.dilation = pair(dilation, "dilation", 1)
+        _same_needs_stride_1(self.padding, self.stride, "Conv2d")
+        self.padding_mode = _padding_mode(padding_mode)
         self.algo = algo
         shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
         self.weight = Parameter(init.kaiming_uniform(shape))
         self.bias = Parameter(init.bias_uniform((self.out_channels,), shape)) if bias else None
 
     def forward(self, x):
-        _check_input(self, x, f"(N, {self.in_channels}, H, W)", x.ndim == 4 and x.shape[1] == self.in_channels)
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups, self.algo)
+        _check_input(self, x, f"(N, {self.in_channels}, H, W) or ({self.in_channels}, H, W)",
+                     x.ndim in (3, 4) and x.shape[-3] == self.in_channels)
+        padding = self.padding
+        if self.padding_mode != "zeros":
+            x = F.pad(x, _mode_pad(padding, self.kernel_size, self.dilation), self.padding_mode)
+            padding = 0
+        return F.conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups, self.algo)
 
     def conv_params(self, shape):
         """The validated ``_core.Conv2dParams`` of this layer on an input of `shape` (N, C, H, W)."""
@@ -341,6 +378,8 @@ class Conv2d(Module):
         return _plan(shape, self.weight.shape, self.stride, self.padding, self.dilation, self.groups).params
 
     def infer_shape(self, shape):
+        if len(shape) == 3:  # unbatched
+            return self.infer_shape((1,) + shape)[1:]
         p = self.conv_params(shape)
         return (shape[0], self.out_channels, p.P, p.Q)
 
@@ -348,6 +387,85 @@ class Conv2d(Module):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
         if self.padding not in ((0, 0), "valid"):
             s += f", padding={self.padding!r}" if isinstance(self.padding, str) else f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode!r}"
+        if self.algo != "auto":
+            s += f", algo={self.algo!r}"
+        return s
+
+
+class ConvTranspose2d(Module):
+    """Transposed 2-D convolution layer, as torch.nn.ConvTranspose2d (same arguments, weight
+    (in_channels, out_channels / groups, R, S), initialisation and state_dict keys); `algo` picks
+    the kernel of the convolution input gradient it runs on."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
+                 groups: int = 1, bias: bool = True, dilation=1, algo: str = "auto"):
+        from ..conv_transpose import check_output_padding
+
+        super().__init__()
+        self.in_channels = require_int(in_channels, "in_channels", 1)
+        self.out_channels = require_int(out_channels, "out_channels", 1)
+        self.groups = require_int(groups, "groups", 1)
+        if self.in_channels % self.groups or self.out_channels % self.groups:
+            raise ValueError(f"ConvTranspose2d: groups={groups} must divide in_channels={in_channels} and "
+                             f"out_channels={out_channels}")
+        self.kernel_size = pair(kernel_size, "kernel_size", 1)
+        self.stride = pair(stride, "stride", 1)
+        self.padding = pair(padding, "padding", 0)
+        self.output_padding = pair(output_padding, "output_padding", 0)
+        self.dilation = pair(dilation, "dilation", 1)
+        check_output_padding(self.output_padding, self.stride, self.dilation)
+        self.algo = algo
+        shape = (self.in_channels, self.out_channels // self.groups) + self.kernel_size
+        self.weight = Parameter(init.kaiming_uniform(shape))
+        self.bias = Parameter(init.bias_uniform((self.out_channels,), shape)) if bias else None
+
+    def _size(self, axis: int, size: int, output_padding: int) -> int:
+        return ((size - 1) * self.stride[axis] - 2 * self.padding[axis]
+                + self.dilation[axis] * (self.kernel_size[axis] - 1) + output_padding + 1)
+
+    def _output_padding(self, shape, output_size) -> tuple[int, int]:
+        """``output_padding``, or the one that gives ``output_size`` ((H, W), or with leading dims), as torch."""
+        if output_size is None:
+            return self.output_padding
+        output_size = tuple(output_size)[-2:]
+        if len(output_size) != 2:
+            raise ValueError(f"output_size: expected (H_out, W_out), got {output_size!r}")
+        smallest = tuple(self._size(axis, shape[-2 + axis], 0) for axis in range(2))
+        largest = tuple(smallest[axis] + self.stride[axis] - 1 for axis in range(2))
+        if any(not lo <= int(n) <= hi for n, lo, hi in zip(output_size, smallest, largest)):
+            raise ValueError(f"output_size: {output_size} is not reachable for input {shape_str(shape)}: each size "
+                             f"must lie between {smallest} and {largest}")
+        return tuple(int(n) - lo for n, lo in zip(output_size, smallest))
+
+    def forward(self, x, output_size=None):
+        _check_input(self, x, f"(N, {self.in_channels}, H, W) or ({self.in_channels}, H, W)",
+                     x.ndim in (3, 4) and x.shape[-3] == self.in_channels)
+        return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,
+                                  self._output_padding(x.shape, output_size), self.groups, self.dilation, self.algo)
+
+    def infer_shape(self, shape):
+        _check_input(self, shape, f"(N, {self.in_channels}, H, W) or ({self.in_channels}, H, W)",
+                     len(shape) in (3, 4) and shape[-3] == self.in_channels)
+        out = tuple(self._size(axis, shape[-2 + axis], self.output_padding[axis]) for axis in range(2))
+        if min(out) < 1:
+            raise ValueError(f"{type(self).__name__}({self.extra_repr()}): padding {self.padding} removes the whole "
+                             f"output for input {shape_str(shape)}")
+        return shape[:-3] + (self.out_channels,) + out
+
+    def extra_repr(self) -> str:
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.output_padding != (0, 0):
+            s += f", output_padding={self.output_padding}"
         if self.dilation != (1, 1):
             s += f", dilation={self.dilation}"
         if self.groups != 1:
