@@ -30,6 +30,10 @@ OPCHECK_CASES = [
     ("conv2d", lambda g: (g(3, 1, 5, 5), g(2, 1, 5, 5), g(2), [1, 1], [0, 0], [1, 1], 1, "direct")),
     ("conv2d_input_grad", lambda g: ([2, 3, 9, 7], g(4, 3, 3, 3), g(2, 4, 5, 4), [2, 2], [1, 1], [1, 1], 1, "auto")),
     ("conv2d_weight_grad", lambda g: (g(2, 3, 9, 7), [4, 3, 3, 3], g(2, 4, 5, 4), [2, 2], [1, 1], [1, 1], 1, "auto")),
+    ("conv1d", lambda g: (g(2, 3, 11), g(4, 3, 3), g(4), [2], [1], [2], 1, "auto")),
+    ("conv1d", lambda g: (g(1, 4, 7), g(6, 2, 2), None, [1], [0], [1], 2, "direct")),
+    ("conv_transpose2d", lambda g: (g(2, 3, 5, 4), g(3, 4, 3, 3), g(4), [2, 2], [1, 1], [1, 0], 1, [1, 1], "auto")),
+    ("conv_transpose2d", lambda g: (g(1, 4, 3, 5), g(4, 3, 2, 3), None, [1, 3], [2, 0], [2, 1], 2, [3, 1], "auto")),
     ("max_pool2d", lambda g: (g(2, 3, 9, 9), [3, 3], [2, 2], [1, 1], True)),
     ("max_pool2d", lambda g: (g(1, 2, 7, 5), [2, 1], [3, 2], [0, 0], False)),
     ("avg_pool2d", lambda g: (g(2, 3, 9, 9), [3, 2], [2, 2], [1, 1], True, False)),
@@ -42,7 +46,8 @@ OPCHECK_CASES = [
 @pytest.mark.parametrize("name,make", OPCHECK_CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(OPCHECK_CASES)])
 def test_opcheck(name, make):
     gen = torch.Generator().manual_seed(0)
-    args = make(lambda *s: torch.randn(*s, generator=gen, requires_grad=name in ("conv2d", "max_pool2d", "avg_pool2d")))
+    args = make(lambda *s: torch.randn(*s, generator=gen, requires_grad=name in ("conv2d", "conv1d", "conv_transpose2d", "max_pool2d",
+                                                                                    "avg_pool2d")))
     torch.library.opcheck(getattr(torch.ops.fastconv, name).default, args)
 
 
@@ -79,8 +84,8 @@ def test_bad_dtype_and_device():
         ft.MaxPool2d(2)(torch.zeros(1, 1, 4, 4, dtype=torch.float16))
     with pytest.raises(RuntimeError, match="x: fastconv runs on CPU or CUDA tensors, got device meta"):
         ft.ops._check(torch.empty(1, device="meta"), "x")
-    with pytest.raises(ValueError, match="padding_mode='reflect'"):
-        ft.Conv2d(3, 4, 3, padding_mode="reflect")
+    with pytest.raises(ValueError, match="unsupported option weight dtype torch.float64"):
+        ft.Conv2d(3, 4, 3, dtype=torch.float64)
 
 
 class LeNet(nn.Module):
@@ -150,16 +155,16 @@ def test_patch_report_leaves_unsupported_layers():
     class MyConv(nn.Conv2d):
         pass
 
-    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding_mode="circular", padding=1), nn.MaxPool2d(2, dilation=2),
-                          nn.AvgPool2d(2, divisor_override=3), nn.Conv2d(2, 2, 4, padding="same"), MyConv(2, 2, 1),
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, dtype=torch.float64), nn.MaxPool2d(2, dilation=2),
+                          nn.AvgPool2d(2, divisor_override=3), nn.Conv1d(2, 2, 4, dtype=torch.float16), MyConv(2, 2, 1),
                           nn.Conv2d(2, 2, 3), nn.MaxPool2d(2, return_indices=True))
     report = ft.patch(model, algo="im2col")
     assert [n for n, _ in report.swapped] == ["5", "6"]
     reasons = {n: why for n, _, why in report.left}
-    assert "padding_mode='circular'" in reasons["0"]
+    assert "weight dtype torch.float64" in reasons["0"]
     assert "dilation" in reasons["1"]
     assert "divisor_override" in reasons["2"]
-    assert "asymmetric" in reasons["3"]
+    assert "weight dtype torch.float16" in reasons["3"]
     assert "subclass MyConv" in reasons["4"]
     assert type(model[0]) is nn.Conv2d and type(model[5]) is ft.Conv2d and model[5].algo == "im2col"
     assert "2 layer(s) swapped, 5 left" in str(report)

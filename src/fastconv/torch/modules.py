@@ -1,5 +1,6 @@
-"""Drop-in replacements for ``torch.nn.Conv2d``, ``MaxPool2d`` and ``AvgPool2d`` running fastconv's
-kernels, and ``patch`` which converts the layers of an existing model in place."""
+"""Drop-in replacements for ``torch.nn.Conv2d``, ``Conv1d``, ``ConvTranspose2d``, ``MaxPool2d`` and
+``AvgPool2d`` running fastconv's kernels, and ``patch`` which converts the layers of an existing model
+in place."""
 
 from __future__ import annotations
 
@@ -19,22 +20,42 @@ def _batched(x: torch.Tensor, forward):
     return forward(x)
 
 
-def _conv_padding(m: nn.Conv2d) -> list[int] | None:
-    """Explicit symmetric padding for the layer, or None when torch would pad asymmetrically."""
-    if not isinstance(m.padding, str):
-        return list(m.padding)
+def _per_dim(value, n: int) -> list[int]:
+    """A layer's int, n-tuple or 1-tuple (torch's layers keep ``stride=(2,)`` as given, and its
+    functions read it as (2, 2)) as a list of n ints."""
+    value = list(value) if isinstance(value, (tuple, list)) else [value]
+    return value * n if len(value) == 1 else value
+
+
+def _conv_padding(m) -> tuple[list[int] | None, list[int]]:
+    """(widths for ``torch.nn.functional.pad`` to apply first, or None; the symmetric padding of the
+    convolution that follows) for a convolution layer. As torch's layers do, a padding_mode other
+    than "zeros" pads with that mode first and convolves with padding 0; so does an uneven
+    padding="same" (zeros), which the ops' symmetric padding cannot express."""
+    n = len(m.kernel_size)
     if m.padding == "valid":
-        return [0, 0]
-    total = [d * (k - 1) for d, k in zip(m.dilation, m.kernel_size)]  # "same"
-    return None if any(t % 2 for t in total) else [t // 2 for t in total]
+        left = right = [0] * n
+    elif m.padding == "same":  # the odd pad goes to the end, as torch
+        total = [d * (k - 1) for d, k in zip(_per_dim(m.dilation, n), m.kernel_size)]
+        left, right = [t // 2 for t in total], [t - t // 2 for t in total]
+    else:
+        left = right = _per_dim(m.padding, n)
+    if m.padding_mode == "zeros" and left == right:
+        return None, left
+    widths = [w for lo, hi in zip(reversed(left), reversed(right)) for w in (lo, hi)]  # last dimension first
+    return widths, [0] * n
 
 
-def conv2d_unsupported(m: nn.Conv2d) -> str | None:
-    """Why fastconv cannot run this Conv2d layer, or None when it can."""
-    if m.padding_mode != "zeros":
-        return f"padding_mode={m.padding_mode!r} (only 'zeros' is supported)"
-    if _conv_padding(m) is None:
-        return "padding='same' with an even effective kernel (asymmetric padding)"
+def _pad_first(x: torch.Tensor, widths: list[int] | None, padding_mode: str) -> torch.Tensor:
+    if widths is None:
+        return x
+    return nn.functional.pad(x, widths, mode="constant" if padding_mode == "zeros" else padding_mode)
+
+
+def conv_unsupported(m) -> str | None:
+    """Why fastconv cannot run this Conv1d, Conv2d or ConvTranspose2d layer, or None when it can."""
+    if m.weight.dtype != torch.float32:
+        return f"weight dtype {m.weight.dtype} (fastconv's kernels are float32)"
     return None
 
 
@@ -59,24 +80,65 @@ def _pool_args(m) -> tuple[list[int], list[int], list[int]]:
     return kernel, stride, list(pair(m.padding))
 
 
-class Conv2d(nn.Conv2d):
-    """``torch.nn.Conv2d`` (same constructor, parameters and state_dict keys) running on fastconv's
-    kernels, plus ``algo`` ("auto" or a name from ``fastconv.conv_algorithms``).
-    ``padding_mode`` other than "zeros" and asymmetric "same" padding raise ValueError."""
+class _Conv:
+    """``algo`` and the check of the options, shared by the drop-in convolution layers."""
 
-    def __init__(self, *args, algo: str = "auto", **kwargs):
-        super().__init__(*args, **kwargs)
+    def _init_fastconv(self, algo: str) -> None:
         self.algo = algo
-        reason = conv2d_unsupported(self)
+        reason = conv_unsupported(self)
         if reason:
-            raise ValueError(f"fastconv.torch.Conv2d: unsupported option {reason}")
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        args = (list(self.stride), _conv_padding(self), list(self.dilation), self.groups, self.algo)
-        return _batched(x, lambda x4: ops.conv2d(x4, self.weight, self.bias, *args))
+            raise ValueError(f"fastconv.torch.{type(self).__name__}: unsupported option {reason}")
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", algo={self.algo!r}"
+
+
+class Conv2d(_Conv, nn.Conv2d):
+    """``torch.nn.Conv2d`` (same constructor, parameters and state_dict keys, every padding and
+    padding_mode) running on fastconv's kernels, plus ``algo`` ("auto" or a name from
+    ``fastconv.conv_algorithms``). Parameters other than float32 raise ValueError."""
+
+    def __init__(self, *args, algo: str = "auto", **kwargs):
+        super().__init__(*args, **kwargs)
+        self._init_fastconv(algo)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        widths, padding = _conv_padding(self)
+        args = (_per_dim(self.stride, 2), padding, _per_dim(self.dilation, 2), self.groups, self.algo)
+        return _batched(x, lambda x4: ops.conv2d(_pad_first(x4, widths, self.padding_mode), self.weight, self.bias, *args))
+
+
+class Conv1d(_Conv, nn.Conv1d):
+    """``torch.nn.Conv1d`` (same constructor, parameters and state_dict keys, every padding and
+    padding_mode) running on fastconv's kernels, plus ``algo``. Unbatched (C, L) input works."""
+
+    def __init__(self, *args, algo: str = "auto", **kwargs):
+        super().__init__(*args, **kwargs)
+        self._init_fastconv(algo)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        widths, padding = _conv_padding(self)
+        x3 = x.unsqueeze(0) if x.dim() == 2 else x
+        y = ops.conv1d(_pad_first(x3, widths, self.padding_mode), self.weight, self.bias, list(self.stride), padding,
+                       list(self.dilation), self.groups, self.algo)
+        return y.squeeze(0) if x.dim() == 2 else y
+
+
+class ConvTranspose2d(_Conv, nn.ConvTranspose2d):
+    """``torch.nn.ConvTranspose2d`` (same constructor, parameters, state_dict keys and
+    ``forward(x, output_size=None)``) running on fastconv's kernels, plus ``algo`` (an algorithm
+    of the convolution input gradient it runs on)."""
+
+    def __init__(self, *args, algo: str = "auto", **kwargs):
+        super().__init__(*args, **kwargs)
+        self._init_fastconv(algo)
+
+    def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        stride, padding, dilation = (_per_dim(v, 2) for v in (self.stride, self.padding, self.dilation))
+        output_padding = _per_dim(self._output_padding(x, output_size, stride, padding, list(self.kernel_size), 2,
+                                                       dilation), 2)
+        return _batched(x, lambda x4: ops.conv_transpose2d(x4, self.weight, self.bias, stride, padding, output_padding,
+                                                           self.groups, dilation, self.algo))
 
 
 class MaxPool2d(nn.MaxPool2d):
@@ -125,12 +187,14 @@ class PatchReport:
         return "\n".join(lines)
 
 
-_SWAPS = ((nn.Conv2d, Conv2d, conv2d_unsupported), (nn.MaxPool2d, MaxPool2d, max_pool2d_unsupported),
-          (nn.AvgPool2d, AvgPool2d, avg_pool2d_unsupported))
+_SWAPS = ((nn.Conv2d, Conv2d, conv_unsupported), (nn.MaxPool2d, MaxPool2d, max_pool2d_unsupported),
+          (nn.AvgPool2d, AvgPool2d, avg_pool2d_unsupported), (nn.Conv1d, Conv1d, conv_unsupported),
+          (nn.ConvTranspose2d, ConvTranspose2d, conv_unsupported))
 
 
 def patch(model: nn.Module, algo: str = "auto") -> PatchReport:
-    """Make every ``nn.Conv2d``, ``nn.MaxPool2d`` and ``nn.AvgPool2d`` of ``model`` run on fastconv.
+    """Make every ``nn.Conv2d``, ``nn.Conv1d``, ``nn.ConvTranspose2d``, ``nn.MaxPool2d`` and
+    ``nn.AvgPool2d`` of ``model`` run on fastconv.
 
     The layers are converted in place (same module objects, parameters, buffers and hooks, so an
     optimizer built before still holds the right parameters); ``algo`` is given to the convolutions.
@@ -143,7 +207,7 @@ def patch(model: nn.Module, algo: str = "auto") -> PatchReport:
     for name, m in model.named_modules():
         for torch_cls, ours, unsupported in _SWAPS:
             if type(m) is ours:
-                if ours is Conv2d:
+                if issubclass(ours, _Conv):
                     m.algo = algo
                 report.swapped.append((name, torch_cls.__name__))
             elif isinstance(m, torch_cls):
@@ -153,7 +217,7 @@ def patch(model: nn.Module, algo: str = "auto") -> PatchReport:
                     report.left.append((name, type(m).__name__, reason))
                     continue
                 m.__class__ = ours  # our classes add no state beyond algo
-                if ours is Conv2d:
+                if issubclass(ours, _Conv):
                     m.algo = algo
                 report.swapped.append((name, torch_cls.__name__))
     return report

@@ -138,6 +138,101 @@ def _conv2d_backward(ctx, grad):
 conv2d.register_autograd(_conv2d_backward, setup_context=_conv2d_setup)
 
 
+@torch.library.custom_op("fastconv::conv1d", mutates_args=())
+def conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: list[int],
+           padding: list[int], dilation: list[int], groups: int, algo: str) -> torch.Tensor:
+    """``torch.nn.functional.conv1d`` on fastconv's kernels (x: N, C, L; weight: K, C/groups, S)."""
+    _check(x, "x"), _check(weight, "weight")
+    if bias is not None:
+        _check(bias, "bias")
+    _same_device(("x", x), ("weight", weight), ("bias", bias))
+    return _out(fastconv.conv1d(_arr(x), _arr(weight), _arr(bias), tuple(stride), tuple(padding), tuple(dilation),
+                                groups, algo))
+
+
+@conv1d.register_fake
+def _(x, weight, bias, stride, padding, dilation, groups, algo):
+    L = _conv_out(x.shape[2], weight.shape[2], stride[0], padding[0], dilation[0])
+    return x.new_empty((x.shape[0], weight.shape[0], L))
+
+
+def _conv1d_setup(ctx, inputs, output):
+    x, weight, bias, stride, padding, dilation, groups, algo = inputs
+    ctx.save_for_backward(x, weight)
+    ctx.has_bias = bias is not None
+    # The gradients are those of the height-1 conv2d that fastconv.conv1d runs.
+    ctx.args = ([1, stride[0]], [0, padding[0]], [1, dilation[0]], groups, algo)
+
+
+def _conv1d_backward(ctx, grad):
+    x, weight = ctx.saved_tensors
+    grad = grad.contiguous().unsqueeze(2)
+    gx = gw = gb = None
+    if ctx.needs_input_grad[0]:
+        N, C, L = x.shape
+        gx = conv2d_input_grad([N, C, 1, L], weight.unsqueeze(2), grad, *ctx.args).squeeze(2)
+    if ctx.needs_input_grad[1]:
+        K, Cg, S = weight.shape
+        gw = conv2d_weight_grad(x.unsqueeze(2), [K, Cg, 1, S], grad, *ctx.args).squeeze(2)
+    if ctx.has_bias and ctx.needs_input_grad[2]:
+        gb = grad.sum((0, 2, 3))
+    return gx, gw, gb, None, None, None, None, None
+
+
+conv1d.register_autograd(_conv1d_backward, setup_context=_conv1d_setup)
+
+
+def _conv_transpose_out(size: int, k: int, s: int, p: int, op: int, d: int) -> int:
+    return (size - 1) * s - 2 * p + d * (k - 1) + op + 1
+
+
+@torch.library.custom_op("fastconv::conv_transpose2d", mutates_args=())
+def conv_transpose2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: list[int],
+                     padding: list[int], output_padding: list[int], groups: int, dilation: list[int],
+                     algo: str) -> torch.Tensor:
+    """``torch.nn.functional.conv_transpose2d`` (same argument order) on fastconv's kernels
+    (x: N, C_in, H, W; weight: C_in, C_out/groups, R, S)."""
+    _check(x, "x"), _check(weight, "weight")
+    if bias is not None:
+        _check(bias, "bias")
+    _same_device(("x", x), ("weight", weight), ("bias", bias))
+    return _out(fastconv.conv_transpose2d(_arr(x), _arr(weight), _arr(bias), tuple(stride), tuple(padding),
+                                          tuple(output_padding), groups, tuple(dilation), algo))
+
+
+@conv_transpose2d.register_fake
+def _(x, weight, bias, stride, padding, output_padding, groups, dilation, algo):
+    H, W = (_conv_transpose_out(x.shape[2 + i], weight.shape[2 + i], stride[i], padding[i], output_padding[i],
+                                dilation[i]) for i in range(2))
+    return x.new_empty((x.shape[0], weight.shape[1] * groups, H, W))
+
+
+def _conv_transpose2d_setup(ctx, inputs, output):
+    x, weight, bias, stride, padding, output_padding, groups, dilation, algo = inputs
+    ctx.save_for_backward(x, weight)
+    ctx.has_bias = bias is not None
+    ctx.conv_args = (stride, padding, dilation, groups, algo)  # of the conv2d whose input gradient this is
+    # output_padding >= stride: that conv2d has more output rows/columns than x (see fastconv.conv_transpose)
+    ctx.extra = [output_padding[i] // stride[i] for i in range(2)]
+
+
+def _conv_transpose2d_backward(ctx, grad):
+    x, weight = ctx.saved_tensors
+    grad = grad.contiguous()
+    gx = gw = gb = None
+    if ctx.needs_input_grad[0]:  # the convolution of the output gradient, cut to x's size
+        gx = conv2d(grad, weight, None, *ctx.conv_args)[:, :, : x.shape[2], : x.shape[3]]
+    if ctx.needs_input_grad[1]:  # conv2d's weight gradient, input and output gradient swapped
+        x_ext = torch.nn.functional.pad(x, (0, ctx.extra[1], 0, ctx.extra[0])) if any(ctx.extra) else x
+        gw = conv2d_weight_grad(grad, list(weight.shape), x_ext, *ctx.conv_args)
+    if ctx.has_bias and ctx.needs_input_grad[2]:
+        gb = grad.sum((0, 2, 3))
+    return gx, gw, gb, None, None, None, None, None, None
+
+
+conv_transpose2d.register_autograd(_conv_transpose2d_backward, setup_context=_conv_transpose2d_setup)
+
+
 # --- pooling ------------------------------------------------------------------------------------
 
 @torch.library.custom_op("fastconv::max_pool2d", mutates_args=())
@@ -223,5 +318,5 @@ def _avg_pool2d_backward(ctx, grad):
 avg_pool2d.register_autograd(_avg_pool2d_backward, setup_context=_avg_pool2d_setup)
 
 
-__all__ = ["conv2d", "conv2d_input_grad", "conv2d_weight_grad", "max_pool2d", "max_pool2d_grad", "avg_pool2d",
-           "avg_pool2d_grad"]
+__all__ = ["conv2d", "conv2d_input_grad", "conv2d_weight_grad", "conv1d", "conv_transpose2d", "max_pool2d",
+           "max_pool2d_grad", "avg_pool2d", "avg_pool2d_grad"]
