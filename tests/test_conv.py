@@ -279,6 +279,10 @@ def test_empty_batch_with_uneven_same_padding(algo):
     assert fastconv.grad.conv2d_input(x.shape, w, y, padding="same", dilation=3, algo=algo).shape == x.shape
     dw = fastconv.grad.conv2d_weight(x, w.shape, y, padding="same", dilation=3, algo=algo)
     assert dw.shape == w.shape and not dw.any()
+    X, W = fastconv.Tensor(x, requires_grad=True), fastconv.Tensor(w, requires_grad=True)
+    out = fastconv.nn.functional.conv2d(X, W, padding="same", dilation=3, algo=algo)
+    out.backward(np.zeros(out.shape, np.float32))
+    assert X.grad.shape == x.shape and W.grad.shape == w.shape
 
 
 @pytest.mark.parametrize("padding", [1, "same"])
