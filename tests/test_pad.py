@@ -57,7 +57,8 @@ def test_forward_matches_numpy_and_torch(rng, mode, shape, pad):
         import torch
     except ImportError:
         return
-    np.testing.assert_array_equal(torch.nn.functional.pad(torch.tensor(x), pad, mode, value=1.5 if mode == "constant" else None).numpy(), expected)
+    value = 1.5 if mode == "constant" else None
+    np.testing.assert_array_equal(torch.nn.functional.pad(torch.tensor(x), pad, mode, value=value).numpy(), expected)
 
 
 @pytest.mark.parametrize("mode", list(NUMPY_MODE))

@@ -103,8 +103,9 @@ def _conv1d(x, weight, bias, stride, padding, dilation, groups, algo) -> Tensor:
         return record(y, parents, None)
 
     def backward(g):
-        gx = _fc.grad.conv1d_input(xd.shape, wd, g, stride, padding, dilation, groups, algo) if x.requires_grad else None
-        gw = _fc.grad.conv1d_weight(xd, wd.shape, g, stride, padding, dilation, groups, algo) if weight.requires_grad else None
+        args = (stride, padding, dilation, groups, algo)
+        gx = _fc.grad.conv1d_input(xd.shape, wd, g, *args) if x.requires_grad else None
+        gw = _fc.grad.conv1d_weight(xd, wd.shape, g, *args) if weight.requires_grad else None
         return (gx, gw) if bias is None else (gx, gw, g.sum(axis=(0, 2)))
 
     return record(y, parents, backward)
@@ -173,7 +174,8 @@ def _pad_widths(x: Tensor, pad, mode: str) -> list:
             raise ValueError(f"pad: circular padding must be at most the dimension it pads, got {(left, right)} "
                              f"for dimension {axis} of size {size} (input shape {shape_str(x.shape)})")
         if mode == "replicate" and size == 0 and left + right:
-            raise ValueError(f"pad: cannot replicate the edge of the empty dimension {axis} (input shape {shape_str(x.shape)})")
+            raise ValueError(f"pad: cannot replicate the edge of the empty dimension {axis} "
+                             f"(input shape {shape_str(x.shape)})")
     return axes
 
 

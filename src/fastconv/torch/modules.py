@@ -105,7 +105,8 @@ class Conv2d(_Conv, nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         widths, padding = _conv_padding(self)
         args = (_per_dim(self.stride, 2), padding, _per_dim(self.dilation, 2), self.groups, self.algo)
-        return _batched(x, lambda x4: ops.conv2d(_pad_first(x4, widths, self.padding_mode), self.weight, self.bias, *args))
+        return _batched(x, lambda x4: ops.conv2d(_pad_first(x4, widths, self.padding_mode), self.weight, self.bias,
+                                                 *args))
 
 
 class Conv1d(_Conv, nn.Conv1d):
