@@ -145,6 +145,12 @@ def test_max_pool2d_return_indices(rng):
     avg = nn.AvgPool2d(3, 2, 1, True, False, 4)
     assert (avg.ceil_mode, avg.count_include_pad, avg.divisor_override) == (True, False, 4)
     np.testing.assert_array_equal(avg(x).data, fastconv.avg_pool2d(x.data, 3, 2, 1, True, False, divisor_override=4))
+    by_keyword = F.avg_pool2d(x, kernel_size=3, stride=2, padding=1, ceil_mode=True, count_include_pad=False,
+                              divisor_override=4)
+    np.testing.assert_array_equal(by_keyword.data, avg(x).data)
+    y_kw, idx_kw = F.max_pool2d(x, kernel_size=3, stride=2, padding=1, dilation=2, ceil_mode=True, return_indices=True)
+    np.testing.assert_array_equal(y_kw.data, y_ref)
+    np.testing.assert_array_equal(idx_kw, idx_ref)
     assert avg.infer_shape(x.shape) == avg(x).shape and "divisor_override=4" in repr(avg)
 
 
