@@ -355,10 +355,12 @@ void conv2d_backward_weight(const std::string& algo, const std::vector<int64_t>&
 // ---- pooling ----
 
 Pool2dParams pool_params(const std::vector<int64_t>& v, bool ceil_mode, bool count_include_pad) {
-    if (v.size() != 10) throw std::invalid_argument("pool2d: expected 10 parameters (N C H W kh kw sh sw ph pw)");
+    if (v.size() != 13)
+        throw std::invalid_argument("pool2d: expected 13 parameters (N C H W kh kw sh sw ph pw dh dw divisor_override)");
     Pool2dParams p;
     p.N = v[0], p.C = v[1], p.H = v[2], p.W = v[3];
     p.kernel_h = v[4], p.kernel_w = v[5], p.stride_h = v[6], p.stride_w = v[7], p.pad_h = v[8], p.pad_w = v[9];
+    p.dil_h = v[10], p.dil_w = v[11], p.divisor_override = v[12];
     p.ceil_mode = ceil_mode;
     p.count_include_pad = count_include_pad;
     p.validate();

@@ -1,4 +1,5 @@
-// max / average pooling on the GPU with PyTorch's semantics (padding, ceil_mode, count_include_pad),
+// max / average pooling on the GPU with PyTorch's semantics (padding, ceil_mode, dilation (max),
+// count_include_pad and divisor_override (average)),
 // one thread per output element (forward) or input element (average backward); max backward
 // scatters grad_output to the saved argmax positions with atomicAdd (windows may overlap).
 // Adaptive average pooling forward and backward are gathers too.
@@ -23,16 +24,18 @@ __global__ void max_pool2d_forward_kernel(Pool2dParams p, const float* __restric
     FASTCONV_GRID_STRIDE_LOOP(idx, total) {
         const int64_t q = idx % Q, t = idx / Q;
         const int64_t pp = t % P, nc = t / P;
+        // Taps h0 + i * dil_h; the first inside the input, and the end of the dilated window.
         const int64_t h0 = pp * p.stride_h - p.pad_h, w0 = q * p.stride_w - p.pad_w;
-        const int64_t h_begin = h0 < 0 ? 0 : h0, w_begin = w0 < 0 ? 0 : w0;
-        const int64_t h_end = h0 + p.kernel_h < p.H ? h0 + p.kernel_h : p.H;
-        const int64_t w_end = w0 + p.kernel_w < p.W ? w0 + p.kernel_w : p.W;
+        const int64_t h_begin = h0 < 0 ? h0 + (-h0 + p.dil_h - 1) / p.dil_h * p.dil_h : h0;
+        const int64_t w_begin = w0 < 0 ? w0 + (-w0 + p.dil_w - 1) / p.dil_w * p.dil_w : w0;
+        const int64_t h_stop = h0 + p.dil_h * (p.kernel_h - 1) + 1, w_stop = w0 + p.dil_w * (p.kernel_w - 1) + 1;
+        const int64_t h_end = h_stop < p.H ? h_stop : p.H, w_end = w_stop < p.W ? w_stop : p.W;
         const float* plane = x + nc * p.H * p.W;
-        // The window always holds an input element (the output-size rule guarantees it).
+        // The window always holds an input element (the output-size rule and validate() guarantee it).
         float best = -INFINITY;
         int64_t best_at = h_begin * p.W + w_begin;
-        for (int64_t h = h_begin; h < h_end; ++h)
-            for (int64_t w = w_begin; w < w_end; ++w) {
+        for (int64_t h = h_begin; h < h_end; h += p.dil_h)
+            for (int64_t w = w_begin; w < w_end; w += p.dil_w) {
                 const float v = plane[h * p.W + w];
                 if (v > best || isnan(v)) {  // first maximum wins; NaN propagates (PyTorch's rule)
                     best = v;
@@ -71,7 +74,9 @@ __device__ AvgWindow avg_window(const Pool2dParams& p, int64_t pp, int64_t q) {
     w_begin = w_begin < 0 ? 0 : w_begin;
     h_end = h_end < p.H ? h_end : p.H;
     w_end = w_end < p.W ? w_end : p.W;
-    const int64_t count = p.count_include_pad ? padded_count : (h_end - h_begin) * (w_end - w_begin);
+    const int64_t count = p.divisor_override ? p.divisor_override
+                          : p.count_include_pad ? padded_count
+                                                : (h_end - h_begin) * (w_end - w_begin);
     return AvgWindow{h_begin, h_end, w_begin, w_end, float(count > 0 ? count : 1)};
 }
 
@@ -163,7 +168,7 @@ int64_t pooled_numel(const Pool2dParams& p) {
 }  // namespace
 
 void cuda_max_pool2d_forward(const Pool2dParams& p, const float* x, float* y, int64_t* indices) {
-    p.validate();
+    p.validate_max();
     const int64_t total = pooled_numel(p);
     if (total == 0) return;
     FASTCONV_LAUNCH(grid_1d(total, kThreads), kThreads, max_pool2d_forward_kernel)(p, x, y, indices);
@@ -181,7 +186,7 @@ void cuda_max_pool2d_backward(int64_t planes, int64_t HW, int64_t PQ, const floa
 }
 
 void cuda_avg_pool2d_forward(const Pool2dParams& p, const float* x, float* y) {
-    p.validate();
+    p.validate_avg();
     const int64_t total = pooled_numel(p);
     if (total == 0) return;
     FASTCONV_LAUNCH(grid_1d(total, kThreads), kThreads, avg_pool2d_forward_kernel)(p, x, y);
@@ -189,7 +194,7 @@ void cuda_avg_pool2d_forward(const Pool2dParams& p, const float* x, float* y) {
 }
 
 void cuda_avg_pool2d_backward(const Pool2dParams& p, const float* dy, float* dx) {
-    p.validate();
+    p.validate_avg();
     const int64_t total = checked_mul(checked_mul(p.N, p.C, "input"), checked_mul(p.H, p.W, "input"), "input");
     if (total == 0) return;
     FASTCONV_LAUNCH(grid_1d(total, kThreads), kThreads, avg_pool2d_backward_kernel)(p, dy, dx);

@@ -115,9 +115,9 @@ def conv_transpose2d_ref(x, w, bias=None, stride=(1, 1), padding=(0, 0), output_
 # ---- pooling (PyTorch semantics) -------------------------------------------------------------
 
 
-def pool_out_size(n, k, stride, pad, ceil_mode=False):
+def pool_out_size(n, k, stride, pad, ceil_mode=False, dilation=1):
     """Output length of a pooling axis; with ceil_mode the last window must start inside the input or left padding."""
-    span = n + 2 * pad - k
+    span = n + 2 * pad - dilation * (k - 1) - 1
     out = (-(-span // stride) if ceil_mode else span // stride) + 1
     if ceil_mode and (out - 1) * stride >= n + pad:
         out -= 1
@@ -131,25 +131,31 @@ def _pool_axis(o, n, k, stride, pad):
     return max(start, 0), min(start + k, n), end - start
 
 
-def max_pool2d_ref(x, kernel, stride, padding, ceil_mode=False):
-    """(y, indices): the max of each window (padding excluded) and its offset in the H*W plane.
+def pool_taps(o, n, k, stride, pad, dilation=1):
+    """Input positions of output o's window on one axis: o*stride - pad + j*dilation, j < k, inside [0, n)."""
+    start = o * stride - pad
+    return [t for t in range(start, start + dilation * (k - 1) + 1, dilation) if 0 <= t < n]
+
+
+def max_pool2d_ref(x, kernel, stride, padding, ceil_mode=False, dilation=(1, 1)):
+    """(y, indices): the max of each window's taps (padding excluded) and its offset in the H*W plane.
     Ties go to the first element in row-major order; a NaN wins, and of several NaNs the last."""
     x = np.asarray(x, np.float64)
     N, C, H, W = x.shape
-    P = pool_out_size(H, kernel[0], stride[0], padding[0], ceil_mode)
-    Q = pool_out_size(W, kernel[1], stride[1], padding[1], ceil_mode)
+    P = pool_out_size(H, kernel[0], stride[0], padding[0], ceil_mode, dilation[0])
+    Q = pool_out_size(W, kernel[1], stride[1], padding[1], ceil_mode, dilation[1])
     y = np.empty((N, C, P, Q))
     idx = np.empty((N, C, P, Q), np.int64)
     for p in range(P):
-        h0, h1, _ = _pool_axis(p, H, kernel[0], stride[0], padding[0])
+        rows = pool_taps(p, H, kernel[0], stride[0], padding[0], dilation[0])
         for q in range(Q):
-            w0, w1, _ = _pool_axis(q, W, kernel[1], stride[1], padding[1])
-            win = x[:, :, h0:h1, w0:w1].reshape(N, C, -1)
+            cols = pool_taps(q, W, kernel[1], stride[1], padding[1], dilation[1])
+            win = x[:, :, rows][:, :, :, cols].reshape(N, C, -1)
             nan = np.isnan(win)
             last_nan = win.shape[-1] - 1 - np.argmax(nan[..., ::-1], axis=-1)
             local = np.where(nan.any(axis=-1), last_nan, np.argmax(np.where(nan, -np.inf, win), axis=-1))
             y[:, :, p, q] = np.take_along_axis(win, local[..., None], axis=-1)[..., 0]
-            idx[:, :, p, q] = (h0 + local // (w1 - w0)) * W + (w0 + local % (w1 - w0))
+            idx[:, :, p, q] = np.asarray(rows)[local // len(cols)] * W + np.asarray(cols)[local % len(cols)]
     return y, idx
 
 
@@ -161,13 +167,16 @@ def max_pool2d_backward_ref(dy, indices, input_shape):
     return dx.reshape(input_shape)
 
 
-def _avg_divisor(h, w, count_include_pad):
+def _avg_divisor(h, w, count_include_pad, divisor_override=None):
     (h0, h1, hp), (w0, w1, wp) = h, w
+    if divisor_override is not None:
+        return divisor_override
     return hp * wp if count_include_pad else (h1 - h0) * (w1 - w0)
 
 
-def avg_pool2d_ref(x, kernel, stride, padding, ceil_mode=False, count_include_pad=True):
-    """Window sum (padding counts as zero) / divisor: the window clipped to the padded input, or to the input."""
+def avg_pool2d_ref(x, kernel, stride, padding, ceil_mode=False, count_include_pad=True, divisor_override=None):
+    """Window sum (padding counts as zero) / divisor: divisor_override if given, else the window clipped
+    to the padded input, or to the input."""
     x = np.asarray(x, np.float64)
     N, C, H, W = x.shape
     P = pool_out_size(H, kernel[0], stride[0], padding[0], ceil_mode)
@@ -177,11 +186,13 @@ def avg_pool2d_ref(x, kernel, stride, padding, ceil_mode=False, count_include_pa
         h = _pool_axis(p, H, kernel[0], stride[0], padding[0])
         for q in range(Q):
             w = _pool_axis(q, W, kernel[1], stride[1], padding[1])
-            y[:, :, p, q] = x[:, :, h[0] : h[1], w[0] : w[1]].sum(axis=(2, 3)) / _avg_divisor(h, w, count_include_pad)
+            y[:, :, p, q] = x[:, :, h[0] : h[1], w[0] : w[1]].sum(axis=(2, 3)) / _avg_divisor(h, w, count_include_pad,
+                                                                                          divisor_override)
     return y
 
 
-def avg_pool2d_backward_ref(dy, input_shape, kernel, stride, padding, ceil_mode=False, count_include_pad=True):
+def avg_pool2d_backward_ref(dy, input_shape, kernel, stride, padding, ceil_mode=False, count_include_pad=True,
+                            divisor_override=None):
     """dx = d(sum(y * dy)) / dx for y = avg_pool2d_ref(x, ...)."""
     dy = np.asarray(dy, np.float64)
     N, C, H, W = input_shape
@@ -190,7 +201,8 @@ def avg_pool2d_backward_ref(dy, input_shape, kernel, stride, padding, ceil_mode=
         h = _pool_axis(p, H, kernel[0], stride[0], padding[0])
         for q in range(dy.shape[3]):
             w = _pool_axis(q, W, kernel[1], stride[1], padding[1])
-            dx[:, :, h[0] : h[1], w[0] : w[1]] += (dy[:, :, p, q] / _avg_divisor(h, w, count_include_pad))[:, :, None, None]
+            divisor = _avg_divisor(h, w, count_include_pad, divisor_override)
+            dx[:, :, h[0] : h[1], w[0] : w[1]] += (dy[:, :, p, q] / divisor)[:, :, None, None]
     return dx
 
 

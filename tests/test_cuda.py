@@ -8,7 +8,7 @@ import pytest
 import fastconv
 from fastconv import cuda
 
-from reference import relative_error
+from reference import avg_pool2d_backward_ref, avg_pool2d_ref, max_pool2d_ref, relative_error
 
 
 # ---- CPU-only behaviour (run everywhere) -------------------------------------------------------------
@@ -337,7 +337,7 @@ def test_max_pool2d_forward_backward(rng, case):
     shape, k, s, pad, ceil_mode = case
     x = rng.standard_normal(shape).astype(np.float32)
     y_ref, idx_ref = _pool_ref(x, k, s, pad, ceil_mode, "max")
-    y, idx = cuda.ops.max_pool2d(cuda.to_device(x), k, s, pad, ceil_mode, return_indices=True)
+    y, idx = cuda.ops.max_pool2d(cuda.to_device(x), k, s, pad, ceil_mode=ceil_mode, return_indices=True)
     np.testing.assert_array_equal(y.numpy(), y_ref.astype(np.float32))
     np.testing.assert_array_equal(idx.numpy(), idx_ref)
     dy = rng.standard_normal(y_ref.shape).astype(np.float32)
@@ -367,6 +367,38 @@ def test_avg_pool2d_forward_backward(rng, case, count_include_pad):
         dx_ref.flat[i] = np.sum(_pool_ref(e, k, s, pad, ceil_mode, "avg", count_include_pad)[0] * dy)
     dx = cuda.ops.avg_pool2d_backward(cuda.to_device(dy), shape, k, s, pad, ceil_mode, count_include_pad)
     assert relative_error(dx.numpy(), dx_ref) <= 1e-6
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("case", [  # (shape, kernel, stride, padding, dilation, ceil_mode)
+    ((2, 3, 11, 13), (3, 3), (1, 1), (1, 1), (2, 2), False),
+    ((1, 2, 12, 17), (3, 2), (2, 3), (1, 1), (3, 4), True),
+    ((1, 1, 7, 7), (2, 2), (1, 1), (1, 1), (6, 6), False),
+], ids=str)
+def test_max_pool2d_dilation(rng, case):
+    shape, k, s, pad, dil, ceil_mode = case
+    x = rng.integers(-3, 4, shape).astype(np.float32)  # ties: the first tap in row-major order wins
+    y_ref, idx_ref = max_pool2d_ref(x, k, s, pad, ceil_mode, dil)
+    y, idx = cuda.ops.max_pool2d(cuda.to_device(x), k, s, pad, dil, ceil_mode, return_indices=True)
+    np.testing.assert_array_equal(y.numpy(), y_ref.astype(np.float32))
+    np.testing.assert_array_equal(idx.numpy(), idx_ref)
+    with pytest.raises(ValueError, match="dilation: a window covers only padding"):
+        cuda.ops.max_pool2d(cuda.zeros((1, 1, 1, 3)), 2, 1, 1, 2)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("case", [  # (shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
+    ((2, 3, 8, 10), (2, 2), (2, 2), (0, 0), False, True, 3),
+    ((1, 2, 9, 11), (3, 2), (2, 3), (1, 1), True, False, 5),
+], ids=str)
+def test_avg_pool2d_divisor_override(rng, case):
+    shape, *args = case
+    x = rng.uniform(-1, 2, shape).astype(np.float32)
+    y = cuda.ops.avg_pool2d(cuda.to_device(x), *args)
+    assert relative_error(y.numpy(), avg_pool2d_ref(x, *args)) <= 1e-6
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx = cuda.ops.avg_pool2d_backward(cuda.to_device(dy), shape, *args)
+    assert relative_error(dx.numpy(), avg_pool2d_backward_ref(dy, shape, *args)) <= 1e-5
 
 
 @pytest.mark.cuda

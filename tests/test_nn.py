@@ -109,10 +109,73 @@ def spaced(rng, shape):
 
 @needs_pool
 @pytest.mark.parametrize("layer", [nn.MaxPool2d(2), nn.MaxPool2d(3, 2, 1), nn.AvgPool2d(2), nn.AvgPool2d(3, 2, 1),
+                                   nn.MaxPool2d(3, 1, 1, dilation=2), nn.MaxPool2d(2, dilation=(2, 1), ceil_mode=True),
+                                   nn.AvgPool2d(3, 2, 1, divisor_override=5),
                                    nn.AdaptiveAvgPool2d((1, 1)), nn.AdaptiveAvgPool2d(3)], ids=repr)
 def test_pool_gradients(rng, layer):
     x = Tensor(spaced(rng, (2, 3, 7, 6)), requires_grad=True)
     check_gradients(layer, [x], eps=1e-3, rtol=1e-2, atol=1e-2)
+
+
+@needs_pool
+def test_max_pool2d_return_indices(rng):
+    x = Tensor(spaced(rng, (2, 3, 9, 8)), requires_grad=True)
+    # torch's positional order: kernel_size, stride, padding, dilation, ceil_mode, return_indices.
+    y, idx = F.max_pool2d(x, 3, 2, 1, 2, True, True)
+    y_ref, idx_ref = fastconv.max_pool2d(x.data, 3, 2, 1, dilation=2, ceil_mode=True, return_indices=True)
+    np.testing.assert_array_equal(y.data, y_ref)
+    np.testing.assert_array_equal(idx, idx_ref)
+    assert idx.dtype == np.int64 and not idx.flags.writeable  # the backward reads them
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    y.backward(Tensor(g))
+    np.testing.assert_array_equal(x.grad.data, fastconv.grad.max_pool2d(g, idx_ref, x.shape))
+    check_gradients(lambda v: F.max_pool2d(v, 3, 2, 1, 2, True, True)[0], [x], eps=1e-3, rtol=1e-2, atol=1e-2)
+    # Without gradients, indices come back all the same.
+    with fastconv.no_grad():
+        _, idx_nograd = F.max_pool2d(x, 3, 2, 1, 2, True, return_indices=True)
+    np.testing.assert_array_equal(idx_nograd, idx_ref)
+    # The layer, with torch's constructor order: kernel_size, stride, padding, dilation, return_indices, ceil_mode.
+    layer = nn.MaxPool2d(3, 2, 1, 2, True, True)
+    assert (layer.dilation, layer.return_indices, layer.ceil_mode) == (2, True, True)
+    assert "dilation=2, return_indices=True" in repr(layer)
+    y2, idx2 = layer(x)
+    np.testing.assert_array_equal(y2.data, y_ref)
+    np.testing.assert_array_equal(idx2, idx_ref)
+    assert layer.infer_shape(x.shape) == y_ref.shape
+    avg = nn.AvgPool2d(3, 2, 1, True, False, 4)
+    assert (avg.ceil_mode, avg.count_include_pad, avg.divisor_override) == (True, False, 4)
+    np.testing.assert_array_equal(avg(x).data, fastconv.avg_pool2d(x.data, 3, 2, 1, True, False, divisor_override=4))
+    by_keyword = F.avg_pool2d(x, kernel_size=3, stride=2, padding=1, ceil_mode=True, count_include_pad=False,
+                              divisor_override=4)
+    np.testing.assert_array_equal(by_keyword.data, avg(x).data)
+    y_kw, idx_kw = F.max_pool2d(x, kernel_size=3, stride=2, padding=1, dilation=2, ceil_mode=True, return_indices=True)
+    np.testing.assert_array_equal(y_kw.data, y_ref)
+    np.testing.assert_array_equal(idx_kw, idx_ref)
+    assert avg.infer_shape(x.shape) == avg(x).shape and "divisor_override=4" in repr(avg)
+
+
+@needs_pool
+@pytest.mark.parametrize("make", [
+    lambda m: m.MaxPool2d(3, 2, 1, 2, False, True),
+    lambda m: m.MaxPool2d((2, 3), (1, 2), (1, 0), (3, 2)),
+    lambda m: m.MaxPool2d(kernel_size=(2,), stride=(1,), padding=(1,), dilation=(2,), ceil_mode=True),
+    lambda m: m.AvgPool2d(3, 2, 1, True, False, 5),
+    lambda m: m.AvgPool2d(kernel_size=(2, 3), stride=1, padding=(1, 0), divisor_override=2),
+], ids=["max-dilated-ceil", "max-rect", "max-1-tuples", "avg-divisor", "avg-keywords"])
+def test_pool_layers_match_torch(rng, make):
+    """The same positional and keyword arguments give torch's values and gradients."""
+    torch = pytest.importorskip("torch")
+    x = spaced(rng, (2, 3, 11, 10))
+    ours, theirs = make(nn), make(torch.nn)
+    tx = torch.from_numpy(x).requires_grad_()
+    ty = theirs(tx)
+    xt = Tensor(x, requires_grad=True)
+    y = ours(xt)
+    np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-6, atol=1e-6)
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    y.backward(Tensor(g))
+    (tdx,) = torch.autograd.grad(ty, tx, torch.from_numpy(g))
+    np.testing.assert_allclose(xt.grad.data, tdx.numpy(), rtol=1e-6, atol=1e-6)
 
 
 # ---- losses -------------------------------------------------------------------------------------------------

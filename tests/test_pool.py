@@ -25,6 +25,7 @@ from reference import (
     max_pool2d_backward_ref,
     max_pool2d_ref,
     pool_out_size,
+    pool_taps,
     relative_error,
 )
 
@@ -209,17 +210,193 @@ def test_threads_agree(rng, threads):
 
 
 def test_portable_path_matches_reference():
-    """FASTCONV_CPU=portable runs the non-AVX2 loops (chosen once per process, hence the subprocess)."""
+    """FASTCONV_CPU=portable runs the non-AVX2 loops (chosen once per process, hence the subprocess):
+    the plain, dilated and divisor_override cases."""
     code = (
         "import numpy as np, fastconv, sys; sys.path.insert(0, 'tests'); import test_pool as t;"
         "assert fastconv.info()['cpu_path'] == 'portable';"
         "rng = np.random.default_rng(1);"
-        "[t.check_all(rng.standard_normal(c[0]).astype(np.float32), *c[1:], True, rng) for c in t.CASES]"
+        "[t.check_all(rng.standard_normal(c[0]).astype(np.float32), *c[1:], True, rng) for c in t.CASES];"
+        "[t.check_dilated(rng.integers(-3, 4, c[0]).astype(np.float32), *c[1:], rng) for c in t.DILATED_CASES];"
+        "[t.check_divisor_override(rng.uniform(-1, 2, c[0]).astype(np.float32), *c[1:], rng) for c in t.DIVISOR_CASES]"
     )
     env = dict(os.environ, FASTCONV_CPU="portable")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+# ---- max pooling dilation ----------------------------------------------------------------------
+
+# (N, C, H, W), kernel, stride, padding, dilation, ceil_mode. Interior rows of >= 8 and of 4-7
+# outputs take the vector paths (strides 1 and 2), the rest the scalar loop.
+DILATED_CASES = [
+    ((2, 3, 20, 41), (3, 3), (1, 1), (1, 1), (2, 2), False),  # 8-wide rows, stride 1
+    ((1, 2, 23, 47), (3, 2), (2, 2), (1, 1), (2, 3), True),   # 8-wide rows, stride 2, ceil_mode
+    ((1, 2, 12, 14), (2, 3), (1, 2), (1, 1), (3, 2), False),  # 4-7 interior outputs
+    ((1, 1, 9, 31), (3, 3), (3, 3), (1, 1), (4, 2), True),    # stride 3: the scalar loop only
+    ((2, 1, 7, 7), (2, 2), (1, 1), (1, 1), (6, 6), False),    # dilated window = padded input
+    ((1, 3, 11, 5), (1, 1), (2, 1), (0, 0), (5, 7), True),    # a 1x1 kernel ignores dilation
+    ((1, 2, 13, 29), (5, 4), (2, 1), (2, 2), (2, 1), False),  # dilation on one axis only
+    ((3, 2, 5, 6), (2, 2), (5, 4), (0, 0), (2, 3), True),     # stride > dilated kernel
+]
+
+
+def check_dilated(x, kernel, stride, padding, dilation, ceil_mode, rng):
+    """The kernels with NaN / -1 pre-filled outputs against the reference: values and indices exactly,
+    the backward (which follows the indices) within GRAD_TOL."""
+    p = pool_params(x.shape, kernel, stride, padding, ceil_mode, dilation=dilation)
+    y, idx = nan_filled((p.N, p.C, p.P, p.Q)), nan_filled((p.N, p.C, p.P, p.Q), np.int64)
+    _core.max_pool2d_forward(p, x, y, idx)
+    y_only = nan_filled((p.N, p.C, p.P, p.Q))
+    _core.max_pool2d_forward(p, x, y_only, None)
+    y_ref, idx_ref = max_pool2d_ref(x, kernel, stride, padding, ceil_mode, dilation)
+    np.testing.assert_array_equal(y, y_ref.astype(np.float32))
+    np.testing.assert_array_equal(y_only, y)
+    np.testing.assert_array_equal(idx, idx_ref)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx = fastconv.grad.max_pool2d(dy, idx, x.shape)
+    assert relative_error(dx, max_pool2d_backward_ref(dy, idx_ref, x.shape)) <= GRAD_TOL
+
+
+@pytest.mark.parametrize("shape, kernel, stride, padding, dilation, ceil_mode", DILATED_CASES)
+def test_dilated_against_reference(shape, kernel, stride, padding, dilation, ceil_mode, rng):
+    x = rng.integers(-3, 4, size=shape).astype(np.float32)  # ties: the first tap in row-major order wins
+    x[rng.random(shape) < 0.02] = np.nan
+    check_dilated(x, kernel, stride, padding, dilation, ceil_mode, rng)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    n=st.integers(1, 2), c=st.integers(1, 3), h=st.integers(1, 40), w=st.integers(1, 40),
+    kh=st.integers(1, 4), kw=st.integers(1, 4), sh=st.integers(1, 4), sw=st.integers(1, 4),
+    ph=st.integers(0, 2), pw=st.integers(0, 2), dh=st.integers(1, 5), dw=st.integers(1, 5),
+    ceil_mode=st.booleans(), seed=st.integers(0, 2**31),
+)
+def test_dilated_random_shapes(n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ceil_mode, seed):
+    assume(2 * ph <= kh and 2 * pw <= kw)
+    P, Q = pool_out_size(h, kh, sh, ph, ceil_mode, dh), pool_out_size(w, kw, sw, pw, ceil_mode, dw)
+    assume(P >= 1 and Q >= 1)
+    # Windows that hold only padding are refused (test_dilated_window_of_padding_only).
+    assume(all(pool_taps(o, h, kh, sh, ph, dh) for o in range(P)) and all(pool_taps(o, w, kw, sw, pw, dw) for o in range(Q)))
+    rng = np.random.default_rng(seed)
+    check_dilated(rng.integers(-3, 4, size=(n, c, h, w)).astype(np.float32), (kh, kw), (sh, sw), (ph, pw), (dh, dw),
+                  ceil_mode, rng)
+
+
+def test_dilated_window_of_padding_only():
+    """Where a dilated window's taps all fall in the padding (input shorter than the dilation), PyTorch
+    returns -inf with an index outside the plane; fastconv refuses with a ValueError instead. Every
+    small configuration on each axis: refused exactly when the reference finds such a window."""
+    refused = 0
+    for n in range(1, 7):
+        for k in range(1, 5):
+            for s in range(1, 4):
+                for pad in range(k // 2 + 1):
+                    for d in range(1, 6):
+                        for ceil_mode in (False, True):
+                            out = pool_out_size(n, k, s, pad, ceil_mode, d)
+                            if out < 1:
+                                continue
+                            empty = not all(pool_taps(o, n, k, s, pad, d) for o in range(out))
+                            for axis in (0, 1):  # the pooled axis: H, then W (the other of size 1, window 1)
+                                shape, kernel, padding, dilation = [1, 1, 1, 1], [1, 1], [0, 0], [1, 1]
+                                shape[2 + axis], kernel[axis], padding[axis], dilation[axis] = n, k, pad, d
+                                x = np.arange(n, dtype=np.float32).reshape(shape)
+                                args = (x, kernel, s, padding, dilation, ceil_mode, True)
+                                if empty:
+                                    with pytest.raises(ValueError, match="dilation: a window covers only padding"):
+                                        fastconv.max_pool2d(*args)
+                                else:
+                                    y, idx = fastconv.max_pool2d(*args)
+                                    assert y.shape[2 + axis] == out
+                            refused += empty
+    assert refused > 0  # the sweep did meet such windows
+
+
+def test_dilated_grad_finite_differences(rng):
+    # Distinct values at least 0.01 apart, so a 1e-3 step never changes which element is the max.
+    x = (rng.permutation(2 * 2 * 13 * 15) * 0.01).astype(np.float32).reshape(2, 2, 13, 15)
+    args = dict(kernel_size=3, stride=2, padding=1, dilation=(2, 3), ceil_mode=True)
+    y, idx = fastconv.max_pool2d(x, return_indices=True, **args)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    grad = fastconv.grad.max_pool2d(dy, idx, x.shape)
+    _fd_check(lambda v: fastconv.max_pool2d(v, **args), x, dy, grad, rng, eps=1e-3, count=40)
+
+
+@pytest.mark.parametrize("shape, kernel, stride, padding, dilation, ceil_mode", DILATED_CASES)
+def test_dilated_against_torch(shape, kernel, stride, padding, dilation, ceil_mode, rng):
+    torch = pytest.importorskip("torch")
+    x = rng.integers(-3, 4, size=shape).astype(np.float32)
+    tx = torch.from_numpy(x).requires_grad_()
+    ty, tidx = torch.nn.functional.max_pool2d(tx, kernel, stride, padding, dilation, ceil_mode, return_indices=True)
+    y, idx = fastconv.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode, return_indices=True)
+    np.testing.assert_array_equal(y, ty.detach().numpy())
+    np.testing.assert_array_equal(idx, tidx.numpy())
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    (tdx,) = torch.autograd.grad(ty, tx, torch.from_numpy(dy))
+    np.testing.assert_allclose(fastconv.grad.max_pool2d(dy, idx, x.shape), tdx.numpy(), rtol=1e-6, atol=1e-6)
+
+
+# ---- average pooling divisor_override -----------------------------------------------------------
+
+# (N, C, H, W), kernel, stride, padding, ceil_mode, count_include_pad (which the override replaces),
+# divisor_override.
+DIVISOR_CASES = [
+    ((2, 3, 12, 20), (2, 2), (2, 2), (0, 0), False, True, 3),    # windows tile the input: the backward's copy path
+    ((1, 2, 15, 37), (3, 3), (1, 1), (1, 1), False, False, 5),   # 8-wide interior rows, stride 1
+    ((1, 2, 17, 40), (3, 2), (2, 2), (1, 1), True, True, 1),     # stride 2, ceil_mode
+    ((1, 1, 7, 9), (7, 9), (1, 1), (0, 0), False, True, 100),    # kernel == input
+    ((2, 2, 11, 13), (2, 3), (5, 4), (1, 1), True, False, 2),    # stride > kernel, clipped windows
+]
+
+
+def check_divisor_override(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor, rng):
+    p = pool_params(x.shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override=divisor)
+    y = nan_filled((p.N, p.C, p.P, p.Q))
+    _core.avg_pool2d_forward(p, x, y)
+    args = (kernel, stride, padding, ceil_mode, count_include_pad, divisor)
+    assert relative_error(y, avg_pool2d_ref(x, *args)) <= AVG_TOL
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx = nan_filled(x.shape)
+    _core.avg_pool2d_backward(p, dy, dx)
+    assert relative_error(dx, avg_pool2d_backward_ref(dy, x.shape, *args)) <= GRAD_TOL
+
+
+@pytest.mark.parametrize("shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor", DIVISOR_CASES)
+def test_divisor_override_against_reference(shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor, rng):
+    # Mostly positive, so no window sum cancels to near zero (the bound is relative to the largest output).
+    check_divisor_override(rng.uniform(-1, 2, shape).astype(np.float32), kernel, stride, padding, ceil_mode,
+                           count_include_pad, divisor, rng)
+    x = rng.uniform(-1, 2, shape).astype(np.float32)
+    y = fastconv.avg_pool2d(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override=divisor)
+    dx = fastconv.grad.avg_pool2d(np.ones_like(y), x.shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor)
+    # With every gradient 1, an input's gradient counts the windows holding it, over the divisor.
+    ref = avg_pool2d_backward_ref(np.ones(y.shape), x.shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor)
+    assert relative_error(dx, ref) <= GRAD_TOL
+    assert relative_error(y, avg_pool2d_ref(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor)) <= AVG_TOL
+
+
+def test_divisor_override_grad_finite_differences(rng):
+    x = rng.standard_normal((2, 2, 11, 13)).astype(np.float32)
+    args = (3, 2, 1, True, False, 4)
+    dy = rng.standard_normal(fastconv.avg_pool2d(x, *args).shape).astype(np.float32)
+    grad = fastconv.grad.avg_pool2d(dy, x.shape, *args)
+    _fd_check(lambda v: fastconv.avg_pool2d(v, *args), x, dy, grad, rng, eps=1e-2)
+
+
+@pytest.mark.parametrize("shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor", DIVISOR_CASES)
+def test_divisor_override_against_torch(shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor, rng):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal(shape).astype(np.float32)
+    tx = torch.from_numpy(x).requires_grad_()
+    ty = torch.nn.functional.avg_pool2d(tx, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override=divisor)
+    y = fastconv.avg_pool2d(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override=divisor)
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-6, atol=1e-6)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    (tdx,) = torch.autograd.grad(ty, tx, torch.from_numpy(dy))
+    dx = fastconv.grad.avg_pool2d(dy, x.shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override=divisor)
+    np.testing.assert_allclose(dx, tdx.numpy(), rtol=1e-6, atol=1e-6)
 
 
 # ---- gradients by finite differences ------------------------------------------------------
@@ -275,7 +452,7 @@ def test_against_torch(shape, kernel, stride, padding, ceil_mode, rng):
     x[..., ::3, ::4] = x.max()  # ties within and across windows
     tx = torch.from_numpy(x).requires_grad_()
     ty, tidx = F.max_pool2d(tx, kernel, stride, padding, ceil_mode=ceil_mode, return_indices=True)
-    y, idx = fastconv.max_pool2d(x, kernel, stride, padding, ceil_mode, return_indices=True)
+    y, idx = fastconv.max_pool2d(x, kernel, stride, padding, ceil_mode=ceil_mode, return_indices=True)
     np.testing.assert_array_equal(y, ty.detach().numpy())
     np.testing.assert_array_equal(idx, tidx.numpy())
     dy = rng.standard_normal(y.shape).astype(np.float32)
@@ -322,6 +499,15 @@ X = np.zeros((2, 3, 8, 8), np.float32)
         (lambda: fastconv.max_pool2d(X, 9), ValueError, r"kernel_size: window .* does not fit input \(2, 3, 8, 8\)"),
         (lambda: fastconv.max_pool2d(X, 2**40), ValueError, "kernel_size: must be < 2"),
         (lambda: fastconv.max_pool2d(np.zeros((2, 0, 8, 8), np.float32), 2), ValueError, "x: C, H and W must be positive"),
+        (lambda: fastconv.max_pool2d(X, 2, dilation=0), ValueError, "dilation: must be >= 1, got 0"),
+        (lambda: fastconv.max_pool2d(X, 2, dilation=(1, 2, 3)), ValueError, "dilation: expected an int, a pair"),
+        (lambda: fastconv.max_pool2d(X, 2, dilation=1.5), TypeError, "dilation: expected an int"),
+        (lambda: fastconv.max_pool2d(X, 2, 2, 0, True), TypeError, "dilation: expected an int, got bool"),  # torch's order
+        (lambda: fastconv.max_pool2d(X, 2, dilation=2**31), ValueError, "dilation: must be < 2"),
+        (lambda: fastconv.max_pool2d(X, 3, dilation=4), ValueError, r"kernel_size: window \(3, 3\) dilated by \(4, 4\)"),
+        (lambda: fastconv.avg_pool2d(X, 2, divisor_override=0), ValueError, "divisor_override: must be >= 1, got 0"),
+        (lambda: fastconv.avg_pool2d(X, 2, divisor_override=2.0), TypeError, "divisor_override: expected an int"),
+        (lambda: fastconv.avg_pool2d(X, 2, dilation=2), TypeError, "dilation"),  # torch's avg_pool2d has none
         (lambda: fastconv.adaptive_avg_pool2d(X, 0), ValueError, "output_size: must be >= 1"),
         (lambda: fastconv.adaptive_avg_pool2d(X, (1, 2, 3)), ValueError, "output_size"),
     ],
@@ -367,6 +553,17 @@ def test_params_object():
         _core.Pool2dParams(1, 1, 4, 4, 5, 5).validate()
     # ceil_mode: the last window must start inside the input or its left padding (PyTorch's rule).
     assert _core.Pool2dParams(1, 1, 5, 5, 2, 2, 2, 2, 1, 1, True).P == pool_out_size(5, 2, 2, 1, True) == 3
+    d = _core.Pool2dParams(1, 1, 20, 9, 3, 2, 2, 1, 1, 0, True, dil_h=3, dil_w=2, divisor_override=0)
+    assert (d.P, d.Q) == (pool_out_size(20, 3, 2, 1, True, 3), pool_out_size(9, 2, 1, 0, True, 2)) == (9, 7)
+    assert "dilation=(3, 2)" in repr(d)
+    with pytest.raises(ValueError, match="dilation must be >= 1"):
+        _core.Pool2dParams(1, 1, 8, 8, 2, 2, dil_h=0).validate()
+    # The binding refuses the field the other kind of pooling has no use for.
+    x, y = np.zeros((1, 1, 8, 8), np.float32), np.zeros((1, 1, 7, 7), np.float32)
+    with pytest.raises(ValueError, match="dilation: average pooling takes none"):
+        _core.avg_pool2d_forward(_core.Pool2dParams(1, 1, 8, 8, 2, 2, dil_h=2, dil_w=2), x, np.zeros((1, 1, 6, 6), np.float32))
+    with pytest.raises(ValueError, match="divisor_override: max pooling takes none"):
+        _core.max_pool2d_forward(_core.Pool2dParams(1, 1, 8, 8, 2, 2, divisor_override=3), x, y)
 
 
 def test_ceil_mode_window_past_the_end():

@@ -34,20 +34,26 @@ OPCHECK_CASES = [
     ("conv1d", lambda g: (g(1, 4, 7), g(6, 2, 2), None, [1], [0], [1], 2, "direct")),
     ("conv_transpose2d", lambda g: (g(2, 3, 5, 4), g(3, 4, 3, 3), g(4), [2, 2], [1, 1], [1, 0], 1, [1, 1], "auto")),
     ("conv_transpose2d", lambda g: (g(1, 4, 3, 5), g(4, 3, 2, 3), None, [1, 3], [2, 0], [2, 1], 2, [3, 1], "auto")),
-    ("max_pool2d", lambda g: (g(2, 3, 9, 9), [3, 3], [2, 2], [1, 1], True)),
-    ("max_pool2d", lambda g: (g(1, 2, 7, 5), [2, 1], [3, 2], [0, 0], False)),
-    ("avg_pool2d", lambda g: (g(2, 3, 9, 9), [3, 2], [2, 2], [1, 1], True, False)),
-    ("avg_pool2d", lambda g: (g(1, 1, 6, 7), [2, 2], [2, 2], [0, 0], False, True)),
+    ("max_pool2d", lambda g: (g(2, 3, 9, 9), [3, 3], [2, 2], [1, 1], [1, 1], True)),
+    ("max_pool2d", lambda g: (g(1, 2, 7, 5), [2, 1], [3, 2], [0, 0], [1, 1], False)),
+    ("max_pool2d", lambda g: (g(2, 2, 11, 10), [3, 2], [1, 2], [1, 1], [2, 3], True)),
+    ("avg_pool2d", lambda g: (g(2, 3, 9, 9), [3, 2], [2, 2], [1, 1], True, False, None)),
+    ("avg_pool2d", lambda g: (g(1, 1, 6, 7), [2, 2], [2, 2], [0, 0], False, True, None)),
+    ("avg_pool2d", lambda g: (g(2, 2, 9, 8), [3, 3], [2, 1], [1, 1], True, False, 5)),
+    ("adaptive_avg_pool2d", lambda g: (g(2, 3, 9, 7), [4, 3])),
+    ("adaptive_avg_pool2d", lambda g: (g(1, 2, 3, 5), [5, 1])),
     ("max_pool2d_grad", lambda g: (g(1, 2, 3, 3), torch.zeros(1, 2, 3, 3, dtype=torch.int64) + 4, [1, 2, 6, 6])),
-    ("avg_pool2d_grad", lambda g: (g(2, 3, 5, 5), [2, 3, 9, 9], [3, 2], [2, 2], [1, 1], True, False)),
+    ("avg_pool2d_grad", lambda g: (g(2, 3, 5, 5), [2, 3, 9, 9], [3, 2], [2, 2], [1, 1], True, False, None)),
+    ("avg_pool2d_grad", lambda g: (g(2, 3, 5, 5), [2, 3, 9, 9], [3, 2], [2, 2], [1, 1], True, False, 2)),
+    ("adaptive_avg_pool2d_grad", lambda g: (g(2, 3, 4, 3), [2, 3, 9, 7])),
 ]
 
 
 @pytest.mark.parametrize("name,make", OPCHECK_CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(OPCHECK_CASES)])
 def test_opcheck(name, make):
     gen = torch.Generator().manual_seed(0)
-    args = make(lambda *s: torch.randn(*s, generator=gen, requires_grad=name in ("conv2d", "conv1d", "conv_transpose2d", "max_pool2d",
-                                                                                    "avg_pool2d")))
+    differentiable = ("conv2d", "conv1d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d")
+    args = make(lambda *s: torch.randn(*s, generator=gen, requires_grad=name in differentiable))
     torch.library.opcheck(getattr(torch.ops.fastconv, name).default, args)
 
 
@@ -136,7 +142,7 @@ def test_patched_model_matches_torch(make, shape):
     ours = make()
     ours.load_state_dict(ref.state_dict())
     report = ft.patch(ours)
-    n_layers = sum(isinstance(m, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)) for m in ref.modules())
+    n_layers = sum(isinstance(m, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d)) for m in ref.modules())
     assert len(report.swapped) == n_layers and not report.left, str(report)
     assert list(ours.state_dict()) == list(ref.state_dict())
     x = torch.randn(*shape)
@@ -155,15 +161,18 @@ def test_patch_report_leaves_unsupported_layers():
     class MyConv(nn.Conv2d):
         pass
 
-    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, dtype=torch.float64), nn.MaxPool2d(2, dilation=2),
-                          nn.AvgPool2d(2, divisor_override=3), nn.Conv1d(2, 2, 4, dtype=torch.float16), MyConv(2, 2, 1),
+    class MyPool(nn.AdaptiveAvgPool2d):
+        pass
+
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, dtype=torch.float64), nn.AdaptiveAvgPool2d((0, 3)),
+                          MyPool(2), nn.Conv1d(2, 2, 4, dtype=torch.float16), MyConv(2, 2, 1),
                           nn.Conv2d(2, 2, 3), nn.MaxPool2d(2, return_indices=True))
     report = ft.patch(model, algo="im2col")
     assert [n for n, _ in report.swapped] == ["5", "6"]
     reasons = {n: why for n, _, why in report.left}
     assert "weight dtype torch.float64" in reasons["0"]
-    assert "dilation" in reasons["1"]
-    assert "divisor_override" in reasons["2"]
+    assert "output_size=(0, 3)" in reasons["1"]
+    assert "subclass MyPool of nn.AdaptiveAvgPool2d" in reasons["2"]
     assert "weight dtype torch.float16" in reasons["3"]
     assert "subclass MyConv" in reasons["4"]
     assert type(model[0]) is nn.Conv2d and type(model[5]) is ft.Conv2d and model[5].algo == "im2col"
@@ -172,6 +181,75 @@ def test_patch_report_leaves_unsupported_layers():
     out, idx = model[6](x)
     ref_out, ref_idx = nn.functional.max_pool2d(x, 2, return_indices=True)
     assert torch.equal(out, ref_out) and torch.equal(idx, ref_idx)
+
+
+def _pooling_model():
+    """Every pooling option the bridge runs, written as torch users write them (1-tuples included)."""
+    return nn.Sequential(
+        nn.MaxPool2d(3, 1, 1, 2, False, True),  # torch's positional order: ..., dilation, return_indices, ceil_mode
+        nn.MaxPool2d(kernel_size=(2,), stride=(1,), padding=(1,), dilation=(2,)),
+        nn.AvgPool2d((2,), stride=(1,), padding=(1,), ceil_mode=True, count_include_pad=False),
+        nn.AvgPool2d(3, 2, 1, True, True, 5),  # ..., ceil_mode, count_include_pad, divisor_override
+        nn.AdaptiveAvgPool2d((None, 4)), nn.AdaptiveAvgPool2d(3))
+
+
+def test_patched_pooling_matches_torch():
+    """The patched pooling layers give torch's outputs and gradients, eagerly and through torch.export."""
+    torch.manual_seed(0)
+    ref, ours = _pooling_model(), _pooling_model()
+    ref[0].return_indices = ours[0].return_indices = False  # inside Sequential; indices are checked below
+    report = ft.patch(ours)
+    assert len(report.swapped) == len(ours) and not report.left, str(report)
+    x = torch.randn(2, 3, 17, 14)
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y_ref, y = ref(x1), ours(x2)
+    assert y.shape == y_ref.shape and rel_err(y, y_ref) < RTOL
+    g = torch.randn_like(y_ref)
+    y_ref.backward(g)
+    y.backward(g)
+    assert rel_err(x2.grad, x1.grad) < RTOL
+    with torch.no_grad():
+        assert rel_err(torch.export.export(ours, (x,)).module()(x), y_ref) < RTOL
+    out, idx = ft.MaxPool2d(3, 1, 1, 2, True, True)(x)
+    ref_out, ref_idx = nn.functional.max_pool2d(x, 3, 1, 1, 2, True, True)
+    assert torch.equal(out, ref_out) and torch.equal(idx, ref_idx)
+
+
+def test_patch_pooling_with_one_element_tuples():
+    """Regression: torch accepts kernel_size=(2,), padding=(1,) and patch swaps such layers, but torch's
+    _pair keeps a 1-tuple, so the ops got one window size and their fake implementations (torch.export,
+    torch.compile) raised IndexError."""
+    model = nn.Sequential(nn.MaxPool2d((2,), padding=(1,)), nn.AvgPool2d((3,), stride=(1,), padding=(1,)))
+    x = torch.randn(2, 3, 9, 8)
+    expected = model(x)
+    report = ft.patch(model)
+    assert len(report.swapped) == 2 and not report.left, str(report)
+    assert rel_err(model(x), expected) < RTOL
+    with torch.no_grad():
+        assert rel_err(torch.export.export(model, (x,)).module()(x), expected) < RTOL
+
+
+def test_pool_ops_take_torch_keywords():
+    """torch.ops.fastconv pooling ops and layers accept torch's keyword names."""
+    x = torch.randn(1, 2, 9, 8)
+    out, idx = torch.ops.fastconv.max_pool2d(x, kernel_size=[3, 3], stride=[2, 2], padding=[1, 1], dilation=[2, 1],
+                                             ceil_mode=True)
+    ref_out, ref_idx = nn.functional.max_pool2d(x, kernel_size=3, stride=2, padding=1, dilation=(2, 1), ceil_mode=True,
+                                                return_indices=True)
+    assert torch.equal(out, ref_out) and torch.equal(idx, ref_idx)
+    y = torch.ops.fastconv.avg_pool2d(x, kernel_size=[2, 2], stride=[1, 1], padding=[1, 1], ceil_mode=False,
+                                      count_include_pad=True, divisor_override=3)
+    assert rel_err(y, nn.functional.avg_pool2d(x, 2, 1, 1, divisor_override=3)) < RTOL
+    y = torch.ops.fastconv.adaptive_avg_pool2d(x, output_size=[4, 3])
+    assert rel_err(y, nn.functional.adaptive_avg_pool2d(x, (4, 3))) < RTOL
+    layer = ft.AdaptiveAvgPool2d(output_size=(None, 2))
+    assert rel_err(layer(x[0]), nn.AdaptiveAvgPool2d((None, 2))(x[0])) < RTOL  # unbatched (C, H, W)
+    with pytest.raises(ValueError, match="unsupported option output_size=0"):
+        ft.AdaptiveAvgPool2d(0)
+    with pytest.raises(ValueError, match="divisor_override: must be >= 1"):
+        ft.AvgPool2d(2, divisor_override=0)(x)
+    with pytest.raises(ValueError, match="dilation: a window covers only padding"):
+        ft.MaxPool2d(2, 1, 1, dilation=2)(torch.randn(1, 1, 1, 4))
 
 
 def test_dropin_layers_unbatched_and_state_dict():

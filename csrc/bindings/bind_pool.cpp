@@ -30,7 +30,7 @@ PoolShape shape_of(const py::array& full, const char* full_name, const py::array
 }
 
 void max_forward(const Pool2dParams& p, const py::array& x, py::array& y, const py::object& indices) {
-    p.validate();
+    p.validate_max();
     require_shape(x, input_shape(p), "x");
     require_shape(y, output_shape(p), "out");
     int64_t* idx = nullptr;
@@ -56,7 +56,7 @@ void max_backward(const py::array& dy, const py::array& indices, py::array& dx) 
 }
 
 void avg_forward(const Pool2dParams& p, const py::array& x, py::array& y) {
-    p.validate();
+    p.validate_avg();
     require_shape(x, input_shape(p), "x");
     require_shape(y, output_shape(p), "out");
     float* y_ptr = mutable_data(y, "out");
@@ -65,7 +65,7 @@ void avg_forward(const Pool2dParams& p, const py::array& x, py::array& y) {
 }
 
 void avg_backward(const Pool2dParams& p, const py::array& dy, py::array& dx) {
-    p.validate();
+    p.validate_avg();
     require_shape(dy, output_shape(p), "grad_output");
     require_shape(dx, input_shape(p), "out");
     float* dx_ptr = mutable_data(dx, "out");
@@ -93,13 +93,16 @@ void bind_pool(py::module_& m) {
     py::class_<Pool2dParams>(m, "Pool2dParams", "Shape and hyper-parameters of one 2-D pooling.")
         .def(py::init([](int64_t N, int64_t C, int64_t H, int64_t W, int64_t kernel_h, int64_t kernel_w,
                          int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w, bool ceil_mode,
-                         bool count_include_pad) {
-                 return Pool2dParams{N,        C,        H,     W,     kernel_h,  kernel_w,
-                                     stride_h, stride_w, pad_h, pad_w, ceil_mode, count_include_pad};
+                         bool count_include_pad, int64_t dil_h, int64_t dil_w, int64_t divisor_override) {
+                 Pool2dParams p{N, C, H, W, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, ceil_mode,
+                                count_include_pad};
+                 p.dil_h = dil_h, p.dil_w = dil_w, p.divisor_override = divisor_override;
+                 return p;
              }),
              py::arg("N"), py::arg("C"), py::arg("H"), py::arg("W"), py::arg("kernel_h"), py::arg("kernel_w"),
              py::arg("stride_h") = 1, py::arg("stride_w") = 1, py::arg("pad_h") = 0, py::arg("pad_w") = 0,
-             py::arg("ceil_mode") = false, py::arg("count_include_pad") = true)
+             py::arg("ceil_mode") = false, py::arg("count_include_pad") = true, py::arg("dil_h") = 1,
+             py::arg("dil_w") = 1, py::arg("divisor_override") = 0)
         .def_readonly("N", &Pool2dParams::N)
         .def_readonly("C", &Pool2dParams::C)
         .def_readonly("H", &Pool2dParams::H)
@@ -112,6 +115,9 @@ void bind_pool(py::module_& m) {
         .def_readonly("pad_w", &Pool2dParams::pad_w)
         .def_readonly("ceil_mode", &Pool2dParams::ceil_mode)
         .def_readonly("count_include_pad", &Pool2dParams::count_include_pad)
+        .def_readonly("dil_h", &Pool2dParams::dil_h)
+        .def_readonly("dil_w", &Pool2dParams::dil_w)
+        .def_readonly("divisor_override", &Pool2dParams::divisor_override)
         .def_property_readonly("P", &Pool2dParams::P)
         .def_property_readonly("Q", &Pool2dParams::Q)
         .def("validate", &Pool2dParams::validate)
@@ -120,8 +126,9 @@ void bind_pool(py::module_& m) {
             return "Pool2dParams(N=" + std::to_string(p.N) + ", C=" + std::to_string(p.C) + ", H=" +
                    std::to_string(p.H) + ", W=" + std::to_string(p.W) + ", kernel=" + pair(p.kernel_h, p.kernel_w) +
                    ", stride=" + pair(p.stride_h, p.stride_w) + ", pad=" + pair(p.pad_h, p.pad_w) +
-                   ", ceil_mode=" + (p.ceil_mode ? "True" : "False") +
-                   ", count_include_pad=" + (p.count_include_pad ? "True" : "False") + ")";
+                   ", dilation=" + pair(p.dil_h, p.dil_w) + ", ceil_mode=" + (p.ceil_mode ? "True" : "False") +
+                   ", count_include_pad=" + (p.count_include_pad ? "True" : "False") +
+                   ", divisor_override=" + std::to_string(p.divisor_override) + ")";
         });
     m.def("max_pool2d_forward", &max_forward, py::arg("params"), py::arg("x"), py::arg("out"),
           py::arg("indices") = py::none());

@@ -78,6 +78,21 @@ struct Conv2dParams {
     }
 };
 
+// The first tap of each window along one axis (taps start + j*dilation, j < window): whether some
+// output's window holds no input element. With padding at most half the window that happens only
+// when the input is shorter than the dilation (in = 1, window = 2, pad = 1, dilation = 2), for the
+// windows that start in the left padding, whose first tap lands in [0, dilation).
+inline bool dilated_window_misses_input(int64_t in, int64_t stride, int64_t pad, int64_t dilation, int64_t out) {
+    if (in >= dilation) return false;
+    // First taps repeat with period dilation in o, so at most `dilation` outputs need a look.
+    for (int64_t o = 0; o < out && o < dilation && o * stride < pad; ++o) {
+        const int64_t before = pad - o * stride;  // padding left of the window start
+        const int64_t first = (dilation - before % dilation) % dilation;  // its first tap inside
+        if (first >= in) return true;
+    }
+    return false;
+}
+
 struct Pool2dParams {
     int64_t N = 0, C = 0, H = 0, W = 0;
     int64_t kernel_h = 1, kernel_w = 1;
@@ -85,9 +100,11 @@ struct Pool2dParams {
     int64_t pad_h = 0, pad_w = 0;
     bool ceil_mode = false;
     bool count_include_pad = true;  // average pooling only
+    int64_t dil_h = 1, dil_w = 1;   // max pooling only: taps at start + j * dilation
+    int64_t divisor_override = 0;   // average pooling only: divide every window by this (0: none)
 
-    FASTCONV_HOST_DEVICE int64_t P() const { return window_output_size(H, kernel_h, stride_h, pad_h, 1, ceil_mode); }
-    FASTCONV_HOST_DEVICE int64_t Q() const { return window_output_size(W, kernel_w, stride_w, pad_w, 1, ceil_mode); }
+    FASTCONV_HOST_DEVICE int64_t P() const { return window_output_size(H, kernel_h, stride_h, pad_h, dil_h, ceil_mode); }
+    FASTCONV_HOST_DEVICE int64_t Q() const { return window_output_size(W, kernel_w, stride_w, pad_w, dil_w, ceil_mode); }
 
     void validate() const {
         auto fail = [](const std::string& msg) { throw std::invalid_argument(msg); };
@@ -95,13 +112,30 @@ struct Pool2dParams {
         if (kernel_h < 1 || kernel_w < 1) fail("kernel_size must be >= 1");
         if (stride_h < 1 || stride_w < 1) fail("stride must be >= 1");
         if (pad_h < 0 || pad_w < 0) fail("padding must be >= 0");
-        // Bounded so that H + 2 * pad and o * stride in P()/Q() cannot overflow.
+        if (dil_h < 1 || dil_w < 1) fail("dilation must be >= 1");
+        if (divisor_override < 0) fail("divisor_override must be >= 1 (0 means none)");
+        // Bounded so that H + 2 * pad, dilation * (kernel - 1) and o * stride in P()/Q() cannot overflow.
         constexpr int64_t kMaxWindow = (int64_t(1) << 31) - 1;
         if (kernel_h > kMaxWindow || kernel_w > kMaxWindow) fail("kernel_size must be < 2^31");
         if (stride_h > kMaxWindow || stride_w > kMaxWindow) fail("stride must be < 2^31");
+        if (dil_h > kMaxWindow || dil_w > kMaxWindow) fail("dilation must be < 2^31");
+        // PyTorch checks the undilated kernel here.
         if (2 * pad_h > kernel_h || 2 * pad_w > kernel_w) fail("padding must be at most half the kernel size");
         checked_mul(checked_mul(N, C, "input"), checked_mul(H, W, "input"), "input");
         if (P() < 1 || Q() < 1) fail("kernel_size: window does not fit the padded input (output size < 1)");
+        // PyTorch returns -inf and an index outside the plane there; refuse instead.
+        if (dilated_window_misses_input(H, stride_h, pad_h, dil_h, P()) ||
+            dilated_window_misses_input(W, stride_w, pad_w, dil_w, Q()))
+            fail("dilation: a window covers only padding (input smaller than the dilation)");
+    }
+    // validate() plus the fields the other kind of pooling ignores left at their defaults.
+    void validate_max() const {
+        validate();
+        if (divisor_override != 0) throw std::invalid_argument("divisor_override: max pooling takes none");
+    }
+    void validate_avg() const {
+        validate();
+        if (dil_h != 1 || dil_w != 1) throw std::invalid_argument("dilation: average pooling takes none (as in PyTorch)");
     }
 };
 

@@ -26,36 +26,41 @@ using pool_detail::PoolRow;
 
 namespace {
 
-// The window of output o along one axis of length n: valid input range [lo, hi), and its length
-// once clipped to the padded input (the count_include_pad divisor).
+// The window of output o along one axis of length n, taps start + j * dilation for j < k: the
+// first tap inside the input `lo`, the end of the valid range `hi` (taps lo, lo + dilation, ... < hi)
+// and, undilated, the window's length once clipped to the padded input (count_include_pad's divisor).
 struct Span {
     int64_t lo, hi, padded;
 };
 
-inline Span window(int64_t o, int64_t k, int64_t s, int64_t pad, int64_t n) {
-    const int64_t start = o * s - pad, end = start + k;
-    return {std::max<int64_t>(start, 0), std::min(end, n), std::min(end, n + pad) - start};
+inline Span window(int64_t o, int64_t k, int64_t s, int64_t pad, int64_t n, int64_t dilation = 1) {
+    const int64_t start = o * s - pad, end = start + dilation * (k - 1) + 1;
+    const int64_t lo = start >= 0 ? start : start + (-start + dilation - 1) / dilation * dilation;
+    return {lo, std::min(end, n), std::min(end, n + pad) - start};
 }
 
 // Outputs [q0, q1) whose windows lie inside [0, W): no column clipping, so they can be vectorised.
 void interior_columns(const Pool2dParams& p, int64_t& q0, int64_t& q1) {
     const int64_t Q = p.Q();
     q0 = std::min(Q, (p.pad_w + p.stride_w - 1) / p.stride_w);
-    const int64_t last_start = p.W + p.pad_w - p.kernel_w;  // (q * stride) may go up to this
+    const int64_t extent = p.dil_w * (p.kernel_w - 1) + 1;
+    const int64_t last_start = p.W + p.pad_w - extent;  // (q * stride) may go up to this
     q1 = last_start < 0 ? q0 : std::clamp(last_start / p.stride_w + 1, q0, Q);
 }
 
 inline int64_t avg_divisor(const Pool2dParams& p, const Span& h, const Span& w) {
+    if (p.divisor_override) return p.divisor_override;
     return p.count_include_pad ? h.padded * w.padded : (h.hi - h.lo) * (w.hi - w.lo);
 }
 
-// PyTorch's rule: scan the window in row-major order, take a value if it is greater than the best
-// so far or NaN; the index starts at the first valid element (kept when all are -inf).
-inline void max_window(const float* x, int64_t W, const Span& h, const Span& w, float* y, int64_t* idx) {
+// PyTorch's rule: scan the window's taps in row-major order, take a value if it is greater than the
+// best so far or NaN; the index starts at the first tap inside the input (kept when all are -inf).
+inline void max_window(const float* x, int64_t W, const Span& h, const Span& w, int64_t dh, int64_t dw, float* y,
+                       int64_t* idx) {
     float best = -std::numeric_limits<float>::infinity();
     int64_t best_i = h.lo * W + w.lo;
-    for (int64_t ih = h.lo; ih < h.hi; ++ih)
-        for (int64_t iw = w.lo; iw < w.hi; ++iw) {
+    for (int64_t ih = h.lo; ih < h.hi; ih += dh)
+        for (int64_t iw = w.lo; iw < w.hi; iw += dw) {
             const float v = x[ih * W + iw];
             if (v > best || std::isnan(v)) {
                 best = v;
@@ -118,12 +123,12 @@ void max_pool2d_forward(const Pool2dParams& p, const float* x, float* y, int64_t
             const float* xp = x + plane * HW;
             float* yr = y + row * Q;
             int64_t* ir = indices ? indices + row * Q : nullptr;
-            const Span h = window(op, p.kernel_h, p.stride_h, p.pad_h, p.H);
-            const PoolRow r{p.W, h.lo, h.hi, p.kernel_w, p.stride_w, p.pad_w, q0, q1};
+            const Span h = window(op, p.kernel_h, p.stride_h, p.pad_h, p.H, p.dil_h);
+            const PoolRow r{p.W, h.lo, h.hi, p.dil_h, p.kernel_w, p.stride_w, p.pad_w, p.dil_w, q0, q1};
             const int64_t done = avx2 ? pool_detail::max_pool_row_avx2(r, xp, yr, ir) : q0;
             for_rest(q0, done, Q, [&](int64_t q) {
-                const Span w = window(q, p.kernel_w, p.stride_w, p.pad_w, p.W);
-                max_window(xp, p.W, h, w, yr + q, ir ? ir + q : nullptr);
+                const Span w = window(q, p.kernel_w, p.stride_w, p.pad_w, p.W, p.dil_w);
+                max_window(xp, p.W, h, w, p.dil_h, p.dil_w, yr + q, ir ? ir + q : nullptr);
             });
         }
     });
@@ -160,8 +165,9 @@ void avg_pool2d_forward(const Pool2dParams& p, const float* x, float* y) {
             const float* xp = x + plane * HW;
             float* yr = y + row * Q;
             const Span h = window(op, p.kernel_h, p.stride_h, p.pad_h, p.H);
-            const PoolRow r{p.W, h.lo, h.hi, p.kernel_w, p.stride_w, p.pad_w, q0, q1};
-            const float interior_div = float((p.count_include_pad ? h.padded : h.hi - h.lo) * p.kernel_w);
+            const PoolRow r{p.W, h.lo, h.hi, 1, p.kernel_w, p.stride_w, p.pad_w, 1, q0, q1};
+            const float interior_div = float(p.divisor_override ? p.divisor_override
+                                                                : (p.count_include_pad ? h.padded : h.hi - h.lo) * p.kernel_w);
             const int64_t done = avx2 ? pool_detail::avg_pool_row_avx2(r, xp, interior_div, yr) : q0;
             for_rest(q0, done, Q, [&](int64_t q) {
                 const Span w = window(q, p.kernel_w, p.stride_w, p.pad_w, p.W);
@@ -185,7 +191,7 @@ void avg_pool2d_backward(const Pool2dParams& p, const float* dy, float* dx) {
         // gradient / (kh * kw), inputs past the last window take 0. The general path below spends
         // more on per-row set-up than this copy on small images (256 x 56 x 4x4: 0.67 vs 0.23 ms
         // for torch before this path).
-        const float inv = 1.0f / float(kh * kw);
+        const float inv = 1.0f / float(p.divisor_override ? p.divisor_override : kh * kw);
         for_units(p.N * p.C, p.N * p.C * H * W, [&](long long begin, long long end) {
             for (long long plane = begin; plane < end; ++plane) {
                 const float* g = dy + plane * P * Q;
@@ -210,14 +216,15 @@ void avg_pool2d_backward(const Pool2dParams& p, const float* dy, float* dx) {
     const int64_t M = (W + sw - 1) / sw;  // outputs per column class
     const int64_t OFF = kw;               // r[q] lives at r_pad[OFF + q], q in [-kw, Q + M + kw)
     const int64_t r_len = OFF + Q + M + kw + 2;
+    // divisor = div_h[op] * div_w[q]; an override goes whole into div_h.
     std::vector<float> div_h(P), div_w(Q);
     for (int64_t op = 0; op < P; ++op) {
         const Span h = window(op, kh, sh, p.pad_h, H);
-        div_h[op] = float(p.count_include_pad ? h.padded : h.hi - h.lo);
+        div_h[op] = float(p.divisor_override ? p.divisor_override : p.count_include_pad ? h.padded : h.hi - h.lo);
     }
     for (int64_t q = 0; q < Q; ++q) {
         const Span w = window(q, kw, sw, p.pad_w, W);
-        div_w[q] = float(p.count_include_pad ? w.padded : w.hi - w.lo);
+        div_w[q] = p.divisor_override ? 1.0f : float(p.count_include_pad ? w.padded : w.hi - w.lo);
     }
     for_units(p.N * p.C, p.N * p.C * H * W, [&](long long begin, long long end) {
         float* g = thread_scratch(0, size_t(P * Q + r_len + sw * M));

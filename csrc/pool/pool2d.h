@@ -29,15 +29,15 @@ struct PoolShape {
     }
 };
 
-// y = max over each window (a NaN in the window wins); indices may be nullptr (not wanted).
+// y = max over each window's taps (dilated by p.dil_h/dil_w; a NaN wins); indices may be nullptr.
 void max_pool2d_forward(const Pool2dParams& p, const float* x, float* y, int64_t* indices);
 
 // dx = 0, then dx[plane][indices[i]] += dy[plane][i]. Throws std::invalid_argument when an index
 // is outside [0, H*W) (dx is then partially written).
 void max_pool2d_backward(const PoolShape& s, const float* dy, const int64_t* indices, float* dx);
 
-// y = window sum / divisor, the divisor as PyTorch: the window clipped to the padded input
-// (count_include_pad) or to the input itself.
+// y = window sum / divisor, the divisor as PyTorch: p.divisor_override when set, else the window
+// clipped to the padded input (count_include_pad) or to the input itself.
 void avg_pool2d_forward(const Pool2dParams& p, const float* x, float* y);
 void avg_pool2d_backward(const Pool2dParams& p, const float* dy, float* dx);
 

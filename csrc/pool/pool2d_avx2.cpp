@@ -1,5 +1,6 @@
 // AVX2 inner loops of the pooling kernels (see pool2d.h, pool2d_rows.h): 8 outputs of one output
-// row per step (4 for rows of 4-7 interior outputs), for horizontal strides 1 and 2. A stride-2 tap (x[c], x[c+2], ..., x[c+14]) is two
+// row per step (4 for rows of 4-7 interior outputs), for horizontal strides 1 and 2 (max pooling:
+// any dilation, which only spaces the taps). A stride-2 tap (x[c], x[c+2], ..., x[c+14]) is two
 // unaligned loads and one in-lane shuffle; the lane order is fixed once per 8 outputs, after the
 // window is reduced. Window taps are visited in row-major order so ties and NaNs resolve exactly as
 // in the scalar loop (and PyTorch). Measured in benchmarks/results/*_pool.md.
@@ -56,9 +57,9 @@ void max_row(const PoolRow& r, const float* x, float* y, int64_t* idx) {
         const int64_t first = r.ih0 * r.W + col;
         __m256 best = tap<SW>(x + first);
         __m256i best_i = _mm256_add_epi32(lanes, _mm256_set1_epi32(int32_t(first)));
-        for (int64_t ih = r.ih0; ih < r.ih1; ++ih)
+        for (int64_t ih = r.ih0; ih < r.ih1; ih += r.dh)
             for (int64_t k = (ih == r.ih0); k < r.kw; ++k) {
-                const int64_t at = ih * r.W + col + k;
+                const int64_t at = ih * r.W + col + k * r.dw;
                 const __m256 v = tap<SW>(x + at);
                 // Take v where v > best or v is NaN (a NaN, once taken, is only replaced by a later NaN).
                 const __m256 take = _mm256_or_ps(_mm256_cmp_ps(v, best, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
@@ -99,9 +100,9 @@ void max_row4(const PoolRow& r, const float* x, float* y, int64_t* idx) {
         const int64_t first = r.ih0 * r.W + col;
         __m128 best = tap4<SW>(x + first);
         __m128i best_i = _mm_add_epi32(lanes, _mm_set1_epi32(int32_t(first)));
-        for (int64_t ih = r.ih0; ih < r.ih1; ++ih)
+        for (int64_t ih = r.ih0; ih < r.ih1; ih += r.dh)
             for (int64_t k = (ih == r.ih0); k < r.kw; ++k) {
-                const int64_t at = ih * r.W + col + k;
+                const int64_t at = ih * r.W + col + k * r.dw;
                 const __m128 v = tap4<SW>(x + at);
                 const __m128 take = _mm_or_ps(_mm_cmpgt_ps(v, best), _mm_cmpunord_ps(v, v));
                 best = _mm_blendv_ps(best, v, take);

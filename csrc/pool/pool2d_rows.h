@@ -7,12 +7,14 @@
 namespace fastconv::pool_detail {
 
 // One output row of a pooling pass, restricted to its interior outputs [q0, q1): windows that lie
-// inside the input horizontally, so no column clipping. Input rows [ih0, ih1) are the valid rows
-// of the window (already clipped to the input).
+// inside the input horizontally, so no column clipping. Input rows ih0, ih0 + dh, ... < ih1 are the
+// valid rows of the window (already clipped to the input); taps of a row are dw apart (max pooling
+// may be dilated; average pooling has dh = dw = 1).
 struct PoolRow {
     int64_t W;         // input row length
     int64_t ih0, ih1;  // valid input rows
-    int64_t kw, sw, pw;
+    int64_t dh;
+    int64_t kw, sw, pw, dw;
     int64_t q0, q1;
 };
 

@@ -196,19 +196,20 @@ def _nchw(x, name: str):
 
 
 def _pool_list(p) -> list[int]:
-    return [p.N, p.C, p.H, p.W, p.kernel_h, p.kernel_w, p.stride_h, p.stride_w, p.pad_h, p.pad_w]
+    return [p.N, p.C, p.H, p.W, p.kernel_h, p.kernel_w, p.stride_h, p.stride_w, p.pad_h, p.pad_w, p.dil_h, p.dil_w,
+            p.divisor_override]
 
 
 def _squeezed(a, squeeze: bool):
     return a.reshape(a.shape[1:]) if squeeze else a
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, return_indices=False):
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
     """Device version of :func:`fastconv.max_pool2d`; indices are an int64 Array (h * W + w per plane)."""
     from .pooling import pool_params
 
     x4, squeeze = _nchw(x, "x")
-    p = pool_params(x4.shape, kernel_size, stride, padding, ceil_mode)
+    p = pool_params(x4.shape, kernel_size, stride, padding, ceil_mode, dilation=dilation)
     y = _empty((p.N, p.C, p.P, p.Q), x.device)
     idx = _empty((p.N, p.C, p.P, p.Q), x.device, np.int64) if return_indices else None
     _cuda.max_pool2d_forward(_pool_list(p), bool(ceil_mode), x4._impl, y._impl, None if idx is None else idx._impl)
@@ -241,24 +242,24 @@ def max_pool2d_backward(grad_output, indices, input_shape):
     return dx.reshape(tuple(input_shape))
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None):
     """Device version of :func:`fastconv.avg_pool2d`."""
     from .pooling import pool_params
 
     x4, squeeze = _nchw(x, "x")
-    p = pool_params(x4.shape, kernel_size, stride, padding, ceil_mode, count_include_pad)
+    p = pool_params(x4.shape, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override=divisor_override)
     y = _empty((p.N, p.C, p.P, p.Q), x.device)
     _cuda.avg_pool2d_forward(_pool_list(p), bool(ceil_mode), bool(count_include_pad), x4._impl, y._impl)
     return _squeezed(y, squeeze)
 
 
 def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
-                        count_include_pad=True):
+                        count_include_pad=True, divisor_override=None):
     """Device version of :func:`fastconv.grad.avg_pool2d`."""
     from .pooling import pool_params
 
     g4, shape4 = _grad4(grad_output, input_shape)
-    p = pool_params(shape4, kernel_size, stride, padding, ceil_mode, count_include_pad)
+    p = pool_params(shape4, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override=divisor_override)
     if g4.shape != (p.N, p.C, p.P, p.Q):
         expected = (p.N, p.C, p.P, p.Q)[4 - grad_output.ndim:]
         raise ValueError(f"grad_output: expected shape {shape_str(expected)} for input_shape {shape_str(input_shape)}, "

@@ -8,7 +8,7 @@ import numpy as np
 from . import _core, cuda
 from ._validation import DimensionError, as_contiguous, pair, require_float32, require_int, shape_str
 
-_MAX_WINDOW = 2**31 - 1  # Pool2dParams bounds kernel, stride and padding so sizes cannot overflow
+_MAX_WINDOW = 2**31 - 1  # Pool2dParams bounds kernel, stride, padding and dilation so sizes cannot overflow
 
 
 def _as_nchw(x, name: str) -> tuple[np.ndarray, bool]:
@@ -32,44 +32,56 @@ def _input_shape(input_shape, ndim: int, name: str = "input_shape") -> tuple[int
     return dims if ndim == 4 else (1, *dims)
 
 
-def _window_args(kernel_size, stride, padding):
+def _window_args(kernel_size, stride, padding, dilation=1):
     kernel = pair(kernel_size, "kernel_size", minimum=1)
     stride = kernel if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0) else pair(stride, "stride", minimum=1)
     padding = pair(padding, "padding", minimum=0)
-    for name, value in (("kernel_size", kernel), ("stride", stride), ("padding", padding)):
+    dilation = pair(dilation, "dilation", minimum=1)
+    for name, value in (("kernel_size", kernel), ("stride", stride), ("padding", padding), ("dilation", dilation)):
         if max(value) > _MAX_WINDOW:
             raise ValueError(f"{name}: must be < 2^31, got {value}")
+    # Of the undilated kernel, as PyTorch checks it.
     if 2 * padding[0] > kernel[0] or 2 * padding[1] > kernel[1]:
         raise ValueError(f"padding: must be at most half of kernel_size, got padding={padding} for kernel_size={kernel}")
-    return kernel, stride, padding
+    return kernel, stride, padding, dilation
 
 
-def pool_params(shape, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
-    """Validated ``_core.Pool2dParams`` for an (N, C, H, W) input; the output is (N, C, params.P, params.Q)."""
-    kernel, stride, padding = _window_args(kernel_size, stride, padding)
+def _divisor(divisor_override) -> int:
+    """divisor_override as Pool2dParams takes it: an int >= 1, or 0 for None."""
+    return 0 if divisor_override is None else require_int(divisor_override, "divisor_override", minimum=1)
+
+
+def pool_params(shape, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, dilation=1,
+                divisor_override=None):
+    """Validated ``_core.Pool2dParams`` for an (N, C, H, W) input; the output is (N, C, params.P, params.Q).
+    ``dilation`` is for max pooling, ``count_include_pad`` and ``divisor_override`` for average pooling."""
+    kernel, stride, padding, dilation = _window_args(kernel_size, stride, padding, dilation)
     N, C, H, W = shape
     p = _core.Pool2dParams(N, C, H, W, kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1],
-                           bool(ceil_mode), bool(count_include_pad))
+                           bool(ceil_mode), bool(count_include_pad), dilation[0], dilation[1], _divisor(divisor_override))
     if p.P < 1 or p.Q < 1:
+        dilated = f" dilated by {dilation}" if dilation != (1, 1) else ""
         raise ValueError(
-            f"kernel_size: window {kernel} with stride {stride} and padding {padding} does not fit input "
+            f"kernel_size: window {kernel}{dilated} with stride {stride} and padding {padding} does not fit input "
             f"{shape_str(shape)} (output would be {p.P}x{p.Q})"
         )
     p.validate()
     return p
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, return_indices=False):
-    """Max over each window of ``x`` (N, C, H, W) or (C, H, W), as ``torch.nn.functional.max_pool2d``.
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """Max over each window of ``x`` (N, C, H, W) or (C, H, W), as ``torch.nn.functional.max_pool2d``
+    (same arguments, in the same order).
 
-    ``stride`` defaults to ``kernel_size``; padding counts as -inf and may be at most half the window.
-    A NaN in a window is the window's maximum. With ``return_indices`` also returns int64 indices
-    into each flattened H*W input plane (what ``fastconv.grad.max_pool2d`` takes).
+    ``stride`` defaults to ``kernel_size``; padding counts as -inf and may be at most half the
+    (undilated) window. ``dilation`` spaces the window's taps. A NaN in a window is the window's
+    maximum. With ``return_indices`` also returns int64 indices into each flattened H*W input plane
+    (what ``fastconv.grad.max_pool2d`` takes).
     """
     if cuda._any_array(x):
-        return cuda.ops.max_pool2d(x, kernel_size, stride, padding, ceil_mode, return_indices)
+        return cuda.ops.max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
     x4, squeeze = _as_nchw(x, "x")
-    p = pool_params(x4.shape, kernel_size, stride, padding, ceil_mode)
+    p = pool_params(x4.shape, kernel_size, stride, padding, ceil_mode, dilation=dilation)
     out_shape = (p.N, p.C, p.P, p.Q)
     y = np.empty(out_shape, np.float32)
     idx = np.empty(out_shape, np.int64) if return_indices else None
@@ -79,16 +91,16 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, return_i
     return (y, idx) if return_indices else y
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None):
     """Mean over each window of ``x`` (N, C, H, W) or (C, H, W), as ``torch.nn.functional.avg_pool2d``.
 
-    Padding counts as zeros. The divisor is the window clipped to the padded input
-    (``count_include_pad=True``) or to the input itself.
+    Padding counts as zeros. The divisor is ``divisor_override`` when given (an int >= 1), else the
+    window clipped to the padded input (``count_include_pad=True``) or to the input itself.
     """
     if cuda._any_array(x):
-        return cuda.ops.avg_pool2d(x, kernel_size, stride, padding, ceil_mode, count_include_pad)
+        return cuda.ops.avg_pool2d(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
     x4, squeeze = _as_nchw(x, "x")
-    p = pool_params(x4.shape, kernel_size, stride, padding, ceil_mode, count_include_pad)
+    p = pool_params(x4.shape, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override=divisor_override)
     y = np.empty((p.N, p.C, p.P, p.Q), np.float32)
     _core.avg_pool2d_forward(p, x4, y)
     return y[0] if squeeze else y
@@ -152,13 +164,15 @@ def max_pool2d_backward(grad_output, indices, input_shape):
     return dx.reshape(tuple(input_shape))
 
 
-def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                        divisor_override=None):
     """Gradient of avg_pool2d with the same arguments: each output's gradient / divisor spread over its window."""
     if cuda._any_array(grad_output):
-        return cuda.ops.avg_pool2d_backward(grad_output, input_shape, kernel_size, stride, padding, ceil_mode, count_include_pad)
+        return cuda.ops.avg_pool2d_backward(grad_output, input_shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                                            divisor_override)
     g = _grad_output(grad_output)
     shape4 = _input_shape(input_shape, g.ndim)
-    p = pool_params(shape4, kernel_size, stride, padding, ceil_mode, count_include_pad)
+    p = pool_params(shape4, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override=divisor_override)
     expected = (p.N, p.C, p.P, p.Q)[4 - g.ndim :]
     if tuple(g.shape) != expected:
         raise ValueError(

@@ -231,22 +231,30 @@ def pad(x: Tensor, pad, mode: str = "constant", value: float = 0.0) -> Tensor:
 # ---- pooling ---------------------------------------------------------------------------------------------
 
 
-def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False) -> Tensor:
-    """Max pooling (PyTorch semantics); the backward routes gradients through the argmax indices."""
+def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
+               return_indices: bool = False):
+    """Max pooling with ``torch.nn.functional.max_pool2d``'s arguments, in its order; the backward
+    routes gradients through the argmax indices. With ``return_indices`` returns (Tensor, indices):
+    the int64 offsets into each H*W input plane, read-only because the backward uses them."""
     x_shape = x.data.shape
-    if not _saving(x):
-        return record(_fc.max_pool2d(x.data, kernel_size, stride, padding, ceil_mode), (x,), None)
-    y, indices = _fc.max_pool2d(x.data, kernel_size, stride, padding, ceil_mode, return_indices=True)
-    return record(y, (x,), lambda g: (_fc.grad.max_pool2d(g, indices, x_shape),))
+    if not _saving(x) and not return_indices:
+        return record(_fc.max_pool2d(x.data, kernel_size, stride, padding, dilation, ceil_mode), (x,), None)
+    y, indices = _fc.max_pool2d(x.data, kernel_size, stride, padding, dilation, ceil_mode, return_indices=True)
+    out = record(y, (x,), lambda g: (_fc.grad.max_pool2d(g, indices, x_shape),))
+    if not return_indices:
+        return out
+    if isinstance(indices, np.ndarray):
+        indices.flags.writeable = False
+    return out, indices
 
 
 def avg_pool2d(x: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
-               count_include_pad: bool = True) -> Tensor:
-    """Average pooling (PyTorch semantics)."""
+               count_include_pad: bool = True, divisor_override: int | None = None) -> Tensor:
+    """Average pooling with ``torch.nn.functional.avg_pool2d``'s arguments, in its order."""
     x_shape = x.data.shape
-    y = _fc.avg_pool2d(x.data, kernel_size, stride, padding, ceil_mode, count_include_pad)
-    return record(y, (x,), lambda g: (_fc.grad.avg_pool2d(g, x_shape, kernel_size, stride, padding, ceil_mode,
-                                                         count_include_pad),))
+    args = (kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+    y = _fc.avg_pool2d(x.data, *args)
+    return record(y, (x,), lambda g: (_fc.grad.avg_pool2d(g, x_shape, *args),))
 
 
 def adaptive_avg_pool2d(x: Tensor, output_size) -> Tensor:

@@ -489,29 +489,61 @@ class _Pool2d(Module):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}" + (
             ", ceil_mode=True" if self.ceil_mode else "")
 
+    def _options(self) -> dict:
+        """The keyword arguments of fastconv.pooling.pool_params particular to this kind of pooling."""
+        return {}
 
     def infer_shape(self, shape):
         from ..pooling import pool_params
 
         _check_input(self, shape, "(N, C, H, W)", len(shape) == 4)
-        p = pool_params(shape, self.kernel_size, self.stride, self.padding, self.ceil_mode)
+        p = pool_params(shape, self.kernel_size, self.stride, self.padding, self.ceil_mode, **self._options())
         return (shape[0], shape[1], p.P, p.Q)
 
 
 class MaxPool2d(_Pool2d):
+    """``torch.nn.MaxPool2d``: the same arguments in the same order. With ``return_indices`` the
+    forward returns (Tensor, int64 indices), as ``nn.functional.max_pool2d`` does."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices: bool = False,
+                 ceil_mode: bool = False):
+        super().__init__(kernel_size, stride, padding, ceil_mode)
+        self.dilation = dilation
+        self.return_indices = bool(return_indices)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + (f", dilation={self.dilation}" if self.dilation != 1 else "") + (
+            ", return_indices=True" if self.return_indices else "")
+
+    def _options(self) -> dict:
+        return {"dilation": self.dilation}
+
     def forward(self, x):
         _check_input(self, x, "(N, C, H, W)", x.ndim == 4)
-        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode)
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
+                            self.return_indices)
 
 
 class AvgPool2d(_Pool2d):
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True):
+    """``torch.nn.AvgPool2d``: the same arguments in the same order."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True,
+                 divisor_override: int | None = None):
         super().__init__(kernel_size, stride, padding, ceil_mode)
         self.count_include_pad = bool(count_include_pad)
+        self.divisor_override = divisor_override
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + (f", divisor_override={self.divisor_override}"
+                                       if self.divisor_override is not None else "")
+
+    def _options(self) -> dict:
+        return {"count_include_pad": self.count_include_pad, "divisor_override": self.divisor_override}
 
     def forward(self, x):
         _check_input(self, x, "(N, C, H, W)", x.ndim == 4)
-        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad)
+        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad,
+                            self.divisor_override)
 
 
 class AdaptiveAvgPool2d(Module):

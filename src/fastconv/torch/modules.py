@@ -1,6 +1,6 @@
-"""Drop-in replacements for ``torch.nn.Conv2d``, ``Conv1d``, ``ConvTranspose2d``, ``MaxPool2d`` and
-``AvgPool2d`` running fastconv's kernels, and ``patch`` which converts the layers of an existing model
-in place."""
+"""Drop-in replacements for ``torch.nn.Conv2d``, ``Conv1d``, ``ConvTranspose2d``, ``MaxPool2d``,
+``AvgPool2d`` and ``AdaptiveAvgPool2d`` running fastconv's kernels, and ``patch`` which converts the
+layers of an existing model in place."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 import fastconv.torch.ops as ops
+from fastconv._validation import pair
 
 
 def _batched(x: torch.Tensor, forward):
@@ -59,25 +60,21 @@ def conv_unsupported(m) -> str | None:
     return None
 
 
-def max_pool2d_unsupported(m: nn.MaxPool2d) -> str | None:
-    """Why fastconv cannot run this MaxPool2d layer, or None when it can."""
-    if nn.modules.utils._pair(m.dilation) != (1, 1):
-        return f"dilation={m.dilation} (only 1 is supported)"
-    return None
-
-
-def avg_pool2d_unsupported(m: nn.AvgPool2d) -> str | None:
-    """Why fastconv cannot run this AvgPool2d layer, or None when it can."""
-    if m.divisor_override is not None:
-        return f"divisor_override={m.divisor_override} (not supported)"
+def adaptive_avg_pool2d_unsupported(m: nn.AdaptiveAvgPool2d) -> str | None:
+    """Why fastconv cannot run this AdaptiveAvgPool2d layer, or None when it can (None entries of
+    output_size keep that input size, as in torch)."""
+    sizes = m.output_size if isinstance(m.output_size, (tuple, list)) else (m.output_size,)
+    if any(v is not None and v < 1 for v in sizes):
+        return f"output_size={m.output_size} (an empty output; fastconv needs sizes >= 1)"
     return None
 
 
 def _pool_args(m) -> tuple[list[int], list[int], list[int]]:
-    pair = nn.modules.utils._pair
-    kernel = list(pair(m.kernel_size))
-    stride = kernel if m.stride is None or m.stride == [] or m.stride == () else list(pair(m.stride))
-    return kernel, stride, list(pair(m.padding))
+    """kernel, stride and padding of a pooling layer as [h, w] lists. Torch's own ``_pair`` keeps a
+    1-tuple such as ``kernel_size=(2,)`` (which the layers accept) as it is, so fastconv's pair is used."""
+    kernel = list(pair(m.kernel_size, "kernel_size"))
+    stride = kernel if m.stride is None or m.stride == [] or m.stride == () else list(pair(m.stride, "stride"))
+    return kernel, stride, list(pair(m.padding, "padding"))
 
 
 class _Conv:
@@ -143,34 +140,40 @@ class ConvTranspose2d(_Conv, nn.ConvTranspose2d):
 
 
 class MaxPool2d(nn.MaxPool2d):
-    """``torch.nn.MaxPool2d`` on fastconv's kernels (``return_indices`` gives torch's flat indices).
-    ``dilation`` other than 1 raises ValueError."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        reason = max_pool2d_unsupported(self)
-        if reason:
-            raise ValueError(f"fastconv.torch.MaxPool2d: unsupported option {reason}")
+    """``torch.nn.MaxPool2d`` on fastconv's kernels (``return_indices`` gives torch's flat indices)."""
 
     def forward(self, x: torch.Tensor):
         kernel, stride, padding = _pool_args(self)
-        out, idx = _batched(x, lambda x4: ops.max_pool2d(x4, kernel, stride, padding, self.ceil_mode))
+        dilation = list(pair(self.dilation, "dilation"))
+        out, idx = _batched(x, lambda x4: ops.max_pool2d(x4, kernel, stride, padding, dilation, self.ceil_mode))
         return (out, idx) if self.return_indices else out
 
 
 class AvgPool2d(nn.AvgPool2d):
-    """``torch.nn.AvgPool2d`` on fastconv's kernels. ``divisor_override`` raises ValueError."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        reason = avg_pool2d_unsupported(self)
-        if reason:
-            raise ValueError(f"fastconv.torch.AvgPool2d: unsupported option {reason}")
+    """``torch.nn.AvgPool2d`` on fastconv's kernels."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         kernel, stride, padding = _pool_args(self)
         return _batched(x, lambda x4: ops.avg_pool2d(x4, kernel, stride, padding, self.ceil_mode,
-                                                     self.count_include_pad))
+                                                     self.count_include_pad, self.divisor_override))
+
+
+class AdaptiveAvgPool2d(nn.AdaptiveAvgPool2d):
+    """``torch.nn.AdaptiveAvgPool2d`` on fastconv's kernels. An output size of 0 raises ValueError."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        reason = adaptive_avg_pool2d_unsupported(self)
+        if reason:
+            raise ValueError(f"fastconv.torch.AdaptiveAvgPool2d: unsupported option {reason}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = self.output_size if isinstance(self.output_size, (tuple, list)) else (self.output_size,) * 2
+        if len(size) != 2:
+            raise ValueError(f"output_size: expected an int or a pair, got {self.output_size!r}")
+        # None keeps the input's size on that axis, as in torch.
+        out = [x.shape[i - 2] if v is None else v for i, v in enumerate(size)]
+        return _batched(x, lambda x4: ops.adaptive_avg_pool2d(x4, out))
 
 
 @dataclass
@@ -188,14 +191,19 @@ class PatchReport:
         return "\n".join(lines)
 
 
-_SWAPS = ((nn.Conv2d, Conv2d, conv_unsupported), (nn.MaxPool2d, MaxPool2d, max_pool2d_unsupported),
-          (nn.AvgPool2d, AvgPool2d, avg_pool2d_unsupported), (nn.Conv1d, Conv1d, conv_unsupported),
-          (nn.ConvTranspose2d, ConvTranspose2d, conv_unsupported))
+def _always_supported(m: nn.Module) -> None:
+    return None
+
+
+_SWAPS = ((nn.Conv2d, Conv2d, conv_unsupported), (nn.MaxPool2d, MaxPool2d, _always_supported),
+          (nn.AvgPool2d, AvgPool2d, _always_supported), (nn.Conv1d, Conv1d, conv_unsupported),
+          (nn.ConvTranspose2d, ConvTranspose2d, conv_unsupported),
+          (nn.AdaptiveAvgPool2d, AdaptiveAvgPool2d, adaptive_avg_pool2d_unsupported))
 
 
 def patch(model: nn.Module, algo: str = "auto") -> PatchReport:
-    """Make every ``nn.Conv2d``, ``nn.Conv1d``, ``nn.ConvTranspose2d``, ``nn.MaxPool2d`` and
-    ``nn.AvgPool2d`` of ``model`` run on fastconv.
+    """Make every ``nn.Conv2d``, ``nn.Conv1d``, ``nn.ConvTranspose2d``, ``nn.MaxPool2d``,
+    ``nn.AvgPool2d`` and ``nn.AdaptiveAvgPool2d`` of ``model`` run on fastconv.
 
     The layers are converted in place (same module objects, parameters, buffers and hooks, so an
     optimizer built before still holds the right parameters); ``algo`` is given to the convolutions.

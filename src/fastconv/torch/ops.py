@@ -13,6 +13,7 @@ import torch
 
 import fastconv
 import fastconv.grad
+from fastconv._validation import pair
 
 
 def _pair(v, name: str) -> list[int]:
@@ -61,11 +62,19 @@ def _conv_out(size: int, k: int, s: int, p: int, d: int) -> int:
     return (size + 2 * p - d * (k - 1) - 1) // s + 1
 
 
-def _pool_out(size: int, k: int, s: int, p: int, ceil_mode: bool) -> int:
-    out = (size + 2 * p - k + (s - 1 if ceil_mode else 0)) // s + 1
+def _pool_out(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
+    out = (size + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)) // s + 1
     if ceil_mode and (out - 1) * s >= size + p:  # the last window must start inside the input or left pad
         out -= 1
     return out
+
+
+def _pool_shape(x, kernel_size, stride, padding, dilation, ceil_mode) -> tuple[int, int, int, int]:
+    """The output shape of a pooling of the 4-D x, for the fake implementations; the window arguments
+    as the real ones take them (ints or lists of 1 or 2, an empty stride meaning the kernel size)."""
+    k, p, d = pair(kernel_size, "kernel_size"), pair(padding, "padding"), pair(dilation, "dilation")
+    s = k if not stride else pair(stride, "stride")
+    return (x.shape[0], x.shape[1], *(_pool_out(x.shape[2 + i], k[i], s[i], p[i], d[i], ceil_mode) for i in range(2)))
 
 
 # --- convolution --------------------------------------------------------------------------------
@@ -236,18 +245,18 @@ conv_transpose2d.register_autograd(_conv_transpose2d_backward, setup_context=_co
 # --- pooling ------------------------------------------------------------------------------------
 
 @torch.library.custom_op("fastconv::max_pool2d", mutates_args=())
-def max_pool2d(x: torch.Tensor, kernel_size: list[int], stride: list[int], padding: list[int],
+def max_pool2d(x: torch.Tensor, kernel_size: list[int], stride: list[int], padding: list[int], dilation: list[int],
                ceil_mode: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """``torch.nn.functional.max_pool2d(..., return_indices=True)`` on a 4-D x: (output, int64 indices)."""
     _check(x, "x", cuda_ok=False)
-    out, idx = fastconv.max_pool2d(_arr(x), tuple(kernel_size), tuple(stride), tuple(padding), ceil_mode, True)
+    out, idx = fastconv.max_pool2d(_arr(x), tuple(kernel_size), tuple(stride), tuple(padding), tuple(dilation),
+                                   ceil_mode, return_indices=True)
     return _out(out), _out(idx)
 
 
 @max_pool2d.register_fake
-def _(x, kernel_size, stride, padding, ceil_mode):
-    shape = (x.shape[0], x.shape[1], *(_pool_out(x.shape[2 + i], kernel_size[i], stride[i], padding[i], ceil_mode)
-                                       for i in range(2)))
+def _(x, kernel_size, stride, padding, dilation, ceil_mode):
+    shape = _pool_shape(x, kernel_size, stride, padding, dilation, ceil_mode)
     return x.new_empty(shape), x.new_empty(shape, dtype=torch.int64)
 
 
@@ -271,7 +280,7 @@ def _max_pool2d_setup(ctx, inputs, output):
 
 def _max_pool2d_backward(ctx, grad, _grad_indices):
     (indices,) = ctx.saved_tensors
-    return max_pool2d_grad(grad.contiguous(), indices, ctx.input_shape), None, None, None, None
+    return max_pool2d_grad(grad.contiguous(), indices, ctx.input_shape), None, None, None, None, None
 
 
 max_pool2d.register_autograd(_max_pool2d_backward, setup_context=_max_pool2d_setup)
@@ -279,30 +288,30 @@ max_pool2d.register_autograd(_max_pool2d_backward, setup_context=_max_pool2d_set
 
 @torch.library.custom_op("fastconv::avg_pool2d", mutates_args=())
 def avg_pool2d(x: torch.Tensor, kernel_size: list[int], stride: list[int], padding: list[int], ceil_mode: bool,
-               count_include_pad: bool) -> torch.Tensor:
-    """``torch.nn.functional.avg_pool2d`` on a 4-D x (no ``divisor_override``)."""
+               count_include_pad: bool, divisor_override: int | None) -> torch.Tensor:
+    """``torch.nn.functional.avg_pool2d`` on a 4-D x."""
     _check(x, "x", cuda_ok=False)
     return _out(fastconv.avg_pool2d(_arr(x), tuple(kernel_size), tuple(stride), tuple(padding), ceil_mode,
-                                    count_include_pad))
+                                    count_include_pad, divisor_override))
 
 
 @avg_pool2d.register_fake
-def _(x, kernel_size, stride, padding, ceil_mode, count_include_pad):
-    return x.new_empty((x.shape[0], x.shape[1],
-                        *(_pool_out(x.shape[2 + i], kernel_size[i], stride[i], padding[i], ceil_mode) for i in range(2))))
+def _(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
+    return x.new_empty(_pool_shape(x, kernel_size, stride, padding, 1, ceil_mode))
 
 
 @torch.library.custom_op("fastconv::avg_pool2d_grad", mutates_args=())
 def avg_pool2d_grad(grad_output: torch.Tensor, input_shape: list[int], kernel_size: list[int], stride: list[int],
-                    padding: list[int], ceil_mode: bool, count_include_pad: bool) -> torch.Tensor:
+                    padding: list[int], ceil_mode: bool, count_include_pad: bool,
+                    divisor_override: int | None) -> torch.Tensor:
     """Gradient of ``fastconv::avg_pool2d`` with the same window arguments."""
     _check(grad_output, "grad_output", cuda_ok=False)
     return _out(fastconv.grad.avg_pool2d(_arr(grad_output), tuple(input_shape), tuple(kernel_size), tuple(stride),
-                                         tuple(padding), ceil_mode, count_include_pad))
+                                         tuple(padding), ceil_mode, count_include_pad, divisor_override))
 
 
 @avg_pool2d_grad.register_fake
-def _(grad_output, input_shape, kernel_size, stride, padding, ceil_mode, count_include_pad):
+def _(grad_output, input_shape, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
     return grad_output.new_empty(input_shape)
 
 
@@ -312,11 +321,46 @@ def _avg_pool2d_setup(ctx, inputs, output):
 
 
 def _avg_pool2d_backward(ctx, grad):
-    return avg_pool2d_grad(grad.contiguous(), ctx.input_shape, *ctx.args), None, None, None, None, None
+    return (avg_pool2d_grad(grad.contiguous(), ctx.input_shape, *ctx.args),) + (None,) * len(ctx.args)
 
 
 avg_pool2d.register_autograd(_avg_pool2d_backward, setup_context=_avg_pool2d_setup)
 
 
+@torch.library.custom_op("fastconv::adaptive_avg_pool2d", mutates_args=())
+def adaptive_avg_pool2d(x: torch.Tensor, output_size: list[int]) -> torch.Tensor:
+    """``torch.nn.functional.adaptive_avg_pool2d`` on a 4-D x to ``output_size`` [P, Q] (entries >= 1)."""
+    _check(x, "x", cuda_ok=False)
+    return _out(fastconv.adaptive_avg_pool2d(_arr(x), tuple(output_size)))
+
+
+@adaptive_avg_pool2d.register_fake
+def _(x, output_size):
+    return x.new_empty((x.shape[0], x.shape[1], *pair(output_size, "output_size")))
+
+
+@torch.library.custom_op("fastconv::adaptive_avg_pool2d_grad", mutates_args=())
+def adaptive_avg_pool2d_grad(grad_output: torch.Tensor, input_shape: list[int]) -> torch.Tensor:
+    """Gradient of ``fastconv::adaptive_avg_pool2d``; the output size is grad_output's."""
+    _check(grad_output, "grad_output", cuda_ok=False)
+    return _out(fastconv.grad.adaptive_avg_pool2d(_arr(grad_output), tuple(input_shape)))
+
+
+@adaptive_avg_pool2d_grad.register_fake
+def _(grad_output, input_shape):
+    return grad_output.new_empty(input_shape)
+
+
+def _adaptive_avg_pool2d_setup(ctx, inputs, output):
+    ctx.input_shape = list(inputs[0].shape)
+
+
+def _adaptive_avg_pool2d_backward(ctx, grad):
+    return adaptive_avg_pool2d_grad(grad.contiguous(), ctx.input_shape), None
+
+
+adaptive_avg_pool2d.register_autograd(_adaptive_avg_pool2d_backward, setup_context=_adaptive_avg_pool2d_setup)
+
+
 __all__ = ["conv2d", "conv2d_input_grad", "conv2d_weight_grad", "conv1d", "conv_transpose2d", "max_pool2d",
-           "max_pool2d_grad", "avg_pool2d", "avg_pool2d_grad"]
+           "max_pool2d_grad", "avg_pool2d", "avg_pool2d_grad", "adaptive_avg_pool2d", "adaptive_avg_pool2d_grad"]
