@@ -59,7 +59,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("bench", help="benchmark every algorithm against torch; tables and plots",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true",
-                   help="batch 1, 3 repeats, small sweeps: about 15 s on a quiet 2-core machine (the full suite: about a minute)")
+                   help="batch 1, 3 repeats, small sweeps: about 14 s on a quiet 2-core machine, where the "
+                        "full suite takes about 52 s (longer while other jobs run)")
     p.add_argument("--shapes", nargs="+", metavar="FILE.csv|NAME",
                    help="a shapes CSV, or names from the default suite (default: the whole suite)")
     p.add_argument("--shape", action="append", type=_shape_arg, metavar="N,C,H,W,K,R,S,stride,pad",
