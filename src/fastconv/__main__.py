@@ -142,25 +142,13 @@ def _run_title(args, lr: float) -> str:
 
 
 def _plot(history, path: Path, title: str) -> bool:
-    try:
-        import matplotlib
+    """The loss and accuracy curves as a PNG (False when matplotlib is not installed)."""
+    from .viz import plot_history
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+    try:
+        plot_history(history, title=title, save=path)
     except ImportError:
         return False
-    epochs = [h["epoch"] for h in history]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    ax1.plot(epochs, [h["loss"] for h in history], marker="o")
-    ax1.set(xlabel="epoch", ylabel="training loss", title="loss")
-    ax2.plot(epochs, [100 * h["train_acc"] for h in history], marker="o", label="train")
-    ax2.plot(epochs, [100 * h["test_acc"] for h in history], marker="o", label="test")
-    ax2.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
-    ax2.legend()
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
     return True
 
 
