@@ -316,7 +316,7 @@ def _cmd_eval(args) -> int:
     k = len(test_set.classes)
     confusion = np.zeros((k, k), dtype=np.int64)
     np.add.at(confusion, (test_set.labels, preds), 1)
-    print(f"{model_name} ({variant}) from {args.weights} on {dataset_name} test ({len(test_set):,} images): "
+    print(f"{model_name}{f' ({variant})' if model_name == 'lenet5' else ''} from {args.weights} on {dataset_name} test ({len(test_set):,} images): "
           f"accuracy {100 * acc:.2f}%")
     print("confusion matrix (rows: true class, columns: predicted class)")
     names = [c[:11] for c in test_set.classes]

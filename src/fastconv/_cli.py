@@ -80,8 +80,10 @@ def load_run(path) -> tuple[dict, dict]:
         state = load(path)
     except FileNotFoundError:
         raise UsageError(f"--weights {path}: no such file") from None
-    except (IsADirectoryError, ValueError) as e:
-        raise UsageError(f"--weights {path}: {e}" if isinstance(e, IsADirectoryError) else f"--weights: {e}") from None
+    except IsADirectoryError:
+        raise UsageError(f"--weights {path}: a directory, not a .npz weights file") from None
+    except ValueError as e:  # the message starts with the path
+        raise UsageError(f"--weights: {e}") from None
     meta = json.loads(bytes(state.pop(META_KEY)).decode()) if META_KEY in state else {}
     return state, meta
 
