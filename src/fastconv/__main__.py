@@ -8,9 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from ._cli import CommandError, UsageError, at_least, build_model, load_dataset, load_run, model_from_run, \
+from ._cli import META_KEY, CommandError, UsageError, at_least, build_model, load_dataset, load_run, model_from_run, \
     positive_float, resolve_device
-from ._cli import META_KEY as _META_KEY
 
 # Defaults of `train`, chosen by measurement (benchmarks/results/*_lenet_accuracy.md): Adam(3e-3)
 # with a cosine schedule on standardised images reaches about 90% Fashion-MNIST test accuracy in 10
@@ -284,7 +283,7 @@ def _save_run(args, model, history, normalize, total_time, lr) -> None:
             "epochs": args.epochs, "width": args.width, "resize": args.resize,
             "test_acc": history[-1]["test_acc"] if history else None}
     state = model.state_dict()
-    state[_META_KEY] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    state[META_KEY] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     out = fastconv.save(state, out)
     hist_path = out.with_suffix(".json")
     hist_path.write_text(json.dumps({"args": vars(args) | {"func": None, "parser": None}, "history": history}, indent=1))
