@@ -1,10 +1,12 @@
 """python -m fastconv bench: a one-shape --quick run writes every output; argument errors are one
 line and exit code 2; FLOP counts match hand-computed values; a wrong algorithm fails the run."""
 
+import argparse
 import csv
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -12,6 +14,7 @@ import pytest
 
 from fastconv.__main__ import main
 from fastconv.bench import measure, suite
+from fastconv.bench.cli import register
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -122,3 +125,59 @@ def test_missing_reference_is_skipped_not_failed(monkeypatch):
     shape = suite.parse_shape("1,2,8,8,2,3,3,1,1")
     rows = measure.bench_conv_shape(shape, ["im2col"], ["fwd"], repeat=1, warmup=0, compare=["torch"], peak=100.0)
     assert rows[0].status == "ok" and rows[0].refs == {} and rows[0].speedup is None
+
+
+def test_out_must_be_new_or_empty(tmp_path, capsys):
+    """Committed results are not overwritten by accident: a non-empty --out needs --force."""
+    (tmp_path / "results.md").write_text("earlier results\n")
+    with pytest.raises(SystemExit) as e:
+        main(["bench", "--quick", "--shape", "1,2,8,8,2,3,3,1,1", "--out", str(tmp_path)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--out {tmp_path}: not empty" in err and "--force" in err
+    assert (tmp_path / "results.md").read_text() == "earlier results\n"
+
+
+def test_without_torch_nothing_claims_a_torch_comparison(tmp_path, monkeypatch, capsys):
+    """No torch: the run says so, the markdown and plots draw no torch line they lack; the crossover
+    plot names the swept problem; the roofline has one legend entry per algorithm, beside the axes.
+    (--force into a folder holding an earlier file.)"""
+    figure = pytest.importorskip("matplotlib.figure")
+    real_optional = measure.optional_module
+    monkeypatch.setattr(measure, "optional_module", lambda name: None if name == "torch" else real_optional(name))
+    figures = {}
+    real_savefig = figure.Figure.savefig
+    monkeypatch.setattr(figure.Figure, "savefig",
+                        lambda fig, path, **k: (figures.__setitem__(os.path.basename(path), fig), real_savefig(fig, path, **k))[1])
+    (tmp_path / "old.txt").write_text("from an earlier run\n")
+    code = main(["bench", "--quick", "--shape", "1,2,8,8,2,3,3,1,1", "--passes", "fwd", "--algos", "direct,im2col",
+                 "--compare", "torch", "--no-progress", "--force", "--out", str(tmp_path)])
+    assert code == 0
+    assert "nothing is compared against torch (pip install torch to add it)" in capsys.readouterr().out
+    md = (tmp_path / "results.md").read_text()
+    assert "torch was not timed: nothing here is compared against torch" in md and "speed-up = reference" not in md
+    assert set(figures) == {"gflops_by_shape.png", "kernel_crossover.png", "roofline.png"}
+    for name, fig in figures.items():
+        texts = [fig.get_suptitle()] + [ax.get_title() for ax in fig.axes]
+        texts += [t.get_text() for ax in fig.axes for legend in ax.findobj(match=lambda o: type(o).__name__ == "Legend")
+                  for t in legend.get_texts()]
+        assert not any("torch" in t and "torch not timed" not in t for t in texts), (name, texts)
+    assert figures["kernel_crossover.png"].get_suptitle().startswith(
+        "kernel size R = S swept: N=1, C=2, K=2, 8x8 images, stride 1, padding R // 2")
+    roofline_ax = figures["roofline.png"].axes[0]
+    legends = roofline_ax.findobj(match=lambda o: type(o).__name__ == "Legend")
+    entries = sorted(t.get_text() for legend in legends for t in legend.get_texts())
+    assert entries == sorted(["direct", "im2col", "fwd"]), entries
+    for legend in legends:  # anchored right of the axes: no point is hidden under it
+        assert legend.get_bbox_to_anchor().transformed(roofline_ax.transAxes.inverted()).x0 > 1
+
+
+def test_quick_duration_in_help_matches_readme():
+    readme = os.path.join(ROOT, "README.md")
+    if not os.path.exists(readme):
+        pytest.skip("not a source checkout")
+    text = open(readme).read()
+    full_s, quick_s = re.search(r"default suite, (\d+) s on the quiet 2-core machine; `--quick` took (\d+) s", text).groups()
+    parser = register(argparse.ArgumentParser().add_subparsers())
+    quick_help = next(a.help for a in parser._actions if "--quick" in a.option_strings)
+    assert f"about {quick_s} s" in quick_help and f"about {full_s} s" in quick_help, (quick_s, full_s, quick_help)

@@ -423,3 +423,33 @@ def test_crop_of_a_3x3_kernel_on_a_1x1_image_is_its_centre():
     finally:
         fastconv._core.conv2d_forward = real
     assert calls == [] and np.array_equal(y, np.full((4, 5, 1, 1), 8.0, np.float32))  # one GEMM, no conv kernel
+
+
+@pytest.mark.parametrize(
+    "x_shape, w_shape, kw",
+    [
+        ((4, 8, 1, 1), (5, 8, 3, 3), dict(padding=1)),  # centre tap, one GEMM over the batch
+        ((2, 16, 2, 2), (16, 16, 3, 3), dict(stride=2, padding=1)),  # 2x2 of the 3x3 taps, a conv kernel
+        ((2, 16, 8, 8), (16, 16, 3, 3), dict(padding=1)),  # nothing to crop
+        ((3, 6, 1, 1), (4, 6, 1, 1), {}),  # a 1x1 kernel on 1x1 maps
+        ((2, 8, 1, 5), (8, 8, 5, 5), dict(padding=2)),  # one row of taps
+        ((0, 8, 1, 1), (5, 8, 3, 3), dict(padding=1)),  # an empty batch is no GEMM
+    ],
+)
+def test_auto_forward_is_what_conv2d_runs(x_shape, w_shape, kw, monkeypatch):
+    """conv.auto_forward (what `summary` reports) names the kernel, and the kernel size after dropping
+    dead taps, that conv2d(algo="auto") then runs: "gemm" exactly when it calls gemm and no kernel."""
+    ran = []
+    real_gemm, real_forward = conv_mod.gemm, fastconv._core.conv2d_forward
+    monkeypatch.setattr(conv_mod, "gemm", lambda *a: (ran.append(("gemm", None)), real_gemm(*a))[1])
+    monkeypatch.setattr(fastconv._core, "conv2d_forward",
+                        lambda kernel, p, *a: (ran.append((kernel, (p.R, p.S))), real_forward(kernel, p, *a))[1])
+    algo, params = conv_mod.auto_forward(x_shape, w_shape, **kw)
+    rng = np.random.default_rng(0)
+    fastconv.conv2d(rng.standard_normal(x_shape).astype(np.float32), rng.standard_normal(w_shape).astype(np.float32), **kw)
+    if algo == "gemm":
+        assert ran == [("gemm", None)] and (params.R, params.S) == (1, 1)
+    elif x_shape[0] == 0:
+        assert ran == []
+    else:
+        assert ran == [(conv_mod.ALGORITHMS[algo].kernel(params), (params.R, params.S))]

@@ -78,13 +78,28 @@ def test_label_count_mismatch(tmp_path, rng):
 def test_search_order_env_then_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("FASTCONV_DATA", str(tmp_path / "env"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    dirs = data.search_dirs("fashion-mnist", root=tmp_path / "root")
-    assert dirs[:2] == [tmp_path / "root", tmp_path / "root" / "fashion-mnist"]
-    assert dirs[2:4] == [tmp_path / "env" / "fashion-mnist", tmp_path / "env"]
-    assert dirs[4] == tmp_path / "home" / ".cache" / "fastconv" / "fashion-mnist"
-    assert str(dirs[5]) == "/usr/share/datasets/fashion-mnist"
+    dirs = data.search_dirs("fashion-mnist")
+    assert dirs[:2] == [tmp_path / "env" / "fashion-mnist", tmp_path / "env"]
+    assert dirs[2] == tmp_path / "home" / ".cache" / "fastconv" / "fashion-mnist"
+    assert [str(d) for d in dirs[3:]] == ["/usr/share/datasets/fashion-mnist"]
     write_split(tmp_path / "env" / "fashion-mnist", np.zeros((2, 28, 28), np.uint8), np.array([3, 4], np.uint8))
     assert list(data.fashion_mnist("train", download=False).labels) == [3, 4]
+
+
+def test_root_is_the_only_place_searched(tmp_path, monkeypatch):
+    """A root that holds no dataset is an error naming it, even when the dataset is elsewhere."""
+    monkeypatch.setenv("FASTCONV_DATA", str(tmp_path / "env"))
+    write_split(tmp_path / "env", np.zeros((2, 28, 28), np.uint8), np.array([3, 4], np.uint8))
+    root = tmp_path / "empty"
+    root.mkdir()
+    assert data.search_dirs("fashion-mnist", root=root) == [root, root / "fashion-mnist"]
+    with pytest.raises(data.DatasetNotFoundError) as info:
+        data.fashion_mnist("train", root=root, download=False)
+    assert info.value.looked_in == [root, root / "fashion-mnist"]
+    assert info.value.stem == "train-images-idx3-ubyte"
+    assert str(root) in str(info.value) and str(tmp_path / "env") not in str(info.value)
+    assert "pass root=..." in str(info.value)
+    assert "pass --data DIR" in info.value.explain("pass --data DIR")
 
 
 class FakeResponse(io.BytesIO):

@@ -267,6 +267,21 @@ def test_summary_cli(tmp_path):
     assert out.strip().splitlines()[-1].split()[0] == "total"
 
 
+def test_summary_reports_what_auto_runs_on_maps_smaller_than_the_kernel():
+    """Issue 20: on 1x1 maps a 3x3 convolution with padding 1 runs its centre tap as one GEMM, and a
+    stride-2 one on 2x2 maps its 2x2 live taps: summary names that and counts those multiply-adds."""
+    rows = {r["name"]: r for r in models.summary(models.resnet18(small=True, width=0.25), (1, 1, 28, 28))}
+    centre = rows["features.11.conv1"]
+    assert centre["output_shape"] == (1, 128, 1, 1)
+    assert centre["algo"] == "gemm (1x1 of 3x3 taps)" and centre["macs"] == 128 * 128
+    strided = rows["features.10.conv1"]  # 64 -> 128 channels, 3x3 stride 2 on 2x2 maps
+    assert strided["algo"].endswith(" (2x2 of 3x3 taps)") and strided["macs"] == 128 * 64 * 2 * 2
+    assert strided["algo"].split()[0] == fastconv.conv.auto_forward((1, 64, 2, 2), (128, 64, 3, 3), 2, 1)[0]
+    uncropped = rows["features.4.conv1"]  # 7x7 maps: every tap sees the image
+    assert uncropped["algo"] in fastconv.conv_algorithms((1, 16, 7, 7), (16, 16, 3, 3))
+    assert uncropped["macs"] == 16 * 7 * 7 * 16 * 9
+
+
 # ---- small models: forward + backward, finite differences, torch parity ---------------------------------
 
 # (constructor kwargs, input size, batch): d2l's architectures, narrowed and at small inputs so each

@@ -188,8 +188,9 @@ def test_cli_filters_and_activations(tmp_path, lenet_weights, capsys, monkeypatc
     assert "(16, 6, 5, 5)" in capsys.readouterr().out
     assert main(["viz", "activations", "--weights", str(path), "--index", "3", "--out", "a.png"]) == 0
     assert_picture(tmp_path / "a.png")
-    with pytest.raises(SystemExit, match="--layer: no conv weight 'classifier.1'"):
+    with pytest.raises(SystemExit) as info:
         main(["viz", "filters", "--weights", str(path), "--layer", "classifier.1", "--out", "x.png"])
+    assert info.value.code == 2 and "error: --layer: no conv weight 'classifier.1'" in capsys.readouterr().err
 
 
 def test_cli_edges_fashion_mnist(tmp_path):

@@ -8,11 +8,13 @@ import sys
 import time
 from pathlib import Path
 
+from ._cli import META_KEY, CommandError, UsageError, at_least, build_model, load_dataset, load_run, model_from_run, \
+    positive_float, resolve_device
+
 # Defaults of `train`, chosen by measurement (benchmarks/results/*_lenet_accuracy.md): Adam(3e-3)
 # with a cosine schedule on standardised images reaches about 90% Fashion-MNIST test accuracy in 10
 # epochs, where plain SGD(0.1, momentum 0.9) stops near 88.5%.
 _DEFAULT_LR = {"sgd": 0.1, "adam": 3e-3, "adamw": 3e-3}
-_META_KEY = "__fastconv_meta__"
 
 
 def _cmd_info(args) -> int:
@@ -80,20 +82,6 @@ def _plain_progress(iterable, total, desc):
     sys.stderr.write("\r" + " " * (len(desc) + 40) + "\r")
 
 
-def _resolve_device(name: str) -> str:
-    import fastconv
-
-    if name == "auto":
-        return "cuda" if fastconv.cuda.is_available() else "cpu"
-    return name
-
-
-def _load_dataset(name, split, root, normalize):
-    from fastconv import data
-
-    return data.load_idx_dataset(name, split, root=root, normalize=normalize)
-
-
 def evaluate(model, dataset, batch_size: int = 1000, device: str = "cpu", indices=None):
     """(accuracy, predictions) of `model` on `dataset` (or on the samples at `indices` of it), in
     eval mode without gradients."""
@@ -140,37 +128,27 @@ def _default_out(args) -> Path:
     return Path("runs") / f"{args.model}_{args.variant}_{args.dataset}_{stamp}.npz"
 
 
-def _plot(history, path: Path) -> bool:
-    try:
-        import matplotlib
+def _run_title(args, lr: float) -> str:
+    """What a training run was, for its curve plot: model, data, optimizer, lr, schedule, epochs."""
+    if args.model == "lenet5":
+        model = f"lenet5 ({args.variant})"
+    else:
+        model = args.model + (f" width {args.width:g}" if args.width is not None else "")
+    data = args.dataset + (f" at {args.resize}x{args.resize}" if args.resize else "")
+    optimizer = args.optimizer + (f" momentum {args.momentum:g}" if args.optimizer == "sgd" else "")
+    return (f"{model} on {data}: {optimizer}, lr {lr:g} ({args.schedule} schedule), batch {args.batch_size}, "
+            f"{args.epochs} epochs")
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+
+def _plot(history, path: Path, title: str) -> bool:
+    """The loss and accuracy curves as a PNG (False when matplotlib is not installed)."""
+    from .viz import plot_history
+
+    try:
+        plot_history(history, title=title, save=path)
     except ImportError:
         return False
-    epochs = [h["epoch"] for h in history]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    ax1.plot(epochs, [h["loss"] for h in history], marker="o")
-    ax1.set(xlabel="epoch", ylabel="training loss", title="loss")
-    ax2.plot(epochs, [100 * h["train_acc"] for h in history], marker="o", label="train")
-    ax2.plot(epochs, [100 * h["test_acc"] for h in history], marker="o", label="test")
-    ax2.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
-    ax2.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
     return True
-
-
-def _build_model(name: str, variant: str, width):
-    """LeNet-5 (variant), the MLP, or a d2l model in its small Fashion-MNIST version at `width`."""
-    import fastconv
-
-    if name == "lenet5":
-        return fastconv.models.get_model(name, variant=variant)
-    if name == "mlp":
-        return fastconv.models.get_model(name)
-    return fastconv.models.get_model(name, small=True, width=1.0 if width is None else width)
 
 
 def _start_distributed(args):
@@ -202,19 +180,16 @@ def _cmd_train(args) -> int:
     dist = _start_distributed(args) if args.distributed else None
     main_process = dist is None or dist.is_main_process()
     say = print if main_process else (lambda *a, **k: None)
+    if args.width is not None and args.model in ("lenet5", "mlp"):
+        raise UsageError(f"--width applies to the d2l models, not {args.model}")
     if args.threads is not None:
         fastconv.set_num_threads(args.threads)
-    device = "cpu" if dist else _resolve_device(args.device)
+    device = "cpu" if dist else resolve_device(args.device)
     fastconv.manual_seed(args.seed)
     normalize = not args.no_normalize
-    train_set = _load_dataset(args.dataset, "train", args.data, normalize)
-    test_set = _load_dataset(args.dataset, "test", args.data, normalize)
-    if args.resize:
-        train_set = fastconv.data.ResizedDataset(train_set, args.resize)
-        test_set = fastconv.data.ResizedDataset(test_set, args.resize)
-    if args.width is not None and args.model in ("lenet5", "mlp"):
-        raise SystemExit(f"train: --width applies to the d2l models, not {args.model}")
-    model = _build_model(args.model, args.variant, args.width)
+    train_set = load_dataset(args.dataset, "train", args.data, normalize, args.resize)
+    test_set = load_dataset(args.dataset, "test", args.data, normalize, args.resize)
+    model = build_model(args.model, args.variant, args.width)
     if args.init == "xavier":
         fastconv.nn.init.xavier_init_(model)
     model = model.to(device)
@@ -222,7 +197,7 @@ def _cmd_train(args) -> int:
         try:
             model.output_shape((1, 1, *((args.resize,) * 2 if args.resize else (28, 28))))
         except ValueError as e:
-            raise SystemExit(f"train: {e}; pass --resize") from None
+            raise UsageError(f"--resize {args.resize}: {e}" if args.resize else f"--model {args.model}: {e}; pass --resize") from None
     opt, sched, lr = _make_optimizer(args, model.parameters())
     if dist:
         try:  # the same model, data and batch on every rank, or the same error on every rank
@@ -289,7 +264,7 @@ def _cmd_train(args) -> int:
             f"{stats['wait_seconds']:.2f} s waited on rank 0 ({100 * stats['wait_seconds'] / max(total_time, 1e-9):.1f}% of training)")
         model = model.module
     if main_process:
-        _save_run(args, model, history, normalize, total_time)
+        _save_run(args, model, history, normalize, total_time, lr)
     if dist:
         import torch.distributed
 
@@ -297,7 +272,7 @@ def _cmd_train(args) -> int:
     return 0
 
 
-def _save_run(args, model, history, normalize, total_time) -> None:
+def _save_run(args, model, history, normalize, total_time, lr) -> None:
     """Write the weights (with the run's metadata), the history JSON and the curve plot; say where."""
     import numpy as np
 
@@ -308,12 +283,12 @@ def _save_run(args, model, history, normalize, total_time) -> None:
             "epochs": args.epochs, "width": args.width, "resize": args.resize,
             "test_acc": history[-1]["test_acc"] if history else None}
     state = model.state_dict()
-    state[_META_KEY] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    state[META_KEY] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     out = fastconv.save(state, out)
     hist_path = out.with_suffix(".json")
-    hist_path.write_text(json.dumps({"args": vars(args) | {"func": None}, "history": history}, indent=1))
+    hist_path.write_text(json.dumps({"args": vars(args) | {"func": None, "parser": None}, "history": history}, indent=1))
     curve = out.with_suffix(".png")
-    plotted = _plot(history, curve) if history else False
+    plotted = _plot(history, curve, _run_title(args, lr)) if history else False
     if history:
         best = max(h["test_acc"] for h in history)
         mean_speed = sum(h["images_per_s"] for h in history) / len(history)
@@ -330,23 +305,17 @@ def _cmd_eval(args) -> int:
 
     if args.threads is not None:
         fastconv.set_num_threads(args.threads)
-    state = fastconv.load(args.weights)
-    meta = json.loads(bytes(state.pop(_META_KEY)).decode()) if _META_KEY in state else {}
-    model_name = args.model or meta.get("model", "lenet5")
-    variant = args.variant or meta.get("variant", "modern")
+    device = resolve_device(args.device)
+    state, meta = load_run(args.weights)
+    model, model_name, variant = model_from_run(state, meta, args.weights, args.model, args.variant)
     dataset_name = args.dataset or meta.get("dataset", "fashion-mnist")
-    model = _build_model(model_name, variant, meta.get("width"))
-    model.load_state_dict(state)
-    device = _resolve_device(args.device)
     model.to(device)
-    test_set = _load_dataset(dataset_name, "test", args.data, meta.get("normalize", False))
-    if meta.get("resize"):
-        test_set = fastconv.data.ResizedDataset(test_set, meta["resize"])
+    test_set = load_dataset(dataset_name, "test", args.data, meta.get("normalize", False), meta.get("resize"))
     acc, preds = evaluate(model, test_set, args.batch_size, device)
     k = len(test_set.classes)
     confusion = np.zeros((k, k), dtype=np.int64)
     np.add.at(confusion, (test_set.labels, preds), 1)
-    print(f"{model_name} ({variant}) from {args.weights} on {dataset_name} test ({len(test_set):,} images): "
+    print(f"{model_name}{f' ({variant})' if model_name == 'lenet5' else ''} from {args.weights} on {dataset_name} test ({len(test_set):,} images): "
           f"accuracy {100 * acc:.2f}%")
     print("confusion matrix (rows: true class, columns: predicted class)")
     names = [c[:11] for c in test_set.classes]
@@ -359,38 +328,41 @@ def _cmd_eval(args) -> int:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fastconv", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("info", help="version, compiler, threads, CPU path, CUDA devices").set_defaults(func=_cmd_info)
+    info = sub.add_parser("info", help="version, compiler, threads, CPU path, CUDA devices")
+    info.set_defaults(func=_cmd_info, parser=info)
     demo = sub.add_parser("demo", help="a GEMM against numpy")
-    demo.add_argument("--size", type=int, default=1024)
-    demo.set_defaults(func=_cmd_demo)
+    demo.add_argument("--size", type=at_least(1), default=1024)
+    demo.set_defaults(func=_cmd_demo, parser=demo)
 
     train = sub.add_parser("train", help="train a model (default: LeNet-5 on Fashion-MNIST)")
     from .models import names as model_names
 
     train.add_argument("--model", default="lenet5", choices=model_names,
                        help="lenet5, mlp, or a d2l model (built in its small Fashion-MNIST version)")
-    train.add_argument("--width", type=float, default=None, help="channel multiplier of the d2l models (default 1)")
-    train.add_argument("--resize", type=int, default=None,
+    train.add_argument("--width", type=positive_float, default=None, help="channel multiplier of the d2l models (default 1)")
+    train.add_argument("--resize", type=at_least(1), default=None,
                        help="resize images bilinearly to this size (e.g. 32, 96, 224 for the d2l models)")
     train.add_argument("--variant", default="modern", choices=["modern", "classic"], help="LeNet-5 variant")
     train.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "mnist"])
-    train.add_argument("--epochs", type=int, default=10)
-    train.add_argument("--batch-size", type=int, default=256)
+    train.add_argument("--epochs", type=at_least(1), default=10)
+    train.add_argument("--batch-size", type=at_least(1), default=256)
     train.add_argument("--optimizer", default="adam", choices=["sgd", "adam", "adamw"])
-    train.add_argument("--lr", type=float, default=None,
+    train.add_argument("--lr", type=at_least(0.0, float), default=None,
                        help="learning rate (default: " + ", ".join(f"{k} {v:g}" for k, v in _DEFAULT_LR.items()) + ")")
-    train.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
+    train.add_argument("--momentum", type=at_least(0.0, float), default=0.9, help="SGD momentum")
     train.add_argument("--nesterov", action="store_true", help="SGD with Nesterov momentum")
-    train.add_argument("--weight-decay", type=float, default=0.0)
+    train.add_argument("--weight-decay", type=at_least(0.0, float), default=0.0)
     train.add_argument("--init", default="default", choices=["default", "xavier"],
                        help="weights: PyTorch's defaults, or Xavier uniform as d2l's init_cnn")
     train.add_argument("--schedule", default="cosine", choices=["cosine", "step", "none"],
                        help="learning-rate schedule over the epochs")
     train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    train.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
+    train.add_argument("--threads", type=at_least(1), default=None, help="CPU threads (default: all)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", default=None, help="weights file (.npz; default runs/<model>_<variant>_<dataset>_<time>.npz)")
-    train.add_argument("--data", default=None, help="directory with the IDX files (see fastconv.data.search_dirs)")
+    train.add_argument("--data", default=None, metavar="DIR",
+                       help="directory with the IDX files, the only place looked in; nothing is downloaded "
+                            "(default: $FASTCONV_DATA, ~/.cache/fastconv, /usr/share/datasets, else a download)")
     train.add_argument("--no-normalize", action="store_true",
                        help="feed pixels in [0, 1] instead of standardising with the dataset's mean and std")
     train.add_argument("--no-progress", action="store_true", help="no progress bar (epoch lines only)")
@@ -398,20 +370,20 @@ def main(argv=None) -> int:
                        help="data-parallel over torch.distributed (gloo): start with torchrun, e.g. "
                             "torchrun --nproc-per-node 2 -m fastconv train --distributed; --batch-size is the "
                             "global batch, split evenly over the processes; only rank 0 prints and saves")
-    train.add_argument("--timeout", type=float, default=120.0,
+    train.add_argument("--timeout", type=positive_float, default=120.0,
                        help="with --distributed: seconds before a collective waiting for a missing rank fails")
-    train.set_defaults(func=_cmd_train)
+    train.set_defaults(func=_cmd_train, parser=train)
 
     ev = sub.add_parser("eval", help="test accuracy and confusion matrix of saved weights")
     ev.add_argument("--weights", required=True, help="a .npz written by train")
     ev.add_argument("--model", default=None, choices=model_names, help="default: as saved")
     ev.add_argument("--variant", default=None, choices=["modern", "classic"], help="default: as saved")
     ev.add_argument("--dataset", default=None, choices=["fashion-mnist", "mnist"], help="default: as saved")
-    ev.add_argument("--data", default=None)
-    ev.add_argument("--batch-size", type=int, default=1000)
+    ev.add_argument("--data", default=None, metavar="DIR", help="as for train")
+    ev.add_argument("--batch-size", type=at_least(1), default=1000)
     ev.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    ev.add_argument("--threads", type=int, default=None)
-    ev.set_defaults(func=_cmd_eval)
+    ev.add_argument("--threads", type=at_least(1), default=None)
+    ev.set_defaults(func=_cmd_eval, parser=ev)
 
     from .bench.cli import register as register_bench
 
@@ -424,10 +396,14 @@ def main(argv=None) -> int:
     from ._summary_cli import add_parser as add_summary_parser  # summary --model NAME
 
     add_summary_parser(sub)
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # under the subcommand's usage, which lists the flags it does take
+        args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return args.func(args)
-    except FileNotFoundError as e:  # a missing dataset or weights file: say where to put it, no traceback
+    except UsageError as e:
+        args.parser.error(str(e))
+    except (CommandError, FileNotFoundError) as e:  # e.g. no dataset anywhere: say where to put it, no traceback
         print(f"error: {e}", file=sys.stderr)
         return 1
 

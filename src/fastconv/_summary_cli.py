@@ -4,6 +4,8 @@ layer table (output shapes by shape inference, parameters, multiply-adds, the co
 
 from __future__ import annotations
 
+from ._cli import UsageError, at_least, positive_float
+
 
 def add_parser(subparsers) -> None:
     """Register the `summary` command on the CLI's subparsers."""
@@ -13,11 +15,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--model", required=True, choices=names)
     p.add_argument("--input", default=None,
                    help="C,H,W of one image; C sets the model's in_channels (default: 3,224,224; 1,28,28 for lenet5, mlp and --small)")
-    p.add_argument("--width", type=float, default=None, help="channel multiplier (default 1.0; not for lenet5/mlp)")
+    p.add_argument("--width", type=positive_float, default=None, help="channel multiplier (default 1.0; not for lenet5/mlp)")
     p.add_argument("--small", action="store_true", help="the d2l Fashion-MNIST version (1 channel, 10 classes)")
-    p.add_argument("--num-classes", type=int, default=None)
-    p.add_argument("--batch", type=int, default=1, help="batch size N for the shapes and multiply-adds")
-    p.set_defaults(func=_cmd_summary)
+    p.add_argument("--num-classes", type=at_least(1), default=None)
+    p.add_argument("--batch", type=at_least(1), default=1, help="batch size N for the shapes and multiply-adds")
+    p.set_defaults(func=_cmd_summary, parser=p)
 
 
 def _parse_input(text: str) -> tuple[int, int, int]:
@@ -26,7 +28,7 @@ def _parse_input(text: str) -> tuple[int, int, int]:
     except ValueError:
         dims = ()
     if len(dims) != 3 or min(dims) < 1:
-        raise SystemExit(f"summary: --input expects C,H,W (three positive integers), got {text!r}")
+        raise UsageError(f"--input: expected C,H,W (three positive integers), got {text!r}")
     return dims
 
 
@@ -40,7 +42,7 @@ def _cmd_summary(args) -> int:
         if args.num_classes is not None:
             kwargs["num_classes"] = args.num_classes
     elif args.width is not None or args.small:
-        raise SystemExit(f"summary: --width and --small apply to the d2l models, not {args.model}")
+        raise UsageError(f"--width and --small apply to the d2l models, not {args.model}")
     if args.input is not None:
         chw = _parse_input(args.input)
         if not classic:
@@ -55,7 +57,7 @@ def _cmd_summary(args) -> int:
     try:
         rows = models.summary(model, shape)
     except ValueError as e:
-        raise SystemExit(f"summary: {e}") from None
+        raise UsageError(f"--input {','.join(map(str, chw))}: {e}") from None
     name_w = max([len(r["name"]) for r in rows] + [5])
     print(f"{args.model} on input {shape}" + (f", width {kwargs['width']:g}" if kwargs else ""))
     head = f"{'layer':<{name_w}}  {'type':<17} {'output shape':<20} {'params':>12} {'mult-adds':>15}  algo (auto)"

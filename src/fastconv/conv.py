@@ -275,6 +275,29 @@ def _whole_batch_gemm(p) -> bool:
     return p.H == p.W == p.R == p.S == p.P == p.Q == 1 and p.groups == 1
 
 
+def _forward_problem(plan: _Plan, algo, w_shape, stride, dilation, groups):
+    """(plan, crop, whole_batch_gemm): the forward problem ``conv2d`` computes for ``algo`` (under
+    "auto" without its dead kernel taps; crop: their (rows, cols) slices, or None), and whether that
+    problem runs as one GEMM over the whole batch."""
+    plan, crop = _cropped(plan, algo, w_shape, stride, dilation, groups)
+    return plan, crop, algo == "auto" and plan.params.N > 0 and _whole_batch_gemm(plan.params)
+
+
+def auto_forward(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1):
+    """What ``conv2d(..., algo="auto")`` runs for this problem with autotuning off, as (algorithm,
+    params). ``params`` (a ``_core.Conv2dParams``) describe the problem actually computed: its kernel
+    (``params.R`` x ``params.S``) is smaller than ``w_shape``'s when taps that only ever see zero
+    padding are dropped (a 3x3 convolution with padding 1 on 1x1 maps keeps its centre tap). The
+    algorithm is "gemm" when that problem is one matrix product over the whole batch, else
+    ``select_algorithm``'s pick. Raises ValueError for an invalid problem."""
+    from ._validation import require_shape
+
+    w_shape = require_shape(w_shape, "w_shape", 4)
+    plan = _plan(require_shape(x_shape, "x_shape", 4), w_shape, stride, padding, dilation, groups, "x_shape", "w_shape")
+    plan, _, whole_batch = _forward_problem(plan, "auto", w_shape, stride, dilation, groups)
+    return ("gemm" if whole_batch else select_algorithm(plan.params, "forward")), plan.params
+
+
 def _available(params, pass_: str) -> dict[str, str | None]:
     """Every registered algorithm -> None if it can run this pass of this problem, else why not."""
     compiled = _core.conv2d_kernels()
@@ -473,11 +496,11 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo
         if bias.shape != (p.K,):
             raise ValueError(f"bias: expected shape ({p.K},) for weight shape {shape_str(weight.shape)}, got {shape_str(bias.shape)}")
         bias = np.ascontiguousarray(bias)
-    plan, crop = _cropped(plan, algo, weight.shape, stride, dilation, groups)
+    plan, crop, whole_batch_gemm = _forward_problem(plan, algo, weight.shape, stride, dilation, groups)
     if crop is not None:
         weight = weight[:, :, crop[0], crop[1]]
         p = plan.params
-    if algo == "auto" and p.N and _whole_batch_gemm(p):
+    if whole_batch_gemm:
         out = gemm(np.ascontiguousarray(x).reshape(p.N, p.C), weight.reshape(p.K, p.C).T)
         if bias is not None:
             out += bias

@@ -136,11 +136,12 @@ def cache_dir() -> Path:
 
 
 def search_dirs(name: str, root=None) -> list:
-    """Directories searched, in order: root (and root/<name>), $FASTCONV_DATA/<name> (and
+    """Directories searched, in order. With `root`: root and root/<name> only (a directory named
+    explicitly is never silently replaced by another). Without: $FASTCONV_DATA/<name> (and
     $FASTCONV_DATA itself), ~/.cache/fastconv/<name>, then the system directory."""
-    dirs = []
     if root is not None:
-        dirs += [Path(root), Path(root) / name]
+        return [Path(root), Path(root) / name]
+    dirs = []
     env = os.environ.get("FASTCONV_DATA")
     if env:
         dirs += [Path(env) / name, Path(env)]
@@ -156,7 +157,7 @@ def _find(directory: Path, stem: str):
     return None
 
 
-def _download(name: str, stem: str, dest_dir: Path) -> Path:
+def _download(name: str, stem: str, dest_dir: Path, looked_in: list) -> Path:
     info = _DATASETS[name]
     fname = stem + ".gz"
     errors = []
@@ -178,36 +179,54 @@ def _download(name: str, stem: str, dest_dir: Path) -> Path:
         tmp.write_bytes(payload)
         tmp.replace(target)
         return target
-    raise FileNotFoundError(_missing_message(name, stem, errors))
+    raise DatasetNotFoundError(name, stem, looked_in, errors)
 
 
-def _missing_message(name, stem, errors) -> str:
-    info = _DATASETS[name]
-    dirs = "\n  ".join(str(d) for d in search_dirs(name))
-    msg = (f"{name}: could not find {stem}(.gz) and could not download it.\n"
-           f"Looked in:\n  {dirs}\nDownload attempts:\n  " + "\n  ".join(errors) +
-           f"\nPut the four IDX files ({', '.join(info['sha256'])}) in one of those directories "
-           f"(or pass root=..., or set FASTCONV_DATA).")
-    if info["debian_package"]:
-        msg += f" On Debian/Ubuntu: apt-get install {info['debian_package']}"
-    return msg
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset file in none of the searched directories, and not downloaded.
+
+    Attributes: ``dataset``, ``stem`` (the file's name without .gz), ``looked_in`` (the directories
+    searched, in order) and ``attempts`` (why each download failed, or "download=False")."""
+
+    def __init__(self, dataset: str, stem: str, looked_in, attempts):
+        self.dataset, self.stem = dataset, stem
+        self.looked_in, self.attempts = list(looked_in), list(attempts)
+        super().__init__(self.explain("pass root=..."))
+
+    def explain(self, choose_dir: str) -> str:
+        """The message, with `choose_dir` saying how the caller names a directory ("pass root=..."
+        for the library, "pass --data DIR" for the command line)."""
+        info = _DATASETS[self.dataset]
+        dirs = "\n  ".join(map(str, self.looked_in))
+        msg = (f"{self.dataset}: could not find {self.stem}(.gz) and could not download it.\n"
+               f"Looked in:\n  {dirs}\nDownload attempts:\n  " + "\n  ".join(self.attempts) +
+               f"\nPut the four IDX files ({', '.join(info['sha256'])}) in one of those directories "
+               f"(or {choose_dir}, or set FASTCONV_DATA).")
+        if info["debian_package"]:
+            msg += f" On Debian/Ubuntu: apt-get install {info['debian_package']}"
+        return msg
 
 
 def _locate(name: str, stem: str, root, download: bool) -> Path:
-    for d in search_dirs(name, root):
+    dirs = search_dirs(name, root)
+    for d in dirs:
         found = _find(d, stem)
         if found is not None:
             return found
     if not download:
-        raise FileNotFoundError(_missing_message(name, stem, ["download=False"]))
-    return _download(name, stem, Path(root) if root is not None else cache_dir() / name)
+        raise DatasetNotFoundError(name, stem, dirs, ["download=False"])
+    return _download(name, stem, Path(root) if root is not None else cache_dir() / name, dirs)
 
 
 def load_idx_dataset(name: str, split: str = "train", root=None, download: bool = True,
                      normalize: bool = False) -> ArrayDataset:
     """Load the `split` ("train" or "test") of dataset `name` ("fashion-mnist" or "mnist") as
     float32 images (N, 1, 28, 28) scaled to [0, 1] and int64 labels. With `normalize`, images are
-    standardised with the training set's published pixel mean and standard deviation."""
+    standardised with the training set's published pixel mean and standard deviation.
+
+    Files are looked up in :func:`search_dirs` (only `root` when given), then downloaded (SHA-256
+    checked) into `root` or ~/.cache/fastconv/<name> when `download`; DatasetNotFoundError (a
+    FileNotFoundError) says where it looked otherwise."""
     if name not in _DATASETS:
         raise ValueError(f"dataset: expected one of {sorted(_DATASETS)}, got {name!r}")
     if split not in _SPLIT_FILES:
@@ -311,4 +330,4 @@ class DataLoader:
 
 
 __all__ = ["read_idx", "write_idx", "ArrayDataset", "resize", "ResizedDataset", "fashion_mnist", "mnist", "load_idx_dataset", "DataLoader",
-           "search_dirs", "cache_dir"]
+           "search_dirs", "cache_dir", "DatasetNotFoundError"]

@@ -435,8 +435,10 @@ get = get_model
 def summary(model: nn.Module, input_shape) -> list[dict]:
     """One row per layer (in execution order) for an input of `input_shape` (with batch dimension):
     name, type, output shape (shape inference, no arrays), parameters, multiply-adds (convolutions and
-    linear layers) and, for convolutions, the forward algorithm ``algo="auto"`` would pick."""
-    from .conv import select_algorithm
+    linear layers) and, for convolutions, the forward algorithm that runs (``conv.auto_forward`` for
+    ``algo="auto"``). Where "auto" drops kernel taps that only see zero padding, the algorithm says
+    so (e.g. "gemm (1x1 of 3x3 taps)") and the multiply-adds are those of the smaller problem."""
+    from .conv import auto_forward
 
     names = {id(m): name for name, m in model.named_modules()}
     rows = []
@@ -446,9 +448,13 @@ def summary(model: nn.Module, input_shape) -> list[dict]:
         row = {"name": names.get(id(m), "?"), "type": type(m).__name__, "output_shape": shape_out,
                "params": sum(p.numel() for p in m._parameters.values() if p is not None), "macs": 0, "algo": ""}
         if isinstance(m, nn.Conv2d):
-            p = m.conv_params(shape_in)
+            if m.algo == "auto":
+                algo, p = auto_forward(shape_in, m.weight.shape, m.stride, m.padding, m.dilation, m.groups)
+                R, S = m.weight.shape[2:]
+                row["algo"] = algo if (p.R, p.S) == (R, S) else f"{algo} ({p.R}x{p.S} of {R}x{S} taps)"
+            else:
+                p, row["algo"] = m.conv_params(shape_in), m.algo
             row["macs"] = p.N * p.K * p.P * p.Q * (p.C // p.groups) * p.R * p.S
-            row["algo"] = select_algorithm(p, "forward") if m.algo == "auto" else m.algo
         elif isinstance(m, nn.Linear):
             row["macs"] = shape_in[0] * m.in_features * m.out_features
         rows.append(row)

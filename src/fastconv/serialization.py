@@ -11,6 +11,8 @@ import numpy as np
 
 from .autograd import Tensor
 
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first local file header, or an empty archive
+
 
 def save(state_dict, path) -> Path:
     """Write a mapping of name -> array (e.g. ``model.state_dict()``) to `path` as an uncompressed .npz.
@@ -41,6 +43,12 @@ def save(state_dict, path) -> Path:
 def load(path) -> "OrderedDict[str, np.ndarray]":
     """Read a .npz written by :func:`save` into an ordered name -> array mapping (no pickle)."""
     path = Path(path)
+    with open(path, "rb") as f:  # a missing file raises FileNotFoundError as it is
+        magic = f.read(4)
+    # Anything but a zip archive (numpy would try a text file as a pickle and suggest allow_pickle).
+    if magic not in _ZIP_MAGIC:
+        raise ValueError(f"{path}: not a fastconv .npz weights file (fastconv.save writes a zip archive of .npy "
+                         f"arrays; this file starts with {magic!r})")
     try:
         with np.load(path, allow_pickle=False) as f:
             return OrderedDict((k, f[k]) for k in f.files)

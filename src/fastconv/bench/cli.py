@@ -18,6 +18,7 @@ import numpy as np
 
 import fastconv
 
+from .._cli import cuda_unavailable_reason
 from . import measure, report, suite
 from .measure import ALGO_FAMILIES, CONV_PASSES
 
@@ -57,7 +58,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     algos = ("auto", *dict.fromkeys((*ALGO_FAMILIES, *ALGORITHMS)))
     p = subparsers.add_parser("bench", help="benchmark every algorithm against torch; tables and plots",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="batch 1, few repeats, small sweeps (a few minutes)")
+    p.add_argument("--quick", action="store_true",
+                   help="batch 1, 3 repeats, small sweeps: about 14 s on a quiet 2-core machine, where the "
+                        "full suite takes about 52 s (longer while other jobs run)")
     p.add_argument("--shapes", nargs="+", metavar="FILE.csv|NAME",
                    help="a shapes CSV, or names from the default suite (default: the whole suite)")
     p.add_argument("--shape", action="append", type=_shape_arg, metavar="N,C,H,W,K,R,S,stride,pad",
@@ -72,10 +75,12 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="time vs kernel size (always run: the crossover plot), image size or channels")
     p.add_argument("--threads", type=int, help="threads for fastconv and torch (default: fastconv's current setting)")
     p.add_argument("--repeat", type=int, help="timed rounds per case (default 10, --quick 3)")
-    p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
+    p.add_argument("--out", default=DEFAULT_OUT,
+                   help=f"output folder (default {DEFAULT_OUT}); must be new or empty unless --force")
+    p.add_argument("--force", action="store_true", help="write into a non-empty --out, replacing the files of an earlier run")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.error = _one_line_error(p)
-    p.set_defaults(func=lambda args: run(args, p))
+    p.set_defaults(func=lambda args: run(args, p), parser=p)
     return p
 
 
@@ -146,8 +151,13 @@ def run(args, parser) -> int:
         parser.error(f"--threads: must be >= 1, got {args.threads}")
     if args.repeat is not None and args.repeat < 1:
         parser.error(f"--repeat: must be >= 1, got {args.repeat}")
-    if args.device == "cuda" and not fastconv.cuda.is_available():
-        parser.error("--device cuda: no CUDA device available (" + ("built without CUDA" if not fastconv.cuda.is_compiled() else "no GPU/driver") + ")")
+    why_no_cuda = cuda_unavailable_reason() if args.device == "cuda" else None
+    if why_no_cuda:
+        parser.error(f"--device cuda: {why_no_cuda}")
+    if os.path.isdir(args.out) and os.listdir(args.out) and not args.force:  # e.g. committed results
+        parser.error(f"--out {args.out}: not empty; choose a new folder, or pass --force to overwrite its results")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        parser.error(f"--out {args.out}: exists and is not a folder")
     shapes, default_suite = _select_shapes(args, parser)
     threads = args.threads or fastconv.get_num_threads()
     repeat = args.repeat or (3 if args.quick else 10)
@@ -198,6 +208,9 @@ def run(args, parser) -> int:
     ceilings = f"peak {peak:.0f} GFLOP/s (FMA loop), copy {bandwidth:.0f} GB/s" if cpu else fastconv.cuda.get_device_name(0)
     print(f"fastconv bench: {len(tasks)} groups on {args.device}, {threads} threads, {ceilings}; "
           f"torch: {compare_status['torch']}, scipy: {compare_status['scipy']}", flush=True)
+    if torch is None:
+        hint = " (pip install torch to add it)" if "not installed" in compare_status["torch"] else ""
+        print(f"torch {compare_status['torch']}: nothing is compared against torch{hint}", flush=True)
     rows = []
     for label, task in tasks:
         if progress is not None:
@@ -219,13 +232,13 @@ def run(args, parser) -> int:
     else:
         report.plot_gflops(rows, os.path.join(args.out, "gflops_by_shape.png"))
         report.plot_sweep(rows, "sweep-kernel", "kernel size R = S", lambda r: int(r.dims.split(",")[5]),
-                          os.path.join(args.out, "kernel_crossover.png"))
+                          os.path.join(args.out, "kernel_crossover.png"), suite.sweep_title("kernel", args.quick, sweep_base))
         report.plot_roofline(rows, peak, bandwidth, os.path.join(args.out, "roofline.png"))
         plots = ["gflops_by_shape.png", "kernel_crossover.png", "roofline.png"]
         for kind, field, label in (("image", 2, "image size H = W"), ("channels", 1, "channels C = K")):
             if kind in args.sweep:
                 report.plot_sweep(rows, f"sweep-{kind}", label, lambda r, i=field: int(r.dims.split(",")[i]),
-                                  os.path.join(args.out, f"sweep_{kind}.png"))
+                                  os.path.join(args.out, f"sweep_{kind}.png"), suite.sweep_title(kind, args.quick, sweep_base))
                 plots.append(f"sweep_{kind}.png")
     report.write_csv(rows, os.path.join(args.out, "results.csv"))
     report.write_json(rows, meta, os.path.join(args.out, "results.json"))

@@ -53,10 +53,19 @@ def write_json(rows: list[Row], meta: dict, path: str) -> None:
         json.dump({"meta": meta, "rows": [r.as_dict() for r in rows]}, f, indent=1)
 
 
+def torch_timed(rows: list[Row]) -> bool:
+    """Whether any row was timed against torch (torch installed and requested)."""
+    return any(r.refs.get("torch") for r in rows)
+
+
 def write_md(rows: list[Row], meta: dict, path: str, plots: list[str]) -> None:
     lines = ["# fastconv benchmark", ""]
     lines += [f"- {k}: {v}" for k, v in meta.items()]
-    lines += ["", "speed-up = reference time / our time (torch; numpy for GEMM): > 1 means fastconv is faster.", ""]
+    if torch_timed(rows):
+        lines += ["", "speed-up = reference time / our time (torch; numpy for GEMM): > 1 means fastconv is faster.", ""]
+    else:
+        lines += ["", "torch was not timed: nothing here is compared against torch (the torch columns are empty; "
+                  "speed-up is numpy's time / ours for GEMM only).", ""]
     for section in dict.fromkeys(r.section for r in rows):
         lines += [f"## {section}", "", "| case | dims | pass | algo | runs | status | ms | min-max | GFLOP/s | % peak | GB/s | "
                   "torch ms | scipy ms | numpy ms | speed-up | rel. error | note |", "|" + "---|" * 17]
@@ -117,7 +126,7 @@ def plot_gflops(rows: list[Row], path: str) -> None:
                           label="torch" if i == 0 else None)
         ax.set_xticks(range(len(shapes)), shapes, rotation=20, fontsize=8)
         ax.set_ylabel("GFLOP/s")
-        ax.set_title(f"{pass_}: achieved GFLOP/s per shape (black line: torch)")
+        ax.set_title(f"{pass_}: achieved GFLOP/s per shape" + (" (black line: torch)" if torch_timed(sub) else " (torch not timed)"))
         ax.legend(fontsize=7, ncol=6)
         if not sub:
             ax.text(0.5, 0.5, "no timed convolution rows", ha="center", transform=ax.transAxes)
@@ -126,8 +135,9 @@ def plot_gflops(rows: list[Row], path: str) -> None:
     plt.close(fig)
 
 
-def plot_sweep(rows: list[Row], section: str, xlabel: str, key, path: str) -> None:
-    """Time vs the swept parameter, one line per algorithm (torch dashed), one panel per pass."""
+def plot_sweep(rows: list[Row], section: str, xlabel: str, key, path: str, title: str = "") -> None:
+    """Time vs the swept parameter, one line per algorithm (torch dashed), one panel per pass;
+    `title` (e.g. suite.sweep_title) says which problem was swept."""
     plt = _pyplot()
     sub = [r for r in rows if r.section == section and r.status == "ok"]
     passes = list(dict.fromkeys(r.pass_ for r in sub)) or ["fwd"]
@@ -148,6 +158,8 @@ def plot_sweep(rows: list[Row], section: str, xlabel: str, key, path: str) -> No
         ax.legend(fontsize=7)
         if not pr:
             ax.text(0.5, 0.5, "no sweep rows", ha="center", transform=ax.transAxes)
+    if title:
+        fig.suptitle(title + ("" if torch_timed(sub) else " (torch not timed)"), fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -155,15 +167,19 @@ def plot_sweep(rows: list[Row], section: str, xlabel: str, key, path: str) -> No
 
 def plot_roofline(rows: list[Row], peak: float, bandwidth: float, path: str) -> None:
     """Achieved GFLOP/s against arithmetic intensity (FLOPs / minimum bytes moved), under the
-    measured FMA peak and the measured copy bandwidth."""
+    measured FMA peak and the measured copy bandwidth. Colour is the algorithm, marker shape the
+    pass: two short legends beside the axes instead of one entry per (algorithm, pass)."""
     import numpy as np
+    from matplotlib.lines import Line2D
 
     plt = _pyplot()
     pts = [r for r in rows if r.status == "ok" and r.gflops and r.bytes and r.section in ("conv", "gemm")]
-    fig, ax = plt.subplots(figsize=(7.5, 5))
+    fig, ax = plt.subplots(figsize=(9.5, 5))
     ai = np.logspace(-1, 4, 200)
+    roof = ""
     if peak and bandwidth:
-        ax.plot(ai, np.minimum(peak, bandwidth * ai), "k-", lw=1, label=f"roof: {peak:.0f} GFLOP/s, {bandwidth:.0f} GB/s")
+        ax.plot(ai, np.minimum(peak, bandwidth * ai), "k-", lw=1)
+        roof = f"roof (line): {peak:.0f} GFLOP/s FMA loop, {bandwidth:.0f} GB/s numpy copy, measured in this run"
     markers = {"fwd": "o", "bwd_input": "s", "bwd_weight": "^"}
     color = {a: f"C{i % 10}" for i, a in enumerate(_algos(pts))}
     for algo in _algos(pts):
@@ -171,8 +187,8 @@ def plot_roofline(rows: list[Row], peak: float, bandwidth: float, path: str) -> 
         for pass_, m in markers.items():
             ps = [r for r in sub if r.pass_ == pass_]
             if ps:
-                ax.scatter([r.flops / r.bytes for r in ps], [r.gflops for r in ps], marker=m, s=22,
-                           color=color[algo], label=f"{algo} {pass_}")
+                ax.scatter([r.flops / r.bytes for r in ps], [r.gflops for r in ps], marker=m, s=22, color=color[algo])
+        ax.scatter([], [], marker="o", s=22, color=color[algo], label=algo)  # one legend entry per algorithm
     tp = list({(r.name, r.pass_): r for r in pts if r.refs.get("torch")}.values())
     if tp:
         ax.scatter([r.flops / r.bytes for r in tp], [r.flops / r.refs["torch"] / 1e6 for r in tp], marker="x",
@@ -181,8 +197,13 @@ def plot_roofline(rows: list[Row], peak: float, bandwidth: float, path: str) -> 
     ax.set_yscale("log")
     ax.set_xlabel("arithmetic intensity (FLOP / byte of input + weight + output)")
     ax.set_ylabel("GFLOP/s")
-    ax.set_title("achieved vs peak (FMA loop and numpy copy, measured in this run)")
-    ax.legend(fontsize=6, ncol=2)
+    ax.set_title("achieved GFLOP/s vs arithmetic intensity" + ("" if tp else " (torch not timed)")
+                 + (f"\n{roof}" if roof else ""), fontsize=9)
+    algo_legend = ax.legend(title="algorithm", fontsize=7, title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    ax.add_artist(algo_legend)
+    passes = [p for p in markers if any(r.pass_ == p for r in pts)]
+    ax.legend([Line2D([], [], ls="", marker=markers[p], color="gray") for p in passes], passes, title="pass",
+              fontsize=7, title_fontsize=8, loc="lower left", bbox_to_anchor=(1.01, 0))
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # the legends sit outside the axes
     plt.close(fig)

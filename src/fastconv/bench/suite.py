@@ -110,6 +110,19 @@ SWEEPS = {
 SWEEP_BASE = (Shape("sweep", 4, 16, 64, 64, 16, 5, 5, 1, 2), Shape("sweep", 1, 8, 32, 32, 8, 3, 3, 1, 1))
 
 
+def sweep_title(kind: str, quick: bool, base: Shape | None = None) -> str:
+    """What a sweep varies and the problem it holds fixed (for its plot), e.g. "kernel size R = S
+    swept: N=1, C=8, K=8, 32x32 images, stride 1, padding R // 2"."""
+    b = base or SWEEP_BASE[quick]
+    kernel = f"{b.R}x{b.S} kernel, stride {b.stride}, padding {b.pad}" + (f", dilation {b.dilation}" if b.dilation != 1 else "")
+    groups = f", groups {b.groups}" if b.groups != 1 else ""
+    fixed = {"kernel": f"N={b.N}, C={b.C}, K={b.K}, {b.H}x{b.W} images, stride 1, padding R // 2{groups}",
+             "image": f"N={b.N}, C={b.C}, K={b.K}, {kernel}{groups}",
+             "channels": f"N={b.N}, {b.H}x{b.W} images, {kernel}"}
+    varied = {"kernel": "kernel size R = S", "image": "image size H = W", "channels": "channels C = K"}
+    return f"{varied[kind]} swept: {fixed[kind]}"
+
+
 def sweep_shapes(kind: str, quick: bool, base: Shape | None = None) -> list[Shape]:
     """The shapes of one sweep: kernel size R = S (padding R // 2, stride 1), image size H = W, or
     channels C = K, the rest fixed at `base` (default: a mid-size problem)."""
