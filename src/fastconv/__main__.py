@@ -356,7 +356,8 @@ def _cmd_eval(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser, every subcommand included (tests check documented commands with it)."""
     parser = argparse.ArgumentParser(prog="python -m fastconv", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="version, compiler, threads, CPU path, CUDA devices").set_defaults(func=_cmd_info)
@@ -424,7 +425,11 @@ def main(argv=None) -> int:
     from ._summary_cli import add_parser as add_summary_parser  # summary --model NAME
 
     add_summary_parser(sub)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except FileNotFoundError as e:  # a missing dataset or weights file: say where to put it, no traceback
