@@ -140,23 +140,28 @@ def _non_positive_divisor(a) -> bool:
     return a.get("divisor_override") is not None and a["divisor_override"] <= 0
 
 
+def _unbatched(a) -> bool:
+    return a["input"].dim() == a["weight"].dim() - 1
+
+
 @dataclass(frozen=True)
 class Decline:
-    """fastconv may refuse `argument` of `op` on `routes` when `applies(args)`, for `reason`."""
+    """fastconv may refuse `argument` of the `ops` on `routes` when `applies(args)`, for `reason`."""
 
-    op: str
+    ops: tuple
     routes: tuple
     argument: str
     applies: object
     reason: str
 
 
+_CONVOLUTIONS = ("conv2d", "conv1d", "conv_transpose2d")
 DECLINES = [
-    Decline("conv2d", ("module",), "padding", _asymmetric_same,
-            "fastconv.torch.Conv2d pads symmetrically; uneven 'same' padding runs in fastconv.conv2d only"),
-    Decline("conv1d", ("module",), "padding", _asymmetric_same,
-            "fastconv.torch.Conv1d pads symmetrically; uneven 'same' padding runs in fastconv.conv1d only"),
-    Decline("avg_pool2d", ROUTES, "divisor_override", _non_positive_divisor,
+    Decline(("conv2d", "conv1d"), ("module",), "padding", _asymmetric_same,
+            "the drop-in modules may pad symmetrically only; uneven 'same' padding runs in the numpy functions"),
+    Decline(_CONVOLUTIONS, ("custom_op",), "x", _unbatched,
+            "the custom ops' schemas and fake implementations are for batched tensors; the modules take unbatched input"),
+    Decline(("avg_pool2d",), ROUTES, "divisor_override", _non_positive_divisor,
             "torch divides by a divisor_override <= 0; fastconv takes it for the caller's mistake"),
 ]
 
@@ -355,7 +360,7 @@ def check_sample(torch_fn, op: Op, route: str, fn, a: dict, grad_output) -> tupl
     except RouteLacksArgument as e:
         return "failed", str(e)
     except (TypeError, ValueError) as e:
-        allowed = [d for d in DECLINES if d.op == op.name and route in d.routes and d.applies(a)]
+        allowed = [d for d in DECLINES if op.name in d.ops and route in d.routes and d.applies(a)]
         if any(_names(str(e), d.argument) for d in allowed):
             return "declined", str(e)
         rule = ("the message must name " + " or ".join(repr(d.argument) for d in allowed) if allowed
