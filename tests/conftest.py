@@ -1,4 +1,5 @@
 import os
+import re
 
 import numpy as np
 import pytest
@@ -23,6 +24,41 @@ def pytest_collection_modifyitems(config, items):
         # (a checkout in a folder named "cuda" would skip every test).
         if item.get_closest_marker("cuda") is not None:
             item.add_marker(skip)
+
+
+# How to get each optional test dependency, appended to the reasons of the tests it skips (`-rs` in
+# pyproject.toml prints them): `pytest.importorskip`'s "could not import 'torch'" or a skipif's "needs torch".
+_CPU_TORCH = "--extra-index-url https://download.pytorch.org/whl/cpu"
+INSTALL_HINTS = {
+    "torch": f"pip install '.[compare]' {_CPU_TORCH}",
+    "scipy": f"pip install '.[compare]' {_CPU_TORCH}",
+    "expecttest": f"pip install '.[compare]' {_CPU_TORCH}",
+    "matplotlib": "pip install '.[plot]'",
+    "PIL": "pip install '.[plot]' (Pillow comes with matplotlib)",
+}
+_MISSING = re.compile(r"could not import '(\w+)|\bneeds (\w+)")
+
+
+def _with_install_hint(report) -> None:
+    if not (report.skipped and isinstance(report.longrepr, tuple)):
+        return
+    path, line, reason = report.longrepr
+    m = _MISSING.search(reason)
+    module = m and (m.group(1) or m.group(2))
+    if module in INSTALL_HINTS and INSTALL_HINTS[module] not in reason:
+        report.longrepr = (path, line, f"{reason} -- {INSTALL_HINTS[module]}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    _with_install_hint(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    _with_install_hint(outcome.get_result())
 
 
 @pytest.fixture

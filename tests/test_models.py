@@ -163,7 +163,7 @@ def test_full_size_parameter_count_and_shapes(name):
     assert m.output_shape((2, 3, 224, 224)) == (2, 1000)
 
 
-needs_torch = pytest.mark.skipif(torch is None, reason="torch is not installed")
+needs_torch = pytest.mark.skipif(torch is None, reason="needs torch")
 
 
 @needs_torch

@@ -325,7 +325,8 @@ def _cmd_eval(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser, every subcommand included (tests check documented commands with it)."""
     parser = argparse.ArgumentParser(prog="python -m fastconv", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     info = sub.add_parser("info", help="version, compiler, threads, CPU path, CUDA devices")
@@ -396,7 +397,11 @@ def main(argv=None) -> int:
     from ._summary_cli import add_parser as add_summary_parser  # summary --model NAME
 
     add_summary_parser(sub)
-    args, unknown = parser.parse_known_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    args, unknown = build_parser().parse_known_args(argv)
     if unknown:  # under the subcommand's usage, which lists the flags it does take
         args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
