@@ -311,7 +311,7 @@ def test_inline_commands_parse(path, command):
     ("python3 -m pytest -q tests/no_such_test.py", "no such file"),
     ("scripts/no_such_script.sh", "no such file"),
     ("torchrun --nprocs 2 -m fastconv train", "unrecognized arguments: --nprocs"),
-    ("torchrun --nproc-per-node 2 -m fastconv train --distributed --epochs x", "invalid int value"),
+    ("torchrun --nproc-per-node 2 -m fastconv train --distributed --epochs x", "expected an integer"),
     ("make all", "no check for 'make'"),
 ])
 def test_check_command_catches(command, complaint):

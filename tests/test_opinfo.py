@@ -140,10 +140,6 @@ def _non_positive_divisor(a) -> bool:
     return a.get("divisor_override") is not None and a["divisor_override"] <= 0
 
 
-def _unbatched(a) -> bool:
-    return a["input"].dim() == a["weight"].dim() - 1
-
-
 @dataclass(frozen=True)
 class Decline:
     """fastconv may refuse `argument` of the `ops` on `routes` when `applies(args)`, for `reason`."""
@@ -155,12 +151,7 @@ class Decline:
     reason: str
 
 
-_CONVOLUTIONS = ("conv2d", "conv1d", "conv_transpose2d")
 DECLINES = [
-    Decline(("conv2d", "conv1d"), ("module",), "padding", _asymmetric_same,
-            "the drop-in modules may pad symmetrically only; uneven 'same' padding runs in the numpy functions"),
-    Decline(_CONVOLUTIONS, ("custom_op",), "x", _unbatched,
-            "the custom ops' schemas and fake implementations are for batched tensors; the modules take unbatched input"),
     Decline(("avg_pool2d",), ROUTES, "divisor_override", _non_positive_divisor,
             "torch divides by a divisor_override <= 0; fastconv takes it for the caller's mistake"),
 ]

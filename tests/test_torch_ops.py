@@ -30,6 +30,9 @@ OPCHECK_CASES = [
     ("conv2d", lambda g: (g(3, 1, 5, 5), g(2, 1, 5, 5), g(2), [1, 1], [0, 0], [1, 1], 1, "direct")),
     ("conv2d_input_grad", lambda g: ([2, 3, 9, 7], g(4, 3, 3, 3), g(2, 4, 5, 4), [2, 2], [1, 1], [1, 1], 1, "auto")),
     ("conv2d_weight_grad", lambda g: (g(2, 3, 9, 7), [4, 3, 3, 3], g(2, 4, 5, 4), [2, 2], [1, 1], [1, 1], 1, "auto")),
+    ("conv2d", lambda g: (g(3, 7, 6), g(4, 3, 3, 2), g(4), [2, 1], [1, 0], [1, 2], 1, "auto")),  # unbatched
+    ("conv1d", lambda g: (g(3, 11), g(4, 3, 3), g(4), [2], [1], [1], 1, "auto")),  # unbatched
+    ("conv_transpose2d", lambda g: (g(3, 4, 5), g(3, 2, 3, 3), g(2), [2, 1], [1, 0], [1, 0], 1, [1, 1], "auto")),
     ("conv1d", lambda g: (g(2, 3, 11), g(4, 3, 3), g(4), [2], [1], [2], 1, "auto")),
     ("conv1d", lambda g: (g(1, 4, 7), g(6, 2, 2), None, [1], [0], [1], 2, "direct")),
     ("conv_transpose2d", lambda g: (g(2, 3, 5, 4), g(3, 4, 3, 3), g(4), [2, 2], [1, 1], [1, 0], 1, [1, 1], "auto")),

@@ -82,7 +82,7 @@ def _pool_shape(x, kernel_size, stride, padding, dilation, ceil_mode) -> tuple[i
 @torch.library.custom_op("fastconv::conv2d", mutates_args=())
 def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: list[int],
            padding: list[int], dilation: list[int], groups: int, algo: str) -> torch.Tensor:
-    """``torch.nn.functional.conv2d`` on fastconv's kernels (x: N, C, H, W; weight: K, C/groups, R, S)."""
+    """``torch.nn.functional.conv2d`` on fastconv's kernels (x: N, C, H, W or unbatched C, H, W; weight: K, C/groups, R, S)."""
     _check(x, "x"), _check(weight, "weight")
     if bias is not None:
         _check(bias, "bias")
@@ -93,9 +93,9 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, str
 
 @conv2d.register_fake
 def _(x, weight, bias, stride, padding, dilation, groups, algo):
-    P = _conv_out(x.shape[2], weight.shape[2], stride[0], padding[0], dilation[0])
-    Q = _conv_out(x.shape[3], weight.shape[3], stride[1], padding[1], dilation[1])
-    return x.new_empty((x.shape[0], weight.shape[0], P, Q))
+    P = _conv_out(x.shape[-2], weight.shape[2], stride[0], padding[0], dilation[0])
+    Q = _conv_out(x.shape[-1], weight.shape[3], stride[1], padding[1], dilation[1])
+    return x.new_empty((*x.shape[:-3], weight.shape[0], P, Q))
 
 
 @torch.library.custom_op("fastconv::conv2d_input_grad", mutates_args=())
@@ -135,22 +135,34 @@ def _conv2d_setup(ctx, inputs, output):
     ctx.args = (stride, padding, dilation, groups, algo)
 
 
-def _conv2d_backward(ctx, grad):
-    x, weight = ctx.saved_tensors
-    grad = grad.contiguous()
+def _unbatched_too(backward, batched_ndim: int):
+    """``backward(ctx, grad, x, weight)`` of a convolution written for batched x, made to serve the
+    unbatched input torch also accepts (x without its batch dimension) as a batch of one."""
+
+    def run(ctx, grad):
+        x, weight = ctx.saved_tensors
+        if x.dim() == batched_ndim:
+            return backward(ctx, grad.contiguous(), x, weight)
+        gx, *rest = backward(ctx, grad.unsqueeze(0).contiguous(), x.unsqueeze(0), weight)
+        return (None if gx is None else gx.squeeze(0), *rest)
+
+    return run
+
+
+def _conv2d_backward(ctx, grad, x, weight):
     gx = conv2d_input_grad(list(x.shape), weight, grad, *ctx.args) if ctx.needs_input_grad[0] else None
     gw = conv2d_weight_grad(x, list(weight.shape), grad, *ctx.args) if ctx.needs_input_grad[1] else None
     gb = grad.sum((0, 2, 3)) if ctx.has_bias and ctx.needs_input_grad[2] else None
     return gx, gw, gb, None, None, None, None, None
 
 
-conv2d.register_autograd(_conv2d_backward, setup_context=_conv2d_setup)
+conv2d.register_autograd(_unbatched_too(_conv2d_backward, 4), setup_context=_conv2d_setup)
 
 
 @torch.library.custom_op("fastconv::conv1d", mutates_args=())
 def conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: list[int],
            padding: list[int], dilation: list[int], groups: int, algo: str) -> torch.Tensor:
-    """``torch.nn.functional.conv1d`` on fastconv's kernels (x: N, C, L; weight: K, C/groups, S)."""
+    """``torch.nn.functional.conv1d`` on fastconv's kernels (x: N, C, L or unbatched C, L; weight: K, C/groups, S)."""
     _check(x, "x"), _check(weight, "weight")
     if bias is not None:
         _check(bias, "bias")
@@ -161,8 +173,8 @@ def conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, str
 
 @conv1d.register_fake
 def _(x, weight, bias, stride, padding, dilation, groups, algo):
-    L = _conv_out(x.shape[2], weight.shape[2], stride[0], padding[0], dilation[0])
-    return x.new_empty((x.shape[0], weight.shape[0], L))
+    L = _conv_out(x.shape[-1], weight.shape[2], stride[0], padding[0], dilation[0])
+    return x.new_empty((*x.shape[:-2], weight.shape[0], L))
 
 
 def _conv1d_setup(ctx, inputs, output):
@@ -173,9 +185,8 @@ def _conv1d_setup(ctx, inputs, output):
     ctx.args = ([1, stride[0]], [0, padding[0]], [1, dilation[0]], groups, algo)
 
 
-def _conv1d_backward(ctx, grad):
-    x, weight = ctx.saved_tensors
-    grad = grad.contiguous().unsqueeze(2)
+def _conv1d_backward(ctx, grad, x, weight):
+    grad = grad.unsqueeze(2)
     gx = gw = gb = None
     if ctx.needs_input_grad[0]:
         N, C, L = x.shape
@@ -188,7 +199,7 @@ def _conv1d_backward(ctx, grad):
     return gx, gw, gb, None, None, None, None, None
 
 
-conv1d.register_autograd(_conv1d_backward, setup_context=_conv1d_setup)
+conv1d.register_autograd(_unbatched_too(_conv1d_backward, 3), setup_context=_conv1d_setup)
 
 
 def _conv_transpose_out(size: int, k: int, s: int, p: int, op: int, d: int) -> int:
@@ -200,7 +211,7 @@ def conv_transpose2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
                      padding: list[int], output_padding: list[int], groups: int, dilation: list[int],
                      algo: str) -> torch.Tensor:
     """``torch.nn.functional.conv_transpose2d`` (same argument order) on fastconv's kernels
-    (x: N, C_in, H, W; weight: C_in, C_out/groups, R, S)."""
+    (x: N, C_in, H, W or unbatched; weight: C_in, C_out/groups, R, S)."""
     _check(x, "x"), _check(weight, "weight")
     if bias is not None:
         _check(bias, "bias")
@@ -211,9 +222,9 @@ def conv_transpose2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
 
 @conv_transpose2d.register_fake
 def _(x, weight, bias, stride, padding, output_padding, groups, dilation, algo):
-    H, W = (_conv_transpose_out(x.shape[2 + i], weight.shape[2 + i], stride[i], padding[i], output_padding[i],
+    H, W = (_conv_transpose_out(x.shape[i - 2], weight.shape[2 + i], stride[i], padding[i], output_padding[i],
                                 dilation[i]) for i in range(2))
-    return x.new_empty((x.shape[0], weight.shape[1] * groups, H, W))
+    return x.new_empty((*x.shape[:-3], weight.shape[1] * groups, H, W))
 
 
 def _conv_transpose2d_setup(ctx, inputs, output):
@@ -225,9 +236,7 @@ def _conv_transpose2d_setup(ctx, inputs, output):
     ctx.extra = [output_padding[i] // stride[i] for i in range(2)]
 
 
-def _conv_transpose2d_backward(ctx, grad):
-    x, weight = ctx.saved_tensors
-    grad = grad.contiguous()
+def _conv_transpose2d_backward(ctx, grad, x, weight):
     gx = gw = gb = None
     if ctx.needs_input_grad[0]:  # the convolution of the output gradient, cut to x's size
         gx = conv2d(grad, weight, None, *ctx.conv_args)[:, :, : x.shape[2], : x.shape[3]]
@@ -239,7 +248,8 @@ def _conv_transpose2d_backward(ctx, grad):
     return gx, gw, gb, None, None, None, None, None, None
 
 
-conv_transpose2d.register_autograd(_conv_transpose2d_backward, setup_context=_conv_transpose2d_setup)
+conv_transpose2d.register_autograd(_unbatched_too(_conv_transpose2d_backward, 4),
+                                   setup_context=_conv_transpose2d_setup)
 
 
 # --- pooling ------------------------------------------------------------------------------------
