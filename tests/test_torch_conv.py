@@ -12,28 +12,10 @@ nn = torch.nn
 
 import fastconv.torch as ft  # noqa: E402
 
-RTOL = 1e-5
+from test_torch_ops import RTOL, check_same_as_torch, rel_err  # noqa: E402
+
 # torch's own layers warn that they copy the input for an uneven "same" padding; so do ours.
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")
-
-
-def rel_err(a, b):
-    a, b = a.detach(), b.detach()
-    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-30))
-
-
-def _check_same_as_torch(ours, ref, x, **call):
-    """ours and ref (same weights) agree on outputs and on the gradients of x and every parameter."""
-    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
-    y_ref, y = ref(x1, **call), ours(x2, **call)
-    assert y.shape == y_ref.shape
-    assert rel_err(y, y_ref) < RTOL
-    g = torch.randn_like(y_ref)
-    y_ref.backward(g)
-    y.backward(g)
-    assert rel_err(x2.grad, x1.grad) < RTOL
-    for (name, p_ref), p in zip(ref.named_parameters(), ours.parameters()):
-        assert rel_err(p.grad, p_ref.grad) < RTOL, name
 
 
 def _pair_of_layers(torch_cls, ours_cls, *args, **kwargs):
@@ -54,8 +36,8 @@ def test_conv2d_every_padding(padding_mode, padding):
         ours, ref = _pair_of_layers(nn.Conv2d, ft.Conv2d, 4, 6, kernel, padding=padding, dilation=(1, 2), groups=2,
                                     padding_mode=padding_mode)
         x = torch.randn(2, 4, 7, 9)
-        _check_same_as_torch(ours, ref, x)
-        _check_same_as_torch(ours, ref, x[0])  # unbatched
+        check_same_as_torch(ours, ref, x)
+        check_same_as_torch(ours, ref, x[0])  # unbatched
 
 
 @pytest.mark.parametrize("padding_mode", ["zeros", "reflect", "replicate", "circular"])
@@ -64,8 +46,8 @@ def test_conv2d_every_padding(padding_mode, padding):
 def test_conv1d(padding_mode, kwargs):
     ours, ref = _pair_of_layers(nn.Conv1d, ft.Conv1d, 3, 6, 4, padding_mode=padding_mode, **kwargs)
     x = torch.randn(2, 3, 13)
-    _check_same_as_torch(ours, ref, x)
-    _check_same_as_torch(ours, ref, x[1])  # unbatched (C, L)
+    check_same_as_torch(ours, ref, x)
+    check_same_as_torch(ours, ref, x[1])  # unbatched (C, L)
 
 
 @pytest.mark.parametrize("kwargs", [
@@ -77,15 +59,15 @@ def test_conv1d(padding_mode, kwargs):
 def test_conv_transpose2d(kwargs):
     ours, ref = _pair_of_layers(nn.ConvTranspose2d, ft.ConvTranspose2d, 4, 6, 3, **kwargs)
     x = torch.randn(2, 4, 5, 7)
-    _check_same_as_torch(ours, ref, x)
-    _check_same_as_torch(ours, ref, x[0])
+    check_same_as_torch(ours, ref, x)
+    check_same_as_torch(ours, ref, x[0])
 
 
 def test_conv_transpose2d_output_size():
     ours, ref = _pair_of_layers(nn.ConvTranspose2d, ft.ConvTranspose2d, 3, 2, 3, stride=3, padding=1)
     x = torch.randn(1, 3, 4, 4)
     for size in ([10, 12], [1, 2, 11, 10]):
-        _check_same_as_torch(ours, ref, x, output_size=size)
+        check_same_as_torch(ours, ref, x, output_size=size)
     with pytest.raises(ValueError, match="requested an output size"):
         ours(x, output_size=[20, 20])
 
@@ -106,7 +88,7 @@ def test_patch_layers_with_one_element_tuples():
     report = ft.patch(ours)
     assert len(report.swapped) == 3 and not report.left, str(report)
     x = torch.randn(2, 2, 11, 9)
-    _check_same_as_torch(ours, ref, x)
+    check_same_as_torch(ours, ref, x)
     exported = torch.export.export(ours, (x,))
     with torch.no_grad():
         assert rel_err(exported.module()(x), ref(x)) < RTOL
@@ -137,7 +119,7 @@ def test_patch_swaps_conv1d_and_conv_transpose2d():
     assert type(ours.seq) is ft.Conv1d and type(ours.up) is ft.ConvTranspose2d
     assert ours.seq.algo == ours.up.algo == ours.conv.algo == "direct"
     x = torch.randn(2, 3, 16)
-    _check_same_as_torch(ours, ref, x)
+    check_same_as_torch(ours, ref, x)
     assert len(ft.patch(ours).swapped) == 3  # patching again keeps them, with the new algo
     assert ours.up.algo == "auto"
     exported = torch.export.export(ours, (x,))

@@ -24,6 +24,20 @@ def rel_err(a, b):
     return float((a - b).abs().max() / b.abs().max().clamp_min(1e-30))
 
 
+def check_same_as_torch(ours, ref, x, **call):
+    """ours and ref (same weights) agree on outputs and on the gradients of x and every parameter."""
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y_ref, y = ref(x1, **call), ours(x2, **call)
+    assert y.shape == y_ref.shape
+    assert rel_err(y, y_ref) < RTOL
+    g = torch.randn_like(y_ref)
+    y_ref.backward(g)
+    y.backward(g)
+    assert rel_err(x2.grad, x1.grad) < RTOL
+    for (name, p_ref), p in zip(ref.named_parameters(), ours.parameters()):
+        assert rel_err(p.grad, p_ref.grad) < RTOL, name
+
+
 OPCHECK_CASES = [
     ("conv2d", lambda g: (g(2, 3, 9, 7), g(4, 3, 3, 3), g(4), [1, 1], [1, 1], [1, 1], 1, "auto")),
     ("conv2d", lambda g: (g(1, 4, 11, 8), g(6, 2, 3, 2), None, [2, 3], [1, 0], [2, 1], 2, "auto")),
@@ -148,16 +162,7 @@ def test_patched_model_matches_torch(make, shape):
     n_layers = sum(isinstance(m, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d)) for m in ref.modules())
     assert len(report.swapped) == n_layers and not report.left, str(report)
     assert list(ours.state_dict()) == list(ref.state_dict())
-    x = torch.randn(*shape)
-    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
-    y_ref, y = ref(x1), ours(x2)
-    assert rel_err(y, y_ref) < RTOL
-    g = torch.randn_like(y_ref)
-    y_ref.backward(g)
-    y.backward(g)
-    assert rel_err(x2.grad, x1.grad) < RTOL
-    for (name, p_ref), p in zip(ref.named_parameters(), ours.parameters()):
-        assert rel_err(p.grad, p_ref.grad) < RTOL, name
+    check_same_as_torch(ours, ref, torch.randn(*shape))
 
 
 def test_patch_report_leaves_unsupported_layers():
