@@ -199,3 +199,12 @@ def test_cli_edges_fashion_mnist(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "test image 1" in r.stdout
     assert_picture(tmp_path / "edges.png")
+
+
+@pytest.mark.parametrize("epochs", [1, 3, 30])
+def test_plot_history_ticks_whole_epochs(epochs):
+    fig = viz.plot_history({"loss": [0.5] * epochs, "test_acc": [0.8] * epochs})
+    fig.canvas.draw()
+    for ax in fig.axes:
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks

@@ -246,7 +246,12 @@ def plot_history(history, title: str = "Training history", save=None):
             epochs = np.arange(1, len(values) + 1)
             ax.plot(epochs, values, marker="o", markersize=3, label=name)
         ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        n_epochs = max(len(values) for values in series.values())
+        ax.set_xlim(0.5, n_epochs + 0.5)
+        if n_epochs <= 12:  # a tick per epoch; MaxNLocator gives a 1-epoch run ticks at 0.5, 0.6, ...
+            ax.set_xticks(range(1, n_epochs + 1))
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
