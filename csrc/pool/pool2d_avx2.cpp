@@ -48,18 +48,21 @@ inline __m256i in_order(__m256i v) {
 
 // The last step of a row is moved back to end at q1: forward outputs are pure functions of the
 // input, so computing a few of them twice is harmless and saves a scalar tail.
-template <int SW, bool IDX>
+// DILATED false: dilation 1 as a compile-time constant (the common case keeps its tight loop).
+template <int SW, bool IDX, bool DILATED>
 void max_row(const PoolRow& r, const float* x, float* y, int64_t* idx) {
     const __m256i lanes = lane_offsets<SW>();
-    for (int64_t q = r.q0; q < r.q1; q += 8) {
-        q = std::min(q, r.q1 - 8);
+    // Locals, not r's fields: the vector stores may alias r, which would reload them every tap.
+    const int64_t W = r.W, ih0 = r.ih0, ih1 = r.ih1, kw = r.kw, q1 = r.q1;
+    const int64_t dh = DILATED ? r.dh : 1, dw = DILATED ? r.dw : 1;
+    for (int64_t q = r.q0; q < q1; q += 8) {
+        q = std::min(q, q1 - 8);
         const int64_t col = q * SW - r.pw;
-        const int64_t first = r.ih0 * r.W + col;
+        const int64_t first = ih0 * W + col;
         __m256 best = tap<SW>(x + first);
         __m256i best_i = _mm256_add_epi32(lanes, _mm256_set1_epi32(int32_t(first)));
-        for (int64_t ih = r.ih0; ih < r.ih1; ih += r.dh)
-            for (int64_t k = (ih == r.ih0); k < r.kw; ++k) {
-                const int64_t at = ih * r.W + col + k * r.dw;
+        for (int64_t ih = ih0, row = first; ih < ih1; ih += dh, row += dh * W)
+            for (int64_t k = (ih == ih0), at = row + k * dw; k < kw; ++k, at += dw) {
                 const __m256 v = tap<SW>(x + at);
                 // Take v where v > best or v is NaN (a NaN, once taken, is only replaced by a later NaN).
                 const __m256 take = _mm256_or_ps(_mm256_cmp_ps(v, best, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
@@ -91,18 +94,19 @@ inline __m128 tap4(const float* src) {
     }
 }
 
-template <int SW, bool IDX>
+template <int SW, bool IDX, bool DILATED>
 void max_row4(const PoolRow& r, const float* x, float* y, int64_t* idx) {
     const __m128i lanes = _mm_setr_epi32(0, SW, 2 * SW, 3 * SW);
-    for (int64_t q = r.q0; q < r.q1; q += 4) {
-        q = std::min(q, r.q1 - 4);
+    const int64_t W = r.W, ih0 = r.ih0, ih1 = r.ih1, kw = r.kw, q1 = r.q1;  // see max_row
+    const int64_t dh = DILATED ? r.dh : 1, dw = DILATED ? r.dw : 1;
+    for (int64_t q = r.q0; q < q1; q += 4) {
+        q = std::min(q, q1 - 4);
         const int64_t col = q * SW - r.pw;
-        const int64_t first = r.ih0 * r.W + col;
+        const int64_t first = ih0 * W + col;
         __m128 best = tap4<SW>(x + first);
         __m128i best_i = _mm_add_epi32(lanes, _mm_set1_epi32(int32_t(first)));
-        for (int64_t ih = r.ih0; ih < r.ih1; ih += r.dh)
-            for (int64_t k = (ih == r.ih0); k < r.kw; ++k) {
-                const int64_t at = ih * r.W + col + k * r.dw;
+        for (int64_t ih = ih0, row = first; ih < ih1; ih += dh, row += dh * W)
+            for (int64_t k = (ih == ih0), at = row + k * dw; k < kw; ++k, at += dw) {
                 const __m128 v = tap4<SW>(x + at);
                 const __m128 take = _mm_or_ps(_mm_cmpgt_ps(v, best), _mm_cmpunord_ps(v, v));
                 best = _mm_blendv_ps(best, v, take);
@@ -132,19 +136,27 @@ void avg_row(const PoolRow& r, const float* x, float divisor, float* y) {
     }
 }
 
+template <bool DILATED>
+void max_rows(int64_t n, const PoolRow& r, const float* x, float* y, int64_t* idx) {
+    if (n >= 8) {
+        if (r.sw == 1) idx ? max_row<1, true, DILATED>(r, x, y, idx) : max_row<1, false, DILATED>(r, x, y, nullptr);
+        else idx ? max_row<2, true, DILATED>(r, x, y, idx) : max_row<2, false, DILATED>(r, x, y, nullptr);
+    } else {
+        if (r.sw == 1) idx ? max_row4<1, true, DILATED>(r, x, y, idx) : max_row4<1, false, DILATED>(r, x, y, nullptr);
+        else idx ? max_row4<2, true, DILATED>(r, x, y, idx) : max_row4<2, false, DILATED>(r, x, y, nullptr);
+    }
+}
+
 }  // namespace
 
 int64_t max_pool_row_avx2(const PoolRow& r, const float* x_plane, float* y_row, int64_t* idx_row) {
     const int64_t n = r.q1 - r.q0;
     if (n < 4 || (r.sw != 1 && r.sw != 2)) return r.q0;
     if (idx_row && r.ih1 * r.W > INT32_MAX) return r.q0;  // lane indices are int32
-    if (n >= 8) {
-        if (r.sw == 1) idx_row ? max_row<1, true>(r, x_plane, y_row, idx_row) : max_row<1, false>(r, x_plane, y_row, nullptr);
-        else idx_row ? max_row<2, true>(r, x_plane, y_row, idx_row) : max_row<2, false>(r, x_plane, y_row, nullptr);
-    } else {
-        if (r.sw == 1) idx_row ? max_row4<1, true>(r, x_plane, y_row, idx_row) : max_row4<1, false>(r, x_plane, y_row, nullptr);
-        else idx_row ? max_row4<2, true>(r, x_plane, y_row, idx_row) : max_row4<2, false>(r, x_plane, y_row, nullptr);
-    }
+    if (r.dh == 1 && r.dw == 1)
+        max_rows<false>(n, r, x_plane, y_row, idx_row);
+    else
+        max_rows<true>(n, r, x_plane, y_row, idx_row);
     return r.q1;
 }
 
