@@ -115,15 +115,10 @@ def _copy_from_torch(ours, ref):
     ours.load_state_dict({k: v.detach().numpy() for k, v in ref.state_dict().items()})
 
 
-@pytest.mark.parametrize("padding_mode", ["zeros", "reflect", "replicate", "circular"])
-@pytest.mark.parametrize("padding", [2, (1, 3), "same", "valid"])
-def test_conv2d_layer_padding_modes_vs_torch(rng, padding_mode, padding):
-    torch = pytest.importorskip("torch")
-    kwargs = dict(padding=padding, dilation=(1, 2), groups=2, padding_mode=padding_mode)
-    ref = torch.nn.Conv2d(4, 6, (3, 4), **kwargs).double()
-    ours = nn.Conv2d(4, 6, (3, 4), **kwargs)
+def _layer_against_torch(ours, ref, x, rng, torch):
+    """Copy ref's (float64 torch layer) weights into ours, run both forward and backward on x and
+    assert outputs and the gradients of x, weight and bias agree to 1e-5; returns (y, yt)."""
     _copy_from_torch(ours, ref)
-    x = rng.standard_normal((2, 4, 7, 9)).astype(np.float32)
     xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
     yt = ref(xt)
     g = rng.standard_normal(tuple(yt.shape)).astype(np.float32)
@@ -131,11 +126,23 @@ def test_conv2d_layer_padding_modes_vs_torch(rng, padding_mode, padding):
     X = fastconv.Tensor(x, requires_grad=True)
     y = ours(X)
     y.backward(g)
-    assert y.shape == tuple(yt.shape) == ours.output_shape(x.shape)
     assert relative_error(y.data, yt.detach().numpy()) <= 1e-5
     assert relative_error(X.grad, xt.grad.numpy()) <= 1e-5
     assert relative_error(ours.weight.grad, ref.weight.grad.numpy()) <= 1e-5
     assert relative_error(ours.bias.grad, ref.bias.grad.numpy()) <= 1e-5
+    return y, yt
+
+
+@pytest.mark.parametrize("padding_mode", ["zeros", "reflect", "replicate", "circular"])
+@pytest.mark.parametrize("padding", [2, (1, 3), "same", "valid"])
+def test_conv2d_layer_padding_modes_vs_torch(rng, padding_mode, padding):
+    torch = pytest.importorskip("torch")
+    kwargs = dict(padding=padding, dilation=(1, 2), groups=2, padding_mode=padding_mode)
+    ref = torch.nn.Conv2d(4, 6, (3, 4), **kwargs).double()
+    ours = nn.Conv2d(4, 6, (3, 4), **kwargs)
+    x = rng.standard_normal((2, 4, 7, 9)).astype(np.float32)
+    y, yt = _layer_against_torch(ours, ref, x, rng, torch)
+    assert y.shape == tuple(yt.shape) == ours.output_shape(x.shape)
     y1 = ours(fastconv.Tensor(x[1]))  # unbatched (C, H, W)
     assert relative_error(y1.data, yt[1].detach().numpy()) <= 1e-5
     assert ours.output_shape(x.shape[1:]) == y1.shape
@@ -148,18 +155,8 @@ def test_conv1d_layer_padding_modes_vs_torch(rng, padding_mode, padding):
     kwargs = dict(padding=padding, dilation=2, groups=1, padding_mode=padding_mode)
     ref = torch.nn.Conv1d(3, 5, 4, **kwargs).double()
     ours = nn.Conv1d(3, 5, 4, **kwargs)
-    _copy_from_torch(ours, ref)
     x = rng.standard_normal((2, 3, 11)).astype(np.float32)
-    xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
-    yt = ref(xt)
-    g = rng.standard_normal(tuple(yt.shape)).astype(np.float32)
-    yt.backward(torch.tensor(g, dtype=torch.float64))
-    X = fastconv.Tensor(x, requires_grad=True)
-    y = ours(X)
-    y.backward(g)
-    assert relative_error(y.data, yt.detach().numpy()) <= 1e-5
-    assert relative_error(X.grad, xt.grad.numpy()) <= 1e-5
-    assert relative_error(ours.weight.grad, ref.weight.grad.numpy()) <= 1e-5
+    y, yt = _layer_against_torch(ours, ref, x, rng, torch)
     assert relative_error(ours(fastconv.Tensor(x[0])).data, yt[0].detach().numpy()) <= 1e-5
 
 

@@ -337,6 +337,26 @@ def _same_needs_stride_1(padding, stride: tuple, layer: str) -> None:
         raise ValueError(f"{layer}: padding='same' needs stride 1, got stride {stride}")
 
 
+def _conv_repr(layer, shape_options=(), trailing=()) -> str:
+    """torch's repr of a convolution layer: channels, kernel and stride, then each option that is not
+    its default (``shape_options`` after stride, ``trailing`` after bias), algo last."""
+    s = f"{layer.in_channels}, {layer.out_channels}, kernel_size={layer.kernel_size}, stride={layer.stride}"
+    for name, value in shape_options:
+        if value != (0, 0):
+            s += f", {name}={value!r}" if isinstance(value, str) else f", {name}={value}"
+    if layer.dilation != (1, 1):
+        s += f", dilation={layer.dilation}"
+    if layer.groups != 1:
+        s += f", groups={layer.groups}"
+    if layer.bias is None:
+        s += ", bias=False"
+    for name, value in trailing:
+        s += f", {name}={value!r}"
+    if layer.algo != "auto":
+        s += f", algo={layer.algo!r}"
+    return s
+
+
 class Conv2d(Module):
     """2-D convolution layer on (N, C, H, W) or unbatched (C, H, W) input, as torch.nn.Conv2d
     (padding_mode "zeros", "reflect", "replicate" or "circular"); `algo` picks the kernel ("auto" or a
@@ -384,20 +404,9 @@ class Conv2d(Module):
         return (shape[0], self.out_channels, p.P, p.Q)
 
     def extra_repr(self) -> str:
-        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-        if self.padding not in ((0, 0), "valid"):
-            s += f", padding={self.padding!r}" if isinstance(self.padding, str) else f", padding={self.padding}"
-        if self.dilation != (1, 1):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        if self.padding_mode != "zeros":
-            s += f", padding_mode={self.padding_mode!r}"
-        if self.algo != "auto":
-            s += f", algo={self.algo!r}"
-        return s
+        padding = () if self.padding in ((0, 0), "valid") else (("padding", self.padding),)
+        mode = () if self.padding_mode == "zeros" else (("padding_mode", self.padding_mode),)
+        return _conv_repr(self, padding, mode)
 
 
 class ConvTranspose2d(Module):
@@ -461,20 +470,7 @@ class ConvTranspose2d(Module):
         return shape[:-3] + (self.out_channels,) + out
 
     def extra_repr(self) -> str:
-        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-        if self.padding != (0, 0):
-            s += f", padding={self.padding}"
-        if self.output_padding != (0, 0):
-            s += f", output_padding={self.output_padding}"
-        if self.dilation != (1, 1):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        if self.algo != "auto":
-            s += f", algo={self.algo!r}"
-        return s
+        return _conv_repr(self, (("padding", self.padding), ("output_padding", self.output_padding)))
 
 
 class _Pool2d(Module):
