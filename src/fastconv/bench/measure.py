@@ -10,23 +10,21 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-import fastconv
-
+from .. import conv
+from .._conv_algorithms import ALGORITHMS, error_bound
 from . import reference as ref
 from .suite import Shape
 
 CONV_PASSES = {"fwd": "forward", "bwd_input": "input", "bwd_weight": "weight"}
-ALGO_FAMILIES = ("direct", "im2col", "fft", "winograd")  # what --algos accepts, besides "auto"
+# What --algos runs by default besides "auto": every registered algorithm but the variants a family
+# name already picks between (winograd_f2/f4 under "winograd").
+ALGO_FAMILIES = tuple(name for name in ALGORITHMS if not any(name in algo.kernels for algo in ALGORITHMS.values()))
 SCIPY_MAX_BYTES = 512 << 20  # scipy's batched FFT convolution materialises N*K*C spectra: cap its memory
 
 
-# Relative-error bounds, as stated in tests/test_conv.py, test_fft.py and test_winograd.py: the
-# transforms round more than direct sums (F(4x4,3x3)'s larger matrices most).
-TOLERANCE = {"fft": 1e-4, "winograd": 5e-4, "winograd_f4": 5e-4}
-
-
 def tolerance(algo: str) -> float:
-    return TOLERANCE.get(algo, 1e-5)
+    """The relative-error bound of a convolution algorithm: the registry's, which the tests use too."""
+    return error_bound(algo)
 
 
 @dataclass
@@ -129,10 +127,10 @@ def conv_problem(shape: Shape, seed: int = 0):
 def run_conv(pass_: str, algo: str, shape: Shape, x, w, b, dy):
     kw = shape.conv_kwargs
     if pass_ == "fwd":
-        return fastconv.conv2d(x, w, b, algo=algo, **kw)
+        return conv.conv2d(x, w, b, algo=algo, **kw)
     if pass_ == "bwd_input":
-        return fastconv.grad.conv2d_input(x.shape, w, dy, algo=algo, **kw)
-    return fastconv.grad.conv2d_weight(x, w.shape, dy, algo=algo, **kw)
+        return conv.conv2d_input(x.shape, w, dy, algo=algo, **kw)
+    return conv.conv2d_weight(x, w.shape, dy, algo=algo, **kw)
 
 
 def conv_reference(pass_: str, shape: Shape, x, w, b, dy):
@@ -202,8 +200,6 @@ def scipy_conv(shape: Shape, x, w, b):
 
 def workspace_bytes(algo: str, shape: Shape, pass_: str):
     """Scratch bytes the algorithm reports for this pass, when fastconv.conv can tell (else None)."""
-    from .. import conv
-
     query = getattr(conv, "workspace_bytes", None)
     return query(algo, shape.params(), CONV_PASSES[pass_]) if query else None
 
@@ -213,21 +209,18 @@ def conv_backend(device: str, shape: Shape, x, w, b, dy):
     on the first n images (all when n is None; on the GPU it waits for the result); why_not(pass_)
     maps algorithm names to None (can run) or the reason it cannot; auto(pass_) names the algorithm
     algo="auto" runs."""
+    params = shape.params()
+    why_not = lambda pass_: conv.available(params, CONV_PASSES[pass_], device)  # noqa: E731
+    auto = lambda pass_: conv.select_algorithm(params, CONV_PASSES[pass_], device)  # noqa: E731
     if device == "cpu":
-        from ..conv import _available, select_algorithm
-
-        params = shape.params()
 
         def run(pass_, algo, n=None):
             return run_conv(pass_, algo, shape, x[:n], w, b, dy[:n])
 
-        return (run, lambda pass_: _available(params, CONV_PASSES[pass_]),
-                lambda pass_: select_algorithm(params, CONV_PASSES[pass_]))
+        return run, why_not, auto
 
     from .. import cuda
-    from .._cuda_ops import CONV_ALGORITHMS, _conv_plan, select_conv_algo
 
-    plan = _conv_plan(shape.x_shape, shape.w_shape, shape.stride, shape.pad, shape.dilation, shape.groups)
     on_device = {}  # n -> device copies, made once
 
     def run(pass_, algo, n=None):
@@ -244,7 +237,7 @@ def conv_backend(device: str, shape: Shape, x, w, b, dy):
         cuda.synchronize()
         return out
 
-    return run, lambda pass_: {a: None for a in CONV_ALGORITHMS}, lambda pass_: select_conv_algo(plan)
+    return run, why_not, auto
 
 
 def bench_conv_shape(shape: Shape, algos, passes, repeat: int, warmup: int, compare, peak: float | None,
