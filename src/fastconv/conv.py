@@ -158,8 +158,16 @@ def _whole_batch_pass(pass_, p, x, weight, grad_output, bias):
     return gemm(grad_output.reshape(p.N, p.K).T, np.ascontiguousarray(x).reshape(p.N, p.C)).reshape(p.K, p.C, 1, 1)
 
 
+#: The CPU backend: pass -> (how to call a compiled kernel, the operands its non-finite check reads).
+_CPU_KERNELS = {
+    "forward": (lambda k, p, x, w, dy, b, out: _core.conv2d_forward(k, p, x, w, b, out), lambda x, w, dy: (x, w)),
+    "input": (lambda k, p, x, w, dy, b, out: _core.conv2d_backward_input(k, p, dy, w, out), lambda x, w, dy: (dy, w)),
+    "weight": (lambda k, p, x, w, dy, b, out: _core.conv2d_backward_weight(k, p, x, dy, out), lambda x, w, dy: (x, dy)),
+}
+
+
 def _kernel_pass(pass_, plan, algo, x, weight, grad_output, bias):
-    """A pass through the compiled kernels: pick (or validate) the kernel, allocate, run."""
+    """A pass through the kernels: pick (or validate) the kernel, allocate, run."""
     p = plan.params
     name = resolve(plan, algo, pass_)  # validates an explicit algo even for an empty batch
     if pass_ == "forward":
@@ -172,21 +180,15 @@ def _kernel_pass(pass_, plan, algo, x, weight, grad_output, bias):
         if pass_ == "weight":
             out[...] = 0.0
         return out
-    if pass_ == "forward":
-        x, weight = pad_extra(x, plan.extra), np.ascontiguousarray(weight)
-
-        def run(kernel):
-            _core.conv2d_forward(nonfinite_safe(kernel, x, weight), p, x, weight, bias, out)
-    elif pass_ == "input":
-        weight = np.ascontiguousarray(weight)
-
-        def run(kernel):
-            _core.conv2d_backward_input(nonfinite_safe(kernel, grad_output, weight), p, grad_output, weight, out)
-    else:
+    if x is not None:
         x = pad_extra(x, plan.extra)
+    if weight is not None:
+        weight = np.ascontiguousarray(weight)
+    call, finite_inputs = _CPU_KERNELS[pass_]
+    inputs = finite_inputs(x, weight, grad_output)
 
-        def run(kernel):
-            _core.conv2d_backward_weight(nonfinite_safe(kernel, x, grad_output), p, x, grad_output, out)
+    def run(kernel):
+        call(nonfinite_safe(kernel, *inputs), p, x, weight, grad_output, bias, out)
 
     run(resolve(plan, algo, pass_, run) if algo == "auto" else name)
     return out
