@@ -438,10 +438,10 @@ def test_crop_of_a_3x3_kernel_on_a_1x1_image_is_its_centre():
 )
 def test_auto_forward_is_what_conv2d_runs(x_shape, w_shape, kw, monkeypatch):
     """conv.auto_forward (what `summary` reports) names the kernel, and the kernel size after dropping
-    dead taps, that conv2d(algo="auto") then runs: "gemm" exactly when it calls gemm and no kernel."""
+    dead taps, that conv2d(algo="auto") then runs: "gemm" exactly when it calls sgemm and no kernel."""
     ran = []
-    real_gemm, real_forward = conv_mod.gemm, fastconv._core.conv2d_forward
-    monkeypatch.setattr(conv_mod, "gemm", lambda *a: (ran.append(("gemm", None)), real_gemm(*a))[1])
+    real_gemm, real_forward = fastconv._core.sgemm, fastconv._core.conv2d_forward
+    monkeypatch.setattr(fastconv._core, "sgemm", lambda *a: (ran.append(("gemm", None)), real_gemm(*a))[1])
     monkeypatch.setattr(fastconv._core, "conv2d_forward",
                         lambda kernel, p, *a: (ran.append((kernel, (p.R, p.S))), real_forward(kernel, p, *a))[1])
     algo, params = conv_mod.auto_forward(x_shape, w_shape, **kw)

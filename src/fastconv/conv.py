@@ -4,7 +4,7 @@
 
 The geometry is validated once (``_geometry.conv_plan``); the algorithms, their checks and error
 bounds and the "auto" rules live in the registry (``_conv_algorithms``); ``_conv_pass`` decides the
-device once and holds the dead-tap crop, the whole-batch GEMM, autotuning, the non-finite fallback,
+device once and holds the dead-tap crop, autotuning, the non-finite fallback,
 padding="same"'s appended zeros and the empty batch for all three passes. See DEVELOPING.md.
 """
 
@@ -21,31 +21,21 @@ from ._conv_algorithms import (  # noqa: F401  (the registry's names are part of
 )
 from ._geometry import ConvPlan, conv_plan, cropped, pad_extra
 from ._validation import batch_of_one, drop_batch, require_float32, require_shape, shape_str
-from .gemm import gemm
 
 # Older names, still imported by the benchmarks and nn.modules.
 _plan, _tunable = conv_plan, tunable
-
-
-def _whole_batch_gemm(p) -> bool:
-    """A 1x1 convolution of 1x1 images to 1x1 outputs (no padding; groups = 1): NCHW x is then an
-    (N, C) matrix and the convolution one GEMM over the whole batch, where the kernels would do one
-    per image."""
-    return p.H == p.W == p.R == p.S == p.P == p.Q == 1 and p.groups == 1
 
 
 def auto_forward(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1):
     """What ``conv2d(..., algo="auto")`` runs for this problem with autotuning off, as (algorithm,
     params). ``params`` (a ``_core.Conv2dParams``) describe the problem actually computed: its kernel
     (``params.R`` x ``params.S``) is smaller than ``w_shape``'s when taps that only ever see zero
-    padding are dropped (a 3x3 convolution with padding 1 on 1x1 maps keeps its centre tap). The
-    algorithm is "gemm" when that problem is one matrix product over the whole batch, else
-    ``select_algorithm``'s pick. Raises ValueError for an invalid problem."""
+    padding are dropped (a 3x3 convolution with padding 1 on 1x1 maps keeps its centre tap); the
+    algorithm is ``select_algorithm``'s pick for it. Raises ValueError for an invalid problem."""
     w_shape = require_shape(w_shape, "w_shape", 4)
     plan = conv_plan(require_shape(x_shape, "x_shape", 4), w_shape, stride, padding, dilation, groups, "x_shape", "w_shape")
     plan, _ = cropped(plan, "auto", w_shape, stride, dilation, groups)
-    p = plan.params
-    return ("gemm" if p.N > 0 and _whole_batch_gemm(p) else select_algorithm(p, "forward")), p
+    return select_algorithm(plan.params, "forward"), plan.params
 
 
 def conv_algorithms(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1, *, pass_="forward",
@@ -128,14 +118,9 @@ def _conv_pass(pass_: str, a, b, c, stride, padding, dilation, groups, algo):
     # Under "auto", kernel taps that only ever see padding are dropped: they add nothing to the
     # output or the input gradient, and their weight gradient is exactly zero.
     plan, crop = cropped(plan, algo, w_shape, stride, dilation, groups, a_name, b_name)
-    if crop is not None:
-        p = plan.params
-        if weight is not None:
-            weight = weight[:, :, crop[0], crop[1]]
-    if algo == "auto" and p.N and _whole_batch_gemm(p):
-        out = _whole_batch_pass(pass_, p, x, weight, grad_output, bias)
-    else:
-        out = _kernel_pass(pass_, plan, algo, x, weight, grad_output, bias)
+    if crop is not None and weight is not None:
+        weight = weight[:, :, crop[0], crop[1]]
+    out = _kernel_pass(pass_, plan, algo, x, weight, grad_output, bias)
     if pass_ == "input" and plan.extra != (0, 0):  # drop the gradient of the zeros appended for padding="same"
         out = np.ascontiguousarray(out[:, :, : x_shape[2], : x_shape[3]])
     if pass_ == "weight" and crop is not None:
@@ -143,19 +128,6 @@ def _conv_pass(pass_: str, a, b, c, stride, padding, dilation, groups, algo):
         full[:, :, crop[0], crop[1]] = out
         return full
     return out
-
-
-def _whole_batch_pass(pass_, p, x, weight, grad_output, bias):
-    """A pass of a 1x1 convolution of 1x1 maps (``_whole_batch_gemm``) as one GEMM over the batch."""
-    if pass_ == "forward":  # y (N, K) = x (N, C) @ w^T (C, K)
-        out = gemm(np.ascontiguousarray(x).reshape(p.N, p.C), weight.reshape(p.K, p.C).T)
-        if bias is not None:
-            out += bias
-        return out.reshape(p.N, p.K, 1, 1)
-    if pass_ == "input":  # dx (N, C) = dy (N, K) @ w (K, C)
-        return gemm(grad_output.reshape(p.N, p.K), weight.reshape(p.K, p.C)).reshape(p.N, p.C, 1, 1)
-    # dw (K, C) = dy^T (K, N) @ x (N, C)
-    return gemm(grad_output.reshape(p.N, p.K).T, np.ascontiguousarray(x).reshape(p.N, p.C)).reshape(p.K, p.C, 1, 1)
 
 
 #: The CPU backend: pass -> (how to call a compiled kernel, the operands its non-finite check reads).
@@ -188,7 +160,12 @@ def _kernel_pass(pass_, plan, algo, x, weight, grad_output, bias):
     inputs = finite_inputs(x, weight, grad_output)
 
     def run(kernel):
-        call(nonfinite_safe(kernel, *inputs), p, x, weight, grad_output, bias, out)
+        kernel = nonfinite_safe(kernel, *inputs)
+        python_kernel = ALGORITHMS[kernel].run
+        if python_kernel is None:
+            call(kernel, p, x, weight, grad_output, bias, out)
+        else:
+            python_kernel(pass_, p, x, weight, grad_output, bias, out)
 
     run(resolve(plan, algo, pass_, run) if algo == "auto" else name)
     return out
