@@ -1,9 +1,10 @@
 """fastconv.conv2d and its gradients: every registered algorithm, every pass, against the float64
 reference (tests/reference.py), finite differences and torch; argument checking; bounded workspace.
 
-Error bound: relative_error (max |a - e| / max |e|) at most 1e-5 for direct and im2col (float32
-accumulation over at most a few thousand terms); FFT gets 1e-4 (transforms round in float32 over
-the whole tile). Tests iterate over fastconv.conv_algorithms(...) so newly registered algorithms
+Error bounds: each algorithm's ``bound`` in the registry (fastconv._conv_algorithms, read through
+tests/toolkit.py): relative_error (max |a - e| / max |e|) at most 1e-5 for direct, im2col and gemm
+(float32 accumulation over at most a few thousand terms); FFT 1e-4 (transforms round in float32
+over the whole tile), Winograd F(4x4) 5e-4. Tests iterate over fastconv.conv_algorithms(...) so newly registered algorithms
 are covered without edits here.
 """
 
@@ -17,13 +18,8 @@ from hypothesis import strategies as st
 import fastconv
 from fastconv import conv as conv_mod
 from reference import conv2d_input_grad_ref, conv2d_ref, conv2d_weight_grad_ref, out_size, relative_error
-
-TOLERANCE = {"fft": 1e-4, "winograd": 5e-4, "winograd_f4": 5e-4}  # F(4x4): see test_winograd.py
-DEFAULT_TOLERANCE = 1e-5
-
-
-def tolerance(algo: str) -> float:
-    return TOLERANCE.get(algo, DEFAULT_TOLERANCE)
+from toolkit import assert_close, conv_bound
+from toolkit import conv_bound as tolerance
 
 
 def make_problem(rng, N, C, H, W, K, R, S, groups=1):
@@ -42,6 +38,7 @@ def check_every_algorithm(rng, N, C, H, W, K, R, S, stride=(1, 1), padding=(0, 0
     dx_ref = conv2d_input_grad_ref(x.shape, w, dy, **kw)
     dw_ref = conv2d_weight_grad_ref(x, w.shape, dy, **kw)
     ran = set()
+    params = conv_mod.conv_plan(x.shape, w.shape, stride, padding, dilation, groups).params
     for pass_, ref in (("forward", y_ref), ("input", dx_ref), ("weight", dw_ref)):
         algos = fastconv.conv_algorithms(x.shape, w.shape, pass_=pass_, **kw)
         assert {"direct", "im2col"} <= set(algos)
@@ -55,7 +52,9 @@ def check_every_algorithm(rng, N, C, H, W, K, R, S, stride=(1, 1), padding=(0, 0
             assert got.shape == ref.shape and got.dtype == np.float32
             assert np.isfinite(got).all(), (algo, pass_)
             err = relative_error(got, ref)
-            assert err <= tolerance(algo), f"{algo} {pass_}: relative error {err:.2e}"
+            bound = conv_bound(algo, params, pass_)
+            assert err <= bound, f"{algo} {pass_}: relative error {err:.2e}"
+            assert_close(got, ref, bound, what=f"{algo} {pass_}")
             ran.add((algo, pass_))
     return ran
 
@@ -453,3 +452,55 @@ def test_auto_forward_is_what_conv2d_runs(x_shape, w_shape, kw, monkeypatch):
         assert ran == []
     else:
         assert ran == [(conv_mod.ALGORITHMS[algo].kernel(params), (params.R, params.S))]
+
+
+def test_gemm_algorithm_runs_every_pass_of_a_whole_batch_problem(rng):
+    """The registered "gemm" algorithm: listed only for 1x1 kernels on 1x1 maps, all three passes
+    within its registry bound, and refused with a reason elsewhere."""
+    x, w, b = make_problem(rng, 5, 7, 1, 1, 3, 1, 1)
+    assert "gemm" in fastconv.conv_algorithms(x.shape, w.shape)
+    assert check_every_algorithm(rng, 5, 7, 1, 1, 3, 1, 1) >= {("gemm", "forward"), ("gemm", "input"), ("gemm", "weight")}
+    assert "gemm" not in fastconv.conv_algorithms((5, 7, 2, 2), w.shape)
+    assert "gemm" not in fastconv.conv_algorithms(x.shape, (3, 7, 1, 1), padding=1)
+    with pytest.raises(ValueError, match="algo: 'gemm' cannot run .*1x1 maps"):
+        fastconv.conv2d(np.zeros((1, 2, 3, 3), np.float32), np.zeros((2, 2, 1, 1), np.float32), algo="gemm")
+
+
+def test_registry_answers_per_device():
+    assert fastconv.conv_algorithms((2, 8, 9, 9), (8, 8, 3, 3), padding=1, device="cuda") == ["direct", "im2col"]
+    assert "winograd" in fastconv.conv_algorithms((2, 8, 9, 9), (8, 8, 3, 3), padding=1, device="cpu")
+    with pytest.raises(ValueError, match="device"):
+        fastconv.conv_algorithms((2, 8, 9, 9), (8, 8, 3, 3), device="tpu")
+    params = conv_mod.conv_plan((2, 8, 9, 9), (8, 8, 3, 3), 1, 1, 1, 1).params
+    with pytest.raises(ValueError, match="algo: 'fft' cannot run .*on cuda.*has no cuda kernel"):
+        conv_mod.kernel_for(params, "fft", "forward", "cuda")
+
+
+def test_tolerance_check_is_value_scaled_and_can_fail():
+    from fastconv.bench.reference import tolerance_ratio
+
+    ref = np.array([[100.0, -1.0], [0.0, 3.0]])
+    ok = ref + 0.9e-5 * 100.0  # the largest value's rounding, everywhere: within atol
+    assert tolerance_ratio(ok, ref, 1e-5) <= 1.0
+    assert_close(ok.astype(np.float32), ref, 1e-5)
+    bad = ref.copy()
+    bad[1, 0] = 3e-3  # 3x the absolute tolerance (1e-3) next to the zero
+    assert 2.9 < tolerance_ratio(bad, ref, 1e-5) < 3.1
+    with pytest.raises(AssertionError, match=r"worst at \(1, 0\)"):
+        assert_close(bad, ref, 1e-5)
+    with pytest.raises(AssertionError):
+        assert_close(np.where(ref == 0, np.nan, ref), ref, 1e-5)
+
+
+def test_selection_table_is_select_algorithm():
+    from fastconv.bench import report, suite
+
+    shapes = suite.load_shapes()
+    rows = conv_mod.selection_table([(s.name, s.params()) for s in shapes])
+    for shape, row in zip(shapes, rows):
+        p = shape.params()
+        for pass_ in conv_mod.PASSES:
+            assert row[pass_] == conv_mod.ALGORITHMS[conv_mod.select_algorithm(p, pass_)].kernel(p)
+    lines = report.rules_lines(shapes)
+    assert len(lines) == 2 + len(shapes) and lines[0].startswith("| shape |")
+    assert "| vgg_3x3 |" in "\n".join(lines)

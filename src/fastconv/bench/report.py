@@ -7,6 +7,7 @@ import csv
 import json
 import os
 
+from .._conv_algorithms import PASSES, selection_table
 from .measure import Row
 
 CSV_FIELDS = ["section", "name", "dims", "pass_", "algo", "picked", "status", "ms", "ms_min", "ms_max", "flops",
@@ -207,3 +208,13 @@ def plot_roofline(rows: list[Row], peak: float, bandwidth: float, path: str) -> 
     fig.tight_layout()
     fig.savefig(path, dpi=110, bbox_inches="tight")  # the legends sit outside the axes
     plt.close(fig)
+
+
+def rules_lines(shapes, device: str = "cpu") -> list[str]:
+    """The selection rules as a markdown table: for each benchmark shape (``suite.Shape``), the
+    kernel ``algo="auto"`` runs for each pass on ``device`` with autotuning off (before the
+    dead-tap crop, which only applies to taps that read padding alone)."""
+    rows = selection_table(((s.name, s.params()) for s in shapes), device)
+    lines = [f"| shape | problem | {' | '.join(PASSES)} |", "|" + "---|" * (2 + len(PASSES))]
+    lines += [f"| {r['name']} | {r['dims']} | {' | '.join(r[p] for p in PASSES)} |" for r in rows]
+    return lines
