@@ -23,7 +23,7 @@ def bench_gemm(repeat: int, warmup: int, peak: float, quick: bool = False, log=N
         a = rng.standard_normal((M, K), dtype=np.float32)
         b = rng.standard_normal((K, N), dtype=np.float32)
         flops = 2.0 * M * N * K
-        row = Row(section="gemm", name=f"gemm_{M}x{N}x{K}", dims=f"{M},{N},{K}", pass_="fwd", algo="gemm",
+        row = Row(section="gemm", name=f"gemm_{M}x{N}x{K}", dims=f"{M},{N},{K}", pass_="forward", algo="gemm",
                   picked="gemm", flops=flops, bytes=4 * (M * K + K * N + M * N))
         rows_checked = min(M, 8)
         row.error = ref.relative_error(fastconv.gemm(a[:rows_checked], b), a[:rows_checked].astype(np.float64) @ b)
