@@ -244,9 +244,10 @@ def select_algorithm(params, pass_: str, device: str = "cpu") -> str:
     machine was shared). Where the two disagree the rule follows the majority of all runs made and
     says so. Other helpers' algorithms get their branches above the direct/im2col fallbacks.
     """
-    check_pass(pass_)
-    if check_device(device) == "cuda":
-        return _select_cuda(params)
+    if pass_ not in PASSES or device != "cpu":  # the checks are calls: kept off the common path
+        check_pass(pass_)
+        if check_device(device) == "cuda":
+            return _select_cuda(params)
     p = params
     cg, kg = p.C // p.groups, p.K // p.groups
     strided = p.stride_h > 1 or p.stride_w > 1

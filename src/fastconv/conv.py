@@ -55,8 +55,10 @@ def resolve(plan: ConvPlan, algo, pass_: str, run: Callable[[str], None] | None 
     With autotuning on (``fastconv.set_autotune``) and ``run`` given (``run(kernel)`` computes the
     pass with that kernel), "auto" times every valid algorithm once per problem and caches the winner.
     """
-    if algo == "auto" and run is not None and autotune.get_autotune():
-        return autotune.choose(plan.params, pass_, lambda: tunable(plan.params, pass_), run)
+    if algo == "auto":
+        if run is not None and autotune.get_autotune():
+            return autotune.choose(plan.params, pass_, lambda: tunable(plan.params, pass_), run)
+        return ALGORITHMS[select_algorithm(plan.params, pass_)].kernel(plan.params)
     return kernel_for(plan.params, algo, pass_)
 
 
@@ -130,11 +132,12 @@ def _conv_pass(pass_: str, a, b, c, stride, padding, dilation, groups, algo):
     return out
 
 
-#: The CPU backend: pass -> (how to call a compiled kernel, the operands its non-finite check reads).
+#: The CPU backend: pass -> (how to call a compiled kernel, which of (x, weight, grad_output) its
+#: non-finite check reads).
 _CPU_KERNELS = {
-    "forward": (lambda k, p, x, w, dy, b, out: _core.conv2d_forward(k, p, x, w, b, out), lambda x, w, dy: (x, w)),
-    "input": (lambda k, p, x, w, dy, b, out: _core.conv2d_backward_input(k, p, dy, w, out), lambda x, w, dy: (dy, w)),
-    "weight": (lambda k, p, x, w, dy, b, out: _core.conv2d_backward_weight(k, p, x, dy, out), lambda x, w, dy: (x, dy)),
+    "forward": (lambda k, p, x, w, dy, b, out: _core.conv2d_forward(k, p, x, w, b, out), (0, 1)),
+    "input": (lambda k, p, x, w, dy, b, out: _core.conv2d_backward_input(k, p, dy, w, out), (2, 1)),
+    "weight": (lambda k, p, x, w, dy, b, out: _core.conv2d_backward_weight(k, p, x, dy, out), (0, 2)),
 }
 
 
@@ -157,7 +160,8 @@ def _kernel_pass(pass_, plan, algo, x, weight, grad_output, bias):
     if weight is not None:
         weight = np.ascontiguousarray(weight)
     call, finite_inputs = _CPU_KERNELS[pass_]
-    inputs = finite_inputs(x, weight, grad_output)
+    operands = (x, weight, grad_output)
+    inputs = [operands[i] for i in finite_inputs]
 
     def run(kernel):
         kernel = nonfinite_safe(kernel, *inputs)
