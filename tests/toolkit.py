@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
+import fastconv
+
 from fastconv._conv_algorithms import ALGORITHMS, SUM_BOUND, error_bound, select_algorithm
 from fastconv.bench.reference import tolerance_ratio
 
@@ -39,3 +41,13 @@ def assert_close(actual, expected, rtol: float, atol: float | None = None, what:
         worst = tuple(int(i) for i in np.unravel_index(np.argmax(np.where(np.isnan(excess), np.inf, excess)), excess.shape))
         raise AssertionError(f"{what}: {ratio:.2f}x the tolerance (rtol {rtol:.0e}); worst at {worst}: "
                              f"{float(actual[worst])} vs {float(expected[worst])}")
+
+
+def on_device(a, device: str):
+    """``a`` (a numpy array or None) as the public functions take it on ``device``."""
+    return a if device == "cpu" or a is None else fastconv.cuda.to_device(np.ascontiguousarray(a))
+
+
+def to_numpy(a) -> np.ndarray:
+    """A result of either backend as a numpy array."""
+    return a if isinstance(a, np.ndarray) else a.numpy()
