@@ -253,7 +253,7 @@ def select_algorithm(params, pass_: str, device: str = "cpu") -> str:
     strided = p.stride_h > 1 or p.stride_w > 1
     # A 1x1 convolution of 1x1 maps (what the dead-tap crop leaves of a padded 3x3 layer on 1x1
     # maps: ResNet's last stage at 32x32 input) is one GEMM over the whole batch, not N of them.
-    if p.N and _whole_batch_check(p) is None:
+    if p.R == p.S == 1 and p.N and _whole_batch_check(p) is None:  # R, S first: most problems fail there
         return "gemm"
     # resnet_1x1: a 1x1 stride-1 convolution is one GEMM per image without any unfold; im2col beats
     # direct in every pass ([1t] fwd 0.91 vs 2.19, input 0.55 vs 1.21, weight 1.26 vs 3.52 x torch).

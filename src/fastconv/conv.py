@@ -144,7 +144,7 @@ _CPU_KERNELS = {
 def _kernel_pass(pass_, plan, algo, x, weight, grad_output, bias):
     """A pass through the kernels: pick (or validate) the kernel, allocate, run."""
     p = plan.params
-    name = resolve(plan, algo, pass_)  # validates an explicit algo even for an empty batch
+    name = None if algo == "auto" else resolve(plan, algo, pass_)  # an explicit algo is checked even for N == 0
     if pass_ == "forward":
         out = np.empty((p.N, p.K, p.P, p.Q), dtype=np.float32)
     elif pass_ == "input":
