@@ -22,7 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_quick_one_shape_writes_every_file(tmp_path):
     out = tmp_path / "bench"
     cmd = [sys.executable, "-m", "fastconv", "bench", "--quick", "--shape", "2,3,12,12,4,3,3,1,1",
-           "--passes", "fwd,bwd_weight", "--threads", "1", "--no-progress", "--out", str(out)]
+           "--passes", "forward,weight", "--threads", "1", "--no-progress", "--out", str(out)]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
     pictures = ("gflops_by_shape.png", "kernel_crossover.png", "roofline.png")
@@ -35,7 +35,7 @@ def test_quick_one_shape_writes_every_file(tmp_path):
     assert data["meta"]["threads"] == 1
     rows = list(csv.DictReader((out / "results.csv").open()))
     timed = [r for r in rows if r["section"] == "conv" and r["status"] == "ok"]
-    assert {r["pass_"] for r in timed} == {"fwd", "bwd_weight"}
+    assert {r["pass_"] for r in timed} == {"forward", "weight"}
     assert all(float(r["ms"]) > 0 and float(r["gflops"]) > 0 for r in timed)
     assert any(r["section"] == "sweep-kernel" for r in rows)
     assert "shape_2x3x12x12x4x3x3x1x1" in res.stdout  # the terminal table
@@ -50,7 +50,7 @@ def test_quick_one_shape_writes_every_file(tmp_path):
         (["--shape", "1,1,4,4,1,7,7,1,0"], "does not fit"),  # empty output
         (["--shape", "1,1,4,4,1,3,3,0,0"], "stride must be >= 1"),
         (["--shapes", "lenet_c1", "no_such_shape"], "unknown no_such_shape"),
-        (["--passes", "fwd,sideways"], "unknown 'sideways'"),
+        (["--passes", "forward,sideways"], "unknown 'sideways'"),
         (["--compare", "matlab"], "unknown 'matlab'"),
         (["--repeat", "0"], "--repeat: must be >= 1"),
         (["--shapes", "/nonexistent/shapes.csv"], "--shapes:"),
@@ -109,7 +109,7 @@ def test_wrong_algorithm_is_not_timed_and_fails_the_run(tmp_path, monkeypatch, c
         return y + 1.0 if algo == "direct" else y
 
     monkeypatch.setattr(measure, "run_conv", broken)
-    code = main(["bench", "--quick", "--shape", "1,2,8,8,2,3,3,1,1", "--passes", "fwd", "--algos", "direct,im2col",
+    code = main(["bench", "--quick", "--shape", "1,2,8,8,2,3,3,1,1", "--passes", "forward", "--algos", "direct,im2col",
                  "--compare", "torch", "--no-progress", "--out", str(tmp_path)])
     assert code == 1
     rows = json.loads((tmp_path / "results.json").read_text())["rows"]
@@ -123,7 +123,7 @@ def test_missing_reference_is_skipped_not_failed(monkeypatch):
     real = measure.optional_module
     monkeypatch.setattr(measure, "optional_module", lambda name: None if name == "torch" else real(name))
     shape = suite.parse_shape("1,2,8,8,2,3,3,1,1")
-    rows = measure.bench_conv_shape(shape, ["im2col"], ["fwd"], repeat=1, warmup=0, compare=["torch"], peak=100.0)
+    rows = measure.bench_conv_shape(shape, ["im2col"], ["forward"], repeat=1, warmup=0, compare=["torch"], peak=100.0)
     assert rows[0].status == "ok" and rows[0].refs == {} and rows[0].speedup is None
 
 
@@ -150,7 +150,7 @@ def test_without_torch_nothing_claims_a_torch_comparison(tmp_path, monkeypatch, 
     monkeypatch.setattr(figure.Figure, "savefig",
                         lambda fig, path, **k: (figures.__setitem__(os.path.basename(path), fig), real_savefig(fig, path, **k))[1])
     (tmp_path / "old.txt").write_text("from an earlier run\n")
-    code = main(["bench", "--quick", "--shape", "1,2,8,8,2,3,3,1,1", "--passes", "fwd", "--algos", "direct,im2col",
+    code = main(["bench", "--quick", "--shape", "1,2,8,8,2,3,3,1,1", "--passes", "forward", "--algos", "direct,im2col",
                  "--compare", "torch", "--no-progress", "--force", "--out", str(tmp_path)])
     assert code == 0
     assert "nothing is compared against torch (pip install torch to add it)" in capsys.readouterr().out
@@ -167,7 +167,7 @@ def test_without_torch_nothing_claims_a_torch_comparison(tmp_path, monkeypatch, 
     roofline_ax = figures["roofline.png"].axes[0]
     legends = roofline_ax.findobj(match=lambda o: type(o).__name__ == "Legend")
     entries = sorted(t.get_text() for legend in legends for t in legend.get_texts())
-    assert entries == sorted(["direct", "im2col", "fwd"]), entries
+    assert entries == sorted(["direct", "im2col", "forward"]), entries
     for legend in legends:  # anchored right of the axes: no point is hidden under it
         assert legend.get_bbox_to_anchor().transformed(roofline_ax.transAxes.inverted()).x0 > 1
 

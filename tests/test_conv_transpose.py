@@ -13,8 +13,8 @@ import fastconv
 from fastconv import grad, nn
 from gradcheck import check_gradients
 from reference import conv_transpose2d_ref, relative_error
+from toolkit import conv_bound
 
-TOLERANCE = {"fft": 1e-4, "winograd": 5e-4, "winograd_f4": 5e-4}
 
 
 def _pair(v):
@@ -63,7 +63,7 @@ def test_forward_vs_scatter_definition(rng, case):
     for algo in _algorithms(x, w, ref, hp):
         y = fastconv.conv_transpose2d(x, w, b, algo=algo, **hp)
         assert y.dtype == np.float32 and y.shape == ref.shape, algo
-        assert relative_error(y, ref) <= TOLERANCE.get(algo, 1e-5), algo
+        assert relative_error(y, ref) <= conv_bound(algo), algo
     assert relative_error(fastconv.conv_transpose2d(x, w, **hp), _ref(x, w, None, hp)) <= 1e-5
 
 

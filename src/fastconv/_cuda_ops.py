@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import cuda
-from ._validation import DimensionError, pair, require_finite, require_int, require_shape, shape_str
+from . import _core, cuda
+from ._conv_algorithms import kernel_for
+from ._geometry import adaptive_output_size, conv_plan, output_shape, pool_input_shape, pool_params
+from ._validation import DimensionError, require_finite, require_int, require_shape, shape_str
 
 _cuda = cuda._cuda
 
@@ -85,59 +87,28 @@ def gemm(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None):
     return out
 
 
-# ---- conv2d ------------------------------------------------------------------------------------------
+# ---- conv2d (geometry from _geometry, algorithms from the registry in _conv_algorithms) ----------------
 
-CONV_ALGORITHMS = ("direct", "im2col")
-
-
-def _conv_plan(x_shape, w_shape, stride, padding, dilation, groups, x_name="x", w_name="weight") -> list[int]:
-    """Validate with the CPU API's checks (fastconv.conv._plan); the 14 ints of Conv2dParams."""
-    from .conv import _plan
-
-    plan = _plan(x_shape, w_shape, stride, padding, dilation, groups, x_name, w_name)
+def _conv_plan(x_shape, w_shape, stride, padding, dilation, groups, x_name="x", w_name="weight"):
+    """The validated ``_core.Conv2dParams`` (the CPU API's checks and messages)."""
+    plan = conv_plan(x_shape, w_shape, stride, padding, dilation, groups, x_name, w_name)
     if plan.extra != (0, 0):
         raise ValueError("padding: 'same' with an even (dilated) kernel extent pads asymmetrically, which the "
                          "CUDA backend does not support; pass explicit padding")
-    p = plan.params
+    return plan.params
+
+
+def _param_list(p) -> list[int]:
+    """The 14 ints the CUDA module takes for a Conv2dParams."""
     return [p.N, p.C, p.H, p.W, p.K, p.R, p.S, p.stride_h, p.stride_w, p.pad_h, p.pad_w, p.dil_h, p.dil_w, p.groups]
 
 
-def _out_shape(p) -> tuple[int, int, int, int]:
-    H, W, R, S, sh, sw, ph, pw, dh, dw = p[2], p[3], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12]
-    return (p[0], p[4], (H + 2 * ph - dh * (R - 1) - 1) // sh + 1, (W + 2 * pw - dw * (S - 1) - 1) // sw + 1)
-
-
-def select_conv_algo(p) -> str:
-    """The algorithm `algo="auto"` runs on the GPU for Conv2dParams list `p` (the one place for this rule).
-
-    Provisional, not yet measured on a GPU: the direct kernel when a 128 x 128 SGEMM tile would be
-    mostly empty (few output channels per group, e.g. LeNet's K = 6 and 16, or a tiny C/groups*R*S,
-    e.g. depthwise), im2col + SGEMM otherwise. The same rule serves all three passes.
-    """
-    C, K, R, S, groups = p[1], p[4], p[5], p[6], p[13]
-    if K // groups < 32 or (C // groups) * R * S < 16:
-        return "direct"
-    return "im2col"
-
-
-def _conv_algo(algo, p) -> str:
-    if not isinstance(algo, str):
-        raise TypeError(f"algo: expected a string, got {type(algo).__name__}")
-    if algo == "auto":
-        return select_conv_algo(p)
-    if algo not in CONV_ALGORITHMS:
-        raise ValueError(f"algo: {algo!r} is not available on the CUDA backend; expected 'auto' or one of {list(CONV_ALGORITHMS)}")
-    return algo
-
-
 def _workspace_limit() -> int:
-    from . import get_workspace_limit
-
-    return get_workspace_limit()
+    return _core.get_workspace_limit()
 
 
 def _check_grad_output(grad_output, p):
-    expected = _out_shape(p)
+    expected = output_shape(p)
     if grad_output.shape != expected:
         raise ValueError(f"grad_output: expected shape {shape_str(expected)} (the convolution's output), "
                          f"got {shape_str(grad_output.shape)}")
@@ -149,11 +120,11 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo
     ib = None if bias is None else _arr(bias, "bias", ndim=1)
     device = _same_device(x=x, weight=weight, bias=bias)
     p = _conv_plan(x.shape, weight.shape, stride, padding, dilation, groups)
-    if bias is not None and bias.shape != (p[4],):
-        raise ValueError(f"bias: expected shape ({p[4]},) for weight shape {shape_str(weight.shape)}, got {shape_str(bias.shape)}")
-    name = _conv_algo(algo, p)
-    y = _empty(_out_shape(p), device)
-    _cuda.conv2d_forward(name, p, ix, iw, ib, y._impl, _workspace_limit())
+    if bias is not None and bias.shape != (p.K,):
+        raise ValueError(f"bias: expected shape ({p.K},) for weight shape {shape_str(weight.shape)}, got {shape_str(bias.shape)}")
+    name = kernel_for(p, algo, "forward", "cuda")
+    y = _empty(output_shape(p), device)
+    _cuda.conv2d_forward(name, _param_list(p), ix, iw, ib, y._impl, _workspace_limit())
     return y
 
 
@@ -164,9 +135,9 @@ def conv2d_input(input_shape, weight, grad_output, stride=1, padding=0, dilation
     input_shape = require_shape(input_shape, "input_shape", 4)
     p = _conv_plan(input_shape, weight.shape, stride, padding, dilation, groups, "input_shape")
     _check_grad_output(grad_output, p)
-    name = _conv_algo(algo, p)
+    name = kernel_for(p, algo, "input", "cuda")
     dx = _empty(input_shape, device)
-    _cuda.conv2d_backward_input(name, p, idy, iw, dx._impl, _workspace_limit())
+    _cuda.conv2d_backward_input(name, _param_list(p), idy, iw, dx._impl, _workspace_limit())
     return dx
 
 
@@ -177,13 +148,13 @@ def conv2d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilatio
     weight_shape = require_shape(weight_shape, "weight_shape", 4)
     p = _conv_plan(input.shape, weight_shape, stride, padding, dilation, groups, "input", "weight_shape")
     _check_grad_output(grad_output, p)
-    name = _conv_algo(algo, p)
+    name = kernel_for(p, algo, "weight", "cuda")
     dw = _empty(weight_shape, device)
-    _cuda.conv2d_backward_weight(name, p, ix, idy, dw._impl, _workspace_limit())
+    _cuda.conv2d_backward_weight(name, _param_list(p), ix, idy, dw._impl, _workspace_limit())
     return dw
 
 
-# ---- pooling (validation shared with fastconv.pooling) ---------------------------------------------------
+# ---- pooling (geometry from _geometry, as fastconv.pooling) ---------------------------------------------------
 
 def _nchw(x, name: str):
     """(4-D Array view, whether the caller passed 3-D (C, H, W))."""
@@ -206,8 +177,6 @@ def _squeezed(a, squeeze: bool):
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
     """Device version of :func:`fastconv.max_pool2d`; indices are an int64 Array (h * W + w per plane)."""
-    from .pooling import pool_params
-
     x4, squeeze = _nchw(x, "x")
     p = pool_params(x4.shape, kernel_size, stride, padding, ceil_mode, dilation=dilation)
     y = _empty((p.N, p.C, p.P, p.Q), x.device)
@@ -219,10 +188,8 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
 
 def _grad4(grad_output, input_shape):
     """(4-D grad_output view, 4-D input shape) for a pooling gradient given as 3-D or 4-D."""
-    from .pooling import _input_shape
-
     g4, _ = _nchw(grad_output, "grad_output")
-    shape4 = _input_shape(input_shape, grad_output.ndim)
+    shape4 = pool_input_shape(input_shape, grad_output.ndim)
     if tuple(g4.shape[:2]) != tuple(shape4[:2]):
         raise ValueError(f"grad_output: shape {shape_str(grad_output.shape)} does not match input_shape "
                          f"{shape_str(input_shape)} in N and C")
@@ -244,8 +211,6 @@ def max_pool2d_backward(grad_output, indices, input_shape):
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None):
     """Device version of :func:`fastconv.avg_pool2d`."""
-    from .pooling import pool_params
-
     x4, squeeze = _nchw(x, "x")
     p = pool_params(x4.shape, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override=divisor_override)
     y = _empty((p.N, p.C, p.P, p.Q), x.device)
@@ -256,8 +221,6 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
 def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
                         count_include_pad=True, divisor_override=None):
     """Device version of :func:`fastconv.grad.avg_pool2d`."""
-    from .pooling import pool_params
-
     g4, shape4 = _grad4(grad_output, input_shape)
     p = pool_params(shape4, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override=divisor_override)
     if g4.shape != (p.N, p.C, p.P, p.Q):
@@ -271,8 +234,6 @@ def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padd
 
 def adaptive_avg_pool2d(x, output_size):
     """Device version of :func:`fastconv.adaptive_avg_pool2d`."""
-    from .pooling import adaptive_output_size
-
     x4, squeeze = _nchw(x, "x")
     P, Q = adaptive_output_size(output_size, x4.shape[2:])
     y = _empty((x4.shape[0], x4.shape[1], P, Q), x.device)

@@ -11,7 +11,7 @@ after another algorithm pays for refilling the caches that algorithm evicted (me
 on lenet_c1's 0.56 ms weight gradient after the FFT, benchmarks/results/2026-11-26_epyc2c_measurements.md), which would favour whichever candidate
 follows the cheapest one rather than the fastest. The winner is cached in-process;
 ``save_autotune``/``load_autotune`` carry the cache across processes as JSON.
-With autotuning off, ``auto`` uses the rule in ``fastconv.conv.select_algorithm``.
+With autotuning off, ``auto`` uses the rule in ``fastconv.conv.select_algorithm`` (the registry's).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import time
 from typing import Callable
 
 from . import _core
+from ._conv_algorithms import ALGORITHMS
 
 _MIN_ROUNDS, _MAX_ROUNDS, _ROUNDS_BUDGET_S = 3, 25, 0.25
 _FORMAT = "fastconv-autotune-1"
@@ -69,8 +70,6 @@ def save_autotune(path) -> None:
 def load_autotune(path) -> None:
     """Merge the winners saved by ``save_autotune`` into the cache. Raises ValueError naming the
     file when it is not such a file or names an unknown algorithm (the cache is then unchanged)."""
-    from .conv import ALGORITHMS
-
     path = os.fspath(path)
     with open(path, encoding="utf-8") as f:
         try:

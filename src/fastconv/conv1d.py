@@ -13,6 +13,7 @@ import numpy as np
 
 from . import cuda
 from ._validation import batch_of_one, drop_batch, require_float32, require_int, shape_str
+from .conv import conv2d, conv2d_input, conv2d_weight
 
 
 def _single(value, name: str, minimum: int) -> int:
@@ -97,8 +98,6 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo
     padding: an int, "valid" (0) or "same" (stride 1; an odd total pad puts the extra element on the right).
     Returns (N, K, L_out) (or (K, L_out)) float32 with L_out = (L + 2*padding - dilation*(S-1) - 1) // stride + 1.
     Same semantics as `torch.nn.functional.conv1d`; computed by `fastconv.conv2d` on height-1 views."""
-    from . import conv2d
-
     x, unbatched = batch_of_one(x, "x", "(N, C, L)")
     if unbatched:
         return drop_batch(conv1d(x, weight, bias, stride, padding, dilation, groups, algo))
@@ -111,8 +110,6 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo
 
 def conv1d_input(input_shape, weight, grad_output, stride=1, padding=0, dilation=1, groups=1, algo="auto"):
     """Gradient of `conv1d` with respect to its input: shape `input_shape` (N, C, L), float32."""
-    from .grad import conv2d_input
-
     input_shape = _shape3(input_shape, "input_shape")
     weight = _as_1d(weight, "weight")
     grad_output = _as_1d(grad_output, "grad_output")
@@ -125,8 +122,6 @@ def conv1d_input(input_shape, weight, grad_output, stride=1, padding=0, dilation
 
 def conv1d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilation=1, groups=1, algo="auto"):
     """Gradient of `conv1d` with respect to its weight: shape `weight_shape` (K, C/groups, S), float32."""
-    from .grad import conv2d_weight
-
     input = _as_1d(input, "input")
     weight_shape = _shape3(weight_shape, "weight_shape")
     grad_output = _as_1d(grad_output, "grad_output")

@@ -21,7 +21,7 @@ import numpy as np
 from . import cuda
 from ._validation import (DimensionError, batch_of_one, drop_batch, pair, require_float32, require_int, require_shape,
                           shape_str)
-from .conv import conv2d
+from .conv import conv2d, conv2d_input, conv2d_weight
 
 
 class _Geometry(NamedTuple):
@@ -112,8 +112,6 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     x, unbatched = batch_of_one(x, "x", "(N, C_in, H, W)")
     if unbatched:
         return drop_batch(conv_transpose2d(x, weight, bias, stride, padding, output_padding, groups, dilation, algo))
-    from .grad import conv2d_input  # grad imports this module
-
     x, weight = _as_4d(x, "x"), _as_4d(weight, "weight")
     geo = _geometry(x.shape, weight.shape, stride, padding, output_padding, groups, dilation)
     C_out = geo.output_shape[1]
@@ -149,8 +147,6 @@ def conv_transpose2d_weight(input, weight_shape, grad_output, stride=1, padding=
     """Gradient of ``conv_transpose2d(input, w, ...)`` with respect to w of shape ``weight_shape``
     (C_in, C_out/groups, R, S): conv2d's weight gradient with grad_output as its input and input as
     its output gradient."""
-    from .grad import conv2d_weight  # grad imports this module
-
     input = _as_4d(input, "input")
     weight_shape = require_shape(weight_shape, "weight_shape", 4)
     grad_output = _as_4d(grad_output, "grad_output")

@@ -6,9 +6,12 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core, cuda
-from ._validation import DimensionError, as_contiguous, pair, require_float32, require_int, shape_str
+from ._geometry import adaptive_output_size, pool_params
+from ._geometry import pool_input_shape as _input_shape
+from ._validation import DimensionError, as_contiguous, require_float32, shape_str
 
-_MAX_WINDOW = 2**31 - 1  # Pool2dParams bounds kernel, stride, padding and dilation so sizes cannot overflow
+__all__ = ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "max_pool2d_backward", "avg_pool2d_backward",
+           "adaptive_avg_pool2d_backward", "pool_params", "adaptive_output_size"]
 
 
 def _as_nchw(x, name: str) -> tuple[np.ndarray, bool]:
@@ -20,53 +23,6 @@ def _as_nchw(x, name: str) -> tuple[np.ndarray, bool]:
         raise ValueError(f"{name}: C, H and W must be positive, got shape {shape_str(x.shape)}")
     x = as_contiguous(x)
     return (x[None], True) if x.ndim == 3 else (x, False)
-
-
-def _input_shape(input_shape, ndim: int, name: str = "input_shape") -> tuple[int, int, int, int]:
-    """The full-size shape a gradient is for, as 4-D; it must have the same ndim as grad_output."""
-    if not isinstance(input_shape, (tuple, list)) or len(input_shape) != ndim:
-        raise ValueError(f"{name}: expected a sequence of {ndim} ints (like grad_output's ndim), got {input_shape!r}")
-    dims = tuple(require_int(d, name, minimum=0) for d in input_shape)
-    if 0 in dims[-3:]:
-        raise ValueError(f"{name}: C, H and W must be positive, got {shape_str(dims)}")
-    return dims if ndim == 4 else (1, *dims)
-
-
-def _window_args(kernel_size, stride, padding, dilation=1):
-    kernel = pair(kernel_size, "kernel_size", minimum=1)
-    stride = kernel if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0) else pair(stride, "stride", minimum=1)
-    padding = pair(padding, "padding", minimum=0)
-    dilation = pair(dilation, "dilation", minimum=1)
-    for name, value in (("kernel_size", kernel), ("stride", stride), ("padding", padding), ("dilation", dilation)):
-        if max(value) > _MAX_WINDOW:
-            raise ValueError(f"{name}: must be < 2^31, got {value}")
-    # Of the undilated kernel, as PyTorch checks it.
-    if 2 * padding[0] > kernel[0] or 2 * padding[1] > kernel[1]:
-        raise ValueError(f"padding: must be at most half of kernel_size, got padding={padding} for kernel_size={kernel}")
-    return kernel, stride, padding, dilation
-
-
-def _divisor(divisor_override) -> int:
-    """divisor_override as Pool2dParams takes it: an int >= 1, or 0 for None."""
-    return 0 if divisor_override is None else require_int(divisor_override, "divisor_override", minimum=1)
-
-
-def pool_params(shape, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, dilation=1,
-                divisor_override=None):
-    """Validated ``_core.Pool2dParams`` for an (N, C, H, W) input; the output is (N, C, params.P, params.Q).
-    ``dilation`` is for max pooling, ``count_include_pad`` and ``divisor_override`` for average pooling."""
-    kernel, stride, padding, dilation = _window_args(kernel_size, stride, padding, dilation)
-    N, C, H, W = shape
-    p = _core.Pool2dParams(N, C, H, W, kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1],
-                           bool(ceil_mode), bool(count_include_pad), dilation[0], dilation[1], _divisor(divisor_override))
-    if p.P < 1 or p.Q < 1:
-        dilated = f" dilated by {dilation}" if dilation != (1, 1) else ""
-        raise ValueError(
-            f"kernel_size: window {kernel}{dilated} with stride {stride} and padding {padding} does not fit input "
-            f"{shape_str(shape)} (output would be {p.P}x{p.Q})"
-        )
-    p.validate()
-    return p
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
@@ -104,18 +60,6 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     y = np.empty((p.N, p.C, p.P, p.Q), np.float32)
     _core.avg_pool2d_forward(p, x4, y)
     return y[0] if squeeze else y
-
-
-def adaptive_output_size(output_size, hw) -> tuple[int, int]:
-    """(P, Q) from an int or a pair whose entries may be None (keep that input size)."""
-    if isinstance(output_size, (tuple, list)):
-        if len(output_size) == 1:
-            output_size = (output_size[0], output_size[0])
-        if len(output_size) != 2:
-            raise ValueError(f"output_size: expected an int or a pair, got {output_size!r}")
-        return tuple(hw[i] if v is None else require_int(v, "output_size", minimum=1) for i, v in enumerate(output_size))
-    v = require_int(output_size, "output_size", minimum=1)
-    return (v, v)
 
 
 def adaptive_avg_pool2d(x, output_size):

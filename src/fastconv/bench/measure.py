@@ -10,23 +10,22 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-import fastconv
-
+from .. import conv
+from .._conv_algorithms import ALGORITHMS, PASSES, error_bound
 from . import reference as ref
 from .suite import Shape
 
-CONV_PASSES = {"fwd": "forward", "bwd_input": "input", "bwd_weight": "weight"}
-ALGO_FAMILIES = ("direct", "im2col", "fft", "winograd")  # what --algos accepts, besides "auto"
+#: The conv passes the benchmark runs, named as everywhere else (fastconv.conv.PASSES).
+CONV_PASSES = PASSES
+# What --algos runs by default besides "auto": every registered algorithm but the variants a family
+# name already picks between (winograd_f2/f4 under "winograd").
+ALGO_FAMILIES = tuple(name for name in ALGORITHMS if not any(name in algo.kernels for algo in ALGORITHMS.values()))
 SCIPY_MAX_BYTES = 512 << 20  # scipy's batched FFT convolution materialises N*K*C spectra: cap its memory
 
 
-# Relative-error bounds, as stated in tests/test_conv.py, test_fft.py and test_winograd.py: the
-# transforms round more than direct sums (F(4x4,3x3)'s larger matrices most).
-TOLERANCE = {"fft": 1e-4, "winograd": 5e-4, "winograd_f4": 5e-4}
-
-
 def tolerance(algo: str) -> float:
-    return TOLERANCE.get(algo, 1e-5)
+    """The relative-error bound of a convolution algorithm: the registry's, which the tests use too."""
+    return error_bound(algo)
 
 
 @dataclass
@@ -128,18 +127,18 @@ def conv_problem(shape: Shape, seed: int = 0):
 
 def run_conv(pass_: str, algo: str, shape: Shape, x, w, b, dy):
     kw = shape.conv_kwargs
-    if pass_ == "fwd":
-        return fastconv.conv2d(x, w, b, algo=algo, **kw)
-    if pass_ == "bwd_input":
-        return fastconv.grad.conv2d_input(x.shape, w, dy, algo=algo, **kw)
-    return fastconv.grad.conv2d_weight(x, w.shape, dy, algo=algo, **kw)
+    if pass_ == "forward":
+        return conv.conv2d(x, w, b, algo=algo, **kw)
+    if pass_ == "input":
+        return conv.conv2d_input(x.shape, w, dy, algo=algo, **kw)
+    return conv.conv2d_weight(x, w.shape, dy, algo=algo, **kw)
 
 
 def conv_reference(pass_: str, shape: Shape, x, w, b, dy):
     args = ((shape.stride,) * 2, (shape.pad,) * 2, (shape.dilation,) * 2, shape.groups)
-    if pass_ == "fwd":
+    if pass_ == "forward":
         return ref.conv2d(x, w, b, *args)
-    if pass_ == "bwd_input":
+    if pass_ == "input":
         return ref.conv2d_input(x.shape, w, dy, *args)
     return ref.conv2d_weight(x, w.shape, dy, *args)
 
@@ -155,13 +154,13 @@ def torch_conv(pass_: str, shape: Shape, x, w, b, dy, device: str = "cpu"):
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False
     kw = shape.conv_kwargs
-    if pass_ == "fwd":
+    if pass_ == "forward":
 
         def call():
             with torch.no_grad():
                 return torch.nn.functional.conv2d(xt, wt, bt, **kw)
 
-    elif pass_ == "bwd_input":
+    elif pass_ == "input":
         call = lambda: torch.nn.grad.conv2d_input(xt.shape, wt, dyt, **kw)  # noqa: E731
     else:
         call = lambda: torch.nn.grad.conv2d_weight(xt, wt.shape, dyt, **kw)  # noqa: E731
@@ -202,10 +201,8 @@ def scipy_conv(shape: Shape, x, w, b):
 
 def workspace_bytes(algo: str, shape: Shape, pass_: str):
     """Scratch bytes the algorithm reports for this pass, when fastconv.conv can tell (else None)."""
-    from .. import conv
-
     query = getattr(conv, "workspace_bytes", None)
-    return query(algo, shape.params(), CONV_PASSES[pass_]) if query else None
+    return query(algo, shape.params(), pass_) if query else None
 
 
 def conv_backend(device: str, shape: Shape, x, w, b, dy):
@@ -213,21 +210,18 @@ def conv_backend(device: str, shape: Shape, x, w, b, dy):
     on the first n images (all when n is None; on the GPU it waits for the result); why_not(pass_)
     maps algorithm names to None (can run) or the reason it cannot; auto(pass_) names the algorithm
     algo="auto" runs."""
+    params = shape.params()
+    why_not = lambda pass_: conv.available(params, pass_, device)  # noqa: E731
+    auto = lambda pass_: conv.select_algorithm(params, pass_, device)  # noqa: E731
     if device == "cpu":
-        from ..conv import _available, select_algorithm
-
-        params = shape.params()
 
         def run(pass_, algo, n=None):
             return run_conv(pass_, algo, shape, x[:n], w, b, dy[:n])
 
-        return (run, lambda pass_: _available(params, CONV_PASSES[pass_]),
-                lambda pass_: select_algorithm(params, CONV_PASSES[pass_]))
+        return run, why_not, auto
 
     from .. import cuda
-    from .._cuda_ops import CONV_ALGORITHMS, _conv_plan, select_conv_algo
 
-    plan = _conv_plan(shape.x_shape, shape.w_shape, shape.stride, shape.pad, shape.dilation, shape.groups)
     on_device = {}  # n -> device copies, made once
 
     def run(pass_, algo, n=None):
@@ -235,16 +229,16 @@ def conv_backend(device: str, shape: Shape, x, w, b, dy):
             on_device[n] = tuple(cuda.to_device(np.ascontiguousarray(a)) for a in (x[:n], w, b, dy[:n]))
         xd, wd, bd, dyd = on_device[n]
         kw = shape.conv_kwargs
-        if pass_ == "fwd":
+        if pass_ == "forward":
             out = cuda.ops.conv2d(xd, wd, bd, algo=algo, **kw)
-        elif pass_ == "bwd_input":
+        elif pass_ == "input":
             out = cuda.ops.conv2d_input(xd.shape, wd, dyd, algo=algo, **kw)
         else:
             out = cuda.ops.conv2d_weight(xd, wd.shape, dyd, algo=algo, **kw)
         cuda.synchronize()
         return out
 
-    return run, lambda pass_: {a: None for a in CONV_ALGORITHMS}, lambda pass_: select_conv_algo(plan)
+    return run, why_not, auto
 
 
 def bench_conv_shape(shape: Shape, algos, passes, repeat: int, warmup: int, compare, peak: float | None,
@@ -269,8 +263,11 @@ def bench_conv_shape(shape: Shape, algos, passes, repeat: int, warmup: int, comp
                 rows.append(row)
                 continue
             got = run(pass_, name, n)
-            row.error = ref.relative_error(got if isinstance(got, np.ndarray) else got.numpy(), expected)
-            if not row.error <= tolerance(name):
+            got = got if isinstance(got, np.ndarray) else got.numpy()
+            row.error = ref.relative_error(got, expected)
+            # The tests' check (tests/toolkit.py): every element within atol + rtol*|ref|, rtol the
+            # registry's bound, atol rtol * max|ref|.
+            if not ref.tolerance_ratio(got, expected, tolerance(name)) <= 1.0:
                 row.status, row.note = "WRONG", f"relative error {row.error:.1e} > {tolerance(name):.0e}: not timed"
                 rows.append(row)
                 continue
@@ -279,7 +276,7 @@ def bench_conv_shape(shape: Shape, algos, passes, repeat: int, warmup: int, comp
             timed.append(row)
         if "torch" in compare and (f := torch_conv(pass_, shape, x, w, b, dy, device)) is not None:
             fns["torch"] = f
-        if "scipy" in compare and pass_ == "fwd" and device == "cpu":
+        if "scipy" in compare and pass_ == "forward" and device == "cpu":
             f, _ = scipy_conv(shape, x, w, b)
             if f is not None:
                 fns["scipy"] = f

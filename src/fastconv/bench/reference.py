@@ -119,3 +119,20 @@ def relative_error(actual, expected) -> float:
     if expected.size == 0:
         return 0.0
     return float(np.abs(actual - expected).max() / max(np.abs(expected).max(), 1e-30))
+
+
+def tolerance_ratio(actual, expected, rtol: float, atol: float | None = None) -> float:
+    """max over elements of |actual - expected| / (atol + rtol * |expected|), in float64: at most 1
+    when every element is within the value-scaled tolerance. ``atol`` defaults to ``rtol * max
+    |expected|``: float32 sums round relative to their largest terms, so an output near zero gets
+    the absolute error of the large values around it. A NaN anywhere gives NaN (never within)."""
+    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    if actual.shape != expected.shape:
+        raise ValueError(f"actual: shape {actual.shape} differs from expected {expected.shape}")
+    if expected.size == 0:
+        return 0.0
+    magnitude = np.abs(expected)
+    if atol is None:
+        atol = rtol * float(magnitude.max())
+    allowed = np.maximum(atol + rtol * magnitude, 1e-300)
+    return float((np.abs(actual - expected) / allowed).max())

@@ -7,6 +7,7 @@ import csv
 import json
 import os
 
+from .._conv_algorithms import PASSES, selection_table
 from .measure import Row
 
 CSV_FIELDS = ["section", "name", "dims", "pass_", "algo", "picked", "status", "ms", "ms_min", "ms_max", "flops",
@@ -103,7 +104,7 @@ def plot_gflops(rows: list[Row], path: str) -> None:
     GFLOP/s on the same shape is the black line across each group."""
     plt = _pyplot()
     conv = [r for r in rows if r.section == "conv" and r.status == "ok"]
-    passes = list(dict.fromkeys(r.pass_ for r in conv)) or ["fwd"]
+    passes = list(dict.fromkeys(r.pass_ for r in conv)) or ["forward"]
     color = {a: f"C{i % 10}" for i, a in enumerate(_algos(conv))}  # the same colour in every panel
     fig, axes = plt.subplots(len(passes), 1, figsize=(11, 3.2 * len(passes)), squeeze=False)
     for ax, pass_ in zip(axes[:, 0], passes):
@@ -140,7 +141,7 @@ def plot_sweep(rows: list[Row], section: str, xlabel: str, key, path: str, title
     `title` (e.g. suite.sweep_title) says which problem was swept."""
     plt = _pyplot()
     sub = [r for r in rows if r.section == section and r.status == "ok"]
-    passes = list(dict.fromkeys(r.pass_ for r in sub)) or ["fwd"]
+    passes = list(dict.fromkeys(r.pass_ for r in sub)) or ["forward"]
     color = {a: f"C{i % 10}" for i, a in enumerate(_algos(sub))}
     fig, axes = plt.subplots(1, len(passes), figsize=(4.5 * len(passes), 3.6), squeeze=False)
     for ax, pass_ in zip(axes[0], passes):
@@ -180,7 +181,7 @@ def plot_roofline(rows: list[Row], peak: float, bandwidth: float, path: str) -> 
     if peak and bandwidth:
         ax.plot(ai, np.minimum(peak, bandwidth * ai), "k-", lw=1)
         roof = f"roof (line): {peak:.0f} GFLOP/s FMA loop, {bandwidth:.0f} GB/s numpy copy, measured in this run"
-    markers = {"fwd": "o", "bwd_input": "s", "bwd_weight": "^"}
+    markers = {"forward": "o", "input": "s", "weight": "^"}
     color = {a: f"C{i % 10}" for i, a in enumerate(_algos(pts))}
     for algo in _algos(pts):
         sub = [r for r in pts if r.algo == algo]
@@ -207,3 +208,13 @@ def plot_roofline(rows: list[Row], peak: float, bandwidth: float, path: str) -> 
     fig.tight_layout()
     fig.savefig(path, dpi=110, bbox_inches="tight")  # the legends sit outside the axes
     plt.close(fig)
+
+
+def rules_lines(shapes, device: str = "cpu") -> list[str]:
+    """The selection rules as a markdown table: for each benchmark shape (``suite.Shape``), the
+    kernel ``algo="auto"`` runs for each pass on ``device`` with autotuning off (before the
+    dead-tap crop, which only applies to taps that read padding alone)."""
+    rows = selection_table(((s.name, s.params()) for s in shapes), device)
+    lines = [f"| shape | problem | {' | '.join(PASSES)} |", "|" + "---|" * (2 + len(PASSES))]
+    lines += [f"| {r['name']} | {r['dims']} | {' | '.join(r[p] for p in PASSES)} |" for r in rows]
+    return lines

@@ -43,9 +43,9 @@ class Shape:
 
     def params(self):
         """The validated ``_core.Conv2dParams`` (ValueError naming the problem if it is invalid)."""
-        from ..conv import _plan
+        from .._geometry import conv_plan
 
-        return _plan(self.x_shape, self.w_shape, self.stride, self.pad, self.dilation, self.groups).params
+        return conv_plan(self.x_shape, self.w_shape, self.stride, self.pad, self.dilation, self.groups).params
 
     @property
     def flops(self) -> float:

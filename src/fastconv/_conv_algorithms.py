@@ -1,0 +1,352 @@
+"""The convolution algorithm registry: every algorithm once, with the devices and passes it runs,
+its applicability check, its compiled kernel(s) and its error bound; and the one function that picks
+an algorithm for ``algo="auto"`` (``select_algorithm``), whose rules ``selection_table`` prints.
+
+Tests (``tests/toolkit.py``), the benchmark's correctness check (``fastconv.bench.measure``),
+``fastconv.conv_algorithms`` and the CUDA backend all read this table; nothing else lists algorithm
+names or tolerances. DEVELOPING.md shows how to add an algorithm. This module imports only ``_core``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from . import _core
+
+#: The passes an algorithm may implement: forward, input gradient, weight gradient.
+PASSES = ("forward", "input", "weight")
+#: The devices a backend can run convolutions on.
+DEVICES = ("cpu", "cuda")
+#: Error bound of the algorithms whose every output is a float32 sum of at most a few thousand
+#: products (no transform): relative_error = max|got - exact| / max|exact|.
+SUM_BOUND = 1e-5
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """A registered convolution algorithm.
+
+    ``check(params)`` returns None when the algorithm can run the problem described by the
+    ``_core.Conv2dParams`` ``params``, else a short reason (shown in the ValueError of an explicit
+    request). ``passes`` lists the passes it implements (a subset of ``PASSES``), ``devices`` the
+    backends with a kernel for it. ``bound``: the largest relative error (max |got - exact| /
+    max |exact|) the tests and the benchmark accept from it on float32 inputs of unit scale.
+    """
+
+    name: str
+    check: Callable[[object], str | None]
+    passes: tuple[str, ...] = PASSES
+    doc: str = ""
+    #: For a family name that picks one of several compiled kernels (e.g. "winograd"): a function
+    #: params -> the kernel's name, and the names it may return. None: the name is the kernel.
+    pick: Callable[[object], str] | None = None
+    kernels: tuple[str, ...] = ()
+    devices: tuple[str, ...] = ("cpu",)
+    bound: float = SUM_BOUND
+    #: Transforms that mix neighbouring values (FFT, Winograd): a NaN or Inf in an input tile would
+    #: spread to every output of that tile, so on non-finite inputs the dispatch runs im2col instead.
+    tile_transform: bool = False
+    #: A kernel written in Python over the bound ones, called as run(pass_, params, x, weight,
+    #: grad_output, bias, out) (operands of that pass, others None); None: a compiled kernel.
+    run: Callable | None = None
+
+    def kernel(self, params) -> str:
+        """The compiled kernel this algorithm runs for ``params``."""
+        return self.pick(params) if self.pick else self.name
+
+
+def _any(params) -> str | None:
+    return None
+
+
+def _fft_check(params) -> str | None:
+    # Overlap-save tiles compute every output position of a dense kernel: a stride would discard
+    # most of them and a dilated kernel gains nothing from the transform; groups would need
+    # per-group spectra. direct and im2col cover all three.
+    if (params.stride_h, params.stride_w) != (1, 1):
+        return f"needs stride 1, got {(params.stride_h, params.stride_w)}"
+    if (params.dil_h, params.dil_w) != (1, 1):
+        return f"needs dilation 1, got {(params.dil_h, params.dil_w)}"
+    if params.groups != 1:
+        return f"needs groups 1, got {params.groups}"
+    return None
+
+
+def _winograd_check(params) -> str | None:
+    if (params.R, params.S) != (3, 3):
+        return f"Winograd needs a 3x3 kernel, got {params.R}x{params.S}"
+    if (params.stride_h, params.stride_w) != (1, 1):
+        return f"Winograd needs stride 1, got {(params.stride_h, params.stride_w)}"
+    if (params.dil_h, params.dil_w) != (1, 1):
+        return f"Winograd needs dilation 1, got {(params.dil_h, params.dil_w)}"
+    if params.groups != 1:
+        return f"Winograd needs groups 1, got {params.groups}"
+    return None
+
+
+def _whole_batch_check(params) -> str | None:
+    p = params
+    if not p.H == p.W == p.R == p.S == p.P == p.Q == 1:
+        return f"needs a 1x1 kernel on 1x1 maps giving 1x1 outputs, got a {p.R}x{p.S} kernel on {p.H}x{p.W}"
+    if p.groups != 1:
+        return f"needs groups 1, got {p.groups}"
+    return None
+
+
+def _whole_batch_gemm(pass_: str, p, x, weight, grad_output, bias, out) -> None:
+    """A 1x1 convolution of 1x1 maps is one matrix product over the whole batch (NCHW x is then an
+    (N, C) matrix), where the compiled kernels would do one small product per image."""
+    if pass_ == "forward":  # y (N, K) = x (N, C) @ w^T (C, K)
+        y = out.reshape(p.N, p.K)
+        _core.sgemm(x.reshape(p.N, p.C), weight.reshape(p.K, p.C), y, 1.0, 0.0, False, True)
+        if bias is not None:
+            y += bias
+    elif pass_ == "input":  # dx (N, C) = dy (N, K) @ w (K, C)
+        _core.sgemm(grad_output.reshape(p.N, p.K), weight.reshape(p.K, p.C), out.reshape(p.N, p.C), 1.0, 0.0, False, False)
+    else:  # dw (K, C) = dy^T (K, N) @ x (N, C)
+        _core.sgemm(grad_output.reshape(p.N, p.K), x.reshape(p.N, p.C), out.reshape(p.K, p.C), 1.0, 0.0, True, False)
+
+
+_CACHE_BYTES = 16 << 20  # half the 32 MiB L3 the rules below were measured on
+
+
+def _winograd_tiles(params, m: int) -> int:
+    return params.N * -(-params.P // m) * -(-params.Q // m)
+
+
+def _winograd_variant(params) -> str:
+    """F(4x4) (36 multiplications per 4x4 output tile, against 16 per 2x2 tile for F(2x2)) except
+    where its transformed kernel, 36*K*C floats, is streamed for only a few tiles, or where 4x4
+    tiles would be mostly padding. Measured (2026-11-25_epyc2c_winograd.md, sweep, 1 thread):
+    F(4x4) beats F(2x2) on every 3x3 layer with C = K from 8 to 512 on 56x56, and with up to 64
+    channels on 4x4 to 14x14; with 256 or 512 channels on 14x14 and smaller (9.4 or 38 MB kernel,
+    at most 20 tiles) F(2x2) is 2-28% faster (512 channels on 14x14: within 8% either way), and
+    2-2.5x faster with 512 channels on 7x7 and smaller."""
+    tiles4, tiles2 = _winograd_tiles(params, 4), _winograd_tiles(params, 2)
+    if 36 * 4 * params.K * params.C >= _CACHE_BYTES // 2 and tiles4 < 32:
+        return "winograd_f2"
+    if 36 * tiles4 > 2 * 16 * tiles2:
+        return "winograd_f2"
+    return "winograd_f4"
+
+
+def _winograd_choice(params) -> str | None:
+    """For a problem Winograd can run: "winograd" where it pays, "im2col" where its transformed
+    kernel would be streamed for too few tiles, None to leave the choice to the other rules."""
+    cg, kg = params.C // params.groups, params.K // params.groups
+    if min(cg, kg) < 8:
+        return None
+    if cg * 9 <= 160 and kg <= 16 and params.P * params.Q >= 2500:
+        return None  # few channels on a large image: direct wins (sweep)
+    m = 4 if _winograd_variant(params) == "winograd_f4" else 2
+    if (m + 2) ** 2 * 4 * params.K * params.C >= _CACHE_BYTES and _winograd_tiles(params, m) < 32:
+        return "im2col"
+    return "winograd"
+
+
+#: name -> Algorithm; ``algo=`` accepts these names and "auto".
+ALGORITHMS: dict[str, Algorithm] = {
+    "direct": Algorithm("direct", _any, devices=("cpu", "cuda"),
+                        doc="register-tiled six-deep loop; best for few channels (LeNet)"),
+    "im2col": Algorithm("im2col", _any, devices=("cpu", "cuda"),
+                        doc="unfold + GEMM (no unfold for 1x1 stride 1); best for many channels"),
+    "fft": Algorithm("fft", _fft_check, bound=1e-4, tile_transform=True,
+                     doc="tiled real 2-D FFT + per-frequency complex GEMM; best for large kernels"),
+    "winograd": Algorithm(
+        "winograd", _winograd_check, ("forward", "input"), bound=5e-4,
+        doc="F(2x2,3x3) or F(4x4,3x3), whichever _winograd_variant picks", pick=_winograd_variant,
+        kernels=("winograd_f2", "winograd_f4"),
+    ),
+    "winograd_f2": Algorithm(
+        "winograd_f2", _winograd_check, ("forward", "input"), tile_transform=True,
+        doc="Winograd F(2x2,3x3): 2.25x fewer multiplications, error ~1e-7"),
+    "winograd_f4": Algorithm(
+        "winograd_f4", _winograd_check, ("forward", "input"), bound=5e-4, tile_transform=True,
+        doc="Winograd F(4x4,3x3): 4x fewer multiplications, error ~3e-6"),
+    "gemm": Algorithm("gemm", _whole_batch_check, run=_whole_batch_gemm,
+                      doc="1x1 kernel on 1x1 maps: one GEMM over the whole batch"),
+}
+
+
+def check_pass(pass_: str) -> str:
+    """``pass_`` if it names a pass, else ValueError."""
+    if pass_ not in PASSES:
+        raise ValueError(f"pass_: expected one of {PASSES}, got {pass_!r}")
+    return pass_
+
+
+def check_device(device: str) -> str:
+    """``device`` if it names a backend, else ValueError."""
+    if device not in DEVICES:
+        raise ValueError(f"device: expected one of {DEVICES}, got {device!r}")
+    return device
+
+
+def error_bound(name: str) -> float:
+    """The relative error bound of algorithm ``name`` (or of a compiled kernel of that name)."""
+    return ALGORITHMS[name].bound
+
+
+def available(params, pass_: str, device: str = "cpu") -> dict[str, str | None]:
+    """Every registered algorithm -> None if it can run this pass of this problem on ``device``,
+    else why not."""
+    compiled = _core.conv2d_kernels() if device == "cpu" else {}
+    out = {}
+    for name, algo in ALGORITHMS.items():
+        kernels = algo.kernels or (name,)
+        if device not in algo.devices:
+            out[name] = f"has no {device} kernel"
+        elif device == "cpu" and algo.run is None and any(k not in compiled for k in kernels):
+            out[name] = "not compiled into this build"
+        elif pass_ not in algo.passes or (device == "cpu" and algo.run is None
+                                          and not all(compiled[k][PASSES.index(pass_)] for k in kernels)):
+            out[name] = f"has no {pass_} pass"
+        else:
+            out[name] = algo.check(params)
+    return out
+
+
+def tunable(params, pass_: str) -> list[str]:
+    """The distinct CPU kernels the autotuner races for one pass (family names such as "winograd"
+    are left out: their kernels are raced under their own names)."""
+    return [name for name, why in available(params, pass_).items() if why is None and not ALGORITHMS[name].pick]
+
+
+def kernel_for(params, algo, pass_: str, device: str = "cpu") -> str:
+    """The kernel that runs ``algo`` ("auto": ``select_algorithm``'s pick, or a registered name,
+    checked to apply) for this pass of this problem on ``device``. TypeError/ValueError naming
+    ``algo`` otherwise."""
+    if not isinstance(algo, str):
+        raise TypeError(f"algo: expected a string, got {type(algo).__name__}")
+    if algo == "auto":
+        return ALGORITHMS[select_algorithm(params, pass_, device)].kernel(params)
+    if algo not in ALGORITHMS:
+        raise ValueError(f"algo: unknown algorithm {algo!r}; expected 'auto' or one of {sorted(ALGORITHMS)}")
+    why = available(params, pass_, device)[algo]
+    if why is not None:
+        on = "" if device == "cpu" else f" on {device}"
+        raise ValueError(f"algo: {algo!r} cannot run this convolution ({pass_} pass{on}): {why}")
+    return ALGORITHMS[algo].kernel(params)
+
+
+def _pointwise(p) -> bool:
+    return (p.R, p.S, p.stride_h, p.stride_w, p.pad_h, p.pad_w) == (1, 1, 1, 1, 0, 0)
+
+
+def select_algorithm(params, pass_: str, device: str = "cpu") -> str:
+    """The algorithm ``algo="auto"`` runs for one pass ("forward", "input", "weight") of a problem
+    (a ``_core.Conv2dParams``) on ``device``. Rules are checked in order; each cites its measurement.
+
+    CPU measurements (ours vs torch per shape, pass and algorithm, interleaved in the same run):
+    [2t] benchmarks/results/2026-11-25_epyc2c_conv.md (2 threads, median) and
+    [1t] benchmarks/results/2026-11-25_epyc2c_conv-1thread.md (1 thread, min: steadier while the
+    machine was shared). Where the two disagree the rule follows the majority of all runs made and
+    says so. Other helpers' algorithms get their branches above the direct/im2col fallbacks.
+    """
+    if pass_ not in PASSES or device != "cpu":  # the checks are calls: kept off the common path
+        check_pass(pass_)
+        if check_device(device) == "cuda":
+            return _select_cuda(params)
+    p = params
+    cg, kg = p.C // p.groups, p.K // p.groups
+    strided = p.stride_h > 1 or p.stride_w > 1
+    # A 1x1 convolution of 1x1 maps (what the dead-tap crop leaves of a padded 3x3 layer on 1x1
+    # maps: ResNet's last stage at 32x32 input) is one GEMM over the whole batch, not N of them.
+    if p.R == p.S == 1 and p.N and _whole_batch_check(p) is None:  # R, S first: most problems fail there
+        return "gemm"
+    # resnet_1x1: a 1x1 stride-1 convolution is one GEMM per image without any unfold; im2col beats
+    # direct in every pass ([1t] fwd 0.91 vs 2.19, input 0.55 vs 1.21, weight 1.26 vs 3.52 x torch).
+    if _pointwise(p):
+        return "im2col"
+    # 2026-11-25_epyc2c_winograd.md (sweep, forward and input gradient, 1 thread; runs on a busy
+    # machine vary by ~10%): on 3x3 stride-1 layers Winograd is fastest or within ~10% once both
+    # channel counts are >= 8 (worst: (8, 64) on 56x56 forward, direct by 11-21% across runs),
+    # except on large images with few channels (C = K = 8 or 16 on 56x56 and larger: direct, up to
+    # 77% faster, at worst 10% slower), and except when its transformed kernel (>= 16 MiB) would be
+    # streamed for fewer than 32 tiles (C = K = 512 on 7x7 and smaller), where im2col is fastest in
+    # both passes (F(2x2) 11-29% slower, direct 1.5-1.7x).
+    if pass_ != "weight" and _winograd_check(p) is None:
+        choice = _winograd_choice(p)
+        if choice is not None:
+            return choice
+    # 5x5 stride-1 kernels with 8+ channels (benchmarks/results/2026-11-26_epyc2c_5x5.md, 2 threads):
+    # from 7x7 images the FFT is fastest in every pass (NiN's 24 -> 64 on 7x7: 3.5 / 3.8 ms forward
+    # / input against direct's 5.2 / 5.1; 64 -> 192 on 27x27: 60 against 142 ms), except weight
+    # gradients with under 32 channels on images under 15x15 (24 -> 64 on 7x7: direct 5.7 vs 6.5
+    # ms; 12 -> 32 on 8x8: 1.8 vs 3.0). On 4x4 images direct is fastest or within 30%, but for the
+    # forward pass with 32+ channels (FFT 1.9-2.0 ms against direct's 2.3-4.4 in three runs);
+    # im2col, the generic pick for 32+ channels, is 1.7-2.4x slower. The worst pick of the final
+    # run, 1.5x (8 -> 16 on 16x16, weight), is a case where FFT and direct traded places between
+    # runs. LeNet's layers (1 or 6 input channels) fall through to the generic rules: direct.
+    if p.R * p.S >= 25 and not strided and cg >= 8 and kg >= 8:
+        if min(p.H, p.W) < 7 and not (pass_ == "forward" and cg >= 32 and _fft_check(p) is None):
+            return "direct"
+        if (pass_ != "weight" or cg >= 32 or min(p.H, p.W) >= 15) and _fft_check(p) is None:
+            return "fft"
+    # big_kernel (9x9, 16 channels, 128x128): fft beats direct and im2col in all three passes
+    # ([1t] 0.20 / 0.11 / 0.24 x torch against direct's 1.2 / 1.09 / 1.50); 9x9 is the smallest
+    # kernel measured where it wins (5x5 LeNet layers stay direct: [1t] lenet_c2 fwd fft 4.90x).
+    if p.R * p.S >= 81 and _fft_check(p) is None:
+        return "fft"
+    if pass_ == "forward":
+        # stride2 (128 channels, stride 2): im2col ahead of direct in 3 of 4 runs ([1t] 1.29 vs 1.46).
+        if strided and cg >= 64:
+            return "im2col"
+        # lenet_c1, lenet_c2, alexnet_c1 ([1t] 0.42, 0.95, 0.89 against im2col's 0.85, 6.89, 1.33;
+        # resnet_3x3 without Winograd 1.50 vs 1.61): the register-tiled direct loop wins.
+        return "direct"
+    if pass_ == "input":
+        # alexnet_c1 ([1t] im2col 0.32 vs direct 0.60), stride2 (1.06 vs 1.06): strided layers; with
+        # 64+ output channels W^T @ dY is a well-shaped GEMM. Few channels at stride 1 (lenet_c1,
+        # lenet_c2: [1t] direct 0.01 and 0.40 against im2col's 0.02 and 1.77): direct.
+        if strided or kg >= 64:
+            return "im2col"
+        return "direct"
+    # 3x3 stride-1 weight gradients up to 32x32 (benchmarks/results/2026-11-26_epyc2c_weight_grad.md,
+    # batch 128, 2 threads). Direct's channel-vector tiles reduce over chunks of images: with up to
+    # 32 output channels, 1-3 input channels, or on 4x4 and smaller it is fastest or within 12%
+    # (1.7-9x faster than the FFT with 1-16 channels), except with 256 channels, where im2col is as
+    # fast on 2x2 and 1.5x faster on 4x4. From 8x8 with 64-128 channels the FFT wins (32x32, 64
+    # channels: 52 vs direct 76 and im2col 67 ms). With 256 channels the FFT won at batch 128 (16x16:
+    # 173 vs im2col 209 ms) but lost at batch 8 (resnet_3x3, 14x14: 27.1 vs about 10 ms,
+    # 2026-11-26_epyc2c_conv.md): its cost per channel pair is not amortised over a small batch, so
+    # 256 channels stay with im2col. On larger images the FFT wins with up to 128 channels (vgg_3x3,
+    # 64 channels on 56x56: 8.3 vs im2col 10.6 ms, bench_full).
+    if p.R == p.S == 3 and not strided and p.dil_h == p.dil_w == 1 and p.groups == 1:
+        small = p.H * p.W <= 32 * 32
+        if small and (kg <= 32 or cg < 16 or p.H * p.W <= 16):
+            return "im2col" if cg >= 256 else "direct"
+        if min(p.H, p.W) >= 8 and cg <= 128 and kg <= 128 and _fft_check(p) is None:
+            return "fft"
+    # weight gradient: with 32+ input channels per group the GEMM wins (vgg_3x3 [1t] im2col 1.33 vs
+    # direct 2.16, resnet_3x3 1.50 vs 2.25, stride2 1.39 vs 1.93): direct's 8-wide partial sums no
+    # longer fit in L1. Few channels (lenet_c1 [1t] direct 0.40 vs 6.06, lenet_c2 0.27 vs 1.30,
+    # alexnet_c1 1.85 vs 1.85): direct.
+    if cg >= 32:
+        return "im2col"
+    return "direct"
+
+
+def _select_cuda(p) -> str:
+    """The GPU rule. Provisional, not yet measured on a GPU: the direct kernel when a 128 x 128
+    SGEMM tile would be mostly empty (few output channels per group, e.g. LeNet's K = 6 and 16, or
+    a tiny C/groups*R*S, e.g. depthwise), im2col + SGEMM otherwise. The same rule serves all passes."""
+    if p.K // p.groups < 32 or (p.C // p.groups) * p.R * p.S < 16:
+        return "direct"
+    return "im2col"
+
+
+def selection_table(problems, device: str = "cpu") -> list[dict]:
+    """What ``select_algorithm`` picks for each problem and pass, as rows for a report: ``problems``
+    is an iterable of (name, ``_core.Conv2dParams``). Each row: name, dims, and one entry per pass
+    (the kernel that runs; a family such as "winograd" shows its variant)."""
+    rows = []
+    for name, p in problems:
+        row = {"name": name, "dims": (f"N{p.N} C{p.C} {p.H}x{p.W} K{p.K} {p.R}x{p.S} s{p.stride_h},{p.stride_w} "
+                                      f"p{p.pad_h},{p.pad_w} d{p.dil_h},{p.dil_w} g{p.groups}")}
+        for pass_ in PASSES:
+            pick = select_algorithm(p, pass_, device)
+            row[pass_] = ALGORITHMS[pick].kernel(p) if device == "cpu" else pick
+        rows.append(row)
+    return rows
