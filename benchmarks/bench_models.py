@@ -60,7 +60,7 @@ def _pair(name, width, size, threads, lr, optimizer="adam", momentum=0.9, init="
     fastconv.manual_seed(0)
     ours = fastconv.models.get(name, small=True, width=width)
     if init == "xavier":
-        fastconv.nn.init.xavier_init_(ours)
+        fastconv.models.xavier_init_(ours)
     ref = to_torch(ours)
     _load(ref, ours)  # torch starts from our weights, whichever initialisation drew them
     if optimizer == "sgd":
