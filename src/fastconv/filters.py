@@ -203,7 +203,7 @@ def _filter(image, kernel, mode, boundary, algo, flipped) -> np.ndarray:
     ph, pw = _pads(kh, mode, flipped), _pads(kw, mode, flipped)
     if ph != (0, 0) or pw != (0, 0):
         x = np.pad(x, ((0, 0), (0, 0), ph, pw), mode=BOUNDARIES[boundary])
-    from . import conv2d
+    from .conv import conv2d
 
     y = conv2d(np.ascontiguousarray(x), np.ascontiguousarray(k)[None, None], algo=algo)
     return restore(y)
@@ -250,7 +250,7 @@ def moving_average(series, window: int, weights=None) -> np.ndarray:
     L = s.shape[-1]
     if window > L:
         raise ValueError(f"window: must be <= the series length {L}, got {window}")
-    from . import conv1d
+    from .conv1d import conv1d
 
     batch = s.reshape(-1, 1, L)
     y = conv1d(np.ascontiguousarray(batch), np.ascontiguousarray(w)[None, None])

@@ -292,7 +292,7 @@ def show_edge_walkthrough(image, save=None):
     """Seed 002's walk-through on one gray image (H, W): the four 4x4 edge filters of
     `filters.edge4()` with their values, and their ReLU activation maps (valid cross-correlation,
     one `fastconv.conv2d` call for all four)."""
-    from . import conv2d
+    from .conv import conv2d
     from .filters import edge4
 
     img = _numpy(image, "image").astype(np.float32)

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-import fastconv
-
+from ..gemm import gemm
 from . import reference as ref
 from .measure import Row, time_interleaved
 
@@ -26,11 +25,11 @@ def bench_gemm(repeat: int, warmup: int, peak: float, quick: bool = False, log=N
         row = Row(section="gemm", name=f"gemm_{M}x{N}x{K}", dims=f"{M},{N},{K}", pass_="fwd", algo="gemm",
                   picked="gemm", flops=flops, bytes=4 * (M * K + K * N + M * N))
         rows_checked = min(M, 8)
-        row.error = ref.relative_error(fastconv.gemm(a[:rows_checked], b), a[:rows_checked].astype(np.float64) @ b)
+        row.error = ref.relative_error(gemm(a[:rows_checked], b), a[:rows_checked].astype(np.float64) @ b)
         if not row.error <= TOLERANCE:
             row.status, row.note = "WRONG", f"relative error {row.error:.1e} > {TOLERANCE:.0e}: not timed"
         else:
-            res = time_interleaved({"ours": lambda: fastconv.gemm(a, b), "numpy": lambda: a @ b}, repeat, warmup,
+            res = time_interleaved({"ours": lambda: gemm(a, b), "numpy": lambda: a @ b}, repeat, warmup,
                                    block=3, settle=0.15)
             med, lo, hi = res["ours"]
             row.ms, row.ms_min, row.ms_max = med * 1e3, lo * 1e3, hi * 1e3
