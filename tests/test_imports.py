@@ -171,3 +171,21 @@ def test_the_checks_find_a_cycle_and_root_imports(tmp_path):
     assert root_imports == {"pkg.sub.bad1": [1], "pkg.sub.bad2": [1], "pkg.sub.bad3": [1]}
     graph["pkg.ops"].clear()  # the function-local import gone: no cycle left
     assert cycles(graph) == []
+
+
+def test_benchmarks_are_drivers_over_the_package():
+    """benchmarks/*.py import what they share from fastconv.bench, not from tests/ or each other
+    through sys.path."""
+    scripts = sorted((PACKAGE_DIR.parents[1] / "benchmarks").glob("*.py"))
+    assert scripts
+    siblings = {p.stem for p in scripts} | {p.stem for p in (PACKAGE_DIR.parents[1] / "tests").glob("*.py")}
+    offenders = []
+    for path in scripts:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Attribute) and node.attr in {"insert", "append", "extend"} \
+                    and ast.unparse(node.value) == "sys.path":
+                offenders.append(f"{path.name}:{node.lineno} edits sys.path")
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else []
+            offenders += [f"{path.name}:{node.lineno} imports {n}" for n in names if n.split(".")[0] in siblings]
+    assert not offenders, offenders

@@ -24,7 +24,7 @@ from .serialization import save, load  # noqa: E402
 
 from .runtime import __version__, get_num_threads, get_workspace_limit, info, set_num_threads, \
     set_workspace_limit  # noqa: E402
-from .runtime import cpu_model as _cpu_model, tune_malloc as _tune_malloc  # noqa: E402
+from .runtime import tune_malloc as _tune_malloc  # noqa: E402
 
 _malloc_tuned = _tune_malloc()
 

@@ -8,7 +8,6 @@ inputs are made contiguous once. The ops have fake (meta) implementations, so ``
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from .. import cuda as fc_cuda, grad as fc_grad
