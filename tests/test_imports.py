@@ -189,3 +189,15 @@ def test_benchmarks_are_drivers_over_the_package():
                 [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else []
             offenders += [f"{path.name}:{node.lineno} imports {n}" for n in names if n.split(".")[0] in siblings]
     assert not offenders, offenders
+
+
+def test_the_toolbox_keeps_its_old_names():
+    import importlib
+
+    import fastconv
+    import fastconv.toolbox.filters
+    import fastconv.toolbox.viz
+
+    assert fastconv.filters is fastconv.toolbox.filters
+    assert importlib.import_module("fastconv.viz") is fastconv.toolbox.viz
+    from fastconv.viz import plot_history  # noqa: F401  (the old spelling of an import)

@@ -96,7 +96,7 @@ def _run_title(args, lr: float) -> str:
 
 def _plot(history, path: Path, title: str) -> bool:
     """The loss and accuracy curves as a PNG (False when matplotlib is not installed)."""
-    from ..viz import plot_history
+    from ..toolbox.viz import plot_history
 
     try:
         plot_history(history, title=title, save=path)

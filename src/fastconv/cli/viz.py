@@ -64,7 +64,7 @@ def read_gray_image(path, max_side: int = 256) -> np.ndarray:
 
 
 def _cmd_filters(args) -> int:
-    from ..viz import show_filters
+    from ..toolbox.viz import show_filters
 
     state, _ = load_run(args.weights)
     if args.layer:
@@ -83,7 +83,7 @@ def _cmd_filters(args) -> int:
 
 def _cmd_activations(args) -> int:
     from .. import nn
-    from ..viz import show_activation_maps
+    from ..toolbox.viz import show_activation_maps
 
     state, meta = load_run(args.weights)
     model, _, _ = model_from_run(state, meta, args.weights, args.model)
@@ -102,7 +102,7 @@ def _cmd_activations(args) -> int:
 
 
 def _cmd_edges(args) -> int:
-    from ..viz import show_edge_walkthrough
+    from ..toolbox.viz import show_edge_walkthrough
 
     if args.image:
         image, what = read_gray_image(args.image), args.image
