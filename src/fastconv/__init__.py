@@ -21,6 +21,7 @@ from . import nn, optim, data, models  # noqa: E402  (the Python layer; needs th
 from .autograd import Tensor, tensor, no_grad, is_grad_enabled, cat  # noqa: E402
 from .nn.init import manual_seed  # noqa: E402
 from .serialization import save, load  # noqa: E402
+from .training import evaluate, fit  # noqa: E402
 
 from .runtime import __version__, get_num_threads, get_workspace_limit, info, set_num_threads, \
     set_workspace_limit  # noqa: E402
@@ -67,4 +68,6 @@ __all__ = [
     "optim",
     "data",
     "models",
+    "fit",
+    "evaluate",
 ]
