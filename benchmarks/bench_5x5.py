@@ -19,9 +19,9 @@ import numpy as np
 
 import fastconv
 from fastconv import conv as conv_mod
+from fastconv.bench.sweep import time_against_auto, write_sweep
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_conv import time_against_auto, write_sweep  # noqa: E402
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 # (N, C, K, H = W, padding)
 SHAPES = [(256, 1, 6, 28, 2), (256, 6, 16, 14, 0), (256, 4, 8, 8, 2), (256, 8, 24, 4, 2), (256, 16, 32, 4, 2),
@@ -64,7 +64,7 @@ def main(argv=None) -> int:
                 [f"threads: {args.threads}; best of 5 x 3 calls after a warm-up call",
                  f"command: `python3 benchmarks/bench_5x5.py --threads {args.threads}`",
                  f"worst auto / fastest: {worst:.2f}"],
-                rows, args.out)
+                rows, args.out, RESULTS)
     return 0
 
 

@@ -25,9 +25,9 @@ import numpy as np
 import fastconv
 from fastconv import Tensor
 from fastconv.nn import functional as F
+from fastconv.bench.sweep import write_sweep
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_conv import write_sweep  # noqa: E402
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 # (N, C, H, W): DenseNet's (width 0.5, 32 px) 16x16 stem and 8x8 / 4x4 blocks, ResNet-18's (width
 # 0.25, 32 px) 8x8 stage, and a full-size ResNet stage at batch 8.
@@ -81,7 +81,7 @@ def main(argv=None) -> int:
                 [f"threads: {args.threads}; median of {args.repeat} interleaved rounds after a warm-up round",
                  f"command: `python3 benchmarks/bench_batchnorm.py --threads {args.threads}`",
                  f"torch {torch.__version__}"],
-                rows, args.out)
+                rows, args.out, RESULTS)
     return 0
 
 

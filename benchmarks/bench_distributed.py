@@ -55,12 +55,10 @@ def _build(framework: str, model: str):
     ours = fastconv.models.LeNet5("modern") if name == "lenet5" else fastconv.models.get(name, **kw)
     if framework == "fastconv":
         return ours, size, batch
-    sys.path.insert(0, str(HERE.parent / "tests"))  # the torch mirrors of our models live with the parity tests
-    from test_models import _load, to_torch
-    from test_torch_parity import torch_lenet
+    from fastconv.bench.torch_mirror import copy_weights, to_torch, torch_lenet
 
     ref = torch_lenet("modern") if name == "lenet5" else to_torch(ours)
-    _load(ref, ours)
+    copy_weights(ref, ours)
     return ref, size, batch
 
 
@@ -224,8 +222,7 @@ def main(argv=None) -> int:
                 if procs == 2:
                     bar.append(f"- {model}, {framework}: 2 processes x 1 thread reach {ratio:.2f}x the samples/s of "
                                f"1 process x 2 threads" + (" (bar: >= 0.8x)" if framework == "fastconv" else ""))
-    sys.path.insert(0, str(HERE))
-    from bench_conv import machine_tag
+    from fastconv.bench.sweep import machine_tag
 
     now = datetime.now(timezone.utc)
     lines = [

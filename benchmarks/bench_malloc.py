@@ -62,8 +62,7 @@ def main(argv=None) -> int:
             runs[tuning].append(run(args.threads, tuning))
     import fastconv
 
-    sys.path.insert(0, HERE)
-    from bench_conv import machine_tag
+    from fastconv.bench.sweep import machine_tag
 
     rows = ["| malloc setting | ms per step (median of rounds) | page faults per step | rounds (ms) |", "|---|---|---|---|"]
     for tuning in (True, False):

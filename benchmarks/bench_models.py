@@ -1,5 +1,5 @@
 """The d2l models (fastconv.models, small versions) training on Fashion-MNIST: fastconv against the
-same architecture in PyTorch CPU (built by tests/test_models.to_torch, same initial weights), same
+same architecture in PyTorch CPU (built by fastconv.bench.torch_mirror.to_torch, same initial weights), same
 batches, optimizer (Adam, or SGD with --optimizer sgd), initial weights (--init) and thread count, in
 one process, interleaved (A, B, A, B, ...).
 
@@ -31,63 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
+from fastconv.bench.model_pairs import CONFIGS, make_pair, make_steps
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))
-
-# name -> (width, input size), sized to train on 2 CPU cores. d2l feeds 224 pixels to AlexNet, VGG and
-# NiN and 96 to GoogLeNet, ResNet and DenseNet; here AlexNet gets about its smallest workable size
-# (65 -> 67), VGG its smallest (32), GoogLeNet, ResNet and DenseNet 32 (the issue's `--resize 32`).
-# NiN gets 160: its global average pool then sees a 3x3 map (1x1 at 68 pixels, where whole classes
-# die at the last ReLU; results/2026-11-26_epyc2c_nin.md), and it trains with d2l's recipe (plain
-# SGD lr 0.1, batch 128, Xavier) plus a cosine schedule. At 224 pixels an epoch of AlexNet or VGG-11
-# at width 0.25 takes about 150 s and 2,000 s here.
-CONFIGS = {
-    "alexnet": (0.25, 67), "vgg11": (0.25, 32), "nin": (0.25, 160), "googlenet": (0.25, 32),
-    "resnet18": (0.25, 32), "densenet121": (0.5, 32),
-}
-
-
-def _pair(name, width, size, threads, lr, optimizer="adam", momentum=0.9, init="default"):
-    """Our small model and the same architecture in torch from the same weights, each with its
-    optimizer: Adam, or SGD with `momentum`; init "xavier" redraws the weights as d2l's init_cnn."""
-    import torch
-    from test_models import _load, to_torch
-
-    import fastconv
-
-    fastconv.set_num_threads(threads)
-    torch.set_num_threads(threads)
-    fastconv.manual_seed(0)
-    ours = fastconv.models.get(name, small=True, width=width)
-    if init == "xavier":
-        fastconv.nn.init.xavier_init_(ours)
-    ref = to_torch(ours)
-    _load(ref, ours)  # torch starts from our weights, whichever initialisation drew them
-    if optimizer == "sgd":
-        return (ours, fastconv.optim.SGD(ours.parameters(), lr, momentum=momentum),
-                ref, torch.optim.SGD(ref.parameters(), lr, momentum=momentum))
-    return ours, fastconv.optim.Adam(ours.parameters(), lr), ref, torch.optim.Adam(ref.parameters(), lr)
-
-
-def _steps(ours, opt, ref, ropt):
-    import torch
-
-    import fastconv
-    from fastconv.nn import functional as F
-
-    def step_ours(xb, yb):
-        loss = F.cross_entropy(ours(fastconv.Tensor(xb)), yb)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
-    def step_ref(xb, yb):
-        loss = torch.nn.functional.cross_entropy(ref(torch.from_numpy(xb)), torch.from_numpy(yb))
-        ropt.zero_grad()
-        loss.backward()
-        ropt.step()
-
-    return step_ours, step_ref
 
 
 def _accuracy(predict, images, labels, size, batch=500):
@@ -105,9 +51,9 @@ def bench(name, width, size, args, train, test):
     import fastconv
     from fastconv.data import resize
 
-    ours, opt, ref, ropt = _pair(name, width, size, args.threads, args.lr, args.optimizer, args.momentum,
+    ours, opt, ref, ropt = make_pair(name, width, size, args.threads, args.lr, args.optimizer, args.momentum,
                                   args.init)
-    step_ours, step_ref = _steps(ours, opt, ref, ropt)
+    step_ours, step_ref = make_steps(ours, opt, ref, ropt)
     schedulers = []
     if args.cosine and args.epochs:  # per epoch, as `python -m fastconv train --schedule cosine`
         schedulers = [fastconv.optim.lr_scheduler.CosineAnnealingLR(opt, args.epochs),

@@ -20,9 +20,9 @@ import numpy as np
 
 import fastconv
 from fastconv import conv as conv_mod
+from fastconv.bench.sweep import time_against_auto, write_sweep
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_conv import time_against_auto, write_sweep  # noqa: E402
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 # (x shape, w shape, stride, padding, what it is)
 SHAPES = [
@@ -71,7 +71,7 @@ def main(argv=None) -> int:
                 [f"threads: {args.threads}; best of 5 x 3 calls after a warm-up call",
                  f"command: `python3 benchmarks/bench_strided_weight.py --threads {args.threads}`",
                  f"torch {torch.__version__}"],
-                rows, args.out)
+                rows, args.out, RESULTS)
     return 0
 
 

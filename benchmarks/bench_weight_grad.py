@@ -19,9 +19,9 @@ import numpy as np
 
 import fastconv
 from fastconv import conv as conv_mod
+from fastconv.bench.sweep import time_against_auto, write_sweep
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_conv import time_against_auto, write_sweep  # noqa: E402
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 SIZES = (2, 4, 8, 16, 32)
 CHANNELS = ((1, 16), (3, 16), (16, 16), (32, 16), (64, 16), (80, 16), (128, 16), (32, 32), (64, 64), (128, 128),
@@ -56,7 +56,7 @@ def main(argv=None) -> int:
                 [f"threads: {args.threads}; batch {args.batch}; best of 5 x 5 calls after a warm-up call",
                  f"command: `python3 benchmarks/bench_weight_grad.py --threads {args.threads}`",
                  f"worst auto / fastest: {worst:.2f}"],
-                rows, args.out)
+                rows, args.out, RESULTS)
     return 0
 
 

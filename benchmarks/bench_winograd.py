@@ -16,7 +16,7 @@ each algorithm's time relative to the fastest, and what the heuristic picks.
 
     python3 benchmarks/bench_winograd.py --threads 2 [--repeat 15] [--no-autotune] [--sweep]
 
-Reuses bench_conv.py's shape loading, reference check and interleaved timing.
+Reuses fastconv.bench.conv_table's shape loading, reference check and interleaved timing (bench_conv.py's).
 Writes benchmarks/results/<date>_<machine>_winograd.md.
 """
 
@@ -31,11 +31,10 @@ import numpy as np
 
 import fastconv
 from fastconv import conv as conv_mod
-from fastconv.bench import measure
+from fastconv.bench import conv_table as bc, measure
+from fastconv.bench.sweep import machine_tag
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import bench_conv as bc  # noqa: E402
 
 BAR_SHAPES = ["vgg_3x3", "resnet_3x3"]
 BAR_ALGOS = ["winograd_f2", "winograd_f4", "im2col"]
@@ -198,7 +197,7 @@ def main(argv=None) -> int:
         lines += ["", "## Autotuned auto vs the fastest of our algorithms", *table2]
     if table3:
         lines += ["", "## Sweep: time / fastest per 3x3 layer (1 thread, best of 3, thread CPU time)", *table3]
-    out = args.out or os.path.join(HERE, "results", f"{datetime.date.today():%Y-%m-%d}_{bc.machine_tag()}_winograd.md")
+    out = args.out or os.path.join(HERE, "results", f"{datetime.date.today():%Y-%m-%d}_{machine_tag()}_winograd.md")
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "w") as f:
         f.write("\n".join(lines) + "\n")

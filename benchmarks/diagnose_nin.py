@@ -42,7 +42,7 @@ def main(argv=None) -> int:
     fastconv.manual_seed(args.seed)
     model = fastconv.models.get("nin", small=True, width=args.width)
     if args.init == "xavier":
-        fastconv.nn.init.xavier_init_(model)
+        fastconv.models.xavier_init_(model)
     params = model.parameters()
     opt = (fastconv.optim.Adam(params, args.lr) if args.optimizer == "adam"
            else fastconv.optim.SGD(params, args.lr, momentum=args.momentum))

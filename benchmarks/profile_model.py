@@ -23,10 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+from fastconv.bench.model_pairs import CONFIGS, make_pair, make_steps
 
-from bench_models import CONFIGS, _pair, _steps  # noqa: E402
 
 _CONV_KERNELS = ("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight")
 
@@ -89,8 +87,8 @@ def main(argv=None) -> int:
     width = args.width if args.width is not None else width
     size = args.size if args.size is not None else size
 
-    ours, opt, ref, ropt = _pair(args.model, width, size, args.threads, 1e-3)
-    step_ours, step_ref = _steps(ours, opt, ref, ropt)
+    ours, opt, ref, ropt = make_pair(args.model, width, size, args.threads, 1e-3)
+    step_ours, step_ref = make_steps(ours, opt, ref, ropt)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((args.batch, 1, size, size)).astype(np.float32)
     y = rng.integers(0, 10, args.batch)

@@ -235,7 +235,7 @@ PATCHED_DDP = textwrap.dedent("""
     import torch.distributed as dist
     import fastconv.torch as fct
     sys.path.insert(0, sys.argv[2])
-    from test_torch_parity import torch_lenet
+    from fastconv.bench.torch_mirror import torch_lenet
     out, world, rank = sys.argv[1], int(os.environ["WORLD_SIZE"]), int(os.environ["RANK"])
     torch.set_num_threads(1)
     torch.manual_seed(0)

@@ -14,6 +14,8 @@ from fastconv import models, nn
 try:
     import torch
     import torch.nn as tnn
+
+    from fastconv.bench.torch_mirror import TorchInception, copy_weights, to_torch
 except ImportError:  # pragma: no cover - torch is installed on the dev machine
     torch = None
 
@@ -54,20 +56,8 @@ def _torch_nin(num_classes=1000, in_channels=3):
                           block(384, num_classes, 3, 1, 1), tnn.AdaptiveAvgPool2d((1, 1)), tnn.Flatten())
 
 
-class _TorchInception(tnn.Module if torch else object):
-    def __init__(self, ci, c1, c2, c3, c4):
-        super().__init__()
-        self.p1 = tnn.Sequential(tnn.Conv2d(ci, c1, 1), tnn.ReLU())
-        self.p2 = tnn.Sequential(tnn.Conv2d(ci, c2[0], 1), tnn.ReLU(), tnn.Conv2d(c2[0], c2[1], 3, padding=1), tnn.ReLU())
-        self.p3 = tnn.Sequential(tnn.Conv2d(ci, c3[0], 1), tnn.ReLU(), tnn.Conv2d(c3[0], c3[1], 5, padding=2), tnn.ReLU())
-        self.p4 = tnn.Sequential(tnn.MaxPool2d(3, 1, padding=1), tnn.Conv2d(ci, c4, 1), tnn.ReLU())
-
-    def forward(self, x):
-        return torch.cat([self.p1(x), self.p2(x), self.p3(x), self.p4(x)], 1)
-
-
 def _torch_googlenet(num_classes=1000, in_channels=3):
-    I = _TorchInception
+    I = TorchInception
     return tnn.Sequential(
         tnn.Conv2d(in_channels, 64, 7, 2, 3), tnn.ReLU(), tnn.MaxPool2d(3, 2, 1),
         tnn.Conv2d(64, 64, 1), tnn.ReLU(), tnn.Conv2d(64, 192, 3, padding=1), tnn.ReLU(), tnn.MaxPool2d(3, 2, 1),
@@ -77,79 +67,6 @@ def _torch_googlenet(num_classes=1000, in_channels=3):
         I(528, 256, (160, 320), (32, 128), 128), tnn.MaxPool2d(3, 2, 1),
         I(832, 256, (160, 320), (32, 128), 128), I(832, 384, (192, 384), (48, 128), 128),
         tnn.AdaptiveAvgPool2d((1, 1)), tnn.Flatten(), tnn.Linear(1024, num_classes))
-
-
-# ---- our module tree mirrored in torch, so weights copy through state_dict -----------------------------
-
-
-class _TorchResidual(tnn.Module if torch else object):
-    def __init__(self, conv1, bn1, conv2, bn2, shortcut):
-        super().__init__()
-        self.conv1, self.bn1, self.conv2, self.bn2, self.shortcut = conv1, bn1, conv2, bn2, shortcut
-
-    def forward(self, x):
-        y = torch.relu(self.bn1(self.conv1(x)))
-        return torch.relu(self.bn2(self.conv2(y)) + self.shortcut(x))
-
-
-class _TorchDense(tnn.Module if torch else object):
-    def __init__(self, layers):
-        super().__init__()
-        self.layers = layers
-
-    def forward(self, x):
-        for layer in self.layers:
-            x = torch.cat([x, layer(x)], 1)
-        return x
-
-
-class _TorchClassifier(tnn.Module if torch else object):
-    def __init__(self, features, classifier):
-        super().__init__()
-        self.features, self.classifier = features, classifier
-
-    def forward(self, x):
-        return self.classifier(self.features(x))
-
-
-def to_torch(m, device="cpu"):
-    """The torch module computing what our `m` computes, with the same state_dict keys."""
-    kw = {"device": device}
-    if isinstance(m, nn.Conv2d):
-        return tnn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation, m.groups,
-                          bias=m.bias is not None, **kw)
-    if isinstance(m, nn.Linear):
-        return tnn.Linear(m.in_features, m.out_features, bias=m.bias is not None, **kw)
-    if isinstance(m, nn.BatchNorm2d):
-        return tnn.BatchNorm2d(m.num_features, m.eps, m.momentum, **kw)
-    if isinstance(m, nn.MaxPool2d):
-        return tnn.MaxPool2d(m.kernel_size, m.stride, m.padding, ceil_mode=m.ceil_mode)
-    if isinstance(m, nn.AvgPool2d):
-        return tnn.AvgPool2d(m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad)
-    simple = {nn.AdaptiveAvgPool2d: lambda: tnn.AdaptiveAvgPool2d(m.output_size), nn.ReLU: tnn.ReLU,
-              nn.Flatten: lambda: tnn.Flatten(m.start_dim), nn.Dropout: lambda: tnn.Dropout(m.p),
-              nn.Identity: tnn.Identity}
-    if type(m) in simple:
-        return simple[type(m)]()
-    if isinstance(m, nn.Sequential):
-        return tnn.Sequential(*[to_torch(c, device) for c in m])
-    if isinstance(m, models.Residual):
-        return _TorchResidual(*(to_torch(getattr(m, a), device) for a in ("conv1", "bn1", "conv2", "bn2", "shortcut")))
-    if isinstance(m, models.Inception):
-        t = _TorchInception.__new__(_TorchInception)
-        tnn.Module.__init__(t)
-        for a in ("p1", "p2", "p3", "p4"):
-            setattr(t, a, to_torch(getattr(m, a), device))
-        return t
-    if isinstance(m, models.DenseBlock):
-        return _TorchDense(tnn.ModuleList([to_torch(c, device) for c in m.layers]))
-    if isinstance(m, models.ImageClassifier):
-        return _TorchClassifier(to_torch(m.features, device), to_torch(m.classifier, device))
-    raise TypeError(f"no torch mirror for {type(m).__name__}")
-
-
-def _load(tm, ours):
-    tm.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in ours.state_dict().items()})
 
 
 # ---- full size: counts and shapes ------------------------------------------------------------------------
@@ -348,7 +265,7 @@ def test_small_forward_backward_finite_differences(name):
 def test_small_matches_torch(name):
     m, x = _small(name)
     tm = to_torch(m)
-    _load(tm, m)
+    copy_weights(tm, m)
     proj = np.random.default_rng(2).standard_normal((len(x), 10)).astype(np.float32)
     out, loss = _loss(m, x, proj)
     loss.backward()

@@ -457,7 +457,7 @@ def test_xavier_init_redraws_conv_and_linear_weights_only():
     fastconv.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 8, 5), nn.ReLU(), nn.Flatten(), nn.Linear(8, 4))
     biases = [model[0].bias.data.copy(), model[3].bias.data.copy()]
-    nn.init.xavier_init_(model)
+    fastconv.models.xavier_init_(model)
     for w, fan_in, fan_out in ((model[0].weight.data, 3 * 25, 8 * 25), (model[3].weight.data, 8, 4)):
         bound = math.sqrt(6 / (fan_in + fan_out))
         assert w.dtype == np.float32 and np.abs(w).max() <= bound
@@ -465,4 +465,4 @@ def test_xavier_init_redraws_conv_and_linear_weights_only():
     np.testing.assert_array_equal(model[0].bias.data, biases[0])
     np.testing.assert_array_equal(model[3].bias.data, biases[1])
     with pytest.raises(TypeError, match="model: expected a fastconv.nn.Module, got list"):
-        nn.init.xavier_init_([model])
+        fastconv.models.xavier_init_([model])

@@ -9,16 +9,7 @@ from fastconv.nn import functional as F
 
 torch = pytest.importorskip("torch")
 
-
-def torch_lenet(variant):
-    tnn = torch.nn
-    act, pool = (tnn.ReLU, tnn.MaxPool2d) if variant == "modern" else (tnn.Sigmoid, tnn.AvgPool2d)
-    net = tnn.Module()
-    net.features = tnn.Sequential(tnn.Conv2d(1, 6, 5, padding=2), act(), pool(2), tnn.Conv2d(6, 16, 5), act(), pool(2))
-    net.classifier = tnn.Sequential(tnn.Flatten(), tnn.Linear(400, 120), act(), tnn.Linear(120, 84), act(),
-                                    tnn.Linear(84, 10))
-    net.forward = lambda x: net.classifier(net.features(x))
-    return net
+from fastconv.bench.torch_mirror import torch_lenet  # noqa: E402  (needs torch)
 
 
 def rel(a, b):

@@ -97,7 +97,7 @@ def test_lenet_classic_builds():
 
 
 def test_plain_progress_yields_everything(capsys):
-    from fastconv.__main__ import _plain_progress
+    from fastconv.training import _plain_progress
 
     assert list(_plain_progress(range(7), 7, "epoch 1/1")) == list(range(7))
     assert "7/7 batches (100%)" in capsys.readouterr().err

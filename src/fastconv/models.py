@@ -432,6 +432,17 @@ names = sorted(_MODELS)
 get = get_model
 
 
+def xavier_init_(model: nn.Module) -> None:
+    """Re-draw the weight of every Conv2d and Linear of ``model`` with nn.init.xavier_uniform, in
+    place (biases keep their defaults), as d2l's ``init_cnn`` does for the CNNs it trains. (It was
+    nn.init.xavier_init_; it lives here so that nn.init needs no layer types.)"""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model: expected a fastconv.nn.Module, got {type(model).__name__}")
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            module.weight.data[...] = nn.init.xavier_uniform(module.weight.data.shape)
+
+
 def summary(model: nn.Module, input_shape) -> list[dict]:
     """One row per layer (in execution order) for an input of `input_shape` (with batch dimension):
     name, type, output shape (shape inference, no arrays), parameters, multiply-adds (convolutions and
@@ -461,4 +472,4 @@ def summary(model: nn.Module, input_shape) -> list[dict]:
     return rows
 
 __all__ = ["LeNet5", "MLP", "ImageClassifier", "Inception", "Residual", "DenseBlock", "alexnet", "vgg11", "vgg16",
-           "nin", "googlenet", "resnet18", "resnet34", "densenet121", "get", "get_model", "names", "summary"]
+           "nin", "googlenet", "resnet18", "resnet34", "densenet121", "get", "get_model", "names", "summary", "xavier_init_"]

@@ -16,9 +16,8 @@ import time
 
 import numpy as np
 
-import fastconv
-
-from .._cli import cuda_unavailable_reason
+from .. import cuda, runtime
+from ..cli._common import cuda_unavailable_reason
 from . import measure, report, suite
 from .measure import ALGO_FAMILIES, CONV_PASSES
 
@@ -123,11 +122,11 @@ def _timed(f) -> float:
 
 
 def _meta(args, threads, peak, bandwidth, compare_status) -> dict:
-    versions = {"fastconv": fastconv.__version__, "numpy": np.__version__, "python": platform.python_version()}
+    versions = {"fastconv": runtime.__version__, "numpy": np.__version__, "python": platform.python_version()}
     for mod in ("torch", "scipy", "matplotlib"):
         m = measure.optional_module(mod)
         versions[mod] = getattr(m, "__version__", "?") if m else "not installed"
-    info = fastconv.info()
+    info = runtime.info()
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": socket.gethostname(),
@@ -159,11 +158,11 @@ def run(args, parser) -> int:
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         parser.error(f"--out {args.out}: exists and is not a folder")
     shapes, default_suite = _select_shapes(args, parser)
-    threads = args.threads or fastconv.get_num_threads()
+    threads = args.threads or runtime.get_num_threads()
     repeat = args.repeat or (3 if args.quick else 10)
     warmup = 1 if args.quick else 2
     algos = measure.expand_algos(args.algos)
-    fastconv.set_num_threads(threads)
+    runtime.set_num_threads(threads)
     compare_status = {}
     for name in COMPARE:
         if name not in args.compare:
@@ -205,7 +204,7 @@ def run(args, parser) -> int:
         tqdm = measure.optional_module("tqdm")
         if tqdm is not None:
             progress = tqdm.tqdm(total=len(tasks), unit="case", file=sys.stderr)
-    ceilings = f"peak {peak:.0f} GFLOP/s (FMA loop), copy {bandwidth:.0f} GB/s" if cpu else fastconv.cuda.get_device_name(0)
+    ceilings = f"peak {peak:.0f} GFLOP/s (FMA loop), copy {bandwidth:.0f} GB/s" if cpu else cuda.get_device_name(0)
     print(f"fastconv bench: {len(tasks)} groups on {args.device}, {threads} threads, {ceilings}; "
           f"torch: {compare_status['torch']}, scipy: {compare_status['scipy']}", flush=True)
     if torch is None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import pooling
+from .. import grad
+from ..pooling import avg_pool2d, max_pool2d
 from . import reference as ref
 from .measure import Row, optional_module, time_interleaved
 
@@ -20,7 +21,7 @@ def make_case(shape, window, pass_, rng, torch=None):
     """(ours, torch's or None, bytes moved, expected(): float64 or torch result of the checked part)."""
     k, s, p = window
     x = rng.standard_normal(shape, dtype=np.float32)
-    y, idx = pooling.max_pool2d(x, k, s, p, return_indices=True)
+    y, idx = max_pool2d(x, k, s, p, return_indices=True)
     dy = rng.standard_normal(y.shape, dtype=np.float32)
     nx, ny = x.size, y.size
     if torch is not None:
@@ -29,22 +30,22 @@ def make_case(shape, window, pass_, rng, torch=None):
         kk, ss, pp = [k, k], [s, s], [p, p]
     if pass_ in ("max_fwd", "max_fwd_idx"):
         with_idx = pass_ == "max_fwd_idx"
-        ours = lambda: pooling.max_pool2d(x, k, s, p, return_indices=with_idx)
+        ours = lambda: max_pool2d(x, k, s, p, return_indices=with_idx)
         theirs = (lambda: F.max_pool2d(tx, k, s, p, return_indices=with_idx)) if torch else None
         nbytes = 4 * (nx + ny) + (8 * ny if with_idx else 0)
         expected = lambda: ref.max_pool2d(x[:1], k, s, p, y.shape[2:])
     elif pass_ == "max_bwd":
-        ours = lambda: pooling.max_pool2d_backward(dy, idx, x.shape)
+        ours = lambda: grad.max_pool2d(dy, idx, x.shape)
         theirs = (lambda: torch.ops.aten.max_pool2d_with_indices_backward(tdy, tx, kk, ss, pp, [1, 1], False, tidx)) if torch else None
         nbytes = 4 * (ny + nx) + 8 * ny
         expected = lambda: ref.max_pool2d_backward(dy[:1], idx[:1], (1,) + x.shape[1:])
     elif pass_ == "avg_fwd":
-        ours = lambda: pooling.avg_pool2d(x, k, s, p)
+        ours = lambda: avg_pool2d(x, k, s, p)
         theirs = (lambda: F.avg_pool2d(tx, k, s, p)) if torch else None
         nbytes = 4 * (nx + ny)
         expected = lambda: ref.avg_pool2d(x[:1], k, s, p, y.shape[2:])
     elif pass_ == "avg_bwd":
-        ours = lambda: pooling.avg_pool2d_backward(dy, x.shape, k, s, p)
+        ours = lambda: grad.avg_pool2d(dy, x.shape, k, s, p)
         theirs = (lambda: torch.ops.aten.avg_pool2d_backward(tdy, tx, kk, ss, pp, False, True, None)) if torch else None
         nbytes = 4 * (ny + nx)
         expected = lambda: ref.avg_pool2d_backward(dy[:1], (1,) + x.shape[1:], k, s, p)

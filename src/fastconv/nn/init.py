@@ -66,15 +66,3 @@ def xavier_uniform(shape, gain: float = 1.0, dtype=np.float32) -> np.ndarray:
     fan_out = int(shape[0]) * receptive
     bound = gain * math.sqrt(6.0 / max(fan_in(shape) + fan_out, 1))
     return _generator.uniform(-bound, bound, size=shape).astype(dtype)
-
-
-def xavier_init_(model) -> None:
-    """Re-draw the weight of every Conv2d and Linear of ``model`` with :func:`xavier_uniform`, in
-    place (biases keep their defaults), as d2l's ``init_cnn`` does for the CNNs it trains."""
-    from .modules import Conv2d, Linear, Module
-
-    if not isinstance(model, Module):
-        raise TypeError(f"model: expected a fastconv.nn.Module, got {type(model).__name__}")
-    for module in model.modules():
-        if isinstance(module, (Conv2d, Linear)):
-            module.weight.data[...] = xavier_uniform(module.weight.data.shape)

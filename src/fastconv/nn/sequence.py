@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
-import fastconv as _fc
-
 from .._validation import require_int
 from ..autograd import Tensor, is_grad_enabled, record
 from ..conv1d import _single
-from ..kmax import kmax_pool_backward
+from ..kmax import kmax_pool as kmax_pool_array, kmax_pool_backward
 from . import functional as F
 from . import init
 from .functional import conv1d  # noqa: F401  (its home before nn.functional had it)
@@ -18,7 +16,7 @@ from .modules import Module, Parameter, _check_input, _mode_pad, _padding_mode, 
 def kmax_pool(x: Tensor, k: int, dim: int = -1) -> Tensor:
     """The k largest values along `dim` in their original order (see fastconv.kmax_pool); the
     gradient flows to the selected positions only."""
-    values, indices = _fc.kmax_pool(x.data, k, dim)
+    values, indices = kmax_pool_array(x.data, k, dim)
     shape = x.shape
     if not (is_grad_enabled() and x.requires_grad):
         return Tensor(values)

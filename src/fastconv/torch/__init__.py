@@ -9,9 +9,8 @@ torch.distributed) are the only parts of fastconv that import torch.
 
 from __future__ import annotations
 
-from fastconv.torch import ops
-from fastconv.torch.modules import (AdaptiveAvgPool2d, AvgPool2d, Conv1d, Conv2d, ConvTranspose2d, MaxPool2d,
-                                    PatchReport, patch)
+from . import ops
+from .modules import AdaptiveAvgPool2d, AvgPool2d, Conv1d, Conv2d, ConvTranspose2d, MaxPool2d, PatchReport, patch
 
 __all__ = ["ops", "Conv2d", "Conv1d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d",
            "PatchReport", "patch"]

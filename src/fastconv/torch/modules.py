@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-import fastconv.torch.ops as ops
-from fastconv._validation import pair
+from .._validation import pair
+from . import ops
 
 
 def _batched(x: torch.Tensor, forward):

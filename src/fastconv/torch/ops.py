@@ -8,12 +8,15 @@ inputs are made contiguous once. The ops have fake (meta) implementations, so ``
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-import fastconv
-import fastconv.grad
-from fastconv._validation import pair
+from .. import cuda as fc_cuda, grad as fc_grad
+from .._validation import pair
+from ..conv import conv2d as fc_conv2d
+from ..conv1d import conv1d as fc_conv1d
+from ..conv_transpose import conv_transpose2d as fc_conv_transpose2d
+from ..pooling import adaptive_avg_pool2d as fc_adaptive_avg_pool2d, avg_pool2d as fc_avg_pool2d, \
+    max_pool2d as fc_max_pool2d
 
 
 def _pair(v, name: str) -> list[int]:
@@ -31,9 +34,9 @@ def _check(t: torch.Tensor, name: str, dtype=torch.float32, cuda_ok: bool = True
     if t.device.type == "cuda":
         if not cuda_ok:
             raise RuntimeError(f"{name}: fastconv's pooling has no CUDA kernel; got a tensor on {t.device}")
-        if not fastconv.cuda.is_available():
+        if not fc_cuda.is_available():
             raise RuntimeError(f"{name}: is a CUDA tensor but fastconv has no usable CUDA device "
-                               f"(built with CUDA: {fastconv.cuda.is_compiled()}); move it to the CPU")
+                               f"(built with CUDA: {fc_cuda.is_compiled()}); move it to the CPU")
     elif t.device.type != "cpu":
         raise RuntimeError(f"{name}: fastconv runs on CPU or CUDA tensors, got device {t.device}")
 
@@ -51,11 +54,11 @@ def _arr(t: torch.Tensor | None):
     if t is None:
         return None
     t = t.detach().contiguous()
-    return fastconv.cuda.from_dlpack(t) if t.is_cuda else t.numpy()
+    return fc_cuda.from_dlpack(t) if t.is_cuda else t.numpy()
 
 
 def _out(a) -> torch.Tensor:
-    return torch.from_dlpack(a) if isinstance(a, fastconv.cuda.Array) else torch.from_numpy(a)
+    return torch.from_dlpack(a) if isinstance(a, fc_cuda.Array) else torch.from_numpy(a)
 
 
 def _conv_out(size: int, k: int, s: int, p: int, d: int) -> int:
@@ -87,7 +90,7 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, str
     if bias is not None:
         _check(bias, "bias")
     _same_device(("x", x), ("weight", weight), ("bias", bias))
-    return _out(fastconv.conv2d(_arr(x), _arr(weight), _arr(bias), tuple(stride), tuple(padding),
+    return _out(fc_conv2d(_arr(x), _arr(weight), _arr(bias), tuple(stride), tuple(padding),
                                 tuple(dilation), groups, algo))
 
 
@@ -104,7 +107,7 @@ def conv2d_input_grad(input_shape: list[int], weight: torch.Tensor, grad_output:
     """Gradient of ``fastconv::conv2d`` with respect to its input of shape ``input_shape``."""
     _check(weight, "weight"), _check(grad_output, "grad_output")
     _same_device(("weight", weight), ("grad_output", grad_output))
-    return _out(fastconv.grad.conv2d_input(tuple(input_shape), _arr(weight), _arr(grad_output), tuple(stride),
+    return _out(fc_grad.conv2d_input(tuple(input_shape), _arr(weight), _arr(grad_output), tuple(stride),
                                            tuple(padding), tuple(dilation), groups, algo))
 
 
@@ -119,7 +122,7 @@ def conv2d_weight_grad(input: torch.Tensor, weight_shape: list[int], grad_output
     """Gradient of ``fastconv::conv2d`` with respect to its weight of shape ``weight_shape``."""
     _check(input, "input"), _check(grad_output, "grad_output")
     _same_device(("input", input), ("grad_output", grad_output))
-    return _out(fastconv.grad.conv2d_weight(_arr(input), tuple(weight_shape), _arr(grad_output), tuple(stride),
+    return _out(fc_grad.conv2d_weight(_arr(input), tuple(weight_shape), _arr(grad_output), tuple(stride),
                                             tuple(padding), tuple(dilation), groups, algo))
 
 
@@ -167,7 +170,7 @@ def conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, str
     if bias is not None:
         _check(bias, "bias")
     _same_device(("x", x), ("weight", weight), ("bias", bias))
-    return _out(fastconv.conv1d(_arr(x), _arr(weight), _arr(bias), tuple(stride), tuple(padding), tuple(dilation),
+    return _out(fc_conv1d(_arr(x), _arr(weight), _arr(bias), tuple(stride), tuple(padding), tuple(dilation),
                                 groups, algo))
 
 
@@ -216,7 +219,7 @@ def conv_transpose2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
     if bias is not None:
         _check(bias, "bias")
     _same_device(("x", x), ("weight", weight), ("bias", bias))
-    return _out(fastconv.conv_transpose2d(_arr(x), _arr(weight), _arr(bias), tuple(stride), tuple(padding),
+    return _out(fc_conv_transpose2d(_arr(x), _arr(weight), _arr(bias), tuple(stride), tuple(padding),
                                           tuple(output_padding), groups, tuple(dilation), algo))
 
 
@@ -259,7 +262,7 @@ def max_pool2d(x: torch.Tensor, kernel_size: list[int], stride: list[int], paddi
                ceil_mode: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """``torch.nn.functional.max_pool2d(..., return_indices=True)`` on a 4-D x: (output, int64 indices)."""
     _check(x, "x", cuda_ok=False)
-    out, idx = fastconv.max_pool2d(_arr(x), tuple(kernel_size), tuple(stride), tuple(padding), tuple(dilation),
+    out, idx = fc_max_pool2d(_arr(x), tuple(kernel_size), tuple(stride), tuple(padding), tuple(dilation),
                                    ceil_mode, return_indices=True)
     return _out(out), _out(idx)
 
@@ -274,7 +277,7 @@ def _(x, kernel_size, stride, padding, dilation, ceil_mode):
 def max_pool2d_grad(grad_output: torch.Tensor, indices: torch.Tensor, input_shape: list[int]) -> torch.Tensor:
     """Gradient of ``fastconv::max_pool2d``: ``grad_output`` scattered to ``indices`` in zeros of ``input_shape``."""
     _check(grad_output, "grad_output", cuda_ok=False), _check(indices, "indices", torch.int64, cuda_ok=False)
-    return _out(fastconv.grad.max_pool2d(_arr(grad_output), _arr(indices), tuple(input_shape)))
+    return _out(fc_grad.max_pool2d(_arr(grad_output), _arr(indices), tuple(input_shape)))
 
 
 @max_pool2d_grad.register_fake
@@ -301,7 +304,7 @@ def avg_pool2d(x: torch.Tensor, kernel_size: list[int], stride: list[int], paddi
                count_include_pad: bool, divisor_override: int | None) -> torch.Tensor:
     """``torch.nn.functional.avg_pool2d`` on a 4-D x."""
     _check(x, "x", cuda_ok=False)
-    return _out(fastconv.avg_pool2d(_arr(x), tuple(kernel_size), tuple(stride), tuple(padding), ceil_mode,
+    return _out(fc_avg_pool2d(_arr(x), tuple(kernel_size), tuple(stride), tuple(padding), ceil_mode,
                                     count_include_pad, divisor_override))
 
 
@@ -316,7 +319,7 @@ def avg_pool2d_grad(grad_output: torch.Tensor, input_shape: list[int], kernel_si
                     divisor_override: int | None) -> torch.Tensor:
     """Gradient of ``fastconv::avg_pool2d`` with the same window arguments."""
     _check(grad_output, "grad_output", cuda_ok=False)
-    return _out(fastconv.grad.avg_pool2d(_arr(grad_output), tuple(input_shape), tuple(kernel_size), tuple(stride),
+    return _out(fc_grad.avg_pool2d(_arr(grad_output), tuple(input_shape), tuple(kernel_size), tuple(stride),
                                          tuple(padding), ceil_mode, count_include_pad, divisor_override))
 
 
@@ -341,7 +344,7 @@ avg_pool2d.register_autograd(_avg_pool2d_backward, setup_context=_avg_pool2d_set
 def adaptive_avg_pool2d(x: torch.Tensor, output_size: list[int]) -> torch.Tensor:
     """``torch.nn.functional.adaptive_avg_pool2d`` on a 4-D x to ``output_size`` [P, Q] (entries >= 1)."""
     _check(x, "x", cuda_ok=False)
-    return _out(fastconv.adaptive_avg_pool2d(_arr(x), tuple(output_size)))
+    return _out(fc_adaptive_avg_pool2d(_arr(x), tuple(output_size)))
 
 
 @adaptive_avg_pool2d.register_fake
@@ -353,7 +356,7 @@ def _(x, output_size):
 def adaptive_avg_pool2d_grad(grad_output: torch.Tensor, input_shape: list[int]) -> torch.Tensor:
     """Gradient of ``fastconv::adaptive_avg_pool2d``; the output size is grad_output's."""
     _check(grad_output, "grad_output", cuda_ok=False)
-    return _out(fastconv.grad.adaptive_avg_pool2d(_arr(grad_output), tuple(input_shape)))
+    return _out(fc_grad.adaptive_avg_pool2d(_arr(grad_output), tuple(input_shape)))
 
 
 @adaptive_avg_pool2d_grad.register_fake

@@ -4,12 +4,12 @@ layer table (output shapes by shape inference, parameters, multiply-adds, the co
 
 from __future__ import annotations
 
-from ._cli import UsageError, at_least, positive_float
+from ._common import UsageError, at_least, positive_float
 
 
 def add_parser(subparsers) -> None:
     """Register the `summary` command on the CLI's subparsers."""
-    from .models import names
+    from ..models import names
 
     p = subparsers.add_parser("summary", help="a model's layers: output shapes, parameters, multiply-adds, conv algorithm")
     p.add_argument("--model", required=True, choices=names)
@@ -33,7 +33,7 @@ def _parse_input(text: str) -> tuple[int, int, int]:
 
 
 def _cmd_summary(args) -> int:
-    from . import models, nn
+    from .. import models, nn
 
     classic = args.model in ("lenet5", "mlp")
     kwargs = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._cli import UsageError, at_least, load_dataset, load_run, model_from_run
+from ._common import UsageError, at_least, load_dataset, load_run, model_from_run
 
 
 def add_parser(subparsers) -> None:
@@ -18,7 +18,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", default="filters.png", help="PNG to write (default: %(default)s)")
     p.set_defaults(func=_cmd_filters, parser=p)
 
-    from .models import names as model_names
+    from ..models import names as model_names
 
     p = sub.add_parser("activations", help="every channel of one layer's output for one test image")
     p.add_argument("--weights", required=True, help=".npz state dict written by fastconv.save / train")
@@ -64,7 +64,7 @@ def read_gray_image(path, max_side: int = 256) -> np.ndarray:
 
 
 def _cmd_filters(args) -> int:
-    from .viz import show_filters
+    from ..toolbox.viz import show_filters
 
     state, _ = load_run(args.weights)
     if args.layer:
@@ -82,8 +82,8 @@ def _cmd_filters(args) -> int:
 
 
 def _cmd_activations(args) -> int:
-    from . import nn
-    from .viz import show_activation_maps
+    from .. import nn
+    from ..toolbox.viz import show_activation_maps
 
     state, meta = load_run(args.weights)
     model, _, _ = model_from_run(state, meta, args.weights, args.model)
@@ -102,7 +102,7 @@ def _cmd_activations(args) -> int:
 
 
 def _cmd_edges(args) -> int:
-    from .viz import show_edge_walkthrough
+    from ..toolbox.viz import show_edge_walkthrough
 
     if args.image:
         image, what = read_gray_image(args.image), args.image

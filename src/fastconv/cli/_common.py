@@ -50,7 +50,7 @@ def positive_float(text: str) -> float:
 
 def cuda_unavailable_reason() -> str | None:
     """None when a CUDA device can be used, else why not (for an error about --device cuda)."""
-    from . import cuda
+    from .. import cuda
 
     if cuda.is_available():
         return None
@@ -74,7 +74,7 @@ def _clip(text: str) -> str:
 def load_run(path) -> tuple[dict, dict]:
     """(state dict, training metadata) of a --weights file written by `train` or fastconv.save
     (metadata {} when the file has none)."""
-    from .serialization import load
+    from ..serialization import load
 
     try:
         state = load(path)
@@ -90,7 +90,7 @@ def load_run(path) -> tuple[dict, dict]:
 
 def build_model(name: str, variant: str = "modern", width=None):
     """LeNet-5 (variant), the MLP, or a d2l model in its small Fashion-MNIST version at `width`."""
-    from .models import get_model
+    from ..models import get_model
 
     if name == "lenet5":
         return get_model(name, variant=variant)
@@ -118,7 +118,7 @@ def load_dataset(name: str, split: str, data_dir=None, normalize: bool = False, 
     """The `split` of dataset `name` as `train` feeds it: standardised when `normalize`, resized
     to `resize` pixels when given. With `data_dir` (--data) only that directory is searched and
     nothing is downloaded; without it, the usual places (see fastconv.data.search_dirs)."""
-    from . import data
+    from .. import data
 
     try:
         dataset = data.load_idx_dataset(name, split, root=data_dir, download=data_dir is None, normalize=normalize)

@@ -1,0 +1,213 @@
+"""The per-algorithm convolution table of benchmarks/bench_conv.py: for each shape and pass (fwd,
+bwd_input, bwd_weight) every algorithm is first checked against the float64 reference
+(fastconv.bench.reference) on the first images of the batch, and is not timed if it disagrees;
+then ours and torch (F.conv2d under no_grad, torch.nn.grad.conv2d_input/conv2d_weight) run
+interleaved with the same thread count. GFLOP/s counts 2*N*K*(C/groups)*R*S*P*Q per pass."""
+
+from __future__ import annotations
+
+import datetime
+import math
+import os
+import statistics
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import conv as conv_mod
+from ..conv import conv_algorithms
+from ..runtime import info as build_info
+from . import measure, suite
+from . import reference as float64_ref
+from .suite import Shape
+
+PASSES = {"fwd": "forward", "bwd_input": "input", "bwd_weight": "weight"}
+# Bounds as in tests/test_conv.py: 1e-5 unless listed (FFT 1e-4, Winograd F(4x4) 5e-4).
+TOLERANCE = {"fft": 1e-4, "winograd": 5e-4, "winograd_f4": 5e-4}
+CHECK_BATCH = 2  # images checked against the float64 reference (the kernels treat images alike)
+
+
+@dataclass
+class Row:
+    shape: str
+    pass_: str
+    algo: str  # "auto" rows name the algorithm picked in `picked`
+    picked: str
+    ms: float | None
+    torch_ms: float | None
+    gflops: float | None
+    error: float | None
+    note: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float | None:
+        return self.ms / self.torch_ms if self.ms and self.torch_ms else None
+
+
+def load_shapes(path: str, names: list[str] | None = None) -> list[Shape]:
+    """Rows of shapes.csv (parsed by fastconv.bench.suite), filtered by name."""
+    shapes = suite.load_shapes(path)
+    if names:
+        unknown = set(names) - {s.name for s in shapes}
+        if unknown:
+            raise SystemExit(f"--shapes: unknown {sorted(unknown)}; known: {[s.name for s in shapes]}")
+        shapes = [s for s in shapes if s.name in names]
+    return shapes
+
+
+def make_problem(shape: Shape, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((shape.N, shape.C, shape.H, shape.W), dtype=np.float32)
+    w = rng.standard_normal((shape.K, shape.C // shape.groups, shape.R, shape.S), dtype=np.float32)
+    b = rng.standard_normal(shape.K, dtype=np.float32)
+    plan = conv_mod._plan(x.shape, w.shape, shape.stride, shape.pad, shape.dilation, shape.groups)
+    dy = rng.standard_normal((shape.N, shape.K, plan.params.P, plan.params.Q), dtype=np.float32)
+    return x, w, b, dy, plan.params
+
+
+# One call of our pass (the function that gets timed): the bench CLI's, so both time the same call.
+run_ours = measure.run_conv
+
+
+def torch_callable(pass_: str, shape: Shape, x, w, b, dy):
+    """torch's version of the pass on the same data, or None without torch."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    xt, wt, bt, dyt = (torch.from_numpy(a) for a in (x, w, b, dy))
+    kw = dict(stride=shape.stride, padding=shape.pad, dilation=shape.dilation, groups=shape.groups)
+    if pass_ == "fwd":
+
+        def f():
+            with torch.no_grad():
+                return torch.nn.functional.conv2d(xt, wt, bt, **kw)
+
+        return f
+    if pass_ == "bwd_input":
+        return lambda: torch.nn.grad.conv2d_input(xt.shape, wt, dyt, **kw)
+    return lambda: torch.nn.grad.conv2d_weight(xt, wt.shape, dyt, **kw)
+
+
+def reference(pass_: str, shape: Shape, x, w, b, dy):
+    """float64 reference of the pass on the first CHECK_BATCH images (fastconv.bench.reference)."""
+    n = min(CHECK_BATCH, shape.N)
+    x, dy = x[:n], dy[:n]
+    geometry = ((shape.stride,) * 2, (shape.pad,) * 2, (shape.dilation,) * 2, shape.groups)
+    if pass_ == "fwd":
+        return float64_ref.conv2d(x, w, b, *geometry)
+    if pass_ == "bwd_input":
+        return float64_ref.conv2d_input(x.shape, w, dy, *geometry)
+    return float64_ref.conv2d_weight(x, w.shape, dy, *geometry)
+
+
+def check(pass_: str, algo: str, shape: Shape, x, w, b, dy, ref=None) -> float:
+    """Relative error of our pass vs the float64 reference on the first CHECK_BATCH images."""
+    n = min(CHECK_BATCH, shape.N)
+    if ref is None:
+        ref = reference(pass_, shape, x, w, b, dy)
+    return float64_ref.relative_error(run_ours(pass_, algo, shape, x[:n], w, b, dy[:n]), ref)
+
+
+def bench_shape(shape: Shape, algos: list[str], passes: list[str], repeat: int, log=print, use_min: bool = False) -> list[Row]:
+    """Check then time every requested algorithm ("auto" included) for each pass against torch
+    (the median of the rounds, or with use_min their minimum)."""
+    x, w, b, dy, params = make_problem(shape)
+    rows = []
+    for pass_ in passes:
+        valid = conv_algorithms(x.shape, w.shape, pass_=PASSES[pass_], **shape.conv_kwargs)
+        auto = conv_mod.select_algorithm(params, PASSES[pass_])
+        fns, errors, skipped = {}, {}, []
+        ref = reference(pass_, shape, x, w, b, dy)
+        for algo in algos:
+            name = auto if algo == "auto" else algo
+            if name not in valid:
+                skipped.append(Row(shape.name, pass_, algo, name, None, None, None, None, "not valid for this shape"))
+                continue
+            err = check(pass_, name, shape, x, w, b, dy, ref)
+            errors[algo] = err
+            if not err <= TOLERANCE.get(name, 1e-5):
+                skipped.append(Row(shape.name, pass_, algo, name, None, None, None, err, "WRONG: not timed"))
+                log(f"{shape.name} {pass_} {algo}: relative error {err:.2e} exceeds the bound, not timed")
+                continue
+            fns[algo] = lambda a=name, p=pass_: run_ours(p, a, shape, x, w, b, dy)
+        tf = torch_callable(pass_, shape, x, w, b, dy)
+        if tf is not None:
+            fns["torch"] = tf
+        med = {k: v[1] if use_min else v[0] for k, v in measure.time_interleaved(fns, repeat).items()}  # (median, min, max)
+        for algo in algos:
+            if algo not in med:
+                continue
+            ms = med[algo] * 1e3
+            row = Row(shape.name, pass_, algo, auto if algo == "auto" else algo, ms, med.get("torch", 0) * 1e3 or None,
+                      params.flops / med[algo] / 1e9, errors[algo])
+            rows.append(row)
+            log(f"{shape.name:11s} {pass_:10s} {algo:8s} {row.picked:8s} {ms:9.3f} ms {row.gflops:7.1f} GFLOP/s"
+                + (f"  torch {row.torch_ms:9.3f} ms  ours/torch {row.ratio:5.2f}" if row.ratio else ""))
+        rows.extend(skipped)
+    return rows
+
+
+def summarize(rows: list[Row]) -> list[str]:
+    """The issue's bar, computed over the "auto" rows."""
+    auto = {(r.shape, r.pass_): r for r in rows if r.algo == "auto" and r.ratio}
+    lines = []
+    fwd = [r.ratio for (s, p), r in auto.items() if p == "fwd"]
+    if fwd:
+        lines.append(
+            f"- forward (auto): no slower than torch on {sum(q <= 1.0 for q in fwd)} of {len(fwd)} shapes, "
+            f"worst ratio {max(fwd):.2f}, geometric mean of ours/torch {math.exp(statistics.mean(map(math.log, fwd))):.3f}"
+        )
+    shapes = {s for s, p in auto}
+    bwd = []
+    for s in sorted(shapes):
+        if (s, "bwd_input") in auto and (s, "bwd_weight") in auto:
+            a, b = auto[(s, "bwd_input")], auto[(s, "bwd_weight")]
+            bwd.append((a.ms + b.ms) / (a.torch_ms + b.torch_ms))
+    if bwd:
+        lines.append(
+            f"- input + weight gradient (auto): geometric mean of ours/torch {math.exp(statistics.mean(map(math.log, bwd))):.3f} "
+            f"over {len(bwd)} shapes (worst {max(bwd):.2f})"
+        )
+    return lines
+
+
+def write_report(rows: list[Row], path: str, threads: int, command: str, repeat: int, stat: str = "median") -> None:
+    try:
+        import torch
+
+        torch_version = torch.__version__
+    except ImportError:
+        torch_version = "not installed"
+    info = build_info()
+    lines = [
+        "# Convolution benchmark",
+        "",
+        f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+        f"- CPU: {info['cpu_model']} ({os.cpu_count()} logical CPUs), fastconv path {info['cpu_path']}",
+        f"- threads: {threads} (ours and torch), {stat} of {repeat} interleaved rounds after warm-up",
+        f"- load average at the end: {os.getloadavg()[0]:.1f} (machine shared: ratios are what counts)",
+        f"- fastconv {info['version']} ({info['compiler']}), torch {torch_version}, numpy {np.__version__}",
+        f"- command: `{command}`",
+        f"- check: relative error vs the float64 reference on the first {CHECK_BATCH} images, bound 1e-5 "
+        f"(looser: {TOLERANCE}); algorithms above it are not timed",
+        "",
+        "## Bar (issue 3)",
+        *summarize(rows),
+        "",
+        "## All rows",
+        "| shape | pass | algo | runs | ms | GFLOP/s | torch ms | ours/torch | rel. error | note |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        def fmt(v, spec):
+            return format(v, spec) if v is not None else "-"
+
+        lines.append(
+            f"| {r.shape} | {r.pass_} | {r.algo} | {r.picked} | {fmt(r.ms, '.3f')} | {fmt(r.gflops, '.1f')} | "
+            f"{fmt(r.torch_ms, '.3f')} | {fmt(r.ratio, '.2f')} | {fmt(r.error, '.1e')} | {r.note} |"
+        )
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")

@@ -1,0 +1,57 @@
+"""The helpers the benchmark scripts share (fastconv.bench.sweep, conv_table, torch_mirror,
+model_pairs), checked on small cases so a script that only runs for hours cannot break unseen."""
+
+import re
+
+import numpy as np
+import pytest
+
+import fastconv
+from fastconv.bench import conv_table, sweep
+from fastconv.bench.suite import Shape
+
+
+def test_machine_tag_and_write_sweep(tmp_path):
+    tag = sweep.machine_tag()
+    assert re.fullmatch(r"[a-z0-9_]+\d+c", tag), tag
+    path = sweep.write_sweep("demo", "A sweep", ["note one"], ["| a |", "|---|"], results_dir=str(tmp_path))
+    assert path.startswith(str(tmp_path)) and path.endswith(f"_{tag}_demo.md")
+    text = open(path).read()
+    assert text.startswith("# A sweep (") and "- note one\n" in text and f"fastconv {fastconv.__version__}" in text
+    assert text.rstrip().endswith("|---|")
+    explicit = tmp_path / "x.md"
+    assert sweep.write_sweep("demo", "B", [], [], out=str(explicit)) == str(explicit) and explicit.is_file()
+
+
+def test_time_against_auto_reports_the_pick_against_the_fastest():
+    calls = {"slow": lambda: sum(range(20000)), "fast": lambda: None}
+    cells, ratio, ms = sweep.time_against_auto(calls, "slow", number=2)
+    assert set(ms) == {"slow", "fast"} and ms["slow"] > ms["fast"]
+    assert ratio == pytest.approx(ms["slow"] / ms["fast"]) and ratio > 1
+    assert cells.endswith(f"| fast | slow | {ratio:.2f} |")
+
+
+def test_conv_table_checks_then_times_each_algorithm():
+    shape = Shape(name="tiny", N=2, C=3, H=9, W=9, K=4, R=3, S=3, stride=1, pad=1)
+    rows = conv_table.bench_shape(shape, ["auto", "direct", "im2col"], ["fwd", "bwd_weight"], repeat=1, log=lambda *a: None)
+    timed = [r for r in rows if r.ms is not None]
+    assert {(r.pass_, r.algo) for r in timed} >= {("fwd", "auto"), ("fwd", "direct"), ("bwd_weight", "im2col")}
+    assert all(r.error <= 1e-5 for r in timed)
+    x, w, b, dy, _ = conv_table.make_problem(shape)
+    wrong = conv_table.check("fwd", "direct", shape, x, w, b, dy, ref=np.zeros((2, 4, 9, 9)) + 1.0)
+    assert wrong > 1  # the check compares with the reference it is given
+
+
+def test_torch_mirror_computes_what_our_model_computes():
+    torch = pytest.importorskip("torch")
+    from fastconv.bench.torch_mirror import copy_weights, to_torch, torch_lenet
+
+    fastconv.manual_seed(0)
+    ours = fastconv.models.get("resnet18", small=True, width=0.125).eval()
+    mirror = to_torch(ours).eval()
+    copy_weights(mirror, ours)
+    x = np.random.default_rng(0).standard_normal((2, 1, 32, 32)).astype(np.float32)
+    with fastconv.no_grad(), torch.no_grad():
+        np.testing.assert_allclose(ours(fastconv.Tensor(x)).numpy(), mirror(torch.from_numpy(x)).numpy(), rtol=0, atol=1e-4)
+    lenet = fastconv.models.LeNet5("classic")
+    assert set(torch_lenet("classic").state_dict()) == set(lenet.state_dict())
