@@ -1,9 +1,10 @@
 """Convolution benchmark: every algorithm x pass over benchmarks/shapes.csv against torch.
 
-For each shape and pass (fwd, bwd_input, bwd_weight) each algorithm is first checked against the
+For each shape and pass (forward, input, weight) each algorithm is first checked against the
 float64 reference (fastconv.bench.reference) on the first images of the batch, and is not timed if it
 disagrees. Then ours and torch (F.conv2d under no_grad, torch.nn.grad.conv2d_input/conv2d_weight)
-run interleaved with the same thread count: warm-up, then the median of --repeat rounds.
+run in alternating warmed blocks of 5 calls with a 0.15 s pause between the sides (same thread
+count): warm-up, then the median of --repeat rounds.
 GFLOP/s counts 2*N*K*(C/groups)*R*S*P*Q per pass. Writes benchmarks/results/<date>_<machine>_conv.md.
 
     python3 benchmarks/bench_conv.py --threads 2 [--shapes lenet_c1,stride2] [--algos auto,direct] [--repeat 15]

@@ -46,8 +46,8 @@ def bar_part(shapes, repeat: int) -> tuple[list[str], list[str]]:
              "|---|---|---|---|---|---|---|---|---|"]
     bar = []
     for shape in shapes:
-        rows = bc.bench_shape(shape, BAR_ALGOS, ["fwd", "bwd_input"], repeat)
-        for pass_ in ("fwd", "bwd_input"):
+        rows = bc.bench_shape(shape, BAR_ALGOS, ["forward", "input"], repeat)
+        for pass_ in ("forward", "input"):
             got = {r.algo: r for r in rows if r.pass_ == pass_ and r.ms}
             im2col = got.get("im2col")
             for algo in BAR_ALGOS:
@@ -80,10 +80,10 @@ def autotune_part(shapes, repeat: int) -> tuple[list[str], list[str]]:
     try:
         for shape in shapes:
             x, w, b, dy, params = bc.make_problem(shape)
-            for pass_, name in bc.PASSES.items():
-                valid = conv_mod._tunable(params, name)
+            for pass_ in bc.PASSES:
+                valid = conv_mod._tunable(params, pass_)
                 bc.run_ours(pass_, "auto", shape, x, w, b, dy)  # the tuning call
-                picked = fastconv.autotune_cache()[fastconv.autotune.problem_key(params, name)]
+                picked = fastconv.autotune_cache()[fastconv.autotune.problem_key(params, pass_)]
                 fns = {a: (lambda a=a, p=pass_: bc.run_ours(p, a, shape, x, w, b, dy)) for a in ["auto", *valid]}
                 res = measure.time_interleaved(fns, repeat, block=5, rotate=True)
                 med = {a: t[0] for a, t in res.items()}

@@ -33,13 +33,13 @@ def test_time_against_auto_reports_the_pick_against_the_fastest():
 
 def test_conv_table_checks_then_times_each_algorithm():
     shape = Shape(name="tiny", N=2, C=3, H=9, W=9, K=4, R=3, S=3, stride=1, pad=1)
-    rows = conv_table.bench_shape(shape, ["auto", "direct", "im2col"], ["fwd", "bwd_weight"], repeat=1, log=lambda *a: None)
+    rows = conv_table.bench_shape(shape, ["auto", "direct", "im2col"], ["forward", "weight"], repeat=1, log=lambda *a: None)
     timed = [r for r in rows if r.ms is not None]
-    assert {(r.pass_, r.algo) for r in timed} >= {("fwd", "auto"), ("fwd", "direct"), ("bwd_weight", "im2col")}
+    assert {(r.pass_, r.algo) for r in timed} >= {("forward", "auto"), ("forward", "direct"), ("weight", "im2col")}
     assert all(r.error <= 1e-5 for r in timed)
     x, w, b, dy, _ = conv_table.make_problem(shape)
-    wrong = conv_table.check("fwd", "direct", shape, x, w, b, dy, ref=np.zeros((2, 4, 9, 9)) + 1.0)
-    assert wrong > 1  # the check compares with the reference it is given
+    error, ok = conv_table.check("forward", "direct", shape, x, w, b, dy, ref=np.zeros((2, 4, 9, 9)) + 1.0)
+    assert error > 1 and not ok  # the check compares with the reference it is given
 
 
 def test_torch_mirror_computes_what_our_model_computes():
