@@ -152,17 +152,19 @@ __global__ void sgd_kernel(int64_t n, float* __restrict__ param, const float* __
     }
 }
 
-// torch.optim.Adam (L2 weight decay added to the gradient, not AdamW):
+// torch.optim.Adam (L2 weight decay added to the gradient) or, with cfg.decoupled, AdamW (p *= 1 - lr wd first):
 // m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps).
 __global__ void adam_kernel(int64_t n, float* __restrict__ param, const float* __restrict__ grad, float* __restrict__ m,
                             float* __restrict__ v, AdamConfig cfg) {
     FASTCONV_GRID_STRIDE_LOOP(i, n) {
-        const float g = grad[i] + cfg.weight_decay * param[i];
+        float p = param[i];
+        if (cfg.decoupled) p *= 1.0f - cfg.lr * cfg.weight_decay;
+        const float g = cfg.decoupled ? grad[i] : grad[i] + cfg.weight_decay * p;
         const float mi = cfg.beta1 * m[i] + (1.0f - cfg.beta1) * g;
         const float vi = cfg.beta2 * v[i] + (1.0f - cfg.beta2) * g * g;
         m[i] = mi;
         v[i] = vi;
-        param[i] -= cfg.step_size * mi / (sqrtf(vi) / cfg.sqrt_bias_correction2 + cfg.eps);
+        param[i] = p - cfg.step_size * mi / (sqrtf(vi) / cfg.sqrt_bias_correction2 + cfg.eps);
     }
 }
 
