@@ -8,13 +8,14 @@
 #include <algorithm>
 #include <cmath>
 
+#include "block_reduce.cuh"
 #include "cuda_check.cuh"
 #include "launch.h"
 
 namespace fastconv {
 namespace {
 
-constexpr int kThreads = 256;
+constexpr int kThreads = kReduceThreads;
 
 // Element offset of flat (row-major over `shape`) index `i` under `strides`.
 __device__ __forceinline__ int64_t strided_offset(const StridedLayout& l, const int64_t* strides, int64_t i) {
@@ -70,23 +71,6 @@ __global__ void strided_copy_kernel(StridedLayout l, const T* __restrict__ src, 
     FASTCONV_GRID_STRIDE_LOOP(i, n) { dst[strided_offset(l, ld.strides, i)] = src[strided_offset(l, ls.strides, i)]; }
 }
 
-// Sum (or maximum) of `v` over the block; valid in thread 0.
-__device__ float block_reduce(ReduceOp op, float v) {
-    __shared__ float partial[kThreads];
-    partial[threadIdx.x] = v;
-    __syncthreads();
-    for (int half = kThreads / 2; half > 0; half /= 2) {
-        if (threadIdx.x < unsigned(half)) {
-            const float o = partial[threadIdx.x + half];
-            partial[threadIdx.x] = op == ReduceOp::sum ? partial[threadIdx.x] + o : fmaxf(partial[threadIdx.x], o);
-        }
-        __syncthreads();
-    }
-    const float r = partial[0];
-    __syncthreads();  // partial is reused by the next output of this block
-    return r;
-}
-
 // Output o (over `kept`) = scale * reduce over `reduced` of x[kept offset + reduced offset].
 __global__ void reduce_kernel(ReduceOp op, StridedLayout kept, StridedLayout reduced, int64_t n_out, int64_t n_red,
                               const float* __restrict__ x, float scale, float* __restrict__ out) {
@@ -97,7 +81,7 @@ __global__ void reduce_kernel(ReduceOp op, StridedLayout kept, StridedLayout red
             const float v = x[base + strided_offset(reduced, reduced.strides, j)];
             acc = op == ReduceOp::sum ? acc + v : fmaxf(acc, v);
         }
-        acc = block_reduce(op, acc);
+        acc = op == ReduceOp::sum ? block_reduce(acc, SumOp{}) : block_reduce(acc, MaxOp{});
         if (threadIdx.x == 0) out[o] = op == ReduceOp::sum ? scale * acc : acc;
     }
 }
