@@ -348,8 +348,10 @@ def reduce(op: str, x: Array, axis=None, keepdims: bool = False) -> Array:
     if op == "max" and count == 0:
         raise ValueError(f"max: zero-size reduction over axes {axes} of shape {shape_str(x.shape)}")
     out_shape = tuple(1 if d in axes else n for d, n in enumerate(x.shape)) if keepdims else tuple(x.shape[d] for d in kept)
+    if x.size == 0:  # nothing to read: numpy's sum over no elements is 0, the mean NaN
+        return full(out_shape, float("nan") if op == "mean" else 0.0, x.device)
     out = _new(out_shape, x.device)
-    scale = (1.0 / count if count else float("nan")) if op == "mean" else 1.0
+    scale = 1.0 / count if op == "mean" else 1.0
     _cuda.reduce("max" if op == "max" else "sum", ix, [x.shape[d] for d in kept], [strides[d] for d in kept],
                  [x.shape[d] for d in axes], [strides[d] for d in axes], scale, out._impl)
     return out

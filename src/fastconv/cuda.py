@@ -19,7 +19,7 @@ import numpy as np
 
 from . import _cuda_ops as ops
 from ._cuda_array import (
-    _DLPACK_CUDA, Array, CudaError, _cuda, device_count, require_device as _require_device, reset_transfer_counts,
+    _DLPACK_CUDA, _DTYPES, Array, CudaError, _cuda, device_count, require_device as _require_device, reset_transfer_counts,
     transfer_counts,
 )
 
