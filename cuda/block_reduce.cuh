@@ -14,11 +14,9 @@ constexpr int kReduceThreads = 256;
 
 struct SumOp {
     __device__ float operator()(float a, float b) const { return a + b; }
-    static constexpr float identity = 0.0f;
 };
 struct MaxOp {
     __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
-    static constexpr float identity = -INFINITY;
 };
 
 // Combines `v` over the block (blockDim.x == kReduceThreads); the result is returned in every thread.
