@@ -1,4 +1,4 @@
-// Plain C++ declarations of the CUDA launchers (no CUDA types), so module_cuda.cpp can call them.
+// Plain C++ declarations of the CUDA launchers (no CUDA types), so the bindings (cuda/bindings) can call them.
 // Every launcher checks its launch and throws fastconv::CudaError on failure (std::bad_alloc when the
 // device is out of memory). Launchers run on the current device (set by DeviceGuard) and enqueue on
 // the legacy default stream without synchronizing: work is ordered, results are ready after
