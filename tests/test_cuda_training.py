@@ -386,12 +386,12 @@ def _fashion_subset(n):
 
 
 def test_lenet_one_epoch_mean_loss_matches_cpu():
-    """One epoch over 512 images (Fashion-MNIST's first 512 when present, else synthetic), batch 64."""
+    """One epoch over 512 images (Fashion-MNIST's first 512 when present, else synthetic), batch 128."""
     data = _fashion_subset(512)
     if data is None:
-        batches = list(_batches(8, 64, seed=5))
+        batches = list(_batches(4, 128, seed=5))
     else:
-        batches = [(data[0][i:i + 64], data[1][i:i + 64]) for i in range(0, 512, 64)]
+        batches = [(data[0][i:i + 128], data[1][i:i + 128]) for i in range(0, 512, 128)]
     cpu_model, dev_model = _twin_lenets(1)
     cpu_mean = _train(cpu_model, "cpu", batches).mean()
     dev_mean = _train(dev_model, "cuda", batches).mean()

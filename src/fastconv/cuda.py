@@ -92,11 +92,6 @@ def zeros(shape, dtype=np.float32, device: int = 0) -> Array:
     return a
 
 
-def zeros_like(a: Array) -> Array:
-    """Zeros with the shape, dtype and device of `a`."""
-    return zeros(a.shape, a.dtype, a.device)
-
-
 def from_dlpack(obj) -> Array:
     """Wrap a CUDA tensor from PyTorch, CuPy or any DLPack producer without copying.
 
