@@ -5,18 +5,20 @@
 //                 the weight loads are the same address across a warp, i.e. broadcasts).
 //   input grad:   a thread computes dx[n, c, h, w] by visiting the (r, s) taps whose output
 //                 position p = (h + pad - r*dil) / stride is whole and in range.
-//   weight grad:  a block reduces dw[k, c, r, s] over N*P*Q (a block-wide tree reduction).
+//   weight grad:  a block reduces the filter plane dw[k, c, :, :] over N*P*Q, all taps at once
+//                 (one block per weight element for filters over 32 taps).
 // Meant for small channel counts (LeNet) and depthwise layers, where GEMM tiles would be mostly
 // empty; im2col/GEMM wins once C*R*S and K are large. Not yet measured on a GPU.
 #include <cuda_runtime.h>
 
+#include "block_reduce.cuh"
 #include "cuda_check.cuh"
 #include "launch.h"
 
 namespace fastconv {
 namespace {
 
-constexpr int kThreads = 256;
+constexpr int kThreads = kReduceThreads;
 constexpr int kKB = 4;  // output channels per thread in the forward pass
 
 __global__ void conv2d_direct_forward_kernel(Conv2dParams p, const float* __restrict__ x,
@@ -89,10 +91,45 @@ __global__ void conv2d_direct_backward_input_kernel(Conv2dParams p, const float*
     }
 }
 
-// One block per weight element (k, c, r, s); threads stride over (n, p, q) and reduce.
+// One block per filter plane (k, c_local): each thread accumulates all R*S taps (at most kMaxTaps)
+// over its grid-stride share of (n, p, q) in registers, then the block sums each tap's 256 partials
+// in a fixed order (deterministic). One reduction per plane instead of one per weight element.
+constexpr int kMaxTaps = 32;
+
 __global__ void conv2d_direct_backward_weight_kernel(Conv2dParams p, const float* __restrict__ x,
                                                      const float* __restrict__ dy, float* __restrict__ dw) {
-    __shared__ float partial[kThreads / 32];
+    __shared__ float partial[kMaxTaps][kThreads];
+    const int64_t P = p.P(), Q = p.Q(), Cg = p.C_per_group(), Kg = p.K_per_group();
+    const int RS = int(p.R * p.S);
+    const int64_t c_local = blockIdx.x % Cg, k = blockIdx.x / Cg;
+    const int64_t c = (k / Kg) * Cg + c_local;
+    const int64_t total = p.N * P * Q;
+    float acc[kMaxTaps];
+    for (int t = 0; t < kMaxTaps; ++t) acc[t] = 0.0f;
+    for (int64_t i = threadIdx.x; i < total; i += blockDim.x) {
+        const int64_t q = i % Q, t = i / Q;
+        const int64_t pp = t % P, n = t / P;
+        const float g = dy[((n * p.K + k) * P + pp) * Q + q];
+        const float* xc = x + (n * p.C + c) * p.H * p.W;
+        for (int tap = 0; tap < RS; ++tap) {
+            const int64_t r = tap / p.S, s = tap % p.S;
+            const int64_t h = pp * p.stride_h - p.pad_h + r * p.dil_h;
+            const int64_t ww = q * p.stride_w - p.pad_w + s * p.dil_w;
+            if (h >= 0 && h < p.H && ww >= 0 && ww < p.W) acc[tap] = fmaf(xc[h * p.W + ww], g, acc[tap]);
+        }
+    }
+    for (int tap = 0; tap < RS; ++tap) partial[tap][threadIdx.x] = acc[tap];
+    __syncthreads();
+    for (int tap = threadIdx.x; tap < RS; tap += blockDim.x) {
+        float sum = 0.0f;
+        for (int j = 0; j < kThreads; ++j) sum += partial[tap][j];
+        dw[(k * Cg + c_local) * RS + tap] = sum;
+    }
+}
+
+// Filters with more than kMaxTaps taps: one block per weight element (k, c, r, s).
+__global__ void conv2d_direct_backward_weight_large_kernel(Conv2dParams p, const float* __restrict__ x,
+                                                           const float* __restrict__ dy, float* __restrict__ dw) {
     const int64_t P = p.P(), Q = p.Q(), Cg = p.C_per_group(), Kg = p.K_per_group();
     const int64_t widx = blockIdx.x;  // (k, c_local, r, s), row-major over the weight shape
     const int64_t s = widx % p.S, t1 = widx / p.S;
@@ -109,14 +146,8 @@ __global__ void conv2d_direct_backward_weight_kernel(Conv2dParams p, const float
         if (h < 0 || h >= p.H || ww < 0 || ww >= p.W) continue;
         acc = fmaf(x[((n * p.C + c) * p.H + h) * p.W + ww], dy[((n * p.K + k) * P + pp) * Q + q], acc);
     }
-    for (int offset = 16; offset > 0; offset /= 2) acc += __shfl_down_sync(0xffffffffu, acc, offset);
-    if (threadIdx.x % 32 == 0) partial[threadIdx.x / 32] = acc;
-    __syncthreads();
-    if (threadIdx.x < 32) {
-        acc = threadIdx.x < kThreads / 32 ? partial[threadIdx.x] : 0.0f;
-        for (int offset = 16; offset > 0; offset /= 2) acc += __shfl_down_sync(0xffffffffu, acc, offset);
-        if (threadIdx.x == 0) dw[widx] = acc;
-    }
+    acc = block_reduce(acc, SumOp{});
+    if (threadIdx.x == 0) dw[widx] = acc;
 }
 
 }  // namespace
@@ -141,9 +172,13 @@ void cuda_conv2d_direct_backward_input(const Conv2dParams& p, const float* dy, c
 
 void cuda_conv2d_direct_backward_weight(const Conv2dParams& p, const float* x, const float* dy, float* dw) {
     p.validate();
-    const int64_t blocks = p.weight_numel();
-    if (blocks > INT32_MAX) throw std::invalid_argument("weight: too many elements for the direct weight gradient");
-    FASTCONV_LAUNCH(unsigned(blocks), kThreads, conv2d_direct_backward_weight_kernel)(p, x, dy, dw);
+    if (p.weight_numel() > INT32_MAX) throw std::invalid_argument("weight: too many elements for the direct weight gradient");
+    if (p.weight_numel() == 0) return;
+    if (p.R * p.S <= kMaxTaps) {
+        FASTCONV_LAUNCH(unsigned(p.K * p.C_per_group()), kThreads, conv2d_direct_backward_weight_kernel)(p, x, dy, dw);
+    } else {
+        FASTCONV_LAUNCH(unsigned(p.weight_numel()), kThreads, conv2d_direct_backward_weight_large_kernel)(p, x, dy, dw);
+    }
     FASTCONV_CUDA_CHECK_LAUNCH();
 }
 

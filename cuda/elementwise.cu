@@ -1,13 +1,14 @@
 // What training needs besides convolution and GEMM, so a LeNet step never leaves the GPU: bias add
 // and its gradient, activations and their gradients, softmax cross-entropy, sums/means, and the SGD
 // (momentum) and Adam updates with PyTorch's formulas. Elementwise kernels are memory-bound
-// grid-stride loops; reductions are deterministic (fixed two-pass trees, no float atomics).
+// grid-stride loops; reductions are deterministic (fixed trees, no float atomics; see block_reduce.cuh).
 // Not yet measured on a GPU.
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cmath>
 
+#include "block_reduce.cuh"
 #include "cuda_check.cuh"
 #include "launch.h"
 
@@ -17,35 +18,10 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kMaxReduceBlocks = 1024;
 
-// Sum of `v` over the block (blockDim.x == kThreads); the result is valid in thread 0.
-__device__ float block_sum(float v) {
-    __shared__ float warp_sums[kThreads / 32];
-    for (int offset = 16; offset > 0; offset /= 2) v += __shfl_down_sync(0xffffffffu, v, offset);
-    __syncthreads();  // warp_sums may still be read by a previous call in this block
-    if (threadIdx.x % 32 == 0) warp_sums[threadIdx.x / 32] = v;
-    __syncthreads();
-    v = threadIdx.x < kThreads / 32 ? warp_sums[threadIdx.x] : 0.0f;
-    if (threadIdx.x < 32)
-        for (int offset = 16; offset > 0; offset /= 2) v += __shfl_down_sync(0xffffffffu, v, offset);
-    return v;
-}
+static_assert(kThreads == kReduceThreads, "block_reduce needs 256-thread blocks");
 
-// Maximum of `v` over the block; the result is valid in every thread.
-__device__ float block_max(float v) {
-    __shared__ float warp_max[kThreads / 32];
-    __shared__ float result;
-    for (int offset = 16; offset > 0; offset /= 2) v = fmaxf(v, __shfl_down_sync(0xffffffffu, v, offset));
-    __syncthreads();
-    if (threadIdx.x % 32 == 0) warp_max[threadIdx.x / 32] = v;
-    __syncthreads();
-    if (threadIdx.x < 32) {
-        v = threadIdx.x < kThreads / 32 ? warp_max[threadIdx.x] : -INFINITY;
-        for (int offset = 16; offset > 0; offset /= 2) v = fmaxf(v, __shfl_down_sync(0xffffffffu, v, offset));
-        if (threadIdx.x == 0) result = v;
-    }
-    __syncthreads();
-    return result;
-}
+__device__ float block_sum(float v) { return block_reduce(v, SumOp{}); }
+__device__ float block_max(float v) { return block_reduce(v, MaxOp{}); }
 
 __global__ void bias_add_kernel(float* __restrict__ y, const float* __restrict__ bias, int64_t C, int64_t inner,
                                 int64_t total) {
@@ -152,17 +128,19 @@ __global__ void sgd_kernel(int64_t n, float* __restrict__ param, const float* __
     }
 }
 
-// torch.optim.Adam (L2 weight decay added to the gradient, not AdamW):
+// torch.optim.Adam (L2 weight decay added to the gradient) or, with cfg.decoupled, AdamW (p *= 1 - lr wd first):
 // m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps).
 __global__ void adam_kernel(int64_t n, float* __restrict__ param, const float* __restrict__ grad, float* __restrict__ m,
                             float* __restrict__ v, AdamConfig cfg) {
     FASTCONV_GRID_STRIDE_LOOP(i, n) {
-        const float g = grad[i] + cfg.weight_decay * param[i];
+        float p = param[i];
+        if (cfg.decoupled) p *= 1.0f - cfg.lr * cfg.weight_decay;
+        const float g = cfg.decoupled ? grad[i] : grad[i] + cfg.weight_decay * p;
         const float mi = cfg.beta1 * m[i] + (1.0f - cfg.beta1) * g;
         const float vi = cfg.beta2 * v[i] + (1.0f - cfg.beta2) * g * g;
         m[i] = mi;
         v[i] = vi;
-        param[i] -= cfg.step_size * mi / (sqrtf(vi) / cfg.sqrt_bias_correction2 + cfg.eps);
+        param[i] = p - cfg.step_size * mi / (sqrtf(vi) / cfg.sqrt_bias_correction2 + cfg.eps);
     }
 }
 

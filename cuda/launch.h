@@ -1,4 +1,4 @@
-// Plain C++ declarations of the CUDA launchers (no CUDA types), so module_cuda.cpp can call them.
+// Plain C++ declarations of the CUDA launchers (no CUDA types), so the bindings (cuda/bindings) can call them.
 // Every launcher checks its launch and throws fastconv::CudaError on failure (std::bad_alloc when the
 // device is out of memory). Launchers run on the current device (set by DeviceGuard) and enqueue on
 // the legacy default stream without synchronizing: work is ordered, results are ready after
@@ -159,7 +159,51 @@ struct AdamConfig {
     float step_size = 1e-3f;              // lr / (1 - beta1^t)
     float sqrt_bias_correction2 = 1.0f;   // sqrt(1 - beta2^t)
     float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, weight_decay = 0.0f;
+    float lr = 1e-3f;        // used only by decoupled weight decay
+    bool decoupled = false;  // AdamW: p *= 1 - lr * weight_decay before the step, instead of L2 in the gradient
 };
 void cuda_adam_step(int64_t n, float* param, const float* grad, float* m, float* v, const AdamConfig& cfg);
+
+// ---- array arithmetic (array_ops.cu) -----------------------------------------------------------------
+// A shape and element strides (0 broadcasts an axis); one struct passed by value to kernels.
+struct StridedLayout {
+    static constexpr int kMaxDims = 8;
+    int ndim = 0;
+    int64_t shape[kMaxDims] = {};
+    int64_t strides[kMaxDims] = {};
+};
+
+enum class BinaryOp : int { add, sub, mul, div, maximum, greater };
+// out (contiguous, shape.shape) = op(a, b), each read through its own strides (a_layout.strides,
+// b_layout.strides; their shapes are ignored). greater gives 1.0f / 0.0f.
+void cuda_binary(BinaryOp op, const StridedLayout& shape, const float* a, const StridedLayout& a_layout, const float* b,
+                 const StridedLayout& b_layout, float* out);
+
+// affine: alpha x + beta; reciprocal: alpha / x; power: beta x^alpha; exp; log; rsqrt: 1 / sqrt(x + alpha);
+// fill: alpha (x unread, may be nullptr).
+enum class UnaryOp : int { affine, reciprocal, power, exp, log, rsqrt, fill };
+void cuda_unary(UnaryOp op, float alpha, float beta, int64_t n, const float* x, float* y);
+
+// dst[dst_layout offset of i] = src[src_layout offset of i] for every index i of shape.shape
+// (transpose, broadcast_to, slices, cat); itemsize 4 (float32) or 8 (int64).
+void cuda_strided_copy(size_t itemsize, const StridedLayout& shape, const void* src, const StridedLayout& src_layout,
+                       void* dst, const StridedLayout& dst_layout);
+
+enum class ReduceOp : int { sum, max };
+// out[o] for o over `kept` (row-major) = scale * sum (or max, unscaled) over `reduced` of
+// x[kept offset of o + reduced offset of j]; strides in elements of x.
+void cuda_reduce(ReduceOp op, const StridedLayout& kept, const StridedLayout& reduced, const float* x, float scale,
+                 float* out);
+
+// out[r] = first index of the maximum of row r of x (rows x cols).
+void cuda_argmax_rows(int64_t rows, int64_t cols, const float* x, int64_t* out);
+// hits[r] = 1.0f if the argmax of row r equals labels[r], else 0.0f.
+void cuda_argmax_hits(int64_t rows, int64_t cols, const float* x, const int64_t* labels, float* hits);
+// mask[i] = (uniform(seed, i) >= p) / (1 - p), y = x * mask; the mask is drawn on the device.
+void cuda_dropout(int64_t n, float p, uint64_t seed, const float* x, float* y, float* mask);
+// y = alpha x + beta y in place (running statistics).
+void cuda_axpby(int64_t n, float alpha, const float* x, float beta, float* y);
+// y += value for int64 y (batch counters).
+void cuda_add_int64(int64_t n, int64_t value, int64_t* y);
 
 }  // namespace fastconv

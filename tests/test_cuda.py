@@ -622,3 +622,28 @@ def test_public_functions_reject_mixed_devices(rng):
         fastconv.grad.conv2d_weight(cuda.to_device(x), w.shape, np.zeros((1, 2, 3, 3), np.float32))
     with pytest.raises(ValueError, match="asymmetric"):
         fastconv.conv2d(cuda.to_device(x), cuda.zeros((2, 3, 2, 2)), padding="same")
+
+
+def test_device_modules_import_below_the_package():
+    """The device half imports its siblings relatively and never `fastconv` itself, and fastconv.cuda
+    and the device op modules do not import each other in a circle (Array lives below both)."""
+    import ast
+    import pathlib
+
+    root = pathlib.Path(fastconv.__file__).parent
+    files = ["cuda.py", "_cuda_array.py", "_cuda_ops.py", "autograd.py", "serialization.py", "nn/functional.py",
+             "optim/__init__.py"]
+    imported = {}
+    for name in files:
+        targets = set()
+        for node in ast.walk(ast.parse((root / name).read_text())):
+            if isinstance(node, ast.Import):
+                targets |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                targets |= {node.module or ""} | {f"{node.module or ''}.{a.name}" for a in node.names}
+                if node.level == 0 and (node.module or "").split(".")[0] == "fastconv":
+                    targets.add("fastconv")
+        assert "fastconv" not in targets, f"{name} imports fastconv itself"
+        imported[name] = targets
+    assert not any("cuda" == t.lstrip(".").split(".")[-1] for t in imported["_cuda_ops.py"] | imported["_cuda_array.py"]), \
+        "the device op modules must not import fastconv.cuda (it imports them)"

@@ -13,5 +13,5 @@ SAN=${FASTCONV_EMU_SANITIZE-address,undefined}
 ext=$(python3 -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
 g++ -std=c++20 -O1 -g -fPIC -shared -pthread ${SAN:+-fsanitize=$SAN -fno-omit-frame-pointer} \
   -Iscripts/cuda_emu -Icuda -Icsrc $(python3 -m pybind11 --includes) \
-  -x c++ cuda/*.cu -x none cuda/module_cuda.cpp -o "build/emu-site/fastconv/_cuda$ext"
+  -x c++ cuda/*.cu -x none cuda/bindings/*.cpp -o "build/emu-site/fastconv/_cuda$ext"
 echo "built build/emu-site/fastconv/_cuda$ext"

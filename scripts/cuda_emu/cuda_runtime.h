@@ -1,7 +1,8 @@
 // A CPU stand-in for <cuda_runtime.h>, for checking the CUDA code's logic on machines without a GPU
 // (scripts/cuda_emu/build.sh). It compiles cuda/*.cu as C++20: a launch runs every block in turn on
-// blockDim real threads, __syncthreads is a barrier, __shared__ arrays are statics (one block runs
-// at a time), warp shuffles exchange through a per-warp barrier, device memory is host memory.
+// blockDim real threads (a pool kept between launches), __syncthreads is a barrier, __shared__ arrays
+// are statics (one block runs at a time), warp shuffles exchange through a per-warp barrier, device
+// memory is host memory.
 // It checks indexing, bounds, synchronization structure and results; it says nothing about speed,
 // the GPU memory model, occupancy or real warp-level behaviour.
 #pragma once
@@ -10,7 +11,9 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <condition_variable>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -49,12 +52,72 @@ inline std::mutex atomic_mutex;
 
 inline unsigned flat_thread() { return thread_idx.x + block_dim.x * (thread_idx.y + block_dim.y * thread_idx.z); }
 
+// The emulated threads of a block: OS threads kept between launches (creating 256 threads per launch
+// cost more than most kernels' work). run(n, job) calls job(t) on workers 0..n-1 and returns when
+// all have finished; launches are serialized (the emulation's globals describe one launch).
+class ThreadPool {
+   public:
+    ~ThreadPool() {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            stop_ = true;
+        }
+        start_.notify_all();
+        for (auto& w : workers_) w.join();
+    }
+
+    void run(unsigned n, std::function<void(unsigned)> job) {
+        std::unique_lock<std::mutex> lock(mutex_);
+        while (workers_.size() < n) {
+            const unsigned id = unsigned(workers_.size());
+            workers_.emplace_back([this, id] { work(id); });
+        }
+        job_ = std::move(job);
+        active_ = remaining_ = n;
+        ++generation_;
+        start_.notify_all();
+        done_.wait(lock, [this] { return remaining_ == 0; });
+        job_ = nullptr;
+    }
+
+   private:
+    void work(unsigned id) {
+        uint64_t seen = 0;
+        std::unique_lock<std::mutex> lock(mutex_);
+        for (;;) {
+            start_.wait(lock, [&] { return stop_ || generation_ != seen; });
+            if (stop_) return;
+            seen = generation_;
+            if (id >= active_) continue;
+            lock.unlock();
+            job_(id);  // job_ is not reassigned before every active worker has finished
+            lock.lock();
+            if (--remaining_ == 0) done_.notify_one();
+        }
+    }
+
+    std::vector<std::thread> workers_;
+    std::mutex mutex_;
+    std::condition_variable start_, done_;
+    std::function<void(unsigned)> job_;
+    uint64_t generation_ = 0;
+    unsigned active_ = 0, remaining_ = 0;
+    bool stop_ = false;
+};
+
+inline ThreadPool& thread_pool() {
+    static ThreadPool pool;
+    return pool;
+}
+inline std::mutex launch_mutex;
+
 template <typename... P>
 struct Launch {
     dim3 grid, block;
     void (*kernel)(P...);
     template <typename... A>
     void operator()(A&&... args) const {
+        std::lock_guard<std::mutex> launch_lock(launch_mutex);
         const unsigned n = block.x * block.y * block.z;
         std::barrier<> barrier(n);
         block_barrier = &barrier;
@@ -62,20 +125,17 @@ struct Launch {
         grid_dim = grid;
         warps.clear();
         for (unsigned w = 0; w < (n + 31) / 32; ++w) warps.push_back(std::make_unique<Warp>());
-        std::vector<std::thread> threads;
-        for (unsigned t = 0; t < n; ++t) {
-            threads.emplace_back([&, t, params = std::tuple<P...>(args...)] {
-                thread_idx = dim3(t % block.x, (t / block.x) % block.y, t / (block.x * block.y));
-                for (unsigned bz = 0; bz < grid.z; ++bz)
-                    for (unsigned by = 0; by < grid.y; ++by)
-                        for (unsigned bx = 0; bx < grid.x; ++bx) {
-                            block_idx = dim3(bx, by, bz);
-                            std::apply(kernel, params);
-                            barrier.arrive_and_wait();  // the block's statics are reused by the next block
-                        }
-            });
-        }
-        for (auto& th : threads) th.join();
+        const std::tuple<P...> params(args...);
+        thread_pool().run(n, [&](unsigned t) {
+            thread_idx = dim3(t % block.x, (t / block.x) % block.y, t / (block.x * block.y));
+            for (unsigned bz = 0; bz < grid.z; ++bz)
+                for (unsigned by = 0; by < grid.y; ++by)
+                    for (unsigned bx = 0; bx < grid.x; ++bx) {
+                        block_idx = dim3(bx, by, bz);
+                        std::apply(kernel, params);
+                        barrier.arrive_and_wait();  // the block's statics are reused by the next block
+                    }
+        });
         block_barrier = nullptr;
     }
 };

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _core, cuda
+from . import _core
+from . import _cuda_array as cuda  # Array and the bound module (fastconv.cuda itself imports this module)
 from ._conv_algorithms import kernel_for
 from ._geometry import adaptive_output_size, conv_plan, output_shape, pool_input_shape, pool_params
 from ._validation import DimensionError, require_finite, require_int, require_shape, shape_str
@@ -403,14 +404,70 @@ def sgd_step(param, grad, momentum_buffer=None, *, lr, momentum=0.0, dampening=0
                    require_finite(weight_decay, "weight_decay"), bool(nesterov), bool(first_step))
 
 
-def adam_step(param, grad, exp_avg, exp_avg_sq, *, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
-    """One torch.optim.Adam step in place (``step`` counts from 1; the moments start at zero)."""
+def adam_step(param, grad, exp_avg, exp_avg_sq, *, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+              decoupled=False):
+    """One torch.optim.Adam step in place (``step`` counts from 1; the moments start at zero).
+    ``decoupled=True`` is AdamW: ``param *= 1 - lr * weight_decay`` first, no L2 term in the gradient."""
     _param_like(param, grad=grad, exp_avg=exp_avg, exp_avg_sq=exp_avg_sq)
     step = require_int(step, "step", minimum=1)
     beta1, beta2 = require_finite(beta1, "beta1"), require_finite(beta2, "beta2")
     if not (0.0 <= beta1 < 1.0 and 0.0 <= beta2 < 1.0):
         raise ValueError(f"beta1, beta2: expected values in [0, 1), got {beta1}, {beta2}")
-    step_size = require_finite(lr, "lr") / (1.0 - beta1**step)
+    lr = require_finite(lr, "lr")
+    step_size = lr / (1.0 - beta1**step)
     sqrt_bc2 = (1.0 - beta2**step) ** 0.5
     _cuda.adam_step(param._impl, grad._impl, exp_avg._impl, exp_avg_sq._impl, step_size, sqrt_bc2, beta1, beta2,
-                    require_finite(eps, "eps"), require_finite(weight_decay, "weight_decay"))
+                    require_finite(eps, "eps"), require_finite(weight_decay, "weight_decay"), lr, bool(decoupled))
+
+
+def adamw_step(param, grad, exp_avg, exp_avg_sq, *, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
+               weight_decay=1e-2):
+    """One torch.optim.AdamW step in place (decoupled weight decay; see :func:`adam_step`)."""
+    adam_step(param, grad, exp_avg, exp_avg_sq, step=step, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+              weight_decay=weight_decay, decoupled=True)
+
+
+# Array arithmetic (broadcasting binary ops, reductions, copies) lives with the Array type.
+binary, unary, full, broadcast_to, reduce = cuda.binary, cuda.unary, cuda.full, cuda.broadcast_to, cuda.reduce
+take_slice, concatenate = cuda.take_slice, cuda.concatenate
+
+
+def scale(x, alpha):
+    """``alpha * x`` as a new Array."""
+    return unary("affine", x, require_finite(alpha, "alpha"), 0.0)
+
+
+def axpby(alpha, x, beta, y):
+    """``y = alpha * x + beta * y`` in place (running statistics)."""
+    ix, iy = _arr(x, "x"), _arr(y, "y")
+    _same_device(x=x, y=y)
+    if x.shape != y.shape:
+        raise ValueError(f"y: expected shape {shape_str(x.shape)} (as x), got {shape_str(y.shape)}")
+    _cuda.axpby(require_finite(alpha, "alpha"), ix, require_finite(beta, "beta"), iy)
+
+
+def argmax(x):
+    """int64 indices of the first maximum along the last axis."""
+    _arr(x, "x")
+    return x.argmax(-1)
+
+
+def correct_count(logits, labels):
+    """Number of rows whose argmax equals the label, as a 0-d float32 Array (accuracy stays on the device)."""
+    il, ib, device = _logits_labels(logits, labels)
+    hits = _empty((logits.shape[0],), device)
+    _cuda.argmax_hits(il, ib, hits._impl)
+    return sum(hits)
+
+
+def dropout(x, p, seed):
+    """(x * mask, mask): mask[i] = 0 with probability p, else 1 / (1 - p), drawn on the device from
+    the integer `seed` (a counter-based hash: the same seed gives the same mask)."""
+    ix = _arr(x, "x")
+    p = require_finite(p, "p")
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"p: expected a probability in [0, 1), got {p}")
+    seed = require_int(seed, "seed", minimum=0)
+    y, mask = _empty(x.shape, x.device), _empty(x.shape, x.device)
+    _cuda.dropout(p, seed % (1 << 64), ix, y._impl, mask._impl)
+    return y, mask

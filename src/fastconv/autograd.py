@@ -1,6 +1,6 @@
 """Reverse-mode automatic differentiation over coarse ops.
 
-A :class:`Tensor` wraps an array (a numpy array on the CPU; later a ``fastconv.cuda.Array``) and,
+A :class:`Tensor` wraps an array (a numpy array on the CPU, a ``fastconv.cuda.Array`` on the GPU) and,
 when it was produced by an op while gradients are enabled, the op's backward rule and its inputs.
 ``loss.backward()`` walks that recorded graph (the tape) once in reverse topological order. Ops are
 coarse (a whole convolution, a whole loss), so the Python work per op is a few attribute lookups
@@ -16,7 +16,8 @@ from typing import Callable
 
 import numpy as np
 
-from . import _core
+from . import _core, _cuda_array
+from ._cuda_array import Array as _DeviceArray
 from ._validation import shape_str
 
 # ---- devices: the one place that knows what array type lives where -------------------------------
@@ -24,18 +25,9 @@ from ._validation import shape_str
 _DEVICES = ("cpu", "cuda")
 
 
-def _cuda_array_type():
-    from . import cuda
-
-    return getattr(cuda, "Array", None)
-
-
 def is_array(x) -> bool:
     """True for the array types a Tensor can hold: numpy arrays and fastconv.cuda.Array."""
-    if isinstance(x, np.ndarray):
-        return True
-    cls = _cuda_array_type()
-    return cls is not None and isinstance(x, cls)
+    return isinstance(x, (np.ndarray, _DeviceArray))
 
 
 def device_of(array) -> str:
@@ -49,16 +41,18 @@ def to_device(array, device: str):
         raise ValueError(f"device: expected one of {_DEVICES}, got {device!r}")
     if device_of(array) == device:
         return array
-    from . import cuda
-
     if device == "cpu":
         return array.numpy()
-    if not cuda.is_available():
+    if _cuda_array.device_count() == 0:
         raise RuntimeError(
             "device 'cuda' requested but fastconv.cuda.is_available() is False "
-            f"({'no GPU or driver' if cuda.is_compiled() else 'fastconv was built without CUDA'}); use device='cpu'"
+            f"({'no GPU or driver' if _cuda_array._cuda is not None else 'fastconv was built without CUDA'}); "
+            "use device='cpu'"
         )
-    return cuda.to_device(array)
+    array = np.asarray(array)
+    if array.dtype not in (np.float32, np.int64):
+        raise TypeError(f"to('cuda'): the device holds float32 or int64 arrays, got {array.dtype}")
+    return _cuda_array.Array(_cuda_array._cuda.to_device(np.ascontiguousarray(array) if array.ndim else array, 0))
 
 
 # ---- grad mode -------------------------------------------------------------------------------------
@@ -183,7 +177,7 @@ class Tensor:
         if grad is None:
             if self.numel() != 1:
                 raise RuntimeError(f"backward: grad can be implied only for a single-element tensor, this one has shape {shape_str(self.shape)}")
-            grad = np.ones(self.shape, dtype=self.dtype)
+            grad = _ones_like(self.data)
         else:
             grad = grad.data if isinstance(grad, Tensor) else grad
             if tuple(grad.shape) != self.shape:
@@ -257,8 +251,30 @@ class Tensor:
         return transpose(self)
 
     def argmax(self, axis=None):
-        """Indices of maxima (a numpy array; not differentiable)."""
-        return self.numpy().argmax(axis=axis)
+        """Indices of maxima, not differentiable: a numpy array on the CPU; on the device an int64
+        fastconv.cuda.Array (last axis only), so no copy to the host is made."""
+        if isinstance(self.data, _DeviceArray):
+            return self.data.argmax(-1 if axis is None and self.ndim == 1 else axis)
+        return self.data.argmax(axis=axis)
+
+
+def _ones_like(array):
+    """Ones of `array`'s shape, dtype and device (the implied gradient of a scalar loss)."""
+    if isinstance(array, _DeviceArray):
+        return _cuda_array.full(array.shape, 1.0, array.device)
+    return np.ones(array.shape, dtype=array.dtype)
+
+
+def _as_array(out, like):
+    """A reduction's result as an array of `like`'s kind (numpy turns 0-d results into scalars)."""
+    return out if isinstance(out, _DeviceArray) else np.asarray(out, dtype=like.dtype)
+
+
+def _broadcast_to(array, shape):
+    """`array` broadcast to `shape`: a read-only view on the CPU, a new array on the device."""
+    if isinstance(array, _DeviceArray):
+        return _cuda_array.broadcast_to(array, shape)
+    return np.broadcast_to(array, shape)
 
 
 def _raise_item(shape):
@@ -486,6 +502,10 @@ def matmul(a, b) -> Tensor:
 
 def mm(a, b, trans_a=False, trans_b=False, out=None, beta=0.0):
     """op(a) @ op(b) (+ beta * out): fastconv.gemm for float32 pairs, numpy otherwise."""
+    if isinstance(a, _DeviceArray) or isinstance(b, _DeviceArray):
+        from . import _cuda_ops
+
+        return _cuda_ops.gemm(a, b, trans_a=trans_a, trans_b=trans_b, out=out, beta=beta)
     if a.dtype == np.float32 and b.dtype == np.float32 and isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
         from .gemm import gemm
 
@@ -530,7 +550,7 @@ def sum_(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     src = a.shape
     kept = tuple(1 if i in axes else n for i, n in enumerate(src))
     out = a.data.sum(axis=axes, keepdims=keepdims)
-    return record(np.asarray(out), (a,), lambda g: (np.broadcast_to(g.reshape(kept), src),))
+    return record(_as_array(out, a.data), (a,), lambda g: (_broadcast_to(g.reshape(kept), src),))
 
 
 def mean(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
@@ -541,7 +561,7 @@ def mean(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     kept = tuple(1 if i in axes else n for i, n in enumerate(src))
     scale = a.dtype.type(1.0 / count)
     out = a.data.mean(axis=axes, keepdims=keepdims)
-    return record(np.asarray(out, dtype=a.dtype), (a,), lambda g: (np.broadcast_to(g.reshape(kept) * scale, src),))
+    return record(_as_array(out, a.data), (a,), lambda g: (_broadcast_to(g.reshape(kept) * scale, src),))
 
 
 def cat(tensors, dim: int = 0) -> Tensor:
@@ -561,6 +581,10 @@ def cat(tensors, dim: int = 0) -> Tensor:
                 )
     sizes = [t.shape[dim] for t in tensors]
     bounds = np.cumsum([0] + sizes)
+    if isinstance(ref.data, _DeviceArray):
+        pieces = [(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:])]
+        out = _cuda_array.concatenate([t.data for t in tensors], dim)
+        return record(out, tuple(tensors), lambda g: tuple(_cuda_array.take_slice(g, dim, lo, hi) for lo, hi in pieces))
 
     def backward(g):
         index = [slice(None)] * g.ndim

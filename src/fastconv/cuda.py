@@ -7,31 +7,26 @@ Arrays and return Arrays; the training kernels are in :mod:`fastconv.cuda` ``ops
 (``fastconv.cuda.ops.relu`` ...). Work is queued on the device's default stream and runs
 asynchronously: :meth:`Array.numpy` and :func:`synchronize` wait for it, and a kernel that failed
 while running is reported there as :class:`CudaError`.
+
+Arrays support numpy-style arithmetic (see :mod:`fastconv._cuda_array`), so autograd, nn and optim
+train on the device. :func:`transfer_counts` counts the host<->device copies (``to_device`` and
+``Array.numpy()``): a training step should make only its input and label uploads.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-try:
-    from . import _cuda
-except ImportError:  # built without nvcc (FASTCONV_CUDA=OFF or no CUDA toolkit)
-    _cuda = None
-
-CudaError = _cuda.CudaError if _cuda is not None else type("CudaError", (RuntimeError,), {})
-
-_DTYPES = {"float32": np.dtype(np.float32), "int64": np.dtype(np.int64)}
-_DLPACK_CUDA = 2  # DLPack device type kDLCUDA
+from . import _cuda_ops as ops
+from ._cuda_array import (
+    _DLPACK_CUDA, _DTYPES, Array, CudaError, _cuda, device_count, require_device as _require_device, reset_transfer_counts,
+    transfer_counts,
+)
 
 
 def is_compiled() -> bool:
     """True when this build of fastconv includes the CUDA module."""
     return _cuda is not None
-
-
-def device_count() -> int:
-    """Number of CUDA devices visible (0 without a driver or GPU)."""
-    return _cuda.device_count() if _cuda is not None else 0
 
 
 def is_available() -> bool:
@@ -62,95 +57,6 @@ def memory_stats() -> dict:
     if _cuda is None:
         return {"allocated_bytes": 0, "cached_bytes": 0}
     return dict(_cuda.memory_stats())
-
-
-def _require_device(i: int) -> None:
-    count = device_count()
-    if count == 0:
-        why = "no GPU or driver was found" if _cuda is not None else "fastconv was built without CUDA"
-        raise RuntimeError(f"fastconv.cuda: no CUDA device is available ({why}; check fastconv.cuda.is_available())")
-    if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < count:
-        raise ValueError(f"device: expected an int in 0..{count - 1}, got {i!r}")
-
-
-class Array:
-    """A dense, C-contiguous array in GPU memory (float32, or int64 for indices and labels).
-
-    Create one with :func:`to_device`, :func:`empty` or :func:`from_dlpack`; copy it back with
-    :meth:`numpy`. It supports the DLPack protocol, so ``torch.from_dlpack(a)`` shares its memory.
-    """
-
-    __slots__ = ("_impl", "_owner")
-
-    def __init__(self, impl, owner=None):
-        if _cuda is None or not isinstance(impl, _cuda.DeviceArray):
-            raise TypeError("fastconv.cuda.Array is created by fastconv.cuda.to_device, empty or from_dlpack")
-        self._impl = impl
-        self._owner = owner  # the DLPack producer, kept alive while its memory is in use
-
-    @property
-    def shape(self) -> tuple:
-        return self._impl.shape
-
-    @property
-    def ndim(self) -> int:
-        return len(self._impl.shape)
-
-    @property
-    def size(self) -> int:
-        return self._impl.size
-
-    @property
-    def nbytes(self) -> int:
-        return self._impl.nbytes
-
-    @property
-    def dtype(self) -> np.dtype:
-        return _DTYPES[self._impl.dtype]
-
-    @property
-    def device(self) -> int:
-        """Index of the CUDA device holding the data."""
-        return self._impl.device
-
-    def numpy(self) -> np.ndarray:
-        """Copy to a new host array (waits for the queued work that produces this array)."""
-        return self._impl.numpy()
-
-    def copy(self) -> "Array":
-        """A new device array with the same contents."""
-        return Array(self._impl.copy())
-
-    def reshape(self, *shape) -> "Array":
-        """A view with another shape and the same number of elements (shares the memory)."""
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
-        shape = tuple(int(s) for s in shape)
-        if shape.count(-1) == 1:
-            known = int(np.prod([s for s in shape if s != -1]))
-            if known == 0 or self.size % known:
-                raise ValueError(f"reshape: cannot reshape {self.shape} into {shape}")
-            shape = tuple(self.size // known if s == -1 else s for s in shape)
-        return Array(self._impl.reshape(list(shape)), self._owner)
-
-    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
-        """DLPack export (a legacy "dltensor" capsule). ``stream`` is the consumer's CUDA stream:
-        None or 1 (legacy default), 2 (per-thread default), a stream handle, or -1 (no sync)."""
-        return self._impl.dlpack(stream, dl_device, copy)
-
-    def __dlpack_device__(self) -> tuple:
-        return (_DLPACK_CUDA, self._impl.device)
-
-    def __len__(self) -> int:
-        if not self.shape:
-            raise TypeError("len() of a 0-d array")
-        return self.shape[0]
-
-    def __repr__(self) -> str:
-        return f"fastconv.cuda.Array(shape={self.shape}, dtype={self._impl.dtype}, device=cuda:{self.device})"
-
-    def __array__(self, dtype=None, copy=None):
-        raise TypeError("fastconv.cuda.Array lives on the GPU: call .numpy() to copy it to the host explicitly")
 
 
 def to_device(x, device: int = 0) -> Array:
@@ -209,5 +115,3 @@ def _any_array(*xs) -> bool:
     """True when any argument is a device Array: the public functions then run on the GPU."""
     return any(isinstance(x, Array) for x in xs)
 
-
-from . import _cuda_ops as ops  # noqa: E402  (the op functions need Array defined first)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._cuda_array import Array as DeviceArray
 from .autograd import Tensor
 
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first local file header, or an empty archive
@@ -16,6 +17,7 @@ _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first local file header, 
 
 def save(state_dict, path) -> Path:
     """Write a mapping of name -> array (e.g. ``model.state_dict()``) to `path` as an uncompressed .npz.
+    Device arrays (fastconv.cuda.Array, or Tensors holding one) are copied to the host first.
 
     Only numeric arrays are stored (object arrays are refused), so loading never runs pickle.
     Returns the path written (".npz" is appended when missing, as numpy does).
@@ -24,7 +26,7 @@ def save(state_dict, path) -> Path:
     for key, value in state_dict.items():
         if not isinstance(key, str):
             raise TypeError(f"save: keys must be strings, got {type(key).__name__} {key!r}")
-        arr = np.asarray(value.numpy() if isinstance(value, Tensor) else value)
+        arr = np.asarray(value.numpy() if isinstance(value, (Tensor, DeviceArray)) else value)
         if arr.dtype == object:
             raise TypeError(f"save: '{key}' is an object array; only numeric arrays can be saved")
         arrays[key] = arr

@@ -2,18 +2,31 @@
 work) and records its backward rule right beside it.
 
 Float32 tensors run through fastconv's C++ kernels; the numpy-only ops (activations, losses,
-linear via numpy matmul) also accept float64, which the gradient checks use.
+linear via numpy matmul) also accept float64, which the gradient checks use. Tensors holding a
+fastconv.cuda.Array run every op here on the device (pad excepted: it raises), with no copy to the
+host; class labels given as numpy arrays are uploaded once.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-import fastconv as _fc
-
 from .. import _core
+from .. import _cuda_ops as _dev
+from .. import conv as _conv
+from ..conv1d import conv1d as _conv1d_op
+from .. import conv_transpose as _conv_transpose
+from .. import grad as _grad
+from .. import pooling as _pooling
+from .._cuda_array import Array as _DeviceArray
 from .._validation import require_int, shape_str
 from ..autograd import Tensor, _planes_contiguous, as_tensor, is_grad_enabled, mm, record
+from . import init
+
+
+def _on_device(*arrays) -> bool:
+    """True when the op runs on the GPU (its data is a fastconv.cuda.Array)."""
+    return any(isinstance(a, _DeviceArray) for a in arrays)
 
 
 def _fused(*arrays) -> bool:
@@ -36,7 +49,10 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         raise ValueError(f"linear: expected input (N, {wd.shape[1]}), got {shape_str(xd.shape)}")
     y = mm(xd, wd, trans_b=True)
     if bias is not None:
-        y += bias.data
+        if _on_device(y):
+            y = _dev.add_bias(y, bias.data)
+        else:
+            y += bias.data
     parents = (x, weight) if bias is None else (x, weight, bias)
 
     def backward(g):
@@ -44,7 +60,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         gw = mm(g, xd, trans_a=True) if weight.requires_grad else None
         if bias is None:
             return gx, gw
-        return gx, gw, g.sum(axis=0)
+        return gx, gw, _dev.bias_grad(g) if _on_device(g) else g.sum(axis=0)
 
     return record(y, parents, backward)
 
@@ -66,7 +82,7 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padd
 
 def _conv2d(x, weight, bias, stride, padding, dilation, groups, algo) -> Tensor:
     xd, wd = x.data, weight.data
-    y = _fc.conv2d(xd, wd, None if bias is None else bias.data, stride=stride, padding=padding,
+    y = _conv.conv2d(xd, wd, None if bias is None else bias.data, stride=stride, padding=padding,
                    dilation=dilation, groups=groups, algo=algo)
     parents = (x, weight) if bias is None else (x, weight, bias)
     x_shape, w_shape = xd.shape, wd.shape
@@ -76,9 +92,9 @@ def _conv2d(x, weight, bias, stride, padding, dilation, groups, algo) -> Tensor:
     def backward(g):
         gx = gw = None
         if x.requires_grad:
-            gx = _fc.grad.conv2d_input(x_shape, wd, g, stride, padding, dilation, groups, algo=algo)
+            gx = _grad.conv2d_input(x_shape, wd, g, stride, padding, dilation, groups, algo=algo)
         if weight.requires_grad:
-            gw = _fc.grad.conv2d_weight(xd, w_shape, g, stride, padding, dilation, groups, algo=algo)
+            gw = _grad.conv2d_weight(xd, w_shape, g, stride, padding, dilation, groups, algo=algo)
         if bias is None:
             return gx, gw
         return gx, gw, _bias_grad(g)
@@ -96,7 +112,7 @@ def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padd
 
 def _conv1d(x, weight, bias, stride, padding, dilation, groups, algo) -> Tensor:
     xd, wd = x.data, weight.data
-    y = _fc.conv1d(xd, wd, None if bias is None else bias.data, stride=stride, padding=padding, dilation=dilation,
+    y = _conv1d_op(xd, wd, None if bias is None else bias.data, stride=stride, padding=padding, dilation=dilation,
                    groups=groups, algo=algo)
     parents = (x, weight) if bias is None else (x, weight, bias)
     if not _saving(x, weight, bias):
@@ -104,8 +120,8 @@ def _conv1d(x, weight, bias, stride, padding, dilation, groups, algo) -> Tensor:
 
     def backward(g):
         args = (stride, padding, dilation, groups, algo)
-        gx = _fc.grad.conv1d_input(xd.shape, wd, g, *args) if x.requires_grad else None
-        gw = _fc.grad.conv1d_weight(xd, wd.shape, g, *args) if weight.requires_grad else None
+        gx = _grad.conv1d_input(xd.shape, wd, g, *args) if x.requires_grad else None
+        gw = _grad.conv1d_weight(xd, wd.shape, g, *args) if weight.requires_grad else None
         return (gx, gw) if bias is None else (gx, gw, g.sum(axis=(0, 2)))
 
     return record(y, parents, backward)
@@ -123,14 +139,14 @@ def conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stri
 
 def _conv_transpose2d(x, weight, bias, args, algo) -> Tensor:
     xd, wd = x.data, weight.data
-    y = _fc.conv_transpose2d(xd, wd, None if bias is None else bias.data, *args, algo=algo)
+    y = _conv_transpose.conv_transpose2d(xd, wd, None if bias is None else bias.data, *args, algo=algo)
     parents = (x, weight) if bias is None else (x, weight, bias)
     if not _saving(x, weight, bias):
         return record(y, parents, None)
 
     def backward(g):
-        gx = _fc.grad.conv_transpose2d_input(xd.shape, wd, g, *args, algo=algo) if x.requires_grad else None
-        gw = _fc.grad.conv_transpose2d_weight(xd, wd.shape, g, *args, algo=algo) if weight.requires_grad else None
+        gx = _grad.conv_transpose2d_input(xd.shape, wd, g, *args, algo=algo) if x.requires_grad else None
+        gw = _grad.conv_transpose2d_weight(xd, wd.shape, g, *args, algo=algo) if weight.requires_grad else None
         return (gx, gw) if bias is None else (gx, gw, _bias_grad(g))
 
     return record(y, parents, backward)
@@ -139,6 +155,8 @@ def _conv_transpose2d(x, weight, bias, args, algo) -> Tensor:
 def _bias_grad(g):
     """Sum of the (N, K, P, Q) gradient over N, P, Q: one pass in C++ instead of numpy's strided
     reduction, also for a channel slice of a larger array (the gradient of a `cat` input)."""
+    if _on_device(g):
+        return _dev.bias_grad(g)
     if not _planes_contiguous(g):
         return g.sum(axis=(0, 2, 3))
     db = np.empty(g.shape[1], np.float32)
@@ -238,9 +256,9 @@ def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_
     the int64 offsets into each H*W input plane, read-only because the backward uses them."""
     x_shape = x.data.shape
     if not _saving(x) and not return_indices:
-        return record(_fc.max_pool2d(x.data, kernel_size, stride, padding, dilation, ceil_mode), (x,), None)
-    y, indices = _fc.max_pool2d(x.data, kernel_size, stride, padding, dilation, ceil_mode, return_indices=True)
-    out = record(y, (x,), lambda g: (_fc.grad.max_pool2d(g, indices, x_shape),))
+        return record(_pooling.max_pool2d(x.data, kernel_size, stride, padding, dilation, ceil_mode), (x,), None)
+    y, indices = _pooling.max_pool2d(x.data, kernel_size, stride, padding, dilation, ceil_mode, return_indices=True)
+    out = record(y, (x,), lambda g: (_grad.max_pool2d(g, indices, x_shape),))
     if not return_indices:
         return out
     if isinstance(indices, np.ndarray):
@@ -253,15 +271,15 @@ def avg_pool2d(x: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool =
     """Average pooling with ``torch.nn.functional.avg_pool2d``'s arguments, in its order."""
     x_shape = x.data.shape
     args = (kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
-    y = _fc.avg_pool2d(x.data, *args)
-    return record(y, (x,), lambda g: (_fc.grad.avg_pool2d(g, x_shape, *args),))
+    y = _pooling.avg_pool2d(x.data, *args)
+    return record(y, (x,), lambda g: (_grad.avg_pool2d(g, x_shape, *args),))
 
 
 def adaptive_avg_pool2d(x: Tensor, output_size) -> Tensor:
     """Adaptive average pooling to `output_size` (int or pair); (1, 1) is global average pooling."""
     x_shape = x.data.shape
-    y = _fc.adaptive_avg_pool2d(x.data, output_size)
-    return record(y, (x,), lambda g: (_fc.grad.adaptive_avg_pool2d(g, x_shape),))
+    y = _pooling.adaptive_avg_pool2d(x.data, output_size)
+    return record(y, (x,), lambda g: (_grad.adaptive_avg_pool2d(g, x_shape),))
 
 
 # ---- activations -------------------------------------------------------------------------------------------
@@ -269,6 +287,8 @@ def adaptive_avg_pool2d(x: Tensor, output_size) -> Tensor:
 
 def relu(x: Tensor) -> Tensor:
     xd = x.data
+    if _on_device(xd):
+        return record(_dev.relu(xd), (x,), lambda g: (_dev.relu_backward(g, xd),))
     if not _fused(xd):
         y = np.maximum(xd, 0)
         return record(y, (x,), lambda g: (g * (y > 0),))
@@ -289,6 +309,9 @@ _relu = relu  # for batch_norm2d, whose `relu` argument shadows the name
 
 def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
     xd = x.data
+    if _on_device(xd):
+        y = _dev.leaky_relu(xd, negative_slope)
+        return record(y, (x,), lambda g: (_dev.leaky_relu_backward(g, xd, negative_slope),))
     slope = xd.dtype.type(negative_slope)
     y = np.where(xd > 0, xd, xd * slope)
     return record(y, (x,), lambda g: (np.where(xd > 0, g, g * slope),))
@@ -296,6 +319,9 @@ def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
 
 def sigmoid(x: Tensor) -> Tensor:
     xd = x.data
+    if _on_device(xd):
+        yd = _dev.sigmoid(xd)
+        return record(yd, (x,), lambda g: (_dev.sigmoid_backward(g, yd),))
     # 1 / (1 + exp(-x)) in place on one new array: numpy's SIMD exp beats a scalar expf loop 8x here.
     # exp(-x) overflows to inf for x < -88 (float32), and 1 / (1 + inf) = 0 is the right answer.
     y = np.negative(xd)
@@ -316,6 +342,9 @@ def sigmoid(x: Tensor) -> Tensor:
 
 
 def tanh(x: Tensor) -> Tensor:
+    if _on_device(x.data):
+        yd = _dev.tanh(x.data)
+        return record(yd, (x,), lambda g: (_dev.tanh_backward(g, yd),))
     y = np.tanh(x.data)
     return record(y, (x,), lambda g: (g * (1 - y * y),))
 
@@ -330,8 +359,11 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, rng: np.random.Gen
         raise ValueError(f"dropout: p must be in [0, 1), got {p}")
     if not training or p == 0:
         return x
-    rng = rng if rng is not None else _fc.nn.init.generator()
+    rng = rng if rng is not None else init.generator()
     xd = x.data
+    if _on_device(xd):  # the mask is drawn on the device from a seed taken from rng (no host mask)
+        y, dmask = _dev.dropout(xd, p, int(rng.integers(0, 1 << 63)))
+        return record(y, (x,), lambda g: (g * dmask,))
     mask = (rng.random(xd.shape, dtype=np.float32) >= p) * xd.dtype.type(1 / (1 - p))
     return record(xd * mask, (x,), lambda g: (g * mask,))
 
@@ -350,6 +382,9 @@ def batch_norm2d(x: Tensor, weight: Tensor | None, bias: Tensor | None, running_
     n = xd.shape[0] * xd.shape[2] * xd.shape[3]
     if training and n < 2:
         raise ValueError(f"batch_norm2d: need more than one value per channel in training, got input {shape_str(xd.shape)}")
+    if _on_device(xd):
+        out = _batch_norm2d_device(x, weight, bias, running_mean, running_var, training, momentum, eps, n)
+        return _relu(out) if relu else out
     fused = isinstance(xd, np.ndarray) and xd.dtype == np.float32 and all(
         t is None or (isinstance(t.data, np.ndarray) and t.data.dtype == np.float32) for t in (weight, bias))
     if fused:
@@ -412,6 +447,47 @@ def batch_norm2d(x: Tensor, weight: Tensor | None, bias: Tensor | None, running_
     return _relu(out) if relu else out
 
 
+def _batch_norm2d_device(x, weight, bias, running_mean, running_var, training, momentum, eps, n) -> Tensor:
+    """batch_norm2d on fastconv.cuda.Array data, from the device's broadcasting ops and axis reductions;
+    the running statistics (device Arrays) are updated in place on the device."""
+    xd = x.data
+    axes, channel = (0, 2, 3), (1, xd.shape[1], 1, 1)
+    if training:
+        mu = xd.mean(axis=axes)
+        xc = xd - mu.reshape(channel)
+        var = (xc * xc).mean(axis=axes)
+        if running_mean is not None:
+            _dev.axpby(momentum, mu, 1.0 - momentum, running_mean)
+            _dev.axpby(momentum * n / (n - 1), var, 1.0 - momentum, running_var)
+    else:
+        xc = xd - running_mean.reshape(channel)
+        var = running_var
+    inv_std = _dev.unary("rsqrt", var, eps).reshape(channel)
+    xhat = xc * inv_std
+    gamma = weight.data.reshape(channel) if weight is not None else None
+    y = xhat * gamma if gamma is not None else xhat
+    if bias is not None:
+        y = _dev.add_bias(y, bias.data)
+    parents = tuple(t for t in (x, weight, bias) if t is not None)
+
+    def backward(g):
+        gxhat = g * gamma if gamma is not None else g
+        if training:  # d/dx of (x - mean) / std with batch statistics
+            m1 = gxhat.mean(axis=axes, keepdims=True)
+            m2 = (gxhat * xhat).mean(axis=axes, keepdims=True)
+            gx = (gxhat - m1 - xhat * m2) * inv_std
+        else:
+            gx = gxhat * inv_std
+        grads = [gx if x.requires_grad else None]
+        if weight is not None:
+            grads.append((g * xhat).sum(axis=axes))
+        if bias is not None:
+            grads.append(_dev.bias_grad(g))
+        return tuple(grads)
+
+    return record(y, parents, backward)
+
+
 # ---- losses ------------------------------------------------------------------------------------------------
 
 
@@ -436,6 +512,9 @@ def log_softmax(x: Tensor) -> Tensor:
     """log(softmax(x)) over the last axis of a 2-D tensor, computed stably (max subtracted)."""
     xd = x.data
     z = xd - xd.max(axis=1, keepdims=True)
+    if _on_device(xd):
+        out = z - _dev.unary("log", _dev.unary("exp", z).sum(axis=1, keepdims=True))
+        return record(out, (x,), lambda g: (g - _dev.unary("exp", out) * g.sum(axis=1, keepdims=True),))
     out = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
     return record(out, (x,), lambda g: (g - np.exp(out) * g.sum(axis=1, keepdims=True),))
 
@@ -452,6 +531,8 @@ def cross_entropy(logits: Tensor, target, reduction: str = "mean") -> Tensor:
     if reduction not in ("mean", "sum"):
         raise ValueError(f"cross_entropy: reduction must be 'mean' or 'sum', got {reduction!r}")
     n, c = logits.shape
+    if _on_device(logits.data):
+        return _cross_entropy_device(logits, target, reduction)
     t = _targets(target, n, c)
     xd = logits.data
     z = xd - xd.max(axis=1, keepdims=True)
@@ -471,17 +552,63 @@ def cross_entropy(logits: Tensor, target, reduction: str = "mean") -> Tensor:
     return record(loss, (logits,), backward)
 
 
+def _device_targets(target, n: int, num_classes: int):
+    """Class labels as an int64 device Array: device labels are used as they are (a label out of range
+    makes the loss NaN: the device cannot raise); host labels are checked, then uploaded once."""
+    t = target.data if isinstance(target, Tensor) else target
+    if isinstance(t, _DeviceArray):
+        if t.dtype != np.int64:
+            raise TypeError(f"cross_entropy: device targets must be int64 class indices, got dtype {t.dtype}")
+        return t
+    from ..autograd import to_device
+
+    return to_device(np.ascontiguousarray(_targets(t, n, num_classes), dtype=np.int64), "cuda")
+
+
+def _cross_entropy_device(logits: Tensor, target, reduction: str) -> Tensor:
+    xd = logits.data
+    n, c = xd.shape
+    labels = _device_targets(target, n, c)
+    loss = _dev.softmax_cross_entropy(xd, labels)
+    per_row = 1.0 if reduction == "mean" else float(n)  # the kernel's gradient is mean-scaled
+    if reduction == "sum":
+        loss = loss * per_row
+
+    def backward(g):  # g is a 0-d device array: scaled on the device, never read back
+        return (_dev.softmax_cross_entropy_backward(xd, labels, per_row) * g,)
+
+    return record(loss, (logits,), backward)
+
+
+def correct_count(logits, target) -> Tensor:
+    """How many rows of `logits` (N, C) have their argmax at the `target` class, as a 0-d float32
+    Tensor on the logits' device (no gradient). Sum it over an epoch and read it once at the end with
+    ``.item()``: on the GPU this keeps accuracy bookkeeping from copying anything back every step."""
+    logits = as_tensor(logits)
+    if logits.ndim != 2:
+        raise ValueError(f"correct_count: expected logits of shape (N, C), got {shape_str(logits.shape)}")
+    n, c = logits.shape
+    if _on_device(logits.data):
+        return Tensor(_dev.correct_count(logits.data, _device_targets(target, n, c)))
+    t = _targets(target, n, c)
+    return Tensor(np.asarray(np.count_nonzero(logits.data.argmax(axis=1) == t), dtype=np.float32))
+
+
 def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
     """Mean (or summed) squared error between `input` and `target` of the same shape."""
     input = as_tensor(input)
-    td = target.data if isinstance(target, Tensor) else np.asarray(target, dtype=input.dtype)
+    td = target.data if isinstance(target, Tensor) else target
+    if not isinstance(td, _DeviceArray):
+        td = np.asarray(td, dtype=input.dtype) if not _on_device(input.data) else td
     if tuple(td.shape) != input.shape:
         raise ValueError(f"mse_loss: input has shape {shape_str(input.shape)} but target has shape {shape_str(td.shape)}")
     if reduction not in ("mean", "sum"):
         raise ValueError(f"mse_loss: reduction must be 'mean' or 'sum', got {reduction!r}")
     diff = input.data - td
     scale = input.dtype.type(1.0 / diff.size if reduction == "mean" and diff.size else 1.0)
-    loss = np.asarray((diff * diff).sum() * scale, dtype=input.dtype)
+    loss = (diff * diff).sum() * scale
+    if not _on_device(loss):
+        loss = np.asarray(loss, dtype=input.dtype)
     tt = target if isinstance(target, Tensor) else None
     parents = (input,) if tt is None else (input, tt)
 
@@ -495,5 +622,5 @@ def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
 __all__ = [
     "linear", "conv2d", "conv1d", "conv_transpose2d", "pad", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
     "relu", "leaky_relu", "sigmoid", "tanh", "flatten", "dropout", "batch_norm2d", "log_softmax", "cross_entropy",
-    "mse_loss",
+    "correct_count", "mse_loss",
 ]

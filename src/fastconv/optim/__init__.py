@@ -2,7 +2,9 @@
 
 Formulas follow PyTorch's documentation exactly, so the same hyper-parameters mean the same thing.
 Float32 parameters are updated in place by one fused C++ call each (csrc/nn/nn_ops.cpp); other
-dtypes (float64 in tests) by the same formulas in numpy.
+dtypes (float64 in tests) by the same formulas in numpy. Parameters on the GPU (fastconv.cuda.Array)
+are updated by the device kernels (cuda/elementwise.cu), and their state (momentum buffers, Adam
+moments) is created on the parameter's device and stays there.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ import math
 import numpy as np
 
 from .. import _core
+from .. import _cuda_ops as _dev
+from .._cuda_array import Array as _DeviceArray
+from .._cuda_array import full as _device_full
 from .._validation import require_finite
 from ..nn.modules import Parameter
 from . import lr_scheduler
@@ -76,6 +81,14 @@ class SGD(Optimizer):
                 if p.grad is None:
                     continue
                 w, g = p.data, p.grad
+                if isinstance(w, _DeviceArray):
+                    state = self.state.get(id(p))
+                    first = state is None
+                    if first:
+                        state = self.state[id(p)] = {"momentum_buffer": _device_full(w.shape, 0.0, w.device) if mom else None}
+                    _dev.sgd_step(w, g, state["momentum_buffer"], lr=lr, momentum=mom, dampening=damp, weight_decay=wd,
+                                  nesterov=nesterov, first_step=first)
+                    continue
                 if _fused(w, g):
                     state = self.state.get(id(p))
                     first = state is None
@@ -118,10 +131,16 @@ class Adam(Optimizer):
                     continue
                 w, g = p.data, p.grad
                 state = self.state.get(id(p))
+                on_device = isinstance(w, _DeviceArray)
                 if state is None:
-                    state = self.state[id(p)] = {"step": 0, "exp_avg": np.zeros_like(w), "exp_avg_sq": np.zeros_like(w)}
+                    zeros = (lambda: _device_full(w.shape, 0.0, w.device)) if on_device else (lambda: np.zeros_like(w))
+                    state = self.state[id(p)] = {"step": 0, "exp_avg": zeros(), "exp_avg_sq": zeros()}
                 state["step"] += 1
                 t = state["step"]
+                if on_device:
+                    _dev.adam_step(w, g, state["exp_avg"], state["exp_avg_sq"], step=t, lr=lr, beta1=b1, beta2=b2, eps=eps,
+                                   weight_decay=wd, decoupled=self.decoupled)
+                    continue
                 if _fused(w, g):
                     _core.adam_step(w, g, state["exp_avg"], state["exp_avg_sq"], lr, b1, b2, eps, wd, self.decoupled,
                                     1 - b1**t, 1 - b2**t)
