@@ -15,20 +15,6 @@ from pathlib import Path
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "src" / "fastconv"
 COMPILED = {"_core", "_cuda"}
 
-# Imports in files of the helpers DEVICE and REGISTRY that still close cycles on this branch, one
-# edge of each cycle (cutting these leaves the graph acyclic): removed when branches device/registry
-# merge (empty this set and ALLOWED_ROOT_IMPORTS then; the tests below say what is left).
-ALLOWED_EDGES = {
-    ("fastconv._cuda_ops", "fastconv"),  # from . import get_workspace_limit (now in fastconv.runtime)
-    ("fastconv.conv1d", "fastconv"),  # from . import conv2d
-    ("fastconv.nn.functional", "fastconv"),  # import fastconv as _fc
-    ("fastconv.autotune", "fastconv.conv"),  # conv <-> autotune
-    ("fastconv.cuda", "fastconv._cuda_ops"),  # cuda <-> _cuda_ops
-    ("fastconv.conv1d", "fastconv.grad"),  # conv1d <-> grad
-    ("fastconv.conv_transpose", "fastconv.grad"),  # conv_transpose <-> grad
-}
-ALLOWED_ROOT_IMPORTS = {"fastconv._cuda_ops", "fastconv.conv1d", "fastconv.nn.functional", "fastconv.bench.measure"}
-
 
 def module_files(package_dir: Path) -> dict[str, Path]:
     """Dotted module name -> file, for every .py file of the package (a package is its __init__)."""
@@ -123,20 +109,14 @@ def describe(graph, components) -> str:
 
 def test_no_import_cycles():
     graph, _ = import_graph(PACKAGE_DIR)
-    stale = sorted(e for e in ALLOWED_EDGES if e[1] not in graph.get(e[0], ()))
-    assert not stale, f"allowed edges no longer in the code (drop them from ALLOWED_EDGES): {stale}"
-    kept = {m: {t for t in targets if (m, t) not in ALLOWED_EDGES} for m, targets in graph.items()}
-    found = cycles(kept)
-    assert not found, "import cycles in src/fastconv:\n" + describe(kept, found)
+    found = cycles(graph)
+    assert not found, "import cycles in src/fastconv:\n" + describe(graph, found)
 
 
 def test_no_module_below_the_root_imports_the_package():
     _, root_imports = import_graph(PACKAGE_DIR)
-    stale = sorted(ALLOWED_ROOT_IMPORTS - set(root_imports))
-    assert not stale, f"allowed root imports no longer in the code (drop them from ALLOWED_ROOT_IMPORTS): {stale}"
-    offenders = {m: lines for m, lines in root_imports.items() if m not in ALLOWED_ROOT_IMPORTS}
-    assert not offenders, "modules below the root that import fastconv itself (module: lines): " + \
-        ", ".join(f"{m}: {lines}" for m, lines in sorted(offenders.items()))
+    assert not root_imports, "modules below the root that import fastconv itself (module: lines): " + \
+        ", ".join(f"{m}: {lines}" for m, lines in sorted(root_imports.items()))
 
 
 # ---- the checks themselves, on a synthetic package ---------------------------------------------------
