@@ -146,14 +146,16 @@ def worker(args) -> int:
     torch.set_num_threads(args.threads)
     results = {}
     for name, ours, ref in _cases(Path(args.shapes)):
-        results[name] = _median_blocks(ours, ref)
+        if not args.only or any(part in name for part in args.only.split(",")):
+            results[name] = _median_blocks(ours, ref)
     print(json.dumps(results))
     return 0
 
 
 def _run_worker(site: str, args) -> dict:
     env = {**os.environ, "PYTHONPATH": site, "OMP_NUM_THREADS": str(args.threads)}
-    cmd = [sys.executable, __file__, "--worker", "--threads", str(args.threads), "--shapes", args.shapes]
+    cmd = [sys.executable, __file__, "--worker", "--threads", str(args.threads), "--shapes", args.shapes,
+           "--only", args.only]
     out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -167,6 +169,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=4, help="worker runs per build, alternated ABBA (default 4)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--shapes", default=str(HERE / "shapes.csv"))
+    ap.add_argument("--only", default="", help="comma-separated substrings: time only the cases whose name has one")
     ap.add_argument("--out", help="results markdown file (default: print only)")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -185,7 +188,8 @@ def main() -> int:
         "",
         f"- machine: {platform.node()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
         f"{args.threads} threads",
-        f"- command: `python benchmarks/compare_builds.py --old {args.old} --new {args.new} --runs {args.runs}`",
+        f"- command: `python benchmarks/compare_builds.py --old {args.old} --new {args.new} --runs {args.runs}"
+        + (f" --only '{args.only}'" if args.only else "") + "`",
         f"- method: each build in its own process, {args.runs} runs each alternated ABBA; in a process every case "
         f"is timed against its reference (numpy for GEMM, torch for the rest) in {ROUNDS} warmed blocks of "
         f"{BLOCK} calls per side with a {SETTLE_S} s pause between sides; per run the median call; here the "
