@@ -9,7 +9,7 @@ import fastconv
 from fastconv import cuda
 
 from reference import avg_pool2d_backward_ref, avg_pool2d_ref, max_pool2d_ref, relative_error
-from toolkit import conv_algorithm_names, conv_bound
+from toolkit import ELEMENTWISE_BOUND, POOL_BOUNDS, SUM_BOUND, conv_algorithm_names, conv_bound, gemm_bound
 
 
 # ---- CPU-only behaviour (run everywhere) -------------------------------------------------------------
@@ -160,7 +160,7 @@ def test_gemm_matches_reference(rng, m, n, k, trans_a, trans_b):
     expected = (a.T if trans_a else a).astype(np.float64) @ (b.T if trans_b else b).astype(np.float64)
     got = cuda.ops.gemm(cuda.to_device(a), cuda.to_device(b), trans_a=trans_a, trans_b=trans_b)
     assert isinstance(got, cuda.Array) and got.shape == (m, n)
-    assert relative_error(got.numpy(), expected) <= 1e-5
+    assert relative_error(got.numpy(), expected) <= gemm_bound(k)
 
 
 @pytest.mark.cuda
@@ -173,7 +173,7 @@ def test_gemm_alpha_beta_out(rng, beta):
     res = cuda.ops.gemm(cuda.to_device(a), cuda.to_device(b), alpha=-2.0, beta=beta, out=out)
     assert res is out
     expected = -2.0 * (a.astype(np.float64) @ b) + (beta * c0.astype(np.float64) if beta else 0.0)
-    assert relative_error(out.numpy(), expected) <= 1e-5
+    assert relative_error(out.numpy(), expected) <= gemm_bound(21)
 
 
 @pytest.mark.cuda
@@ -346,7 +346,7 @@ def test_max_pool2d_forward_backward(rng, case):
     for n, c, p, q in np.ndindex(*y_ref.shape):
         dx_ref[n, c].flat[idx_ref[n, c, p, q]] += dy[n, c, p, q]
     dx = cuda.ops.max_pool2d_backward(cuda.to_device(dy), idx, shape)
-    assert relative_error(dx.numpy(), dx_ref) <= 1e-6
+    assert relative_error(dx.numpy(), dx_ref) <= POOL_BOUNDS["input"]
 
 
 @pytest.mark.cuda
@@ -357,7 +357,7 @@ def test_avg_pool2d_forward_backward(rng, case, count_include_pad):
     x = rng.standard_normal(shape).astype(np.float32)
     y_ref, _ = _pool_ref(x, k, s, pad, ceil_mode, "avg", count_include_pad)
     y = cuda.ops.avg_pool2d(cuda.to_device(x), k, s, pad, ceil_mode, count_include_pad)
-    assert relative_error(y.numpy(), y_ref) <= 1e-6
+    assert relative_error(y.numpy(), y_ref) <= POOL_BOUNDS["forward"]
     # The backward pass is the transpose of the (linear) forward: check <dy, A x> == <A^T dy, x>
     # for every basis vector x, i.e. build A column by column from the reference.
     dy = rng.standard_normal(y_ref.shape).astype(np.float32)
@@ -367,7 +367,7 @@ def test_avg_pool2d_forward_backward(rng, case, count_include_pad):
         e.flat[i] = 1.0
         dx_ref.flat[i] = np.sum(_pool_ref(e, k, s, pad, ceil_mode, "avg", count_include_pad)[0] * dy)
     dx = cuda.ops.avg_pool2d_backward(cuda.to_device(dy), shape, k, s, pad, ceil_mode, count_include_pad)
-    assert relative_error(dx.numpy(), dx_ref) <= 1e-6
+    assert relative_error(dx.numpy(), dx_ref) <= POOL_BOUNDS["input"]
 
 
 @pytest.mark.cuda
@@ -396,10 +396,10 @@ def test_avg_pool2d_divisor_override(rng, case):
     shape, *args = case
     x = rng.uniform(-1, 2, shape).astype(np.float32)
     y = cuda.ops.avg_pool2d(cuda.to_device(x), *args)
-    assert relative_error(y.numpy(), avg_pool2d_ref(x, *args)) <= 1e-6
+    assert relative_error(y.numpy(), avg_pool2d_ref(x, *args)) <= POOL_BOUNDS["forward"]
     dy = rng.standard_normal(y.shape).astype(np.float32)
     dx = cuda.ops.avg_pool2d_backward(cuda.to_device(dy), shape, *args)
-    assert relative_error(dx.numpy(), avg_pool2d_backward_ref(dy, shape, *args)) <= 1e-5
+    assert relative_error(dx.numpy(), avg_pool2d_backward_ref(dy, shape, *args)) <= POOL_BOUNDS["input"]
 
 
 @pytest.mark.cuda
@@ -413,7 +413,7 @@ def test_adaptive_avg_pool2d(rng, shape, out):
             h0, h1 = i * H // out[0], -(-(i + 1) * H // out[0])
             w0, w1 = j * W // out[1], -(-(j + 1) * W // out[1])
             ref[:, :, i, j] = x[:, :, h0:h1, w0:w1].astype(np.float64).mean(axis=(2, 3))
-    assert relative_error(cuda.ops.adaptive_avg_pool2d(cuda.to_device(x), out).numpy(), ref) <= 1e-6
+    assert relative_error(cuda.ops.adaptive_avg_pool2d(cuda.to_device(x), out).numpy(), ref) <= POOL_BOUNDS["forward"]
 
 
 @pytest.mark.cuda
@@ -428,7 +428,7 @@ def test_adaptive_avg_pool2d_backward(rng, shape, out):
             w0, w1 = j * W // out[1], -(-(j + 1) * W // out[1])
             dx_ref[:, :, h0:h1, w0:w1] += dy[:, :, i : i + 1, j : j + 1] / ((h1 - h0) * (w1 - w0))
     dx = cuda.ops.adaptive_avg_pool2d_backward(cuda.to_device(dy), shape)
-    assert relative_error(dx.numpy(), dx_ref) <= 1e-6
+    assert relative_error(dx.numpy(), dx_ref) <= POOL_BOUNDS["input"]
 
 
 @pytest.mark.cuda
@@ -444,11 +444,11 @@ def test_pooling_dispatch_and_3d_inputs(rng):
     np.testing.assert_allclose(fastconv.grad.max_pool2d(cuda.to_device(dy), idx, x.shape).numpy(),
                                fastconv.grad.max_pool2d(dy, idx_cpu, x.shape), rtol=0, atol=0)
     a = fastconv.avg_pool2d(X, 3, 2, 1, ceil_mode=True)
-    assert relative_error(a.numpy(), fastconv.avg_pool2d(x, 3, 2, 1, ceil_mode=True)) <= 1e-6
+    assert relative_error(a.numpy(), fastconv.avg_pool2d(x, 3, 2, 1, ceil_mode=True)) <= POOL_BOUNDS["forward"]
     da = fastconv.grad.avg_pool2d(cuda.to_device(np.ones(a.shape, np.float32)), x.shape, 3, 2, 1, True)
-    assert relative_error(da.numpy(), fastconv.grad.avg_pool2d(np.ones(a.shape, np.float32), x.shape, 3, 2, 1, True)) <= 1e-6
+    assert relative_error(da.numpy(), fastconv.grad.avg_pool2d(np.ones(a.shape, np.float32), x.shape, 3, 2, 1, True)) <= POOL_BOUNDS["input"]
     g = fastconv.adaptive_avg_pool2d(X, (3, None))
-    assert relative_error(g.numpy(), fastconv.adaptive_avg_pool2d(x, (3, None))) <= 1e-6
+    assert relative_error(g.numpy(), fastconv.adaptive_avg_pool2d(x, (3, None))) <= POOL_BOUNDS["forward"]
     with pytest.raises(ValueError, match="grad_output|indices"):
         fastconv.grad.max_pool2d(dy, idx, x.shape)  # numpy gradient with device indices
 
@@ -478,9 +478,9 @@ def test_bias_add_and_grad(rng, shape):
     b = rng.standard_normal(shape[1]).astype(np.float32)
     bshape = (1, shape[1]) + (1,) * (len(shape) - 2)
     y = cuda.ops.add_bias(cuda.to_device(x), cuda.to_device(b))
-    assert relative_error(y.numpy(), x.astype(np.float64) + b.reshape(bshape)) <= 1e-6
+    assert relative_error(y.numpy(), x.astype(np.float64) + b.reshape(bshape)) <= ELEMENTWISE_BOUND
     axes = (0,) + tuple(range(2, len(shape)))
-    assert relative_error(cuda.ops.bias_grad(cuda.to_device(x)).numpy(), x.astype(np.float64).sum(axis=axes)) <= 1e-5
+    assert relative_error(cuda.ops.bias_grad(cuda.to_device(x)).numpy(), x.astype(np.float64).sum(axis=axes)) <= SUM_BOUND
 
 
 @pytest.mark.cuda
@@ -499,10 +499,10 @@ def test_activations_and_grads(rng):
     for name, (y_ref, dx_ref) in cases.items():
         kw = {"negative_slope": 0.1} if name == "leaky_relu" else {}
         y = getattr(cuda.ops, name)(X, **kw)
-        assert relative_error(y.numpy(), y_ref) <= 1e-6, name
+        assert relative_error(y.numpy(), y_ref) <= ELEMENTWISE_BOUND, name
         saved = X if name in ("relu", "leaky_relu") else y
         dx = getattr(cuda.ops, name + "_backward")(DY, saved, **kw)
-        assert relative_error(dx.numpy(), dx_ref) <= 1e-5, name
+        assert relative_error(dx.numpy(), dx_ref) <= SUM_BOUND, name
 
 
 @pytest.mark.cuda
@@ -511,9 +511,9 @@ def test_sum_mean(rng, n):
     x = rng.standard_normal(n).astype(np.float32)
     X = cuda.to_device(x)
     s = cuda.ops.sum(X)
-    assert s.shape == () and abs(float(s.numpy()) - x.astype(np.float64).sum()) <= 1e-5 * max(1.0, np.abs(x).sum())
+    assert s.shape == () and abs(float(s.numpy()) - x.astype(np.float64).sum()) <= SUM_BOUND * max(1.0, np.abs(x).sum())
     if n:
-        assert abs(float(cuda.ops.mean(X).numpy()) - x.astype(np.float64).mean()) <= 1e-5 * max(1.0, np.abs(x).mean())
+        assert abs(float(cuda.ops.mean(X).numpy()) - x.astype(np.float64).mean()) <= SUM_BOUND * max(1.0, np.abs(x).mean())
     else:
         assert np.isnan(cuda.ops.mean(X).numpy())
 
@@ -531,9 +531,9 @@ def test_softmax_cross_entropy(rng, n, k):
     onehot = np.eye(k)[labels]
     Z, L = cuda.to_device(z), cuda.to_device(labels)
     loss = cuda.ops.softmax_cross_entropy(Z, L)
-    assert abs(float(loss.numpy()) - loss_ref) <= 1e-5 * max(1.0, abs(loss_ref))
+    assert abs(float(loss.numpy()) - loss_ref) <= SUM_BOUND * max(1.0, abs(loss_ref))
     d = cuda.ops.softmax_cross_entropy_backward(Z, L, grad_loss=2.0)
-    assert relative_error(d.numpy(), 2.0 * (softmax - onehot) / n) <= 1e-5
+    assert relative_error(d.numpy(), 2.0 * (softmax - onehot) / n) <= SUM_BOUND
     bad = cuda.to_device(np.full(n, k, np.int64))  # out of range: reported as NaN, never read out of bounds
     assert np.isnan(cuda.ops.softmax_cross_entropy(Z, bad).numpy())
 
@@ -552,7 +552,7 @@ def test_sgd_matches_torch(rng, momentum, nesterov, wd):
         opt.step()
         cuda.ops.sgd_step(P, cuda.to_device(g), buf, lr=0.1, momentum=momentum, weight_decay=wd, nesterov=nesterov,
                           first_step=(i == 0))
-    assert relative_error(P.numpy(), tp.detach().numpy()) <= 1e-6
+    assert relative_error(P.numpy(), tp.detach().numpy()) <= ELEMENTWISE_BOUND
 
 
 @pytest.mark.cuda
@@ -568,7 +568,7 @@ def test_adam_matches_torch(rng, wd):
         tp.grad = torch.tensor(g)
         opt.step()
         cuda.ops.adam_step(P, cuda.to_device(g), m, v, step=step, lr=1e-2, weight_decay=wd)
-    assert relative_error(P.numpy(), tp.detach().numpy()) <= 1e-6
+    assert relative_error(P.numpy(), tp.detach().numpy()) <= ELEMENTWISE_BOUND
 
 
 @pytest.mark.cuda

@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 import fastconv
 from fastconv import _core
 from reference import relative_error
+from toolkit import GEMM_BOUND_PER_SQRT_K
 
-BOUND = 1e-5
+BOUND = GEMM_BOUND_PER_SQRT_K
 
 
 def ref_gemm(a, b, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, c=None):

@@ -1,5 +1,5 @@
-"""The shared test toolkit: error bounds from the algorithm registry (one place for every
-tolerance), the value-scaled closeness check the benchmark uses too, and the registry's algorithm
+"""The shared test toolkit: error bounds from the algorithm registry and fastconv._error_bounds
+(the one place for every tolerance; re-exported here for the tests), the value-scaled closeness check the benchmark uses too, and the registry's algorithm
 lists per device. The float64 oracle itself is tests/reference.py."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ import numpy as np
 
 import fastconv
 
-from fastconv._conv_algorithms import ALGORITHMS, SUM_BOUND, error_bound, select_algorithm
+from fastconv._conv_algorithms import ALGORITHMS, error_bound, select_algorithm
+from fastconv._error_bounds import ELEMENTWISE_BOUND, GEMM_BOUND_PER_SQRT_K, POOL_BOUNDS, SUM_BOUND, gemm_bound  # noqa: F401
 from fastconv.bench.reference import tolerance_ratio
 
 

@@ -13,14 +13,12 @@ from dataclasses import dataclass
 from typing import Callable
 
 from . import _core
+from ._error_bounds import SUM_BOUND  # the bound of the algorithms without a transform
 
 #: The passes an algorithm may implement: forward, input gradient, weight gradient.
 PASSES = ("forward", "input", "weight")
 #: The devices a backend can run convolutions on.
 DEVICES = ("cpu", "cuda")
-#: Error bound of the algorithms whose every output is a float32 sum of at most a few thousand
-#: products (no transform): relative_error = max|got - exact| / max|exact|.
-SUM_BOUND = 1e-5
 
 
 @dataclass(frozen=True)

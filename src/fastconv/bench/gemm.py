@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._error_bounds import gemm_bound
 from ..gemm import gemm
 from . import reference as ref
 from .measure import Row, time_interleaved
 
 SIZES = [(256, 256, 256), (1024, 1024, 1024), (64, 3136, 576), (6, 200704, 25)]  # (M, N, K)
 QUICK_SIZES = [(256, 256, 256), (64, 3136, 576)]
-TOLERANCE = 1e-5
 
 
 def bench_gemm(repeat: int, warmup: int, peak: float, quick: bool = False, log=None) -> list[Row]:
@@ -26,8 +26,8 @@ def bench_gemm(repeat: int, warmup: int, peak: float, quick: bool = False, log=N
                   picked="gemm", flops=flops, bytes=4 * (M * K + K * N + M * N))
         rows_checked = min(M, 8)
         row.error = ref.relative_error(gemm(a[:rows_checked], b), a[:rows_checked].astype(np.float64) @ b)
-        if not row.error <= TOLERANCE:
-            row.status, row.note = "WRONG", f"relative error {row.error:.1e} > {TOLERANCE:.0e}: not timed"
+        if not row.error <= gemm_bound(K):
+            row.status, row.note = "WRONG", f"relative error {row.error:.1e} > {gemm_bound(K):.0e}: not timed"
         else:
             res = time_interleaved({"ours": lambda: gemm(a, b), "numpy": lambda: a @ b}, repeat, warmup,
                                    block=3, settle=0.15)
