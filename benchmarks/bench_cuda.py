@@ -26,6 +26,8 @@ import numpy as np
 
 import fastconv
 from fastconv import cuda
+from fastconv._conv_algorithms import error_bound
+from fastconv._error_bounds import POOL_BOUNDS, SUM_BOUND, gemm_bound
 
 HERE = Path(__file__).resolve().parent
 
@@ -84,7 +86,7 @@ def bench_gemm(torch, args) -> tuple[list[str], list[str]]:
         out = cuda.from_dlpack(torch.empty(n, n, device="cuda"))
         fastconv.gemm(A, B, out=out)
         err = rel_err(torch, out, a.double() @ b.double())
-        if err > 1e-5:
+        if err > gemm_bound(n):
             rows.append(f"| {n} | WRONG (rel. err {err:.1e}) | | | | | |")
             verdicts.append(f"FAIL: SGEMM n={n} is wrong (rel. err {err:.1e})")
             continue
@@ -135,7 +137,7 @@ def bench_conv(torch, args) -> tuple[list[str], list[str]]:
         for pass_, (ours, ref, expected) in passes.items():
             for algo in args.algos:
                 err = rel_err(torch, ours(algo), expected)
-                if err > 1e-4:
+                if err > (SUM_BOUND if algo == "auto" else error_bound(algo)):
                     rows.append(f"| {s['name']} | {pass_} | {algo} | WRONG (rel. err {err:.1e}) | | | | |")
                     verdicts.append(f"FAIL: conv {s['name']} {pass_} {algo} is wrong (rel. err {err:.1e})")
                     print(rows[-1], flush=True)
@@ -193,7 +195,7 @@ def bench_pool(torch, args) -> tuple[list[str], list[str]]:
         }
         for op, (ours, ref, expected, nbytes) in cases.items():
             err = rel_err(torch, ours(), expected)
-            if err > 1e-5:
+            if err > POOL_BOUNDS["input" if op.endswith("bwd") else "forward"]:
                 rows.append(f"| {shape} | {op} | WRONG (rel. err {err:.1e}) | | | | |")
                 verdicts.append(f"FAIL: pooling {op} {shape} is wrong (rel. err {err:.1e})")
                 continue

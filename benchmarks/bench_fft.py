@@ -6,8 +6,8 @@ tile cost model. Run it as
     python3 benchmarks/bench_fft.py --tiles         # also time forced transform sizes
     python3 benchmarks/bench_fft.py --threads 1 --clock cpu   # on an oversubscribed machine
 
-Every algorithm is checked against a float64 torch result before it is timed (FFT within 1e-4,
-the others within 1e-5); the contenders of one case are timed round-robin (A, B, C, A, B, C, ...)
+Every algorithm is checked against a float64 torch result before it is timed (within the registry's
+error bound: FFT 1e-4, the others 1e-5); the contenders of one case are timed round-robin (A, B, C, A, B, C, ...)
 after a warm-up and the median (or, with --stat min, the minimum) is reported. torch runs with
 the same thread count. Writes benchmarks/results/<date>_<machine>_fft[_<threads>t_<clock>_<stat>].md
 (the suffix only when not 2 threads, wall clock, median). The functions are importable (time_round_robin,
@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 import fastconv
+from fastconv._conv_algorithms import error_bound
 
 PASSES = ("forward", "input", "weight")
 BIG_KERNEL = dict(N=4, C=16, H=128, W=128, K=16, R=9, S=9, pad=4)
@@ -123,7 +124,7 @@ def time_passes(shape: dict, algos, passes=PASSES, with_torch=True, min_time=1.0
                 continue
             fn = _ours(pass_, algo, x, w, dy, pad)
             err = _rel(fn(), ref)
-            if not err <= (1e-4 if algo == "fft" else 1e-5):
+            if not err <= error_bound(algo):
                 raise SystemExit(f"{algo} {pass_} is wrong on {shape}: relative error {err:.2e}")
             fns[algo] = fn
         if with_torch:
