@@ -647,3 +647,25 @@ def test_device_modules_import_below_the_package():
         imported[name] = targets
     assert not any("cuda" == t.lstrip(".").split(".")[-1] for t in imported["_cuda_ops.py"] | imported["_cuda_array.py"]), \
         "the device op modules must not import fastconv.cuda (it imports them)"
+
+
+@pytest.mark.cuda
+def test_cuda_kernels_take_the_bound_params_struct():
+    """The CUDA entry points take the plan's own _core.Conv2dParams / Pool2dParams (one parameter struct
+    for every device), validate it again, and refuse anything else."""
+    bound = fastconv.cuda._cuda
+    x = cuda.to_device(np.ones((1, 2, 5, 5), np.float32))
+    w = cuda.to_device(np.ones((3, 2, 3, 3), np.float32))
+    y = cuda.empty((1, 3, 5, 5))
+    p = fastconv._core.Conv2dParams(1, 2, 5, 5, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1)
+    bound.conv2d_forward("direct", p, x._impl, w._impl, None, y._impl, 1 << 20)
+    assert y.numpy()[0, :, 2, 2].tolist() == [18.0] * 3 and y.numpy()[0, :, 0, 0].tolist() == [8.0] * 3
+    with pytest.raises(TypeError):
+        bound.conv2d_forward("direct", [1, 2, 5, 5, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1], x._impl, w._impl, None, y._impl, 1 << 20)
+    pool = fastconv._core.Pool2dParams(1, 2, 5, 5, 2, 2, 2, 2, 0, 0, False, True, 1, 1, 0)
+    out = cuda.empty((1, 2, 2, 2))
+    bound.max_pool2d_forward(pool, x._impl, out._impl, None)
+    assert out.numpy().tolist() == np.ones((1, 2, 2, 2)).tolist()
+    dilated = fastconv._core.Pool2dParams(1, 2, 5, 5, 2, 2, 2, 2, 0, 0, False, True, 2, 2, 0)
+    with pytest.raises(ValueError, match="dilation"):  # average pooling takes no dilation (validate_avg)
+        bound.avg_pool2d_forward(dilated, x._impl, cuda.empty((1, 2, 2, 2))._impl)

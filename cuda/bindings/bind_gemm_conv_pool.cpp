@@ -26,20 +26,18 @@ void sgemm(const DeviceArray& a, const DeviceArray& b, DeviceArray& c, float alp
 }
 
 // ---- conv2d ----
+// The params are the _core.Conv2dParams / Pool2dParams objects the Python plan built (pybind11 shares
+// registered types between modules built with the same pybind11 and compiler ABI); validated again
+// here because a kernel must never trust sizes it did not check.
 
-Conv2dParams conv_params(const std::vector<int64_t>& v) {
-    if (v.size() != 14) throw std::invalid_argument("conv2d: expected 14 parameters (N C H W K R S sh sw ph pw dh dw groups)");
-    Conv2dParams p{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13]};
-    p.validate();
-    return p;
-}
+
 std::vector<int64_t> input_shape(const Conv2dParams& p) { return {p.N, p.C, p.H, p.W}; }
 std::vector<int64_t> weight_shape(const Conv2dParams& p) { return {p.K, p.C_per_group(), p.R, p.S}; }
 std::vector<int64_t> output_shape(const Conv2dParams& p) { return {p.N, p.K, p.P(), p.Q()}; }
 
-void conv2d_forward(const std::string& algo, const std::vector<int64_t>& pv, const DeviceArray& x,
+void conv2d_forward(const std::string& algo, const Conv2dParams& p, const DeviceArray& x,
                     const DeviceArray& w, const DeviceArray* bias, DeviceArray& y, size_t workspace_limit) {
-    const Conv2dParams p = conv_params(pv);
+    p.validate();
     require(x, input_shape(p), "x");
     require(w, weight_shape(p), "weight");
     if (bias) require(*bias, {p.K}, "bias");
@@ -57,9 +55,9 @@ void conv2d_forward(const std::string& algo, const std::vector<int64_t>& pv, con
     }
 }
 
-void conv2d_backward_input(const std::string& algo, const std::vector<int64_t>& pv, const DeviceArray& dy,
+void conv2d_backward_input(const std::string& algo, const Conv2dParams& p, const DeviceArray& dy,
                            const DeviceArray& w, DeviceArray& dx, size_t workspace_limit) {
-    const Conv2dParams p = conv_params(pv);
+    p.validate();
     require(dy, output_shape(p), "grad_output");
     require(w, weight_shape(p), "weight");
     require(dx, input_shape(p), "out");
@@ -75,9 +73,9 @@ void conv2d_backward_input(const std::string& algo, const std::vector<int64_t>& 
     }
 }
 
-void conv2d_backward_weight(const std::string& algo, const std::vector<int64_t>& pv, const DeviceArray& x,
+void conv2d_backward_weight(const std::string& algo, const Conv2dParams& p, const DeviceArray& x,
                             const DeviceArray& dy, DeviceArray& dw, size_t workspace_limit) {
-    const Conv2dParams p = conv_params(pv);
+    p.validate();
     require(x, input_shape(p), "input");
     require(dy, output_shape(p), "grad_output");
     require(dw, weight_shape(p), "out");
@@ -95,22 +93,9 @@ void conv2d_backward_weight(const std::string& algo, const std::vector<int64_t>&
 
 // ---- pooling ----
 
-Pool2dParams pool_params(const std::vector<int64_t>& v, bool ceil_mode, bool count_include_pad) {
-    if (v.size() != 13)
-        throw std::invalid_argument("pool2d: expected 13 parameters (N C H W kh kw sh sw ph pw dh dw divisor_override)");
-    Pool2dParams p;
-    p.N = v[0], p.C = v[1], p.H = v[2], p.W = v[3];
-    p.kernel_h = v[4], p.kernel_w = v[5], p.stride_h = v[6], p.stride_w = v[7], p.pad_h = v[8], p.pad_w = v[9];
-    p.dil_h = v[10], p.dil_w = v[11], p.divisor_override = v[12];
-    p.ceil_mode = ceil_mode;
-    p.count_include_pad = count_include_pad;
-    p.validate();
-    return p;
-}
-
-void max_pool2d_forward(const std::vector<int64_t>& pv, bool ceil_mode, const DeviceArray& x, DeviceArray& y,
+void max_pool2d_forward(const Pool2dParams& p, const DeviceArray& x, DeviceArray& y,
                         DeviceArray* indices) {
-    const Pool2dParams p = pool_params(pv, ceil_mode, true);
+    p.validate_max();
     require(x, {p.N, p.C, p.H, p.W}, "x");
     require(y, {p.N, p.C, p.P(), p.Q()}, "out");
     if (indices) require(*indices, {p.N, p.C, p.P(), p.Q()}, "indices", DType::int64);
@@ -134,9 +119,9 @@ void max_pool2d_backward(const DeviceArray& dy, const DeviceArray& indices, Devi
     cuda_max_pool2d_backward(planes, HW, PQ, dy.f(), indices.i64(), dx.f());
 }
 
-void avg_pool2d_forward(const std::vector<int64_t>& pv, bool ceil_mode, bool count_include_pad, const DeviceArray& x,
+void avg_pool2d_forward(const Pool2dParams& p, const DeviceArray& x,
                         DeviceArray& y) {
-    const Pool2dParams p = pool_params(pv, ceil_mode, count_include_pad);
+    p.validate_avg();
     require(x, {p.N, p.C, p.H, p.W}, "x");
     require(y, {p.N, p.C, p.P(), p.Q()}, "out");
     const int device = common_device({&x, &y});
@@ -145,9 +130,9 @@ void avg_pool2d_forward(const std::vector<int64_t>& pv, bool ceil_mode, bool cou
     cuda_avg_pool2d_forward(p, x.f(), y.f());
 }
 
-void avg_pool2d_backward(const std::vector<int64_t>& pv, bool ceil_mode, bool count_include_pad, const DeviceArray& dy,
+void avg_pool2d_backward(const Pool2dParams& p, const DeviceArray& dy,
                          DeviceArray& dx) {
-    const Pool2dParams p = pool_params(pv, ceil_mode, count_include_pad);
+    p.validate_avg();
     require(dy, {p.N, p.C, p.P(), p.Q()}, "grad_output");
     require(dx, {p.N, p.C, p.H, p.W}, "out");
     const int device = common_device({&dy, &dx});
@@ -184,20 +169,17 @@ void bind_gemm_conv_pool(py::module_& m) {
     namespace fc = fastconv;
     m.def("sgemm", &fc::sgemm, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("alpha"), py::arg("beta"),
           py::arg("trans_a"), py::arg("trans_b"));
-    m.def("conv2d_algorithms", [] { return std::vector<std::string>{"direct", "im2col"}; });
     m.def("conv2d_forward", &fc::conv2d_forward, py::arg("algo"), py::arg("params"), py::arg("x"), py::arg("weight"),
           py::arg("bias").none(true), py::arg("out"), py::arg("workspace_limit"));
     m.def("conv2d_backward_input", &fc::conv2d_backward_input, py::arg("algo"), py::arg("params"),
           py::arg("grad_output"), py::arg("weight"), py::arg("out"), py::arg("workspace_limit"));
     m.def("conv2d_backward_weight", &fc::conv2d_backward_weight, py::arg("algo"), py::arg("params"),
           py::arg("input"), py::arg("grad_output"), py::arg("out"), py::arg("workspace_limit"));
-    m.def("max_pool2d_forward", &fc::max_pool2d_forward, py::arg("params"), py::arg("ceil_mode"), py::arg("x"),
+    m.def("max_pool2d_forward", &fc::max_pool2d_forward, py::arg("params"), py::arg("x"),
           py::arg("out"), py::arg("indices").none(true));
     m.def("max_pool2d_backward", &fc::max_pool2d_backward, py::arg("grad_output"), py::arg("indices"), py::arg("out"));
-    m.def("avg_pool2d_forward", &fc::avg_pool2d_forward, py::arg("params"), py::arg("ceil_mode"),
-          py::arg("count_include_pad"), py::arg("x"), py::arg("out"));
-    m.def("avg_pool2d_backward", &fc::avg_pool2d_backward, py::arg("params"), py::arg("ceil_mode"),
-          py::arg("count_include_pad"), py::arg("grad_output"), py::arg("out"));
+    m.def("avg_pool2d_forward", &fc::avg_pool2d_forward, py::arg("params"), py::arg("x"), py::arg("out"));
+    m.def("avg_pool2d_backward", &fc::avg_pool2d_backward, py::arg("params"), py::arg("grad_output"), py::arg("out"));
     m.def("adaptive_avg_pool2d_forward", &fc::adaptive_avg_pool2d_forward, py::arg("x"), py::arg("out"));
     m.def("adaptive_avg_pool2d_backward", &fc::adaptive_avg_pool2d_backward, py::arg("grad_output"), py::arg("out"));
 }

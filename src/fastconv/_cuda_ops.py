@@ -99,11 +99,6 @@ def _conv_plan(x_shape, w_shape, stride, padding, dilation, groups, x_name="x", 
     return plan.params
 
 
-def _param_list(p) -> list[int]:
-    """The 14 ints the CUDA module takes for a Conv2dParams."""
-    return [p.N, p.C, p.H, p.W, p.K, p.R, p.S, p.stride_h, p.stride_w, p.pad_h, p.pad_w, p.dil_h, p.dil_w, p.groups]
-
-
 def _workspace_limit() -> int:
     return _core.get_workspace_limit()
 
@@ -125,7 +120,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo
         raise ValueError(f"bias: expected shape ({p.K},) for weight shape {shape_str(weight.shape)}, got {shape_str(bias.shape)}")
     name = kernel_for(p, algo, "forward", "cuda")
     y = _empty(output_shape(p), device)
-    _cuda.conv2d_forward(name, _param_list(p), ix, iw, ib, y._impl, _workspace_limit())
+    _cuda.conv2d_forward(name, p, ix, iw, ib, y._impl, _workspace_limit())
     return y
 
 
@@ -138,7 +133,7 @@ def conv2d_input(input_shape, weight, grad_output, stride=1, padding=0, dilation
     _check_grad_output(grad_output, p)
     name = kernel_for(p, algo, "input", "cuda")
     dx = _empty(input_shape, device)
-    _cuda.conv2d_backward_input(name, _param_list(p), idy, iw, dx._impl, _workspace_limit())
+    _cuda.conv2d_backward_input(name, p, idy, iw, dx._impl, _workspace_limit())
     return dx
 
 
@@ -151,7 +146,7 @@ def conv2d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilatio
     _check_grad_output(grad_output, p)
     name = kernel_for(p, algo, "weight", "cuda")
     dw = _empty(weight_shape, device)
-    _cuda.conv2d_backward_weight(name, _param_list(p), ix, idy, dw._impl, _workspace_limit())
+    _cuda.conv2d_backward_weight(name, p, ix, idy, dw._impl, _workspace_limit())
     return dw
 
 
@@ -167,11 +162,6 @@ def _nchw(x, name: str):
     return (x.reshape((1,) + x.shape), True) if x.ndim == 3 else (x, False)
 
 
-def _pool_list(p) -> list[int]:
-    return [p.N, p.C, p.H, p.W, p.kernel_h, p.kernel_w, p.stride_h, p.stride_w, p.pad_h, p.pad_w, p.dil_h, p.dil_w,
-            p.divisor_override]
-
-
 def _squeezed(a, squeeze: bool):
     return a.reshape(a.shape[1:]) if squeeze else a
 
@@ -182,7 +172,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     p = pool_params(x4.shape, kernel_size, stride, padding, ceil_mode, dilation=dilation)
     y = _empty((p.N, p.C, p.P, p.Q), x.device)
     idx = _empty((p.N, p.C, p.P, p.Q), x.device, np.int64) if return_indices else None
-    _cuda.max_pool2d_forward(_pool_list(p), bool(ceil_mode), x4._impl, y._impl, None if idx is None else idx._impl)
+    _cuda.max_pool2d_forward(p, x4._impl, y._impl, None if idx is None else idx._impl)
     y = _squeezed(y, squeeze)
     return (y, _squeezed(idx, squeeze)) if return_indices else y
 
@@ -215,7 +205,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     x4, squeeze = _nchw(x, "x")
     p = pool_params(x4.shape, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override=divisor_override)
     y = _empty((p.N, p.C, p.P, p.Q), x.device)
-    _cuda.avg_pool2d_forward(_pool_list(p), bool(ceil_mode), bool(count_include_pad), x4._impl, y._impl)
+    _cuda.avg_pool2d_forward(p, x4._impl, y._impl)
     return _squeezed(y, squeeze)
 
 
@@ -229,7 +219,7 @@ def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padd
         raise ValueError(f"grad_output: expected shape {shape_str(expected)} for input_shape {shape_str(input_shape)}, "
                          f"got {shape_str(grad_output.shape)}")
     dx = _empty(shape4, grad_output.device)
-    _cuda.avg_pool2d_backward(_pool_list(p), bool(ceil_mode), bool(count_include_pad), g4._impl, dx._impl)
+    _cuda.avg_pool2d_backward(p, g4._impl, dx._impl)
     return dx.reshape(tuple(input_shape))
 
 
