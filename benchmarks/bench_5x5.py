@@ -52,7 +52,7 @@ def main(argv=None) -> int:
     for N, C, K, H, pad in SHAPES:
         x = rng.standard_normal((N, C, H, H), dtype=np.float32)
         w = rng.standard_normal((K, C, 5, 5), dtype=np.float32)
-        params = conv_mod._plan(x.shape, w.shape, 1, pad, 1, 1).params
+        params = conv_mod.conv_plan(x.shape, w.shape, 1, pad, 1, 1).params
         dy = rng.standard_normal((N, K, params.P, params.Q), dtype=np.float32)
         for pass_ in PASSES:
             cells, ratio, _ = time_against_auto({algo: _run(pass_, algo, x, w, dy, pad) for algo in ALGOS},

@@ -52,7 +52,7 @@ def main(argv=None) -> int:
             "| torch ms | auto / torch |", "|---|---|---|---|---|---|---|---|---|---|"]
     for x_shape, w_shape, stride, pad, what in SHAPES:
         x = rng.standard_normal(x_shape, dtype=np.float32)
-        params = conv_mod._plan(x_shape, w_shape, stride, pad, 1, 1).params
+        params = conv_mod.conv_plan(x_shape, w_shape, stride, pad, 1, 1).params
         dy = rng.standard_normal((params.N, params.K, params.P, params.Q), dtype=np.float32)
         calls = {algo: (lambda algo=algo: fastconv.grad.conv2d_weight(x, w_shape, dy, stride, pad, algo=algo))
                  for algo in ALGOS}

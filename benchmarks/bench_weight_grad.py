@@ -46,7 +46,7 @@ def main(argv=None) -> int:
             dy = rng.standard_normal((args.batch, K, H, H), dtype=np.float32)
             calls = {algo: (lambda algo=algo: fastconv.grad.conv2d_weight(x, (K, C, 3, 3), dy, padding=1, algo=algo))
                      for algo in ALGOS}
-            params = conv_mod._plan(x.shape, (K, C, 3, 3), 1, 1, 1, 1).params
+            params = conv_mod.conv_plan(x.shape, (K, C, 3, 3), 1, 1, 1, 1).params
             pick = conv_mod.select_algorithm(params, "weight")
             cells, ratio, _ = time_against_auto(calls, pick, number=5, digits=3)
             worst = max(worst, ratio)

@@ -81,7 +81,7 @@ def autotune_part(shapes, repeat: int) -> tuple[list[str], list[str]]:
         for shape in shapes:
             x, w, b, dy, params = bc.make_problem(shape)
             for pass_ in bc.PASSES:
-                valid = conv_mod._tunable(params, pass_)
+                valid = conv_mod.tunable(params, pass_)
                 bc.run_ours(pass_, "auto", shape, x, w, b, dy)  # the tuning call
                 picked = fastconv.autotune_cache()[fastconv.autotune.problem_key(params, pass_)]
                 fns = {a: (lambda a=a, p=pass_: bc.run_ours(p, a, shape, x, w, b, dy)) for a in ["auto", *valid]}

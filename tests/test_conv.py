@@ -325,7 +325,7 @@ def test_auto_picks_a_valid_algorithm():
         ((8, 128, 28, 28), (256, 128, 3, 3), dict(stride=2, padding=1)),
         ((2, 32, 9, 9), (32, 1, 3, 3), dict(groups=32)),
     ]:
-        plan = conv_mod._plan(x_shape, w_shape, kw.get("stride", 1), kw.get("padding", 0), 1, kw.get("groups", 1))
+        plan = conv_mod.conv_plan(x_shape, w_shape, kw.get("stride", 1), kw.get("padding", 0), 1, kw.get("groups", 1))
         for pass_ in conv_mod.PASSES:
             assert conv_mod.select_algorithm(plan.params, pass_) in fastconv.conv_algorithms(x_shape, w_shape, pass_=pass_, **kw)
 
@@ -345,7 +345,7 @@ def test_explicit_invalid_algorithm_says_why(rng, monkeypatch):
         listed = fastconv.conv_algorithms(x.shape, w.shape, stride=2, dilation=2, pass_=pass_)
         for name in set(conv_mod.ALGORITHMS) - set(listed):
             with pytest.raises(ValueError, match=f"algo: '{name}' cannot run"):
-                conv_mod.resolve(conv_mod._plan(x.shape, w.shape, 2, 0, 2, 1), name, pass_)
+                conv_mod.resolve(conv_mod.conv_plan(x.shape, w.shape, 2, 0, 2, 1), name, pass_)
 
 
 X = np.zeros((2, 4, 8, 8), np.float32)

@@ -211,12 +211,12 @@ def test_public_api_matches_reference(algo, rng):
 
 def test_winograd_family_picks_a_variant():
     for x_shape, K in [((8, 64, 56, 56), 64), ((8, 256, 14, 14), 256), ((1, 8, 2, 2), 8), ((8, 512, 7, 7), 512)]:
-        plan = conv_mod._plan(x_shape, (K, x_shape[1], 3, 3), 1, 1, 1, 1)
+        plan = conv_mod.conv_plan(x_shape, (K, x_shape[1], 3, 3), 1, 1, 1, 1)
         assert conv_mod.ALGORITHMS["winograd"].kernel(plan.params) in ("winograd_f2", "winograd_f4")
 
 
 def test_auto_heuristic_uses_winograd_on_vgg_like_layers():
-    plan = conv_mod._plan((8, 64, 56, 56), (64, 64, 3, 3), 1, 1, 1, 1)
+    plan = conv_mod.conv_plan((8, 64, 56, 56), (64, 64, 3, 3), 1, 1, 1, 1)
     assert conv_mod.select_algorithm(plan.params, "forward") == "winograd"
     assert conv_mod.select_algorithm(plan.params, "input") == "winograd"
     assert conv_mod.select_algorithm(plan.params, "weight") != "winograd"
@@ -236,7 +236,7 @@ def test_auto_heuristic_uses_winograd_on_vgg_like_layers():
 def test_auto_heuristic_follows_the_sweep(x_shape, K, kernel):
     """The choices benchmarks/results/2026-11-25_epyc2c_winograd.md (sweep) justifies (None: not
     Winograd, and which other algorithm runs is the direct/im2col rules' business)."""
-    plan = conv_mod._plan(x_shape, (K, x_shape[1], 3, 3), 1, 1, 1, 1)
+    plan = conv_mod.conv_plan(x_shape, (K, x_shape[1], 3, 3), 1, 1, 1, 1)
     for pass_ in ("forward", "input"):
         name = conv_mod.select_algorithm(plan.params, pass_)
         if kernel is None:
@@ -301,7 +301,7 @@ def _load_winner_and_record_calls(tmp_path, monkeypatch, params, algo):
 def test_autotune_uses_loaded_winner(autotune_on, rng, tmp_path, monkeypatch):
     """A loaded entry is used as is: nothing is timed again."""
     x, w, b, _ = _problem(rng, 1, 4, 8, 8, 4, 1)
-    plan = conv_mod._plan(x.shape, w.shape, 1, 1, 1, 1)
+    plan = conv_mod.conv_plan(x.shape, w.shape, 1, 1, 1, 1)
     _, calls = _load_winner_and_record_calls(tmp_path, monkeypatch, plan.params, "winograd_f2")
     fastconv.conv2d(x, w, b, padding=1)
     assert calls == ["winograd_f2"]
@@ -311,11 +311,11 @@ def test_autotune_reraces_loaded_winner_invalid_for_its_problem(autotune_on, rng
     """A hand-edited file naming an algorithm that cannot run the problem (Winograd at stride 2)
     is not trusted: the problem is raced again and the entry replaced by a valid winner."""
     x, w, b, _ = _problem(rng, 1, 4, 9, 9, 4, 1)
-    plan = conv_mod._plan(x.shape, w.shape, 2, 1, 1, 1)
+    plan = conv_mod.conv_plan(x.shape, w.shape, 2, 1, 1, 1)
     key, calls = _load_winner_and_record_calls(tmp_path, monkeypatch, plan.params, "winograd_f2")
     out = fastconv.conv2d(x, w, b, stride=2, padding=1)
     assert "winograd_f2" not in calls and len(set(calls)) >= 2
-    assert fastconv.autotune_cache()[key] in conv_mod._tunable(plan.params, "forward")
+    assert fastconv.autotune_cache()[key] in conv_mod.tunable(plan.params, "forward")
     np.testing.assert_allclose(out, fastconv.conv2d(x, w, b, stride=2, padding=1, algo="direct"), rtol=1e-4, atol=1e-4)
 
 

@@ -22,9 +22,6 @@ from ._conv_algorithms import (  # noqa: F401  (the registry's names are part of
 from ._geometry import ConvPlan, conv_plan, cropped, pad_extra
 from ._validation import batch_of_one, drop_batch, require_float32, require_shape, shape_str
 
-# Older names, still imported by the benchmarks and nn.modules.
-_plan, _tunable = conv_plan, tunable
-
 
 def auto_forward(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1):
     """What ``conv2d(..., algo="auto")`` runs for this problem with autotuning off, as (algorithm,

@@ -62,7 +62,7 @@ def make_problem(shape: Shape, seed: int = 0):
     x = rng.standard_normal((shape.N, shape.C, shape.H, shape.W), dtype=np.float32)
     w = rng.standard_normal((shape.K, shape.C // shape.groups, shape.R, shape.S), dtype=np.float32)
     b = rng.standard_normal(shape.K, dtype=np.float32)
-    plan = conv_mod._plan(x.shape, w.shape, shape.stride, shape.pad, shape.dilation, shape.groups)
+    plan = conv_mod.conv_plan(x.shape, w.shape, shape.stride, shape.pad, shape.dilation, shape.groups)
     dy = rng.standard_normal((shape.N, shape.K, plan.params.P, plan.params.Q), dtype=np.float32)
     return x, w, b, dy, plan.params
 

@@ -6,6 +6,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from .._geometry import conv_plan
 from .._validation import pair, require_int, shape_str
 from ..autograd import Tensor, to_device
 from . import functional as F
@@ -392,10 +393,8 @@ class Conv2d(Module):
 
     def conv_params(self, shape):
         """The validated ``_core.Conv2dParams`` of this layer on an input of `shape` (N, C, H, W)."""
-        from ..conv import _plan
-
         _check_input(self, shape, f"(N, {self.in_channels}, H, W)", len(shape) == 4 and shape[1] == self.in_channels)
-        return _plan(shape, self.weight.shape, self.stride, self.padding, self.dilation, self.groups).params
+        return conv_plan(shape, self.weight.shape, self.stride, self.padding, self.dilation, self.groups).params
 
     def infer_shape(self, shape):
         if len(shape) == 3:  # unbatched
