@@ -61,6 +61,16 @@ def pytest_make_collect_report(collector):
     _with_install_hint(outcome.get_result())
 
 
+@pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
+def device(request):
+    """Every backend in turn: "cpu", then "cuda". The "cuda" run carries the `cuda` marker, so it is
+    skipped without a GPU (above) and selected by `-m cuda` (CI's run on the CPU stand-in of the CUDA
+    runtime). Tests move operands with toolkit.on_device / tensor and read results back with
+    toolkit.to_numpy; the float64 oracle (reference.py) always runs on the host. Where a test needs
+    smaller cases on the device, it parametrizes "device" itself with toolkit.per_device."""
+    return request.param
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)

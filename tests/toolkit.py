@@ -1,10 +1,18 @@
 """The shared test toolkit: error bounds from the algorithm registry and fastconv._error_bounds
 (the one place for every tolerance; re-exported here for the tests), the value-scaled closeness check the benchmark uses too, and the registry's algorithm
-lists per device. The float64 oracle itself is tests/reference.py."""
+lists per device. The float64 oracle itself is tests/reference.py.
+
+Running one test body on every backend: the ``device`` fixture (tests/conftest.py) gives "cpu" and
+"cuda" (the latter marked ``cuda``); ``per_device`` parametrizes "device" together with a case list
+when the device should run fewer or smaller cases (the CPU stand-in of the CUDA runtime in CI is
+slow); ``on_device`` / ``tensor`` move operands there, ``to_numpy`` brings results back,
+``nan_filled`` and ``run_kernel`` call a backend's compiled kernel into a NaN-prefilled output (so an
+element the kernel never writes fails the check)."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import fastconv
 
@@ -50,5 +58,44 @@ def on_device(a, device: str):
 
 
 def to_numpy(a) -> np.ndarray:
-    """A result of either backend as a numpy array."""
+    """A result of either backend (an array, or a Tensor holding one) as a numpy array."""
     return a if isinstance(a, np.ndarray) else a.numpy()
+
+
+DEVICES = ("cpu", "cuda")
+
+#: A dtype each backend can hold but its float32 ops refuse (the device holds only float32 and int64).
+WRONG_DTYPE = {"cpu": np.float64, "cuda": np.int64}
+
+
+def per_device(cpu_cases, cuda_cases=None, ids=None):
+    """Parameters for ``@pytest.mark.parametrize("device, case", ...)``: every case of ``cpu_cases`` on
+    "cpu" and of ``cuda_cases`` (default: the same) on "cuda", the latter marked ``cuda``. ``ids``: a
+    function of a case (default ``str``)."""
+    ids = ids or str
+    cuda_cases = cpu_cases if cuda_cases is None else cuda_cases
+    return ([pytest.param("cpu", c, id=f"cpu-{ids(c)}") for c in cpu_cases]
+            + [pytest.param("cuda", c, id=f"cuda-{ids(c)}", marks=pytest.mark.cuda) for c in cuda_cases])
+
+
+def examples(device: str, cpu: int, cuda: int) -> int:
+    """How many hypothesis examples to draw on ``device`` (few on "cuda": CI runs it on a slow stand-in)."""
+    return cpu if device == "cpu" else cuda
+
+
+def tensor(a, device: str, requires_grad: bool = False):
+    """A fastconv.Tensor holding numpy array ``a`` on ``device`` (a leaf, so it collects gradients there)."""
+    return fastconv.Tensor(on_device(np.asarray(a), device), requires_grad=requires_grad)
+
+
+def nan_filled(shape, device: str, dtype=np.float32):
+    """An output array on ``device`` filled with NaN (float32) or -1 (int64), for a kernel to overwrite."""
+    return on_device(np.full(shape, np.nan if np.dtype(dtype) == np.float32 else -1, dtype), device)
+
+
+def run_kernel(device: str, name: str, *args):
+    """Call the compiled kernel ``name`` of ``device``'s extension module (fastconv._core on the CPU,
+    fastconv.cuda._cuda on the GPU: sgemm and the pooling kernels take the same arguments on both)
+    with ``args``: numpy arrays or fastconv.cuda.Arrays (None for an output it may skip)."""
+    fn = getattr(fastconv._core if device == "cpu" else fastconv.cuda._cuda, name)
+    return fn(*(a._impl if isinstance(a, fastconv.cuda.Array) else a for a in args))
