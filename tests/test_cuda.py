@@ -8,8 +8,8 @@ import pytest
 import fastconv
 from fastconv import cuda
 
-from reference import avg_pool2d_backward_ref, avg_pool2d_ref, max_pool2d_ref, relative_error
-from toolkit import ELEMENTWISE_BOUND, POOL_BOUNDS, SUM_BOUND, conv_algorithm_names, conv_bound, gemm_bound
+from reference import relative_error
+from toolkit import ELEMENTWISE_BOUND, SUM_BOUND, conv_algorithm_names, conv_bound, gemm_bound
 
 
 # ---- CPU-only behaviour (run everywhere) -------------------------------------------------------------
@@ -291,183 +291,7 @@ def test_conv2d_errors():
         cuda.ops.conv2d_input(x.shape, w, cuda.zeros((2, 6, 5, 5)))
 
 
-# ---- pooling -----------------------------------------------------------------------------------------
-
-def _pool_out(n, k, s, pad, ceil_mode):
-    out = (-(-(n + 2 * pad - k) // s) if ceil_mode else (n + 2 * pad - k) // s) + 1
-    if ceil_mode and (out - 1) * s >= n + pad:
-        out -= 1
-    return out
-
-
-def _pool_ref(x, k, s, pad, ceil_mode, mode, count_include_pad=True):
-    """float64 pooling from the definition (PyTorch's window and divisor rules); max also returns argmax."""
-    N, C, H, W = x.shape
-    P, Q = _pool_out(H, k[0], s[0], pad[0], ceil_mode), _pool_out(W, k[1], s[1], pad[1], ceil_mode)
-    y = np.zeros((N, C, P, Q))
-    idx = np.zeros((N, C, P, Q), np.int64)
-    for p in range(P):
-        for q in range(Q):
-            h0, w0 = p * s[0] - pad[0], q * s[1] - pad[1]
-            h1, w1 = min(h0 + k[0], H + pad[0]), min(w0 + k[1], W + pad[1])
-            padded = (h1 - h0) * (w1 - w0)
-            hs, ws, he, we = max(h0, 0), max(w0, 0), min(h1, H), min(w1, W)
-            win = x[:, :, hs:he, ws:we].astype(np.float64).reshape(N, C, -1)
-            if mode == "max":
-                a = win.argmax(axis=2)
-                y[:, :, p, q] = np.take_along_axis(win, a[..., None], 2)[..., 0]
-                idx[:, :, p, q] = (hs + a // (we - ws)) * W + ws + a % (we - ws)
-            else:
-                y[:, :, p, q] = win.sum(axis=2) / (padded if count_include_pad else (he - hs) * (we - ws))
-    return y, idx
-
-
-POOL_CASES = [  # (shape, kernel, stride, padding, ceil_mode)
-    ((2, 3, 8, 8), (2, 2), (2, 2), (0, 0), False),
-    ((1, 2, 7, 9), (3, 3), (2, 2), (1, 1), False),
-    ((1, 2, 7, 9), (3, 3), (2, 2), (1, 1), True),
-    ((2, 1, 5, 6), (2, 3), (1, 2), (1, 0), True),
-    ((1, 1, 1, 1), (1, 1), (1, 1), (0, 0), False),
-    ((3, 4, 11, 13), (4, 4), (3, 3), (2, 1), True),
-]
-
-
-@pytest.mark.cuda
-@pytest.mark.parametrize("case", POOL_CASES, ids=str)
-def test_max_pool2d_forward_backward(rng, case):
-    shape, k, s, pad, ceil_mode = case
-    x = rng.standard_normal(shape).astype(np.float32)
-    y_ref, idx_ref = _pool_ref(x, k, s, pad, ceil_mode, "max")
-    y, idx = cuda.ops.max_pool2d(cuda.to_device(x), k, s, pad, ceil_mode=ceil_mode, return_indices=True)
-    np.testing.assert_array_equal(y.numpy(), y_ref.astype(np.float32))
-    np.testing.assert_array_equal(idx.numpy(), idx_ref)
-    dy = rng.standard_normal(y_ref.shape).astype(np.float32)
-    dx_ref = np.zeros(shape)
-    for n, c, p, q in np.ndindex(*y_ref.shape):
-        dx_ref[n, c].flat[idx_ref[n, c, p, q]] += dy[n, c, p, q]
-    dx = cuda.ops.max_pool2d_backward(cuda.to_device(dy), idx, shape)
-    assert relative_error(dx.numpy(), dx_ref) <= POOL_BOUNDS["input"]
-
-
-@pytest.mark.cuda
-@pytest.mark.parametrize("count_include_pad", [True, False])
-@pytest.mark.parametrize("case", POOL_CASES, ids=str)
-def test_avg_pool2d_forward_backward(rng, case, count_include_pad):
-    shape, k, s, pad, ceil_mode = case
-    x = rng.standard_normal(shape).astype(np.float32)
-    y_ref, _ = _pool_ref(x, k, s, pad, ceil_mode, "avg", count_include_pad)
-    y = cuda.ops.avg_pool2d(cuda.to_device(x), k, s, pad, ceil_mode, count_include_pad)
-    assert relative_error(y.numpy(), y_ref) <= POOL_BOUNDS["forward"]
-    # The backward pass is the transpose of the (linear) forward: check <dy, A x> == <A^T dy, x>
-    # for every basis vector x, i.e. build A column by column from the reference.
-    dy = rng.standard_normal(y_ref.shape).astype(np.float32)
-    dx_ref = np.zeros(shape)
-    for i in range(int(np.prod(shape))):
-        e = np.zeros(shape, np.float32)
-        e.flat[i] = 1.0
-        dx_ref.flat[i] = np.sum(_pool_ref(e, k, s, pad, ceil_mode, "avg", count_include_pad)[0] * dy)
-    dx = cuda.ops.avg_pool2d_backward(cuda.to_device(dy), shape, k, s, pad, ceil_mode, count_include_pad)
-    assert relative_error(dx.numpy(), dx_ref) <= POOL_BOUNDS["input"]
-
-
-@pytest.mark.cuda
-@pytest.mark.parametrize("case", [  # (shape, kernel, stride, padding, dilation, ceil_mode)
-    ((2, 3, 11, 13), (3, 3), (1, 1), (1, 1), (2, 2), False),
-    ((1, 2, 12, 17), (3, 2), (2, 3), (1, 1), (3, 4), True),
-    ((1, 1, 7, 7), (2, 2), (1, 1), (1, 1), (6, 6), False),
-], ids=str)
-def test_max_pool2d_dilation(rng, case):
-    shape, k, s, pad, dil, ceil_mode = case
-    x = rng.integers(-3, 4, shape).astype(np.float32)  # ties: the first tap in row-major order wins
-    y_ref, idx_ref = max_pool2d_ref(x, k, s, pad, ceil_mode, dil)
-    y, idx = cuda.ops.max_pool2d(cuda.to_device(x), k, s, pad, dil, ceil_mode, return_indices=True)
-    np.testing.assert_array_equal(y.numpy(), y_ref.astype(np.float32))
-    np.testing.assert_array_equal(idx.numpy(), idx_ref)
-    with pytest.raises(ValueError, match="dilation: a window covers only padding"):
-        cuda.ops.max_pool2d(cuda.zeros((1, 1, 1, 3)), 2, 1, 1, 2)
-
-
-@pytest.mark.cuda
-@pytest.mark.parametrize("case", [  # (shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
-    ((2, 3, 8, 10), (2, 2), (2, 2), (0, 0), False, True, 3),
-    ((1, 2, 9, 11), (3, 2), (2, 3), (1, 1), True, False, 5),
-], ids=str)
-def test_avg_pool2d_divisor_override(rng, case):
-    shape, *args = case
-    x = rng.uniform(-1, 2, shape).astype(np.float32)
-    y = cuda.ops.avg_pool2d(cuda.to_device(x), *args)
-    assert relative_error(y.numpy(), avg_pool2d_ref(x, *args)) <= POOL_BOUNDS["forward"]
-    dy = rng.standard_normal(y.shape).astype(np.float32)
-    dx = cuda.ops.avg_pool2d_backward(cuda.to_device(dy), shape, *args)
-    assert relative_error(dx.numpy(), avg_pool2d_backward_ref(dy, shape, *args)) <= POOL_BOUNDS["input"]
-
-
-@pytest.mark.cuda
-@pytest.mark.parametrize("shape,out", [((2, 3, 7, 9), (3, 4)), ((1, 1, 5, 5), (1, 1)), ((1, 2, 4, 6), (4, 6)), ((1, 1, 3, 3), (5, 2))])
-def test_adaptive_avg_pool2d(rng, shape, out):
-    x = rng.standard_normal(shape).astype(np.float32)
-    H, W = shape[2:]
-    ref = np.zeros(shape[:2] + out)
-    for i in range(out[0]):
-        for j in range(out[1]):
-            h0, h1 = i * H // out[0], -(-(i + 1) * H // out[0])
-            w0, w1 = j * W // out[1], -(-(j + 1) * W // out[1])
-            ref[:, :, i, j] = x[:, :, h0:h1, w0:w1].astype(np.float64).mean(axis=(2, 3))
-    assert relative_error(cuda.ops.adaptive_avg_pool2d(cuda.to_device(x), out).numpy(), ref) <= POOL_BOUNDS["forward"]
-
-
-@pytest.mark.cuda
-@pytest.mark.parametrize("shape,out", [((2, 3, 7, 9), (3, 4)), ((1, 1, 5, 5), (1, 1)), ((1, 2, 3, 3), (5, 2))])
-def test_adaptive_avg_pool2d_backward(rng, shape, out):
-    dy = rng.standard_normal(shape[:2] + out).astype(np.float32)
-    H, W = shape[2:]
-    dx_ref = np.zeros(shape)
-    for i in range(out[0]):
-        for j in range(out[1]):
-            h0, h1 = i * H // out[0], -(-(i + 1) * H // out[0])
-            w0, w1 = j * W // out[1], -(-(j + 1) * W // out[1])
-            dx_ref[:, :, h0:h1, w0:w1] += dy[:, :, i : i + 1, j : j + 1] / ((h1 - h0) * (w1 - w0))
-    dx = cuda.ops.adaptive_avg_pool2d_backward(cuda.to_device(dy), shape)
-    assert relative_error(dx.numpy(), dx_ref) <= POOL_BOUNDS["input"]
-
-
-@pytest.mark.cuda
-def test_pooling_dispatch_and_3d_inputs(rng):
-    x = rng.standard_normal((3, 8, 8)).astype(np.float32)  # (C, H, W)
-    X = cuda.to_device(x)
-    y, idx = fastconv.max_pool2d(X, 2, return_indices=True)
-    y_cpu, idx_cpu = fastconv.max_pool2d(x, 2, return_indices=True)
-    assert isinstance(y, cuda.Array) and y.shape == y_cpu.shape
-    np.testing.assert_array_equal(y.numpy(), y_cpu)
-    np.testing.assert_array_equal(idx.numpy(), idx_cpu)
-    dy = rng.standard_normal(y_cpu.shape).astype(np.float32)
-    np.testing.assert_allclose(fastconv.grad.max_pool2d(cuda.to_device(dy), idx, x.shape).numpy(),
-                               fastconv.grad.max_pool2d(dy, idx_cpu, x.shape), rtol=0, atol=0)
-    a = fastconv.avg_pool2d(X, 3, 2, 1, ceil_mode=True)
-    assert relative_error(a.numpy(), fastconv.avg_pool2d(x, 3, 2, 1, ceil_mode=True)) <= POOL_BOUNDS["forward"]
-    da = fastconv.grad.avg_pool2d(cuda.to_device(np.ones(a.shape, np.float32)), x.shape, 3, 2, 1, True)
-    assert relative_error(da.numpy(), fastconv.grad.avg_pool2d(np.ones(a.shape, np.float32), x.shape, 3, 2, 1, True)) <= POOL_BOUNDS["input"]
-    g = fastconv.adaptive_avg_pool2d(X, (3, None))
-    assert relative_error(g.numpy(), fastconv.adaptive_avg_pool2d(x, (3, None))) <= POOL_BOUNDS["forward"]
-    with pytest.raises(ValueError, match="grad_output|indices"):
-        fastconv.grad.max_pool2d(dy, idx, x.shape)  # numpy gradient with device indices
-
-
-@pytest.mark.cuda
-def test_pool_errors():
-    x = cuda.zeros((1, 2, 4, 4))
-    with pytest.raises(ValueError, match="padding"):
-        cuda.ops.max_pool2d(x, 2, padding=2)
-    with pytest.raises(ValueError, match="kernel_size"):
-        cuda.ops.avg_pool2d(x, 7)
-    with pytest.raises(ValueError, match="x"):
-        cuda.ops.max_pool2d(cuda.zeros((4, 4)), 2)
-    y, idx = cuda.ops.max_pool2d(x, 2, return_indices=True)
-    with pytest.raises(TypeError, match="int64"):
-        cuda.ops.max_pool2d_backward(y, y, (1, 2, 4, 4))
-    with pytest.raises(ValueError, match="grad_output"):
-        cuda.ops.avg_pool2d_backward(cuda.zeros((1, 2, 3, 3)), (1, 2, 4, 4), 2)
-
+# ---- pooling: tests/test_pool.py runs every pooling test on each backend (the `device` fixture) --------
 
 # ---- training kernels --------------------------------------------------------------------------------
 
@@ -622,6 +446,11 @@ def test_public_functions_reject_mixed_devices(rng):
         fastconv.grad.conv2d_weight(cuda.to_device(x), w.shape, np.zeros((1, 2, 3, 3), np.float32))
     with pytest.raises(ValueError, match="asymmetric"):
         fastconv.conv2d(cuda.to_device(x), cuda.zeros((2, 3, 2, 2)), padding="same")
+    y, idx = fastconv.max_pool2d(cuda.to_device(x), 2, return_indices=True)
+    with pytest.raises(ValueError, match="grad_output"):
+        fastconv.grad.max_pool2d(np.ones(y.shape, np.float32), idx, x.shape)  # a host gradient with device indices
+    with pytest.raises(ValueError, match="indices"):
+        fastconv.grad.max_pool2d(y, idx.numpy(), x.shape)  # device gradient, host indices
 
 
 def test_device_modules_import_below_the_package():

@@ -1,4 +1,6 @@
-"""Pooling kernels against the float64 references in reference.py (and torch when installed).
+"""Pooling kernels against the float64 references in reference.py (and torch when installed), on
+every backend (the ``device`` fixture: the CPU and, when present, the CUDA device; the device runs
+the smaller case lists and fewer hypothesis examples, since CI runs it on a slow CPU stand-in).
 
 Bounds: max pooling selects input values, so forward values and indices must match exactly; the
 max backward sums at most a few float32 gradients per input (relative error <= 1e-6); average
@@ -28,7 +30,7 @@ from reference import (
     pool_taps,
     relative_error,
 )
-from toolkit import POOL_BOUNDS
+from toolkit import POOL_BOUNDS, WRONG_DTYPE, nan_filled, on_device, run_kernel, to_numpy
 
 # Relative error bounds vs float64, per pass (fastconv._error_bounds says why they are these).
 AVG_TOL = POOL_BOUNDS["forward"]
@@ -56,99 +58,105 @@ CASES = [
 ]
 
 
-def nan_filled(shape, dtype=np.float32):
-    return np.full(shape, np.nan if dtype == np.float32 else -1, dtype)
+def run_kernels(x, kernel_size, stride, padding, ceil_mode, count_include_pad=True, device="cpu"):
+    """Call ``device``'s kernels directly with NaN / -1 pre-filled outputs; returns p, y_max, idx (on
+    ``device``, for the backward), y_avg (y_max and y_avg as numpy arrays)."""
+    p = pool_params(x.shape, kernel_size, stride, padding, ceil_mode, count_include_pad)
+    out = (p.N, p.C, p.P, p.Q)
+    xd = on_device(x, device)
+    y, idx = nan_filled(out, device), nan_filled(out, device, np.int64)
+    run_kernel(device, "max_pool2d_forward", p, xd, y, idx)
+    y_only = nan_filled(out, device)
+    run_kernel(device, "max_pool2d_forward", p, xd, y_only, None)  # the loop without index tracking
+    np.testing.assert_array_equal(to_numpy(y_only), to_numpy(y))
+    y_avg = nan_filled(out, device)
+    run_kernel(device, "avg_pool2d_forward", p, xd, y_avg)
+    return p, to_numpy(y), idx, to_numpy(y_avg)
 
 
-def run_kernels(x, kernel, stride, padding, ceil_mode, count_include_pad=True):
-    """Call the _core kernels directly with NaN / -1 pre-filled outputs; returns y_max, idx, y_avg."""
-    p = pool_params(x.shape, kernel, stride, padding, ceil_mode, count_include_pad)
-    y = nan_filled((p.N, p.C, p.P, p.Q))
-    idx = nan_filled((p.N, p.C, p.P, p.Q), np.int64)
-    _core.max_pool2d_forward(p, x, y, idx)
-    y_only = nan_filled((p.N, p.C, p.P, p.Q))
-    _core.max_pool2d_forward(p, x, y_only, None)  # the loop without index tracking
-    np.testing.assert_array_equal(y_only, y)
-    y_avg = nan_filled((p.N, p.C, p.P, p.Q))
-    _core.avg_pool2d_forward(p, x, y_avg)
-    return p, y, idx, y_avg
-
-
-def check_all(x, kernel, stride, padding, ceil_mode, count_include_pad, rng):
-    p, y, idx, y_avg = run_kernels(x, kernel, stride, padding, ceil_mode, count_include_pad)
-    y_ref, idx_ref = max_pool2d_ref(x, kernel, stride, padding, ceil_mode)
+def check_all(x, kernel_size, stride, padding, ceil_mode, count_include_pad, rng, device="cpu"):
+    p, y, idx, y_avg = run_kernels(x, kernel_size, stride, padding, ceil_mode, count_include_pad, device)
+    y_ref, idx_ref = max_pool2d_ref(x, kernel_size, stride, padding, ceil_mode)
     np.testing.assert_array_equal(y, y_ref.astype(np.float32))
-    np.testing.assert_array_equal(idx, idx_ref)
-    assert relative_error(y_avg, avg_pool2d_ref(x, kernel, stride, padding, ceil_mode, count_include_pad)) <= AVG_TOL
+    np.testing.assert_array_equal(to_numpy(idx), idx_ref)
+    assert relative_error(y_avg, avg_pool2d_ref(x, kernel_size, stride, padding, ceil_mode, count_include_pad)) <= AVG_TOL
 
     dy = rng.standard_normal(y.shape).astype(np.float32)
-    dx = nan_filled(x.shape)
-    _core.max_pool2d_backward(dy, idx, dx)
-    assert relative_error(dx, max_pool2d_backward_ref(dy, idx, x.shape)) <= GRAD_TOL
-    dx = nan_filled(x.shape)
-    _core.avg_pool2d_backward(p, dy, dx)
-    ref = avg_pool2d_backward_ref(dy, x.shape, kernel, stride, padding, ceil_mode, count_include_pad)
-    assert relative_error(dx, ref) <= GRAD_TOL
+    dyd = on_device(dy, device)
+    dx = nan_filled(x.shape, device)
+    run_kernel(device, "max_pool2d_backward", dyd, idx, dx)
+    assert relative_error(to_numpy(dx), max_pool2d_backward_ref(dy, idx_ref, x.shape)) <= GRAD_TOL
+    dx = nan_filled(x.shape, device)
+    run_kernel(device, "avg_pool2d_backward", p, dyd, dx)
+    ref = avg_pool2d_backward_ref(dy, x.shape, kernel_size, stride, padding, ceil_mode, count_include_pad)
+    assert relative_error(to_numpy(dx), ref) <= GRAD_TOL
 
 
-@pytest.mark.parametrize("shape, kernel, stride, padding, ceil_mode", CASES)
+@pytest.mark.parametrize("case", CASES, ids=str)
 @pytest.mark.parametrize("count_include_pad", [True, False])
-def test_against_reference(shape, kernel, stride, padding, ceil_mode, count_include_pad, rng):
+def test_against_reference(device, case, count_include_pad, rng):
+    shape, kernel_size, stride, padding, ceil_mode = case
     x = rng.standard_normal(shape).astype(np.float32)
-    check_all(x, kernel, stride, padding, ceil_mode, count_include_pad, rng)
+    check_all(x, kernel_size, stride, padding, ceil_mode, count_include_pad, rng, device)
 
 
-@settings(max_examples=25, deadline=None)
-@given(
-    n=st.integers(1, 3), c=st.integers(1, 4), h=st.integers(1, 40), w=st.integers(1, 40),
-    kh=st.integers(1, 5), kw=st.integers(1, 5), sh=st.integers(1, 6), sw=st.integers(1, 6),
-    ph=st.integers(0, 2), pw=st.integers(0, 2), ceil_mode=st.booleans(), count_include_pad=st.booleans(),
-    seed=st.integers(0, 2**31),
-)
-def test_random_shapes(n, c, h, w, kh, kw, sh, sw, ph, pw, ceil_mode, count_include_pad, seed):
-    assume(2 * ph <= kh and 2 * pw <= kw)
-    assume(pool_out_size(h, kh, sh, ph, ceil_mode) >= 1 and pool_out_size(w, kw, sw, pw, ceil_mode) >= 1)
-    rng = np.random.default_rng(seed)
-    # Few distinct values, so windows have ties: the first maximum must win, as in PyTorch.
-    x = rng.integers(-3, 4, size=(n, c, h, w)).astype(np.float32)
-    check_all(x, (kh, kw), (sh, sw), (ph, pw), ceil_mode, count_include_pad, rng)
+def test_random_shapes(device):
+    @settings(max_examples=25, deadline=None)
+    @given(
+        n=st.integers(1, 3), c=st.integers(1, 4), h=st.integers(1, 40), w=st.integers(1, 40),
+        kh=st.integers(1, 5), kw=st.integers(1, 5), sh=st.integers(1, 6), sw=st.integers(1, 6),
+        ph=st.integers(0, 2), pw=st.integers(0, 2), ceil_mode=st.booleans(), count_include_pad=st.booleans(),
+        seed=st.integers(0, 2**31),
+    )
+    def check(n, c, h, w, kh, kw, sh, sw, ph, pw, ceil_mode, count_include_pad, seed):
+        assume(2 * ph <= kh and 2 * pw <= kw)
+        assume(pool_out_size(h, kh, sh, ph, ceil_mode) >= 1 and pool_out_size(w, kw, sw, pw, ceil_mode) >= 1)
+        rng = np.random.default_rng(seed)
+        # Few distinct values, so windows have ties: the first maximum must win, as in PyTorch.
+        x = rng.integers(-3, 4, size=(n, c, h, w)).astype(np.float32)
+        check_all(x, (kh, kw), (sh, sw), (ph, pw), ceil_mode, count_include_pad, rng, device)
+
+    check()
 
 
-@settings(max_examples=25, deadline=None)
-@given(n=st.integers(1, 2), c=st.integers(1, 3), h=st.integers(1, 30), w=st.integers(1, 30),
-       p=st.integers(1, 12), q=st.integers(1, 12), seed=st.integers(0, 2**31))
-def test_adaptive_random_shapes(n, c, h, w, p, q, seed):
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
-    y = nan_filled((n, c, p, q))
-    _core.adaptive_avg_pool2d_forward(x, y)
-    assert relative_error(y, adaptive_avg_pool2d_ref(x, (p, q))) <= AVG_TOL
-    dy = rng.standard_normal((n, c, p, q)).astype(np.float32)
-    dx = nan_filled(x.shape)
-    _core.adaptive_avg_pool2d_backward(dy, dx)
-    assert relative_error(dx, adaptive_avg_pool2d_backward_ref(dy, x.shape)) <= GRAD_TOL
+def test_adaptive_random_shapes(device):
+    @settings(max_examples=25, deadline=None)
+    @given(n=st.integers(1, 2), c=st.integers(1, 3), h=st.integers(1, 30), w=st.integers(1, 30),
+           p=st.integers(1, 12), q=st.integers(1, 12), seed=st.integers(0, 2**31))
+    def check(n, c, h, w, p, q, seed):
+        rng = np.random.default_rng(seed)
+        x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+        y = nan_filled((n, c, p, q), device)
+        run_kernel(device, "adaptive_avg_pool2d_forward", on_device(x, device), y)
+        assert relative_error(to_numpy(y), adaptive_avg_pool2d_ref(x, (p, q))) <= AVG_TOL
+        dy = rng.standard_normal((n, c, p, q)).astype(np.float32)
+        dx = nan_filled(x.shape, device)
+        run_kernel(device, "adaptive_avg_pool2d_backward", on_device(dy, device), dx)
+        assert relative_error(to_numpy(dx), adaptive_avg_pool2d_backward_ref(dy, x.shape)) <= GRAD_TOL
+
+    check()
 
 
-def test_ties_and_nans_in_short_rows(rng):
+def test_ties_and_nans_in_short_rows(rng, device):
     """Rows of 4-7 interior outputs (the 4-wide vector path): ties keep the first index in row-major
     order, a NaN wins and the last NaN's index is kept, exactly as the reference scan."""
-    for shape, kernel, stride, padding in [((2, 2, 16, 16), 3, 2, 1), ((1, 3, 6, 9), 3, 1, 1), ((1, 1, 8, 10), 2, 2, 0)]:
+    for shape, kernel_size, stride, padding in [((2, 2, 16, 16), 3, 2, 1), ((1, 3, 6, 9), 3, 1, 1), ((1, 1, 8, 10), 2, 2, 0)]:
         x = rng.integers(0, 3, shape).astype(np.float32)  # many ties
         x[rng.random(shape) < 0.05] = np.nan
-        y, idx = fastconv.max_pool2d(x, kernel, stride, padding, return_indices=True)
-        y_ref, idx_ref = max_pool2d_ref(x, (kernel,) * 2, (stride,) * 2, (padding,) * 2)
-        np.testing.assert_array_equal(idx, idx_ref)
-        np.testing.assert_array_equal(y, y_ref.astype(np.float32))
+        y, idx = fastconv.max_pool2d(on_device(x, device), kernel_size, stride, padding, return_indices=True)
+        y_ref, idx_ref = max_pool2d_ref(x, (kernel_size,) * 2, (stride,) * 2, (padding,) * 2)
+        np.testing.assert_array_equal(to_numpy(idx), idx_ref)
+        np.testing.assert_array_equal(to_numpy(y), y_ref.astype(np.float32))
 
 
-def test_nan_wins_and_last_nan_index():
+def test_nan_wins_and_last_nan_index(device):
     x = np.zeros((1, 1, 4, 20), np.float32)
     x[0, 0, 0, 0] = np.nan  # first window of the first output row
     x[0, 0, 1, 3] = np.nan  # two NaNs in one window: the later (row-major) one's index
     x[0, 0, 0, 2] = np.nan
     x[0, 0, 2, 16:18] = -np.inf
     x[0, 0, 3, 16:18] = -np.inf  # an all -inf window: value -inf, index of its first element
-    y, idx = fastconv.max_pool2d(x, 2, return_indices=True)
+    y, idx = (to_numpy(a) for a in fastconv.max_pool2d(on_device(x, device), 2, return_indices=True))
     assert np.isnan(y[0, 0, 0, 0]) and idx[0, 0, 0, 0] == 0
     assert np.isnan(y[0, 0, 0, 1]) and idx[0, 0, 0, 1] == 1 * 20 + 3
     assert y[0, 0, 1, 8] == -np.inf and idx[0, 0, 1, 8] == 2 * 20 + 16
@@ -157,7 +165,8 @@ def test_nan_wins_and_last_nan_index():
     np.testing.assert_array_equal(y, y_ref.astype(np.float32))
 
 
-def test_public_api_matches_kernels_3d_and_noncontiguous(rng):
+def test_public_api_non_contiguous_inputs_untouched(rng):
+    """(CPU only: device arrays are always contiguous.)"""
     base = rng.standard_normal((3, 2, 20, 26)).astype(np.float32)
     x = base[:, :, ::2, 1::2].transpose(1, 0, 2, 3)  # non-contiguous (2, 3, 10, 13)
     saved = x.copy()
@@ -168,24 +177,43 @@ def test_public_api_matches_kernels_3d_and_noncontiguous(rng):
     a = fastconv.avg_pool2d(x, (2, 3), (1, 2), (1, 0), count_include_pad=False)
     assert relative_error(a, avg_pool2d_ref(x, (2, 3), (1, 2), (1, 0), False, False)) <= AVG_TOL
     np.testing.assert_array_equal(x, saved)  # inputs untouched
-    # 3-D (C, H, W) behaves like a batch of one.
-    y3, idx3 = fastconv.max_pool2d(x[0], 2, return_indices=True)
-    y4, idx4 = fastconv.max_pool2d(x[:1], 2, return_indices=True)
-    np.testing.assert_array_equal(y3, y4[0])
+
+
+def test_public_api_3d_input_is_a_batch_of_one(rng, device):
+    """Every public pooling function and gradient takes (C, H, W) as a batch of one, on each backend,
+    with the values of the reference."""
+    x = rng.standard_normal((3, 10, 13)).astype(np.float32)
+    X = on_device(x, device)
+    y3, idx3 = fastconv.max_pool2d(X, 3, 2, 1, ceil_mode=True, return_indices=True)
+    y_ref, idx_ref = max_pool2d_ref(x[None], (3, 3), (2, 2), (1, 1), True)
+    np.testing.assert_array_equal(to_numpy(y3), y_ref[0].astype(np.float32))
+    np.testing.assert_array_equal(to_numpy(idx3), idx_ref[0])
     dy = rng.standard_normal(y3.shape).astype(np.float32)
-    np.testing.assert_array_equal(fastconv.grad.max_pool2d(dy, idx3, x[0].shape), fastconv.grad.max_pool2d(dy[None], idx4, x[:1].shape)[0])
-    g = fastconv.grad.avg_pool2d(dy, x[0].shape, 2)
-    assert g.shape == x[0].shape
-    assert fastconv.adaptive_avg_pool2d(x[0], (None, 4)).shape == (3, 10, 4)
-    assert fastconv.grad.adaptive_avg_pool2d(dy, x[0].shape).shape == x[0].shape
+    dx = fastconv.grad.max_pool2d(on_device(dy, device), idx3, x.shape)
+    assert dx.shape == x.shape
+    assert relative_error(to_numpy(dx), max_pool2d_backward_ref(dy[None], idx_ref, (1,) + x.shape)[0]) <= GRAD_TOL
+    a = fastconv.avg_pool2d(X, (2, 3), (1, 2), (1, 0), count_include_pad=False)
+    assert relative_error(to_numpy(a), avg_pool2d_ref(x[None], (2, 3), (1, 2), (1, 0), False, False)[0]) <= AVG_TOL
+    da = fastconv.grad.avg_pool2d(on_device(np.ones(a.shape, np.float32), device), x.shape, (2, 3), (1, 2), (1, 0),
+                                  False, False)
+    ref = avg_pool2d_backward_ref(np.ones((1,) + a.shape), (1,) + x.shape, (2, 3), (1, 2), (1, 0), False, False)[0]
+    assert da.shape == x.shape and relative_error(to_numpy(da), ref) <= GRAD_TOL
+    g = fastconv.adaptive_avg_pool2d(X, (None, 4))
+    assert g.shape == (3, 10, 4)
+    assert relative_error(to_numpy(g), adaptive_avg_pool2d_ref(x[None], (10, 4))[0]) <= AVG_TOL
+    dg = fastconv.grad.adaptive_avg_pool2d(on_device(np.ones(g.shape, np.float32), device), x.shape)
+    ref = adaptive_avg_pool2d_backward_ref(np.ones((1,) + g.shape), (1,) + x.shape)[0]
+    assert dg.shape == x.shape and relative_error(to_numpy(dg), ref) <= GRAD_TOL
 
 
-def test_empty_batch():
-    x = np.zeros((0, 3, 8, 8), np.float32)
+def test_empty_batch(device):
+    x = on_device(np.zeros((0, 3, 8, 8), np.float32), device)
     y, idx = fastconv.max_pool2d(x, 2, return_indices=True)
     assert y.shape == idx.shape == (0, 3, 4, 4)
     assert fastconv.grad.max_pool2d(y, idx, x.shape).shape == x.shape
     assert fastconv.avg_pool2d(x, 2).shape == (0, 3, 4, 4)
+    assert fastconv.grad.avg_pool2d(fastconv.avg_pool2d(x, 2), x.shape, 2).shape == x.shape
+    assert fastconv.adaptive_avg_pool2d(x, 3).shape == (0, 3, 3, 3)
 
 
 def test_threads_agree(rng, threads):
@@ -241,52 +269,59 @@ DILATED_CASES = [
 ]
 
 
-def check_dilated(x, kernel, stride, padding, dilation, ceil_mode, rng):
+def check_dilated(x, kernel, stride, padding, dilation, ceil_mode, rng, device="cpu"):
     """The kernels with NaN / -1 pre-filled outputs against the reference: values and indices exactly,
     the backward (which follows the indices) within GRAD_TOL."""
     p = pool_params(x.shape, kernel, stride, padding, ceil_mode, dilation=dilation)
-    y, idx = nan_filled((p.N, p.C, p.P, p.Q)), nan_filled((p.N, p.C, p.P, p.Q), np.int64)
-    _core.max_pool2d_forward(p, x, y, idx)
-    y_only = nan_filled((p.N, p.C, p.P, p.Q))
-    _core.max_pool2d_forward(p, x, y_only, None)
+    out = (p.N, p.C, p.P, p.Q)
+    xd = on_device(x, device)
+    y, idx = nan_filled(out, device), nan_filled(out, device, np.int64)
+    run_kernel(device, "max_pool2d_forward", p, xd, y, idx)
+    y_only = nan_filled(out, device)
+    run_kernel(device, "max_pool2d_forward", p, xd, y_only, None)
     y_ref, idx_ref = max_pool2d_ref(x, kernel, stride, padding, ceil_mode, dilation)
-    np.testing.assert_array_equal(y, y_ref.astype(np.float32))
-    np.testing.assert_array_equal(y_only, y)
-    np.testing.assert_array_equal(idx, idx_ref)
+    np.testing.assert_array_equal(to_numpy(y), y_ref.astype(np.float32))
+    np.testing.assert_array_equal(to_numpy(y_only), to_numpy(y))
+    np.testing.assert_array_equal(to_numpy(idx), idx_ref)
     dy = rng.standard_normal(y.shape).astype(np.float32)
-    dx = fastconv.grad.max_pool2d(dy, idx, x.shape)
-    assert relative_error(dx, max_pool2d_backward_ref(dy, idx_ref, x.shape)) <= GRAD_TOL
+    dx = fastconv.grad.max_pool2d(on_device(dy, device), idx, x.shape)
+    assert relative_error(to_numpy(dx), max_pool2d_backward_ref(dy, idx_ref, x.shape)) <= GRAD_TOL
 
 
-@pytest.mark.parametrize("shape, kernel, stride, padding, dilation, ceil_mode", DILATED_CASES)
-def test_dilated_against_reference(shape, kernel, stride, padding, dilation, ceil_mode, rng):
+@pytest.mark.parametrize("case", DILATED_CASES, ids=str)
+def test_dilated_against_reference(device, case, rng):
+    shape, kernel, stride, padding, dilation, ceil_mode = case
     x = rng.integers(-3, 4, size=shape).astype(np.float32)  # ties: the first tap in row-major order wins
     x[rng.random(shape) < 0.02] = np.nan
-    check_dilated(x, kernel, stride, padding, dilation, ceil_mode, rng)
+    check_dilated(x, kernel, stride, padding, dilation, ceil_mode, rng, device)
 
 
-@settings(max_examples=30, deadline=None)
-@given(
-    n=st.integers(1, 2), c=st.integers(1, 3), h=st.integers(1, 40), w=st.integers(1, 40),
-    kh=st.integers(1, 4), kw=st.integers(1, 4), sh=st.integers(1, 4), sw=st.integers(1, 4),
-    ph=st.integers(0, 2), pw=st.integers(0, 2), dh=st.integers(1, 5), dw=st.integers(1, 5),
-    ceil_mode=st.booleans(), seed=st.integers(0, 2**31),
-)
-def test_dilated_random_shapes(n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ceil_mode, seed):
-    assume(2 * ph <= kh and 2 * pw <= kw)
-    P, Q = pool_out_size(h, kh, sh, ph, ceil_mode, dh), pool_out_size(w, kw, sw, pw, ceil_mode, dw)
-    assume(P >= 1 and Q >= 1)
-    # Windows that hold only padding are refused (test_dilated_window_of_padding_only).
-    assume(all(pool_taps(o, h, kh, sh, ph, dh) for o in range(P)) and all(pool_taps(o, w, kw, sw, pw, dw) for o in range(Q)))
-    rng = np.random.default_rng(seed)
-    check_dilated(rng.integers(-3, 4, size=(n, c, h, w)).astype(np.float32), (kh, kw), (sh, sw), (ph, pw), (dh, dw),
-                  ceil_mode, rng)
+def test_dilated_random_shapes(device):
+    @settings(max_examples=30, deadline=None)
+    @given(
+        n=st.integers(1, 2), c=st.integers(1, 3), h=st.integers(1, 40), w=st.integers(1, 40),
+        kh=st.integers(1, 4), kw=st.integers(1, 4), sh=st.integers(1, 4), sw=st.integers(1, 4),
+        ph=st.integers(0, 2), pw=st.integers(0, 2), dh=st.integers(1, 5), dw=st.integers(1, 5),
+        ceil_mode=st.booleans(), seed=st.integers(0, 2**31),
+    )
+    def check(n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ceil_mode, seed):
+        assume(2 * ph <= kh and 2 * pw <= kw)
+        P, Q = pool_out_size(h, kh, sh, ph, ceil_mode, dh), pool_out_size(w, kw, sw, pw, ceil_mode, dw)
+        assume(P >= 1 and Q >= 1)
+        # Windows that hold only padding are refused (test_dilated_window_of_padding_only).
+        assume(all(pool_taps(o, h, kh, sh, ph, dh) for o in range(P)) and all(pool_taps(o, w, kw, sw, pw, dw) for o in range(Q)))
+        rng = np.random.default_rng(seed)
+        check_dilated(rng.integers(-3, 4, size=(n, c, h, w)).astype(np.float32), (kh, kw), (sh, sw), (ph, pw), (dh, dw),
+                      ceil_mode, rng, device)
+
+    check()
 
 
 def test_dilated_window_of_padding_only():
     """Where a dilated window's taps all fall in the padding (input shorter than the dilation), PyTorch
     returns -inf with an index outside the plane; fastconv refuses with a ValueError instead. Every
-    small configuration on each axis: refused exactly when the reference finds such a window."""
+    small configuration on each axis: refused exactly when the reference finds such a window. (The
+    refusal is the shared geometry's, before any kernel: the device's is in test_bad_forward_arguments.)"""
     refused = 0
     for n in range(1, 7):
         for k in range(1, 5):
@@ -309,6 +344,9 @@ def test_dilated_window_of_padding_only():
                                 else:
                                     y, idx = fastconv.max_pool2d(*args)
                                     assert y.shape[2 + axis] == out
+                                    y_ref, idx_ref = max_pool2d_ref(x, kernel, (s, s), padding, ceil_mode, dilation)
+                                    np.testing.assert_array_equal(idx, idx_ref)
+                                    np.testing.assert_array_equal(y, y_ref.astype(np.float32))
                             refused += empty
     assert refused > 0  # the sweep did meet such windows
 
@@ -350,30 +388,34 @@ DIVISOR_CASES = [
 ]
 
 
-def check_divisor_override(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor, rng):
+def check_divisor_override(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor, rng, device="cpu"):
     p = pool_params(x.shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override=divisor)
-    y = nan_filled((p.N, p.C, p.P, p.Q))
-    _core.avg_pool2d_forward(p, x, y)
+    y = nan_filled((p.N, p.C, p.P, p.Q), device)
+    run_kernel(device, "avg_pool2d_forward", p, on_device(x, device), y)
     args = (kernel, stride, padding, ceil_mode, count_include_pad, divisor)
-    assert relative_error(y, avg_pool2d_ref(x, *args)) <= AVG_TOL
+    assert relative_error(to_numpy(y), avg_pool2d_ref(x, *args)) <= AVG_TOL
     dy = rng.standard_normal(y.shape).astype(np.float32)
-    dx = nan_filled(x.shape)
-    _core.avg_pool2d_backward(p, dy, dx)
-    assert relative_error(dx, avg_pool2d_backward_ref(dy, x.shape, *args)) <= GRAD_TOL
+    dx = nan_filled(x.shape, device)
+    run_kernel(device, "avg_pool2d_backward", p, on_device(dy, device), dx)
+    assert relative_error(to_numpy(dx), avg_pool2d_backward_ref(dy, x.shape, *args)) <= GRAD_TOL
 
 
-@pytest.mark.parametrize("shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor", DIVISOR_CASES)
-def test_divisor_override_against_reference(shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor, rng):
+@pytest.mark.parametrize("case", DIVISOR_CASES, ids=str)
+def test_divisor_override_against_reference(device, case, rng):
+    shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor = case
     # Mostly positive, so no window sum cancels to near zero (the bound is relative to the largest output).
     check_divisor_override(rng.uniform(-1, 2, shape).astype(np.float32), kernel, stride, padding, ceil_mode,
-                           count_include_pad, divisor, rng)
+                           count_include_pad, divisor, rng, device)
     x = rng.uniform(-1, 2, shape).astype(np.float32)
-    y = fastconv.avg_pool2d(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override=divisor)
-    dx = fastconv.grad.avg_pool2d(np.ones_like(y), x.shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor)
+    y = fastconv.avg_pool2d(on_device(x, device), kernel, stride, padding, ceil_mode, count_include_pad,
+                            divisor_override=divisor)
+    ones = on_device(np.ones(y.shape, np.float32), device)
+    dx = fastconv.grad.avg_pool2d(ones, x.shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor)
     # With every gradient 1, an input's gradient counts the windows holding it, over the divisor.
     ref = avg_pool2d_backward_ref(np.ones(y.shape), x.shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor)
-    assert relative_error(dx, ref) <= GRAD_TOL
-    assert relative_error(y, avg_pool2d_ref(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor)) <= AVG_TOL
+    assert relative_error(to_numpy(dx), ref) <= GRAD_TOL
+    ref = avg_pool2d_ref(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor)
+    assert relative_error(to_numpy(y), ref) <= AVG_TOL
 
 
 def test_divisor_override_grad_finite_differences(rng):
@@ -480,66 +522,90 @@ def test_adaptive_against_torch(shape, out, rng):
 
 # ---- bad input --------------------------------------------------------------------------------
 
-X = np.zeros((2, 3, 8, 8), np.float32)
+def _zeros(device, shape=(2, 3, 8, 8), dtype=np.float32):
+    return on_device(np.zeros(shape, dtype), device)
 
 
 @pytest.mark.parametrize(
     "call, exc, match",
     [
-        (lambda: fastconv.max_pool2d(X[0, 0], 2), ValueError, r"x: expected a 4-D .* got 2-D"),
-        (lambda: fastconv.max_pool2d(X.astype(np.float64), 2), TypeError, "x: expected dtype float32, got float64"),
-        (lambda: fastconv.max_pool2d(X.tolist(), 2), TypeError, "x: expected a numpy.ndarray"),
-        (lambda: fastconv.max_pool2d(X, 0), ValueError, "kernel_size: must be >= 1"),
-        (lambda: fastconv.max_pool2d(X, 2.0), TypeError, "kernel_size"),
-        (lambda: fastconv.max_pool2d(X, (2, 2, 2)), ValueError, "kernel_size"),
-        (lambda: fastconv.avg_pool2d(X, 2, stride=0), ValueError, "stride: must be >= 1"),
-        (lambda: fastconv.avg_pool2d(X, 2, padding=-1), ValueError, "padding: must be >= 0"),
-        (lambda: fastconv.max_pool2d(X, 3, padding=2), ValueError, "padding: must be at most half of kernel_size"),
-        (lambda: fastconv.max_pool2d(X, 9), ValueError, r"kernel_size: window .* does not fit input \(2, 3, 8, 8\)"),
-        (lambda: fastconv.max_pool2d(X, 2**40), ValueError, "kernel_size: must be < 2"),
-        (lambda: fastconv.max_pool2d(np.zeros((2, 0, 8, 8), np.float32), 2), ValueError, "x: C, H and W must be positive"),
-        (lambda: fastconv.max_pool2d(X, 2, dilation=0), ValueError, "dilation: must be >= 1, got 0"),
-        (lambda: fastconv.max_pool2d(X, 2, dilation=(1, 2, 3)), ValueError, "dilation: expected an int, a pair"),
-        (lambda: fastconv.max_pool2d(X, 2, dilation=1.5), TypeError, "dilation: expected an int"),
-        (lambda: fastconv.max_pool2d(X, 2, 2, 0, True), TypeError, "dilation: expected an int, got bool"),  # torch's order
-        (lambda: fastconv.max_pool2d(X, 2, dilation=2**31), ValueError, "dilation: must be < 2"),
-        (lambda: fastconv.max_pool2d(X, 3, dilation=4), ValueError, r"kernel_size: window \(3, 3\) dilated by \(4, 4\)"),
-        (lambda: fastconv.avg_pool2d(X, 2, divisor_override=0), ValueError, "divisor_override: must be >= 1, got 0"),
-        (lambda: fastconv.avg_pool2d(X, 2, divisor_override=2.0), TypeError, "divisor_override: expected an int"),
-        (lambda: fastconv.avg_pool2d(X, 2, dilation=2), TypeError, "dilation"),  # torch's avg_pool2d has none
-        (lambda: fastconv.adaptive_avg_pool2d(X, 0), ValueError, "output_size: must be >= 1"),
-        (lambda: fastconv.adaptive_avg_pool2d(X, (1, 2, 3)), ValueError, "output_size"),
+        (lambda d: fastconv.max_pool2d(_zeros(d, (8, 8)), 2), ValueError, r"x: expected a 4-D .* got 2-D"),
+        (lambda d: fastconv.max_pool2d(_zeros(d, dtype=WRONG_DTYPE[d]), 2), TypeError, "x: expected dtype float32, got (float64|int64)"),
+        (lambda d: fastconv.avg_pool2d(_zeros(d, dtype=WRONG_DTYPE[d]), 2), TypeError, "x: expected dtype float32"),
+        (lambda d: fastconv.adaptive_avg_pool2d(_zeros(d, dtype=WRONG_DTYPE[d]), 2), TypeError, "x: expected dtype float32"),
+        (lambda d: fastconv.max_pool2d(_zeros(d), 0), ValueError, "kernel_size: must be >= 1"),
+        (lambda d: fastconv.max_pool2d(_zeros(d), 2.0), TypeError, "kernel_size"),
+        (lambda d: fastconv.max_pool2d(_zeros(d), (2, 2, 2)), ValueError, "kernel_size"),
+        (lambda d: fastconv.avg_pool2d(_zeros(d), 2, stride=0), ValueError, "stride: must be >= 1"),
+        (lambda d: fastconv.avg_pool2d(_zeros(d), 2, padding=-1), ValueError, "padding: must be >= 0"),
+        (lambda d: fastconv.max_pool2d(_zeros(d), 3, padding=2), ValueError, "padding: must be at most half of kernel_size"),
+        (lambda d: fastconv.max_pool2d(_zeros(d), 9), ValueError, r"kernel_size: window .* does not fit input \(2, 3, 8, 8\)"),
+        (lambda d: fastconv.avg_pool2d(_zeros(d), 9), ValueError, r"kernel_size: window .* does not fit input \(2, 3, 8, 8\)"),
+        (lambda d: fastconv.max_pool2d(_zeros(d), 2**40), ValueError, "kernel_size: must be < 2"),
+        (lambda d: fastconv.max_pool2d(_zeros(d, (2, 0, 8, 8)), 2), ValueError, "x: C, H and W must be positive"),
+        (lambda d: fastconv.max_pool2d(_zeros(d), 2, dilation=0), ValueError, "dilation: must be >= 1, got 0"),
+        (lambda d: fastconv.max_pool2d(_zeros(d), 2, dilation=(1, 2, 3)), ValueError, "dilation: expected an int, a pair"),
+        (lambda d: fastconv.max_pool2d(_zeros(d), 2, dilation=1.5), TypeError, "dilation: expected an int"),
+        (lambda d: fastconv.max_pool2d(_zeros(d), 2, 2, 0, True), TypeError, "dilation: expected an int, got bool"),  # torch's order
+        (lambda d: fastconv.max_pool2d(_zeros(d), 2, dilation=2**31), ValueError, "dilation: must be < 2"),
+        (lambda d: fastconv.max_pool2d(_zeros(d), 3, dilation=4), ValueError, r"kernel_size: window \(3, 3\) dilated by \(4, 4\)"),
+        (lambda d: fastconv.max_pool2d(_zeros(d, (1, 1, 1, 3)), 2, 1, 1, 2), ValueError, "dilation: a window covers only padding"),
+        (lambda d: fastconv.avg_pool2d(_zeros(d), 2, divisor_override=0), ValueError, "divisor_override: must be >= 1, got 0"),
+        (lambda d: fastconv.avg_pool2d(_zeros(d), 2, divisor_override=2.0), TypeError, "divisor_override: expected an int"),
+        (lambda d: fastconv.avg_pool2d(_zeros(d), 2, dilation=2), TypeError, "dilation"),  # torch's avg_pool2d has none
+        (lambda d: fastconv.adaptive_avg_pool2d(_zeros(d), 0), ValueError, "output_size: must be >= 1"),
+        (lambda d: fastconv.adaptive_avg_pool2d(_zeros(d), (1, 2, 3)), ValueError, "output_size"),
     ],
 )
-def test_bad_forward_arguments(call, exc, match):
+def test_bad_forward_arguments(device, call, exc, match):
     with pytest.raises(exc, match=match):
-        call()
+        call(device)
 
 
-def test_bad_backward_arguments():
+def test_a_list_is_refused():
+    with pytest.raises(TypeError, match="x: expected a numpy.ndarray"):
+        fastconv.max_pool2d(np.zeros((2, 3, 8, 8), np.float32).tolist(), 2)
+
+
+def test_bad_backward_arguments(device):
+    X = _zeros(device)
     y, idx = fastconv.max_pool2d(X, 2, return_indices=True)
-    g = np.ones_like(y)
+    idx_host = to_numpy(idx)
+    g = on_device(np.ones(y.shape, np.float32), device)
     with pytest.raises(TypeError, match="indices: expected dtype int64"):
-        fastconv.grad.max_pool2d(g, idx.astype(np.int32), X.shape)
+        fastconv.grad.max_pool2d(g, y, X.shape)
     with pytest.raises(ValueError, match=r"indices: expected the shape of grad_output \(2, 3, 4, 4\), got \(2, 3, 4, 3\)"):
-        fastconv.grad.max_pool2d(g, idx[..., :3], X.shape)
-    for bad in (-1, 64):
-        wrong = idx.copy()
-        wrong[1, 2, 3, 3] = bad
-        with pytest.raises(ValueError, match=rf"indices: value {bad} .* outside \[0, H\*W = 64\)"):
-            fastconv.grad.max_pool2d(g, wrong, X.shape)
+        fastconv.grad.max_pool2d(g, on_device(np.ascontiguousarray(idx_host[..., :3]), device), X.shape)
     with pytest.raises(ValueError, match="grad_output: shape .* does not match input_shape"):
         fastconv.grad.max_pool2d(g, idx, (2, 4, 8, 8))
     with pytest.raises(ValueError, match="input_shape: expected a sequence of 4 ints"):
         fastconv.grad.max_pool2d(g, idx, (3, 8, 8))
     with pytest.raises(TypeError, match="grad_output: expected dtype float32"):
-        fastconv.grad.avg_pool2d(g.astype(np.float64), X.shape, 2)
+        fastconv.grad.avg_pool2d(_zeros(device, y.shape, WRONG_DTYPE[device]), X.shape, 2)
     with pytest.raises(ValueError, match=r"grad_output: expected shape \(2, 3, 5, 5\) for input_shape"):
         fastconv.grad.avg_pool2d(g, X.shape, 3, 2, 1, True)
     with pytest.raises(ValueError, match="padding: must be at most half"):
         fastconv.grad.avg_pool2d(g, X.shape, 2, 2, 2)
     with pytest.raises(ValueError, match="grad_output: shape .* does not match"):
         fastconv.grad.adaptive_avg_pool2d(g, (1, 3, 8, 8))
+
+
+@pytest.mark.parametrize("bad", [-1, 64])
+def test_max_backward_index_out_of_range(device, bad):
+    """The CPU refuses an index outside the H*W plane; the GPU cannot report one from a kernel, so it
+    skips that entry (fastconv.cuda.ops.max_pool2d_backward): the other gradients still land."""
+    x = np.arange(2 * 3 * 8 * 8, dtype=np.float32).reshape(2, 3, 8, 8)
+    y, idx = fastconv.max_pool2d(on_device(x, device), 2, return_indices=True)
+    wrong = to_numpy(idx).copy()
+    wrong[1, 2, 3, 3] = bad
+    dy = np.ones(y.shape, np.float32)
+    if device == "cpu":
+        with pytest.raises(ValueError, match=rf"indices: value {bad} .* outside \[0, H\*W = 64\)"):
+            fastconv.grad.max_pool2d(dy, wrong, x.shape)
+        return
+    dx = fastconv.grad.max_pool2d(on_device(dy, device), on_device(wrong, device), x.shape)
+    dy[1, 2, 3, 3] = 0.0  # the skipped entry
+    np.testing.assert_array_equal(to_numpy(dx), max_pool2d_backward_ref(dy, to_numpy(idx), x.shape))
 
 
 def test_params_object():
