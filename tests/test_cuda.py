@@ -9,7 +9,7 @@ import fastconv
 from fastconv import cuda
 
 from reference import relative_error
-from toolkit import ELEMENTWISE_BOUND, SUM_BOUND, conv_algorithm_names, conv_bound, gemm_bound
+from toolkit import ELEMENTWISE_BOUND, SUM_BOUND, conv_algorithm_names, conv_bound
 
 
 # ---- CPU-only behaviour (run everywhere) -------------------------------------------------------------
@@ -148,55 +148,7 @@ def test_from_dlpack_rejects():
         cuda.from_dlpack(torch.zeros(3, dtype=torch.float64, device="cuda"))
 
 
-# ---- SGEMM -------------------------------------------------------------------------------------------
-
-@pytest.mark.cuda
-@pytest.mark.parametrize("trans_a", [False, True])
-@pytest.mark.parametrize("trans_b", [False, True])
-@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (7, 13, 5), (128, 128, 8), (129, 130, 17), (300, 257, 259), (5, 3, 1000), (64, 2, 3)])
-def test_gemm_matches_reference(rng, m, n, k, trans_a, trans_b):
-    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(np.float32)
-    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(np.float32)
-    expected = (a.T if trans_a else a).astype(np.float64) @ (b.T if trans_b else b).astype(np.float64)
-    got = cuda.ops.gemm(cuda.to_device(a), cuda.to_device(b), trans_a=trans_a, trans_b=trans_b)
-    assert isinstance(got, cuda.Array) and got.shape == (m, n)
-    assert relative_error(got.numpy(), expected) <= gemm_bound(k)
-
-
-@pytest.mark.cuda
-@pytest.mark.parametrize("beta", [0.0, 0.5])
-def test_gemm_alpha_beta_out(rng, beta):
-    a = rng.standard_normal((33, 21)).astype(np.float32)
-    b = rng.standard_normal((21, 45)).astype(np.float32)
-    c0 = np.full((33, 45), np.nan, np.float32) if beta == 0 else rng.standard_normal((33, 45)).astype(np.float32)
-    out = cuda.to_device(c0)
-    res = cuda.ops.gemm(cuda.to_device(a), cuda.to_device(b), alpha=-2.0, beta=beta, out=out)
-    assert res is out
-    expected = -2.0 * (a.astype(np.float64) @ b) + (beta * c0.astype(np.float64) if beta else 0.0)
-    assert relative_error(out.numpy(), expected) <= gemm_bound(21)
-
-
-@pytest.mark.cuda
-def test_gemm_empty_inner_dimension():
-    out = cuda.to_device(np.full((3, 4), np.nan, np.float32))
-    cuda.ops.gemm(cuda.empty((3, 0)), cuda.empty((0, 4)), out=out)
-    np.testing.assert_array_equal(out.numpy(), np.zeros((3, 4), np.float32))
-
-
-@pytest.mark.cuda
-def test_gemm_errors(rng):
-    a = cuda.to_device(np.ones((3, 4), np.float32))
-    with pytest.raises(ValueError, match="inner dimensions"):
-        cuda.ops.gemm(a, a)
-    with pytest.raises(ValueError, match="different devices|to_device"):
-        cuda.ops.gemm(a, np.ones((4, 2), np.float32))
-    with pytest.raises(ValueError, match="out"):
-        cuda.ops.gemm(a, a, trans_b=True, out=cuda.empty((3, 4)))
-    with pytest.raises(ValueError, match="overlaps"):
-        cuda.ops.gemm(a, cuda.to_device(np.ones((4, 4), np.float32)), out=a)
-    with pytest.raises(TypeError, match="int64"):
-        cuda.ops.gemm(cuda.empty((3, 4), dtype=np.int64), cuda.empty((4, 2)))
-
+# ---- SGEMM: tests/test_gemm.py runs every gemm test on each backend (the `device` fixture) -------------
 
 # ---- conv2d ------------------------------------------------------------------------------------------
 

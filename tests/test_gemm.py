@@ -1,5 +1,7 @@
 """fastconv.gemm against float64 numpy: shapes off every block size, transposes, alpha/beta, strided
-views, thread counts, and each class of bad input.
+views, thread counts, and each class of bad input. Every test of what both backends do runs on each
+(the ``device`` fixture); strided views, threads and the portable kernels are the CPU's alone (device
+arrays are contiguous: ``trans_a``/``trans_b`` are the device's only layouts).
 
 Error bound: relative_error(ours, float64) / sqrt(K) < 1e-5 (FP32 dot products of length K with
 random signs accumulate rounding error that grows like sqrt(K) * 2^-24)."""
@@ -17,7 +19,7 @@ from hypothesis import strategies as st
 import fastconv
 from fastconv import _core
 from reference import relative_error
-from toolkit import GEMM_BOUND_PER_SQRT_K
+from toolkit import GEMM_BOUND_PER_SQRT_K, WRONG_DTYPE, on_device, per_device, to_numpy
 
 BOUND = GEMM_BOUND_PER_SQRT_K
 
@@ -41,23 +43,29 @@ def operands(rng, m, n, k, trans_a=False, trans_b=False):
     return a, b
 
 
-# Shapes around the register tiles (6x16 AVX2, 4x8 portable) and cache blocks (MC 144, KC 256,
-# NC 4080), primes, and the conv-shaped products (narrowed to keep the file fast).
+# Shapes around the register tiles (6x16 AVX2, 4x8 portable), cache blocks (MC 144, KC 256,
+# NC 4080) and the CUDA tiles (128x128, K steps of 8), primes, and the conv-shaped products (narrowed
+# to keep the file fast).
 SHAPES = [
     (1, 1, 1), (1, 17, 1), (17, 1, 3), (6, 16, 1), (5, 15, 7), (7, 17, 2), (12, 32, 8), (13, 31, 257),
     (97, 101, 103), (145, 33, 513), (6, 4097, 25), (16, 2000, 150), (64, 500, 576), (256, 196, 300),
-    (1, 300, 700), (300, 1, 700), (37, 4100, 3), (300, 301, 1500),
+    (1, 300, 700), (300, 1, 700), (37, 4100, 3), (128, 128, 8), (129, 130, 17), (300, 257, 259), (5, 3, 1000),
+    (64, 2, 3),
+    (300, 301, 1500),
 ]
+# The device runs all but the largest (1.7 s a call on the CPU stand-in of the CUDA runtime).
+CUDA_SHAPES = SHAPES[:-1]
 
 
-@pytest.mark.parametrize("m,n,k", SHAPES)
+@pytest.mark.parametrize("device, shape", per_device(SHAPES, CUDA_SHAPES, ids=lambda s: "x".join(map(str, s))))
 @pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True), (True, True)])
-def test_matches_float64(rng, m, n, k, trans_a, trans_b):
+def test_matches_float64(rng, device, shape, trans_a, trans_b):
+    m, n, k = shape
     a, b = operands(rng, m, n, k, trans_a, trans_b)
     a0, b0 = a.copy(), b.copy()
-    out = fastconv.gemm(a, b, trans_a=trans_a, trans_b=trans_b)
+    out = fastconv.gemm(on_device(a, device), on_device(b, device), trans_a=trans_a, trans_b=trans_b)
     assert out.shape == (m, n) and out.dtype == np.float32
-    check(out, ref_gemm(a, b, trans_a, trans_b), k)
+    check(to_numpy(out), ref_gemm(a, b, trans_a, trans_b), k)
     np.testing.assert_array_equal(a, a0)
     np.testing.assert_array_equal(b, b0)
 
@@ -69,38 +77,38 @@ def test_large_square(rng):
 
 @pytest.mark.parametrize("alpha,beta", [(1.0, 1.0), (0.5, -2.0), (-1.5, 0.25), (0.0, 3.0), (2.0, 0.0)])
 @pytest.mark.parametrize("m,n,k", [(7, 17, 3), (50, 70, 300), (6, 5000, 25)])
-def test_alpha_beta(rng, m, n, k, alpha, beta):
+def test_alpha_beta(rng, device, m, n, k, alpha, beta):
     a, b = operands(rng, m, n, k)
     c = rng.standard_normal((m, n)).astype(np.float32)
     expected = ref_gemm(a, b, alpha=alpha, beta=beta, c=c)
-    out = c.copy()
-    result = fastconv.gemm(a, b, alpha=alpha, beta=beta, out=out)
+    out = on_device(c.copy(), device)
+    result = fastconv.gemm(on_device(a, device), on_device(b, device), alpha=alpha, beta=beta, out=out)
     assert result is out
-    check(out, expected, k)
+    check(to_numpy(out), expected, k)
 
 
 @pytest.mark.parametrize("m,n,k", [(7, 17, 3), (50, 70, 300), (6, 5000, 25), (20, 30, 0)])
-def test_beta_zero_ignores_nan_in_out(rng, m, n, k):
+def test_beta_zero_ignores_nan_in_out(rng, device, m, n, k):
     a, b = operands(rng, m, n, k)
-    out = np.full((m, n), np.nan, np.float32)
-    fastconv.gemm(a, b, beta=0.0, out=out)
-    assert np.isfinite(out).all()
-    check(out, ref_gemm(a, b), k)
+    out = on_device(np.full((m, n), np.nan, np.float32), device)
+    fastconv.gemm(on_device(a, device), on_device(b, device), beta=0.0, out=out)
+    assert np.isfinite(to_numpy(out)).all()
+    check(to_numpy(out), ref_gemm(a, b), k)
 
 
-def test_k_zero_scales_out(rng):
-    a, b = np.zeros((4, 0), np.float32), np.zeros((0, 5), np.float32)
+def test_k_zero_scales_out(rng, device):
+    a, b = on_device(np.zeros((4, 0), np.float32), device), on_device(np.zeros((0, 5), np.float32), device)
     c = rng.standard_normal((4, 5)).astype(np.float32)
-    out = c.copy()
+    out = on_device(c.copy(), device)
     fastconv.gemm(a, b, beta=0.5, out=out)
-    np.testing.assert_allclose(out, 0.5 * c, rtol=1e-7)
-    np.testing.assert_array_equal(fastconv.gemm(a, b), np.zeros((4, 5), np.float32))
+    np.testing.assert_allclose(to_numpy(out), 0.5 * c, rtol=1e-7)
+    np.testing.assert_array_equal(to_numpy(fastconv.gemm(a, b)), np.zeros((4, 5), np.float32))
 
 
 @pytest.mark.parametrize("m,n,k", [(0, 5, 3), (5, 0, 3), (0, 0, 0), (0, 3, 0)])
-def test_empty(m, n, k):
+def test_empty(device, m, n, k):
     a, b = np.ones((m, k), np.float32), np.ones((k, n), np.float32)
-    assert fastconv.gemm(a, b).shape == (m, n)
+    assert fastconv.gemm(on_device(a, device), on_device(b, device)).shape == (m, n)
 
 
 def views(rng, m, n, k):
@@ -193,20 +201,24 @@ def test_called_from_python_threads(rng, threads):
         check(r, ref_gemm(a, b), a.shape[1])
 
 
-@settings(max_examples=25, deadline=None)
-@given(
-    m=st.integers(1, 70), n=st.integers(1, 70), k=st.integers(1, 300),
-    trans_a=st.booleans(), trans_b=st.booleans(),
-    alpha=st.sampled_from([1.0, -0.5, 2.0]), beta=st.sampled_from([0.0, 1.0, -0.75]),
-    seed=st.integers(0, 2**32 - 1),
-)
-def test_property_matches_float64(m, n, k, trans_a, trans_b, alpha, beta, seed):
-    rng = np.random.default_rng(seed)
-    a, b = operands(rng, m, n, k, trans_a, trans_b)
-    c = rng.standard_normal((m, n)).astype(np.float32)
-    out = c.copy() if beta != 0.0 else np.full((m, n), np.nan, np.float32)
-    fastconv.gemm(a, b, trans_a=trans_a, trans_b=trans_b, alpha=alpha, beta=beta, out=out)
-    check(out, ref_gemm(a, b, trans_a, trans_b, alpha, beta, c), k)
+def test_property_matches_float64(device):
+    @settings(max_examples=25, deadline=None)
+    @given(
+        m=st.integers(1, 70), n=st.integers(1, 70), k=st.integers(1, 300),
+        trans_a=st.booleans(), trans_b=st.booleans(),
+        alpha=st.sampled_from([1.0, -0.5, 2.0]), beta=st.sampled_from([0.0, 1.0, -0.75]),
+        seed=st.integers(0, 2**32 - 1),
+    )
+    def check_one(m, n, k, trans_a, trans_b, alpha, beta, seed):
+        rng = np.random.default_rng(seed)
+        a, b = operands(rng, m, n, k, trans_a, trans_b)
+        c = rng.standard_normal((m, n)).astype(np.float32)
+        out = on_device(c.copy() if beta != 0.0 else np.full((m, n), np.nan, np.float32), device)
+        fastconv.gemm(on_device(a, device), on_device(b, device), trans_a=trans_a, trans_b=trans_b, alpha=alpha,
+                      beta=beta, out=out)
+        check(to_numpy(out), ref_gemm(a, b, trans_a, trans_b, alpha, beta, c), k)
+
+    check_one()
 
 
 def test_portable_path_in_subprocess():
@@ -229,17 +241,19 @@ def test_portable_path_is_active_in_subprocess():
 
 # ---- bad input ---------------------------------------------------------------------------------
 
-def test_rejects_non_array():
+def test_rejects_non_array(device):
+    one = on_device(np.ones((1, 1), np.float32), device)
     with pytest.raises(TypeError, match="a:.*list"):
-        fastconv.gemm([[1.0]], np.ones((1, 1), np.float32))
+        fastconv.gemm([[1.0]], one)
     with pytest.raises(TypeError, match="b:.*float"):
-        fastconv.gemm(np.ones((1, 1), np.float32), 3.0)
+        fastconv.gemm(one, 3.0)
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.int32, np.float16])
-def test_rejects_wrong_dtype(dtype):
-    good = np.ones((2, 2), np.float32)
-    bad = np.ones((2, 2), dtype)
+@pytest.mark.parametrize("device, dtype", per_device([np.float64, np.int32, np.float16], [np.int64],
+                                                     ids=lambda d: np.dtype(d).name))
+def test_rejects_wrong_dtype(device, dtype):
+    good = on_device(np.ones((2, 2), np.float32), device)
+    bad = on_device(np.ones((2, 2), dtype), device)
     with pytest.raises(TypeError, match=f"a:.*{np.dtype(dtype)}"):
         fastconv.gemm(bad, good)
     with pytest.raises(TypeError, match=f"b:.*{np.dtype(dtype)}"):
@@ -249,34 +263,38 @@ def test_rejects_wrong_dtype(dtype):
 
 
 @pytest.mark.parametrize("shape", [(3,), (2, 2, 2), ()])
-def test_rejects_wrong_ndim(shape):
-    good = np.ones((2, 2), np.float32)
+def test_rejects_wrong_ndim(device, shape):
+    good = on_device(np.ones((2, 2), np.float32), device)
     with pytest.raises(ValueError, match="a:.*2-D"):
-        fastconv.gemm(np.ones(shape, np.float32), good)
+        fastconv.gemm(on_device(np.ones(shape, np.float32), device), good)
     with pytest.raises(ValueError, match="b:.*2-D"):
-        fastconv.gemm(good, np.ones(shape, np.float32))
+        fastconv.gemm(good, on_device(np.ones(shape, np.float32), device))
 
 
-def test_rejects_mismatched_inner_dims():
-    a, b = np.ones((3, 4), np.float32), np.ones((5, 6), np.float32)
+def test_rejects_mismatched_inner_dims(device):
+    a, b = on_device(np.ones((3, 4), np.float32), device), on_device(np.ones((5, 6), np.float32), device)
     with pytest.raises(ValueError, match=r"\(3, 4\).*\(5, 6\)"):
         fastconv.gemm(a, b)
     with pytest.raises(ValueError, match=r"\(4, 3\).*\(5, 6\)"):
         fastconv.gemm(a, b, trans_a=True)
 
 
-def test_rejects_wrong_out_shape():
-    a, b = np.ones((3, 4), np.float32), np.ones((4, 5), np.float32)
+def test_rejects_wrong_out_shape(device):
+    a, b = on_device(np.ones((3, 4), np.float32), device), on_device(np.ones((4, 5), np.float32), device)
     with pytest.raises(ValueError, match=r"out:.*\(3, 5\).*\(5, 3\)"):
-        fastconv.gemm(a, b, out=np.zeros((5, 3), np.float32))
+        fastconv.gemm(a, b, out=on_device(np.zeros((5, 3), np.float32), device))
 
 
-def test_rejects_overlapping_out():
-    buf = np.ones((4, 4), np.float32)
+def test_rejects_overlapping_out(device):
+    buf = on_device(np.ones((4, 4), np.float32), device)
+    other = on_device(np.ones((4, 4), np.float32), device)
     with pytest.raises(ValueError, match="out:.*overlaps.*'a'"):
-        fastconv.gemm(buf, np.ones((4, 4), np.float32), out=buf)
+        fastconv.gemm(buf, other, out=buf)
     with pytest.raises(ValueError, match="out:.*overlaps.*'b'"):
-        fastconv.gemm(np.ones((4, 4), np.float32), buf[:, ::-1], out=buf)
+        fastconv.gemm(other, buf, out=buf)
+    if device == "cpu":  # a view of the same memory (the device has no views that are not reshapes)
+        with pytest.raises(ValueError, match="out:.*overlaps.*'b'"):
+            fastconv.gemm(other, buf[:, ::-1], out=buf)
 
 
 def test_rejects_read_only_out():
@@ -292,10 +310,10 @@ def test_peak_gflops_is_positive():
     assert peak_gflops(threads=1, iterations=200_000, repeats=2) > 0.0
 
 
-def test_wrong_ndim_is_a_type_error_and_a_value_error():
+def test_wrong_ndim_is_a_type_error_and_a_value_error(device):
     """Issue 2 asks for TypeError on a wrong ndim; most callers expect ValueError: both work."""
-    a = np.zeros((3, 4, 1), np.float32)
+    a = on_device(np.zeros((3, 4, 1), np.float32), device)
     with pytest.raises(TypeError, match="a: expected a 2-D array, got 3-D"):
-        fastconv.gemm(a, np.zeros((4, 2), np.float32))
+        fastconv.gemm(a, on_device(np.zeros((4, 2), np.float32), device))
     with pytest.raises(ValueError, match="b: expected a 2-D array, got 1-D"):
-        fastconv.gemm(np.zeros((3, 4), np.float32), np.zeros(4, np.float32))
+        fastconv.gemm(on_device(np.zeros((3, 4), np.float32), device), on_device(np.zeros(4, np.float32), device))
