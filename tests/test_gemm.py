@@ -65,7 +65,7 @@ def test_matches_float64(rng, device, shape, trans_a, trans_b):
     a0, b0 = a.copy(), b.copy()
     out = fastconv.gemm(on_device(a, device), on_device(b, device), trans_a=trans_a, trans_b=trans_b)
     assert out.shape == (m, n) and out.dtype == np.float32
-    check(to_numpy(out), ref_gemm(a, b, trans_a, trans_b), k)
+    check(to_numpy(out, device), ref_gemm(a, b, trans_a, trans_b), k)
     np.testing.assert_array_equal(a, a0)
     np.testing.assert_array_equal(b, b0)
 
@@ -84,7 +84,7 @@ def test_alpha_beta(rng, device, m, n, k, alpha, beta):
     out = on_device(c.copy(), device)
     result = fastconv.gemm(on_device(a, device), on_device(b, device), alpha=alpha, beta=beta, out=out)
     assert result is out
-    check(to_numpy(out), expected, k)
+    check(to_numpy(out, device), expected, k)
 
 
 @pytest.mark.parametrize("m,n,k", [(7, 17, 3), (50, 70, 300), (6, 5000, 25), (20, 30, 0)])
@@ -92,8 +92,8 @@ def test_beta_zero_ignores_nan_in_out(rng, device, m, n, k):
     a, b = operands(rng, m, n, k)
     out = on_device(np.full((m, n), np.nan, np.float32), device)
     fastconv.gemm(on_device(a, device), on_device(b, device), beta=0.0, out=out)
-    assert np.isfinite(to_numpy(out)).all()
-    check(to_numpy(out), ref_gemm(a, b), k)
+    assert np.isfinite(to_numpy(out, device)).all()
+    check(to_numpy(out, device), ref_gemm(a, b), k)
 
 
 def test_k_zero_scales_out(rng, device):
@@ -101,8 +101,8 @@ def test_k_zero_scales_out(rng, device):
     c = rng.standard_normal((4, 5)).astype(np.float32)
     out = on_device(c.copy(), device)
     fastconv.gemm(a, b, beta=0.5, out=out)
-    np.testing.assert_allclose(to_numpy(out), 0.5 * c, rtol=1e-7)
-    np.testing.assert_array_equal(to_numpy(fastconv.gemm(a, b)), np.zeros((4, 5), np.float32))
+    np.testing.assert_allclose(to_numpy(out, device), 0.5 * c, rtol=1e-7)
+    np.testing.assert_array_equal(to_numpy(fastconv.gemm(a, b), device), np.zeros((4, 5), np.float32))
 
 
 @pytest.mark.parametrize("m,n,k", [(0, 5, 3), (5, 0, 3), (0, 0, 0), (0, 3, 0)])
@@ -216,7 +216,7 @@ def test_property_matches_float64(device):
         out = on_device(c.copy() if beta != 0.0 else np.full((m, n), np.nan, np.float32), device)
         fastconv.gemm(on_device(a, device), on_device(b, device), trans_a=trans_a, trans_b=trans_b, alpha=alpha,
                       beta=beta, out=out)
-        check(to_numpy(out), ref_gemm(a, b, trans_a, trans_b, alpha, beta, c), k)
+        check(to_numpy(out, device), ref_gemm(a, b, trans_a, trans_b, alpha, beta, c), k)
 
     check_one()
 

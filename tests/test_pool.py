@@ -68,28 +68,28 @@ def run_kernels(x, kernel_size, stride, padding, ceil_mode, count_include_pad=Tr
     run_kernel(device, "max_pool2d_forward", p, xd, y, idx)
     y_only = nan_filled(out, device)
     run_kernel(device, "max_pool2d_forward", p, xd, y_only, None)  # the loop without index tracking
-    np.testing.assert_array_equal(to_numpy(y_only), to_numpy(y))
+    np.testing.assert_array_equal(to_numpy(y_only, device), to_numpy(y, device))
     y_avg = nan_filled(out, device)
     run_kernel(device, "avg_pool2d_forward", p, xd, y_avg)
-    return p, to_numpy(y), idx, to_numpy(y_avg)
+    return p, to_numpy(y, device), idx, to_numpy(y_avg, device)
 
 
 def check_all(x, kernel_size, stride, padding, ceil_mode, count_include_pad, rng, device="cpu"):
     p, y, idx, y_avg = run_kernels(x, kernel_size, stride, padding, ceil_mode, count_include_pad, device)
     y_ref, idx_ref = max_pool2d_ref(x, kernel_size, stride, padding, ceil_mode)
     np.testing.assert_array_equal(y, y_ref.astype(np.float32))
-    np.testing.assert_array_equal(to_numpy(idx), idx_ref)
+    np.testing.assert_array_equal(to_numpy(idx, device), idx_ref)
     assert relative_error(y_avg, avg_pool2d_ref(x, kernel_size, stride, padding, ceil_mode, count_include_pad)) <= AVG_TOL
 
     dy = rng.standard_normal(y.shape).astype(np.float32)
     dyd = on_device(dy, device)
     dx = nan_filled(x.shape, device)
     run_kernel(device, "max_pool2d_backward", dyd, idx, dx)
-    assert relative_error(to_numpy(dx), max_pool2d_backward_ref(dy, idx_ref, x.shape)) <= GRAD_TOL
+    assert relative_error(to_numpy(dx, device), max_pool2d_backward_ref(dy, idx_ref, x.shape)) <= GRAD_TOL
     dx = nan_filled(x.shape, device)
     run_kernel(device, "avg_pool2d_backward", p, dyd, dx)
     ref = avg_pool2d_backward_ref(dy, x.shape, kernel_size, stride, padding, ceil_mode, count_include_pad)
-    assert relative_error(to_numpy(dx), ref) <= GRAD_TOL
+    assert relative_error(to_numpy(dx, device), ref) <= GRAD_TOL
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)
@@ -128,11 +128,11 @@ def test_adaptive_random_shapes(device):
         x = rng.standard_normal((n, c, h, w)).astype(np.float32)
         y = nan_filled((n, c, p, q), device)
         run_kernel(device, "adaptive_avg_pool2d_forward", on_device(x, device), y)
-        assert relative_error(to_numpy(y), adaptive_avg_pool2d_ref(x, (p, q))) <= AVG_TOL
+        assert relative_error(to_numpy(y, device), adaptive_avg_pool2d_ref(x, (p, q))) <= AVG_TOL
         dy = rng.standard_normal((n, c, p, q)).astype(np.float32)
         dx = nan_filled(x.shape, device)
         run_kernel(device, "adaptive_avg_pool2d_backward", on_device(dy, device), dx)
-        assert relative_error(to_numpy(dx), adaptive_avg_pool2d_backward_ref(dy, x.shape)) <= GRAD_TOL
+        assert relative_error(to_numpy(dx, device), adaptive_avg_pool2d_backward_ref(dy, x.shape)) <= GRAD_TOL
 
     check()
 
@@ -145,8 +145,8 @@ def test_ties_and_nans_in_short_rows(rng, device):
         x[rng.random(shape) < 0.05] = np.nan
         y, idx = fastconv.max_pool2d(on_device(x, device), kernel_size, stride, padding, return_indices=True)
         y_ref, idx_ref = max_pool2d_ref(x, (kernel_size,) * 2, (stride,) * 2, (padding,) * 2)
-        np.testing.assert_array_equal(to_numpy(idx), idx_ref)
-        np.testing.assert_array_equal(to_numpy(y), y_ref.astype(np.float32))
+        np.testing.assert_array_equal(to_numpy(idx, device), idx_ref)
+        np.testing.assert_array_equal(to_numpy(y, device), y_ref.astype(np.float32))
 
 
 def test_nan_wins_and_last_nan_index(device):
@@ -156,7 +156,7 @@ def test_nan_wins_and_last_nan_index(device):
     x[0, 0, 0, 2] = np.nan
     x[0, 0, 2, 16:18] = -np.inf
     x[0, 0, 3, 16:18] = -np.inf  # an all -inf window: value -inf, index of its first element
-    y, idx = (to_numpy(a) for a in fastconv.max_pool2d(on_device(x, device), 2, return_indices=True))
+    y, idx = (to_numpy(a, device) for a in fastconv.max_pool2d(on_device(x, device), 2, return_indices=True))
     assert np.isnan(y[0, 0, 0, 0]) and idx[0, 0, 0, 0] == 0
     assert np.isnan(y[0, 0, 0, 1]) and idx[0, 0, 0, 1] == 1 * 20 + 3
     assert y[0, 0, 1, 8] == -np.inf and idx[0, 0, 1, 8] == 2 * 20 + 16
@@ -186,24 +186,24 @@ def test_public_api_3d_input_is_a_batch_of_one(rng, device):
     X = on_device(x, device)
     y3, idx3 = fastconv.max_pool2d(X, 3, 2, 1, ceil_mode=True, return_indices=True)
     y_ref, idx_ref = max_pool2d_ref(x[None], (3, 3), (2, 2), (1, 1), True)
-    np.testing.assert_array_equal(to_numpy(y3), y_ref[0].astype(np.float32))
-    np.testing.assert_array_equal(to_numpy(idx3), idx_ref[0])
+    np.testing.assert_array_equal(to_numpy(y3, device), y_ref[0].astype(np.float32))
+    np.testing.assert_array_equal(to_numpy(idx3, device), idx_ref[0])
     dy = rng.standard_normal(y3.shape).astype(np.float32)
     dx = fastconv.grad.max_pool2d(on_device(dy, device), idx3, x.shape)
     assert dx.shape == x.shape
-    assert relative_error(to_numpy(dx), max_pool2d_backward_ref(dy[None], idx_ref, (1,) + x.shape)[0]) <= GRAD_TOL
+    assert relative_error(to_numpy(dx, device), max_pool2d_backward_ref(dy[None], idx_ref, (1,) + x.shape)[0]) <= GRAD_TOL
     a = fastconv.avg_pool2d(X, (2, 3), (1, 2), (1, 0), count_include_pad=False)
-    assert relative_error(to_numpy(a), avg_pool2d_ref(x[None], (2, 3), (1, 2), (1, 0), False, False)[0]) <= AVG_TOL
+    assert relative_error(to_numpy(a, device), avg_pool2d_ref(x[None], (2, 3), (1, 2), (1, 0), False, False)[0]) <= AVG_TOL
     da = fastconv.grad.avg_pool2d(on_device(np.ones(a.shape, np.float32), device), x.shape, (2, 3), (1, 2), (1, 0),
                                   False, False)
     ref = avg_pool2d_backward_ref(np.ones((1,) + a.shape), (1,) + x.shape, (2, 3), (1, 2), (1, 0), False, False)[0]
-    assert da.shape == x.shape and relative_error(to_numpy(da), ref) <= GRAD_TOL
+    assert da.shape == x.shape and relative_error(to_numpy(da, device), ref) <= GRAD_TOL
     g = fastconv.adaptive_avg_pool2d(X, (None, 4))
     assert g.shape == (3, 10, 4)
-    assert relative_error(to_numpy(g), adaptive_avg_pool2d_ref(x[None], (10, 4))[0]) <= AVG_TOL
+    assert relative_error(to_numpy(g, device), adaptive_avg_pool2d_ref(x[None], (10, 4))[0]) <= AVG_TOL
     dg = fastconv.grad.adaptive_avg_pool2d(on_device(np.ones(g.shape, np.float32), device), x.shape)
     ref = adaptive_avg_pool2d_backward_ref(np.ones((1,) + g.shape), (1,) + x.shape)[0]
-    assert dg.shape == x.shape and relative_error(to_numpy(dg), ref) <= GRAD_TOL
+    assert dg.shape == x.shape and relative_error(to_numpy(dg, device), ref) <= GRAD_TOL
 
 
 def test_empty_batch(device):
@@ -280,12 +280,12 @@ def check_dilated(x, kernel, stride, padding, dilation, ceil_mode, rng, device="
     y_only = nan_filled(out, device)
     run_kernel(device, "max_pool2d_forward", p, xd, y_only, None)
     y_ref, idx_ref = max_pool2d_ref(x, kernel, stride, padding, ceil_mode, dilation)
-    np.testing.assert_array_equal(to_numpy(y), y_ref.astype(np.float32))
-    np.testing.assert_array_equal(to_numpy(y_only), to_numpy(y))
-    np.testing.assert_array_equal(to_numpy(idx), idx_ref)
+    np.testing.assert_array_equal(to_numpy(y, device), y_ref.astype(np.float32))
+    np.testing.assert_array_equal(to_numpy(y_only, device), to_numpy(y, device))
+    np.testing.assert_array_equal(to_numpy(idx, device), idx_ref)
     dy = rng.standard_normal(y.shape).astype(np.float32)
     dx = fastconv.grad.max_pool2d(on_device(dy, device), idx, x.shape)
-    assert relative_error(to_numpy(dx), max_pool2d_backward_ref(dy, idx_ref, x.shape)) <= GRAD_TOL
+    assert relative_error(to_numpy(dx, device), max_pool2d_backward_ref(dy, idx_ref, x.shape)) <= GRAD_TOL
 
 
 @pytest.mark.parametrize("case", DILATED_CASES, ids=str)
@@ -393,11 +393,11 @@ def check_divisor_override(x, kernel, stride, padding, ceil_mode, count_include_
     y = nan_filled((p.N, p.C, p.P, p.Q), device)
     run_kernel(device, "avg_pool2d_forward", p, on_device(x, device), y)
     args = (kernel, stride, padding, ceil_mode, count_include_pad, divisor)
-    assert relative_error(to_numpy(y), avg_pool2d_ref(x, *args)) <= AVG_TOL
+    assert relative_error(to_numpy(y, device), avg_pool2d_ref(x, *args)) <= AVG_TOL
     dy = rng.standard_normal(y.shape).astype(np.float32)
     dx = nan_filled(x.shape, device)
     run_kernel(device, "avg_pool2d_backward", p, on_device(dy, device), dx)
-    assert relative_error(to_numpy(dx), avg_pool2d_backward_ref(dy, x.shape, *args)) <= GRAD_TOL
+    assert relative_error(to_numpy(dx, device), avg_pool2d_backward_ref(dy, x.shape, *args)) <= GRAD_TOL
 
 
 @pytest.mark.parametrize("case", DIVISOR_CASES, ids=str)
@@ -413,9 +413,9 @@ def test_divisor_override_against_reference(device, case, rng):
     dx = fastconv.grad.avg_pool2d(ones, x.shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor)
     # With every gradient 1, an input's gradient counts the windows holding it, over the divisor.
     ref = avg_pool2d_backward_ref(np.ones(y.shape), x.shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor)
-    assert relative_error(to_numpy(dx), ref) <= GRAD_TOL
+    assert relative_error(to_numpy(dx, device), ref) <= GRAD_TOL
     ref = avg_pool2d_ref(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor)
-    assert relative_error(to_numpy(y), ref) <= AVG_TOL
+    assert relative_error(to_numpy(y, device), ref) <= AVG_TOL
 
 
 def test_divisor_override_grad_finite_differences(rng):
@@ -570,7 +570,7 @@ def test_a_list_is_refused():
 def test_bad_backward_arguments(device):
     X = _zeros(device)
     y, idx = fastconv.max_pool2d(X, 2, return_indices=True)
-    idx_host = to_numpy(idx)
+    idx_host = to_numpy(idx, device)
     g = on_device(np.ones(y.shape, np.float32), device)
     with pytest.raises(TypeError, match="indices: expected dtype int64"):
         fastconv.grad.max_pool2d(g, y, X.shape)
@@ -596,7 +596,7 @@ def test_max_backward_index_out_of_range(device, bad):
     skips that entry (fastconv.cuda.ops.max_pool2d_backward): the other gradients still land."""
     x = np.arange(2 * 3 * 8 * 8, dtype=np.float32).reshape(2, 3, 8, 8)
     y, idx = fastconv.max_pool2d(on_device(x, device), 2, return_indices=True)
-    wrong = to_numpy(idx).copy()
+    wrong = to_numpy(idx, device).copy()
     wrong[1, 2, 3, 3] = bad
     dy = np.ones(y.shape, np.float32)
     if device == "cpu":
@@ -605,7 +605,7 @@ def test_max_backward_index_out_of_range(device, bad):
         return
     dx = fastconv.grad.max_pool2d(on_device(dy, device), on_device(wrong, device), x.shape)
     dy[1, 2, 3, 3] = 0.0  # the skipped entry
-    np.testing.assert_array_equal(to_numpy(dx), max_pool2d_backward_ref(dy, to_numpy(idx), x.shape))
+    np.testing.assert_array_equal(to_numpy(dx, device), max_pool2d_backward_ref(dy, to_numpy(idx, device), x.shape))
 
 
 def test_params_object():

@@ -57,9 +57,14 @@ def on_device(a, device: str):
     return a if device == "cpu" or a is None else fastconv.cuda.to_device(np.ascontiguousarray(a))
 
 
-def to_numpy(a) -> np.ndarray:
-    """A result of either backend (an array, or a Tensor holding one) as a numpy array."""
-    return a if isinstance(a, np.ndarray) else a.numpy()
+def to_numpy(a, device: str | None = None) -> np.ndarray:
+    """A result of either backend (an array, or a Tensor holding one) as a numpy array. With ``device``,
+    first asserts that the result lives there, so that a device test cannot pass by running on the host."""
+    data = a.data if isinstance(a, fastconv.Tensor) else a
+    if device is not None:
+        where = "cpu" if isinstance(data, np.ndarray) else "cuda" if isinstance(data, fastconv.cuda.Array) else None
+        assert where == device, f"a result on {where or type(data).__name__}, expected it on {device}"
+    return data if isinstance(data, np.ndarray) else data.numpy()
 
 
 DEVICES = ("cpu", "cuda")
