@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import cuda
-from ._validation import batch_of_one, drop_batch, require_float32, require_int, shape_str
+from ._validation import DimensionError, batch_of_one, drop_batch, require_float32, require_int, shape_str
 from .conv import conv2d, conv2d_input, conv2d_weight
 
 
@@ -69,9 +69,11 @@ def _check(x_shape, w_shape, stride, padding, dilation, groups, x_name="x", w_na
 
 def _as_1d(x, name: str):
     """A 3-D float32 numpy array or fastconv.cuda.Array, unchanged."""
-    if isinstance(x, cuda.Array):
-        if x.dtype != np.float32 or x.ndim != 3:
-            raise TypeError(f"{name}: expected a 3-D float32 array, got {x.ndim}-D {x.dtype} with shape {shape_str(x.shape)}")
+    if isinstance(x, cuda.Array):  # the errors require_float32 raises for a numpy array
+        if x.dtype != np.float32:
+            raise TypeError(f"{name}: expected dtype float32, got {x.dtype}")
+        if x.ndim != 3:
+            raise DimensionError(f"{name}: expected a 3-D array, got {x.ndim}-D with shape {shape_str(x.shape)}")
         return x
     return require_float32(x, name, ndim=3)
 
