@@ -69,8 +69,10 @@ def _geometry(x_shape, w_shape, stride, padding, output_padding, groups, dilatio
 
 
 def _as_4d(a, name: str):
-    """A 4-D float32 numpy array, or a fastconv.cuda.Array (its dtype is checked by the CUDA ops)."""
-    if isinstance(a, cuda.Array):
+    """A 4-D float32 numpy array or fastconv.cuda.Array, unchanged."""
+    if isinstance(a, cuda.Array):  # checked here: the CUDA ops would name their own argument (x is conv2d's grad_output)
+        if a.dtype != np.float32:
+            raise TypeError(f"{name}: expected dtype float32, got {a.dtype}")
         if a.ndim != 4:
             raise DimensionError(f"{name}: expected a 4-D array, got {a.ndim}-D with shape {shape_str(a.shape)}")
         return a
