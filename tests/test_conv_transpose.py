@@ -3,7 +3,8 @@ definition (tests/reference.py), exact gradients by linearity, finite difference
 torch.nn.functional.conv_transpose2d when torch is importable.
 
 Bound: relative error 1e-5 (max |ours - ref| / max |ref|) for direct and im2col; 1e-4 for the FFT
-and 5e-4 for Winograd F(4x4), as in test_conv.py.
+and 5e-4 for Winograd F(4x4), as in test_conv.py. What both backends do runs on each (the ``device``
+fixture: the CUDA backend runs conv_transpose2d as conv2d's input gradient too).
 """
 
 import numpy as np
@@ -13,8 +14,7 @@ import fastconv
 from fastconv import grad, nn
 from gradcheck import check_gradients
 from reference import conv_transpose2d_ref, relative_error
-from toolkit import conv_bound
-
+from toolkit import WRONG_DTYPE, conv_bound, on_device, tensor, to_numpy
 
 
 def _pair(v):
@@ -50,21 +50,22 @@ def _ref(x, w, b, hp):
                                 hp["groups"], _pair(hp["dilation"]))
 
 
-def _algorithms(x, w, y, hp):
-    """Every algorithm that can run the input-gradient pass of the conv2d behind this problem."""
+def _algorithms(x, w, y, hp, device="cpu"):
+    """Every algorithm that can run the input-gradient pass of the conv2d behind this problem on ``device``."""
     conv = {k: hp[k] for k in ("stride", "padding", "dilation", "groups")}
-    return ["auto"] + fastconv.conv_algorithms(y.shape, w.shape, pass_="input", **conv)
+    return ["auto"] + fastconv.conv_algorithms(y.shape, w.shape, pass_="input", device=device, **conv)
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_forward_vs_scatter_definition(rng, case):
+def test_forward_vs_scatter_definition(rng, device, case):
     x, w, b, hp = _problem(rng, case)
     ref = _ref(x, w, b, hp)
-    for algo in _algorithms(x, w, ref, hp):
-        y = fastconv.conv_transpose2d(x, w, b, algo=algo, **hp)
+    xd, wd, bd = (on_device(a, device) for a in (x, w, b))
+    for algo in _algorithms(x, w, ref, hp, device):
+        y = fastconv.conv_transpose2d(xd, wd, bd, algo=algo, **hp)
         assert y.dtype == np.float32 and y.shape == ref.shape, algo
-        assert relative_error(y, ref) <= conv_bound(algo), algo
-    assert relative_error(fastconv.conv_transpose2d(x, w, **hp), _ref(x, w, None, hp)) <= 1e-5
+        assert relative_error(to_numpy(y, device), ref) <= conv_bound(algo), algo
+    assert relative_error(to_numpy(fastconv.conv_transpose2d(xd, wd, **hp), device), _ref(x, w, None, hp)) <= 1e-5
 
 
 def _grads_by_linearity(x, w, dy, hp):
@@ -83,15 +84,15 @@ def _grads_by_linearity(x, w, dy, hp):
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if np.prod(c[:4]) <= 200])
-def test_gradients_vs_linearity(rng, case):
+def test_gradients_vs_linearity(rng, device, case):
     x, w, b, hp = _problem(rng, case)
     dy = rng.standard_normal(_ref(x, w, None, hp).shape).astype(np.float32)
     dx_ref, dw_ref = _grads_by_linearity(x, w, dy, hp)
-    dx = grad.conv_transpose2d_input(x.shape, w, dy, **hp)
-    dw = grad.conv_transpose2d_weight(x, w.shape, dy, **hp)
+    dx = grad.conv_transpose2d_input(x.shape, on_device(w, device), on_device(dy, device), **hp)
+    dw = grad.conv_transpose2d_weight(on_device(x, device), w.shape, on_device(dy, device), **hp)
     assert dx.shape == x.shape and dw.shape == w.shape
-    assert relative_error(dx, dx_ref) <= 1e-5
-    assert relative_error(dw, dw_ref) <= 1e-5
+    assert relative_error(to_numpy(dx, device), dx_ref) <= 1e-5
+    assert relative_error(to_numpy(dw, device), dw_ref) <= 1e-5
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -121,25 +122,26 @@ def test_autograd_finite_differences(rng, case):
                     params=[W, B])
 
 
-def test_unbatched_input(rng):
+def test_unbatched_input(rng, device):
     x, w, b, hp = _problem(rng, CASES[2])
-    y = fastconv.conv_transpose2d(x[1], w, b, **hp)
+    y = fastconv.conv_transpose2d(on_device(x[1], device), on_device(w, device), on_device(b, device), **hp)
     assert y.shape == _ref(x, w, b, hp).shape[1:]
-    assert relative_error(y, _ref(x[1:], w, b, hp)[0]) <= 1e-5
-    X = fastconv.Tensor(x[1], requires_grad=True)
-    nn.functional.conv_transpose2d(X, fastconv.Tensor(w), None, **hp).sum().backward()
+    assert relative_error(to_numpy(y, device), _ref(x[1:], w, b, hp)[0]) <= 1e-5
+    X = tensor(x[1], device, requires_grad=True)
+    nn.functional.conv_transpose2d(X, tensor(w, device), None, **hp).sum().backward()
     assert X.grad.shape == x[1].shape
-    assert relative_error(X.grad, grad.conv_transpose2d_input(x[:1].shape, w, np.ones((1,) + y.shape, np.float32),
-                                                              **hp)[0]) <= 1e-6
+    expected = grad.conv_transpose2d_input(x[:1].shape, w, np.ones((1,) + y.shape, np.float32), **hp)[0]
+    assert relative_error(to_numpy(X.grad, device), expected) <= 1e-6
 
 
-def test_empty_batch(rng):
-    x = np.zeros((0, 4, 5, 5), np.float32)
-    w = np.ones((4, 3, 2, 3), np.float32)
-    y = fastconv.conv_transpose2d(x, w, np.ones(3, np.float32), stride=1, output_padding=(0, 2), dilation=3)
+def test_empty_batch(device):
+    x = on_device(np.zeros((0, 4, 5, 5), np.float32), device)
+    w = on_device(np.ones((4, 3, 2, 3), np.float32), device)
+    y = fastconv.conv_transpose2d(x, w, on_device(np.ones(3, np.float32), device), stride=1, output_padding=(0, 2),
+                                  dilation=3)
     assert y.shape == (0, 3, 8, 13)
     assert grad.conv_transpose2d_input(x.shape, w, y, output_padding=(0, 2), dilation=3).shape == x.shape
-    dw = grad.conv_transpose2d_weight(x, w.shape, y, output_padding=(0, 2), dilation=3)
+    dw = to_numpy(grad.conv_transpose2d_weight(x, w.shape, y, output_padding=(0, 2), dilation=3), device)
     assert dw.shape == w.shape and not dw.any()
 
 
@@ -153,36 +155,46 @@ def test_inputs_not_modified_and_non_contiguous(rng):
         np.testing.assert_array_equal(a, c)
 
 
-X = np.zeros((2, 4, 5, 5), np.float32)
-W = np.zeros((4, 3, 3, 3), np.float32)
+def _arr(device, shape, dtype=np.float32):
+    return on_device(np.zeros(shape, dtype), device)
+
+
+X, W = (2, 4, 5, 5), (4, 3, 3, 3)  # the shapes of a valid problem; each row breaks one thing
 
 
 @pytest.mark.parametrize(
     "call, exc, match",
     [
-        (lambda: fastconv.conv_transpose2d(X[0, 0], W), ValueError, r"x: expected a 4-D \(N, C_in, H, W\) or 3-D"),
-        (lambda: fastconv.conv_transpose2d(X.astype(np.float64), W), TypeError, "x: expected dtype float32"),
-        (lambda: fastconv.conv_transpose2d(X, W[0]), ValueError, "weight: expected a 4-D array"),
-        (lambda: fastconv.conv_transpose2d(X, W[:3]), ValueError, r"weight: expected \(C_in, C_out/groups, R, S\) with C_in = 4"),
-        (lambda: fastconv.conv_transpose2d(X, W[:, :, :1], groups=3), ValueError, "groups: 3 does not divide the 4"),
-        (lambda: fastconv.conv_transpose2d(X, W, stride=2, output_padding=2), ValueError,
+        (lambda d: fastconv.conv_transpose2d(_arr(d, X[2:]), _arr(d, W)), ValueError, r"x: expected a 4-D \(N, C_in, H, W\) or 3-D"),
+        (lambda d: fastconv.conv_transpose2d(_arr(d, X, WRONG_DTYPE[d]), _arr(d, W)), TypeError, "x: expected dtype float32"),
+        (lambda d: fastconv.conv_transpose2d(_arr(d, X), _arr(d, W, WRONG_DTYPE[d])), TypeError, "weight: expected dtype float32"),
+        (lambda d: fastconv.conv_transpose2d(_arr(d, X), _arr(d, W[1:])), ValueError, "weight: expected a 4-D array"),
+        (lambda d: fastconv.conv_transpose2d(_arr(d, X), _arr(d, (3, 3, 3, 3))), ValueError, r"weight: expected \(C_in, C_out/groups, R, S\) with C_in = 4"),
+        (lambda d: fastconv.conv_transpose2d(_arr(d, X), _arr(d, (4, 3, 1, 3)), groups=3), ValueError, "groups: 3 does not divide the 4"),
+        (lambda d: fastconv.conv_transpose2d(_arr(d, X), _arr(d, W), stride=2, output_padding=2), ValueError,
          "output_padding: must be smaller than the stride or the dilation, got 2 for the height with stride 2 and dilation 1"),
-        (lambda: fastconv.conv_transpose2d(X, W, output_padding=(0, 1)), ValueError, "output_padding.*width"),
-        (lambda: fastconv.conv_transpose2d(X, W, output_padding=-1), ValueError, "output_padding: must be >= 0"),
-        (lambda: fastconv.conv_transpose2d(X, W, padding=4), ValueError, r"padding: \(4, 4\) removes the whole output"),
-        (lambda: fastconv.conv_transpose2d(X, W, padding="same"), TypeError, "padding: expected an int"),
-        (lambda: fastconv.conv_transpose2d(X, W, stride=0), ValueError, "stride: must be >= 1"),
-        (lambda: fastconv.conv_transpose2d(X, W, bias=np.zeros(4, np.float32)), ValueError, r"bias: expected shape \(3,\)"),
-        (lambda: fastconv.conv_transpose2d(X, W, algo="winograd", stride=2), ValueError, "algo: 'winograd' cannot run"),
-        (lambda: grad.conv_transpose2d_input((2, 4, 5), W, np.zeros((2, 3, 7, 7), np.float32)), ValueError, "input_shape"),
-        (lambda: grad.conv_transpose2d_input(X.shape, W, np.zeros((2, 3, 7, 6), np.float32)), ValueError,
+        (lambda d: fastconv.conv_transpose2d(_arr(d, X), _arr(d, W), output_padding=(0, 1)), ValueError, "output_padding.*width"),
+        (lambda d: fastconv.conv_transpose2d(_arr(d, X), _arr(d, W), output_padding=-1), ValueError, "output_padding: must be >= 0"),
+        (lambda d: fastconv.conv_transpose2d(_arr(d, X), _arr(d, W), padding=4), ValueError, r"padding: \(4, 4\) removes the whole output"),
+        (lambda d: fastconv.conv_transpose2d(_arr(d, X), _arr(d, W), padding="same"), TypeError, "padding: expected an int"),
+        (lambda d: fastconv.conv_transpose2d(_arr(d, X), _arr(d, W), stride=0), ValueError, "stride: must be >= 1"),
+        (lambda d: fastconv.conv_transpose2d(_arr(d, X), _arr(d, W), bias=_arr(d, (4,))), ValueError, r"bias: expected shape \(3,\)"),
+        (lambda d: fastconv.conv_transpose2d(_arr(d, X), _arr(d, W), algo="winograd", stride=2), ValueError, "algo: 'winograd' cannot run"),
+        (lambda d: grad.conv_transpose2d_input((2, 4, 5), _arr(d, W), _arr(d, (2, 3, 7, 7))), ValueError, "input_shape"),
+        (lambda d: grad.conv_transpose2d_input(X, _arr(d, W), _arr(d, (2, 3, 7, 6))), ValueError,
          r"grad_output: expected shape \(2, 3, 7, 7\)"),
-        (lambda: grad.conv_transpose2d_weight(X, (4, 3, 3), np.zeros((2, 3, 7, 7), np.float32)), ValueError, "weight_shape"),
+        (lambda d: grad.conv_transpose2d_weight(_arr(d, X), (4, 3, 3), _arr(d, (2, 3, 7, 7))), ValueError, "weight_shape"),
+        (lambda d: grad.conv_transpose2d_input(X, _arr(d, W), _arr(d, (2, 3, 7, 7), WRONG_DTYPE[d])), TypeError,
+         "grad_output: expected dtype float32"),
+        (lambda d: grad.conv_transpose2d_weight(_arr(d, X, WRONG_DTYPE[d]), W, _arr(d, (2, 3, 7, 7))), TypeError,
+         "input: expected dtype float32"),
+        (lambda d: grad.conv_transpose2d_weight(_arr(d, X), W, _arr(d, (2, 3, 7, 7), WRONG_DTYPE[d])), TypeError,
+         "grad_output: expected dtype float32"),
     ],
 )
-def test_bad_input(call, exc, match):
+def test_bad_input(device, call, exc, match):
     with pytest.raises(exc, match=match):
-        call()
+        call(device)
 
 
 def test_layer_matches_torch_and_state_dict(rng):
@@ -221,22 +233,3 @@ def test_layer_init_matches_torch_bounds():
         nn.ConvTranspose2d(2, 2, 3)(fastconv.Tensor(np.zeros((1, 3, 4, 4), np.float32)))
     with pytest.raises(ValueError, match="output_size"):
         nn.ConvTranspose2d(2, 2, 3, stride=2)(fastconv.Tensor(np.zeros((1, 2, 4, 4), np.float32)), output_size=(4, 4))
-
-
-@pytest.mark.cuda
-@pytest.mark.parametrize("case", [CASES[2], CASES[4], CASES[5]])
-def test_cuda_arrays_match_reference(rng, case):
-    """The CUDA path of grad.conv2d_input / conv2d / conv2d_weight; CASES[4] and [5] also append
-    rows of zeros to x (output_padding >= stride)."""
-    from fastconv import cuda
-
-    x, w, b, hp = _problem(rng, case)
-    y = fastconv.conv_transpose2d(cuda.to_device(x), cuda.to_device(w), cuda.to_device(b), **hp)
-    ref = _ref(x, w, b, hp)
-    assert isinstance(y, cuda.Array) and y.shape == ref.shape
-    assert relative_error(y.numpy(), ref) <= 1e-5
-    dy = rng.standard_normal(ref.shape).astype(np.float32)
-    dx = grad.conv_transpose2d_input(x.shape, cuda.to_device(w), cuda.to_device(dy), **hp)
-    dw = grad.conv_transpose2d_weight(cuda.to_device(x), w.shape, cuda.to_device(dy), **hp)
-    assert relative_error(dx.numpy(), grad.conv_transpose2d_input(x.shape, w, dy, **hp)) <= 1e-5
-    assert relative_error(dw.numpy(), grad.conv_transpose2d_weight(x, w.shape, dy, **hp)) <= 1e-5
