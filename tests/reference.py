@@ -235,3 +235,92 @@ def adaptive_avg_pool2d_backward_ref(dy, input_shape):
             w0, w1 = _adaptive_axis(q, W, Q)
             dx[:, :, h0:h1, w0:w1] += (dy[:, :, p, q] / ((h1 - h0) * (w1 - w0)))[:, :, None, None]
     return dx
+
+
+# ---- nn.functional: each op's value and its vector-Jacobian product ------------------------------
+# Each ``*_ref`` takes the op's inputs and ``g`` (the gradient of the output) and returns
+# (output, gradients): the gradients of sum(output * g) with respect to each differentiable input,
+# from the op's definition. tests/test_reference.py checks them against central differences.
+
+
+def activation_ref(name, x, g, negative_slope=0.01):
+    """relu, leaky_relu, sigmoid or tanh of x, and g * its derivative."""
+    x, g = np.asarray(x, np.float64), np.asarray(g, np.float64)
+    if name == "relu":
+        return np.maximum(x, 0.0), (g * (x > 0),)
+    if name == "leaky_relu":
+        return np.where(x > 0, x, negative_slope * x), (g * np.where(x > 0, 1.0, negative_slope),)
+    if name == "sigmoid":
+        y = 0.5 * (1.0 + np.tanh(0.5 * x))  # 1 / (1 + exp(-x)) without overflow
+        return y, (g * y * (1.0 - y),)
+    if name == "tanh":
+        y = np.tanh(x)
+        return y, (g * (1.0 - y * y),)
+    raise ValueError(name)
+
+
+def linear_ref(x, weight, bias, g):
+    """x @ weight.T + bias; gradients for x, weight, bias."""
+    x, weight, g = (np.asarray(a, np.float64) for a in (x, weight, g))
+    return x @ weight.T + np.asarray(bias, np.float64), (g @ weight, g.T @ x, g.sum(axis=0))
+
+
+def log_softmax_ref(z, g):
+    """log(softmax(z)) over the last axis of a 2-D z."""
+    z, g = np.asarray(z, np.float64), np.asarray(g, np.float64)
+    m = z.max(axis=1, keepdims=True)
+    out = z - m - np.log(np.exp(z - m).sum(axis=1, keepdims=True))
+    return out, (g - np.exp(out) * g.sum(axis=1, keepdims=True),)
+
+
+def cross_entropy_ref(z, labels, g=1.0, reduction="mean"):
+    """The mean (or sum) over rows of -log softmax(z)[label]; the gradient for z (g a scalar)."""
+    z = np.asarray(z, np.float64)
+    n = z.shape[0]
+    logp, _ = log_softmax_ref(z, np.zeros_like(z))
+    rows = np.arange(n)
+    scale = 1.0 / n if reduction == "mean" else 1.0
+    loss = -logp[rows, labels].sum() * scale
+    dz = np.exp(logp)
+    dz[rows, labels] -= 1.0
+    return loss, (float(g) * scale * dz,)
+
+
+def mse_loss_ref(a, b, g=1.0, reduction="mean"):
+    """The mean (or sum) of (a - b)^2; the gradients for a and b (g a scalar)."""
+    d = np.asarray(a, np.float64) - np.asarray(b, np.float64)
+    scale = 1.0 / d.size if reduction == "mean" else 1.0
+    ga = 2.0 * float(g) * scale * d
+    return (d * d).sum() * scale, (ga, -ga)
+
+
+def batch_norm2d_ref(x, gamma, beta, running_mean, running_var, training, momentum, eps, g, relu=False):
+    """Batch normalization over (N, H, W) per channel (gamma, beta: None for no affine), then relu when
+    asked. Returns (y, (grad x, grad gamma, grad beta), (running_mean, running_var) after the call):
+    training normalizes with the batch mean and biased variance and moves the running statistics
+    towards the batch's (unbiased variance, as PyTorch); evaluation uses the running statistics."""
+    x, g = np.asarray(x, np.float64), np.asarray(g, np.float64)
+    C = x.shape[1]
+    gamma = np.ones(C) if gamma is None else np.asarray(gamma, np.float64)
+    beta = np.zeros(C) if beta is None else np.asarray(beta, np.float64)
+    rm, rv = np.asarray(running_mean, np.float64), np.asarray(running_var, np.float64)
+    axes, ch = (0, 2, 3), (1, C, 1, 1)
+    n = x.size // C
+    if training:
+        mu, var = x.mean(axis=axes), x.var(axis=axes)
+        rm, rv = (1 - momentum) * rm + momentum * mu, (1 - momentum) * rv + momentum * var * n / (n - 1)
+    else:
+        mu, var = rm, rv
+    inv_std = 1.0 / np.sqrt(var + eps)
+    xhat = (x - mu.reshape(ch)) * inv_std.reshape(ch)
+    y = xhat * gamma.reshape(ch) + beta.reshape(ch)
+    if relu:
+        g = g * (y > 0)
+        y = np.maximum(y, 0.0)
+    gxhat = g * gamma.reshape(ch)
+    if training:
+        gx = (gxhat - gxhat.mean(axis=axes, keepdims=True) - xhat * (gxhat * xhat).mean(axis=axes, keepdims=True)) \
+            * inv_std.reshape(ch)
+    else:
+        gx = gxhat * inv_std.reshape(ch)
+    return y, (gx, (g * xhat).sum(axis=axes), g.sum(axis=axes)), (rm, rv)
