@@ -54,7 +54,8 @@ def assert_close(actual, expected, rtol: float, atol: float | None = None, what:
 
 def on_device(a, device: str):
     """``a`` (a numpy array or None) as the public functions take it on ``device``."""
-    return a if device == "cpu" or a is None else fastconv.cuda.to_device(np.ascontiguousarray(a))
+    # (cuda.to_device copies a non-contiguous array itself; np.ascontiguousarray would make a 0-d one 1-d)
+    return a if device == "cpu" or a is None else fastconv.cuda.to_device(np.asarray(a))
 
 
 def to_numpy(a, device: str | None = None) -> np.ndarray:
