@@ -1,4 +1,6 @@
-"""Tensor and autograd core: broadcasting arithmetic, reductions, shapes, cat, grad mode, devices."""
+"""Tensor and autograd core: broadcasting arithmetic, reductions, shapes, cat, grad mode, devices.
+The float64 gradient checks run on the CPU; the float32 arithmetic runs on every backend (the
+``device`` fixture) against numpy in float64."""
 
 import numpy as np
 import pytest
@@ -6,6 +8,7 @@ import pytest
 import fastconv
 from fastconv import Tensor
 from gradcheck import check_gradients
+from toolkit import SUM_BOUND, assert_close, on_device, tensor, to_numpy
 
 
 def t64(rng, *shape):
@@ -164,3 +167,67 @@ def test_failed_backward_drops_queued_callbacks():
     with pytest.raises(RuntimeError, match="hook failed"):
         (w * 2).sum().backward()
     assert ran == [] and fastconv.autograd._end_of_backward_callbacks == []
+
+
+# ---- float32 arithmetic on every backend against numpy in float64 --------------------------------------
+
+
+def _numeric_grads(f, arrays, g, eps=1e-6):
+    """Gradients of sum(f(*arrays) * g) with respect to each array, by central differences in float64."""
+    grads = []
+    for a in arrays:
+        grad = np.zeros_like(a)
+        for i in np.ndindex(a.shape):
+            saved = a[i]
+            a[i] = saved + eps
+            up = np.sum(f(*arrays) * g)
+            a[i] = saved - eps
+            down = np.sum(f(*arrays) * g)
+            a[i] = saved
+            grad[i] = (up - down) / (2 * eps)
+        grads.append(grad)
+    return grads
+
+
+# name: (the expression on Tensors, the same in numpy, the input shapes); the second input is shifted
+# to 3 +- 1, away from zero for the divisions.
+EXPRESSIONS = {
+    "broadcast_arithmetic": (lambda x, y: (x * y - x / y + 2.0 - y) ** 2, None, [(2, 3, 4, 5), (3, 1, 1)]),
+    "scalars_on_both_sides": (lambda x, y: 2.0 - x * 3.0 + 1.0 / (x * x + 1.0) - (-x) ** 3 + y / 2.0, None,
+                              [(3, 4), (4,)]),
+    "sum_over_axes": (lambda x, y: (x + y).sum(axis=(0, 2)) * 0.5, None, [(2, 3, 4, 5), (3, 1, 1)]),
+    "mean_keepdims": (lambda x, y: x.mean(axis=1, keepdims=True) + y.mean(), None, [(2, 3, 4, 5), (3, 1, 1)]),
+    "reshape_transpose_flatten": (lambda x, y: x.reshape(6, 20).T.flatten() * y.sum(), None, [(2, 3, 4, 5), (2,)]),
+    "flatten_from_dim_1": (lambda x, y: fastconv.nn.functional.flatten(x) * y, lambda x, y: x.reshape(2, -1) * y,
+                           [(2, 3, 4, 5), (60,)]),
+    "cat": (lambda x, y: fastconv.cat([x, x * 2.0, y], dim=1), lambda x, y: np.concatenate([x, x * 2.0, y], 1),
+            [(2, 3, 4), (2, 5, 4)]),
+    "matmul": (lambda x, y: x @ y, None, [(7, 5), (5, 3)]),
+    "matmul_of_transposes": (lambda x, y: x.T @ y.T, None, [(5, 7), (3, 5)]),
+}
+
+
+@pytest.mark.parametrize("name", EXPRESSIONS)
+def test_float32_arithmetic_on_each_backend(rng, device, name):
+    """The forward and the autograd backward of sum(out * g) in float32 on ``device`` against the same
+    expression in numpy float64 (gradients by central differences); value-scaled bound 1e-5."""
+    expr, numpy_expr, shapes = EXPRESSIONS[name]
+    numpy_expr = numpy_expr or expr
+    arrays = [rng.standard_normal(shapes[0]), rng.standard_normal(shapes[1]) + 3.0]
+    arrays = [a.astype(np.float32).astype(np.float64) for a in arrays]  # exactly the float32 inputs
+    leaves = [tensor(a.astype(np.float32), device, requires_grad=True) for a in arrays]
+    out = expr(*leaves)
+    expected = numpy_expr(*arrays)
+    g = rng.standard_normal(expected.shape)
+    out.backward(on_device(g.astype(np.float32), device))
+    assert_close(to_numpy(out, device), expected, SUM_BOUND, what=f"{name} forward")
+    for i, (leaf, numeric) in enumerate(zip(leaves, _numeric_grads(numpy_expr, arrays, g))):
+        assert_close(to_numpy(leaf.grad, device), numeric, SUM_BOUND, what=f"{name} gradient {i}")
+
+
+def test_leaf_gradients_accumulate_on_each_backend(rng, device):
+    a = rng.standard_normal((4, 3)).astype(np.float32)
+    t = tensor(a, device, requires_grad=True)
+    for _ in range(2):
+        (t * 3.0).sum().backward()
+    np.testing.assert_array_equal(to_numpy(t.grad, device), np.full((4, 3), 6.0, np.float32))
