@@ -171,6 +171,8 @@ def adam_ref(p, grads, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decou
 OPTIMIZERS = {
     "sgd": (lambda ps: optim.SGD(ps, lr=0.1), lambda p, gs: sgd_ref(p, gs, 0.1)),
     "sgd_weight_decay": (lambda ps: optim.SGD(ps, lr=0.1, weight_decay=0.01), lambda p, gs: sgd_ref(p, gs, 0.1, weight_decay=0.01)),
+    "momentum": (lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=1e-4),
+                 lambda p, gs: sgd_ref(p, gs, 0.1, 0.9, weight_decay=1e-4)),
     "momentum_dampening": (lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, dampening=0.3, weight_decay=0.01),
                            lambda p, gs: sgd_ref(p, gs, 0.1, 0.9, 0.3, 0.01)),
     "nesterov": (lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
