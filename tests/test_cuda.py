@@ -205,28 +205,6 @@ def test_bias_add_and_grad(rng, shape):
 
 
 @pytest.mark.cuda
-def test_activations_and_grads(rng):
-    x = rng.standard_normal((3, 1000)).astype(np.float32) * 3
-    dy = rng.standard_normal(x.shape).astype(np.float32)
-    xd = x.astype(np.float64)
-    sig = 1 / (1 + np.exp(-xd))
-    cases = {
-        "relu": (np.maximum(xd, 0), dy * (xd > 0)),
-        "leaky_relu": (np.where(xd > 0, xd, 0.1 * xd), dy * np.where(xd > 0, 1, 0.1)),
-        "sigmoid": (sig, dy * sig * (1 - sig)),
-        "tanh": (np.tanh(xd), dy * (1 - np.tanh(xd) ** 2)),
-    }
-    X, DY = cuda.to_device(x), cuda.to_device(dy)
-    for name, (y_ref, dx_ref) in cases.items():
-        kw = {"negative_slope": 0.1} if name == "leaky_relu" else {}
-        y = getattr(cuda.ops, name)(X, **kw)
-        assert relative_error(y.numpy(), y_ref) <= ELEMENTWISE_BOUND, name
-        saved = X if name in ("relu", "leaky_relu") else y
-        dx = getattr(cuda.ops, name + "_backward")(DY, saved, **kw)
-        assert relative_error(dx.numpy(), dx_ref) <= SUM_BOUND, name
-
-
-@pytest.mark.cuda
 @pytest.mark.parametrize("n", [0, 1, 255, 257, 1_000_003])
 def test_sum_mean(rng, n):
     x = rng.standard_normal(n).astype(np.float32)
@@ -240,56 +218,12 @@ def test_sum_mean(rng, n):
 
 
 @pytest.mark.cuda
-@pytest.mark.parametrize("n,k", [(1, 1), (5, 10), (64, 1000), (3, 257)])
-def test_softmax_cross_entropy(rng, n, k):
-    z = (rng.standard_normal((n, k)) * 5).astype(np.float32)
-    labels = rng.integers(0, k, n).astype(np.int64)
-    zd = z.astype(np.float64)
-    m = zd.max(axis=1, keepdims=True)
-    logsumexp = m[:, 0] + np.log(np.exp(zd - m).sum(axis=1))
-    loss_ref = np.mean(logsumexp - zd[np.arange(n), labels])
-    softmax = np.exp(zd - logsumexp[:, None])
-    onehot = np.eye(k)[labels]
-    Z, L = cuda.to_device(z), cuda.to_device(labels)
-    loss = cuda.ops.softmax_cross_entropy(Z, L)
-    assert abs(float(loss.numpy()) - loss_ref) <= SUM_BOUND * max(1.0, abs(loss_ref))
-    d = cuda.ops.softmax_cross_entropy_backward(Z, L, grad_loss=2.0)
-    assert relative_error(d.numpy(), 2.0 * (softmax - onehot) / n) <= SUM_BOUND
-    bad = cuda.to_device(np.full(n, k, np.int64))  # out of range: reported as NaN, never read out of bounds
-    assert np.isnan(cuda.ops.softmax_cross_entropy(Z, bad).numpy())
-
-
-@pytest.mark.cuda
-@pytest.mark.parametrize("momentum,nesterov,wd", [(0.0, False, 0.0), (0.9, False, 1e-4), (0.9, True, 0.0)])
-def test_sgd_matches_torch(rng, momentum, nesterov, wd):
-    torch = pytest.importorskip("torch")
-    p0 = rng.standard_normal(1000).astype(np.float32)
-    grads = [rng.standard_normal(1000).astype(np.float32) for _ in range(3)]
-    tp = torch.tensor(p0, requires_grad=True)
-    opt = torch.optim.SGD([tp], lr=0.1, momentum=momentum, nesterov=nesterov, weight_decay=wd)
-    P, buf = cuda.to_device(p0), (cuda.zeros(1000) if momentum else None)
-    for i, g in enumerate(grads):
-        tp.grad = torch.tensor(g)
-        opt.step()
-        cuda.ops.sgd_step(P, cuda.to_device(g), buf, lr=0.1, momentum=momentum, weight_decay=wd, nesterov=nesterov,
-                          first_step=(i == 0))
-    assert relative_error(P.numpy(), tp.detach().numpy()) <= ELEMENTWISE_BOUND
-
-
-@pytest.mark.cuda
-@pytest.mark.parametrize("wd", [0.0, 1e-2])
-def test_adam_matches_torch(rng, wd):
-    torch = pytest.importorskip("torch")
-    p0 = rng.standard_normal(1000).astype(np.float32)
-    grads = [rng.standard_normal(1000).astype(np.float32) for _ in range(4)]
-    tp = torch.tensor(p0, requires_grad=True)
-    opt = torch.optim.Adam([tp], lr=1e-2, weight_decay=wd)
-    P, m, v = cuda.to_device(p0), cuda.zeros(1000), cuda.zeros(1000)
-    for step, g in enumerate(grads, start=1):
-        tp.grad = torch.tensor(g)
-        opt.step()
-        cuda.ops.adam_step(P, cuda.to_device(g), m, v, step=step, lr=1e-2, weight_decay=wd)
-    assert relative_error(P.numpy(), tp.detach().numpy()) <= ELEMENTWISE_BOUND
+def test_softmax_cross_entropy_label_out_of_range_is_nan(rng):
+    """(Values and gradients: tests/test_functional.py on each backend.) A label out of range cannot be
+    reported from the GPU: the loss is NaN, and nothing is read out of bounds."""
+    z = cuda.to_device(rng.standard_normal((5, 10)).astype(np.float32))
+    for bad in (10, -1):
+        assert np.isnan(cuda.ops.softmax_cross_entropy(z, cuda.to_device(np.full(5, bad, np.int64))).numpy())
 
 
 @pytest.mark.cuda

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 import fastconv
 from fastconv import _core
 from reference import relative_error
-from toolkit import GEMM_BOUND_PER_SQRT_K, WRONG_DTYPE, on_device, per_device, to_numpy
+from toolkit import GEMM_BOUND_PER_SQRT_K, on_device, per_device, to_numpy
 
 BOUND = GEMM_BOUND_PER_SQRT_K
 
