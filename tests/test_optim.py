@@ -177,11 +177,11 @@ OPTIMIZERS = {
                            lambda p, gs: sgd_ref(p, gs, 0.1, 0.9, 0.3, 0.01)),
     "nesterov": (lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
                  lambda p, gs: sgd_ref(p, gs, 0.1, 0.9, 0.0, 0.01, nesterov=True)),
-    "adam": (lambda ps: optim.Adam(ps, lr=0.01, weight_decay=0.01), lambda p, gs: adam_ref(p, gs, 0.01, weight_decay=0.01)),
-    "adam_betas": (lambda ps: optim.Adam(ps, lr=0.02, betas=(0.8, 0.99), eps=1e-6),
-                   lambda p, gs: adam_ref(p, gs, 0.02, (0.8, 0.99), 1e-6)),
-    "adamw": (lambda ps: optim.AdamW(ps, lr=0.01, weight_decay=0.1),
-              lambda p, gs: adam_ref(p, gs, 0.01, weight_decay=0.1, decoupled=True)),
+    "adam": (lambda ps: optim.Adam(ps, lr=0.1, weight_decay=0.01), lambda p, gs: adam_ref(p, gs, 0.1, weight_decay=0.01)),
+    "adam_betas": (lambda ps: optim.Adam(ps, lr=0.1, betas=(0.8, 0.99), eps=1e-6),
+                   lambda p, gs: adam_ref(p, gs, 0.1, (0.8, 0.99), 1e-6)),
+    "adamw": (lambda ps: optim.AdamW(ps, lr=0.1, weight_decay=0.1),
+              lambda p, gs: adam_ref(p, gs, 0.1, weight_decay=0.1, decoupled=True)),
 }
 
 
@@ -205,7 +205,12 @@ def test_steps_on_each_backend_match_the_rule(rng, device, name):
         for value in state.values():
             if hasattr(value, "shape") and value.shape == w0.shape:
                 to_numpy(value, device)  # asserts it lives on the parameter's device
-    assert_close(to_numpy(p.data, device), rule(w0, [g.astype(np.float64) for g in grads]), SUM_BOUND, what=name)
+    expected = rule(w0, [g.astype(np.float64) for g in grads])
+    got = to_numpy(p.data, device)
+    assert_close(got, expected, SUM_BOUND, what=name)
+    # The update itself, on its own scale (a few tenths: learning rates of 0.1), so that an error in
+    # it is not hidden under the parameters' magnitude.
+    assert_close(got - w0.astype(np.float64), expected - w0, SUM_BOUND, what=f"{name} update")
 
 
 def test_float64_rules_match_the_hand_computed_steps():
