@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build fastconv._cuda against the CPU stand-in for the CUDA runtime (scripts/cuda_emu/cuda_runtime.h)
 # into build/emu-site, a copy of build/site, then run the CUDA tests on it:
-#   scripts/dev_build.sh && scripts/cuda_emu/build.sh && PYTHONPATH=$PWD/build/emu-site python3 -m pytest -q -m cuda tests/test_cuda.py
+#   scripts/dev_build.sh && scripts/cuda_emu/build.sh && PYTHONPATH=$PWD/build/emu-site python3 -m pytest -q -m cuda tests
 # This checks the CUDA code's indexing, bounds, barriers and results without a GPU (AddressSanitizer
 # on by default: FASTCONV_EMU_SANITIZE= turns it off). It does not replace a run on a real GPU.
 set -euo pipefail
