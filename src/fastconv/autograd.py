@@ -18,21 +18,15 @@ import numpy as np
 
 from . import _core, _cuda_array
 from ._cuda_array import Array as _DeviceArray
+from ._dispatch import DEVICES as _DEVICES, device_of
 from ._validation import shape_str
 
-# ---- devices: the one place that knows what array type lives where -------------------------------
-
-_DEVICES = ("cpu", "cuda")
+# ---- devices (which array type lives where is decided in _dispatch.device_of) -----------------------
 
 
 def is_array(x) -> bool:
     """True for the array types a Tensor can hold: numpy arrays and fastconv.cuda.Array."""
     return isinstance(x, (np.ndarray, _DeviceArray))
-
-
-def device_of(array) -> str:
-    """"cpu" for a numpy array, "cuda" for a fastconv.cuda.Array."""
-    return "cpu" if isinstance(array, np.ndarray) else "cuda"
 
 
 def to_device(array, device: str):
