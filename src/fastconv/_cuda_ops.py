@@ -69,8 +69,9 @@ def _check_out(out, name: str, shape, device: int, inputs) -> cuda.Array:
     return out
 
 
-def gemm(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None):
-    """Device version of :func:`fastconv.gemm` (same semantics and errors)."""
+def gemm(a, b, out=None, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
+    """Device version of :func:`fastconv.gemm` (same semantics and errors). The arguments may also be
+    given in this order by position: the operands first, as the op table (``gemm.GEMM``) calls it."""
     ia, ib = _arr(a, "a", ndim=2), _arr(b, "b", ndim=2)
     alpha, beta = require_finite(alpha, "alpha"), require_finite(beta, "beta")
     device = _same_device(a=a, b=b)

@@ -21,7 +21,7 @@ import numpy as np
 from . import cuda
 from ._validation import (DimensionError, batch_of_one, drop_batch, pair, require_float32, require_int, require_shape,
                           shape_str)
-from .conv import conv2d, conv2d_input, conv2d_weight
+from .conv import BIAS, conv2d, conv2d_input, conv2d_weight
 
 
 class _Geometry(NamedTuple):
@@ -122,12 +122,7 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
             raise ValueError(f"bias: expected shape ({C_out},) for weight shape {shape_str(weight.shape)} and "
                              f"groups={geo.conv['groups']}, got {shape_str(bias.shape)}")
     y = conv2d_input(geo.output_shape, weight, _pad_bottom_right(x, *geo.extra), algo=algo, **geo.conv)
-    if bias is None:
-        return y
-    if cuda._any_array(y, bias):
-        return cuda.ops.add_bias(y, bias)
-    y += bias[:, None, None]
-    return y
+    return y if bias is None else BIAS.run("forward", y, bias)
 
 
 def conv_transpose2d_input(input_shape, weight, grad_output, stride=1, padding=0, output_padding=0, groups=1,

@@ -20,7 +20,7 @@ from .. import grad as _grad
 from .. import pooling as _pooling
 from .._cuda_array import Array as _DeviceArray
 from .._validation import require_int, shape_str
-from ..autograd import Tensor, _planes_contiguous, as_tensor, is_grad_enabled, mm, record
+from ..autograd import Tensor, as_tensor, is_grad_enabled, mm, record
 from . import init
 
 
@@ -49,10 +49,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         raise ValueError(f"linear: expected input (N, {wd.shape[1]}), got {shape_str(xd.shape)}")
     y = mm(xd, wd, trans_b=True)
     if bias is not None:
-        if _on_device(y):
-            y = _dev.add_bias(y, bias.data)
-        else:
-            y += bias.data
+        y = _conv.BIAS.run("forward", y, bias.data)
     parents = (x, weight) if bias is None else (x, weight, bias)
 
     def backward(g):
@@ -60,7 +57,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         gw = mm(g, xd, trans_a=True) if weight.requires_grad else None
         if bias is None:
             return gx, gw
-        return gx, gw, _dev.bias_grad(g) if _on_device(g) else g.sum(axis=0)
+        return gx, gw, _conv.BIAS.run("backward", g)
 
     return record(y, parents, backward)
 
@@ -97,7 +94,7 @@ def _conv2d(x, weight, bias, stride, padding, dilation, groups, algo) -> Tensor:
             gw = _grad.conv2d_weight(xd, w_shape, g, stride, padding, dilation, groups, algo=algo)
         if bias is None:
             return gx, gw
-        return gx, gw, _bias_grad(g)
+        return gx, gw, _conv.BIAS.run("backward", g)
 
     return record(y, parents, backward)
 
@@ -147,21 +144,9 @@ def _conv_transpose2d(x, weight, bias, args, algo) -> Tensor:
     def backward(g):
         gx = _grad.conv_transpose2d_input(xd.shape, wd, g, *args, algo=algo) if x.requires_grad else None
         gw = _grad.conv_transpose2d_weight(xd, wd.shape, g, *args, algo=algo) if weight.requires_grad else None
-        return (gx, gw) if bias is None else (gx, gw, _bias_grad(g))
+        return (gx, gw) if bias is None else (gx, gw, _conv.BIAS.run("backward", g))
 
     return record(y, parents, backward)
-
-
-def _bias_grad(g):
-    """Sum of the (N, K, P, Q) gradient over N, P, Q: one pass in C++ instead of numpy's strided
-    reduction, also for a channel slice of a larger array (the gradient of a `cat` input)."""
-    if _on_device(g):
-        return _dev.bias_grad(g)
-    if not _planes_contiguous(g):
-        return g.sum(axis=(0, 2, 3))
-    db = np.empty(g.shape[1], np.float32)
-    _core.bias_grad_nchw(g, db)
-    return db
 
 
 # ---- padding ---------------------------------------------------------------------------------------------
