@@ -151,6 +151,30 @@ def conv2d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilatio
     return dw
 
 
+def pad_bottom_right(a, rows: int, cols: int):
+    """``a`` (N, C, H, W) with ``rows`` rows and ``cols`` columns of zeros appended at the bottom and
+    right, as a new Array (``a`` itself when there are none): conv_transpose2d's x when
+    output_padding >= stride."""
+    _arr(a, "a", ndim=4)
+    N, C, H, W = a.shape
+    if rows:
+        a = concatenate([a, full((N, C, rows, W), 0.0, a.device)], 2)
+    if cols:
+        a = concatenate([a, full((N, C, H + rows, cols), 0.0, a.device)], 3)
+    return a
+
+
+def crop_bottom_right(a, H: int, W: int):
+    """The first ``H`` rows and ``W`` columns of ``a`` (N, C, H', W') as a new Array (``a`` itself
+    when it has no more): the gradient of :func:`pad_bottom_right`."""
+    _arr(a, "a", ndim=4)
+    if a.shape[2] > H:
+        a = take_slice(a, 2, 0, H)
+    if a.shape[3] > W:
+        a = take_slice(a, 3, 0, W)
+    return a
+
+
 # ---- pooling (geometry from _geometry, as fastconv.pooling) ---------------------------------------------------
 
 def _nchw(x, name: str):
