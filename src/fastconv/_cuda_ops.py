@@ -461,6 +461,17 @@ def axpby(alpha, x, beta, y):
     _cuda.axpby(require_finite(alpha, "alpha"), ix, require_finite(beta, "beta"), iy)
 
 
+def log_softmax(x):
+    """log(softmax(x)) over axis 1 of a 2-D Array, the row maximum subtracted first (stable)."""
+    z = x - x.max(axis=1, keepdims=True)
+    return z - unary("log", unary("exp", z).sum(axis=1, keepdims=True))
+
+
+def log_softmax_backward(grad_output, y):
+    """Gradient of :func:`log_softmax` given its output ``y``."""
+    return grad_output - unary("exp", y) * grad_output.sum(axis=1, keepdims=True)
+
+
 def argmax(x):
     """int64 indices of the first maximum along the last axis."""
     _arr(x, "x")
@@ -477,11 +488,14 @@ def correct_count(logits, labels):
 
 def dropout(x, p, seed):
     """(x * mask, mask): mask[i] = 0 with probability p, else 1 / (1 - p), drawn on the device from
-    the integer `seed` (a counter-based hash: the same seed gives the same mask)."""
+    the integer `seed` (a counter-based hash: the same seed gives the same mask). `seed` may also be
+    a numpy Generator, which one is drawn from (as nn.functional.dropout passes its rng)."""
     ix = _arr(x, "x")
     p = require_finite(p, "p")
     if not 0.0 <= p < 1.0:
         raise ValueError(f"p: expected a probability in [0, 1), got {p}")
+    if isinstance(seed, np.random.Generator):
+        seed = int(seed.integers(0, 1 << 63))
     seed = require_int(seed, "seed", minimum=0)
     y, mask = _empty(x.shape, x.device), _empty(x.shape, x.device)
     _cuda.dropout(p, seed % (1 << 64), ix, y._impl, mask._impl)
