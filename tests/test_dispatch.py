@@ -1,13 +1,30 @@
-"""The op layer's dispatch (fastconv._dispatch): device_of, Op.run and its errors."""
+"""The op layer's dispatch (fastconv._dispatch): every declared op's kernel tables, device_of, and the
+errors of a device without a kernel."""
 
 from __future__ import annotations
+
+import functools
+import importlib
 
 import numpy as np
 import pytest
 
 import fastconv
-from fastconv import _dispatch
-from fastconv._dispatch import OPS, Op, device_of
+from fastconv import _cuda_ops, _dispatch
+from fastconv._dispatch import DEVICES, OPS, Op, device_of
+from fastconv.nn import functional as F
+
+#: Ops the brief of issue #18 names; each must be declared (more may be).
+EXPECTED = {
+    "conv2d": ("forward", "input", "weight"), "add_bias": ("forward", "backward"), "gemm": ("forward",),
+    "max_pool2d": ("forward", "backward"), "avg_pool2d": ("forward", "backward"),
+    "adaptive_avg_pool2d": ("forward", "backward"), "kmax_pool": ("forward", "backward"),
+    "pad_bottom_right": ("forward",), "crop_bottom_right": ("forward",), "pad": ("forward",),
+    "relu": ("forward", "backward"), "leaky_relu": ("forward", "backward"), "sigmoid": ("forward", "backward"),
+    "tanh": ("forward", "backward"), "dropout": ("forward",), "batch_norm2d": ("forward",),
+    "log_softmax": ("forward", "backward"), "cross_entropy": ("forward",), "correct_count": ("forward",),
+    "mse_loss": ("forward",),
+}
 
 
 @pytest.fixture
@@ -17,6 +34,54 @@ def scratch_ops():
     yield
     OPS.clear()
     OPS.update(saved)
+
+
+def _function(kernel):
+    """The module-level function behind a kernel (a partial's function: conv2d's CPU passes)."""
+    return kernel.func if isinstance(kernel, functools.partial) else kernel
+
+
+def test_the_expected_ops_are_declared_with_their_passes():
+    assert {name: OPS[name].passes for name in EXPECTED if name in OPS} == EXPECTED
+    assert fastconv.info()["ops"] == {name: op.devices() for name, op in OPS.items()}
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+def test_every_op_has_a_cpu_kernel_for_each_pass(name):
+    op = OPS[name]
+    assert op.passes and set(op.kernels) == set(DEVICES)
+    for pass_ in op.passes:
+        assert callable(op.kernels["cpu"].get(pass_)), f"{name}: no CPU kernel for {pass_!r}"
+
+
+@pytest.mark.parametrize("name", sorted(name for name, op in OPS.items() if op.kernels["cuda"]))
+def test_cuda_kernels_are_device_functions(name):
+    """A CUDA kernel is a function of fastconv._cuda_ops, or a composition of them beside the op's
+    CPU kernel (batch norm, the losses): a module-level function, found there under its name."""
+    op = OPS[name]
+    for pass_, kernel in op.kernels["cuda"].items():
+        module = importlib.import_module(kernel.__module__)
+        assert getattr(module, kernel.__name__, None) is kernel, f"{name}.{pass_}: {kernel!r} is not module-level"
+        if module is not _cuda_ops:
+            assert kernel.__module__ == _function(op.kernels["cpu"][pass_]).__module__, (
+                f"{name}.{pass_}: a device kernel outside _cuda_ops lives beside the op")
+
+
+def test_the_cuda_tables_name_the_device_implementations():
+    """The ops of the public array API run the _cuda_ops function of the same name on the device."""
+    for name, passes in [("max_pool2d", ("forward", "backward")), ("avg_pool2d", ("forward", "backward")),
+                         ("adaptive_avg_pool2d", ("forward", "backward")), ("gemm", ("forward",)),
+                         ("relu", ("forward", "backward")), ("sigmoid", ("forward", "backward"))]:
+        for pass_ in passes:
+            expected = name if pass_ == "forward" else f"{name}_backward"
+            assert OPS[name].kernels["cuda"][pass_] is getattr(_cuda_ops, expected)
+    conv = OPS["conv2d"].kernels["cuda"]
+    assert (conv["forward"], conv["input"], conv["weight"]) == (
+        _cuda_ops.conv2d, _cuda_ops.conv2d_input, _cuda_ops.conv2d_weight)
+
+
+def test_cpu_only_ops():
+    assert {name for name, op in OPS.items() if op.devices() == ("cpu",)} >= {"kmax_pool", "pad"}
 
 
 def test_device_of_numpy_and_none():
@@ -33,6 +98,36 @@ def test_device_of_arrays():
     assert device_of(X) == "cuda"
     assert device_of(None, X) == "cuda"
     assert device_of(x, X) == "cuda"  # mixed: the device kernel's own check names the numpy operand
+
+
+@pytest.mark.cuda
+def test_mixed_operands_keep_their_errors():
+    from fastconv import cuda
+
+    a = np.ones((2, 2), np.float32)
+    with pytest.raises(ValueError, match="a: is a numpy array but the other inputs are on the GPU"):
+        fastconv.gemm(a, cuda.to_device(a))
+    with pytest.raises(ValueError, match="out: is a numpy array"):
+        fastconv.gemm(cuda.to_device(a), cuda.to_device(a), out=a)
+    x = cuda.to_device(np.ones((1, 1, 4, 4), np.float32))
+    y, idx = fastconv.max_pool2d(x, 2, return_indices=True)
+    with pytest.raises(ValueError, match="indices: is a numpy array"):
+        fastconv.grad.max_pool2d(y, idx.numpy(), (1, 1, 4, 4))
+    with pytest.raises(ValueError, match="weight: is a numpy array"):
+        fastconv.conv2d(x, np.ones((1, 1, 3, 3), np.float32))
+
+
+@pytest.mark.cuda
+def test_an_op_without_a_device_kernel_says_so():
+    from fastconv import cuda
+
+    x = cuda.to_device(np.arange(6, dtype=np.float32).reshape(2, 3))
+    with pytest.raises(TypeError, match=r"kmax_pool: the forward pass has no cuda kernel \(it runs on cpu\)"):
+        fastconv.kmax_pool(x, 2)
+    with pytest.raises(TypeError, match=r"kmax_pool: the backward pass has no cuda kernel"):
+        fastconv.grad.kmax_pool(x, cuda.to_device(np.zeros((2, 3), np.int64)), (2, 3))
+    with pytest.raises(TypeError, match=r"pad: the forward pass has no cuda kernel"):
+        F.pad(fastconv.Tensor(cuda.to_device(np.ones((1, 1, 3, 3), np.float32))), (1, 1))
 
 
 def _double(x, k):
