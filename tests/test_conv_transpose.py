@@ -233,3 +233,25 @@ def test_layer_init_matches_torch_bounds():
         nn.ConvTranspose2d(2, 2, 3)(fastconv.Tensor(np.zeros((1, 3, 4, 4), np.float32)))
     with pytest.raises(ValueError, match="output_size"):
         nn.ConvTranspose2d(2, 2, 3, stride=2)(fastconv.Tensor(np.zeros((1, 2, 4, 4), np.float32)), output_size=(4, 4))
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("case", [CASES[2], CASES[4], CASES[5]])
+def test_cuda_passes_stay_on_the_device(rng, case):
+    """No host round trip in any pass on the device; CASES[4] and [5] append rows of zeros to x
+    (output_padding >= stride) and crop them from its gradient, on the device."""
+    from fastconv import cuda
+
+    x, w, b, hp = _problem(rng, case)
+    ref = _ref(x, w, b, hp)
+    dy = rng.standard_normal(ref.shape).astype(np.float32)
+    X, Wd, B, DY = (cuda.to_device(a) for a in (x, w, b, dy))
+    cuda.reset_transfer_counts()
+    y = fastconv.conv_transpose2d(X, Wd, B, **hp)
+    dx = grad.conv_transpose2d_input(x.shape, Wd, DY, **hp)
+    dw = grad.conv_transpose2d_weight(X, w.shape, DY, **hp)
+    assert cuda.transfer_counts() == {"host_to_device": 0, "device_to_host": 0}
+    assert isinstance(y, cuda.Array) and y.shape == ref.shape
+    assert relative_error(y.numpy(), ref) <= 1e-5
+    assert relative_error(dx.numpy(), grad.conv_transpose2d_input(x.shape, w, dy, **hp)) <= 1e-5
+    assert relative_error(dw.numpy(), grad.conv_transpose2d_weight(x, w.shape, dy, **hp)) <= 1e-5

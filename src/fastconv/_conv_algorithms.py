@@ -4,7 +4,8 @@ an algorithm for ``algo="auto"`` (``select_algorithm``), whose rules ``selection
 
 Tests (``tests/toolkit.py``), the benchmark's correctness check (``fastconv.bench.measure``),
 ``fastconv.conv_algorithms`` and the CUDA backend all read this table; nothing else lists algorithm
-names or tolerances. DEVELOPING.md shows how to add an algorithm. This module imports only ``_core``.
+names or tolerances. DEVELOPING.md shows how to add an algorithm. This module imports only ``_core``,
+the bounds and the device names (``_dispatch.DEVICES``).
 """
 
 from __future__ import annotations
@@ -14,11 +15,10 @@ from typing import Callable
 
 from . import _core
 from ._error_bounds import SUM_BOUND  # the bound of the algorithms without a transform
+from ._dispatch import DEVICES  # the devices a backend can run convolutions on
 
 #: The passes an algorithm may implement: forward, input gradient, weight gradient.
 PASSES = ("forward", "input", "weight")
-#: The devices a backend can run convolutions on.
-DEVICES = ("cpu", "cuda")
 
 
 @dataclass(frozen=True)

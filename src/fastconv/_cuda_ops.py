@@ -69,8 +69,9 @@ def _check_out(out, name: str, shape, device: int, inputs) -> cuda.Array:
     return out
 
 
-def gemm(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None):
-    """Device version of :func:`fastconv.gemm` (same semantics and errors)."""
+def gemm(a, b, out=None, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
+    """Device version of :func:`fastconv.gemm` (same semantics and errors). The arguments may also be
+    given in this order by position: the operands first, as the op table (``gemm.GEMM``) calls it."""
     ia, ib = _arr(a, "a", ndim=2), _arr(b, "b", ndim=2)
     alpha, beta = require_finite(alpha, "alpha"), require_finite(beta, "beta")
     device = _same_device(a=a, b=b)
@@ -148,6 +149,30 @@ def conv2d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilatio
     dw = _empty(weight_shape, device)
     _cuda.conv2d_backward_weight(name, p, ix, idy, dw._impl, _workspace_limit())
     return dw
+
+
+def pad_bottom_right(a, rows: int, cols: int):
+    """``a`` (N, C, H, W) with ``rows`` rows and ``cols`` columns of zeros appended at the bottom and
+    right, as a new Array (``a`` itself when there are none): conv_transpose2d's x when
+    output_padding >= stride."""
+    _arr(a, "a", ndim=4)
+    N, C, H, W = a.shape
+    if rows:
+        a = concatenate([a, full((N, C, rows, W), 0.0, a.device)], 2)
+    if cols:
+        a = concatenate([a, full((N, C, H + rows, cols), 0.0, a.device)], 3)
+    return a
+
+
+def crop_bottom_right(a, H: int, W: int):
+    """The first ``H`` rows and ``W`` columns of ``a`` (N, C, H', W') as a new Array (``a`` itself
+    when it has no more): the gradient of :func:`pad_bottom_right`."""
+    _arr(a, "a", ndim=4)
+    if a.shape[2] > H:
+        a = take_slice(a, 2, 0, H)
+    if a.shape[3] > W:
+        a = take_slice(a, 3, 0, W)
+    return a
 
 
 # ---- pooling (geometry from _geometry, as fastconv.pooling) ---------------------------------------------------
@@ -436,6 +461,17 @@ def axpby(alpha, x, beta, y):
     _cuda.axpby(require_finite(alpha, "alpha"), ix, require_finite(beta, "beta"), iy)
 
 
+def log_softmax(x):
+    """log(softmax(x)) over axis 1 of a 2-D Array, the row maximum subtracted first (stable)."""
+    z = x - x.max(axis=1, keepdims=True)
+    return z - unary("log", unary("exp", z).sum(axis=1, keepdims=True))
+
+
+def log_softmax_backward(grad_output, y):
+    """Gradient of :func:`log_softmax` given its output ``y``."""
+    return grad_output - unary("exp", y) * grad_output.sum(axis=1, keepdims=True)
+
+
 def argmax(x):
     """int64 indices of the first maximum along the last axis."""
     _arr(x, "x")
@@ -452,11 +488,14 @@ def correct_count(logits, labels):
 
 def dropout(x, p, seed):
     """(x * mask, mask): mask[i] = 0 with probability p, else 1 / (1 - p), drawn on the device from
-    the integer `seed` (a counter-based hash: the same seed gives the same mask)."""
+    the integer `seed` (a counter-based hash: the same seed gives the same mask). `seed` may also be
+    a numpy Generator, which one is drawn from (as nn.functional.dropout passes its rng)."""
     ix = _arr(x, "x")
     p = require_finite(p, "p")
     if not 0.0 <= p < 1.0:
         raise ValueError(f"p: expected a probability in [0, 1), got {p}")
+    if isinstance(seed, np.random.Generator):
+        seed = int(seed.integers(0, 1 << 63))
     seed = require_int(seed, "seed", minimum=0)
     y, mask = _empty(x.shape, x.device), _empty(x.shape, x.device)
     _cuda.dropout(p, seed % (1 << 64), ix, y._impl, mask._impl)

@@ -36,6 +36,13 @@ def as_contiguous(x: np.ndarray) -> np.ndarray:
     return x if x.flags.c_contiguous else np.ascontiguousarray(x)
 
 
+def planes_contiguous(a) -> bool:
+    """A float32 (N, C, H, W) numpy array whose (H, W) planes are contiguous (a channel slice of a
+    contiguous array qualifies: cat's backward hands out such views)."""
+    return (type(a) is np.ndarray and a.ndim == 4 and a.dtype == np.float32 and min(a.strides) >= 0
+            and (a.shape[3] <= 1 or a.strides[3] == 4) and (a.shape[2] <= 1 or a.strides[2] == 4 * a.shape[3]))
+
+
 def require_int(value, name: str, minimum: int | None = None) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name}: expected an int, got {type(value).__name__} {value!r}")

@@ -18,21 +18,15 @@ import numpy as np
 
 from . import _core, _cuda_array
 from ._cuda_array import Array as _DeviceArray
-from ._validation import shape_str
+from ._dispatch import DEVICES as _DEVICES, device_of
+from ._validation import planes_contiguous, shape_str
 
-# ---- devices: the one place that knows what array type lives where -------------------------------
-
-_DEVICES = ("cpu", "cuda")
+# ---- devices (which array type lives where is decided in _dispatch.device_of) -----------------------
 
 
 def is_array(x) -> bool:
     """True for the array types a Tensor can hold: numpy arrays and fastconv.cuda.Array."""
     return isinstance(x, (np.ndarray, _DeviceArray))
-
-
-def device_of(array) -> str:
-    """"cpu" for a numpy array, "cuda" for a fastconv.cuda.Array."""
-    return "cpu" if isinstance(array, np.ndarray) else "cuda"
 
 
 def to_device(array, device: str):
@@ -355,18 +349,11 @@ def _run_backward(root: Tensor, grad) -> None:
         _end_of_backward_callbacks.pop(0)()
 
 
-def _planes_contiguous(a) -> bool:
-    """A float32 (N, C, H, W) numpy array whose (H, W) planes are contiguous (a channel slice of a
-    contiguous array qualifies: cat's backward hands out such views)."""
-    return (type(a) is np.ndarray and a.ndim == 4 and a.dtype == np.float32 and min(a.strides) >= 0
-            and (a.shape[3] <= 1 or a.strides[3] == 4) and (a.shape[2] <= 1 or a.strides[2] == 4 * a.shape[3]))
-
-
 def _accumulate(prev, pg):
     """prev + pg, a new array. Large 4-D float32 gradients (a DenseNet layer's input gets two) add
     in C++ across the kernel threads: numpy's single-threaded strided add of cat's slices took
     3.6 ms of a ~90 ms DenseNet step (2026-11-26, batch 256)."""
-    if prev.shape == pg.shape and prev.size >= 1 << 16 and _planes_contiguous(prev) and _planes_contiguous(pg):
+    if prev.shape == pg.shape and prev.size >= 1 << 16 and planes_contiguous(prev) and planes_contiguous(pg):
         out = np.empty(prev.shape, np.float32)
         _core.add_planes(prev, pg, out)
         return out

@@ -3,24 +3,29 @@
 ``fastconv.grad``), ``fastconv.conv_algorithms`` and ``auto_forward``.
 
 The geometry is validated once (``_geometry.conv_plan``); the algorithms, their checks and error
-bounds and the "auto" rules live in the registry (``_conv_algorithms``); ``_conv_pass`` decides the
-device once and holds the dead-tap crop, autotuning, the non-finite fallback,
-padding="same"'s appended zeros and the empty batch for all three passes. See DEVELOPING.md.
+bounds and the "auto" rules live in the registry (``_conv_algorithms``); the op ``CONV2D`` decides the
+device once (``_dispatch``) and runs its kernel table: on the CPU ``_conv_pass``, which holds the
+dead-tap crop, autotuning, the non-finite fallback, padding="same"'s appended zeros and the empty
+batch for all three passes; on the GPU ``_cuda_ops.conv2d*``. ``BIAS`` adds a bias over axis 1 and
+sums its gradient (conv_transpose2d, nn's linear and convolution layers). See DEVELOPING.md.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Callable
 
 import numpy as np
 
-from . import _core, autotune, cuda
+from . import _core, autotune
+from . import _cuda_ops as _dev
 from ._conv_algorithms import (  # noqa: F401  (the registry's names are part of this module's API)
     ALGORITHMS, PASSES, Algorithm, available, check_device, check_pass, kernel_for, select_algorithm, selection_table,
     tunable,
 )
+from ._dispatch import Op
 from ._geometry import ConvPlan, conv_plan, cropped, pad_extra
-from ._validation import batch_of_one, drop_batch, require_float32, require_shape, shape_str
+from ._validation import batch_of_one, drop_batch, planes_contiguous, require_float32, require_shape, shape_str
 
 
 def auto_forward(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1):
@@ -78,21 +83,19 @@ def _check_grad_output(grad_output, p) -> np.ndarray:
     return np.ascontiguousarray(grad_output)
 
 
-#: pass -> (the public function's operand names, the name of the function on the CUDA backend)
+#: pass -> the public function's operand names
 _OPERANDS = {
-    "forward": (("x", "weight", "bias"), "conv2d"),
-    "input": (("input_shape", "weight", "grad_output"), "conv2d_input"),
-    "weight": (("input", "weight_shape", "grad_output"), "conv2d_weight"),
+    "forward": ("x", "weight", "bias"),
+    "input": ("input_shape", "weight", "grad_output"),
+    "weight": ("input", "weight_shape", "grad_output"),
 }
 
 
 def _conv_pass(pass_: str, a, b, c, stride, padding, dilation, groups, algo):
-    """One pass of a convolution, for every device. Operands in the public functions' order:
-    forward (x, weight, bias), input (input_shape, weight, grad_output), weight (input,
-    weight_shape, grad_output). Returns a new array (a ``cuda.Array`` for device inputs)."""
-    (a_name, b_name, c_name), device_fn = _OPERANDS[pass_]
-    if cuda._any_array(a, b, c):
-        return getattr(cuda.ops, device_fn)(a, b, c, stride, padding, dilation, groups, algo)
+    """One pass of a convolution on the CPU (the op's CPU kernels). Operands in the public
+    functions' order: forward (x, weight, bias), input (input_shape, weight, grad_output), weight
+    (input, weight_shape, grad_output). Returns a new array."""
+    a_name, b_name, _ = _OPERANDS[pass_]
     x = weight = grad_output = bias = None
     if pass_ == "input":
         x_shape = require_shape(a, a_name, 4)
@@ -187,16 +190,48 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo
     x, unbatched = batch_of_one(x, "x", "(N, C, H, W)")
     if unbatched:
         return drop_batch(conv2d(x, weight, bias, stride, padding, dilation, groups, algo))
-    return _conv_pass("forward", x, weight, bias, stride, padding, dilation, groups, algo)
+    return CONV2D.run("forward", x, weight, bias, stride, padding, dilation, groups, algo)
 
 
 def conv2d_input(input_shape, weight, grad_output, stride=1, padding=0, dilation=1, groups=1, algo="auto") -> np.ndarray:
     """Gradient of ``conv2d(x, weight, ...)`` with respect to ``x`` of shape ``input_shape``,
     given ``grad_output`` (N, K, P, Q). Same conventions and errors as ``fastconv.conv2d``."""
-    return _conv_pass("input", input_shape, weight, grad_output, stride, padding, dilation, groups, algo)
+    return CONV2D.run("input", input_shape, weight, grad_output, stride, padding, dilation, groups, algo)
 
 
 def conv2d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilation=1, groups=1, algo="auto") -> np.ndarray:
     """Gradient of ``conv2d(input, w, ...)`` with respect to ``w`` of shape ``weight_shape``,
     given ``grad_output`` (N, K, P, Q). Same conventions and errors as ``fastconv.conv2d``."""
-    return _conv_pass("weight", input, weight_shape, grad_output, stride, padding, dilation, groups, algo)
+    return CONV2D.run("weight", input, weight_shape, grad_output, stride, padding, dilation, groups, algo)
+
+
+#: The three passes, each with its three operands first (a shape in place of the array a gradient
+#: has the shape of); the CPU kernels are _conv_pass, the CUDA ones _cuda_ops.conv2d*.
+CONV2D = Op("conv2d", {"forward": 3, "input": 3, "weight": 3},
+            cpu={p: partial(_conv_pass, p) for p in PASSES},
+            cuda={"forward": _dev.conv2d, "input": _dev.conv2d_input, "weight": _dev.conv2d_weight})
+
+
+def _add_bias_cpu(y, bias):
+    """``y`` (N, C, ...) plus ``bias`` (C,) over axis 1, added in place: ``y`` is a new output of
+    the caller's (the CUDA kernel returns a new Array instead)."""
+    y += bias.reshape(bias.shape + (1,) * (y.ndim - 2))
+    return y
+
+
+def _bias_grad_cpu(g):
+    """The bias gradient: ``g`` (N, C, ...) summed over every axis but 1. A float32 (N, C, H, W)
+    array with contiguous planes, also a channel slice of a larger one (the gradient of a `cat`
+    input), takes one pass in C++ instead of numpy's strided reduction."""
+    if not planes_contiguous(g):
+        return g.sum(axis=(0, *range(2, g.ndim)))
+    db = np.empty(g.shape[1], np.float32)
+    _core.bias_grad_nchw(g, db)
+    return db
+
+
+#: A bias over axis 1 (conv_transpose2d, nn's linear and convolution layers; conv2d adds its own in
+#: the kernel): forward (y, bias) -> y + bias, backward (grad_output) -> the bias gradient.
+BIAS = Op("add_bias", {"forward": 2, "backward": 1},
+          cpu={"forward": _add_bias_cpu, "backward": _bias_grad_cpu},
+          cuda={"forward": _dev.add_bias, "backward": _dev.bias_grad})

@@ -18,10 +18,12 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import _cuda_ops as _dev
 from . import cuda
+from ._dispatch import Op
 from ._validation import (DimensionError, batch_of_one, drop_batch, pair, require_float32, require_int, require_shape,
                           shape_str)
-from .conv import conv2d, conv2d_input, conv2d_weight
+from .conv import BIAS, conv2d, conv2d_input, conv2d_weight
 
 
 class _Geometry(NamedTuple):
@@ -79,23 +81,25 @@ def _as_4d(a, name: str):
     return require_float32(a, name, ndim=4)
 
 
-def _pad_bottom_right(a, rows: int, cols: int):
+def _pad_bottom_right_cpu(a, rows: int, cols: int):
     """``a`` (N, C, H, W) with rows/columns of zeros appended (itself when there are none)."""
     if (rows, cols) == (0, 0):
         return a
-    widths = ((0, 0), (0, 0), (0, rows), (0, cols))
-    if isinstance(a, cuda.Array):  # no device pad kernel: rare (output_padding >= stride), so via the host
-        return cuda.to_device(np.pad(a.numpy(), widths), a.device)
-    return np.pad(a, widths)
+    return np.pad(a, ((0, 0), (0, 0), (0, rows), (0, cols)))
 
 
-def _crop_bottom_right(a, H: int, W: int):
+def _crop_bottom_right_cpu(a, H: int, W: int):
     """The first H rows and W columns of ``a`` (N, C, H', W') (itself when it has no more)."""
     if a.shape[2:] == (H, W):
         return a
-    if isinstance(a, cuda.Array):  # no device slicing: see _pad_bottom_right
-        return cuda.to_device(np.ascontiguousarray(a.numpy()[:, :, :H, :W]), a.device)
     return np.ascontiguousarray(a[:, :, :H, :W])
+
+
+#: The zeros appended to x when output_padding >= stride, and the crop of its gradient.
+PAD_BOTTOM_RIGHT = Op("pad_bottom_right", {"forward": 1}, cpu={"forward": _pad_bottom_right_cpu},
+                      cuda={"forward": _dev.pad_bottom_right})
+CROP_BOTTOM_RIGHT = Op("crop_bottom_right", {"forward": 1}, cpu={"forward": _crop_bottom_right_cpu},
+                       cuda={"forward": _dev.crop_bottom_right})
 
 
 def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1,
@@ -123,13 +127,8 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
         if tuple(bias.shape) != (C_out,):
             raise ValueError(f"bias: expected shape ({C_out},) for weight shape {shape_str(weight.shape)} and "
                              f"groups={geo.conv['groups']}, got {shape_str(bias.shape)}")
-    y = conv2d_input(geo.output_shape, weight, _pad_bottom_right(x, *geo.extra), algo=algo, **geo.conv)
-    if bias is None:
-        return y
-    if cuda._any_array(y, bias):
-        return cuda.ops.add_bias(y, bias)
-    y += bias[:, None, None]
-    return y
+    y = conv2d_input(geo.output_shape, weight, PAD_BOTTOM_RIGHT.run("forward", x, *geo.extra), algo=algo, **geo.conv)
+    return y if bias is None else BIAS.run("forward", y, bias)
 
 
 def conv_transpose2d_input(input_shape, weight, grad_output, stride=1, padding=0, output_padding=0, groups=1,
@@ -141,7 +140,7 @@ def conv_transpose2d_input(input_shape, weight, grad_output, stride=1, padding=0
     geo = _geometry(input_shape, weight.shape, stride, padding, output_padding, groups, dilation, "input_shape")
     _check_grad_output(grad_output, geo)
     dx = conv2d(grad_output, weight, None, algo=algo, **geo.conv)
-    return _crop_bottom_right(dx, *input_shape[2:])
+    return CROP_BOTTOM_RIGHT.run("forward", dx, *input_shape[2:])
 
 
 def conv_transpose2d_weight(input, weight_shape, grad_output, stride=1, padding=0, output_padding=0, groups=1,
@@ -155,7 +154,7 @@ def conv_transpose2d_weight(input, weight_shape, grad_output, stride=1, padding=
     geo = _geometry(input.shape, weight_shape, stride, padding, output_padding, groups, dilation, "input",
                     "weight_shape")
     _check_grad_output(grad_output, geo)
-    return conv2d_weight(grad_output, weight_shape, _pad_bottom_right(input, *geo.extra), algo=algo, **geo.conv)
+    return conv2d_weight(grad_output, weight_shape, PAD_BOTTOM_RIGHT.run("forward", input, *geo.extra), algo=algo, **geo.conv)
 
 
 def _check_grad_output(grad_output, geo: _Geometry) -> None:

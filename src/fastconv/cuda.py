@@ -109,9 +109,3 @@ def from_dlpack(obj) -> Array:
     _require_device(int(dev_id))
     capsule = obj.__dlpack__(stream=1)
     return Array(_cuda.from_dlpack_capsule(capsule), owner=obj)
-
-
-def _any_array(*xs) -> bool:
-    """True when any argument is a device Array: the public functions then run on the GPU."""
-    return any(isinstance(x, Array) for x in xs)
-

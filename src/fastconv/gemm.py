@@ -1,10 +1,12 @@
-"""Single-precision matrix multiply on strided views: fastconv.gemm."""
+"""Single-precision matrix multiply on strided views: fastconv.gemm, the op GEMM (a CPU and a CUDA kernel)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import _core, cuda
+from . import _core
+from . import _cuda_ops as _dev
+from ._dispatch import Op
 from ._validation import require_finite, require_float32, require_writable_out, shape_str
 
 
@@ -21,8 +23,10 @@ def gemm(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None):
     one that overlaps ``a`` or ``b``. With ``fastconv.cuda.Array`` inputs it runs on the GPU and
     returns an Array (all arguments must then be Arrays on one device).
     """
-    if cuda._any_array(a, b, out):
-        return cuda.ops.gemm(a, b, trans_a=trans_a, trans_b=trans_b, alpha=alpha, beta=beta, out=out)
+    return GEMM.run("forward", a, b, out, trans_a, trans_b, alpha, beta)
+
+
+def _gemm_cpu(a, b, out, trans_a, trans_b, alpha, beta):
     a = require_float32(a, "a", ndim=2)
     b = require_float32(b, "b", ndim=2)
     alpha = require_finite(alpha, "alpha")
@@ -56,3 +60,7 @@ def _aligned(x: np.ndarray) -> np.ndarray:
     if x.strides[0] % 4 or x.strides[1] % 4:
         return np.ascontiguousarray(x)
     return x
+
+
+#: The operands a, b and out first (they decide the device), then the flags and scalars.
+GEMM = Op("gemm", {"forward": 3}, cpu={"forward": _gemm_cpu}, cuda={"forward": _dev.gemm})

@@ -6,13 +6,15 @@ remaining slots to the elements equal to it, earliest first. Ties are therefore 
 (the earlier element wins), exactly, whatever order the selection step leaves equal values in.
 float32 runs in C++ (csrc/kmax/kmax_pool.cpp, rows in parallel); other dtypes in vectorised numpy
 (`np.partition` on order-preserving integer keys), which was 3-4x slower than torch.topk on long
-rows (benchmarks/bench_kmax.py).
+rows (benchmarks/bench_kmax.py). The op ``KMAX_POOL`` has CPU kernels only: a fastconv.cuda.Array
+input raises a TypeError saying so.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ._dispatch import Op
 from ._validation import require_int, shape_str
 
 
@@ -56,6 +58,10 @@ def kmax_pool(x: np.ndarray, k: int, dim: int = -1) -> tuple[np.ndarray, np.ndar
     values the earlier one is kept. NaN ranks above every number (as in `torch.topk`), so NaNs
     propagate into the result. Raises ValueError when k is larger than the axis.
     """
+    return KMAX_POOL.run("forward", x, k, dim)
+
+
+def _kmax_pool_cpu(x, k, dim):
     x = _check_array(x, "x")
     axis = _axis(dim, x.ndim)
     k = require_int(k, "k", minimum=1)
@@ -97,6 +103,10 @@ def _kmax_float32(xm: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 def kmax_pool_backward(grad_output: np.ndarray, indices: np.ndarray, input_shape, dim: int = -1) -> np.ndarray:
     """Gradient of `kmax_pool` with respect to its input: `grad_output` scattered back to the
     positions in `indices` along `dim`, zero elsewhere; shape `input_shape`, dtype of `grad_output`."""
+    return KMAX_POOL.run("backward", grad_output, indices, input_shape, dim)
+
+
+def _kmax_pool_backward_cpu(grad_output, indices, input_shape, dim):
     grad_output = _check_array(grad_output, "grad_output")
     if not isinstance(indices, np.ndarray) or indices.dtype.kind not in "iu":
         got = indices.dtype if isinstance(indices, np.ndarray) else type(indices).__name__
@@ -123,3 +133,6 @@ def kmax_pool_backward(grad_output: np.ndarray, indices: np.ndarray, input_shape
     # Indices within a row are distinct, so a plain scatter (no accumulation) is the exact adjoint.
     np.put_along_axis(grad_input, indices.astype(np.int64, copy=False), grad_output, axis=axis)
     return grad_input
+
+
+KMAX_POOL = Op("kmax_pool", {"forward": 1, "backward": 2}, cpu={"forward": _kmax_pool_cpu, "backward": _kmax_pool_backward_cpu})

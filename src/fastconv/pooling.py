@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _core, cuda
+from . import _core
+from . import _cuda_ops as _dev
+from ._dispatch import Op
 from ._geometry import adaptive_output_size, pool_params
 from ._geometry import pool_input_shape as _input_shape
 from ._validation import DimensionError, as_contiguous, require_float32, shape_str
@@ -34,8 +36,10 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     maximum. With ``return_indices`` also returns int64 indices into each flattened H*W input plane
     (what ``fastconv.grad.max_pool2d`` takes).
     """
-    if cuda._any_array(x):
-        return cuda.ops.max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+    return MAX_POOL2D.run("forward", x, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+
+
+def _max_pool2d_cpu(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
     x4, squeeze = _as_nchw(x, "x")
     p = pool_params(x4.shape, kernel_size, stride, padding, ceil_mode, dilation=dilation)
     out_shape = (p.N, p.C, p.P, p.Q)
@@ -53,8 +57,10 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     Padding counts as zeros. The divisor is ``divisor_override`` when given (an int >= 1), else the
     window clipped to the padded input (``count_include_pad=True``) or to the input itself.
     """
-    if cuda._any_array(x):
-        return cuda.ops.avg_pool2d(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+    return AVG_POOL2D.run("forward", x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+
+
+def _avg_pool2d_cpu(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
     x4, squeeze = _as_nchw(x, "x")
     p = pool_params(x4.shape, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override=divisor_override)
     y = np.empty((p.N, p.C, p.P, p.Q), np.float32)
@@ -65,8 +71,10 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
 def adaptive_avg_pool2d(x, output_size):
     """Mean over the windows [floor(i*H/P), ceil((i+1)*H/P)) that tile ``x`` into ``output_size``
     (int or (P, Q), None keeps that axis), as ``torch.nn.functional.adaptive_avg_pool2d``."""
-    if cuda._any_array(x):
-        return cuda.ops.adaptive_avg_pool2d(x, output_size)
+    return ADAPTIVE_AVG_POOL2D.run("forward", x, output_size)
+
+
+def _adaptive_avg_pool2d_cpu(x, output_size):
     x4, squeeze = _as_nchw(x, "x")
     P, Q = adaptive_output_size(output_size, x4.shape[2:])
     y = np.empty((x4.shape[0], x4.shape[1], P, Q), np.float32)
@@ -90,8 +98,10 @@ def _check_batch(g4, shape4, input_shape):
 
 def max_pool2d_backward(grad_output, indices, input_shape):
     """Gradient of max_pool2d: zeros of ``input_shape`` with ``grad_output`` added at ``indices``."""
-    if cuda._any_array(grad_output, indices):
-        return cuda.ops.max_pool2d_backward(grad_output, indices, input_shape)
+    return MAX_POOL2D.run("backward", grad_output, indices, input_shape)
+
+
+def _max_pool2d_backward_cpu(grad_output, indices, input_shape):
     g = _grad_output(grad_output)
     shape4 = _input_shape(input_shape, g.ndim)
     if not isinstance(indices, np.ndarray):
@@ -111,9 +121,12 @@ def max_pool2d_backward(grad_output, indices, input_shape):
 def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                         divisor_override=None):
     """Gradient of avg_pool2d with the same arguments: each output's gradient / divisor spread over its window."""
-    if cuda._any_array(grad_output):
-        return cuda.ops.avg_pool2d_backward(grad_output, input_shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                                            divisor_override)
+    return AVG_POOL2D.run("backward", grad_output, input_shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                          divisor_override)
+
+
+def _avg_pool2d_backward_cpu(grad_output, input_shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                             divisor_override):
     g = _grad_output(grad_output)
     shape4 = _input_shape(input_shape, g.ndim)
     p = pool_params(shape4, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override=divisor_override)
@@ -129,8 +142,10 @@ def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padd
 
 def adaptive_avg_pool2d_backward(grad_output, input_shape):
     """Gradient of adaptive_avg_pool2d: output size from grad_output, input size from input_shape."""
-    if cuda._any_array(grad_output):
-        return cuda.ops.adaptive_avg_pool2d_backward(grad_output, input_shape)
+    return ADAPTIVE_AVG_POOL2D.run("backward", grad_output, input_shape)
+
+
+def _adaptive_avg_pool2d_backward_cpu(grad_output, input_shape):
     g = _grad_output(grad_output)
     shape4 = _input_shape(input_shape, g.ndim)
     g4 = as_contiguous(g).reshape((-1,) + g.shape[-3:]) if g.ndim == 3 else as_contiguous(g)
@@ -140,3 +155,16 @@ def adaptive_avg_pool2d_backward(grad_output, input_shape):
     dx = np.empty(shape4, np.float32)
     _core.adaptive_avg_pool2d_backward(g4, dx)
     return dx.reshape(tuple(input_shape))
+
+
+# ---- the ops: per pass, how many leading arguments are arrays, and each device's kernel ----------------
+
+MAX_POOL2D = Op("max_pool2d", {"forward": 1, "backward": 2},
+                cpu={"forward": _max_pool2d_cpu, "backward": _max_pool2d_backward_cpu},
+                cuda={"forward": _dev.max_pool2d, "backward": _dev.max_pool2d_backward})
+AVG_POOL2D = Op("avg_pool2d", {"forward": 1, "backward": 1},
+                cpu={"forward": _avg_pool2d_cpu, "backward": _avg_pool2d_backward_cpu},
+                cuda={"forward": _dev.avg_pool2d, "backward": _dev.avg_pool2d_backward})
+ADAPTIVE_AVG_POOL2D = Op("adaptive_avg_pool2d", {"forward": 1, "backward": 1},
+                         cpu={"forward": _adaptive_avg_pool2d_cpu, "backward": _adaptive_avg_pool2d_backward_cpu},
+                         cuda={"forward": _dev.adaptive_avg_pool2d, "backward": _dev.adaptive_avg_pool2d_backward})

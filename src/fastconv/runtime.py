@@ -1,5 +1,6 @@
 """Process-wide settings and facts of the compiled kernels: OpenMP threads, the scratch-memory limit,
-the malloc setting chosen at import, and info() (version, compiler, CPU path, CUDA devices).
+the malloc setting chosen at import, and info() (version, compiler, CPU path, CUDA devices, which
+op runs on which device).
 
 Kept apart from the package root so that the CLI and the benchmarks can read them without
 importing `fastconv` itself (no module below the root does)."""
@@ -10,6 +11,7 @@ import os
 import platform
 
 from . import _core, cuda
+from ._dispatch import op_devices
 from ._validation import require_int
 
 __version__ = _core.build_info()["version"]
@@ -47,7 +49,8 @@ def set_workspace_limit(nbytes: int) -> None:
 
 
 def info() -> dict:
-    """Build and run-time facts: version, compiler, threads, CPU path, CUDA build and devices."""
+    """Build and run-time facts: version, compiler, threads, CPU path, CUDA build and devices, and
+    ``ops``: each declared op (``_dispatch.OPS``) with the devices that run all its passes."""
     build = _core.build_info()
     devices = [cuda.get_device_name(i) for i in range(cuda.device_count())]
     return {
@@ -60,6 +63,7 @@ def info() -> dict:
         "python": platform.python_version(),
         "cuda_compiled": cuda.is_compiled(),
         "cuda_devices": devices,
+        "ops": op_devices(),
     }
 
 

@@ -5,6 +5,13 @@ Float32 tensors run through fastconv's C++ kernels; the numpy-only ops (activati
 linear via numpy matmul) also accept float64, which the gradient checks use. Tensors holding a
 fastconv.cuda.Array run every op here on the device (pad excepted: it raises), with no copy to the
 host; class labels given as numpy arrays are uploaded once.
+
+Where the devices differ, an op is declared at the end of this module (``RELU`` ...; the bias is
+``fastconv.conv.BIAS``) as a kernel table per device behind the one dispatch (``_dispatch.Op``),
+which reads the device from the Tensor's data, passed first: the activations and log_softmax have
+forward and backward array kernels (``_<op>_cpu`` and ``fastconv._cuda_ops``' functions), the
+losses forward kernels (``_<op>_cpu`` and ``_<op>_device``) returning the output and what its
+backward needs; batch_norm2d's and pad's kernels record the Tensor themselves.
 """
 
 from __future__ import annotations
@@ -14,19 +21,15 @@ import numpy as np
 from .. import _core
 from .. import _cuda_ops as _dev
 from .. import conv as _conv
+from .._dispatch import Op
 from ..conv1d import conv1d as _conv1d_op
 from .. import conv_transpose as _conv_transpose
 from .. import grad as _grad
 from .. import pooling as _pooling
 from .._cuda_array import Array as _DeviceArray
 from .._validation import require_int, shape_str
-from ..autograd import Tensor, _planes_contiguous, as_tensor, is_grad_enabled, mm, record
+from ..autograd import Tensor, as_tensor, is_grad_enabled, mm, record
 from . import init
-
-
-def _on_device(*arrays) -> bool:
-    """True when the op runs on the GPU (its data is a fastconv.cuda.Array)."""
-    return any(isinstance(a, _DeviceArray) for a in arrays)
 
 
 def _fused(*arrays) -> bool:
@@ -49,10 +52,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         raise ValueError(f"linear: expected input (N, {wd.shape[1]}), got {shape_str(xd.shape)}")
     y = mm(xd, wd, trans_b=True)
     if bias is not None:
-        if _on_device(y):
-            y = _dev.add_bias(y, bias.data)
-        else:
-            y += bias.data
+        y = _conv.BIAS.run("forward", y, bias.data)
     parents = (x, weight) if bias is None else (x, weight, bias)
 
     def backward(g):
@@ -60,7 +60,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         gw = mm(g, xd, trans_a=True) if weight.requires_grad else None
         if bias is None:
             return gx, gw
-        return gx, gw, _dev.bias_grad(g) if _on_device(g) else g.sum(axis=0)
+        return gx, gw, _conv.BIAS.run("backward", g)
 
     return record(y, parents, backward)
 
@@ -97,7 +97,7 @@ def _conv2d(x, weight, bias, stride, padding, dilation, groups, algo) -> Tensor:
             gw = _grad.conv2d_weight(xd, w_shape, g, stride, padding, dilation, groups, algo=algo)
         if bias is None:
             return gx, gw
-        return gx, gw, _bias_grad(g)
+        return gx, gw, _conv.BIAS.run("backward", g)
 
     return record(y, parents, backward)
 
@@ -147,21 +147,9 @@ def _conv_transpose2d(x, weight, bias, args, algo) -> Tensor:
     def backward(g):
         gx = _grad.conv_transpose2d_input(xd.shape, wd, g, *args, algo=algo) if x.requires_grad else None
         gw = _grad.conv_transpose2d_weight(xd, wd.shape, g, *args, algo=algo) if weight.requires_grad else None
-        return (gx, gw) if bias is None else (gx, gw, _bias_grad(g))
+        return (gx, gw) if bias is None else (gx, gw, _conv.BIAS.run("backward", g))
 
     return record(y, parents, backward)
-
-
-def _bias_grad(g):
-    """Sum of the (N, K, P, Q) gradient over N, P, Q: one pass in C++ instead of numpy's strided
-    reduction, also for a channel slice of a larger array (the gradient of a `cat` input)."""
-    if _on_device(g):
-        return _dev.bias_grad(g)
-    if not _planes_contiguous(g):
-        return g.sum(axis=(0, 2, 3))
-    db = np.empty(g.shape[1], np.float32)
-    _core.bias_grad_nchw(g, db)
-    return db
 
 
 # ---- padding ---------------------------------------------------------------------------------------------
@@ -217,10 +205,10 @@ def pad(x: Tensor, pad, mode: str = "constant", value: float = 0.0) -> Tensor:
     Backward: the constant mode crops the gradient; the others add each padded position's gradient
     to the input element it copies."""
     x = as_tensor(x)
-    axes = _pad_widths(x, pad, mode)
-    xd = x.data
-    if not isinstance(xd, np.ndarray):
-        raise TypeError(f"pad: runs on numpy arrays (CPU tensors), got a {type(xd).__name__}; move the tensor to 'cpu'")
+    return PAD.run("forward", x.data, x, _pad_widths(x, pad, mode), mode, value)
+
+
+def _pad_cpu(xd, x, axes, mode, value) -> Tensor:
     if mode == "constant":
         widths = [(0, 0)] * xd.ndim
         for axis, left, right in axes:
@@ -287,21 +275,25 @@ def adaptive_avg_pool2d(x: Tensor, output_size) -> Tensor:
 
 def relu(x: Tensor) -> Tensor:
     xd = x.data
-    if _on_device(xd):
-        return record(_dev.relu(xd), (x,), lambda g: (_dev.relu_backward(g, xd),))
-    if not _fused(xd):
-        y = np.maximum(xd, 0)
-        return record(y, (x,), lambda g: (g * (y > 0),))
-    y = np.empty_like(xd)
-    _core.relu_forward(xd, y)
+    return record(RELU.run("forward", xd), (x,), lambda g: (RELU.run("backward", g, xd),))
 
-    def backward(g):
-        g = np.ascontiguousarray(g, dtype=np.float32)
-        dx = np.empty_like(y)
-        _core.relu_backward(y, g, dx)
-        return (dx,)
 
-    return record(y, (x,), backward)
+def _relu_cpu(x):
+    if not _fused(x):
+        return np.maximum(x, 0)
+    y = np.empty_like(x)
+    _core.relu_forward(x, y)
+    return y
+
+
+def _relu_backward_cpu(g, x):
+    """The gradient given relu's input ``x`` (x > 0 exactly where relu(x) > 0)."""
+    if not _fused(x):
+        return g * (x > 0)
+    g = np.ascontiguousarray(g, dtype=np.float32)
+    dx = np.empty_like(x)
+    _core.relu_backward(x, g, dx)
+    return dx
 
 
 _relu = relu  # for batch_norm2d, whose `relu` argument shadows the name
@@ -309,44 +301,52 @@ _relu = relu  # for batch_norm2d, whose `relu` argument shadows the name
 
 def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
     xd = x.data
-    if _on_device(xd):
-        y = _dev.leaky_relu(xd, negative_slope)
-        return record(y, (x,), lambda g: (_dev.leaky_relu_backward(g, xd, negative_slope),))
-    slope = xd.dtype.type(negative_slope)
-    y = np.where(xd > 0, xd, xd * slope)
-    return record(y, (x,), lambda g: (np.where(xd > 0, g, g * slope),))
+    y = LEAKY_RELU.run("forward", xd, negative_slope)
+    return record(y, (x,), lambda g: (LEAKY_RELU.run("backward", g, xd, negative_slope),))
+
+
+def _leaky_relu_cpu(x, negative_slope):
+    return np.where(x > 0, x, x * x.dtype.type(negative_slope))
+
+
+def _leaky_relu_backward_cpu(g, x, negative_slope):
+    return np.where(x > 0, g, g * x.dtype.type(negative_slope))
 
 
 def sigmoid(x: Tensor) -> Tensor:
-    xd = x.data
-    if _on_device(xd):
-        yd = _dev.sigmoid(xd)
-        return record(yd, (x,), lambda g: (_dev.sigmoid_backward(g, yd),))
+    y = SIGMOID.run("forward", x.data)
+    return record(y, (x,), lambda g: (SIGMOID.run("backward", g, y),))
+
+
+def _sigmoid_cpu(x):
     # 1 / (1 + exp(-x)) in place on one new array: numpy's SIMD exp beats a scalar expf loop 8x here.
     # exp(-x) overflows to inf for x < -88 (float32), and 1 / (1 + inf) = 0 is the right answer.
-    y = np.negative(xd)
+    y = np.negative(x)
     with np.errstate(over="ignore"):
         np.exp(y, out=y)
     y += 1
     np.reciprocal(y, out=y)
-    if not _fused(xd):
-        return record(y, (x,), lambda g: (g * y * (1 - y),))
+    return y
 
-    def backward(g):
-        g = np.ascontiguousarray(g, dtype=np.float32)
-        dx = np.empty_like(y)
-        _core.sigmoid_backward(y, g, dx)
-        return (dx,)
 
-    return record(y, (x,), backward)
+def _sigmoid_backward_cpu(g, y):
+    """The gradient given sigmoid's output ``y``."""
+    if not _fused(y):
+        return g * y * (1 - y)
+    g = np.ascontiguousarray(g, dtype=np.float32)
+    dx = np.empty_like(y)
+    _core.sigmoid_backward(y, g, dx)
+    return dx
 
 
 def tanh(x: Tensor) -> Tensor:
-    if _on_device(x.data):
-        yd = _dev.tanh(x.data)
-        return record(yd, (x,), lambda g: (_dev.tanh_backward(g, yd),))
-    y = np.tanh(x.data)
-    return record(y, (x,), lambda g: (g * (1 - y * y),))
+    y = TANH.run("forward", x.data)
+    return record(y, (x,), lambda g: (TANH.run("backward", g, y),))
+
+
+def _tanh_backward_cpu(g, y):
+    """The gradient given tanh's output ``y``."""
+    return g * (1 - y * y)
 
 
 def flatten(x: Tensor, start_dim: int = 1) -> Tensor:
@@ -360,12 +360,15 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, rng: np.random.Gen
     if not training or p == 0:
         return x
     rng = rng if rng is not None else init.generator()
-    xd = x.data
-    if _on_device(xd):  # the mask is drawn on the device from a seed taken from rng (no host mask)
-        y, dmask = _dev.dropout(xd, p, int(rng.integers(0, 1 << 63)))
-        return record(y, (x,), lambda g: (g * dmask,))
-    mask = (rng.random(xd.shape, dtype=np.float32) >= p) * xd.dtype.type(1 / (1 - p))
-    return record(xd * mask, (x,), lambda g: (g * mask,))
+    # on the device the mask is drawn there, from a seed taken from rng (no host mask)
+    y, mask = DROPOUT.run("forward", x.data, p, rng)
+    return record(y, (x,), lambda g: (g * mask,))
+
+
+def _dropout_cpu(x, p, rng):
+    """(x * mask, mask) with mask 0 with probability p, else 1 / (1 - p), drawn from ``rng``."""
+    mask = (rng.random(x.shape, dtype=np.float32) >= p) * x.dtype.type(1 / (1 - p))
+    return x * mask, mask
 
 
 def batch_norm2d(x: Tensor, weight: Tensor | None, bias: Tensor | None, running_mean: np.ndarray | None,
@@ -382,9 +385,11 @@ def batch_norm2d(x: Tensor, weight: Tensor | None, bias: Tensor | None, running_
     n = xd.shape[0] * xd.shape[2] * xd.shape[3]
     if training and n < 2:
         raise ValueError(f"batch_norm2d: need more than one value per channel in training, got input {shape_str(xd.shape)}")
-    if _on_device(xd):
-        out = _batch_norm2d_device(x, weight, bias, running_mean, running_var, training, momentum, eps, n)
-        return _relu(out) if relu else out
+    return BATCH_NORM2D.run("forward", xd, x, weight, bias, running_mean, running_var, training, momentum, eps, relu, n)
+
+
+def _batch_norm2d_cpu(xd, x, weight, bias, running_mean, running_var, training, momentum, eps, relu, n) -> Tensor:
+    """batch_norm2d on numpy data ``xd`` (x's data, first for the dispatch); ``n`` values per channel."""
     fused = isinstance(xd, np.ndarray) and xd.dtype == np.float32 and all(
         t is None or (isinstance(t.data, np.ndarray) and t.data.dtype == np.float32) for t in (weight, bias))
     if fused:
@@ -447,10 +452,9 @@ def batch_norm2d(x: Tensor, weight: Tensor | None, bias: Tensor | None, running_
     return _relu(out) if relu else out
 
 
-def _batch_norm2d_device(x, weight, bias, running_mean, running_var, training, momentum, eps, n) -> Tensor:
+def _batch_norm2d_device(xd, x, weight, bias, running_mean, running_var, training, momentum, eps, relu, n) -> Tensor:
     """batch_norm2d on fastconv.cuda.Array data, from the device's broadcasting ops and axis reductions;
     the running statistics (device Arrays) are updated in place on the device."""
-    xd = x.data
     axes, channel = (0, 2, 3), (1, xd.shape[1], 1, 1)
     if training:
         mu = xd.mean(axis=axes)
@@ -485,7 +489,8 @@ def _batch_norm2d_device(x, weight, bias, running_mean, running_var, training, m
             grads.append(_dev.bias_grad(g))
         return tuple(grads)
 
-    return record(y, parents, backward)
+    out = record(y, parents, backward)
+    return _relu(out) if relu else out
 
 
 # ---- losses ------------------------------------------------------------------------------------------------
@@ -510,13 +515,18 @@ def _targets(target, n: int, num_classes: int) -> np.ndarray:
 
 def log_softmax(x: Tensor) -> Tensor:
     """log(softmax(x)) over the last axis of a 2-D tensor, computed stably (max subtracted)."""
-    xd = x.data
-    z = xd - xd.max(axis=1, keepdims=True)
-    if _on_device(xd):
-        out = z - _dev.unary("log", _dev.unary("exp", z).sum(axis=1, keepdims=True))
-        return record(out, (x,), lambda g: (g - _dev.unary("exp", out) * g.sum(axis=1, keepdims=True),))
-    out = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-    return record(out, (x,), lambda g: (g - np.exp(out) * g.sum(axis=1, keepdims=True),))
+    out = LOG_SOFTMAX.run("forward", x.data)
+    return record(out, (x,), lambda g: (LOG_SOFTMAX.run("backward", g, out),))
+
+
+def _log_softmax_cpu(x):
+    z = x - x.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def _log_softmax_backward_cpu(g, y):
+    """The gradient given log_softmax's output ``y``."""
+    return g - np.exp(y) * g.sum(axis=1, keepdims=True)
 
 
 def cross_entropy(logits: Tensor, target, reduction: str = "mean") -> Tensor:
@@ -530,11 +540,14 @@ def cross_entropy(logits: Tensor, target, reduction: str = "mean") -> Tensor:
         raise ValueError(f"cross_entropy: expected logits of shape (N, C), got {shape_str(logits.shape)}")
     if reduction not in ("mean", "sum"):
         raise ValueError(f"cross_entropy: reduction must be 'mean' or 'sum', got {reduction!r}")
-    n, c = logits.shape
-    if _on_device(logits.data):
-        return _cross_entropy_device(logits, target, reduction)
+    loss, backward = CROSS_ENTROPY.run("forward", logits.data, target, reduction)
+    return record(loss, (logits,), backward)
+
+
+def _cross_entropy_cpu(xd, target, reduction):
+    """(loss, its backward rule) for numpy logits ``xd`` (N, C)."""
+    n, c = xd.shape
     t = _targets(target, n, c)
-    xd = logits.data
     z = xd - xd.max(axis=1, keepdims=True)
     ez = np.exp(z)
     sum_ez = ez.sum(axis=1, keepdims=True)
@@ -549,7 +562,7 @@ def cross_entropy(logits: Tensor, target, reduction: str = "mean") -> Tensor:
         grad *= g * xd.dtype.type(scale)
         return (grad,)
 
-    return record(loss, (logits,), backward)
+    return loss, backward
 
 
 def _device_targets(target, n: int, num_classes: int):
@@ -565,8 +578,8 @@ def _device_targets(target, n: int, num_classes: int):
     return to_device(np.ascontiguousarray(_targets(t, n, num_classes), dtype=np.int64), "cuda")
 
 
-def _cross_entropy_device(logits: Tensor, target, reduction: str) -> Tensor:
-    xd = logits.data
+def _cross_entropy_device(xd, target, reduction: str):
+    """(loss, its backward rule) for device logits ``xd`` (N, C): the loss stays on the device."""
     n, c = xd.shape
     labels = _device_targets(target, n, c)
     loss = _dev.softmax_cross_entropy(xd, labels)
@@ -577,7 +590,7 @@ def _cross_entropy_device(logits: Tensor, target, reduction: str) -> Tensor:
     def backward(g):  # g is a 0-d device array: scaled on the device, never read back
         return (_dev.softmax_cross_entropy_backward(xd, labels, per_row) * g,)
 
-    return record(loss, (logits,), backward)
+    return loss, backward
 
 
 def correct_count(logits, target) -> Tensor:
@@ -587,28 +600,23 @@ def correct_count(logits, target) -> Tensor:
     logits = as_tensor(logits)
     if logits.ndim != 2:
         raise ValueError(f"correct_count: expected logits of shape (N, C), got {shape_str(logits.shape)}")
-    n, c = logits.shape
-    if _on_device(logits.data):
-        return Tensor(_dev.correct_count(logits.data, _device_targets(target, n, c)))
-    t = _targets(target, n, c)
-    return Tensor(np.asarray(np.count_nonzero(logits.data.argmax(axis=1) == t), dtype=np.float32))
+    return Tensor(CORRECT_COUNT.run("forward", logits.data, target))
+
+
+def _correct_count_cpu(xd, target):
+    t = _targets(target, *xd.shape)
+    return np.asarray(np.count_nonzero(xd.argmax(axis=1) == t), dtype=np.float32)
+
+
+def _correct_count_device(xd, target):
+    return _dev.correct_count(xd, _device_targets(target, *xd.shape))
 
 
 def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
     """Mean (or summed) squared error between `input` and `target` of the same shape."""
     input = as_tensor(input)
     td = target.data if isinstance(target, Tensor) else target
-    if not isinstance(td, _DeviceArray):
-        td = np.asarray(td, dtype=input.dtype) if not _on_device(input.data) else td
-    if tuple(td.shape) != input.shape:
-        raise ValueError(f"mse_loss: input has shape {shape_str(input.shape)} but target has shape {shape_str(td.shape)}")
-    if reduction not in ("mean", "sum"):
-        raise ValueError(f"mse_loss: reduction must be 'mean' or 'sum', got {reduction!r}")
-    diff = input.data - td
-    scale = input.dtype.type(1.0 / diff.size if reduction == "mean" and diff.size else 1.0)
-    loss = (diff * diff).sum() * scale
-    if not _on_device(loss):
-        loss = np.asarray(loss, dtype=input.dtype)
+    loss, diff, scale = MSE_LOSS.run("forward", input.data, td, reduction)
     tt = target if isinstance(target, Tensor) else None
     parents = (input,) if tt is None else (input, tt)
 
@@ -617,6 +625,52 @@ def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
         return (gi,) if tt is None else (gi, -gi)
 
     return record(loss, parents, backward)
+
+
+def _squared_error(xd, td, reduction: str):
+    """(loss, xd - td, scale): the mean or summed squared error, in the arrays' own arithmetic (the
+    CUDA kernel; the CPU one converts the target first)."""
+    if tuple(td.shape) != tuple(xd.shape):
+        raise ValueError(f"mse_loss: input has shape {shape_str(xd.shape)} but target has shape {shape_str(td.shape)}")
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"mse_loss: reduction must be 'mean' or 'sum', got {reduction!r}")
+    diff = xd - td
+    scale = xd.dtype.type(1.0 / diff.size if reduction == "mean" and diff.size else 1.0)
+    return (diff * diff).sum() * scale, diff, scale
+
+
+def _squared_error_cpu(xd, td, reduction: str):
+    """_squared_error with the target (any array-like) as an array of the input's dtype, and the
+    loss as a 0-d array."""
+    loss, diff, scale = _squared_error(xd, np.asarray(td, dtype=xd.dtype), reduction)
+    return np.asarray(loss, dtype=xd.dtype), diff, scale
+
+
+# ---- the ops: per pass, how many leading arguments are arrays (the data the device is read from),
+# and each device's kernel -----------------------------------------------------------------------------
+
+PAD = Op("pad", {"forward": 1}, cpu={"forward": _pad_cpu})
+RELU = Op("relu", {"forward": 1, "backward": 2}, cpu={"forward": _relu_cpu, "backward": _relu_backward_cpu},
+          cuda={"forward": _dev.relu, "backward": _dev.relu_backward})
+LEAKY_RELU = Op("leaky_relu", {"forward": 1, "backward": 2},
+                cpu={"forward": _leaky_relu_cpu, "backward": _leaky_relu_backward_cpu},
+                cuda={"forward": _dev.leaky_relu, "backward": _dev.leaky_relu_backward})
+SIGMOID = Op("sigmoid", {"forward": 1, "backward": 2},
+             cpu={"forward": _sigmoid_cpu, "backward": _sigmoid_backward_cpu},
+             cuda={"forward": _dev.sigmoid, "backward": _dev.sigmoid_backward})
+TANH = Op("tanh", {"forward": 1, "backward": 2}, cpu={"forward": np.tanh, "backward": _tanh_backward_cpu},
+          cuda={"forward": _dev.tanh, "backward": _dev.tanh_backward})
+DROPOUT = Op("dropout", {"forward": 1}, cpu={"forward": _dropout_cpu}, cuda={"forward": _dev.dropout})
+BATCH_NORM2D = Op("batch_norm2d", {"forward": 1}, cpu={"forward": _batch_norm2d_cpu},
+                  cuda={"forward": _batch_norm2d_device})
+LOG_SOFTMAX = Op("log_softmax", {"forward": 1, "backward": 2},
+                 cpu={"forward": _log_softmax_cpu, "backward": _log_softmax_backward_cpu},
+                 cuda={"forward": _dev.log_softmax, "backward": _dev.log_softmax_backward})
+CROSS_ENTROPY = Op("cross_entropy", {"forward": 1}, cpu={"forward": _cross_entropy_cpu},
+                   cuda={"forward": _cross_entropy_device})
+CORRECT_COUNT = Op("correct_count", {"forward": 1}, cpu={"forward": _correct_count_cpu},
+                   cuda={"forward": _correct_count_device})
+MSE_LOSS = Op("mse_loss", {"forward": 2}, cpu={"forward": _squared_error_cpu}, cuda={"forward": _squared_error})
 
 
 __all__ = [
