@@ -91,6 +91,13 @@ CASES = [
     (7, 12, 3, 5, 18, 3, 3, 1, 1, 1, 2),  # 9 outputs per group: vectors padded past the channels
     (6, 16, 7, 6, 16, 3, 3, (2, 1), (1, 0), 1, 1),
     (40, 8, 2, 2, 8, 3, 3, 1, 1, 1, 1),  # 2x2 images: chunks of 20 images
+    # strides 2-4 and rectangular kernels (implicit_gemm's gather: panels of 16 outputs crossing
+    # rows and images, lanes in the padding, stride phases, K and M blocks)
+    (2, 5, 17, 40, 7, 5, 20, 2, 0, 1, 1),  # DeepSpeech-like 5x20, stride 2: 7x11 outputs
+    (3, 4, 19, 19, 13, 3, 3, 3, 1, 1, 1),  # stride 3
+    (2, 3, 30, 33, 10, 7, 3, (4, 2), (3, 1), (1, 2), 1),  # rectangular kernel, stride and dilation
+    (1, 3, 20, 70, 8, 3, 3, 2, 1, 1, 1),  # 35 outputs a row: whole panels in one row, padded lanes
+    (1, 128, 9, 9, 350, 3, 3, 2, 1, 1, 1),  # 1152-long reductions, 350 output channels: K and M blocks
 ]
 
 
@@ -549,3 +556,20 @@ def test_selection_table_is_select_algorithm():
     lines = report.rules_lines(shapes)
     assert len(lines) == 2 + len(shapes) and lines[0].startswith("| shape |")
     assert "| vgg_3x3 |" in "\n".join(lines)
+
+
+@pytest.mark.parametrize("case", [(2, 3, 23, 29, 5, 11, 11, 4, 2), (2, 6, 15, 15, 9, 3, 3, 2, 1), (1, 4, 9, 40, 7, 1, 1, 2, 0)])
+def test_forward_kernels_overwrite_nan_outputs(rng, case):
+    """Every compiled forward kernel writes every output without reading it: an output buffer full
+    of NaN comes back finite and right."""
+    N, C, H, W, K, R, S, stride, pad = case
+    x, w, b = make_problem(rng, N, C, H, W, K, R, S)
+    params = conv_mod.conv_plan(x.shape, w.shape, stride, pad, 1, 1).params
+    ref = conv2d_ref(x, w, b, stride=(stride, stride), padding=(pad, pad))
+    for name, (has_forward, _, _) in sorted(fastconv._core.conv2d_kernels().items()):
+        if not has_forward or conv_mod.ALGORITHMS[name].check(params) is not None:
+            continue
+        out = np.full(ref.shape, np.nan, dtype=np.float32)
+        fastconv._core.conv2d_forward(name, params, x, w, b, out)
+        assert np.isfinite(out).all(), name
+        assert_close(out, ref, conv_bound(name, params, "forward", "cpu"), what=name)

@@ -1,0 +1,142 @@
+"""Implicit GEMM (forward) on strided and large-kernel layers: auto, implicit_gemm, im2col and direct
+against torch, at batch 1 and 8.
+
+Every call is first checked against the float64 reference (a wrong result stops the run). Timing:
+fastconv.bench's time_interleaved with block=5 and settle=0.15 (each turn idles 0.15 s, makes one
+untimed call, then times 5 calls of the same callable: call-by-call alternation on a 2-core machine
+measures thread pools fighting), --repeat turns per callable, turn r starting with the r-th callable
+(none always follows torch and refills the caches it evicted), median kept. The whole table is
+measured --rounds times; each cell shows the median over rounds and ratios show min-max over rounds.
+
+    python3 benchmarks/bench_implicit_gemm.py --threads 2 --rounds 3
+
+--clock thread (with --threads 1) times the calling thread's CPU time (time.thread_time) instead of
+wall time, in the same turns: on a machine shared with busy neighbours it leaves out the time the
+thread waited for a core (not the cache misses they cause). torch then runs on the calling thread too.
+
+Prints a markdown table (and writes it to --out when given).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+import numpy as np
+
+import fastconv
+from fastconv import conv as conv_mod
+from fastconv.bench import reference as ref
+from fastconv.bench.measure import time_interleaved
+
+# (name, x shape without N, w shape, stride (h, w), padding (h, w), batches)
+LAYERS = [
+    ("alexnet_c1 (suite): 11x11 s4", (3, 224, 224), (64, 3, 11, 11), (4, 4), (2, 2), (1, 8)),
+    ("stride2 (suite): ResNet 3x3 s2 128->256 @28", (128, 28, 28), (256, 128, 3, 3), (2, 2), (1, 1), (1, 8)),
+    ("ResNet stem 7x7 s2 3->64 @224", (3, 224, 224), (64, 3, 7, 7), (2, 2), (3, 3), (1, 8)),
+    ("ResNet 3x3 s2 64->128 @56", (64, 56, 56), (128, 64, 3, 3), (2, 2), (1, 1), (1, 8)),
+    ("ResNet 3x3 s2 256->512 @14", (256, 14, 14), (512, 256, 3, 3), (2, 2), (1, 1), (1, 8)),
+    ("ResNet 1x1 s2 64->128 @56", (64, 56, 56), (128, 64, 1, 1), (2, 2), (0, 0), (1, 8)),
+    ("ResNet 1x1 s2 256->512 @14", (256, 14, 14), (512, 256, 1, 1), (2, 2), (0, 0), (1, 8)),
+    ("DeepSpeech2 5x20 s2 1->32 @161x700", (1, 161, 700), (32, 1, 5, 20), (2, 2), (0, 0), (1, 8)),
+]
+ALGOS = ("auto", "implicit_gemm", "im2col", "direct")
+
+
+def time_thread_clock(fns: dict, repeat: int, block: int = 5, settle: float = 0.15) -> dict:
+    """time_interleaved's turns (idle, one untimed call, `block` timed calls; turn r starts with the
+    r-th callable) on the calling thread's CPU clock: name -> (median, min, max) seconds."""
+    for f in fns.values():
+        f()
+    times = {k: [] for k in fns}
+    order = list(fns.items())
+    for r in range(repeat):
+        for k, f in order[r % len(order):] + order[:r % len(order)]:
+            time.sleep(settle)
+            f()
+            for _ in range(block):
+                t0 = time.thread_time()
+                f()
+                times[k].append(time.thread_time() - t0)
+    return {k: (statistics.median(v), min(v), max(v)) for k, v in times.items()}
+
+
+def main(argv=None) -> int:
+    import torch
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--only", default="", help="comma-separated substrings of the layer names to run")
+    ap.add_argument("--clock", choices=("wall", "thread"), default="wall")
+    ap.add_argument("--out", default="")
+    args = ap.parse_args(argv)
+    if args.clock == "thread" and args.threads != 1:
+        ap.error("--clock thread needs --threads 1")
+    fastconv.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+    cases = []
+    for name, xs, ws, stride, pad, batches in LAYERS:
+        if args.only and not any(part in name for part in args.only.split(",")):
+            continue
+        for n in batches:
+            x = rng.standard_normal((n, *xs), dtype=np.float32)
+            w = rng.standard_normal(ws, dtype=np.float32)
+            b = rng.standard_normal(ws[0], dtype=np.float32)
+            params = conv_mod.conv_plan(x.shape, w.shape, stride, pad, 1, 1).params
+            y_ref = ref.conv2d(x, w, b, stride, pad, (1, 1), 1)
+            fns = {a: (lambda a=a, x=x, w=w, b=b, s=stride, p=pad: fastconv.conv2d(x, w, b, s, p, algo=a))
+                   for a in ALGOS}
+            for a, f in fns.items():
+                got = f()
+                err = np.abs(got - y_ref).max() / np.abs(y_ref).max()
+                bound = conv_mod.ALGORITHMS[conv_mod.select_algorithm(params, "forward") if a == "auto" else a].bound
+                if not err <= bound:
+                    raise SystemExit(f"{name} N={n} {a}: relative error {err:.2e} > {bound:.0e}")
+            xt, wt, bt = (torch.from_numpy(a) for a in (x, w, b))
+
+            def torch_fwd(xt=xt, wt=wt, bt=bt, s=stride, p=pad):
+                with torch.no_grad():
+                    return torch.nn.functional.conv2d(xt, wt, bt, s, p)
+
+            fns["torch"] = torch_fwd
+            cases.append((name, n, params, fns))
+    medians = {}  # (case index, algo) -> [median ms per round]
+    for r in range(args.rounds):
+        for i, (name, n, params, fns) in enumerate(cases):
+            if args.clock == "thread":
+                t = time_thread_clock(fns, repeat=args.repeat)
+            else:
+                t = time_interleaved(fns, repeat=args.repeat, warmup=1, block=5, settle=0.15, rotate=True)
+            for a, (med, _, _) in t.items():
+                medians.setdefault((i, a), []).append(med * 1e3)
+            print(f"round {r + 1}: {name} N={n} " + " ".join(f"{a} {t[a][0] * 1e3:.2f}" for a in fns), flush=True)
+    head = ["| layer | N | auto picks | " + " | ".join(f"{a} ms (GFLOP/s)" for a in (*ALGOS, "torch")) + " | "
+            + " | ".join(f"{a} / torch" for a in ALGOS) + " |"]
+    head.append("|---|---|---|" + "---|" * (2 * len(ALGOS) + 1))
+    rows = []
+    for i, (name, n, params, fns) in enumerate(cases):
+        cells = []
+        for a in (*ALGOS, "torch"):
+            ms = statistics.median(medians[(i, a)])
+            cells.append(f"{ms:.2f} ({params.flops / ms / 1e6:.0f})")
+        ratios = []
+        for a in ALGOS:
+            rs = [m / t for m, t in zip(medians[(i, a)], medians[(i, "torch")])]
+            ratios.append(f"{statistics.median(rs):.2f} ({min(rs):.2f}-{max(rs):.2f})")
+        pick = conv_mod.ALGORITHMS[conv_mod.select_algorithm(params, "forward")].kernel(params)
+        rows.append(f"| {name} | {n} | {pick} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+    table = "\n".join(head + rows)
+    print(table)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(table + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
