@@ -98,6 +98,7 @@ CASES = [
     (2, 3, 30, 33, 10, 7, 3, (4, 2), (3, 1), (1, 2), 1),  # rectangular kernel, stride and dilation
     (1, 3, 20, 70, 8, 3, 3, 2, 1, 1, 1),  # 35 outputs a row: whole panels in one row, padded lanes
     (1, 128, 9, 9, 350, 3, 3, 2, 1, 1, 1),  # 1152-long reductions, 350 output channels: K and M blocks
+    (2, 2, 2, 1, 1, 1, 1, 1, (0, 2), 1, 1),  # padding wider than the row: row segments shorter than their padding
 ]
 
 

@@ -98,10 +98,12 @@ void gather_panel(const Plan& pl, int64_t g, int64_t k0, int64_t kc, int64_t j0,
         int64_t* lr = lanes + 3 * S * nseg;
         for (int64_t s = 0; s < S; ++s, lr += 3) {
             const int64_t wf = w0 + s * p.dil_w;  // input column of the segment's first lane
-            const int64_t lo = wf >= 0 ? 0 : (-wf + sw - 1) / sw;
+            // lo is clamped to the segment: a segment shorter than its left padding has no valid
+            // lane, and [lo, hi) must not reach into the next segment's lanes.
+            const int64_t lo = std::min<int64_t>(len, wf >= 0 ? 0 : (-wf + sw - 1) / sw);
             const int64_t hi = wf > p.W - 1 ? 0 : std::min<int64_t>(len, (p.W - 1 - wf) / sw + 1);
             const int64_t phase = wf - floor_div(wf, sw) * sw;
-            lr[0] = j + std::min<int64_t>(lo, len), lr[1] = j + std::max(hi, lo);
+            lr[0] = j + lo, lr[1] = j + std::max(hi, lo);
             lr[2] = phase * sc.wp + floor_div(wf, sw) - j;
         }
         j += len;
