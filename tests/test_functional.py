@@ -269,7 +269,7 @@ def test_pad(rng, device):
     x = rng.standard_normal((1, 2, 3, 3)).astype(np.float32)
     xt = tensor(x, device, requires_grad=True)
     if device == "cuda":
-        with pytest.raises(TypeError, match="pad: runs on numpy arrays .*move the tensor to 'cpu'"):
+        with pytest.raises(TypeError, match="pad: the forward pass has no cuda kernel .*move the inputs there"):
             F.pad(xt, (1, 1))
         return
     y = F.pad(xt, (1, 2))
@@ -281,9 +281,9 @@ def test_kmax_pool(rng, device):
 
     x = rng.standard_normal((2, 3, 9)).astype(np.float32)
     if device == "cuda":
-        with pytest.raises(TypeError, match="x: expected a numpy.ndarray, got Array"):
+        with pytest.raises(TypeError, match="kmax_pool: the forward pass has no cuda kernel .*move the inputs there"):
             fastconv.kmax_pool(on_device(x, device), 3)
-        with pytest.raises(TypeError, match="x: expected a numpy.ndarray, got Array"):
+        with pytest.raises(TypeError, match="kmax_pool: the forward pass has no cuda kernel .*move the inputs there"):
             sequence.kmax_pool(tensor(x, device), 3)
         return
     values, indices = fastconv.kmax_pool(x, 3)
