@@ -291,15 +291,13 @@ def select_algorithm(params, pass_: str, device: str = "cpu") -> str:
         return "fft"
     if pass_ == "forward":
         # stride2 (128 channels, stride 2): im2col ahead of direct in 3 of 4 runs ([1t] 1.29 vs 1.46).
-        # implicit_gemm (im2col's GEMM without the column buffer) is ahead of im2col and direct on the
-        # 3x3 stride-2 layers with 64-256 channels (stride2, ResNet's 64->128 @56 and 256->512 @14,
-        # batch 1 and 8): 0.90-0.94x im2col's time and 0.68-0.92x direct's (medians of 6 rounds),
-        # 0.76-1.02x and 0.68-0.90x in 3 more rounds on a quieter machine; 1 thread, CPU time, 2
-        # threads were not measurable (benchmarks/results/2026-12-04_epyc2c_implicit_gemm.md). 1x1
-        # stride-2 projections stay with im2col (implicit 1.15-1.28x); first layers with 1-3 channels
-        # stay with direct below (implicit 1.08-1.26x direct at batch 8).
+        # implicit_gemm (im2col's GEMM without the column buffer) is not picked: on the 3x3 stride-2
+        # layers with 64-256 channels it took 0.90-0.94x im2col's time on 1 thread (CPU time, 6
+        # rounds), but on 2 threads (wall clock, quiet machine, 5 rounds) 0.85-1.02x at batch 8 and
+        # 1.00-1.16x at batch 1, geometric mean 1.00 (benchmarks/results/2026-12-04_epyc2c_implicit_gemm.md).
+        # The autotuner races it. 1x1 stride-2 projections: implicit 1.15-1.28x im2col.
         if strided and cg >= 64:
-            return "implicit_gemm" if p.R * p.S > 1 else "im2col"
+            return "im2col"
         # lenet_c1, lenet_c2, alexnet_c1 ([1t] 0.42, 0.95, 0.89 against im2col's 0.85, 6.89, 1.33;
         # resnet_3x3 without Winograd 1.50 vs 1.61): the register-tiled direct loop wins.
         return "direct"
