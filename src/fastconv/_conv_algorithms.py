@@ -83,6 +83,12 @@ def _winograd_check(params) -> str | None:
     return None
 
 
+def _depthwise_check(params) -> str | None:
+    if params.C != params.groups:
+        return f"needs one input channel per group (groups == C), got C={params.C}, groups={params.groups}"
+    return None
+
+
 def _whole_batch_check(params) -> str | None:
     p = params
     if not p.H == p.W == p.R == p.S == p.P == p.Q == 1:
@@ -164,6 +170,8 @@ ALGORITHMS: dict[str, Algorithm] = {
         doc="Winograd F(4x4,3x3): 4x fewer multiplications, error ~3e-6"),
     "gemm": Algorithm("gemm", _whole_batch_check, run=_whole_batch_gemm,
                       doc="1x1 kernel on 1x1 maps: one GEMM over the whole batch"),
+    "depthwise": Algorithm("depthwise", _depthwise_check,
+                           doc="groups == C (MobileNet, ConvNeXt): one packed plane per channel, 8 outputs a vector"),
 }
 
 

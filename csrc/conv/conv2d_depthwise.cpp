@@ -1,0 +1,286 @@
+// Depthwise convolution (groups == C, one input channel per group, K = C * multiplier), every pass
+// (MobileNet's 3x3 stride 1 and 2, MobileNetV3/EfficientNet's 5x5, ConvNeXt's 7x7; any kernel,
+// stride, padding and dilation). Each output channel is a single-channel 2-D correlation, so a
+// pass is a sum of R*S shifted copies of one plane: memory-bound at 2*R*S FLOPs per element read.
+// One work item is one (image, input channel) plane, packed once into a zero-padded per-thread
+// buffer (conv2d_depthwise_rows.h) from which every output of its `multiplier` channels is a sum
+// of taps at fixed offsets, vectorised 8 outputs wide along the row:
+//  - forward: the padded input with each row split into `stride_w` column phases (column u goes to
+//    phase u % sw at index u / sw; stride 2 deinterleaves with shuffles), so output column q of tap
+//    s reads index q + s*dw/sw of phase s*dw % sw: contiguous for every stride;
+//  - input gradient: per stride phase (a, b) of the input position (h = a + sh*i, w = b + sw*j),
+//    only the taps with (a + ph - r*dh) % sh == 0 and (b + pw - s*dw) % sw == 0 reach it, each a
+//    shifted copy of the zero-bordered grad_output: no scatter and no multiply by an inserted zero.
+//    Stride 2 computes the two column phases of a row and interleaves them into dx;
+//  - weight gradient: the forward packing reduced against grad_output, 8-wide partial sums per tap,
+//    added up per plane in double over the batch.
+// Threads: forward and input gradient over (image, channel) planes; the weight gradient over
+// channels (each owns its weights; no reduction across threads, deterministic).
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+#include "common/cpu_features.h"
+#include "common/parallel.h"
+#include "common/workspace.h"
+#include "conv/conv2d.h"
+#include "conv/conv2d_depthwise_rows.h"
+
+namespace fastconv {
+
+namespace depthwise {
+
+namespace {
+
+void rows_portable(const RowsArgs& a) {
+    for (int64_t i = 0; i < a.rows; ++i) {
+        float* out = a.out + i * a.out_rstride;
+        std::fill(out, out + a.cols, a.init);
+        for (int64_t t = 0; t < a.ntaps; ++t) {
+            const float wt = a.w[t];
+            const float* in = a.in + i * a.in_rstride + a.taps[t];
+            for (int64_t j = 0; j < a.cols; ++j) out[j] += wt * in[j];
+        }
+    }
+}
+
+void reduce_portable(const ReduceArgs& a) {
+    for (int64_t t = 0; t < a.ntaps; ++t) {
+        float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};  // 8 partial sums, as the AVX2 loop
+        for (int64_t i = 0; i < a.rows; ++i) {
+            const float* d = a.dy + i * a.cols;
+            const float* in = a.in + i * a.in_rstride + a.taps[t];
+            for (int64_t j = 0; j < a.cols; ++j) lanes[j % 8] += d[j] * in[j];
+        }
+        float sum = 0.0f;
+        for (float v : lanes) sum += v;
+        a.acc[t] += sum;
+    }
+}
+
+void deinterleave2_portable(const float* src, int64_t n, float* even, float* odd) {
+    for (int64_t i = 0; i < n; ++i) even[i] = src[2 * i], odd[i] = src[2 * i + 1];
+}
+
+void interleave2_portable(const float* even, const float* odd, int64_t n, float* dst) {
+    for (int64_t i = 0; i < n; ++i) dst[i] = (i % 2 ? odd : even)[i / 2];
+}
+
+}  // namespace
+
+const Kernels& portable_kernels() {
+    static const Kernels k{rows_portable, reduce_portable, deinterleave2_portable, interleave2_portable};
+    return k;
+}
+
+}  // namespace depthwise
+
+namespace {
+
+using depthwise::Kernels;
+using depthwise::ReduceArgs;
+using depthwise::RowsArgs;
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t round_up8(int64_t a) { return (a + 7) / 8 * 8; }
+// Floor division and modulo for a possibly negative numerator (b > 0).
+int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+int64_t floor_mod(int64_t a, int64_t b) { return a - floor_div(a, b) * b; }
+
+const Kernels& kernels() {
+#if !defined(FASTCONV_NO_AVX2)
+    if (use_avx2()) return depthwise::avx2_kernels();
+#endif
+    return depthwise::portable_kernels();
+}
+
+// The kernels index planes as one input channel per group; anything else would read the wrong
+// weights, so a direct call with other parameters is refused (the registry never sends one).
+void require_depthwise(const Conv2dParams& p) {
+    if (p.C_per_group() != 1)
+        throw std::invalid_argument("algo: 'depthwise' needs one input channel per group (groups == C), got C=" +
+                                    std::to_string(p.C) + ", groups=" + std::to_string(p.groups));
+}
+
+// Zero-padded, column-phase-split copy of one input plane (forward and weight gradient). Packed row
+// v is input row v - pad_h; phase f of a row holds padded columns f, f + sw, ... (see the file
+// comment). Only the rows some output reads are kept: (P-1)*sh + (R-1)*dh + 1.
+struct InputPacking {
+    int64_t rows, phase_width, ld, plane;
+    std::vector<int64_t> taps;
+
+    explicit InputPacking(const Conv2dParams& p) {
+        rows = (p.P() - 1) * p.stride_h + (p.R - 1) * p.dil_h + 1;
+        phase_width = round_up8(p.Q()) + (p.S - 1) * p.dil_w / p.stride_w;
+        ld = p.stride_w * phase_width;
+        plane = rows * ld;
+        for (int64_t r = 0; r < p.R; ++r)
+            for (int64_t s = 0; s < p.S; ++s) {
+                const int64_t u = s * p.dil_w;
+                taps.push_back(r * p.dil_h * ld + (u % p.stride_w) * phase_width + u / p.stride_w);
+            }
+    }
+
+    // Scratch for pack(): the plane, then one padded row. Zeroed here once per thread and call;
+    // pack() writes only what holds data, so the padding stays zero.
+    float* scratch(int slot) const {
+        float* buf = thread_scratch(slot, size_t(plane + ld));
+        std::fill(buf, buf + plane + ld, 0.0f);
+        return buf;
+    }
+
+    void pack(const Conv2dParams& p, const Kernels& k, const float* x, float* buf) const {
+        const int64_t sw = p.stride_w, h0 = std::max<int64_t>(0, p.pad_h);
+        const int64_t h1 = std::min(rows, p.H + p.pad_h), n = std::max<int64_t>(0, std::min(p.W, ld - p.pad_w));
+        float* row = buf + plane;  // one padded, not yet split row (sw > 1)
+        for (int64_t v = h0; v < h1; ++v) {
+            const float* src = x + (v - p.pad_h) * p.W;
+            float* dst = buf + v * ld;
+            if (sw == 1) {
+                std::memcpy(dst + p.pad_w, src, sizeof(float) * n);
+                continue;
+            }
+            std::memcpy(row + p.pad_w, src, sizeof(float) * n);
+            if (sw == 2) {
+                k.deinterleave2(row, phase_width, dst, dst + phase_width);
+            } else {
+                for (int64_t f = 0; f < sw; ++f)
+                    for (int64_t i = 0; i < phase_width; ++i) dst[f * phase_width + i] = row[i * sw + f];
+            }
+        }
+    }
+};
+
+}  // namespace
+
+void conv2d_depthwise_forward(const Conv2dParams& p, const float* x, const float* w, const float* bias, float* y) {
+    require_depthwise(p);
+    if (p.N == 0) return;
+    const int64_t P = p.P(), Q = p.Q(), M = p.K_per_group(), RS = p.R * p.S;
+    const Kernels& k = kernels();
+    const InputPacking pk(p);
+    parallel_for(p.N * p.C, [&](int64_t begin, int64_t end) {
+        float* xp = pk.scratch(0);
+        for (int64_t item = begin; item < end; ++item) {  // item = n * C + c: input plane
+            pk.pack(p, k, x + item * p.H * p.W, xp);
+            const int64_t n = item / p.C, c = item % p.C;
+            for (int64_t m = 0; m < M; ++m) {
+                const int64_t kk = c * M + m;
+                RowsArgs a{xp, p.stride_h * pk.ld, pk.taps.data(), w + kk * RS, RS, bias ? bias[kk] : 0.0f,
+                           y + (n * p.K + kk) * P * Q, Q, P, Q};
+                k.rows(a);
+            }
+        }
+    });
+}
+
+void conv2d_depthwise_backward_input(const Conv2dParams& p, const float* dy, const float* w, float* dx) {
+    require_depthwise(p);
+    if (p.N == 0) return;
+    const int64_t P = p.P(), Q = p.Q(), M = p.K_per_group(), RS = p.R * p.S;
+    const int64_t sh = p.stride_h, sw = p.stride_w, H = p.H, W = p.W;
+    // grad_output, zero-bordered so that every tap of every input position reads inside: input row
+    // h = a + sh*i, tap r reads grad_output row i + (a + ph - r*dh) / sh (when that divides).
+    const int64_t top = std::max<int64_t>(0, ceil_div((p.R - 1) * p.dil_h - p.pad_h, sh));
+    const int64_t left = std::max<int64_t>(0, ceil_div((p.S - 1) * p.dil_w - p.pad_w, sw));
+    const int64_t bottom = std::max<int64_t>(0, (H - 1 + p.pad_h) / sh - (P - 1));
+    const int64_t phase_cols = ceil_div(W, sw), phase_ld = round_up8(phase_cols);
+    const int64_t ld = std::max(left + Q, phase_ld + left + (sw - 1 + p.pad_w) / sw);
+    const int64_t plane = (top + P + bottom) * ld;
+
+    // Per stride phase (a, b): the taps (offsets over the M packed planes of a channel) and weights.
+    struct Phase {
+        std::vector<int64_t> taps;
+        std::vector<int64_t> weight;  // index into the channel's M*R*S weights
+    };
+    std::vector<Phase> phases(size_t(sh * sw));
+    for (int64_t a = 0; a < sh; ++a)
+        for (int64_t b = 0; b < sw; ++b) {
+            Phase& ph = phases[size_t(a * sw + b)];
+            for (int64_t m = 0; m < M; ++m)
+                for (int64_t r = 0; r < p.R; ++r) {
+                    const int64_t dr = a + p.pad_h - r * p.dil_h;
+                    if (floor_mod(dr, sh) != 0) continue;
+                    for (int64_t s = 0; s < p.S; ++s) {
+                        const int64_t ds = b + p.pad_w - s * p.dil_w;
+                        if (floor_mod(ds, sw) != 0) continue;
+                        ph.taps.push_back(m * plane + (top + floor_div(dr, sh)) * ld + left + floor_div(ds, sw));
+                        ph.weight.push_back((m * p.R + r) * p.S + s);
+                    }
+                }
+        }
+
+    const Kernels& k = kernels();
+    parallel_for(p.N * p.C, [&](int64_t begin, int64_t end) {
+        float* dyp = thread_scratch(0, size_t(M * plane));
+        std::fill(dyp, dyp + M * plane, 0.0f);  // the borders stay zero: only the data is written below
+        // Column stride > 1: each column phase of a row phase into its own rows, then interleaved.
+        const int64_t phase_rows = ceil_div(H, sh);
+        float* phase_out = sw > 1 ? thread_scratch(1, size_t(sw * phase_rows * phase_ld)) : nullptr;
+        std::vector<float> wt(size_t(M * RS));
+        for (int64_t item = begin; item < end; ++item) {  // item = n * C + c: input plane
+            const int64_t n = item / p.C, c = item % p.C;
+            for (int64_t m = 0; m < M; ++m) {
+                const float* src = dy + (n * p.K + c * M + m) * P * Q;
+                for (int64_t i = 0; i < P; ++i)
+                    std::memcpy(dyp + m * plane + (top + i) * ld + left, src + i * Q, sizeof(float) * Q);
+            }
+            float* out = dx + item * H * W;
+            for (int64_t a = 0; a < std::min(sh, H); ++a) {
+                const int64_t rows = ceil_div(H - a, sh);
+                for (int64_t b = 0; b < std::min(sw, W); ++b) {
+                    const Phase& ph = phases[size_t(a * sw + b)];
+                    for (size_t t = 0; t < ph.taps.size(); ++t) wt[t] = w[c * M * RS + ph.weight[t]];
+                    RowsArgs args{dyp, ld, ph.taps.data(), wt.data(), int64_t(ph.taps.size()), 0.0f,
+                                  out + a * W, sh * W, rows, ceil_div(W - b, sw)};
+                    if (sw > 1) args.out = phase_out + b * phase_rows * phase_ld, args.out_rstride = phase_ld;
+                    k.rows(args);
+                }
+                if (sw == 1) continue;
+                for (int64_t i = 0; i < rows; ++i) {
+                    float* dst = out + (a + i * sh) * W;
+                    if (sw == 2) {
+                        k.interleave2(phase_out + i * phase_ld, phase_out + (phase_rows + i) * phase_ld, W, dst);
+                        continue;
+                    }
+                    for (int64_t col = 0; col < W; ++col)
+                        dst[col] = phase_out[((col % sw) * phase_rows + i) * phase_ld + col / sw];
+                }
+            }
+        }
+    });
+}
+
+void conv2d_depthwise_backward_weight(const Conv2dParams& p, const float* x, const float* dy, float* dw) {
+    require_depthwise(p);
+    const int64_t P = p.P(), Q = p.Q(), M = p.K_per_group(), RS = p.R * p.S;
+    const Kernels& k = kernels();
+    const InputPacking pk(p);
+    // Taps in balanced groups of at most kMaxReduceTaps (one register each): 9 -> 9, 25 -> 9+8+8.
+    const int64_t groups = ceil_div(RS, depthwise::kMaxReduceTaps);
+    parallel_for(p.C, [&](int64_t begin, int64_t end) {
+        float* xp = pk.scratch(0);
+        std::vector<double> total(size_t(M * RS));
+        std::vector<float> part(static_cast<size_t>(RS));
+        for (int64_t c = begin; c < end; ++c) {
+            std::fill(total.begin(), total.end(), 0.0);
+            for (int64_t n = 0; n < p.N; ++n) {
+                pk.pack(p, k, x + (n * p.C + c) * p.H * p.W, xp);
+                for (int64_t m = 0; m < M; ++m) {
+                    std::fill(part.begin(), part.end(), 0.0f);
+                    for (int64_t g = 0; g < groups; ++g) {
+                        const int64_t t0 = RS * g / groups, t1 = RS * (g + 1) / groups;
+                        ReduceArgs a{xp, p.stride_h * pk.ld, pk.taps.data() + t0, t1 - t0,
+                                     dy + (n * p.K + c * M + m) * P * Q, P, Q, part.data() + t0};
+                        k.reduce(a);
+                    }
+                    for (int64_t t = 0; t < RS; ++t) total[size_t(m * RS + t)] += part[size_t(t)];
+                }
+            }
+            for (int64_t t = 0; t < M * RS; ++t) dw[c * M * RS + t] = float(total[size_t(t)]);
+        }
+    });
+}
+
+}  // namespace fastconv

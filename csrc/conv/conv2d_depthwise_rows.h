@@ -1,0 +1,57 @@
+// Internal to the depthwise convolution: the inner loops conv2d_depthwise.cpp (driver, packing,
+// portable path) shares with conv2d_depthwise_avx2.cpp (AVX2/FMA, called only when use_avx2()).
+// Every pass runs over a zero-padded "packed" plane in which each kernel tap is a fixed offset and
+// consecutive outputs read consecutive floats, so the loops below never test a border:
+//
+//   rows:   out[i * out_rstride + j] = init + sum_t w[t] * in[i * in_rstride + taps[t] + j]
+//           for i < rows, j < cols (forward; input gradient per stride phase);
+//   reduce: acc[t] += sum_i sum_j dy[i * cols + j] * in[i * in_rstride + taps[t] + j]
+//           for t < ntaps (weight gradient).
+// The packed rows hold at least round_up(cols, 8) + max(taps) floats beyond each row start that
+// the loops read, all finite (zeros outside the data), so a tail vector may read past `cols`.
+// Declarations only, so nothing compiled with -mavx2 leaks into portable code.
+#pragma once
+
+#include <cstdint>
+
+namespace fastconv::depthwise {
+
+struct RowsArgs {
+    const float* in;       // packed plane at the first input of output row 0
+    int64_t in_rstride;    // floats between the inputs of consecutive output rows
+    const int64_t* taps;   // ntaps offsets in the packed plane
+    const float* w;        // ntaps weights
+    int64_t ntaps;
+    float init;            // the bias, or 0
+    float* out;            // output row 0 (columns contiguous)
+    int64_t out_rstride;
+    int64_t rows, cols;
+};
+
+struct ReduceArgs {
+    const float* in;       // packed input plane at output row 0
+    int64_t in_rstride;
+    const int64_t* taps;   // ntaps <= kMaxReduceTaps offsets
+    int64_t ntaps;
+    const float* dy;       // rows x cols, contiguous
+    int64_t rows, cols;
+    float* acc;            // ntaps sums, added to
+};
+
+// Taps one reduce call sums at once: one 8-wide accumulator each, plus the gradient vector and
+// one input vector, within the 16 ymm registers.
+constexpr int kMaxReduceTaps = 12;
+
+struct Kernels {
+    void (*rows)(const RowsArgs&);
+    void (*reduce)(const ReduceArgs&);
+    // even[i] = src[2i], odd[i] = src[2i + 1] for i < n (the stride-2 packing)
+    void (*deinterleave2)(const float* src, int64_t n, float* even, float* odd);
+    // dst[2i] = even[i], dst[2i + 1] = odd[i] for 2i + 1 < n (and dst[n - 1] = even[n / 2] when n is odd)
+    void (*interleave2)(const float* even, const float* odd, int64_t n, float* dst);
+};
+
+const Kernels& portable_kernels();
+const Kernels& avx2_kernels();  // only in x86-64 builds (conv2d_depthwise_avx2.cpp)
+
+}  // namespace fastconv::depthwise
