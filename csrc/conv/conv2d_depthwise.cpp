@@ -59,18 +59,34 @@ void reduce_portable(const ReduceArgs& a) {
     }
 }
 
-void deinterleave2_portable(const float* src, int64_t n, float* even, float* odd) {
-    for (int64_t i = 0; i < n; ++i) even[i] = src[2 * i], odd[i] = src[2 * i + 1];
+void copy_portable(const RowCopy& c) {
+    for (int64_t r = 0; r < c.rows; ++r) {
+        const float* src = c.src + r * c.src_rstride;
+        float* dst = c.dst + r * c.dst_rstride;
+        for (int64_t j = 0; j < c.n; ++j) dst[j] = src[j];
+    }
 }
 
-void interleave2_portable(const float* even, const float* odd, int64_t n, float* dst) {
-    for (int64_t i = 0; i < n; ++i) dst[i] = (i % 2 ? odd : even)[i / 2];
+void deinterleave2_portable(const RowCopy& c) {
+    for (int64_t r = 0; r < c.rows; ++r) {
+        const float* src = c.src + r * c.src_rstride;
+        float *even = c.dst + r * c.dst_rstride, *odd = c.dst2 + r * c.dst_rstride;
+        for (int64_t i = 0; i < c.n; ++i) even[i] = src[2 * i], odd[i] = src[2 * i + 1];
+    }
+}
+
+void interleave2_portable(const RowCopy& c) {
+    for (int64_t r = 0; r < c.rows; ++r) {
+        const float *even = c.src + r * c.src_rstride, *odd = c.src2 + r * c.src_rstride;
+        float* dst = c.dst + r * c.dst_rstride;
+        for (int64_t j = 0; j < c.n; ++j) dst[j] = (j % 2 ? odd : even)[j / 2];
+    }
 }
 
 }  // namespace
 
 const Kernels& portable_kernels() {
-    static const Kernels k{rows_portable, reduce_portable, deinterleave2_portable, interleave2_portable};
+    static const Kernels k{rows_portable, reduce_portable, copy_portable, deinterleave2_portable, interleave2_portable};
     return k;
 }
 
@@ -80,6 +96,7 @@ namespace {
 
 using depthwise::Kernels;
 using depthwise::ReduceArgs;
+using depthwise::RowCopy;
 using depthwise::RowsArgs;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -122,33 +139,35 @@ struct InputPacking {
             }
     }
 
-    // Scratch for pack(): the plane, then one padded row. Zeroed here once per thread and call;
-    // pack() writes only what holds data, so the padding stays zero.
+    // Scratch for pack(), zeroed here once per thread and call: pack() writes only the positions
+    // that hold data (the same for every plane), so the padding stays zero.
     float* scratch(int slot) const {
-        float* buf = thread_scratch(slot, size_t(plane + ld));
-        std::fill(buf, buf + plane + ld, 0.0f);
+        float* buf = thread_scratch(slot, size_t(plane));
+        std::fill(buf, buf + plane, 0.0f);
         return buf;
     }
 
+    // Input column c is padded column u = c + pad_w: phase u % sw, index u / sw (if some output reads it).
     void pack(const Conv2dParams& p, const Kernels& k, const float* x, float* buf) const {
-        const int64_t sw = p.stride_w, h0 = std::max<int64_t>(0, p.pad_h);
-        const int64_t h1 = std::min(rows, p.H + p.pad_h), n = std::max<int64_t>(0, std::min(p.W, ld - p.pad_w));
-        float* row = buf + plane;  // one padded, not yet split row (sw > 1)
-        for (int64_t v = h0; v < h1; ++v) {
-            const float* src = x + (v - p.pad_h) * p.W;
-            float* dst = buf + v * ld;
-            if (sw == 1) {
-                std::memcpy(dst + p.pad_w, src, sizeof(float) * n);
-                continue;
+        const int64_t sw = p.stride_w, pw = p.pad_w, W = p.W;
+        const int64_t h1 = std::min(rows, p.H + p.pad_h);
+        // Columns [0, fast) go through the vectorised copy (sw 1) or deinterleave (sw 2), the rest
+        // (an odd last column, columns no output reads, any column at sw > 2) one by one.
+        int64_t fast = 0;
+        if (sw == 1) fast = std::max<int64_t>(0, std::min(W, phase_width - pw));
+        if (sw == 2) fast = 2 * std::max<int64_t>(0, std::min(W / 2, phase_width - (pw + 1) / 2));
+        const int64_t v0 = p.pad_h, rows_in = std::max<int64_t>(0, h1 - v0);
+        float* dst = buf + v0 * ld;
+        if (sw == 1) k.copy(RowCopy{x, nullptr, W, dst + pw, nullptr, ld, rows_in, fast});
+        if (sw == 2)  // even columns land in phase pw % 2, odd ones in the other
+            k.deinterleave2(RowCopy{x, nullptr, W, dst + (pw % 2) * phase_width + pw / 2,
+                                    dst + ((pw + 1) % 2) * phase_width + (pw + 1) / 2, ld, rows_in, fast / 2});
+        if (fast == W) return;
+        for (int64_t v = v0; v < h1; ++v)
+            for (int64_t c = fast; c < W; ++c) {
+                const int64_t u = c + pw;
+                if (u / sw < phase_width) buf[v * ld + (u % sw) * phase_width + u / sw] = x[(v - v0) * W + c];
             }
-            std::memcpy(row + p.pad_w, src, sizeof(float) * n);
-            if (sw == 2) {
-                k.deinterleave2(row, phase_width, dst, dst + phase_width);
-            } else {
-                for (int64_t f = 0; f < sw; ++f)
-                    for (int64_t i = 0; i < phase_width; ++i) dst[f * phase_width + i] = row[i * sw + f];
-            }
-        }
     }
 };
 
@@ -168,7 +187,7 @@ void conv2d_depthwise_forward(const Conv2dParams& p, const float* x, const float
             for (int64_t m = 0; m < M; ++m) {
                 const int64_t kk = c * M + m;
                 RowsArgs a{xp, p.stride_h * pk.ld, pk.taps.data(), w + kk * RS, RS, bias ? bias[kk] : 0.0f,
-                           y + (n * p.K + kk) * P * Q, Q, P, Q};
+                           y + (n * p.K + kk) * P * Q, Q, P, Q, p.R, p.S, p.dil_h * pk.ld};
                 k.rows(a);
             }
         }
@@ -189,17 +208,23 @@ void conv2d_depthwise_backward_input(const Conv2dParams& p, const float* dy, con
     const int64_t ld = std::max(left + Q, phase_ld + left + (sw - 1 + p.pad_w) / sw);
     const int64_t plane = (top + P + bottom) * ld;
 
-    // Per stride phase (a, b): the taps (offsets over the M packed planes of a channel) and weights.
+    // Per stride phase (a, b): the taps (offsets over the M packed planes of a channel) and weights,
+    // kernel rows from the last: consecutive ones then read consecutive grad_output rows
+    // (dilation 1), the separable form of RowsArgs when M == 1.
     struct Phase {
         std::vector<int64_t> taps;
         std::vector<int64_t> weight;  // index into the channel's M*R*S weights
+        int64_t rows = 0, cols = 0;   // kernel rows and columns that reach the phase
     };
     std::vector<Phase> phases(size_t(sh * sw));
     for (int64_t a = 0; a < sh; ++a)
         for (int64_t b = 0; b < sw; ++b) {
             Phase& ph = phases[size_t(a * sw + b)];
+            for (int64_t r = p.R - 1; r >= 0; --r)
+                ph.rows += floor_mod(a + p.pad_h - r * p.dil_h, sh) == 0;
+            for (int64_t s = 0; s < p.S; ++s) ph.cols += floor_mod(b + p.pad_w - s * p.dil_w, sw) == 0;
             for (int64_t m = 0; m < M; ++m)
-                for (int64_t r = 0; r < p.R; ++r) {
+                for (int64_t r = p.R - 1; r >= 0; --r) {
                     const int64_t dr = a + p.pad_h - r * p.dil_h;
                     if (floor_mod(dr, sh) != 0) continue;
                     for (int64_t s = 0; s < p.S; ++s) {
@@ -221,11 +246,9 @@ void conv2d_depthwise_backward_input(const Conv2dParams& p, const float* dy, con
         std::vector<float> wt(size_t(M * RS));
         for (int64_t item = begin; item < end; ++item) {  // item = n * C + c: input plane
             const int64_t n = item / p.C, c = item % p.C;
-            for (int64_t m = 0; m < M; ++m) {
-                const float* src = dy + (n * p.K + c * M + m) * P * Q;
-                for (int64_t i = 0; i < P; ++i)
-                    std::memcpy(dyp + m * plane + (top + i) * ld + left, src + i * Q, sizeof(float) * Q);
-            }
+            for (int64_t m = 0; m < M; ++m)
+                k.copy(RowCopy{dy + (n * p.K + c * M + m) * P * Q, nullptr, Q, dyp + m * plane + top * ld + left, nullptr,
+                               ld, P, Q});
             float* out = dx + item * H * W;
             for (int64_t a = 0; a < std::min(sh, H); ++a) {
                 const int64_t rows = ceil_div(H - a, sh);
@@ -235,18 +258,18 @@ void conv2d_depthwise_backward_input(const Conv2dParams& p, const float* dy, con
                     RowsArgs args{dyp, ld, ph.taps.data(), wt.data(), int64_t(ph.taps.size()), 0.0f,
                                   out + a * W, sh * W, rows, ceil_div(W - b, sw)};
                     if (sw > 1) args.out = phase_out + b * phase_rows * phase_ld, args.out_rstride = phase_ld;
+                    if (M == 1) args.R = ph.rows, args.S = ph.cols, args.tap_rstride = p.dil_h * ld;
                     k.rows(args);
                 }
                 if (sw == 1) continue;
-                for (int64_t i = 0; i < rows; ++i) {
-                    float* dst = out + (a + i * sh) * W;
-                    if (sw == 2) {
-                        k.interleave2(phase_out + i * phase_ld, phase_out + (phase_rows + i) * phase_ld, W, dst);
-                        continue;
-                    }
-                    for (int64_t col = 0; col < W; ++col)
-                        dst[col] = phase_out[((col % sw) * phase_rows + i) * phase_ld + col / sw];
+                if (sw == 2) {
+                    k.interleave2(RowCopy{phase_out, phase_out + phase_rows * phase_ld, phase_ld, out + a * W, nullptr,
+                                          sh * W, rows, W});
+                    continue;
                 }
+                for (int64_t i = 0; i < rows; ++i)
+                    for (int64_t col = 0; col < W; ++col)
+                        out[(a + i * sh) * W + col] = phase_out[((col % sw) * phase_rows + i) * phase_ld + col / sw];
             }
         }
     });

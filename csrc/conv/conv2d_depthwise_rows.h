@@ -26,6 +26,10 @@ struct RowsArgs {
     float* out;            // output row 0 (columns contiguous)
     int64_t out_rstride;
     int64_t rows, cols;
+    // Separable taps, when R > 0: ntaps = R * S with taps[r * S + s] = taps[s] + r * tap_rstride
+    // (w in the same order). With in_rstride == tap_rstride (stride 1) an input row serves up to
+    // R output rows, which the AVX2 loop exploits for R = 3, 5, 7.
+    int64_t R = 0, S = 0, tap_rstride = 0;
 };
 
 struct ReduceArgs {
@@ -42,13 +46,24 @@ struct ReduceArgs {
 // one input vector, within the 16 ymm registers.
 constexpr int kMaxReduceTaps = 12;
 
+// Row-by-row data movement of the packing: `rows` rows, row r of a source at src + r * src_rstride,
+// of a destination at dst + r * dst_rstride (src2 / dst2 the same for the second of a pair).
+struct RowCopy {
+    const float* src;
+    const float* src2;
+    int64_t src_rstride;
+    float* dst;
+    float* dst2;
+    int64_t dst_rstride;
+    int64_t rows, n;
+};
+
 struct Kernels {
     void (*rows)(const RowsArgs&);
     void (*reduce)(const ReduceArgs&);
-    // even[i] = src[2i], odd[i] = src[2i + 1] for i < n (the stride-2 packing)
-    void (*deinterleave2)(const float* src, int64_t n, float* even, float* odd);
-    // dst[2i] = even[i], dst[2i + 1] = odd[i] for 2i + 1 < n (and dst[n - 1] = even[n / 2] when n is odd)
-    void (*interleave2)(const float* even, const float* odd, int64_t n, float* dst);
+    void (*copy)(const RowCopy&);          // dst[j] = src[j], j < n
+    void (*deinterleave2)(const RowCopy&);  // dst[i] = src[2i], dst2[i] = src[2i + 1], i < n (stride-2 packing)
+    void (*interleave2)(const RowCopy&);    // dst[j] = (j even ? src : src2)[j / 2], j < n
 };
 
 const Kernels& portable_kernels();
