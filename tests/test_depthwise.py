@@ -200,3 +200,17 @@ def test_kernel_refuses_other_groupings():
     with pytest.raises(ValueError, match="one input channel per group"):
         _core.conv2d_backward_weight("depthwise", p, x, y, w)
 
+
+
+def test_narrow_rows_at_every_padding():
+    """Rows of 1-16 columns at column stride 1 and 2 with padding 0-4: the packing writes short
+    rows as whole vectors whose spare lanes are zeros; they must land only on padding or on data
+    written after them (a stride-2 row's lower phase was once stored after the upper one and
+    zeroed its first columns with padding 3-4)."""
+    rng = np.random.default_rng(5)
+    for W in range(1, 17):
+        for pw in range(5):
+            for S in (1, 3, 5):
+                for sw in (1, 2):
+                    if W + 2 * pw >= S:
+                        run_kernels(rng, 1, 2, 4, W, 1, 3, S, (1, sw), (1, pw), 1)

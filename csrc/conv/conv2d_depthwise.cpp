@@ -12,8 +12,8 @@
 //    only the taps with (a + ph - r*dh) % sh == 0 and (b + pw - s*dw) % sw == 0 reach it, each a
 //    shifted copy of the zero-bordered grad_output: no scatter and no multiply by an inserted zero.
 //    Stride 2 computes the two column phases of a row and interleaves them into dx;
-//  - weight gradient: the forward packing reduced against grad_output, 8-wide partial sums per tap,
-//    added up per plane in double over the batch.
+//  - weight gradient: the forward packing reduced against grad_output, 8-wide partial sums per tap
+//    over a chunk of images, added up in double over the batch.
 // Threads: forward and input gradient over (image, channel) planes; the weight gradient over
 // channels (each owns its weights; no reduction across threads, deterministic).
 #include <algorithm>
@@ -48,11 +48,12 @@ void rows_portable(const RowsArgs& a) {
 void reduce_portable(const ReduceArgs& a) {
     for (int64_t t = 0; t < a.ntaps; ++t) {
         float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};  // 8 partial sums, as the AVX2 loop
-        for (int64_t i = 0; i < a.rows; ++i) {
-            const float* d = a.dy + i * a.cols;
-            const float* in = a.in + i * a.in_rstride + a.taps[t];
-            for (int64_t j = 0; j < a.cols; ++j) lanes[j % 8] += d[j] * in[j];
-        }
+        for (int64_t n = 0; n < a.images; ++n)
+            for (int64_t i = 0; i < a.rows; ++i) {
+                const float* d = a.dy + n * a.dy_istride + i * a.cols;
+                const float* in = a.in + n * a.in_istride + i * a.in_rstride + a.taps[t];
+                for (int64_t j = 0; j < a.cols; ++j) lanes[j % 8] += d[j] * in[j];
+            }
         float sum = 0.0f;
         for (float v : lanes) sum += v;
         a.acc[t] += sum;
@@ -139,11 +140,12 @@ struct InputPacking {
             }
     }
 
-    // Scratch for pack(), zeroed here once per thread and call: pack() writes only the positions
-    // that hold data (the same for every plane), so the padding stays zero.
-    float* scratch(int slot) const {
-        float* buf = thread_scratch(slot, size_t(plane));
-        std::fill(buf, buf + plane, 0.0f);
+    // Scratch for pack() into `planes` consecutive planes, zeroed here once per thread and call:
+    // pack() writes only the positions that hold data (the same for every plane), so the padding
+    // stays zero.
+    float* scratch(int slot, int64_t planes = 1) const {
+        float* buf = thread_scratch(slot, size_t(planes * plane + depthwise::kPackSlack));
+        std::fill(buf, buf + planes * plane + depthwise::kPackSlack, 0.0f);
         return buf;
     }
 
@@ -238,8 +240,8 @@ void conv2d_depthwise_backward_input(const Conv2dParams& p, const float* dy, con
 
     const Kernels& k = kernels();
     parallel_for(p.N * p.C, [&](int64_t begin, int64_t end) {
-        float* dyp = thread_scratch(0, size_t(M * plane));
-        std::fill(dyp, dyp + M * plane, 0.0f);  // the borders stay zero: only the data is written below
+        float* dyp = thread_scratch(0, size_t(M * plane + depthwise::kPackSlack));
+        std::fill(dyp, dyp + M * plane + depthwise::kPackSlack, 0.0f);  // the borders stay zero: only the data is written below
         // Column stride > 1: each column phase of a row phase into its own rows, then interleaved.
         const int64_t phase_rows = ceil_div(H, sh);
         float* phase_out = sw > 1 ? thread_scratch(1, size_t(sw * phase_rows * phase_ld)) : nullptr;
@@ -282,20 +284,24 @@ void conv2d_depthwise_backward_weight(const Conv2dParams& p, const float* x, con
     const InputPacking pk(p);
     // Taps in balanced groups of at most kMaxReduceTaps (one register each): 9 -> 9, 25 -> 9+8+8.
     const int64_t groups = ceil_div(RS, depthwise::kMaxReduceTaps);
+    // Images per reduce call: its 8-lane sums stay in registers across them (one horizontal sum
+    // per chunk, not per 7x7 plane), their packed planes within about 128 KiB (L2).
+    const int64_t chunk = std::max<int64_t>(1, std::min(p.N, (int64_t(32) << 10) / pk.plane));
     parallel_for(p.C, [&](int64_t begin, int64_t end) {
-        float* xp = pk.scratch(0);
+        float* xp = pk.scratch(0, chunk);
         std::vector<double> total(size_t(M * RS));
         std::vector<float> part(static_cast<size_t>(RS));
         for (int64_t c = begin; c < end; ++c) {
             std::fill(total.begin(), total.end(), 0.0);
-            for (int64_t n = 0; n < p.N; ++n) {
-                pk.pack(p, k, x + (n * p.C + c) * p.H * p.W, xp);
+            for (int64_t n0 = 0; n0 < p.N; n0 += chunk) {
+                const int64_t images = std::min(chunk, p.N - n0);
+                for (int64_t n = 0; n < images; ++n) pk.pack(p, k, x + ((n0 + n) * p.C + c) * p.H * p.W, xp + n * pk.plane);
                 for (int64_t m = 0; m < M; ++m) {
                     std::fill(part.begin(), part.end(), 0.0f);
                     for (int64_t g = 0; g < groups; ++g) {
                         const int64_t t0 = RS * g / groups, t1 = RS * (g + 1) / groups;
-                        ReduceArgs a{xp, p.stride_h * pk.ld, pk.taps.data() + t0, t1 - t0,
-                                     dy + (n * p.K + c * M + m) * P * Q, P, Q, part.data() + t0};
+                        ReduceArgs a{xp, p.stride_h * pk.ld, pk.plane, pk.taps.data() + t0, t1 - t0,
+                                     dy + (n0 * p.K + c * M + m) * P * Q, p.K * P * Q, images, P, Q, part.data() + t0};
                         k.reduce(a);
                     }
                     for (int64_t t = 0; t < RS; ++t) total[size_t(m * RS + t)] += part[size_t(t)];

@@ -196,16 +196,17 @@ void reduce_taps(const ReduceArgs& a) {
     for (int t = 0; t < TB; ++t) acc[t] = _mm256_setzero_ps(), taps[t] = a.taps[t];
     const int64_t cols = a.cols, full = cols / 8 * 8;
     const __m256i mask = tail_mask(cols - full);
-    for (int64_t i = 0; i < a.rows; ++i) {
-        const float* d = a.dy + i * cols;
-        const float* in = a.in + i * a.in_rstride;
-        for (int64_t j = 0; j < cols; j += 8) {
-            // The tail's gradient lanes past `cols` load as zero; its input lanes are finite padding.
-            const __m256 g = j < full ? _mm256_loadu_ps(d + j) : _mm256_maskload_ps(d + j, mask);
+    for (int64_t n = 0; n < a.images; ++n)
+        for (int64_t i = 0; i < a.rows; ++i) {
+            const float* d = a.dy + n * a.dy_istride + i * cols;
+            const float* in = a.in + n * a.in_istride + i * a.in_rstride;
+            for (int64_t j = 0; j < cols; j += 8) {
+                // The tail's gradient lanes past `cols` load as zero; its input lanes are finite padding.
+                const __m256 g = j < full ? _mm256_loadu_ps(d + j) : _mm256_maskload_ps(d + j, mask);
 #pragma GCC unroll 12
-            for (int t = 0; t < TB; ++t) acc[t] = _mm256_fmadd_ps(g, _mm256_loadu_ps(in + taps[t] + j), acc[t]);
+                for (int t = 0; t < TB; ++t) acc[t] = _mm256_fmadd_ps(g, _mm256_loadu_ps(in + taps[t] + j), acc[t]);
+            }
         }
-    }
 #pragma GCC unroll 12
     for (int t = 0; t < TB; ++t) a.acc[t] += hsum(acc[t]);
 }
@@ -218,16 +219,18 @@ void reduce_avx2(const ReduceArgs& a) {
     if (a.ntaps >= 1 && a.ntaps <= kMaxReduceTaps) by_taps[a.ntaps - 1](a);
 }
 
-// The (de)interleaving and copies below end a row of 8+ vectors' worth with one more full vector
-// ending exactly at the row's end (rewriting some floats with the same values), and do shorter rows
-// one float at a time: no masked stores.
+// The copies and the deinterleaving end a row of 8 or more vectors' worth with one more full
+// vector ending exactly at the row's end (rewriting some floats with the same values); a shorter
+// row is one masked load and one full store, whose lanes past n write zeros (allowed: RowCopy).
+// No masked stores.
 void copy_avx2(const RowCopy& c) {
     const int64_t n = c.n;
+    const __m256i mask = tail_mask(n < 8 ? n : 8);
     for (int64_t r = 0; r < c.rows; ++r) {
         const float* src = c.src + r * c.src_rstride;
         float* dst = c.dst + r * c.dst_rstride;
         if (n < 8) {
-            for (int64_t j = 0; j < n; ++j) dst[j] = src[j];
+            _mm256_storeu_ps(dst, _mm256_maskload_ps(src, mask));
             continue;
         }
         for (int64_t j = 0; j < n; j += 8) {
@@ -248,12 +251,21 @@ inline void split_pairs(__m256 lo, __m256 hi, __m256& even, __m256& odd) {
 
 void deinterleave2_avx2(const RowCopy& c) {
     const int64_t n = c.n;
+    const __m256i lo_mask = tail_mask(2 * n < 8 ? 2 * n : 8), hi_mask = tail_mask(2 * n > 8 && n < 8 ? 2 * n - 8 : 0);
     __m256 even, odd;
     for (int64_t r = 0; r < c.rows; ++r) {
         const float* src = c.src + r * c.src_rstride;
         float *e = c.dst + r * c.dst_rstride, *o = c.dst2 + r * c.dst_rstride;
         if (n < 8) {
-            for (int64_t i = 0; i < n; ++i) e[i] = src[2 * i], o[i] = src[2 * i + 1];
+            // The lower destination first: its zeros past n may reach into the other, rewritten after.
+            split_pairs(_mm256_maskload_ps(src, lo_mask), _mm256_maskload_ps(src + 8, hi_mask), even, odd);
+            if (e < o) {
+                _mm256_storeu_ps(e, even);
+                _mm256_storeu_ps(o, odd);
+            } else {
+                _mm256_storeu_ps(o, odd);
+                _mm256_storeu_ps(e, even);
+            }
             continue;
         }
         for (int64_t i = 0; i < n; i += 8) {
@@ -265,6 +277,7 @@ void deinterleave2_avx2(const RowCopy& c) {
     }
 }
 
+// Into the caller's array: the last floats of a row under 16 wide go one at a time.
 void interleave2_avx2(const RowCopy& c) {
     const int64_t n = c.n;
     for (int64_t r = 0; r < c.rows; ++r) {

@@ -5,8 +5,9 @@
 //
 //   rows:   out[i * out_rstride + j] = init + sum_t w[t] * in[i * in_rstride + taps[t] + j]
 //           for i < rows, j < cols (forward; input gradient per stride phase);
-//   reduce: acc[t] += sum_i sum_j dy[i * cols + j] * in[i * in_rstride + taps[t] + j]
-//           for t < ntaps (weight gradient).
+//   reduce: acc[t] += sum_n sum_i sum_j dy[n * dy_istride + i * cols + j]
+//                                       * in[n * in_istride + i * in_rstride + taps[t] + j]
+//           for t < ntaps (weight gradient, over a chunk of images).
 // The packed rows hold at least round_up(cols, 8) + max(taps) floats beyond each row start that
 // the loops read, all finite (zeros outside the data), so a tail vector may read past `cols`.
 // Declarations only, so nothing compiled with -mavx2 leaks into portable code.
@@ -33,13 +34,15 @@ struct RowsArgs {
 };
 
 struct ReduceArgs {
-    const float* in;       // packed input plane at output row 0
+    const float* in;       // packed input plane of the first image at output row 0
     int64_t in_rstride;
+    int64_t in_istride;    // floats between the packed planes of consecutive images
     const int64_t* taps;   // ntaps <= kMaxReduceTaps offsets
     int64_t ntaps;
-    const float* dy;       // rows x cols, contiguous
-    int64_t rows, cols;
-    float* acc;            // ntaps sums, added to
+    const float* dy;       // rows x cols per image, contiguous
+    int64_t dy_istride;    // floats between the gradient planes of consecutive images
+    int64_t images, rows, cols;
+    float* acc;            // ntaps sums over the images, added to
 };
 
 // Taps one reduce call sums at once: one 8-wide accumulator each, plus the gradient vector and
@@ -48,6 +51,11 @@ constexpr int kMaxReduceTaps = 12;
 
 // Row-by-row data movement of the packing: `rows` rows, row r of a source at src + r * src_rstride,
 // of a destination at dst + r * dst_rstride (src2 / dst2 the same for the second of a pair).
+// copy and deinterleave2 fill packed planes: they may write zeros to the 8 floats after a
+// destination row's n (its padding, or data written later: rows go in order), so the scratch
+// they fill ends with kPackSlack spare floats. interleave2 writes the caller's array, nothing else.
+constexpr int64_t kPackSlack = 8;
+
 struct RowCopy {
     const float* src;
     const float* src2;
