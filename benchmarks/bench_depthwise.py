@@ -21,6 +21,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 
 import fastconv
 from fastconv.bench.conv_table import BLOCK, CHECK_BATCH, PASSES, SETTLE_S, bench_shape
@@ -60,6 +61,14 @@ def layer_shapes(batches: list[int], names: list[str] | None) -> list[tuple[Shap
         raise SystemExit(f"--layers: unknown {sorted(set(names) - known)}; known: {sorted(known)}")
     return [(Shape(f"{name}_n{n}", n, c, h, h, c, k, k, s, k // 2, groups=c), held)
             for n in batches for name, c, h, k, s, held in LAYERS if not names or name in names]
+
+
+def wait_for_quiet(max_load: float, max_wait_s: float = 900.0) -> float:
+    """Sleep until the 1-minute load average is below max_load (at most max_wait_s); returns it."""
+    deadline = time.monotonic() + max_wait_s
+    while os.getloadavg()[0] >= max_load and time.monotonic() < deadline:
+        time.sleep(10)
+    return os.getloadavg()[0]
 
 
 def git_commit() -> str:
@@ -117,7 +126,7 @@ def summary(cells: list[dict], held: set[str]) -> list[str]:
     return lines
 
 
-def write_report(path: str, cells: list[dict], args, command: str, held: set[str]) -> None:
+def write_report(path: str, cells: list[dict], args, command: str, held: set[str], loads: list[list[float]]) -> None:
     import numpy as np
 
     try:
@@ -132,8 +141,9 @@ def write_report(path: str, cells: list[dict], args, command: str, held: set[str
         "# Depthwise convolution: auto, depthwise, direct against torch",
         "",
         f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
-        f"- machine: {info['cpu_model']} ({os.cpu_count()} logical CPUs), fastconv path {info['cpu_path']}; "
-        f"load average at the end {os.getloadavg()[0]:.1f} (shared machine)",
+        f"- machine: {info['cpu_model']} ({os.cpu_count()} logical CPUs), fastconv path {info['cpu_path']}; shared: "
+        "1-minute load average before each layer, per run (min-median-max): "
+        + ", ".join(f"{min(v):.1f}-{statistics.median(v):.1f}-{max(v):.1f}" for v in loads),
         f"- commit: {git_commit()}; fastconv {info['version']} ({info['compiler']}), torch {torch_version}, numpy {np.__version__}",
         f"- command: `{command}`",
         f"- method: block-alternating (fastconv.bench.measure.time_interleaved(block={BLOCK}, settle={SETTLE_S})): "
@@ -168,6 +178,8 @@ def main(argv=None) -> int:
     ap.add_argument("--passes", default=",".join(PASSES))
     ap.add_argument("--repeat", type=int, default=5, help="rounds per run")
     ap.add_argument("--runs", type=int, default=3, help="runs of the whole list")
+    ap.add_argument("--max-load", type=float, default=0.0,
+                    help="before each layer wait (up to 15 min) for a 1-minute load average below this (0: don't)")
     ap.add_argument("--out", default="", help="report path (default benchmarks/results/<date>_<machine>_depthwise.md)")
     args = ap.parse_args(argv)
     fastconv.set_num_threads(args.threads)
@@ -179,16 +191,20 @@ def main(argv=None) -> int:
         print("torch not installed: no reference timings")
     shapes = layer_shapes([int(b) for b in args.batches.split(",")], args.layers.split(",") if args.layers else None)
     held = {name for name, *_, h in LAYERS if h}
-    runs = []
+    runs, loads = [], []
     for run in range(args.runs):
         print(f"# run {run + 1} of {args.runs} (load average {os.getloadavg()[0]:.1f})", flush=True)
-        runs.append([row for shape, _ in shapes
-                     for row in bench_shape(shape, args.algos.split(","), args.passes.split(","), args.repeat)])
+        rows, run_loads = [], []
+        for shape, _ in shapes:
+            run_loads.append(wait_for_quiet(args.max_load) if args.max_load else os.getloadavg()[0])
+            rows.extend(bench_shape(shape, args.algos.split(","), args.passes.split(","), args.repeat))
+        runs.append(rows)
+        loads.append(run_loads)
     cells = combine(runs)
     lines = summary(cells, held)
     print("\n".join(lines))
     out = args.out or os.path.join(HERE, "results", f"{datetime.date.today():%Y-%m-%d}_{machine_tag()}_depthwise.md")
-    write_report(out, cells, args, "python3 " + " ".join([os.path.relpath(__file__)] + (argv or sys.argv[1:])), held)
+    write_report(out, cells, args, "python3 " + " ".join([os.path.relpath(__file__)] + (argv or sys.argv[1:])), held, loads)
     print("wrote", out)
     return 0
 
