@@ -13,9 +13,9 @@
 //    shifted copy of the zero-bordered grad_output: no scatter and no multiply by an inserted zero.
 //    Stride 2 computes the two column phases of a row and interleaves them into dx;
 //  - weight gradient: the forward packing reduced against grad_output, 8-wide partial sums per tap
-//    over a chunk of images, added up in double over the batch.
+//    over up to 16 images, added up in double over the batch.
 // Threads: forward and input gradient over (image, channel) planes; the weight gradient over
-// channels (each owns its weights; no reduction across threads, deterministic).
+// channels (each owns its weights; no reduction across threads, deterministic), images outermost.
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
@@ -46,18 +46,12 @@ void rows_portable(const RowsArgs& a) {
 }
 
 void reduce_portable(const ReduceArgs& a) {
-    for (int64_t t = 0; t < a.ntaps; ++t) {
-        float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};  // 8 partial sums, as the AVX2 loop
-        for (int64_t n = 0; n < a.images; ++n)
-            for (int64_t i = 0; i < a.rows; ++i) {
-                const float* d = a.dy + n * a.dy_istride + i * a.cols;
-                const float* in = a.in + n * a.in_istride + i * a.in_rstride + a.taps[t];
-                for (int64_t j = 0; j < a.cols; ++j) lanes[j % 8] += d[j] * in[j];
-            }
-        float sum = 0.0f;
-        for (float v : lanes) sum += v;
-        a.acc[t] += sum;
-    }
+    for (int64_t t = 0; t < a.ntaps; ++t)
+        for (int64_t i = 0; i < a.rows; ++i) {
+            const float* d = a.dy + i * a.cols;
+            const float* in = a.in + i * a.in_rstride + a.taps[t];
+            for (int64_t j = 0; j < a.cols; ++j) a.acc[8 * t + j % 8] += d[j] * in[j];
+        }
 }
 
 void copy_portable(const RowCopy& c) {
@@ -140,12 +134,11 @@ struct InputPacking {
             }
     }
 
-    // Scratch for pack() into `planes` consecutive planes, zeroed here once per thread and call:
-    // pack() writes only the positions that hold data (the same for every plane), so the padding
-    // stays zero.
-    float* scratch(int slot, int64_t planes = 1) const {
-        float* buf = thread_scratch(slot, size_t(planes * plane + depthwise::kPackSlack));
-        std::fill(buf, buf + planes * plane + depthwise::kPackSlack, 0.0f);
+    // Scratch for pack(), zeroed here once per thread and call: pack() writes only the positions
+    // that hold data (the same for every plane), so the padding stays zero.
+    float* scratch(int slot) const {
+        float* buf = thread_scratch(slot, size_t(plane + depthwise::kPackSlack));
+        std::fill(buf, buf + plane + depthwise::kPackSlack, 0.0f);
         return buf;
     }
 
@@ -284,30 +277,44 @@ void conv2d_depthwise_backward_weight(const Conv2dParams& p, const float* x, con
     const InputPacking pk(p);
     // Taps in balanced groups of at most kMaxReduceTaps (one register each): 9 -> 9, 25 -> 9+8+8.
     const int64_t groups = ceil_div(RS, depthwise::kMaxReduceTaps);
-    // Images per reduce call: its 8-lane sums stay in registers across them (one horizontal sum
-    // per chunk, not per 7x7 plane), their packed planes within about 128 KiB (L2).
-    const int64_t chunk = std::max<int64_t>(1, std::min(p.N, (int64_t(32) << 10) / pk.plane));
+    // Images outermost over a block of channels, so that x and grad_output are read as two
+    // sequential streams (channel c + 1's plane follows c's): channel-outer order reads one small
+    // plane per image, scattered C*H*W floats apart, and stalled on memory with MobileNet's 7x7 maps
+    // at batch 16. Blocks span up to 256 KiB of an image, their partial sums (8 lanes per weight,
+    // added into double every kFold images and at the end) up to 128 KiB.
+    const int64_t block = std::clamp<int64_t>((int64_t(64) << 10) / (p.H * p.W), 1,
+                                              std::max<int64_t>(1, 4096 / (M * RS)));
+    constexpr int64_t kFold = 16;
     parallel_for(p.C, [&](int64_t begin, int64_t end) {
-        float* xp = pk.scratch(0, chunk);
-        std::vector<double> total(size_t(M * RS));
-        std::vector<float> part(static_cast<size_t>(RS));
-        for (int64_t c = begin; c < end; ++c) {
-            std::fill(total.begin(), total.end(), 0.0);
-            for (int64_t n0 = 0; n0 < p.N; n0 += chunk) {
-                const int64_t images = std::min(chunk, p.N - n0);
-                for (int64_t n = 0; n < images; ++n) pk.pack(p, k, x + ((n0 + n) * p.C + c) * p.H * p.W, xp + n * pk.plane);
-                for (int64_t m = 0; m < M; ++m) {
-                    std::fill(part.begin(), part.end(), 0.0f);
-                    for (int64_t g = 0; g < groups; ++g) {
-                        const int64_t t0 = RS * g / groups, t1 = RS * (g + 1) / groups;
-                        ReduceArgs a{xp, p.stride_h * pk.ld, pk.plane, pk.taps.data() + t0, t1 - t0,
-                                     dy + (n0 * p.K + c * M + m) * P * Q, p.K * P * Q, images, P, Q, part.data() + t0};
-                        k.reduce(a);
-                    }
-                    for (int64_t t = 0; t < RS; ++t) total[size_t(m * RS + t)] += part[size_t(t)];
-                }
+        float* xp = pk.scratch(0);
+        std::vector<float> lanes(size_t(block * M * RS * 8));
+        std::vector<double> total(size_t(block * M * RS));
+        auto fold = [&](int64_t channels) {
+            for (int64_t t = 0; t < channels * M * RS; ++t) {
+                double sum = 0.0;
+                for (int64_t l = 0; l < 8; ++l) sum += lanes[size_t(8 * t + l)];
+                total[size_t(t)] += sum;
             }
-            for (int64_t t = 0; t < M * RS; ++t) dw[c * M * RS + t] = float(total[size_t(t)]);
+            std::fill(lanes.begin(), lanes.end(), 0.0f);
+        };
+        for (int64_t c0 = begin; c0 < end; c0 += block) {
+            const int64_t channels = std::min(block, end - c0);
+            std::fill(lanes.begin(), lanes.end(), 0.0f);
+            std::fill(total.begin(), total.end(), 0.0);
+            for (int64_t n = 0; n < p.N; ++n) {
+                for (int64_t c = c0; c < c0 + channels; ++c) {
+                    pk.pack(p, k, x + (n * p.C + c) * p.H * p.W, xp);
+                    for (int64_t m = 0; m < M; ++m)
+                        for (int64_t g = 0; g < groups; ++g) {
+                            const int64_t t0 = RS * g / groups, t1 = RS * (g + 1) / groups;
+                            float* acc = lanes.data() + 8 * (((c - c0) * M + m) * RS + t0);
+                            k.reduce(ReduceArgs{xp, p.stride_h * pk.ld, pk.taps.data() + t0, t1 - t0,
+                                                dy + (n * p.K + c * M + m) * P * Q, P, Q, acc});
+                        }
+                }
+                if ((n + 1) % kFold == 0 || n + 1 == p.N) fold(channels);
+            }
+            for (int64_t t = 0; t < channels * M * RS; ++t) dw[c0 * M * RS + t] = float(total[size_t(t)]);
         }
     });
 }

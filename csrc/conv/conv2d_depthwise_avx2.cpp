@@ -4,7 +4,7 @@
 //    32+ outputs, 5 x 2 on 14-wide MobileNet rows, 7 x 1 on 7x7 maps), one broadcast weight per
 //    tap for IB * QV FMAs with memory operands; a row's last vector overlaps the one before.
 //  - reduce: TB <= 12 taps at once, one accumulator each: per 8 outputs one gradient load, then
-//    TB input loads and TB FMAs; the 8 lanes are summed once per call.
+//    TB input loads and TB FMAs; the 8 lanes go back to the caller's partial sums.
 //  - packing: row copies, and the stride-2 (de)interleaving: two loads, two shuffles and two lane
 //    permutes per 16 floats.
 // No masked stores (vmaskmovps to memory is microcoded and slow on AMD Zen: it dominated the
@@ -24,13 +24,6 @@ namespace {
 inline __m256i tail_mask(int64_t n) {  // first n lanes set (0 <= n <= 8)
     const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), lanes);
-}
-
-inline float hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
 }
 
 // n < 8 floats of v to dst, one by one: masked stores (vmaskmovps) are slow on AMD cores.
@@ -193,22 +186,21 @@ void reduce_taps(const ReduceArgs& a) {
     __m256 acc[TB];
     int64_t taps[TB];
 #pragma GCC unroll 12
-    for (int t = 0; t < TB; ++t) acc[t] = _mm256_setzero_ps(), taps[t] = a.taps[t];
+    for (int t = 0; t < TB; ++t) acc[t] = _mm256_loadu_ps(a.acc + 8 * t), taps[t] = a.taps[t];
     const int64_t cols = a.cols, full = cols / 8 * 8;
     const __m256i mask = tail_mask(cols - full);
-    for (int64_t n = 0; n < a.images; ++n)
-        for (int64_t i = 0; i < a.rows; ++i) {
-            const float* d = a.dy + n * a.dy_istride + i * cols;
-            const float* in = a.in + n * a.in_istride + i * a.in_rstride;
-            for (int64_t j = 0; j < cols; j += 8) {
-                // The tail's gradient lanes past `cols` load as zero; its input lanes are finite padding.
-                const __m256 g = j < full ? _mm256_loadu_ps(d + j) : _mm256_maskload_ps(d + j, mask);
+    for (int64_t i = 0; i < a.rows; ++i) {
+        const float* d = a.dy + i * cols;
+        const float* in = a.in + i * a.in_rstride;
+        for (int64_t j = 0; j < cols; j += 8) {
+            // The tail's gradient lanes past `cols` load as zero; its input lanes are finite padding.
+            const __m256 g = j < full ? _mm256_loadu_ps(d + j) : _mm256_maskload_ps(d + j, mask);
 #pragma GCC unroll 12
-                for (int t = 0; t < TB; ++t) acc[t] = _mm256_fmadd_ps(g, _mm256_loadu_ps(in + taps[t] + j), acc[t]);
-            }
+            for (int t = 0; t < TB; ++t) acc[t] = _mm256_fmadd_ps(g, _mm256_loadu_ps(in + taps[t] + j), acc[t]);
         }
+    }
 #pragma GCC unroll 12
-    for (int t = 0; t < TB; ++t) a.acc[t] += hsum(acc[t]);
+    for (int t = 0; t < TB; ++t) _mm256_storeu_ps(a.acc + 8 * t, acc[t]);
 }
 
 void reduce_avx2(const ReduceArgs& a) {

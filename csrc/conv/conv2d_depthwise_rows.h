@@ -5,9 +5,8 @@
 //
 //   rows:   out[i * out_rstride + j] = init + sum_t w[t] * in[i * in_rstride + taps[t] + j]
 //           for i < rows, j < cols (forward; input gradient per stride phase);
-//   reduce: acc[t] += sum_n sum_i sum_j dy[n * dy_istride + i * cols + j]
-//                                       * in[n * in_istride + i * in_rstride + taps[t] + j]
-//           for t < ntaps (weight gradient, over a chunk of images).
+//   reduce: acc[t] += sum_i sum_j dy[i * cols + j] * in[i * in_rstride + taps[t] + j]
+//           for t < ntaps (weight gradient), kept as 8 partial sums (lane j % 8) per tap.
 // The packed rows hold at least round_up(cols, 8) + max(taps) floats beyond each row start that
 // the loops read, all finite (zeros outside the data), so a tail vector may read past `cols`.
 // Declarations only, so nothing compiled with -mavx2 leaks into portable code.
@@ -34,15 +33,13 @@ struct RowsArgs {
 };
 
 struct ReduceArgs {
-    const float* in;       // packed input plane of the first image at output row 0
+    const float* in;       // packed input plane at output row 0
     int64_t in_rstride;
-    int64_t in_istride;    // floats between the packed planes of consecutive images
     const int64_t* taps;   // ntaps <= kMaxReduceTaps offsets
     int64_t ntaps;
-    const float* dy;       // rows x cols per image, contiguous
-    int64_t dy_istride;    // floats between the gradient planes of consecutive images
-    int64_t images, rows, cols;
-    float* acc;            // ntaps sums over the images, added to
+    const float* dy;       // rows x cols, contiguous
+    int64_t rows, cols;
+    float* acc;            // 8 partial sums (lanes) per tap: acc[8 * t + l], added to
 };
 
 // Taps one reduce call sums at once: one 8-wide accumulator each, plus the gradient vector and
