@@ -214,3 +214,24 @@ def test_narrow_rows_at_every_padding():
                 for sw in (1, 2):
                     if W + 2 * pw >= S:
                         run_kernels(rng, 1, 2, 4, W, 1, 3, S, (1, sw), (1, pw), 1)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, stride, padding", [
+    ((1, 32, 16, 16), (32, 1, 3, 3), 1, 1),  # MobileNetV2
+    ((2, 24, 15, 15), (24, 1, 5, 5), 2, 2),  # MobileNetV3 / EfficientNet
+    ((1, 16, 9, 9), (16, 1, 7, 7), 1, 3),  # ConvNeXt
+])
+def test_auto_runs_the_depthwise_kernel_on_depthwise_layers(monkeypatch, x_shape, w_shape, stride, padding):
+    """auto's depthwise rule is reached (no earlier rule takes these layers) in every pass."""
+    ran = []
+    for name in ("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight"):
+        real = getattr(_core, name)
+        monkeypatch.setattr(_core, name, lambda kernel, *a, real=real: (ran.append(kernel), real(kernel, *a))[1])
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    kw = dict(stride=stride, padding=padding, groups=x_shape[1])
+    y = fastconv.conv2d(x, w, **kw)
+    fastconv.grad.conv2d_input(x.shape, w, y, **kw)
+    fastconv.grad.conv2d_weight(x, w.shape, y, **kw)
+    assert ran == ["depthwise"] * 3
