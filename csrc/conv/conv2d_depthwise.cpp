@@ -252,7 +252,8 @@ void conv2d_depthwise_backward_input(const Conv2dParams& p, const float* dy, con
                     for (size_t t = 0; t < ph.taps.size(); ++t) wt[t] = w[c * M * RS + ph.weight[t]];
                     RowsArgs args{dyp, ld, ph.taps.data(), wt.data(), int64_t(ph.taps.size()), 0.0f,
                                   out + a * W, sh * W, rows, ceil_div(W - b, sw)};
-                    if (sw > 1) args.out = phase_out + b * phase_rows * phase_ld, args.out_rstride = phase_ld;
+                    if (sw > 1)
+                        args.out = phase_out + b * phase_rows * phase_ld, args.out_rstride = phase_ld, args.out_padded = true;
                     if (M == 1) args.R = ph.rows, args.S = ph.cols, args.tap_rstride = p.dil_h * ld;
                     k.rows(args);
                 }

@@ -11,6 +11,7 @@
 // stride-2 packing of 14x14 maps in a profile); tails overlap or go one float at a time.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <utility>
@@ -38,9 +39,9 @@ inline void store_partial(float* dst, __m256 v, int64_t n) {
 // with i a constant: no per-row index arithmetic in the tap loop). `cols` counts the row's outputs
 // from the tile's first; when fewer than 8 * QV, the last vector ends at `cols`, overlapping the
 // one before (outputs are recomputed, not accumulated: storing one twice is harmless). Rows of
-// under 8 outputs are stored one float at a time.
+// under 8 outputs are stored one float at a time, but the first `full_rows` (see RowsArgs::out_padded).
 template <int IB, int QV>
-void rows_tile(const RowsArgs& a, const float* in, float* out, int64_t cols) {
+void rows_tile(const RowsArgs& a, const float* in, float* out, int64_t cols, int full_rows) {
     const int64_t last = cols >= 8 * QV ? 8 * (QV - 1) : (cols >= 8 ? cols - 8 : 0);
     const __m256 init = _mm256_set1_ps(a.init);
     __m256 acc[IB][QV];
@@ -63,14 +64,14 @@ void rows_tile(const RowsArgs& a, const float* in, float* out, int64_t cols) {
 #pragma GCC unroll 4
         for (int q = 0; q < QV; ++q) {
             float* dst = out + i * a.out_rstride + (q == QV - 1 ? last : 8 * q);
-            if (cols >= 8)
+            if (cols >= 8 || i < full_rows)
                 _mm256_storeu_ps(dst, acc[i][q]);
             else
                 store_partial(dst, acc[i][q], cols);
         }
 }
 
-using TileFn = void (*)(const RowsArgs&, const float*, float*, int64_t);
+using TileFn = void (*)(const RowsArgs&, const float*, float*, int64_t, int);
 
 // tiles[IB - 1][QV - 1] for IB * QV <= 12, else nullptr.
 template <int IB, int QV>
@@ -96,7 +97,7 @@ constexpr auto kTiles = tile_table(std::make_integer_sequence<int, 12>());
 // (IB + R - 1) * QV loads for IB * R * QV FMAs (3x3, 12 x 1: 17 loads for 36 FMAs, against 48 in
 // rows_tile).
 template <int R, int IB, int QV>
-void separable_tile(const RowsArgs& a, const float* in, float* out, int64_t cols) {
+void separable_tile(const RowsArgs& a, const float* in, float* out, int64_t cols, int full_rows) {
     const int64_t last = cols >= 8 * QV ? 8 * (QV - 1) : (cols >= 8 ? cols - 8 : 0);
     const __m256 init = _mm256_set1_ps(a.init);
     __m256 acc[IB][QV];
@@ -125,7 +126,7 @@ void separable_tile(const RowsArgs& a, const float* in, float* out, int64_t cols
 #pragma GCC unroll 4
         for (int q = 0; q < QV; ++q) {
             float* dst = out + i * a.out_rstride + (q == QV - 1 ? last : 8 * q);
-            if (cols >= 8)
+            if (cols >= 8 || i < full_rows)
                 _mm256_storeu_ps(dst, acc[i][q]);
             else
                 store_partial(dst, acc[i][q], cols);
@@ -165,9 +166,15 @@ void tiled(const RowsArgs& a, const Table& tiles, int max_qv, int acc) {
         const int rows = int(a.rows - i < ib ? a.rows - i : ib);
         const float* in = a.in + i * a.in_rstride;
         float* out = a.out + i * a.out_rstride;
+        // Rows under 8 wide: which of the tile's rows may store a whole vector anyway (see RowsArgs).
+        int64_t full_rows = 0;
+        if (a.out_padded)
+            full_rows = rows;
+        else if (a.out_rstride == a.cols && a.cols < 8 && a.rows * a.cols >= 8)  // rows r with r*cols + 8 <= rows*cols
+            full_rows = std::clamp<int64_t>((a.rows * a.cols - 8) / a.cols + 1 - i, 0, rows);
         for (int64_t v = 0; v < vecs; v += qv) {
             const int64_t n = vecs - v < qv ? vecs - v : qv;
-            tiles[size_t(rows - 1)][size_t(n - 1)](a, in + 8 * v, out + 8 * v, a.cols - 8 * v);
+            tiles[size_t(rows - 1)][size_t(n - 1)](a, in + 8 * v, out + 8 * v, a.cols - 8 * v, int(full_rows));
         }
     }
 }
@@ -269,22 +276,22 @@ void deinterleave2_avx2(const RowCopy& c) {
     }
 }
 
-// Into the caller's array: the last floats of a row under 16 wide go one at a time.
+// Into the caller's array: 8 outputs a step from 4 + 4 inputs, the last step ending at the row's
+// end (an odd row's last float alone); rows under 8 wide one float at a time.
 void interleave2_avx2(const RowCopy& c) {
     const int64_t n = c.n;
     for (int64_t r = 0; r < c.rows; ++r) {
         const float *even = c.src + r * c.src_rstride, *odd = c.src2 + r * c.src_rstride;
         float* dst = c.dst + r * c.dst_rstride;
-        if (n < 16) {
+        if (n < 8) {
             for (int64_t j = 0; j < n; ++j) dst[j] = (j % 2 ? odd : even)[j / 2];
             continue;
         }
-        for (int64_t j = 0; j < n; j += 16) {
-            const int64_t at = j + 16 <= n ? j : (n - 16) / 2 * 2;  // even: pairs stay pairs
-            const __m256 e = _mm256_loadu_ps(even + at / 2), o = _mm256_loadu_ps(odd + at / 2);
-            const __m256 lo = _mm256_unpacklo_ps(e, o), hi = _mm256_unpackhi_ps(e, o);  // [e0 o0 e1 o1 | e4 o4 e5 o5], ...
-            _mm256_storeu_ps(dst + at, _mm256_permute2f128_ps(lo, hi, 0x20));
-            _mm256_storeu_ps(dst + at + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+        for (int64_t j = 0; j + 1 < n; j += 8) {
+            const int64_t at = j + 8 <= n ? j : (n - 8) / 2 * 2;  // even: pairs stay pairs
+            const __m128 e = _mm_loadu_ps(even + at / 2), o = _mm_loadu_ps(odd + at / 2);
+            _mm_storeu_ps(dst + at, _mm_unpacklo_ps(e, o));  // e0 o0 e1 o1
+            _mm_storeu_ps(dst + at + 4, _mm_unpackhi_ps(e, o));  // e2 o2 e3 o3
         }
         if (n % 2) dst[n - 1] = even[n / 2];
     }

@@ -30,6 +30,11 @@ struct RowsArgs {
     // (w in the same order). With in_rstride == tap_rstride (stride 1) an input row serves up to
     // R output rows, which the AVX2 loop exploits for R = 3, 5, 7.
     int64_t R = 0, S = 0, tap_rstride = 0;
+    // Rows under 8 outputs are written one float at a time unless a whole vector may be stored:
+    // out_padded says every output row has room for 8 floats (scratch); otherwise, with
+    // out_rstride == cols (one contiguous plane), a row whose 8 floats end inside the plane spills
+    // into the rows after it, which are written later.
+    bool out_padded = false;
 };
 
 struct ReduceArgs {
