@@ -24,6 +24,12 @@ grad.avg_pool2d(fastconv.avg_pool2d(x, 2), x.shape, 2)  # windows tile the input
 # direct weight gradient over chunks of small images (channel-vector tiles)
 xs, ws = rng.standard_normal((6, 16, 4, 4)).astype(np.float32), rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
 grad.conv2d_weight(xs, ws.shape, fastconv.conv2d(xs, ws, padding=1), padding=1, algo="direct")
+# depthwise (groups == C): stride 1 and 2, multiplier 2, a row tail
+xd, wd = rng.standard_normal((2, 4, 9, 11)).astype(np.float32), rng.standard_normal((8, 1, 3, 3)).astype(np.float32)
+for s in (1, 2):
+    yd = fastconv.conv2d(xd, wd, stride=s, padding=1, groups=4, algo="depthwise")
+    grad.conv2d_input(xd.shape, wd, yd, stride=s, padding=1, groups=4, algo="depthwise")
+    grad.conv2d_weight(xd, wd.shape, yd, stride=s, padding=1, groups=4, algo="depthwise")
 # the Python layer's fused kernels: BatchNorm + ReLU, gradient accumulation of cat's slices, a
 # conv bias gradient of a slice, resize
 from fastconv import Tensor, nn  # noqa: E402

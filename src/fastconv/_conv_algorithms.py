@@ -83,6 +83,12 @@ def _winograd_check(params) -> str | None:
     return None
 
 
+def _depthwise_check(params) -> str | None:
+    if params.C != params.groups:
+        return f"needs one input channel per group (groups == C), got C={params.C}, groups={params.groups}"
+    return None
+
+
 def _whole_batch_check(params) -> str | None:
     p = params
     if not p.H == p.W == p.R == p.S == p.P == p.Q == 1:
@@ -166,6 +172,8 @@ ALGORITHMS: dict[str, Algorithm] = {
         doc="Winograd F(4x4,3x3): 4x fewer multiplications, error ~3e-6"),
     "gemm": Algorithm("gemm", _whole_batch_check, run=_whole_batch_gemm,
                       doc="1x1 kernel on 1x1 maps: one GEMM over the whole batch"),
+    "depthwise": Algorithm("depthwise", _depthwise_check,
+                           doc="groups == C (MobileNet, ConvNeXt): one packed plane per channel, 8 outputs a vector"),
 }
 
 
@@ -255,6 +263,13 @@ def select_algorithm(params, pass_: str, device: str = "cpu") -> str:
     # maps: ResNet's last stage at 32x32 input) is one GEMM over the whole batch, not N of them.
     if p.R == p.S == 1 and p.N and _whole_batch_check(p) is None:  # R, S first: most problems fail there
         return "gemm"
+    # Depthwise layers (groups == C == K: MobileNetV2/V3, EfficientNet, ConvNeXt) go to the depthwise
+    # kernel in every pass: benchmarks/results/2026-12-04_epyc2c_depthwise.md (3x3, 5x5 and 7x7,
+    # stride 1 and 2, 7x7 to 112x112 maps, batch 1 and 16, 2 threads, block-alternating, 3 runs).
+    # Only what was measured: kernels 3 to 7, stride 1 or 2, no dilation, multiplier 1.
+    if (cg == 1 and p.groups == p.K > 1 and 3 <= p.R <= 7 and 3 <= p.S <= 7 and p.stride_h <= 2
+            and p.stride_w <= 2 and p.dil_h == p.dil_w == 1):
+        return "depthwise"
     # resnet_1x1: a 1x1 stride-1 convolution is one GEMM per image without any unfold; im2col beats
     # direct in every pass ([1t] fwd 0.91 vs 2.19, input 0.55 vs 1.21, weight 1.26 vs 3.52 x torch).
     if _pointwise(p):
