@@ -74,7 +74,10 @@ void interleave2_portable(const RowCopy& c) {
     for (int64_t r = 0; r < c.rows; ++r) {
         const float *even = c.src + r * c.src_rstride, *odd = c.src2 + r * c.src_rstride;
         float* dst = c.dst + r * c.dst_rstride;
-        for (int64_t j = 0; j < c.n; ++j) dst[j] = (j % 2 ? odd : even)[j / 2];
+        for (int64_t i = 0; 2 * i < c.n; ++i) {
+            dst[2 * i] = even[i];
+            if (2 * i + 1 < c.n) dst[2 * i + 1] = odd[i];
+        }
     }
 }
 

@@ -284,7 +284,10 @@ void interleave2_avx2(const RowCopy& c) {
         const float *even = c.src + r * c.src_rstride, *odd = c.src2 + r * c.src_rstride;
         float* dst = c.dst + r * c.dst_rstride;
         if (n < 8) {
-            for (int64_t j = 0; j < n; ++j) dst[j] = (j % 2 ? odd : even)[j / 2];
+            for (int64_t i = 0; 2 * i < n; ++i) {
+                dst[2 * i] = even[i];
+                if (2 * i + 1 < n) dst[2 * i + 1] = odd[i];
+            }
             continue;
         }
         for (int64_t j = 0; j + 1 < n; j += 8) {
