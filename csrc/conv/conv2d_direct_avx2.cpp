@@ -21,6 +21,8 @@ inline __m256i tail_mask(int n) {  // first n lanes set (0 <= n <= 8)
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lanes);
 }
 
+// The first min(n, 8) lanes of v to out[0], out[cstride], ... (n counts the columns left in the
+// row, so it may exceed the vector's 8).
 inline void store_cols(float* out, int64_t cstride, __m256 v, int n) {
     if (cstride == 1) {
         if (n >= 8)
@@ -31,7 +33,7 @@ inline void store_cols(float* out, int64_t cstride, __m256 v, int n) {
     }
     alignas(32) float tmp[8];
     _mm256_store_ps(tmp, v);
-    for (int l = 0; l < n; ++l) out[l * cstride] = tmp[l];
+    for (int l = 0; l < std::min(n, 8); ++l) out[l * cstride] = tmp[l];
 }
 
 template <int KB, int IB, int QV>
