@@ -45,24 +45,6 @@ LAYERS = [
 ALGOS = ("auto", "implicit_gemm", "im2col", "direct")
 
 
-def time_thread_clock(fns: dict, repeat: int, block: int = 5, settle: float = 0.15) -> dict:
-    """time_interleaved's turns (idle, one untimed call, `block` timed calls; turn r starts with the
-    r-th callable) on the calling thread's CPU clock: name -> (median, min, max) seconds."""
-    for f in fns.values():
-        f()
-    times = {k: [] for k in fns}
-    order = list(fns.items())
-    for r in range(repeat):
-        for k, f in order[r % len(order):] + order[:r % len(order)]:
-            time.sleep(settle)
-            f()
-            for _ in range(block):
-                t0 = time.thread_time()
-                f()
-                times[k].append(time.thread_time() - t0)
-    return {k: (statistics.median(v), min(v), max(v)) for k, v in times.items()}
-
-
 def main(argv=None) -> int:
     import torch
 
@@ -105,13 +87,11 @@ def main(argv=None) -> int:
 
             fns["torch"] = torch_fwd
             cases.append((name, n, params, fns))
+    clock = time.thread_time if args.clock == "thread" else time.perf_counter
     medians = {}  # (case index, algo) -> [median ms per round]
     for r in range(args.rounds):
         for i, (name, n, params, fns) in enumerate(cases):
-            if args.clock == "thread":
-                t = time_thread_clock(fns, repeat=args.repeat)
-            else:
-                t = time_interleaved(fns, repeat=args.repeat, warmup=1, block=5, settle=0.15, rotate=True)
+            t = time_interleaved(fns, repeat=args.repeat, warmup=1, block=5, settle=0.15, rotate=True, clock=clock)
             for a, (med, _, _) in t.items():
                 medians.setdefault((i, a), []).append(med * 1e3)
             print(f"round {r + 1}: {name} N={n} " + " ".join(f"{a} {t[a][0] * 1e3:.2f}" for a in fns), flush=True)
