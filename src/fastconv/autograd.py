@@ -488,13 +488,11 @@ def matmul(a, b) -> Tensor:
 
 
 def mm(a, b, trans_a=False, trans_b=False, out=None, beta=0.0):
-    """op(a) @ op(b) (+ beta * out): fastconv.gemm for float32 pairs, numpy otherwise."""
-    if isinstance(a, _DeviceArray) or isinstance(b, _DeviceArray):
-        from . import _cuda_ops
-
-        return _cuda_ops.gemm(a, b, trans_a=trans_a, trans_b=trans_b, out=out, beta=beta)
-    if a.dtype == np.float32 and b.dtype == np.float32 and isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
-        from .gemm import gemm
+    """op(a) @ op(b) (+ beta * out): fastconv.gemm for float32 pairs and device arrays, numpy otherwise."""
+    device = isinstance(a, _DeviceArray) or isinstance(b, _DeviceArray)
+    if device or (a.dtype == np.float32 and b.dtype == np.float32 and isinstance(a, np.ndarray)
+                  and isinstance(b, np.ndarray)):
+        from .gemm import gemm  # the gemm op: its dispatch picks the device
 
         return gemm(a, b, trans_a=trans_a, trans_b=trans_b, out=out, beta=beta)
     r = (a.T if trans_a else a) @ (b.T if trans_b else b)
