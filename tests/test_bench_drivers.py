@@ -42,6 +42,19 @@ def test_conv_table_checks_then_times_each_algorithm():
     assert error > 1 and not ok  # the check compares with the reference it is given
 
 
+def test_conv_table_summary_states_issue_19s_bar():
+    def row(shape, pass_, ms, torch_ms, algo="auto"):
+        return conv_table.Row(shape, pass_, algo, "direct", ms, torch_ms, None, None)
+
+    rows = [row("a", "forward", 1.0, 2.0), row("b", "forward", 3.0, 2.0), row("a", "input", 1.0, 4.0),
+            row("a", "weight", 3.0, 4.0), row("b", "forward", 0.1, 2.0, algo="fft")]
+    slower, fwd, grads = conv_table.summarize(rows)
+    assert slower == "- slower than torch (auto): 1 of 4 (shape, pass) pairs: b forward (1.50)"
+    # forward: ours/torch 0.5 and 1.5, geometric mean sqrt(0.75); gradients: (1 + 3) / (4 + 4)
+    assert fwd.startswith(f"- forward (auto): {0.75 ** -0.5:.2f}x torch's speed") and "worst 1.50" in fwd
+    assert grads.startswith("- input + weight gradient (auto): 2.00x torch's speed") and "over 1 shapes" in grads
+
+
 def test_torch_mirror_computes_what_our_model_computes():
     torch = pytest.importorskip("torch")
     from fastconv.bench.torch_mirror import copy_weights, to_torch, torch_lenet
