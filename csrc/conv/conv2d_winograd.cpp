@@ -58,6 +58,22 @@ void winograd_kernel_transform_portable(int m, const float* w, int64_t K, int64_
         kernel_transform<4>(w, K, C, input_grad, o0, o1, xi_stride, U);
 }
 
+void winograd_grad_transform_portable(const WinogradPlan& p, const float* dy, int64_t tile0, int64_t ntiles,
+                                      int64_t ld, int64_t xi_stride, float* U) {
+    if (p.m == 2)
+        grad_transform<2>(p, dy, tile0, ntiles, ld, xi_stride, U);
+    else
+        grad_transform<4>(p, dy, tile0, ntiles, ld, xi_stride, U);
+}
+
+void winograd_weight_transform_portable(int m, const float* M, int64_t C, int64_t xi_stride, int64_t k0,
+                                        int64_t k1, float* dw) {
+    if (m == 2)
+        weight_transform<2>(M, C, xi_stride, k0, k1, dw);
+    else
+        weight_transform<4>(M, C, xi_stride, k0, k1, dw);
+}
+
 namespace {
 
 void check_supported(const Conv2dParams& p, int m) {
@@ -269,6 +285,66 @@ void backward_input(int m, const Conv2dParams& p, const float* dy, const float* 
     winograd_run(plan, w, p.K, p.C, true, dy, nullptr, dx);
 }
 
+// Tiles per chunk of the weight gradient: U and V of one chunk, (m+2)^2 (K + C) floats a tile, at
+// most kWeightChunkBytes (L3-resident while the GEMMs read them), in equal chunks of a multiple of
+// kTileUnit tiles.
+constexpr int64_t kWeightChunkBytes = int64_t(8) << 20;
+
+int64_t weight_chunk_tiles(const WinogradPlan& p) {
+    const int64_t bytes_per_tile = p.alpha() * p.alpha() * (p.Cin + p.Cout) * int64_t(sizeof(float));
+    const int64_t cap = std::max<int64_t>(kTileUnit, kWeightChunkBytes / bytes_per_tile / kTileUnit * kTileUnit);
+    const int64_t chunks = (p.tiles() + cap - 1) / cap;
+    return round_up((p.tiles() + chunks - 1) / chunks, kTileUnit);
+}
+
+// dw = sum over images and output positions of dy x (shifted x). By the transposition principle each
+// forward tile contributes G^T [(A dY A^T) .* (B^T X B)] G, with X the forward's input patch and dY the
+// tile's output gradient; the sum over tiles stays in the transformed domain: for each position xi,
+// M[xi] (K x C) += U[xi] (K x tiles) @ V[xi]^T (tiles x C), a GEMM reducing over tiles. Tiles go in
+// chunks (transforms parallel over tiles, then the GEMMs parallel over positions, each thread owning
+// its M[xi]), and one inverse transform per (k, c) at the end.
+void backward_weight(int m, const Conv2dParams& p, const float* x, const float* dy, float* dw) {
+    check_supported(p, m);
+    const WinogradPlan plan = make_plan(m, p.N, p.C, p.H, p.W, p.K, p.P(), p.Q(), p.pad_h, p.pad_w);
+    const int64_t K = p.K, C = p.C, tiles = plan.tiles();
+    if (tiles == 0) {
+        std::fill(dw, dw + K * C * 9, 0.0f);
+        return;
+    }
+    const bool avx2 = use_avx2();
+    const auto input_transform_fn = avx2 ? winograd_input_transform_avx2 : winograd_input_transform_portable;
+    const auto grad_transform_fn = avx2 ? winograd_grad_transform_avx2 : winograd_grad_transform_portable;
+    const auto weight_transform_fn = avx2 ? winograd_weight_transform_avx2 : winograd_weight_transform_portable;
+    const int64_t T = plan.alpha() * plan.alpha();
+    const int64_t ld = weight_chunk_tiles(plan);
+    // One extra cache line per position plane, as in winograd_run.
+    const int64_t u_stride = K * ld + 16, v_stride = C * ld + 16, m_stride = K * C + 16;
+    float* U = thread_scratch(0, size_t(checked_mul(T, u_stride, "winograd weight gradient")));
+    float* V = thread_scratch(1, size_t(checked_mul(T, v_stride, "winograd weight gradient")));
+    float* M = thread_scratch(2, size_t(checked_mul(T, m_stride, "winograd weight gradient")));
+    GemmParams g;  // M[xi] (K x C) (+)= U[xi] (K x n) @ V[xi]^T (n x C)
+    g.M = K;
+    g.N = C;
+    g.a_row = ld;
+    g.b_row = 1;
+    g.b_col = ld;
+    g.c_row = C;
+    for (int64_t tile0 = 0; tile0 < tiles; tile0 += ld) {
+        const int64_t n = std::min(ld, tiles - tile0);
+        parallel_for((n + kTileUnit - 1) / kTileUnit, [&](long long u0, long long u1) {
+            const int64_t first = u0 * kTileUnit, count = std::min<int64_t>(u1 * kTileUnit, n) - first;
+            input_transform_fn(plan, x, tile0 + first, count, ld, v_stride, V + first);
+            grad_transform_fn(plan, dy, tile0 + first, count, ld, u_stride, U + first);
+        });
+        g.K = n;
+        g.beta = tile0 == 0 ? 0.0f : 1.0f;
+        parallel_for(T, [&](long long x0, long long x1) {
+            for (long long xi = x0; xi < x1; ++xi) sgemm(g, U + xi * u_stride, V + xi * v_stride, M + xi * m_stride);
+        });
+    }
+    parallel_for(K, [&](long long k0, long long k1) { weight_transform_fn(m, M, C, m_stride, k0, k1, dw); });
+}
+
 }  // namespace
 
 void conv2d_winograd_f2_forward(const Conv2dParams& p, const float* x, const float* w, const float* bias,
@@ -284,6 +360,12 @@ void conv2d_winograd_f2_backward_input(const Conv2dParams& p, const float* dy, c
 }
 void conv2d_winograd_f4_backward_input(const Conv2dParams& p, const float* dy, const float* w, float* dx) {
     backward_input(4, p, dy, w, dx);
+}
+void conv2d_winograd_f2_backward_weight(const Conv2dParams& p, const float* x, const float* dy, float* dw) {
+    backward_weight(2, p, x, dy, dw);
+}
+void conv2d_winograd_f4_backward_weight(const Conv2dParams& p, const float* x, const float* dy, float* dw) {
+    backward_weight(4, p, x, dy, dw);
 }
 
 }  // namespace fastconv

@@ -160,15 +160,15 @@ ALGORITHMS: dict[str, Algorithm] = {
     "fft": Algorithm("fft", _fft_check, bound=1e-4, tile_transform=True,
                      doc="tiled real 2-D FFT + per-frequency complex GEMM; best for large kernels"),
     "winograd": Algorithm(
-        "winograd", _winograd_check, ("forward", "input"), bound=5e-4,
+        "winograd", _winograd_check, bound=5e-4,
         doc="F(2x2,3x3) or F(4x4,3x3), whichever _winograd_variant picks", pick=_winograd_variant,
         kernels=("winograd_f2", "winograd_f4"),
     ),
     "winograd_f2": Algorithm(
-        "winograd_f2", _winograd_check, ("forward", "input"), tile_transform=True,
+        "winograd_f2", _winograd_check, tile_transform=True,
         doc="Winograd F(2x2,3x3): 2.25x fewer multiplications, error ~1e-7"),
     "winograd_f4": Algorithm(
-        "winograd_f4", _winograd_check, ("forward", "input"), bound=5e-4, tile_transform=True,
+        "winograd_f4", _winograd_check, bound=5e-4, tile_transform=True,
         doc="Winograd F(4x4,3x3): 4x fewer multiplications, error ~3e-6"),
     "gemm": Algorithm("gemm", _whole_batch_check, run=_whole_batch_gemm,
                       doc="1x1 kernel on 1x1 maps: one GEMM over the whole batch"),
