@@ -285,56 +285,61 @@ void backward_input(int m, const Conv2dParams& p, const float* dy, const float* 
     winograd_run(plan, w, p.K, p.C, true, dy, nullptr, dx);
 }
 
-// Tiles per chunk of the weight gradient: U and V of one chunk, (m+2)^2 (K + C) floats a tile, at
-// most kWeightChunkBytes (L3-resident while the GEMMs read them), in equal chunks of a multiple of
-// kTileUnit tiles.
+// Weight gradient. dw = sum over images and output positions of dy x (shifted x). By the
+// transposition principle each forward tile contributes G^T [(A dY A^T) .* (B^T X B)] G, with X the
+// forward's input patch and dY the tile's output gradient (zero beyond P x Q). The sum over tiles
+// stays in the transformed domain: for each position xi, M[xi] (K x C) += U[xi] (K x tiles) @
+// V[xi]^T (tiles x C), a GEMM reducing over tiles; then one inverse transform per (k, c). Two
+// schedules (measured 2026-12-04, 2 threads, benchmarks/results/2026-12-04_epyc2c_winograd_weight.md):
+//  - shared: tiles in L3-sized chunks; per chunk the transforms run parallel over tiles, then the
+//    GEMMs parallel over positions (each thread owns its M[xi]). Works at any tile count; best when
+//    M is large (resnet_3x3, 256 channels on 14x14: 4.6 ms against 5.3 private).
+//  - private: each thread walks its own tiles in blocks of 32, transforms and GEMMs while the block
+//    is in L2, into its own M; the Ms are summed at the end. Needs a small M and enough tiles per
+//    thread (vgg_3x3, 64 channels on 56x56: 4.3 ms against 5.25 shared; blocks of 16, 64, 128: 4.5,
+//    4.4, 4.1-4.4 ms).
+struct WeightTransforms {
+    decltype(&winograd_input_transform_portable) input;  // x -> V
+    decltype(&winograd_grad_transform_portable) grad;    // dy -> U
+};
+
+// Shared schedule: U and V of one chunk, (m+2)^2 (K + C) floats a tile, at most kWeightChunkBytes
+// (L3-resident while the GEMMs read them), in equal chunks of a multiple of kTileUnit tiles.
 constexpr int64_t kWeightChunkBytes = int64_t(8) << 20;
+// Private schedule: tiles per block, and the largest per-thread M (bytes).
+constexpr int64_t kWeightBlockTiles = 32;
+constexpr int64_t kWeightPrivateMaxBytes = int64_t(4) << 20;
 
-int64_t weight_chunk_tiles(const WinogradPlan& p) {
-    const int64_t bytes_per_tile = p.alpha() * p.alpha() * (p.Cin + p.Cout) * int64_t(sizeof(float));
-    const int64_t cap = std::max<int64_t>(kTileUnit, kWeightChunkBytes / bytes_per_tile / kTileUnit * kTileUnit);
-    const int64_t chunks = (p.tiles() + cap - 1) / cap;
-    return round_up((p.tiles() + chunks - 1) / chunks, kTileUnit);
-}
-
-// dw = sum over images and output positions of dy x (shifted x). By the transposition principle each
-// forward tile contributes G^T [(A dY A^T) .* (B^T X B)] G, with X the forward's input patch and dY the
-// tile's output gradient; the sum over tiles stays in the transformed domain: for each position xi,
-// M[xi] (K x C) += U[xi] (K x tiles) @ V[xi]^T (tiles x C), a GEMM reducing over tiles. Tiles go in
-// chunks (transforms parallel over tiles, then the GEMMs parallel over positions, each thread owning
-// its M[xi]), and one inverse transform per (k, c) at the end.
-void backward_weight(int m, const Conv2dParams& p, const float* x, const float* dy, float* dw) {
-    check_supported(p, m);
-    const WinogradPlan plan = make_plan(m, p.N, p.C, p.H, p.W, p.K, p.P(), p.Q(), p.pad_h, p.pad_w);
-    const int64_t K = p.K, C = p.C, tiles = plan.tiles();
-    if (tiles == 0) {
-        std::fill(dw, dw + K * C * 9, 0.0f);
-        return;
-    }
-    const bool avx2 = use_avx2();
-    const auto input_transform_fn = avx2 ? winograd_input_transform_avx2 : winograd_input_transform_portable;
-    const auto grad_transform_fn = avx2 ? winograd_grad_transform_avx2 : winograd_grad_transform_portable;
-    const auto weight_transform_fn = avx2 ? winograd_weight_transform_avx2 : winograd_weight_transform_portable;
-    const int64_t T = plan.alpha() * plan.alpha();
-    const int64_t ld = weight_chunk_tiles(plan);
-    // One extra cache line per position plane, as in winograd_run.
-    const int64_t u_stride = K * ld + 16, v_stride = C * ld + 16, m_stride = K * C + 16;
-    float* U = thread_scratch(0, size_t(checked_mul(T, u_stride, "winograd weight gradient")));
-    float* V = thread_scratch(1, size_t(checked_mul(T, v_stride, "winograd weight gradient")));
-    float* M = thread_scratch(2, size_t(checked_mul(T, m_stride, "winograd weight gradient")));
-    GemmParams g;  // M[xi] (K x C) (+)= U[xi] (K x n) @ V[xi]^T (n x C)
+// M[xi] (K x C) (+)= U[xi] (K x n) @ V[xi]^T (n x C), U and V with row stride ld.
+GemmParams weight_gemm(int64_t K, int64_t C, int64_t ld) {
+    GemmParams g;
     g.M = K;
     g.N = C;
     g.a_row = ld;
     g.b_row = 1;
     g.b_col = ld;
     g.c_row = C;
+    return g;
+}
+
+void weight_grad_shared(const WinogradPlan& plan, const WeightTransforms& fn, const float* x, const float* dy,
+                        float* M, int64_t m_stride) {
+    const int64_t K = plan.Cout, C = plan.Cin, tiles = plan.tiles(), T = plan.alpha() * plan.alpha();
+    const int64_t bytes_per_tile = T * (K + C) * int64_t(sizeof(float));
+    const int64_t cap = std::max<int64_t>(kTileUnit, kWeightChunkBytes / bytes_per_tile / kTileUnit * kTileUnit);
+    const int64_t chunks = (tiles + cap - 1) / cap;
+    const int64_t ld = round_up((tiles + chunks - 1) / chunks, kTileUnit);
+    // One extra cache line per position plane, as in winograd_run.
+    const int64_t u_stride = K * ld + 16, v_stride = C * ld + 16;
+    float* U = thread_scratch(0, size_t(checked_mul(T, u_stride, "winograd weight gradient")));
+    float* V = thread_scratch(1, size_t(checked_mul(T, v_stride, "winograd weight gradient")));
+    GemmParams g = weight_gemm(K, C, ld);
     for (int64_t tile0 = 0; tile0 < tiles; tile0 += ld) {
         const int64_t n = std::min(ld, tiles - tile0);
         parallel_for((n + kTileUnit - 1) / kTileUnit, [&](long long u0, long long u1) {
             const int64_t first = u0 * kTileUnit, count = std::min<int64_t>(u1 * kTileUnit, n) - first;
-            input_transform_fn(plan, x, tile0 + first, count, ld, v_stride, V + first);
-            grad_transform_fn(plan, dy, tile0 + first, count, ld, u_stride, U + first);
+            fn.input(plan, x, tile0 + first, count, ld, v_stride, V + first);
+            fn.grad(plan, dy, tile0 + first, count, ld, u_stride, U + first);
         });
         g.K = n;
         g.beta = tile0 == 0 ? 0.0f : 1.0f;
@@ -342,6 +347,69 @@ void backward_weight(int m, const Conv2dParams& p, const float* x, const float* 
             for (long long xi = x0; xi < x1; ++xi) sgemm(g, U + xi * u_stride, V + xi * v_stride, M + xi * m_stride);
         });
     }
+}
+
+// Private schedule: returns the M holding the sum (the calling thread's or a worker's scratch).
+float* weight_grad_private(const WinogradPlan& plan, const WeightTransforms& fn, const float* x, const float* dy,
+                           int64_t m_stride) {
+    const int64_t K = plan.Cout, C = plan.Cin, tiles = plan.tiles(), T = plan.alpha() * plan.alpha();
+    const int64_t block = kWeightBlockTiles, u_stride = K * block + 16, v_stride = C * block + 16;
+    std::vector<float*> partial(size_t(region_threads()), nullptr);  // each thread's M, if it had tiles
+    parallel_for((tiles + kTileUnit - 1) / kTileUnit, [&](long long u0, long long u1) {
+        float* U = thread_scratch(0, size_t(T * u_stride));
+        float* V = thread_scratch(1, size_t(T * v_stride));
+        float* M = thread_scratch(2, size_t(T * m_stride));
+        partial[size_t(omp_get_thread_num())] = M;
+        GemmParams g = weight_gemm(K, C, block);
+        const int64_t begin = u0 * kTileUnit, end = std::min<int64_t>(u1 * kTileUnit, tiles);
+        for (int64_t tile0 = begin; tile0 < end; tile0 += block) {
+            const int64_t n = std::min(block, end - tile0);
+            fn.input(plan, x, tile0, n, block, v_stride, V);
+            fn.grad(plan, dy, tile0, n, block, u_stride, U);
+            g.K = n;
+            g.beta = tile0 == begin ? 0.0f : 1.0f;
+            for (int64_t xi = 0; xi < T; ++xi) sgemm(g, U + xi * u_stride, V + xi * v_stride, M + xi * m_stride);
+        }
+    });
+    std::vector<float*> used;
+    for (float* M : partial)
+        if (M) used.push_back(M);
+    float* sum = used[0];
+    if (used.size() > 1) {
+        constexpr int64_t kChunk = 4096;
+        const int64_t total = T * m_stride;
+        parallel_for((total + kChunk - 1) / kChunk, [&](long long b0, long long b1) {
+            const int64_t e0 = b0 * kChunk, e1 = std::min<int64_t>(b1 * kChunk, total);
+            for (size_t t = 1; t < used.size(); ++t)
+                for (int64_t e = e0; e < e1; ++e) sum[e] += used[t][e];
+        });
+    }
+    return sum;
+}
+
+void backward_weight(int m, const Conv2dParams& p, const float* x, const float* dy, float* dw) {
+    check_supported(p, m);
+    const WinogradPlan plan = make_plan(m, p.N, p.C, p.H, p.W, p.K, p.P(), p.Q(), p.pad_h, p.pad_w);
+    const int64_t K = p.K, C = p.C, tiles = plan.tiles(), T = plan.alpha() * plan.alpha();
+    if (tiles == 0) {
+        std::fill(dw, dw + K * C * 9, 0.0f);
+        return;
+    }
+    const bool avx2 = use_avx2();
+    const WeightTransforms fn = {avx2 ? winograd_input_transform_avx2 : winograd_input_transform_portable,
+                                 avx2 ? winograd_grad_transform_avx2 : winograd_grad_transform_portable};
+    const int64_t m_stride = K * C + 16;
+    const int threads = region_threads();
+    const bool private_sums = threads > 1 && T * K * C * int64_t(sizeof(float)) <= kWeightPrivateMaxBytes &&
+                              tiles >= 4 * kWeightBlockTiles * threads;
+    float* M;
+    if (private_sums) {
+        M = weight_grad_private(plan, fn, x, dy, m_stride);
+    } else {
+        M = thread_scratch(2, size_t(checked_mul(T, m_stride, "winograd weight gradient")));
+        weight_grad_shared(plan, fn, x, dy, M, m_stride);
+    }
+    const auto weight_transform_fn = avx2 ? winograd_weight_transform_avx2 : winograd_weight_transform_portable;
     parallel_for(K, [&](long long k0, long long k1) { weight_transform_fn(m, M, C, m_stride, k0, k1, dw); });
 }
 
