@@ -5,6 +5,8 @@ inputs of realistic scale (x ~ N(0, 1), w ~ N(0, 1/(9C))), forward and input gra
 F(2x2) 1.2e-7 (C = 16..64 on small images) to 7e-7 ((2, 256, 14, 14), K = 256); F(4x4) 2e-6 to
 1.1e-5 on the same shapes (6e-6 on (2, 64, 56, 56)): its transforms have entries up to 8 and 1/24,
 so rounding grows ~15x over F(2x2) and with the channel count; still 45x inside the bound.
+Weight gradient (x, dy ~ N(0, 1); sums over all tiles of the batch): F(2x2) 1e-7 to 1.1e-6, F(4x4)
+2e-6 to 8.1e-6 up to (32, 64, 56, 56) and (32, 16, 112, 112) with padding 1 (im2col: 5-7e-7).
 """
 
 import json
@@ -17,7 +19,7 @@ from hypothesis import strategies as st
 import fastconv
 from fastconv import _core
 from fastconv import conv as conv_mod
-from reference import conv2d_input_grad_ref, conv2d_ref, relative_error
+from reference import conv2d_input_grad_ref, conv2d_ref, conv2d_weight_grad_ref, relative_error
 from toolkit import conv_bound
 
 ALGOS = ["winograd_f2", "winograd_f4"]
@@ -48,6 +50,17 @@ def _check_input_grad(algo, rng, N, C, H, W, K, pad):
     dx = np.full(x.shape, np.nan, np.float32)
     _core.conv2d_backward_input(algo, p, dy, w, dx)
     err = relative_error(dx, conv2d_input_grad_ref(x.shape, w, dy, padding=(pad, pad)))
+    assert err <= BOUND[algo], (algo, (N, C, H, W, K, pad), err)
+
+
+def _check_weight_grad(algo, rng, N, C, H, W, K, pad):
+    x, _, _, p = _problem(rng, N, C, H, W, K, pad)
+    dy = rng.standard_normal((N, K, p.P, p.Q), dtype=np.float32)
+    x0, dy0 = x.copy(), dy.copy()
+    dw = np.full((K, C, 3, 3), np.nan, np.float32)
+    _core.conv2d_backward_weight(algo, p, x, dy, dw)
+    assert np.array_equal(x, x0) and np.array_equal(dy, dy0)
+    err = relative_error(dw, conv2d_weight_grad_ref(x, (K, C, 3, 3), dy, padding=(pad, pad)))
     assert err <= BOUND[algo], (algo, (N, C, H, W, K, pad), err)
 
 
@@ -82,6 +95,41 @@ def test_input_grad_fixed_shapes(algo, shape, rng):
 
 
 @pytest.mark.parametrize("algo", ALGOS)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_weight_grad_fixed_shapes(algo, shape, rng):
+    _check_weight_grad(algo, rng, *shape)
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+@pytest.mark.parametrize(
+    "shape",
+    [
+        (1, 8, 64, 60, 8, 1),  # at 2 threads F(4x4) (240 tiles) runs shared, F(2x2) (960) private
+        (5, 8, 64, 64, 16, 1),  # private at 1-3 threads, shares not a multiple of the block
+        (2, 256, 30, 29, 256, 1),  # 9.4 MB of sums (F(4x4)): shared, tiles in two chunks
+        (3, 5, 40, 41, 7, 0),  # rectangular, padding 0, private
+    ],
+)
+def test_weight_grad_schedules(algo, shape, rng, threads):
+    for n in (1, 2, 3):
+        fastconv.set_num_threads(n)
+        _check_weight_grad(algo, rng, *shape)
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_weight_grad_thread_counts_agree_closely(algo, rng, threads):
+    """The private schedule sums per-thread partial sums, so thread counts differ by rounding only."""
+    x, _, _, p = _problem(rng, 4, 8, 40, 40, 8, 1)
+    dy = rng.standard_normal((4, 8, p.P, p.Q), dtype=np.float32)
+    ref = conv2d_weight_grad_ref(x, (8, 8, 3, 3), dy, padding=(1, 1))
+    for n in (1, 2, 3):
+        fastconv.set_num_threads(n)
+        dw = np.full((8, 8, 3, 3), np.nan, np.float32)
+        _core.conv2d_backward_weight(algo, p, x, dy, dw)
+        assert relative_error(dw, ref) <= BOUND[algo], n
+
+
+@pytest.mark.parametrize("algo", ALGOS)
 def test_forward_without_bias(algo, rng):
     _check_forward(algo, rng, 2, 5, 9, 8, 4, 1, bias=False)
 
@@ -91,6 +139,7 @@ def test_realistic_scale_vgg_like(algo, rng):
     """A larger image and more channels: many tile blocks, so every thread takes several."""
     _check_forward(algo, rng, 2, 32, 30, 29, 24, 1)
     _check_input_grad(algo, rng, 2, 32, 30, 29, 24, 1)
+    _check_weight_grad(algo, rng, 2, 32, 30, 29, 24, 1)
 
 
 shape_strategy = st.tuples(
@@ -109,6 +158,7 @@ def test_random_shapes(shape, algo, seed):
     rng = np.random.default_rng(seed)
     _check_forward(algo, rng, *shape)
     _check_input_grad(algo, rng, *shape)
+    _check_weight_grad(algo, rng, *shape)
 
 
 @pytest.mark.parametrize("algo", ALGOS)
@@ -146,6 +196,9 @@ def test_empty_batch(rng):
     y = np.zeros((0, 2, 3, 3), np.float32)
     for algo in ALGOS:
         _core.conv2d_forward(algo, p, np.zeros((0, 3, 5, 5), np.float32), np.ones((2, 3, 3, 3), np.float32), None, y)
+        dw = np.full((2, 3, 3, 3), np.nan, np.float32)
+        _core.conv2d_backward_weight(algo, p, np.zeros((0, 3, 5, 5), np.float32), y, dw)
+        assert np.array_equal(dw, np.zeros_like(dw))  # a sum over no images
 
 
 @pytest.mark.parametrize("algo", ALGOS)
@@ -174,9 +227,8 @@ WINOGRAD = {"winograd", "winograd_f2", "winograd_f4"}
 
 def test_conv_algorithms_lists_winograd_only_where_valid():
     x_shape = (2, 4, 12, 12)
-    for pass_ in ("forward", "input"):
+    for pass_ in conv_mod.PASSES:
         assert WINOGRAD <= set(fastconv.conv_algorithms(x_shape, (6, 4, 3, 3), padding=1, pass_=pass_))
-    assert not WINOGRAD & set(fastconv.conv_algorithms(x_shape, (6, 4, 3, 3), pass_="weight"))
     for w_shape, kw in [
         ((6, 4, 5, 5), {}),
         ((6, 4, 3, 3), dict(stride=2)),
@@ -194,8 +246,8 @@ def test_explicit_winograd_refuses_with_reason(rng):
         fastconv.conv2d(x, np.ones((2, 4, 5, 5), np.float32), algo="winograd_f4")
     with pytest.raises(ValueError, match="'winograd' cannot run.*stride 1"):
         fastconv.conv2d(x, np.ones((2, 4, 3, 3), np.float32), stride=2, algo="winograd")
-    with pytest.raises(ValueError, match="'winograd' cannot run.*weight pass"):
-        fastconv.grad.conv2d_weight(x, (2, 4, 3, 3), np.ones((1, 2, 7, 7), np.float32), algo="winograd")
+    with pytest.raises(ValueError, match="'winograd' cannot run.*dilation 1"):
+        fastconv.grad.conv2d_weight(x, (2, 4, 3, 3), np.ones((1, 2, 5, 5), np.float32), dilation=2, algo="winograd")
 
 
 @pytest.mark.parametrize("algo", sorted(WINOGRAD))
@@ -207,6 +259,8 @@ def test_public_api_matches_reference(algo, rng):
     dy = rng.standard_normal(y.shape, dtype=np.float32)
     dx = fastconv.grad.conv2d_input(x.shape, w, dy, padding=1, algo=algo)
     assert relative_error(dx, conv2d_input_grad_ref(x.shape, w, dy, padding=(1, 1))) <= bound
+    dw = fastconv.grad.conv2d_weight(x, w.shape, dy, padding=1, algo=algo)
+    assert relative_error(dw, conv2d_weight_grad_ref(x, w.shape, dy, padding=(1, 1))) <= bound
 
 
 def test_winograd_family_picks_a_variant():
