@@ -294,10 +294,10 @@ void backward_input(int m, const Conv2dParams& p, const float* dy, const float* 
 //  - shared: tiles in L3-sized chunks; per chunk the transforms run parallel over tiles, then the
 //    GEMMs parallel over positions (each thread owns its M[xi]). Works at any tile count; best when
 //    M is large (resnet_3x3, 256 channels on 14x14: 4.6 ms against 5.3 private).
-//  - private: each thread walks its own tiles in blocks of 32, transforms and GEMMs while the block
-//    is in L2, into its own M; the Ms are summed at the end. Needs a small M and enough tiles per
-//    thread (vgg_3x3, 64 channels on 56x56: 4.3 ms against 5.25 shared; blocks of 16, 64, 128: 4.5,
-//    4.4, 4.1-4.4 ms).
+//  - private: the tiles in fixed slices, each walked by one thread in blocks of 32 (transforms and
+//    GEMMs while the block is in L2) into the slice's own M; the Ms are summed at the end. Needs a
+//    small M and many tiles (vgg_3x3, 64 channels on 56x56: 4.3 ms against 5.25 shared; blocks of
+//    16, 64, 128: 4.5, 4.4, 4.1-4.4 ms; measured with one M per thread).
 struct WeightTransforms {
     decltype(&winograd_input_transform_portable) input;  // x -> V
     decltype(&winograd_grad_transform_portable) grad;    // dy -> U
@@ -306,9 +306,11 @@ struct WeightTransforms {
 // Shared schedule: U and V of one chunk, (m+2)^2 (K + C) floats a tile, at most kWeightChunkBytes
 // (L3-resident while the GEMMs read them), in equal chunks of a multiple of kTileUnit tiles.
 constexpr int64_t kWeightChunkBytes = int64_t(8) << 20;
-// Private schedule: tiles per block, and the largest per-thread M (bytes).
+// Private schedule: tiles per block, slices (6: even shares for 1, 2 and 3 threads), and the
+// largest M (bytes) it takes.
 constexpr int64_t kWeightBlockTiles = 32;
-constexpr int64_t kWeightPrivateMaxBytes = int64_t(4) << 20;
+constexpr int64_t kWeightSlices = 6;
+constexpr int64_t kWeightPrivateMaxBytes = int64_t(1) << 20;
 
 // M[xi] (K x C) (+)= U[xi] (K x n) @ V[xi]^T (n x C), U and V with row stride ld.
 GemmParams weight_gemm(int64_t K, int64_t C, int64_t ld) {
@@ -349,42 +351,41 @@ void weight_grad_shared(const WinogradPlan& plan, const WeightTransforms& fn, co
     }
 }
 
-// Private schedule: returns the M holding the sum (the calling thread's or a worker's scratch).
-float* weight_grad_private(const WinogradPlan& plan, const WeightTransforms& fn, const float* x, const float* dy,
-                           int64_t m_stride) {
+// Private schedule: kWeightSlices fixed slices of the tiles, each summed into its own M in `sums`
+// (threads take whole slices), then the slices added in order into the first: the rounding does
+// not depend on the thread count (the README's bitwise promise).
+void weight_grad_private(const WinogradPlan& plan, const WeightTransforms& fn, const float* x, const float* dy,
+                         float* sums, int64_t m_stride) {
     const int64_t K = plan.Cout, C = plan.Cin, tiles = plan.tiles(), T = plan.alpha() * plan.alpha();
     const int64_t block = kWeightBlockTiles, u_stride = K * block + 16, v_stride = C * block + 16;
-    std::vector<float*> partial(size_t(region_threads()), nullptr);  // each thread's M, if it had tiles
-    parallel_for((tiles + kTileUnit - 1) / kTileUnit, [&](long long u0, long long u1) {
+    const int64_t units = (tiles + kTileUnit - 1) / kTileUnit, slice_size = T * m_stride;
+    parallel_for(kWeightSlices, [&](long long s0, long long s1) {
         float* U = thread_scratch(0, size_t(T * u_stride));
         float* V = thread_scratch(1, size_t(T * v_stride));
-        float* M = thread_scratch(2, size_t(T * m_stride));
-        partial[size_t(omp_get_thread_num())] = M;
         GemmParams g = weight_gemm(K, C, block);
-        const int64_t begin = u0 * kTileUnit, end = std::min<int64_t>(u1 * kTileUnit, tiles);
-        for (int64_t tile0 = begin; tile0 < end; tile0 += block) {
-            const int64_t n = std::min(block, end - tile0);
-            fn.input(plan, x, tile0, n, block, v_stride, V);
-            fn.grad(plan, dy, tile0, n, block, u_stride, U);
-            g.K = n;
-            g.beta = tile0 == begin ? 0.0f : 1.0f;
-            for (int64_t xi = 0; xi < T; ++xi) sgemm(g, U + xi * u_stride, V + xi * v_stride, M + xi * m_stride);
+        for (long long slice = s0; slice < s1; ++slice) {
+            float* M = sums + slice * slice_size;
+            const int64_t begin = units * slice / kWeightSlices * kTileUnit;
+            const int64_t end = std::min<int64_t>(units * (slice + 1) / kWeightSlices * kTileUnit, tiles);
+            for (int64_t tile0 = begin; tile0 < end; tile0 += block) {
+                const int64_t n = std::min(block, end - tile0);
+                fn.input(plan, x, tile0, n, block, v_stride, V);
+                fn.grad(plan, dy, tile0, n, block, u_stride, U);
+                g.K = n;
+                g.beta = tile0 == begin ? 0.0f : 1.0f;
+                for (int64_t xi = 0; xi < T; ++xi)
+                    sgemm(g, U + xi * u_stride, V + xi * v_stride, M + xi * m_stride);
+            }
         }
     });
-    std::vector<float*> used;
-    for (float* M : partial)
-        if (M) used.push_back(M);
-    float* sum = used[0];
-    if (used.size() > 1) {
-        constexpr int64_t kChunk = 4096;
-        const int64_t total = T * m_stride;
-        parallel_for((total + kChunk - 1) / kChunk, [&](long long b0, long long b1) {
-            const int64_t e0 = b0 * kChunk, e1 = std::min<int64_t>(b1 * kChunk, total);
-            for (size_t t = 1; t < used.size(); ++t)
-                for (int64_t e = e0; e < e1; ++e) sum[e] += used[t][e];
-        });
-    }
-    return sum;
+    constexpr int64_t kChunk = 4096;
+    parallel_for((slice_size + kChunk - 1) / kChunk, [&](long long b0, long long b1) {
+        const int64_t e0 = b0 * kChunk, e1 = std::min<int64_t>(b1 * kChunk, slice_size);
+        for (int64_t slice = 1; slice < kWeightSlices; ++slice) {
+            const float* M = sums + slice * slice_size;
+            for (int64_t e = e0; e < e1; ++e) sums[e] += M[e];
+        }
+    });
 }
 
 void backward_weight(int m, const Conv2dParams& p, const float* x, const float* dy, float* dw) {
@@ -399,16 +400,15 @@ void backward_weight(int m, const Conv2dParams& p, const float* x, const float* 
     const WeightTransforms fn = {avx2 ? winograd_input_transform_avx2 : winograd_input_transform_portable,
                                  avx2 ? winograd_grad_transform_avx2 : winograd_grad_transform_portable};
     const int64_t m_stride = K * C + 16;
-    const int threads = region_threads();
-    const bool private_sums = threads > 1 && T * K * C * int64_t(sizeof(float)) <= kWeightPrivateMaxBytes &&
-                              tiles >= 4 * kWeightBlockTiles * threads;
-    float* M;
-    if (private_sums) {
-        M = weight_grad_private(plan, fn, x, dy, m_stride);
-    } else {
-        M = thread_scratch(2, size_t(checked_mul(T, m_stride, "winograd weight gradient")));
+    // The choice depends on the problem only, never on the thread count.
+    const bool private_sums = T * K * C * int64_t(sizeof(float)) <= kWeightPrivateMaxBytes &&
+                              tiles >= 2 * kWeightBlockTiles * kWeightSlices;
+    float* M = thread_scratch(2, size_t(checked_mul(private_sums ? kWeightSlices * T : T, m_stride,
+                                                    "winograd weight gradient")));
+    if (private_sums)
+        weight_grad_private(plan, fn, x, dy, M, m_stride);
+    else
         weight_grad_shared(plan, fn, x, dy, M, m_stride);
-    }
     const auto weight_transform_fn = avx2 ? winograd_weight_transform_avx2 : winograd_weight_transform_portable;
     parallel_for(K, [&](long long k0, long long k1) { weight_transform_fn(m, M, C, m_stride, k0, k1, dw); });
 }
