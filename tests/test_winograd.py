@@ -5,6 +5,8 @@ inputs of realistic scale (x ~ N(0, 1), w ~ N(0, 1/(9C))), forward and input gra
 F(2x2) 1.2e-7 (C = 16..64 on small images) to 7e-7 ((2, 256, 14, 14), K = 256); F(4x4) 2e-6 to
 1.1e-5 on the same shapes (6e-6 on (2, 64, 56, 56)): its transforms have entries up to 8 and 1/24,
 so rounding grows ~15x over F(2x2) and with the channel count; still 45x inside the bound.
+Weight gradient (x, dy ~ N(0, 1); sums over all tiles of the batch): F(2x2) 1e-7 to 1.1e-6, F(4x4)
+2e-6 to 8.1e-6 up to (32, 64, 56, 56) and (32, 16, 112, 112) with padding 1 (im2col: 5-7e-7).
 """
 
 import json
@@ -17,7 +19,7 @@ from hypothesis import strategies as st
 import fastconv
 from fastconv import _core
 from fastconv import conv as conv_mod
-from reference import conv2d_input_grad_ref, conv2d_ref, relative_error
+from reference import conv2d_input_grad_ref, conv2d_ref, conv2d_weight_grad_ref, relative_error
 from toolkit import conv_bound
 
 ALGOS = ["winograd_f2", "winograd_f4"]
@@ -48,6 +50,17 @@ def _check_input_grad(algo, rng, N, C, H, W, K, pad):
     dx = np.full(x.shape, np.nan, np.float32)
     _core.conv2d_backward_input(algo, p, dy, w, dx)
     err = relative_error(dx, conv2d_input_grad_ref(x.shape, w, dy, padding=(pad, pad)))
+    assert err <= BOUND[algo], (algo, (N, C, H, W, K, pad), err)
+
+
+def _check_weight_grad(algo, rng, N, C, H, W, K, pad):
+    x, _, _, p = _problem(rng, N, C, H, W, K, pad)
+    dy = rng.standard_normal((N, K, p.P, p.Q), dtype=np.float32)
+    x0, dy0 = x.copy(), dy.copy()
+    dw = np.full((K, C, 3, 3), np.nan, np.float32)
+    _core.conv2d_backward_weight(algo, p, x, dy, dw)
+    assert np.array_equal(x, x0) and np.array_equal(dy, dy0)
+    err = relative_error(dw, conv2d_weight_grad_ref(x, (K, C, 3, 3), dy, padding=(pad, pad)))
     assert err <= BOUND[algo], (algo, (N, C, H, W, K, pad), err)
 
 
@@ -82,6 +95,45 @@ def test_input_grad_fixed_shapes(algo, shape, rng):
 
 
 @pytest.mark.parametrize("algo", ALGOS)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_weight_grad_fixed_shapes(algo, shape, rng):
+    _check_weight_grad(algo, rng, *shape)
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+@pytest.mark.parametrize(
+    "shape",
+    [
+        (1, 8, 64, 60, 8, 1),  # F(4x4) (240 tiles) runs shared, F(2x2) (960 tiles) private
+        (5, 8, 64, 64, 16, 1),  # private, slices not a multiple of the block
+        (2, 256, 30, 29, 256, 1),  # 9.4 MB of sums (F(4x4)): shared, tiles in two chunks
+        (3, 5, 40, 41, 7, 0),  # rectangular, padding 0; F(2x2) private
+    ],
+)
+def test_weight_grad_schedules(algo, shape, rng, threads):
+    for n in (1, 2, 3):
+        fastconv.set_num_threads(n)
+        _check_weight_grad(algo, rng, *shape)
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_weight_grad_thread_counts_agree(algo, rng, threads):
+    """Both schedules fix their partial sums independently of the thread count: bitwise equal."""
+    for shape in [(4, 8, 40, 40, 8), (2, 64, 12, 12, 64)]:  # private, shared
+        x, _, _, p = _problem(rng, *shape, 1)
+        dy = rng.standard_normal((shape[0], shape[4], p.P, p.Q), dtype=np.float32)
+        outs = []
+        for n in (1, 2, 3):
+            fastconv.set_num_threads(n)
+            dw = np.full((shape[4], shape[1], 3, 3), np.nan, np.float32)
+            _core.conv2d_backward_weight(algo, p, x, dy, dw)
+            outs.append(dw)
+        ref = conv2d_weight_grad_ref(x, (shape[4], shape[1], 3, 3), dy, padding=(1, 1))
+        assert relative_error(outs[0], ref) <= BOUND[algo]
+        assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2]), shape
+
+
+@pytest.mark.parametrize("algo", ALGOS)
 def test_forward_without_bias(algo, rng):
     _check_forward(algo, rng, 2, 5, 9, 8, 4, 1, bias=False)
 
@@ -91,6 +143,7 @@ def test_realistic_scale_vgg_like(algo, rng):
     """A larger image and more channels: many tile blocks, so every thread takes several."""
     _check_forward(algo, rng, 2, 32, 30, 29, 24, 1)
     _check_input_grad(algo, rng, 2, 32, 30, 29, 24, 1)
+    _check_weight_grad(algo, rng, 2, 32, 30, 29, 24, 1)
 
 
 shape_strategy = st.tuples(
@@ -109,6 +162,7 @@ def test_random_shapes(shape, algo, seed):
     rng = np.random.default_rng(seed)
     _check_forward(algo, rng, *shape)
     _check_input_grad(algo, rng, *shape)
+    _check_weight_grad(algo, rng, *shape)
 
 
 @pytest.mark.parametrize("algo", ALGOS)
@@ -146,6 +200,9 @@ def test_empty_batch(rng):
     y = np.zeros((0, 2, 3, 3), np.float32)
     for algo in ALGOS:
         _core.conv2d_forward(algo, p, np.zeros((0, 3, 5, 5), np.float32), np.ones((2, 3, 3, 3), np.float32), None, y)
+        dw = np.full((2, 3, 3, 3), np.nan, np.float32)
+        _core.conv2d_backward_weight(algo, p, np.zeros((0, 3, 5, 5), np.float32), y, dw)
+        assert np.array_equal(dw, np.zeros_like(dw))  # a sum over no images
 
 
 @pytest.mark.parametrize("algo", ALGOS)
@@ -174,9 +231,8 @@ WINOGRAD = {"winograd", "winograd_f2", "winograd_f4"}
 
 def test_conv_algorithms_lists_winograd_only_where_valid():
     x_shape = (2, 4, 12, 12)
-    for pass_ in ("forward", "input"):
+    for pass_ in conv_mod.PASSES:
         assert WINOGRAD <= set(fastconv.conv_algorithms(x_shape, (6, 4, 3, 3), padding=1, pass_=pass_))
-    assert not WINOGRAD & set(fastconv.conv_algorithms(x_shape, (6, 4, 3, 3), pass_="weight"))
     for w_shape, kw in [
         ((6, 4, 5, 5), {}),
         ((6, 4, 3, 3), dict(stride=2)),
@@ -194,8 +250,8 @@ def test_explicit_winograd_refuses_with_reason(rng):
         fastconv.conv2d(x, np.ones((2, 4, 5, 5), np.float32), algo="winograd_f4")
     with pytest.raises(ValueError, match="'winograd' cannot run.*stride 1"):
         fastconv.conv2d(x, np.ones((2, 4, 3, 3), np.float32), stride=2, algo="winograd")
-    with pytest.raises(ValueError, match="'winograd' cannot run.*weight pass"):
-        fastconv.grad.conv2d_weight(x, (2, 4, 3, 3), np.ones((1, 2, 7, 7), np.float32), algo="winograd")
+    with pytest.raises(ValueError, match="'winograd' cannot run.*dilation 1"):
+        fastconv.grad.conv2d_weight(x, (2, 4, 3, 3), np.ones((1, 2, 5, 5), np.float32), dilation=2, algo="winograd")
 
 
 @pytest.mark.parametrize("algo", sorted(WINOGRAD))
@@ -207,6 +263,8 @@ def test_public_api_matches_reference(algo, rng):
     dy = rng.standard_normal(y.shape, dtype=np.float32)
     dx = fastconv.grad.conv2d_input(x.shape, w, dy, padding=1, algo=algo)
     assert relative_error(dx, conv2d_input_grad_ref(x.shape, w, dy, padding=(1, 1))) <= bound
+    dw = fastconv.grad.conv2d_weight(x, w.shape, dy, padding=1, algo=algo)
+    assert relative_error(dw, conv2d_weight_grad_ref(x, w.shape, dy, padding=(1, 1))) <= bound
 
 
 def test_winograd_family_picks_a_variant():
@@ -215,11 +273,34 @@ def test_winograd_family_picks_a_variant():
         assert conv_mod.ALGORITHMS["winograd"].kernel(plan.params) in ("winograd_f2", "winograd_f4")
 
 
+@pytest.mark.parametrize(
+    "x_shape, K, kernel",
+    [
+        ((8, 64, 56, 56), 64, "winograd_f4"),  # vgg_3x3
+        ((8, 256, 14, 14), 256, "winograd_f4"),  # resnet_3x3
+        ((1, 256, 14, 14), 256, "winograd_f2"),  # 16 F(4x4) tiles for a 9.4 MB transformed sum
+        ((1, 512, 7, 7), 512, "im2col"),  # 16 F(2x2) tiles for 16 MiB of sums
+        ((32, 32, 8, 8), 16, "winograd_f4"),
+        ((32, 16, 16, 16), 16, "direct"),  # at most 16 channels each side: direct
+        ((8, 8, 28, 28), 64, None),  # under 16 input channels: the rules before Winograd
+    ],
+)
+def test_weight_pass_auto_picks(x_shape, K, kernel):
+    """The weight-pass choices 2026-12-04_epyc2c_winograd_weight.md justifies (None: not Winograd)."""
+    plan = conv_mod.conv_plan(x_shape, (K, x_shape[1], 3, 3), 1, 1, 1, 1)
+    pick = conv_mod.select_algorithm(plan.params, "weight")
+    got = conv_mod.ALGORITHMS[pick].kernel(plan.params)
+    if kernel is None:
+        assert pick != "winograd"
+    else:
+        assert got == kernel
+
+
 def test_auto_heuristic_uses_winograd_on_vgg_like_layers():
     plan = conv_mod.conv_plan((8, 64, 56, 56), (64, 64, 3, 3), 1, 1, 1, 1)
     assert conv_mod.select_algorithm(plan.params, "forward") == "winograd"
     assert conv_mod.select_algorithm(plan.params, "input") == "winograd"
-    assert conv_mod.select_algorithm(plan.params, "weight") != "winograd"
+    assert conv_mod.select_algorithm(plan.params, "weight") == "winograd"
 
 
 @pytest.mark.parametrize(

@@ -22,8 +22,8 @@ const std::map<std::string, Conv2dKernels>& kernel_table() {
         {"im2col", {conv2d_im2col_forward, conv2d_im2col_backward_input, conv2d_im2col_backward_weight}},
         {"implicit_gemm", {conv2d_implicit_gemm_forward, nullptr, nullptr}},
         {"fft", {conv2d_fft_forward, conv2d_fft_backward_input, conv2d_fft_backward_weight}},
-        {"winograd_f2", {conv2d_winograd_f2_forward, conv2d_winograd_f2_backward_input, nullptr}},
-        {"winograd_f4", {conv2d_winograd_f4_forward, conv2d_winograd_f4_backward_input, nullptr}},
+        {"winograd_f2", {conv2d_winograd_f2_forward, conv2d_winograd_f2_backward_input, conv2d_winograd_f2_backward_weight}},
+        {"winograd_f4", {conv2d_winograd_f4_forward, conv2d_winograd_f4_backward_input, conv2d_winograd_f4_backward_weight}},
         {"depthwise", {conv2d_depthwise_forward, conv2d_depthwise_backward_input, conv2d_depthwise_backward_weight}},
     };
     return table;

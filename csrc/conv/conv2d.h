@@ -38,6 +38,8 @@ void conv2d_winograd_f2_forward(const Conv2dParams&, const float* x, const float
 void conv2d_winograd_f4_forward(const Conv2dParams&, const float* x, const float* w, const float* bias, float* y);
 void conv2d_winograd_f2_backward_input(const Conv2dParams&, const float* dy, const float* w, float* dx);
 void conv2d_winograd_f4_backward_input(const Conv2dParams&, const float* dy, const float* w, float* dx);
+void conv2d_winograd_f2_backward_weight(const Conv2dParams&, const float* x, const float* dy, float* dw);
+void conv2d_winograd_f4_backward_weight(const Conv2dParams&, const float* x, const float* dy, float* dw);
 
 // depthwise: groups == C, K = C * multiplier; one packed plane per (image, channel), vectorised
 // along output rows (conv2d_depthwise.cpp, AVX2 in conv2d_depthwise_avx2.cpp)

@@ -58,6 +58,22 @@ void winograd_kernel_transform_portable(int m, const float* w, int64_t K, int64_
         kernel_transform<4>(w, K, C, input_grad, o0, o1, xi_stride, U);
 }
 
+void winograd_grad_transform_portable(const WinogradPlan& p, const float* dy, int64_t tile0, int64_t ntiles,
+                                      int64_t ld, int64_t xi_stride, float* U) {
+    if (p.m == 2)
+        grad_transform<2>(p, dy, tile0, ntiles, ld, xi_stride, U);
+    else
+        grad_transform<4>(p, dy, tile0, ntiles, ld, xi_stride, U);
+}
+
+void winograd_weight_transform_portable(int m, const float* M, int64_t C, int64_t xi_stride, int64_t k0,
+                                        int64_t k1, float* dw) {
+    if (m == 2)
+        weight_transform<2>(M, C, xi_stride, k0, k1, dw);
+    else
+        weight_transform<4>(M, C, xi_stride, k0, k1, dw);
+}
+
 namespace {
 
 void check_supported(const Conv2dParams& p, int m) {
@@ -269,6 +285,134 @@ void backward_input(int m, const Conv2dParams& p, const float* dy, const float* 
     winograd_run(plan, w, p.K, p.C, true, dy, nullptr, dx);
 }
 
+// Weight gradient. dw = sum over images and output positions of dy x (shifted x). By the
+// transposition principle each forward tile contributes G^T [(A dY A^T) .* (B^T X B)] G, with X the
+// forward's input patch and dY the tile's output gradient (zero beyond P x Q). The sum over tiles
+// stays in the transformed domain: for each position xi, M[xi] (K x C) += U[xi] (K x tiles) @
+// V[xi]^T (tiles x C), a GEMM reducing over tiles; then one inverse transform per (k, c). Two
+// schedules (measured 2026-12-04, 2 threads, benchmarks/results/2026-12-04_epyc2c_winograd_weight.md):
+//  - shared: tiles in L3-sized chunks; per chunk the transforms run parallel over tiles, then the
+//    GEMMs parallel over positions (each thread owns its M[xi]). Works at any tile count; best when
+//    M is large (resnet_3x3, 256 channels on 14x14: 4.6 ms against 5.3 private).
+//  - private: the tiles in fixed slices, each walked by one thread in blocks of 32 (transforms and
+//    GEMMs while the block is in L2) into the slice's own M; the Ms are summed at the end. Needs a
+//    small M and many tiles (vgg_3x3, 64 channels on 56x56: 4.3 ms against 5.25 shared; blocks of
+//    16, 64, 128: 4.5, 4.4, 4.1-4.4 ms; measured with one M per thread).
+struct WeightTransforms {
+    decltype(&winograd_input_transform_portable) input;  // x -> V
+    decltype(&winograd_grad_transform_portable) grad;    // dy -> U
+};
+
+// Shared schedule: U and V of one chunk, (m+2)^2 (K + C) floats a tile, at most kWeightChunkBytes
+// (L3-resident while the GEMMs read them), in equal chunks of a multiple of kTileUnit tiles.
+constexpr int64_t kWeightChunkBytes = int64_t(8) << 20;
+// Private schedule: tiles per block, slices (6: even shares for 1, 2 and 3 threads), and the
+// largest M (bytes) it takes.
+constexpr int64_t kWeightBlockTiles = 32;
+constexpr int64_t kWeightSlices = 6;
+constexpr int64_t kWeightPrivateMaxBytes = int64_t(1) << 20;
+
+// M[xi] (K x C) (+)= U[xi] (K x n) @ V[xi]^T (n x C), U and V with row stride ld.
+GemmParams weight_gemm(int64_t K, int64_t C, int64_t ld) {
+    GemmParams g;
+    g.M = K;
+    g.N = C;
+    g.a_row = ld;
+    g.b_row = 1;
+    g.b_col = ld;
+    g.c_row = C;
+    return g;
+}
+
+void weight_grad_shared(const WinogradPlan& plan, const WeightTransforms& fn, const float* x, const float* dy,
+                        float* M, int64_t m_stride) {
+    const int64_t K = plan.Cout, C = plan.Cin, tiles = plan.tiles(), T = plan.alpha() * plan.alpha();
+    const int64_t bytes_per_tile = T * (K + C) * int64_t(sizeof(float));
+    const int64_t cap = std::max<int64_t>(kTileUnit, kWeightChunkBytes / bytes_per_tile / kTileUnit * kTileUnit);
+    const int64_t chunks = (tiles + cap - 1) / cap;
+    const int64_t ld = round_up((tiles + chunks - 1) / chunks, kTileUnit);
+    // One extra cache line per position plane, as in winograd_run.
+    const int64_t u_stride = K * ld + 16, v_stride = C * ld + 16;
+    float* U = thread_scratch(0, size_t(checked_mul(T, u_stride, "winograd weight gradient")));
+    float* V = thread_scratch(1, size_t(checked_mul(T, v_stride, "winograd weight gradient")));
+    GemmParams g = weight_gemm(K, C, ld);
+    for (int64_t tile0 = 0; tile0 < tiles; tile0 += ld) {
+        const int64_t n = std::min(ld, tiles - tile0);
+        parallel_for((n + kTileUnit - 1) / kTileUnit, [&](long long u0, long long u1) {
+            const int64_t first = u0 * kTileUnit, count = std::min<int64_t>(u1 * kTileUnit, n) - first;
+            fn.input(plan, x, tile0 + first, count, ld, v_stride, V + first);
+            fn.grad(plan, dy, tile0 + first, count, ld, u_stride, U + first);
+        });
+        g.K = n;
+        g.beta = tile0 == 0 ? 0.0f : 1.0f;
+        parallel_for(T, [&](long long x0, long long x1) {
+            for (long long xi = x0; xi < x1; ++xi) sgemm(g, U + xi * u_stride, V + xi * v_stride, M + xi * m_stride);
+        });
+    }
+}
+
+// Private schedule: kWeightSlices fixed slices of the tiles, each summed into its own M in `sums`
+// (threads take whole slices), then the slices added in order into the first: the rounding does
+// not depend on the thread count (the README's bitwise promise).
+void weight_grad_private(const WinogradPlan& plan, const WeightTransforms& fn, const float* x, const float* dy,
+                         float* sums, int64_t m_stride) {
+    const int64_t K = plan.Cout, C = plan.Cin, tiles = plan.tiles(), T = plan.alpha() * plan.alpha();
+    const int64_t block = kWeightBlockTiles, u_stride = K * block + 16, v_stride = C * block + 16;
+    const int64_t units = (tiles + kTileUnit - 1) / kTileUnit, slice_size = T * m_stride;
+    parallel_for(kWeightSlices, [&](long long s0, long long s1) {
+        float* U = thread_scratch(0, size_t(T * u_stride));
+        float* V = thread_scratch(1, size_t(T * v_stride));
+        GemmParams g = weight_gemm(K, C, block);
+        for (long long slice = s0; slice < s1; ++slice) {
+            float* M = sums + slice * slice_size;
+            const int64_t begin = units * slice / kWeightSlices * kTileUnit;
+            const int64_t end = std::min<int64_t>(units * (slice + 1) / kWeightSlices * kTileUnit, tiles);
+            for (int64_t tile0 = begin; tile0 < end; tile0 += block) {
+                const int64_t n = std::min(block, end - tile0);
+                fn.input(plan, x, tile0, n, block, v_stride, V);
+                fn.grad(plan, dy, tile0, n, block, u_stride, U);
+                g.K = n;
+                g.beta = tile0 == begin ? 0.0f : 1.0f;
+                for (int64_t xi = 0; xi < T; ++xi)
+                    sgemm(g, U + xi * u_stride, V + xi * v_stride, M + xi * m_stride);
+            }
+        }
+    });
+    constexpr int64_t kChunk = 4096;
+    parallel_for((slice_size + kChunk - 1) / kChunk, [&](long long b0, long long b1) {
+        const int64_t e0 = b0 * kChunk, e1 = std::min<int64_t>(b1 * kChunk, slice_size);
+        for (int64_t slice = 1; slice < kWeightSlices; ++slice) {
+            const float* M = sums + slice * slice_size;
+            for (int64_t e = e0; e < e1; ++e) sums[e] += M[e];
+        }
+    });
+}
+
+void backward_weight(int m, const Conv2dParams& p, const float* x, const float* dy, float* dw) {
+    check_supported(p, m);
+    const WinogradPlan plan = make_plan(m, p.N, p.C, p.H, p.W, p.K, p.P(), p.Q(), p.pad_h, p.pad_w);
+    const int64_t K = p.K, C = p.C, tiles = plan.tiles(), T = plan.alpha() * plan.alpha();
+    if (tiles == 0) {
+        std::fill(dw, dw + K * C * 9, 0.0f);
+        return;
+    }
+    const bool avx2 = use_avx2();
+    const WeightTransforms fn = {avx2 ? winograd_input_transform_avx2 : winograd_input_transform_portable,
+                                 avx2 ? winograd_grad_transform_avx2 : winograd_grad_transform_portable};
+    const int64_t m_stride = K * C + 16;
+    // The choice depends on the problem only, never on the thread count.
+    const bool private_sums = T * K * C * int64_t(sizeof(float)) <= kWeightPrivateMaxBytes &&
+                              tiles >= 2 * kWeightBlockTiles * kWeightSlices;
+    float* M = thread_scratch(2, size_t(checked_mul(private_sums ? kWeightSlices * T : T, m_stride,
+                                                    "winograd weight gradient")));
+    if (private_sums)
+        weight_grad_private(plan, fn, x, dy, M, m_stride);
+    else
+        weight_grad_shared(plan, fn, x, dy, M, m_stride);
+    const auto weight_transform_fn = avx2 ? winograd_weight_transform_avx2 : winograd_weight_transform_portable;
+    parallel_for(K, [&](long long k0, long long k1) { weight_transform_fn(m, M, C, m_stride, k0, k1, dw); });
+}
+
 }  // namespace
 
 void conv2d_winograd_f2_forward(const Conv2dParams& p, const float* x, const float* w, const float* bias,
@@ -284,6 +428,12 @@ void conv2d_winograd_f2_backward_input(const Conv2dParams& p, const float* dy, c
 }
 void conv2d_winograd_f4_backward_input(const Conv2dParams& p, const float* dy, const float* w, float* dx) {
     backward_input(4, p, dy, w, dx);
+}
+void conv2d_winograd_f2_backward_weight(const Conv2dParams& p, const float* x, const float* dy, float* dw) {
+    backward_weight(2, p, x, dy, dw);
+}
+void conv2d_winograd_f4_backward_weight(const Conv2dParams& p, const float* x, const float* dy, float* dw) {
+    backward_weight(4, p, x, dy, dw);
 }
 
 }  // namespace fastconv

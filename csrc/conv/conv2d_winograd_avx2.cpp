@@ -191,7 +191,83 @@ void output_transform_avx2(const WinogradPlan& p, const float* M, int64_t tile0,
     }
 }
 
+// Loads row i (m floats) of the output-gradient tiles of 8 lanes and transposes them: col[j] holds
+// column j of the row for all lanes. src[l] is the row of lane l, nullptr where the row is outside
+// the map or the lane past the last tile (zeros); partial rows (cols[l] < m) are staged.
+template <int m>
+inline void load_tile_row(const float* const* src, const int* cols, __m256* col) {
+    __m128 row[kLanes];
+    for (int l = 0; l < kLanes; ++l) {
+        if (!src[l]) {
+            row[l] = _mm_setzero_ps();
+        } else if (cols[l] == m) {
+            row[l] = m == 4 ? _mm_loadu_ps(src[l])
+                            : _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(src[l])));
+        } else {
+            alignas(16) float buf[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+            for (int j = 0; j < cols[l]; ++j) buf[j] = src[l][j];
+            row[l] = _mm_load_ps(buf);
+        }
+    }
+    // Lanes l and l + 4 share a register (low and high half); a 4x4 transpose within each half.
+    __m256 x[4];
+    for (int l = 0; l < 4; ++l) x[l] = _mm256_set_m128(row[l + 4], row[l]);
+    const __m256 t0 = _mm256_unpacklo_ps(x[0], x[1]), t1 = _mm256_unpackhi_ps(x[0], x[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(x[2], x[3]), t3 = _mm256_unpackhi_ps(x[2], x[3]);
+    col[0] = _mm256_shuffle_ps(t0, t2, 0x44);
+    col[1] = _mm256_shuffle_ps(t0, t2, 0xEE);
+    if (m == 4) {
+        col[2] = _mm256_shuffle_ps(t1, t3, 0x44);
+        col[3] = _mm256_shuffle_ps(t1, t3, 0xEE);
+    }
+}
+
+// Two groups per channel, for whole cache lines of U as in input_transform_avx2.
+template <int m>
+void grad_transform_avx2(const WinogradPlan& p, const float* dy, int64_t tile0, int64_t ntiles, int64_t ld,
+                         int64_t xi_stride, float* U) {
+    constexpr int T = (m + 2) * (m + 2);
+    const int64_t plane = p.Hout * p.Wout;
+    for (int64_t g = 0; g < ntiles; g += 2 * kLanes) {
+        const int groups = g + kLanes < ntiles ? 2 : 1;
+        const TileWriter<m> where[2] = {TileWriter<m>(p, TileGroup(p, tile0 + g, ntiles - g)),
+                                        TileWriter<m>(p, TileGroup(p, tile0 + g + kLanes,
+                                                                   groups == 2 ? ntiles - g - kLanes : 0))};
+        for (int64_t k = 0; k < p.Cout; ++k) {
+            float* dst = U + k * ld + g;
+            for (int h = 0; h < groups; ++h) {
+                const TileWriter<m>& tw = where[h];
+                vec8 o[m * m], u[T];
+                for (int i = 0; i < m; ++i) {
+                    const float* src[kLanes];
+                    for (int l = 0; l < kLanes; ++l)
+                        src[l] = l < tw.lanes && i < tw.rows[l] ? dy + tw.base[l] + k * plane + i * p.Wout : nullptr;
+                    load_tile_row<m>(src, tw.cols, reinterpret_cast<__m256*>(o + i * m));
+                }
+                grad_tile_transform<m>(o, u);
+                for (int i = 0; i < T; ++i) _mm256_storeu_ps(dst + h * kLanes + i * xi_stride, u[i]);
+            }
+        }
+    }
+}
+
 }  // namespace
+
+void winograd_grad_transform_avx2(const WinogradPlan& p, const float* dy, int64_t tile0, int64_t ntiles,
+                                  int64_t ld, int64_t xi_stride, float* U) {
+    if (p.m == 2)
+        grad_transform_avx2<2>(p, dy, tile0, ntiles, ld, xi_stride, U);
+    else
+        grad_transform_avx2<4>(p, dy, tile0, ntiles, ld, xi_stride, U);
+}
+
+void winograd_weight_transform_avx2(int m, const float* M, int64_t C, int64_t xi_stride, int64_t k0, int64_t k1,
+                                    float* dw) {
+    if (m == 2)
+        weight_transform<2>(M, C, xi_stride, k0, k1, dw);
+    else
+        weight_transform<4>(M, C, xi_stride, k0, k1, dw);
+}
 
 void winograd_input_transform_avx2(const WinogradPlan& p, const float* in, int64_t tile0, int64_t ntiles,
                                    int64_t ld, int64_t xi_stride, float* V) {

@@ -35,6 +35,19 @@ void winograd_output_transform_portable(const WinogradPlan&, const float* M, int
 void winograd_output_transform_avx2(const WinogradPlan&, const float* M, int64_t tile0, int64_t ntiles,
                                     int64_t ld, int64_t xi_stride, const float* bias, float* out);
 
+// Weight gradient, over the forward's plan (Cin = C, Cout = K, Hout x Wout = P x Q): transformed
+// output gradient U[xi][k][t] = (A dY A^T)[xi] of tiles [tile0, tile0 + ntiles) at
+// U[xi * xi_stride + k * ld + t] (columns up to round_up(ntiles, 8) written), and the inverse
+// dw[k][c] = G^T M[.][k][c] G for k in [k0, k1) from M[xi][k][c] at M[xi * xi_stride + k * C + c].
+void winograd_grad_transform_portable(const WinogradPlan&, const float* dy, int64_t tile0, int64_t ntiles,
+                                      int64_t ld, int64_t xi_stride, float* U);
+void winograd_grad_transform_avx2(const WinogradPlan&, const float* dy, int64_t tile0, int64_t ntiles,
+                                  int64_t ld, int64_t xi_stride, float* U);
+void winograd_weight_transform_portable(int m, const float* M, int64_t C, int64_t xi_stride, int64_t k0,
+                                        int64_t k1, float* dw);
+void winograd_weight_transform_avx2(int m, const float* M, int64_t C, int64_t xi_stride, int64_t k0, int64_t k1,
+                                    float* dw);
+
 // Transformed kernel for output channels [o0, o1): U[xi][o][i] at U[xi * xi_stride + o * Cin + i], from
 // w (K, C, 3, 3). Forward: Cout = K, Cin = C. Input gradient (input_grad): Cout = C, Cin = K and
 // each 3x3 kernel is flipped.

@@ -52,6 +52,20 @@ struct Winograd1D<2> {
         o[0 * s] = v[0 * s] + v[1 * s] + v[2 * s];
         o[1 * s] = v[1 * s] - v[2 * s] - v[3 * s];
     }
+    // Weight gradient (the transposes of output and kernel): v = A o, then w = G^T v.
+    static inline void output_transposed(const vec8* o, int s, vec8* v) {
+        const vec8 o0 = o[0], o1 = o[s];
+        v[0 * s] = o0;
+        v[1 * s] = o0 + o1;
+        v[2 * s] = o0 - o1;
+        v[3 * s] = -o1;
+    }
+    static inline void kernel_transposed(const vec8* v, int s, vec8* w) {
+        const vec8 h12 = 0.5f * (v[s] + v[2 * s]);
+        w[0 * s] = v[0] + h12;
+        w[1 * s] = 0.5f * (v[s] - v[2 * s]);
+        w[2 * s] = h12 + v[3 * s];
+    }
 };
 
 template <>
@@ -89,6 +103,25 @@ struct Winograd1D<4> {
         o[2 * s] = sum12 + 4.0f * sum34;
         o[3 * s] = dif12 + 8.0f * dif34 + v[5 * s];
     }
+    // v = A o (A = (A^T)^T above)
+    static inline void output_transposed(const vec8* o, int s, vec8* v) {
+        const vec8 o0 = o[0], o1 = o[s], o2 = o[2 * s], o3 = o[3 * s];
+        const vec8 e0 = o0 + o2, e1 = o1 + o3, f0 = o0 + 4.0f * o2, f1 = 2.0f * o1 + 8.0f * o3;
+        v[0 * s] = o0;
+        v[1 * s] = e0 + e1;
+        v[2 * s] = e0 - e1;
+        v[3 * s] = f0 + f1;
+        v[4 * s] = f0 - f1;
+        v[5 * s] = o3;
+    }
+    // w = G^T v
+    static inline void kernel_transposed(const vec8* v, int s, vec8* w) {
+        const vec8 s12 = v[s] + v[2 * s], d12 = v[2 * s] - v[s];
+        const vec8 s34 = v[3 * s] + v[4 * s], d34 = v[3 * s] - v[4 * s];
+        w[0 * s] = 0.25f * v[0] - (1.0f / 6) * s12 + (1.0f / 24) * s34;
+        w[1 * s] = (1.0f / 6) * d12 + (1.0f / 12) * d34;
+        w[2 * s] = (1.0f / 6) * (s34 - s12) + v[5 * s];
+    }
 };
 
 // 2-D transforms of 8 tiles at once. d: (m+2) x (m+2) patch, row-major, replaced by B^T d B.
@@ -107,6 +140,24 @@ inline void output_tile_transform(const vec8* v, vec8* o) {
     vec8 t[m * a];
     for (int j = 0; j < a; ++j) Winograd1D<m>::output(v + j, a, t + j);          // columns
     for (int i = 0; i < m; ++i) Winograd1D<m>::output(t + i * a, 1, o + i * m);  // rows
+}
+
+// Weight gradient: o (m x m output-gradient tile) -> u = A o A^T ((m+2) x (m+2)).
+template <int m>
+inline void grad_tile_transform(const vec8* o, vec8* u) {
+    constexpr int a = m + 2;
+    vec8 t[a * m];
+    for (int j = 0; j < m; ++j) Winograd1D<m>::output_transposed(o + j, m, t + j);  // columns: a x m
+    for (int i = 0; i < a; ++i) Winograd1D<m>::output_transposed(t + i * m, 1, u + i * a);
+}
+
+// Weight gradient: M ((m+2) x (m+2) sums of products) -> w = G^T M G (3 x 3).
+template <int m>
+inline void weight_tile_transform(const vec8* M, vec8* w) {
+    constexpr int a = m + 2;
+    vec8 t[3 * a];
+    for (int j = 0; j < a; ++j) Winograd1D<m>::kernel_transposed(M + j, a, t + j);  // columns: 3 x a
+    for (int i = 0; i < 3; ++i) Winograd1D<m>::kernel_transposed(t + i * a, 1, w + i * 3);
 }
 
 // Where each of 8 tiles sits: image, first input row/column (may be outside the input), first
@@ -226,6 +277,63 @@ void kernel_transform(const float* w, int64_t K, int64_t C, bool input_grad, int
                 for (int x = 0; x < T; ++x)
                     for (int l = 0; l < lanes; ++l) dst[x * xi_stride + l] = Ub[x * kLanes + l];
             }
+        }
+    }
+}
+
+// Transformed output gradient of tiles [tile0, tile0 + ntiles): U[xi][k][t] = (A dY_t A^T)[xi] for
+// the m x m tile dY_t of channel k (zero beyond Hout x Wout), the same tiling as the forward pass.
+// Staged element by element: the AVX2 file loads tile rows instead.
+template <int m>
+void grad_transform(const WinogradPlan& p, const float* dy, int64_t tile0, int64_t ntiles, int64_t ld,
+                    int64_t xi_stride, float* U) {
+    constexpr int a = m + 2, T = a * a;
+    const int64_t plane = p.Hout * p.Wout;
+    alignas(32) float D[m * m * kLanes];
+    for (int64_t g = 0; g < ntiles; g += kLanes) {
+        const TileGroup tg(p, tile0 + g, ntiles - g);
+        std::fill(D, D + m * m * kLanes, 0.0f);  // outside the map and past the last tile: zero
+        for (int64_t k = 0; k < p.Cout; ++k) {
+            for (int l = 0; l < tg.lanes; ++l) {
+                const float* src = dy + (tg.n[l] * p.Cout + k) * plane + tg.out_row[l] * p.Wout + tg.out_col[l];
+                const int rows = int(std::min<int64_t>(m, p.Hout - tg.out_row[l]));
+                const int cols = int(std::min<int64_t>(m, p.Wout - tg.out_col[l]));
+                for (int i = 0; i < rows; ++i)
+                    for (int j = 0; j < cols; ++j) D[(i * m + j) * kLanes + l] = src[i * p.Wout + j];
+            }
+            vec8 o[m * m], u[T];
+            for (int i = 0; i < m * m; ++i) o[i] = load8(D + i * kLanes);
+            grad_tile_transform<m>(o, u);
+            float* dst = U + k * ld + g;
+            for (int i = 0; i < T; ++i) store8(dst + i * xi_stride, u[i]);
+        }
+    }
+}
+
+// dw[k][c] = G^T M[.][k][c] G for k in [k0, k1), all c, from M[xi][k][c] at M[xi * xi_stride + k * C
+// + c]; 8 input channels a vector. dw is (K, C, 3, 3).
+template <int m>
+void weight_transform(const float* M, int64_t C, int64_t xi_stride, int64_t k0, int64_t k1, float* dw) {
+    constexpr int a = m + 2, T = a * a;
+    alignas(32) float W[9 * kLanes], S[T * kLanes];
+    for (int64_t k = k0; k < k1; ++k) {
+        for (int64_t c0 = 0; c0 < C; c0 += kLanes) {
+            const int lanes = int(std::min<int64_t>(kLanes, C - c0));
+            const float* src = M + k * C + c0;
+            vec8 v[T], w[9];
+            if (lanes == kLanes) {
+                for (int i = 0; i < T; ++i) v[i] = load8(src + i * xi_stride);
+            } else {
+                std::fill(S, S + T * kLanes, 0.0f);
+                for (int i = 0; i < T; ++i)
+                    for (int l = 0; l < lanes; ++l) S[i * kLanes + l] = src[i * xi_stride + l];
+                for (int i = 0; i < T; ++i) v[i] = load8(S + i * kLanes);
+            }
+            weight_tile_transform<m>(v, w);
+            for (int e = 0; e < 9; ++e) store8(W + e * kLanes, w[e]);
+            float* dst = dw + (k * C + c0) * 9;  // lanes consecutive channels: 9 * lanes floats
+            for (int l = 0; l < lanes; ++l)
+                for (int e = 0; e < 9; ++e) dst[l * 9 + e] = W[e * kLanes + l];
         }
     }
 }

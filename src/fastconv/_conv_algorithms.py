@@ -160,15 +160,15 @@ ALGORITHMS: dict[str, Algorithm] = {
     "fft": Algorithm("fft", _fft_check, bound=1e-4, tile_transform=True,
                      doc="tiled real 2-D FFT + per-frequency complex GEMM; best for large kernels"),
     "winograd": Algorithm(
-        "winograd", _winograd_check, ("forward", "input"), bound=5e-4,
+        "winograd", _winograd_check, bound=5e-4,
         doc="F(2x2,3x3) or F(4x4,3x3), whichever _winograd_variant picks", pick=_winograd_variant,
         kernels=("winograd_f2", "winograd_f4"),
     ),
     "winograd_f2": Algorithm(
-        "winograd_f2", _winograd_check, ("forward", "input"), tile_transform=True,
+        "winograd_f2", _winograd_check, tile_transform=True,
         doc="Winograd F(2x2,3x3): 2.25x fewer multiplications, error ~1e-7"),
     "winograd_f4": Algorithm(
-        "winograd_f4", _winograd_check, ("forward", "input"), bound=5e-4, tile_transform=True,
+        "winograd_f4", _winograd_check, bound=5e-4, tile_transform=True,
         doc="Winograd F(4x4,3x3): 4x fewer multiplications, error ~3e-6"),
     "gemm": Algorithm("gemm", _whole_batch_check, run=_whole_batch_gemm,
                       doc="1x1 kernel on 1x1 maps: one GEMM over the whole batch"),
@@ -327,6 +327,19 @@ def select_algorithm(params, pass_: str, device: str = "cpu") -> str:
         if strided or kg >= 64:
             return "im2col"
         return "direct"
+    # Winograd weight gradient (benchmarks/results/2026-12-04_epyc2c_winograd_weight.md, 2 threads,
+    # block-alternating against torch): vgg_3x3 F(4x4) 0.50x torch (fft 0.81, im2col 1.08), resnet_3x3
+    # 0.50x (im2col 1.05); held-out ResNet/VGG 3x3 layers (64-512 channels, 56x56 to 7x7, batch 1,
+    # 16, 32) 0.44-0.63x torch with the family's variant (F(2x2) on 256 channels 14x14 batch 1: 0.57
+    # against F(4x4) 0.76), where the previous picks took 0.88-1.92x. The one loss is _winograd_choice's
+    # im2col case (512 channels on 7x7 at batch 1: im2col 0.50x, F(2x2) 0.62x, F(4x4) 1.78x). Small
+    # images at batch 32 (4x4 to 32x32): F(4x4) fastest from 32+16 channels (1.1-3.1x faster than the
+    # previous pick); with at most 16 channels on both sides direct stays ahead (by 2-7%), and at 128+16
+    # channels on 32x32 the two tie.
+    if _winograd_check(p) is None and min(cg, kg) >= 16 and max(cg, kg) >= 32:
+        choice = _winograd_choice(p)
+        if choice is not None:
+            return choice
     # 3x3 stride-1 weight gradients up to 32x32 (benchmarks/results/2026-11-26_epyc2c_weight_grad.md,
     # batch 128, 2 threads). Direct's channel-vector tiles reduce over chunks of images: with up to
     # 32 output channels, 1-3 input channels, or on 4x4 and smaller it is fastest or within 12%
