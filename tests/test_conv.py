@@ -99,6 +99,12 @@ CASES = [
     (1, 3, 20, 70, 8, 3, 3, 2, 1, 1, 1),  # 35 outputs a row: whole panels in one row, padded lanes
     (1, 128, 9, 9, 350, 3, 3, 2, 1, 1, 1),  # 1152-long reductions, 350 output channels: K and M blocks
     (2, 2, 2, 1, 1, 1, 1, 1, (0, 2), 1, 1),  # padding wider than the row: row segments shorter than their padding
+    # implicit_gemm's tiles (6 pixels or taps x 16 output channels, reductions in blocks of 128)
+    (2, 8, 15, 13, 20, 1, 1, 2, 0, 1, 1),  # 1x1 stride 2, 20 outputs: a full and a partial panel
+    (2, 3, 17, 19, 8, 3, 3, 4, 1, 1, 1),  # stride 4 > kernel 3
+    (2, 40, 9, 7, 34, 3, 1, (2, 1), (1, 0), 1, 2),  # 2 groups of 17 outputs, 60 taps, stride 2 x 1
+    (1, 3, 6, 6, 5, 6, 6, 1, 2, 1, 1),  # kernel = input, padded
+    (3, 30, 12, 11, 16, 3, 2, 1, 1, (2, 1), 1),  # 180 taps: two reduction blocks, dilated rows
 ]
 
 

@@ -155,8 +155,9 @@ ALGORITHMS: dict[str, Algorithm] = {
                         doc="register-tiled six-deep loop; best for few channels (LeNet)"),
     "im2col": Algorithm("im2col", _any, devices=("cpu", "cuda"),
                         doc="unfold + GEMM (no unfold for 1x1 stride 1); best for many channels"),
-    "implicit_gemm": Algorithm("implicit_gemm", _any, ("forward",),
-                               doc="im2col's GEMM with the unfold gathered into the packed panels (no column buffer)"),
+    "implicit_gemm": Algorithm("implicit_gemm", _any, ("forward", "weight"),
+                               doc="GEMM tiles of 16 output channels x 6 pixels (forward) or taps (weight) read "
+                                   "in place from the padded input: no unfold, strides cost nothing"),
     "fft": Algorithm("fft", _fft_check, bound=1e-4, tile_transform=True,
                      doc="tiled real 2-D FFT + per-frequency complex GEMM; best for large kernels"),
     "winograd": Algorithm(
