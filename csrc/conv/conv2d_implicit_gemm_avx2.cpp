@@ -9,13 +9,13 @@
 //                 channels a panel); the 6 x 16 tiles land in a per-thread (pixels x K) block that
 //                 is written transposed into NCHW y (+ bias).
 //   weight grad   m = tap (c, r, s), t = output pixel (p, q) of each image in turn, B = dY^T (a
-//                 chunk of pixels x 16 output channels, packed per thread); C = dW^T accumulates
-//                 over images and pixel chunks in a shared (taps x K) buffer whose rows are split
-//                 between threads, then is written transposed into dw.
+//                 chunk of pixels x 16 output channels, packed per thread); C = dW^T: each
+//                 image's sums in a per-thread block, added into a shared (taps x K) buffer whose
+//                 rows are split between threads, then written transposed into dw.
 // Padding: the input is copied once per call into a zero-padded layout holding exactly the rows
 // and columns the windows read (cheap against C*R*S*K FMAs per output), in chunks of images under
 // the workspace limit; unpadded inputs are read in place.
-// Blocking: reductions in blocks of at most KC steps, so a B panel (KC x 16 floats, 16 KiB) stays
+// Blocking: reductions in blocks of at most KC steps, so a B panel (KC x 16 floats, 8 KiB) stays
 // in L1 while the tiles of a pixel (forward) or tap (weight) block stream past it.
 #include <immintrin.h>
 
