@@ -91,14 +91,20 @@ CASES = [
     (7, 12, 3, 5, 18, 3, 3, 1, 1, 1, 2),  # 9 outputs per group: vectors padded past the channels
     (6, 16, 7, 6, 16, 3, 3, (2, 1), (1, 0), 1, 1),
     (40, 8, 2, 2, 8, 3, 3, 1, 1, 1, 1),  # 2x2 images: chunks of 20 images
-    # strides 2-4 and rectangular kernels (implicit_gemm's gather: panels of 16 outputs crossing
-    # rows and images, lanes in the padding, stride phases, K and M blocks)
+    # strides 2-4 and rectangular kernels (implicit_gemm: tiles of 6 outputs crossing rows, padded
+    # copies, reduction blocks, partial channel panels)
     (2, 5, 17, 40, 7, 5, 20, 2, 0, 1, 1),  # DeepSpeech-like 5x20, stride 2: 7x11 outputs
     (3, 4, 19, 19, 13, 3, 3, 3, 1, 1, 1),  # stride 3
     (2, 3, 30, 33, 10, 7, 3, (4, 2), (3, 1), (1, 2), 1),  # rectangular kernel, stride and dilation
     (1, 3, 20, 70, 8, 3, 3, 2, 1, 1, 1),  # 35 outputs a row: whole panels in one row, padded lanes
     (1, 128, 9, 9, 350, 3, 3, 2, 1, 1, 1),  # 1152-long reductions, 350 output channels: K and M blocks
     (2, 2, 2, 1, 1, 1, 1, 1, (0, 2), 1, 1),  # padding wider than the row: row segments shorter than their padding
+    # implicit_gemm's tiles (6 pixels or taps x 16 output channels, reductions in blocks of 128)
+    (2, 8, 15, 13, 20, 1, 1, 2, 0, 1, 1),  # 1x1 stride 2, 20 outputs: a full and a partial panel
+    (2, 3, 17, 19, 8, 3, 3, 4, 1, 1, 1),  # stride 4 > kernel 3
+    (2, 40, 9, 7, 34, 3, 1, (2, 1), (1, 0), 1, 2),  # 2 groups of 17 outputs, 60 taps, stride 2 x 1
+    (1, 3, 6, 6, 5, 6, 6, 1, 2, 1, 1),  # kernel = input, padded
+    (3, 30, 12, 11, 16, 3, 2, 1, 1, (2, 1), 1),  # 180 taps: two reduction blocks, dilated rows
 ]
 
 
@@ -251,6 +257,25 @@ def test_workspace_limit_chunks(rng, threads):
                 assert relative_error(dx, conv2d_input_grad_ref(x.shape, w, dy, padding=(1, 1))) <= 1e-5
                 dw = fastconv.grad.conv2d_weight(x, w.shape, dy, algo="im2col", **kw)
                 assert relative_error(dw, conv2d_weight_grad_ref(x, w.shape, dy, padding=(1, 1))) <= 1e-5
+    finally:
+        fastconv.set_workspace_limit(saved)
+
+
+def test_implicit_gemm_padded_images_in_chunks(rng, threads):
+    """A 1 MiB limit makes implicit_gemm pad the batch in chunks of images under half the limit:
+    with 16 channels the 3 images in one chunk (105 KiB each), with 64 one image per chunk
+    (64 * 41 * 41 * 4 B = 420 KiB), forward and weight gradient."""
+    saved = fastconv.get_workspace_limit()
+    try:
+        fastconv.set_workspace_limit(1 << 20)
+        for C in (16, 64):
+            x, w, b = make_problem(rng, 3, C, 40, 40, 20, 3, 3)
+            kw = dict(stride=2, padding=1)
+            y_ref = conv2d_ref(x, w, b, stride=(2, 2), padding=(1, 1))
+            dy = rng.standard_normal(y_ref.shape, dtype=np.float32)
+            assert relative_error(fastconv.conv2d(x, w, b, algo="implicit_gemm", **kw), y_ref) <= 1e-5
+            dw = fastconv.grad.conv2d_weight(x, w.shape, dy, algo="implicit_gemm", **kw)
+            assert relative_error(dw, conv2d_weight_grad_ref(x, w.shape, dy, stride=(2, 2), padding=(1, 1))) <= 1e-5
     finally:
         fastconv.set_workspace_limit(saved)
 

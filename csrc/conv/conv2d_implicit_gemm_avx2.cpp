@@ -1,308 +1,338 @@
-// Implicit-GEMM forward convolution, AVX2/FMA (compiled with -mavx2 -mfma; called only when
-// use_avx2()). Per group g:
-//   Y[Kg, cols] = W[Kg, CgRS] @ unfold(X)[CgRS, cols],  cols = (n, p, q) over the whole batch,
-// computed with sgemm_driver.h's loop nest and the SGEMM micro-kernel (sgemm_avx2_kernel.h), except
-// that the B operand is never materialised: each 16-column micro-panel of unfold(X) (16 consecutive
-// outputs, which may span output rows and images) is gathered straight from the input into the
-// packed layout (kc rows of 16 floats, 24 KiB at kc = 384: L1-resident) right before the
-// micro-kernels of its A block consume it. No column buffer and no second copy of it.
-//
-// Gathering: for stride_w > 1 the input rows are first split into their stride phases (Source), so
-// the taps of 16 outputs in one row are 16 consecutive floats. A panel inside one output row then
-// takes two unaligned loads per row of the panel (taps in the padding: zeros, or a short copy at the
-// edges); a panel that crosses rows takes one masked load-and-blend per row segment.
-// Cost per gathered float is paid once for all Kg output channels: the scheme suits layers with
-// many output channels (PERFORMANCE notes and the measurements in
-// benchmarks/results/2026-12-04_epyc2c_implicit_gemm.md).
-// Blocking: K (= CgRS) in equal blocks of at most KC; one A block (all of the thread's rows) when it
-// packs into 512 KiB, so every panel is gathered once per K block, else blocks of at most MC rows.
-// Threads: the C matrix (Kg rows x N*P*Q columns) is split into a grid of panel-aligned blocks, one
-// per thread (thread_grid: columns first), so both cores work at batch 1 too; each thread packs its
-// own A blocks; no barrier, and results do not depend on the thread count.
+// Implicit-GEMM convolution, AVX2/FMA (compiled with -mavx2 -mfma; called only when use_avx2()).
+// Output channels are the vector dimension and input pixels the broadcast operand, as in oneDNN's
+// direct kernels: one micro-kernel computes a 6 x 16 tile of C = A @ B (12 accumulators), where
+// B is a packed, contiguous (reduction x 16) panel and A is read in place from the (zero-padded)
+// input with separable offsets, A(m, t) = src[base_m + off_t]: six row pointers live in registers
+// and each reduction step loads one offset, six broadcasts and two B vectors for 12 FMAs. No
+// unfold, no gather, so strided layers cost what stride-1 ones do.
+//   forward       m = output pixel (p, q), t = tap (c, r, s), B = W^T (per group, 16 output
+//                 channels a panel); the 6 x 16 tiles land in a per-thread (pixels x K) block that
+//                 is written transposed into NCHW y (+ bias).
+//   weight grad   m = tap (c, r, s), t = output pixel (p, q) of each image in turn, B = dY^T (a
+//                 chunk of pixels x 16 output channels, packed per thread); C = dW^T: each
+//                 image's sums in a per-thread block, added into a shared (taps x K) buffer whose
+//                 rows are split between threads, then written transposed into dw.
+// Padding: the input is copied once per call into a zero-padded layout holding exactly the rows
+// and columns the windows read (cheap against C*R*S*K FMAs per output), in chunks of images under
+// the workspace limit; unpadded inputs are read in place.
+// Blocking: reductions in blocks of at most KC steps, so a B panel (KC x 16 floats, 8 KiB) stays
+// in L1 while the tiles of a pixel (forward) or tap (weight) block stream past it.
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "common/parallel.h"
 #include "common/workspace.h"
 #include "conv/conv2d_implicit_gemm.h"
-#include "gemm/sgemm_avx2_kernel.h"
-#include "gemm/sgemm_driver.h"
 
 namespace fastconv {
 
 namespace {
 
-using Kern = Avx2Kernel;
-constexpr int MR = Kern::MR, NR = Kern::NR;
+constexpr int MR = 6;          // tile rows: broadcast operand
+constexpr int NR = 16;         // tile columns: two 8-float vectors
+// Reduction block: B panels of 8 KiB, so that the panel and the input rows a block of pixels reads
+// (alexnet_c1: one channel's 11 rows for 96 outputs, ~16 KiB) share L1. 128 against 256 steps:
+// alexnet_c1 forward 5.9-7.2 ms against 7.2-9.3 on 2 threads (noisy; on 1 thread 64-256 are within
+// 3%, so the 2-thread gain is the shared-L2 traffic).
+constexpr int64_t KC = 128;
+constexpr int64_t kPixelBlock = 96;  // forward: output pixels per work item (multiple of MR)
 
-// The input as the gather reads it. For stride_w > 1 every input row is split once per call into
-// its stride_w phases (phase f holds columns f, f + sw, f + 2 sw, ...; `wp` floats each, zero past
-// the row), so that the 16 taps of a panel row, sw apart in x, are 16 consecutive floats: one pair
-// of vector loads instead of a strided gather. For stride 1 it is x itself (one phase).
+// c[i * ldc + j] (+)= sum_{t < kc} a[i][off[t]] * b[t * NR + j] for i < MR, j < NR. b is 32-byte
+// aligned; add = false starts from zero.
+inline void tile(const float* const a[MR], const int32_t* off, const float* b, int64_t kc, float* c, int64_t ldc,
+                 bool add) {
+    __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+    if (add) {
+        c00 = _mm256_loadu_ps(c + 0 * ldc), c01 = _mm256_loadu_ps(c + 0 * ldc + 8);
+        c10 = _mm256_loadu_ps(c + 1 * ldc), c11 = _mm256_loadu_ps(c + 1 * ldc + 8);
+        c20 = _mm256_loadu_ps(c + 2 * ldc), c21 = _mm256_loadu_ps(c + 2 * ldc + 8);
+        c30 = _mm256_loadu_ps(c + 3 * ldc), c31 = _mm256_loadu_ps(c + 3 * ldc + 8);
+        c40 = _mm256_loadu_ps(c + 4 * ldc), c41 = _mm256_loadu_ps(c + 4 * ldc + 8);
+        c50 = _mm256_loadu_ps(c + 5 * ldc), c51 = _mm256_loadu_ps(c + 5 * ldc + 8);
+    } else {
+        c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = _mm256_setzero_ps();
+    }
+    const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];
+    // Opaque to the optimiser: else it rewrites the six pointers as one base plus six offsets and
+    // spends an extra add per broadcast (the loop then issues ~30 instructions per 12 FMAs).
+    asm("" : "+r"(a0), "+r"(a1), "+r"(a2), "+r"(a3), "+r"(a4), "+r"(a5));
+    for (int64_t t = 0; t < kc; ++t, b += NR) {
+        const int64_t o = off[t];
+        const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+        __m256 v = _mm256_broadcast_ss(a0 + o);
+        c00 = _mm256_fmadd_ps(v, b0, c00), c01 = _mm256_fmadd_ps(v, b1, c01);
+        v = _mm256_broadcast_ss(a1 + o);
+        c10 = _mm256_fmadd_ps(v, b0, c10), c11 = _mm256_fmadd_ps(v, b1, c11);
+        v = _mm256_broadcast_ss(a2 + o);
+        c20 = _mm256_fmadd_ps(v, b0, c20), c21 = _mm256_fmadd_ps(v, b1, c21);
+        v = _mm256_broadcast_ss(a3 + o);
+        c30 = _mm256_fmadd_ps(v, b0, c30), c31 = _mm256_fmadd_ps(v, b1, c31);
+        v = _mm256_broadcast_ss(a4 + o);
+        c40 = _mm256_fmadd_ps(v, b0, c40), c41 = _mm256_fmadd_ps(v, b1, c41);
+        v = _mm256_broadcast_ss(a5 + o);
+        c50 = _mm256_fmadd_ps(v, b0, c50), c51 = _mm256_fmadd_ps(v, b1, c51);
+    }
+    _mm256_storeu_ps(c + 0 * ldc, c00), _mm256_storeu_ps(c + 0 * ldc + 8, c01);
+    _mm256_storeu_ps(c + 1 * ldc, c10), _mm256_storeu_ps(c + 1 * ldc + 8, c11);
+    _mm256_storeu_ps(c + 2 * ldc, c20), _mm256_storeu_ps(c + 2 * ldc + 8, c21);
+    _mm256_storeu_ps(c + 3 * ldc, c30), _mm256_storeu_ps(c + 3 * ldc + 8, c31);
+    _mm256_storeu_ps(c + 4 * ldc, c40), _mm256_storeu_ps(c + 4 * ldc + 8, c41);
+    _mm256_storeu_ps(c + 5 * ldc, c50), _mm256_storeu_ps(c + 5 * ldc + 8, c51);
+}
+
+// r[i][j] <-> r[j][i] for eight rows of eight floats.
+inline void transpose8(__m256 r[8]) {
+    __m256 t[8];
+    for (int i = 0; i < 8; i += 2) t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]), t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    __m256 u[8];
+    for (int i = 0; i < 8; i += 4) {
+        u[i + 0] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44), u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44), u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int i = 0; i < 4; ++i) {
+        r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+        r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+    }
+}
+
+// dst[i * ldd + l] = src[l * lds + i] for i < rows, l < cols (rows, cols <= 8 where not full).
+inline void transpose_block(const float* src, int64_t lds, float* dst, int64_t ldd, int64_t rows, int64_t cols) {
+    if (rows == 8 && cols == 8) {
+        __m256 r[8];
+        for (int l = 0; l < 8; ++l) r[l] = _mm256_loadu_ps(src + l * lds);
+        transpose8(r);
+        for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + i * ldd, r[i]);
+        return;
+    }
+    for (int64_t i = 0; i < rows; ++i)
+        for (int64_t l = 0; l < cols; ++l) dst[i * ldd + l] = src[l * lds + i];
+}
+
+// The input as the kernels read it: x itself when unpadded, else a zero-padded copy holding rows
+// [-pad_h, rows - pad_h) and columns [-pad_w, cols - pad_w) of each plane, where rows and cols are
+// what the windows reach ((P-1)*sh + (R-1)*dh + 1, likewise for columns).
 struct Source {
-    const float* data;
-    const float* end;
-    int64_t sw, wp;    // phases, floats per phase
-    int64_t row;       // floats per input row (sw * wp)
-    int64_t plane;     // floats per channel (H * row)
+    bool copy;
+    int64_t rows, cols;             // per plane
+    int64_t row, plane, image;      // strides in floats
+    int64_t chunk;                  // images per padded chunk (N when unpadded)
 };
 
-// Shape constants and the per-tap tables (shared, read-only, by all threads).
-struct Plan {
-    const Conv2dParams& p;
-    Source src;
-    int64_t P, Q, PQ, Cg, Kg, CRS, cols;  // cols = N * P * Q
-    std::vector<int64_t> tap_off;  // c * plane + r * dh * row
-    std::vector<int32_t> tap_r;    // r
-    std::vector<int32_t> tap_s;    // s
-
-    Plan(const Conv2dParams& params, const Source& source) : p(params), src(source) {
-        P = p.P(), Q = p.Q(), PQ = P * Q, Cg = p.C_per_group(), Kg = p.K_per_group();
-        CRS = Cg * p.R * p.S, cols = p.N * PQ;
-        tap_off.resize(CRS), tap_r.resize(CRS), tap_s.resize(CRS);
-        for (int64_t c = 0, k = 0; c < Cg; ++c)
-            for (int64_t r = 0; r < p.R; ++r)
-                for (int64_t s = 0; s < p.S; ++s, ++k) {
-                    tap_r[k] = int32_t(r), tap_s[k] = int32_t(s);
-                    tap_off[k] = c * src.plane + r * p.dil_h * src.row;
-                }
+Source plan_source(const Conv2dParams& p) {
+    Source s;
+    s.copy = p.pad_h > 0 || p.pad_w > 0;
+    if (!s.copy) {
+        s.rows = p.H, s.cols = p.W;
+    } else {
+        s.rows = (p.P() - 1) * p.stride_h + (p.R - 1) * p.dil_h + 1;
+        s.cols = (p.Q() - 1) * p.stride_w + (p.S - 1) * p.dil_w + 1;
     }
-};
-
-inline int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
-
-// Rows [k0, k0 + kc) of group g's unfold(X) for columns j0 .. j0 + nq - 1 (nq <= NR; column
-// n*P*Q + p*Q + q is output (p, q) of image n) -> dst (kc rows of NR floats, zero past nq). The
-// columns fall into at most NR runs ("segments") inside one output row each; for each row and
-// segment, lanes whose tap lies in the padding are masked off, the rest come from one unaligned
-// 16-float load (in the phase-split source) shifted so that the segment's first lane reads its
-// first tap, blended in under the mask.
-void gather_panel(const Plan& pl, int64_t g, int64_t k0, int64_t kc, int64_t j0, int nq, int64_t* lanes, float* dst) {
-    const Conv2dParams& p = pl.p;
-    const Source& sc = pl.src;
-    const int64_t sw = p.stride_w, S = p.S;
-    struct Segment {
-        int64_t h0;
-        const float* base;  // input row h0 of channel g*Cg of the segment's image
-    } seg[NR];
-    int nseg = 0;
-    // lanes, per segment and kernel column s: the absolute lanes [lo, hi) whose tap is inside the
-    // row, and the offset from base at which lane 0 reads (lane l reads offset + l)
-    for (int j = 0; j < nq; ++nseg) {
-        const int64_t img = (j0 + j) / pl.PQ, pq = (j0 + j) % pl.PQ, oh = pq / pl.Q, q0 = pq % pl.Q;
-        const int len = int(std::min<int64_t>(nq - j, pl.Q - q0));
-        const int64_t h0 = oh * p.stride_h - p.pad_h, w0 = q0 * sw - p.pad_w;
-        seg[nseg] = {h0, sc.data + (img * p.C + g * pl.Cg) * sc.plane + h0 * sc.row};
-        int64_t* lr = lanes + 3 * S * nseg;
-        for (int64_t s = 0; s < S; ++s, lr += 3) {
-            const int64_t wf = w0 + s * p.dil_w;  // input column of the segment's first lane
-            // lo is clamped to the segment: a segment shorter than its left padding has no valid
-            // lane, and [lo, hi) must not reach into the next segment's lanes.
-            const int64_t lo = std::min<int64_t>(len, wf >= 0 ? 0 : (-wf + sw - 1) / sw);
-            const int64_t hi = wf > p.W - 1 ? 0 : std::min<int64_t>(len, (p.W - 1 - wf) / sw + 1);
-            const int64_t phase = wf - floor_div(wf, sw) * sw;
-            lr[0] = j + lo, lr[1] = j + std::max(hi, lo);
-            lr[2] = phase * sc.wp + floor_div(wf, sw) - j;
-        }
-        j += len;
-    }
-    if (nseg == 1 && nq == NR) {  // one output row: most rows are two plain loads
-        bool fits = true;  // no lane can read outside the source
-        for (int64_t s = 0; s < S; ++s) {
-            const float* first = seg[0].base + lanes[3 * s + 2];
-            fits = fits && first + pl.tap_off[k0] >= sc.data && first + pl.tap_off[k0 + kc - 1] + NR <= sc.end;
-        }
-        if (fits) {
-            const __m256 zero = _mm256_setzero_ps();
-            for (int64_t k = k0; k < k0 + kc; ++k, dst += NR) {
-                const int64_t h = seg[0].h0 + pl.tap_r[k] * p.dil_h;
-                const int64_t* lr = lanes + 3 * pl.tap_s[k];
-                const float* src = seg[0].base + pl.tap_off[k] + lr[2];
-                if (h < 0 || h >= p.H) {
-                    _mm256_store_ps(dst, zero);
-                    _mm256_store_ps(dst + 8, zero);
-                } else if (lr[0] == 0 && lr[1] == NR) {
-                    _mm256_store_ps(dst, _mm256_loadu_ps(src));
-                    _mm256_store_ps(dst + 8, _mm256_loadu_ps(src + 8));
-                } else {
-                    _mm256_store_ps(dst, zero);
-                    _mm256_store_ps(dst + 8, zero);
-                    for (int64_t l = lr[0]; l < lr[1]; ++l) dst[l] = src[l];
-                }
-            }
-            return;
-        }
-    }
-    const __m256i lane0 = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), lane1 = _mm256_add_epi32(lane0, _mm256_set1_epi32(8));
-    for (int64_t k = k0; k < k0 + kc; ++k, dst += NR) {
-        __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
-        const int64_t dh = pl.tap_r[k] * p.dil_h, off = pl.tap_off[k];
-        const int64_t* lr = lanes + 3 * pl.tap_s[k];
-        for (int i = 0; i < nseg; ++i, lr += 3 * S) {
-            const int64_t h = seg[i].h0 + dh;
-            const int32_t lo = int32_t(lr[0]), hi = int32_t(lr[1]);
-            if (h < 0 || h >= p.H || lo == hi) continue;
-            const float* src = seg[i].base + off + lr[2];
-            const __m256i vlo = _mm256_set1_epi32(lo - 1), vhi = _mm256_set1_epi32(hi);
-            const __m256 m0 = _mm256_castsi256_ps(
-                _mm256_and_si256(_mm256_cmpgt_epi32(lane0, vlo), _mm256_cmpgt_epi32(vhi, lane0)));
-            const __m256 m1 = _mm256_castsi256_ps(
-                _mm256_and_si256(_mm256_cmpgt_epi32(lane1, vlo), _mm256_cmpgt_epi32(vhi, lane1)));
-            __m256 v0, v1;
-            if (src >= sc.data && src + NR <= sc.end) {
-                v0 = _mm256_loadu_ps(src), v1 = _mm256_loadu_ps(src + 8);
-            } else {  // the 16 lanes would read past either end of the source: only the valid ones
-                alignas(32) float tmp[NR] = {};
-                for (int32_t l = lo; l < hi; ++l) tmp[l] = src[l];
-                v0 = _mm256_load_ps(tmp), v1 = _mm256_load_ps(tmp + 8);
-            }
-            acc0 = _mm256_blendv_ps(acc0, v0, m0);
-            acc1 = _mm256_blendv_ps(acc1, v1, m1);
-        }
-        _mm256_store_ps(dst, acc0);
-        _mm256_store_ps(dst + 8, acc1);
-    }
+    s.row = s.cols, s.plane = s.rows * s.cols, s.image = p.C * s.plane;
+    const int64_t limit_floats = get_workspace_limit() / int64_t(sizeof(float)) / 2;
+    s.chunk = s.copy ? std::max<int64_t>(1, std::min<int64_t>(p.N, limit_floats / std::max<int64_t>(s.image, 1)))
+                     : p.N;
+    return s;
 }
 
-// A[i0:i0+mc, k0:k0+kc] of group g's weights (row stride CRS) -> MR-tall packed micro-panels.
-void pack_weights(const float* w, int64_t lda, int64_t i0, int64_t mc, int64_t k0, int64_t kc, float* dst) {
-    for (int64_t ir = 0; ir < mc; ir += MR) {
-        const int64_t m = std::min<int64_t>(MR, mc - ir);
-        const float* src = w + (i0 + ir) * lda + k0;
-        float* d = dst + ir * kc;
-        if (m == MR) {
-            Kern::pack_a_rows(d, src, lda, kc);
-            continue;
-        }
-        for (int64_t r = 0; r < m; ++r)
-            for (int64_t k = 0; k < kc; ++k) d[k * MR + r] = src[r * lda + k];
-    }
-}
-
-// Rows [m0, m1) of group g's output channels x panels [n0, n1) (panel t: columns t*NR .. t*NR + 15
-// of the N*P*Q outputs), on the calling thread.
-void run_block(const Plan& pl, const float* w, const float* bias, float* y,
-               int64_t g, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t kc_max) {
-    const Conv2dParams& p = pl.p;
-    const int64_t CRS = pl.CRS, PQ = pl.PQ;
-    // One A block for up to 512 KiB of packed weights (half the L2): each panel is gathered into L1
-    // right before its use. Else blocks of at most MC rows, and the panels of up to kChunk columns
-    // are gathered once per K block into an L2/L3 buffer that every A block then reads.
-    constexpr int64_t kChunkPanels = 256;  // 4096 columns: 6 MiB at kc = 384
-    const bool single = (m1 - m0) * kc_max * 4 <= (int64_t(512) << 10);
-    const int64_t m_blocks = single ? 1 : ceil_div(m1 - m0, Kern::MC);
-    const int64_t mc_step = ceil_div(ceil_div(m1 - m0, m_blocks), MR) * MR;
-    const int64_t chunk = single ? n1 - n0 : std::min(kChunkPanels, n1 - n0);
-    float* a_buf = thread_scratch(0, size_t(mc_step * kc_max));
-    float* b_buf = thread_scratch(1, size_t(NR * kc_max * (single ? 1 : chunk)));
-    std::vector<int64_t> lanes(size_t(3 * NR * p.S));
-    const float* wg = w + g * pl.Kg * CRS;
-    for (int64_t pc = 0; pc < CRS; pc += kc_max) {
-        const int64_t kc = std::min(kc_max, CRS - pc);
-        const bool last = pc + kc == CRS;
-        const float beta = pc == 0 ? 0.0f : 1.0f;
-        for (int64_t c0 = n0; c0 < n1; c0 += chunk) {
-            const int64_t c1 = std::min(n1, c0 + chunk);
-            if (!single)
-                for (int64_t t = c0; t < c1; ++t)
-                    gather_panel(pl, g, pc, kc, t * NR, int(std::min<int64_t>(NR, pl.cols - t * NR)), lanes.data(),
-                                 b_buf + (t - c0) * NR * kc);
-            for (int64_t ic = m0; ic < m1; ic += mc_step) {
-                const int64_t mc = std::min(mc_step, m1 - ic);
-                pack_weights(wg, CRS, ic, mc, pc, kc, a_buf);
-                for (int64_t t = c0; t < c1; ++t) {
-                    const int64_t j0 = t * NR, img = j0 / PQ, pq = j0 % PQ;
-                    const int n = int(std::min<int64_t>(NR, pl.cols - j0));
-                    const float* panel = single ? b_buf : b_buf + (t - c0) * NR * kc;
-                    if (single) gather_panel(pl, g, pc, kc, j0, n, lanes.data(), b_buf);
-                    const bool one_image = pq + n <= PQ;
-                    int64_t col_off[NR];  // y offset of each column's output channel 0 (straddling panels)
-                    if (!one_image)
-                        for (int q = 0; q < n; ++q) col_off[q] = ((j0 + q) / PQ) * p.K * PQ + (j0 + q) % PQ;
-                    for (int64_t ir = 0; ir < mc; ir += MR) {
-                        const int m = int(std::min<int64_t>(MR, mc - ir));
-                        const int64_t k_out = g * pl.Kg + ic + ir;  // first output channel of the tile
-                        const float* a = a_buf + ir * kc;
-                        if (one_image) {  // the panel's columns are contiguous in y
-                            float* c = y + (img * p.K + k_out) * PQ + pq;
-                            Kern::tile(m, kc, a, panel, NR, c, PQ, n, 1.0f, beta);
-                            if (last && bias)
-                                for (int r = 0; r < m; ++r) {
-                                    const float b = bias[k_out + r];
-                                    for (int q = 0; q < n; ++q) c[r * PQ + q] += b;
-                                }
-                            continue;
-                        }
-                        // The panel crosses an image boundary: through a small buffer.
-                        alignas(64) float buf[MR * NR];
-                        auto at = [&](int r, int q) -> float& { return y[col_off[q] + (k_out + r) * PQ]; };
-                        if (beta != 0.0f)
-                            for (int r = 0; r < m; ++r)
-                                for (int q = 0; q < n; ++q) buf[r * NR + q] = at(r, q);
-                        Kern::tile(m, kc, a, panel, NR, buf, NR, n, 1.0f, beta);
-                        for (int r = 0; r < m; ++r) {
-                            const float b = last && bias ? bias[k_out + r] : 0.0f;
-                            for (int q = 0; q < n; ++q) at(r, q) = buf[r * NR + q] + b;
-                        }
-                    }
+// `planes` planes of (h x w) floats from src into dst planes of (rows x cols), element (i, j) at
+// (i + top, j + left), zero elsewhere (threaded over planes).
+void pad_planes(const float* src, int64_t planes, int64_t h, int64_t w, int64_t top, int64_t left, int64_t rows,
+                int64_t cols, float* dst) {
+    parallel_for(planes, [&](long long b, long long e) {
+        for (long long i = b; i < e; ++i) {
+            const float* in = src + i * h * w;
+            float* out = dst + i * rows * cols;
+            const int64_t lo = std::min(left, cols), hi = std::max(lo, std::min(cols, left + w));
+            for (int64_t r = 0; r < rows; ++r) {
+                float* o = out + r * cols;
+                const int64_t y = r - top;
+                if (y < 0 || y >= h) {
+                    std::memset(o, 0, sizeof(float) * cols);
+                    continue;
                 }
+                std::memset(o, 0, sizeof(float) * lo);
+                if (hi > lo) std::memcpy(o + lo, in + y * w, sizeof(float) * (hi - lo));
+                std::memset(o + hi, 0, sizeof(float) * (cols - hi));
             }
         }
-    }
+    });
 }
+
+// Images [n0, n0 + count) of x into dst in the padded layout.
+void pad_images(const Conv2dParams& p, const Source& s, const float* x, int64_t n0, int64_t count, float* dst) {
+    pad_planes(x + n0 * p.C * p.H * p.W, count * p.C, p.H, p.W, p.pad_h, p.pad_w, s.rows, s.cols, dst);
+}
+
+// Offsets of the taps (c, r, s) of one group in the source layout.
+std::vector<int32_t> tap_offsets(const Conv2dParams& p, const Source& s) {
+    std::vector<int32_t> off(size_t(p.C_per_group() * p.R * p.S));
+    size_t t = 0;
+    for (int64_t c = 0; c < p.C_per_group(); ++c)
+        for (int64_t r = 0; r < p.R; ++r)
+            for (int64_t q = 0; q < p.S; ++q) off[t++] = int32_t(c * s.plane + r * p.dil_h * s.row + q * p.dil_w);
+    return off;
+}
+
+// Offsets of the windows' first taps, output pixel (p, q) -> p*sh*row + q*sw.
+std::vector<int32_t> pixel_offsets(const Conv2dParams& p, const Source& s) {
+    const int64_t P = p.P(), Q = p.Q();
+    std::vector<int32_t> off(size_t(P * Q));
+    for (int64_t i = 0; i < P; ++i)
+        for (int64_t j = 0; j < Q; ++j) off[size_t(i * Q + j)] = int32_t(i * p.stride_h * s.row + j * p.stride_w);
+    return off;
+}
+
+int64_t panels_of(int64_t n) { return (n + NR - 1) / NR; }
 
 }  // namespace
 
-int64_t conv2d_implicit_gemm_avx2_workspace(const Conv2dParams& p) {
-    if (p.stride_w == 1) return 0;
-    const int64_t wp = ceil_div(p.W, p.stride_w);
-    return checked_mul(checked_mul(p.N * p.C, p.H, "input"), p.stride_w * wp, "input") * int64_t(sizeof(float));
+bool conv2d_implicit_gemm_avx2_fits(const Conv2dParams& p) {
+    const Source s = plan_source(p);
+    // int32 offsets: a group's taps from its first plane, and the pixels from the plane start
+    return p.C_per_group() * s.plane < (int64_t(1) << 31) && s.plane < (int64_t(1) << 31);
 }
 
 void conv2d_implicit_gemm_forward_avx2(const Conv2dParams& p, const float* x, const float* w, const float* bias,
                                        float* y) {
-    Source src;
-    src.sw = p.stride_w, src.wp = ceil_div(p.W, p.stride_w), src.row = src.sw * src.wp, src.plane = p.H * src.row;
-    if (p.stride_w == 1) {
-        src.data = x;
-    } else {  // split every input row into its stride_w phases (the calling thread's scratch)
-        const int64_t rows = p.N * p.C * p.H, sw = src.sw, wp = src.wp;
-        float* xp = thread_scratch(2, size_t(rows * src.row));
-        parallel_for(rows, [&](int64_t begin, int64_t end) {
-            for (int64_t i = begin; i < end; ++i) {
-                const float* in = x + i * p.W;
-                float* out = xp + i * src.row;
-                for (int64_t f = 0; f < sw; ++f, out += wp) {
-                    const int64_t n = (p.W - f + sw - 1) / sw;  // columns f + t*sw < W
-                    for (int64_t t = 0; t < n; ++t) out[t] = in[f + t * sw];
-                    for (int64_t t = n; t < wp; ++t) out[t] = 0.0f;
+    const Source src = plan_source(p);
+    const int64_t P = p.P(), Q = p.Q(), PQ = P * Q, G = p.groups, Cg = p.C_per_group(), Kg = p.K_per_group();
+    const int64_t CRS = Cg * p.R * p.S, panels = panels_of(Kg), ldc = panels * NR;
+    const std::vector<int32_t> taps = tap_offsets(p, src), pixels = pixel_offsets(p, src);
+
+    // W^T per group and panel: (CRS x 16), zero past Kg.
+    float* wpack = thread_scratch(0, size_t(G * panels * CRS * NR));
+    parallel_for(G * panels, [&](long long b, long long e) {
+        for (long long i = b; i < e; ++i) {
+            const int64_t g = i / panels, j = i % panels;
+            float* dst = wpack + i * CRS * NR;
+            for (int64_t t = 0; t < CRS; ++t)
+                for (int64_t l = 0; l < NR; ++l) {
+                    const int64_t k = j * NR + l;
+                    dst[t * NR + l] = k < Kg ? w[(g * Kg + k) * CRS + t] : 0.0f;
+                }
+        }
+    });
+    float* xpad = src.copy ? thread_scratch(1, size_t(src.chunk * src.image)) : nullptr;
+
+    // Work items: (image, group, pixel block, panel range). Few items (batch 1, small maps): the
+    // panels are split too, so every thread has work.
+    // Pixel blocks of equal size (196 outputs: 3 x 66, not 96 + 96 + 4), so that items balance.
+    const int64_t mblocks = (PQ + kPixelBlock - 1) / kPixelBlock;
+    const int64_t mb = ((PQ + mblocks - 1) / mblocks + MR - 1) / MR * MR;
+    for (int64_t n0 = 0; n0 < p.N; n0 += src.chunk) {
+        const int64_t count = std::min(src.chunk, p.N - n0);
+        const float* base = x + (src.copy ? 0 : n0 * src.image);
+        if (src.copy) pad_images(p, src, x, n0, count, xpad), base = xpad;
+        const int64_t items0 = count * G * mblocks, want = 4 * int64_t(region_threads());
+        const int64_t kparts = std::min(panels, std::max<int64_t>(1, (want + items0 - 1) / items0));
+        parallel_for(items0 * kparts, [&](long long b, long long e) {
+            float* cbuf = thread_scratch(2, size_t(mb * ldc));
+            for (long long item = b; item < e; ++item) {
+                const int64_t kp = item % kparts, rest = item / kparts;
+                const int64_t blk = rest % mblocks, g = (rest / mblocks) % G, n = rest / mblocks / G;
+                const int64_t j0 = panels * kp / kparts, j1 = panels * (kp + 1) / kparts;
+                const int64_t m0 = blk * mb, mcount = std::min(mb, PQ - m0);
+                if (mcount <= 0) continue;
+                const float* img = base + n * src.image + g * Cg * src.plane;
+                for (int64_t kb = 0; kb < CRS; kb += KC) {
+                    const int64_t kc = std::min(KC, CRS - kb);
+                    for (int64_t j = j0; j < j1; ++j) {
+                        const float* bp = wpack + ((g * panels + j) * CRS + kb) * NR;
+                        for (int64_t mt = 0; mt < mcount; mt += MR) {
+                            const float* a[MR];
+                            for (int i = 0; i < MR; ++i) a[i] = img + pixels[size_t(m0 + std::min<int64_t>(mt + i, mcount - 1))];
+                            tile(a, taps.data() + kb, bp, kc, cbuf + mt * ldc + j * NR, ldc, kb > 0);
+                        }
+                    }
+                }
+                // (pixels x channels) -> y's channel rows, in 8 x 8 blocks; then the bias
+                const int64_t k1 = std::min(Kg, j1 * NR);
+                float* yg = y + ((n0 + n) * p.K + g * Kg) * PQ + m0;
+                for (int64_t k = j0 * NR; k < k1; k += 8)
+                    for (int64_t m = 0; m < mcount; m += 8)
+                        transpose_block(cbuf + m * ldc + k, ldc, yg + k * PQ + m, PQ, std::min<int64_t>(8, k1 - k),
+                                        std::min<int64_t>(8, mcount - m));
+                if (bias)
+                    for (int64_t k = j0 * NR; k < k1; ++k) {
+                        float* yk = yg + k * PQ;
+                        const float bk = bias[g * Kg + k];
+                        for (int64_t m = 0; m < mcount; ++m) yk[m] += bk;
+                    }
+            }
+        });
+    }
+}
+
+void conv2d_implicit_gemm_backward_weight_avx2(const Conv2dParams& p, const float* x, const float* dy, float* dw) {
+    const Source src = plan_source(p);
+    const int64_t P = p.P(), Q = p.Q(), PQ = P * Q, G = p.groups, Cg = p.C_per_group(), Kg = p.K_per_group();
+    const int64_t CRS = Cg * p.R * p.S, panels = panels_of(Kg), ldc = panels * NR;
+    const int64_t tiles = (CRS + MR - 1) / MR, rows = tiles * MR;
+    const std::vector<int32_t> taps = tap_offsets(p, src), pixels = pixel_offsets(p, src);
+
+    // dW^T per group: (rows x ldc), rows split between threads by tiles.
+    float* acc = thread_scratch(0, size_t(G * rows * ldc));
+    float* xpad = src.copy ? thread_scratch(1, size_t(src.chunk * src.image)) : nullptr;
+    const int64_t jc = std::min(KC, PQ);  // pixels per packed dY^T chunk
+    for (int64_t n0 = 0; n0 < p.N; n0 += src.chunk) {
+        const int64_t count = std::min(src.chunk, p.N - n0);
+        const float* base = x + (src.copy ? 0 : n0 * src.image);
+        if (src.copy) pad_images(p, src, x, n0, count, xpad), base = xpad;
+        // Items: (group, tile); each thread takes a contiguous range and reduces over all images.
+        parallel_for(G * tiles, [&](long long b, long long e) {
+            float* dyT = thread_scratch(2, size_t(panels * jc * NR));
+            // One image's sums, added to acc per image: float32 chains of ~PQ/128 + N additions
+            // instead of N*PQ/128 (ResNet's stem at batch 16 reached 1.75e-5 relative error).
+            float* part = thread_scratch(3, size_t((e - b) * MR * ldc));
+            for (int64_t n = 0; n < count; ++n) {
+                for (int64_t g = b / tiles; g <= (e - 1) / tiles; ++g) {
+                    const int64_t t0 = std::max<int64_t>(b - g * tiles, 0), t1 = std::min<int64_t>(e - g * tiles, tiles);
+                    const float* img = base + n * src.image + g * Cg * src.plane;
+                    const float* dyg = dy + ((n0 + n) * p.K + g * Kg) * PQ;
+                    for (int64_t c0 = 0; c0 < PQ; c0 += jc) {
+                        const int64_t cc = std::min(jc, PQ - c0);
+                        for (int64_t j = 0; j < panels; ++j) {
+                            float* dst = dyT + j * jc * NR;
+                            const int64_t kv = std::min<int64_t>(NR, Kg - j * NR);  // valid channels
+                            if (kv < NR)
+                                for (int64_t i = 0; i < cc; ++i) std::memset(dst + i * NR + kv, 0, sizeof(float) * (NR - kv));
+                            for (int64_t l = 0; l < kv; l += 8)
+                                for (int64_t i = 0; i < cc; i += 8)
+                                    transpose_block(dyg + (j * NR + l) * PQ + c0 + i, PQ, dst + i * NR + l, NR,
+                                                    std::min<int64_t>(8, cc - i), std::min<int64_t>(8, kv - l));
+                        }
+                        for (int64_t j = 0; j < panels; ++j)
+                            for (int64_t tt = t0; tt < t1; ++tt) {
+                                const float* a[MR];
+                                for (int i = 0; i < MR; ++i)
+                                    a[i] = img + taps[size_t(std::min<int64_t>(tt * MR + i, CRS - 1))];
+                                tile(a, pixels.data() + c0, dyT + j * jc * NR, cc,
+                                     part + (g * tiles + tt - b) * MR * ldc + j * NR, ldc, c0 > 0);
+                            }
+                    }
+                    const float* from = part + (g * tiles + t0 - b) * MR * ldc;
+                    float* to = acc + (g * rows + t0 * MR) * ldc;
+                    const int64_t len = (t1 - t0) * MR * ldc;  // a multiple of 16
+                    if (n0 + n == 0)
+                        std::memcpy(to, from, sizeof(float) * len);
+                    else
+                        for (int64_t i = 0; i < len; i += 8)
+                            _mm256_storeu_ps(to + i, _mm256_add_ps(_mm256_loadu_ps(to + i), _mm256_loadu_ps(from + i)));
                 }
             }
         });
-        src.data = xp;
     }
-    src.end = src.data + p.N * p.C * src.plane;
-    const Plan pl(p, src);
-    const int64_t k_blocks = ceil_div(pl.CRS, Kern::KC);
-    const int64_t kc_max = ceil_div(pl.CRS, k_blocks);
-    const int64_t m_panels = ceil_div(pl.Kg, MR), n_panels = ceil_div(pl.cols, NR);
-    GemmParams shape;
-    shape.M = pl.Kg, shape.N = pl.cols, shape.K = pl.CRS;
-    int tm, tn;
-    thread_grid(m_panels, n_panels, gemm_threads(shape), tm, tn);
-    for (int64_t g = 0; g < p.groups; ++g) {
-        parallel_for(tm * tn, [&](long long begin, long long end) {
-            for (long long t = begin; t < end; ++t) {
-                const int64_t bm = t / tn, bn = t % tn;
-                const int64_t m0 = std::min(pl.Kg, m_panels * bm / tm * MR);
-                const int64_t m1 = std::min(pl.Kg, m_panels * (bm + 1) / tm * MR);
-                const int64_t n0 = n_panels * bn / tn, n1 = n_panels * (bn + 1) / tn;
-                if (m0 < m1 && n0 < n1) run_block(pl, w, bias, y, g, m0, m1, n0, n1, kc_max);
-            }
-        });
-    }
+    parallel_for(p.K, [&](long long b, long long e) {
+        for (long long k = b; k < e; ++k) {
+            const int64_t g = k / Kg, kk = k % Kg;
+            const float* a = acc + g * rows * ldc + kk;
+            float* out = dw + k * CRS;
+            for (int64_t t = 0; t < CRS; ++t) out[t] = a[t * ldc];
+        }
+    });
 }
 
 }  // namespace fastconv

@@ -155,8 +155,9 @@ ALGORITHMS: dict[str, Algorithm] = {
                         doc="register-tiled six-deep loop; best for few channels (LeNet)"),
     "im2col": Algorithm("im2col", _any, devices=("cpu", "cuda"),
                         doc="unfold + GEMM (no unfold for 1x1 stride 1); best for many channels"),
-    "implicit_gemm": Algorithm("implicit_gemm", _any, ("forward",),
-                               doc="im2col's GEMM with the unfold gathered into the packed panels (no column buffer)"),
+    "implicit_gemm": Algorithm("implicit_gemm", _any, ("forward", "weight"),
+                               doc="GEMM tiles of 16 output channels x 6 pixels (forward) or taps (weight) read "
+                                   "in place from the padded input: no unfold, strides cost nothing"),
     "fft": Algorithm("fft", _fft_check, bound=1e-4, tile_transform=True,
                      doc="tiled real 2-D FFT + per-frequency complex GEMM; best for large kernels"),
     "winograd": Algorithm(
@@ -315,6 +316,17 @@ def select_algorithm(params, pass_: str, device: str = "cpu") -> str:
         # rounds), but on 2 threads (wall clock, quiet machine, 5 rounds) 0.85-1.02x at batch 8 and
         # 1.00-1.16x at batch 1, geometric mean 1.00 (benchmarks/results/2026-12-04_epyc2c_implicit_gemm.md).
         # The autotuner races it. 1x1 stride-2 projections: implicit 1.15-1.28x im2col.
+        # implicit_gemm v2 (output channels as vectors, pixels broadcast in place;
+        # benchmarks/results/2026-12-04_epyc2c_implicit_gemm_v2.md, 2 threads, batch 1 and 8-16):
+        # strided layers with up to 64 input channels per group: alexnet_c1 1.33-1.39x torch
+        # against direct's 1.61-1.64x, DeepSpeech2's 5x20 1.08x / 0.35x (batch 1 / 16) against
+        # 1.29x / 0.38x, ResNet 3x3 stride 2 64->128 1.16x / 1.27x against im2col's 1.35x / 1.36x,
+        # 1x1 stride 2 64->128 0.59x / 0.88x against 0.85x / 0.96x; ResNet's stem 1.72x vs direct's
+        # 1.66x at batch 1 (a tie within the noise), 0.49x vs 0.62x at batch 16. With 128+ channels
+        # (stride2, 256->512) im2col stays ahead. lenet_c2 (stride 1) went both ways between runs
+        # (0.74-1.92 ms against direct's 0.71-1.97): direct stays.
+        if strided and cg <= 64 and kg >= 16 and p.dil_h == p.dil_w == 1:
+            return "implicit_gemm"
         if strided and cg >= 64:
             return "im2col"
         # lenet_c1, lenet_c2, alexnet_c1 ([1t] 0.42, 0.95, 0.89 against im2col's 0.85, 6.89, 1.33;
@@ -356,6 +368,18 @@ def select_algorithm(params, pass_: str, device: str = "cpu") -> str:
             return "im2col" if cg >= 256 else "direct"
         if min(p.H, p.W) >= 8 and cg <= 128 and kg <= 128 and _fft_check(p) is None:
             return "fft"
+    # implicit_gemm v2 (2026-12-04_epyc2c_implicit_gemm_v2.md, 2 threads): weight gradients of
+    # strided or few-channel layers whose per-image reduction (P*Q) is long. alexnet_c1 1.16x /
+    # 1.23x torch (batch 1 / 8) against direct's 3.7x / 2.0x; ResNet's stem 1.12x / 0.61x against
+    # 3.2x / 0.90x; DeepSpeech2 0.23x / 0.32x against 1.03x / 0.67x; lenet_c2 0.49x against
+    # direct's 0.59-0.64x; 3x3 and 1x1 stride 2 64->128 on 56x56: 1.02x / 1.07x and 0.61x / 0.69x
+    # against im2col's 1.12x / 1.20x and 0.60x / 1.03x. Short reductions with many taps and
+    # outputs stay with im2col (256->512 on 14x14, 49 pixels: implicit 2.0x torch at batch 1,
+    # im2col 0.56x; stride2, 128->256 on 28x28: 0.98x against 0.86x at batch 1).
+    if p.dil_h == p.dil_w == 1 and kg >= 16 and (
+            (strided and (cg < 32 or (cg <= 64 and p.P * p.Q >= 784)))
+            or (not strided and cg < 8 and p.R * p.S >= 25)):
+        return "implicit_gemm"
     # weight gradient: with 32+ input channels per group the GEMM wins (vgg_3x3 [1t] im2col 1.33 vs
     # direct 2.16, resnet_3x3 1.50 vs 2.25, stride2 1.39 vs 1.93): direct's 8-wide partial sums no
     # longer fit in L1. Few channels (lenet_c1 [1t] direct 0.40 vs 6.06, lenet_c2 0.27 vs 1.30,
