@@ -73,3 +73,28 @@ def test_cuda_saxpy_on_device():
     y = np.ones(1000, dtype=np.float32)
     fastconv.cuda._cuda.saxpy(2.0, x, y)
     np.testing.assert_array_equal(y, 2 * np.arange(1000, dtype=np.float32) + 1)
+
+
+@pytest.mark.parametrize("env,policy,spin", [
+    ({}, "default", 300_000),
+    ({"OMP_WAIT_POLICY": "passive"}, "passive", 0),
+    ({"OMP_WAIT_POLICY": "ACTIVE"}, "active", 30_000_000_000),
+    ({"GOMP_SPINCOUNT": "10M"}, "default", 10_000_000),
+    ({"OMP_WAIT_POLICY": "passive", "GOMP_SPINCOUNT": "2500"}, "passive", 2500),
+    ({"GOMP_SPINCOUNT": "infinite"}, "default", float("inf")),
+    ({"GOMP_SPINCOUNT": "lots"}, "default", 300_000),  # libgomp ignores a malformed count
+])
+def test_openmp_wait_policy_reads_the_environment_as_libgomp(env, policy, spin):
+    from fastconv.runtime import openmp_wait_policy
+
+    got = openmp_wait_policy(env)
+    assert (got["policy"], got["spin_count"]) == (policy, spin)
+    assert got["OMP_WAIT_POLICY"] == env.get("OMP_WAIT_POLICY")
+
+
+def test_info_reports_the_wait_policy_the_process_started_with():
+    code = "import fastconv; w = fastconv.info()['openmp_wait']; print(w['policy'], w['spin_count'])"
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "OMP_WAIT_POLICY": "passive"},
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["passive", "0"]

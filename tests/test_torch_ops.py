@@ -301,3 +301,44 @@ def test_torch_export_patched_model():
                    "fastconv.avg_pool2d.default"]
     with torch.no_grad():
         assert torch.equal(ep.module()(x), model(x))
+
+
+def test_layers_call_the_implementations_directly_only_when_nothing_needs_the_op(monkeypatch):
+    """Under no_grad the drop-in layers skip the dispatcher (fastconv.torch.ops.call), with the same
+    outputs as the ops give; with a gradient to record, or a dispatch mode watching, they call the ops."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    direct = []
+    for op, impl in list(ft.ops._DIRECT.items()):
+        monkeypatch.setitem(ft.ops._DIRECT, op, lambda *a, impl=impl, op=op: direct.append(op) or impl(*a))
+    torch.manual_seed(0)
+    model = LeNet()
+    ft.patch(model)
+    x = torch.randn(2, 1, 28, 28)
+    with_grad = model(x)
+    assert direct == []
+    with torch.no_grad():
+        y = model(x)
+    assert direct == [ft.ops.conv2d, ft.ops.conv2d, ft.ops.avg_pool2d]  # max pooling: max_pool2d_values
+    assert torch.equal(y, with_grad)
+
+    class Recorder(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            seen.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    seen, direct[:] = [], []
+    with torch.no_grad(), Recorder():
+        assert torch.equal(model(x), y)
+    assert direct == [] and "fastconv.conv2d.default" in seen and "fastconv.max_pool2d.default" in seen
+
+
+def test_max_pool2d_values_is_the_ops_first_output():
+    x = torch.randn(2, 3, 11, 9)
+    args = ([3, 2], [2, 2], [1, 1], [1, 2], True)
+    with torch.no_grad():
+        assert torch.equal(ft.ops.max_pool2d_values(x, *args), ft.ops.max_pool2d(x, *args)[0])
+    xg = x.clone().requires_grad_()
+    out = ft.ops.max_pool2d_values(xg, *args)
+    out.sum().backward()  # through the op: it has a gradient, one 1 per output
+    assert float(xg.grad.sum()) == out.numel()

@@ -7,6 +7,7 @@ importing `fastconv` itself (no module below the root does)."""
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 
@@ -48,6 +49,45 @@ def set_workspace_limit(nbytes: int) -> None:
     _core.set_workspace_limit(require_int(nbytes, "nbytes", minimum=1 << 20))
 
 
+# libgomp's spin counts without GOMP_SPINCOUNT (its env.c, which estimates ~100,000 spins per ms:
+# ~3 ms by default, ~5 minutes with OMP_WAIT_POLICY=active, none with passive).
+_GOMP_DEFAULT_SPIN, _GOMP_ACTIVE_SPIN = 300_000, 30_000_000_000
+_SPIN_SUFFIXES = {"k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+
+
+def _parse_spincount(text: str) -> float | None:
+    """GOMP_SPINCOUNT as libgomp reads it (a count with an optional k/M/G/T suffix, or "infinite" /
+    "infinity"); None when it would ignore the value."""
+    text = text.strip().lower()
+    if text in ("infinite", "infinity"):
+        return math.inf
+    scale = _SPIN_SUFFIXES.get(text[-1:], 1)
+    digits = text[:-1] if scale > 1 else text
+    return int(digits) * scale if digits.isdigit() else None
+
+
+def openmp_wait_policy(environ=None) -> dict:
+    """How the OpenMP worker threads wait between parallel regions in this process: the
+    ``OMP_WAIT_POLICY`` and ``GOMP_SPINCOUNT`` environment settings and ``spin_count``, the spins a
+    worker makes (GCC's libgomp, which fastconv and torch's wheels use) before it sleeps (``math.inf``:
+    never; libgomp's own rule of thumb is ~100,000 spins per millisecond). The runtime reads both variables once, when it loads (the first import of
+    fastconv or torch), so set them before that, in the shell or at the very top of the program.
+
+    Measured on the 2-core VM (benchmarks/results/2026-12-04_epyc2c_real_models.md): after each call
+    the default spins ~5 ms, so a model's layers keep the threads awake, but a lone batch-1 call after
+    a longer idle pays the threads' wake-up; ``OMP_WAIT_POLICY=active`` removes that at the price of
+    every worker burning its core at 100% while the program idles; see README "Batch-1 latency".
+    ``environ`` (default: ``os.environ``) is for tests."""
+    env = os.environ if environ is None else environ
+    policy = env.get("OMP_WAIT_POLICY", "").strip().lower()
+    policy = policy if policy in ("active", "passive") else "default"
+    spin = _parse_spincount(env["GOMP_SPINCOUNT"]) if "GOMP_SPINCOUNT" in env else None
+    if spin is None:
+        spin = {"active": _GOMP_ACTIVE_SPIN, "passive": 0}.get(policy, _GOMP_DEFAULT_SPIN)
+    return {"OMP_WAIT_POLICY": env.get("OMP_WAIT_POLICY"), "GOMP_SPINCOUNT": env.get("GOMP_SPINCOUNT"),
+            "policy": policy, "spin_count": spin}
+
+
 def info() -> dict:
     """Build and run-time facts: version, compiler, threads, CPU path, CUDA build and devices, and
     ``ops``: each declared op (``_dispatch.OPS``) with the devices that run all its passes."""
@@ -58,6 +98,7 @@ def info() -> dict:
         "compiler": build["compiler"],
         "openmp": build["openmp"],
         "num_threads": get_num_threads(),
+        "openmp_wait": _WAIT_AT_IMPORT,
         "cpu_path": build["cpu_path"],
         "cpu_model": cpu_model(),
         "python": platform.python_version(),
@@ -79,5 +120,7 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-__all__ = ["__version__", "tune_malloc", "get_num_threads", "set_num_threads", "get_workspace_limit",
+_WAIT_AT_IMPORT = openmp_wait_policy()  # what the runtime read when it loaded, just before this import
+
+__all__ = ["__version__", "tune_malloc", "openmp_wait_policy", "get_num_threads", "set_num_threads", "get_workspace_limit",
            "set_workspace_limit", "info", "cpu_model"]

@@ -102,8 +102,8 @@ class Conv2d(_Conv, nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         widths, padding = _conv_padding(self)
         args = (_per_dim(self.stride, 2), padding, _per_dim(self.dilation, 2), self.groups, self.algo)
-        return _batched(x, lambda x4: ops.conv2d(_pad_first(x4, widths, self.padding_mode), self.weight, self.bias,
-                                                 *args))
+        return _batched(x, lambda x4: ops.call(ops.conv2d, _pad_first(x4, widths, self.padding_mode),
+                                                          self.weight, self.bias, *args))
 
 
 class Conv1d(_Conv, nn.Conv1d):
@@ -117,8 +117,8 @@ class Conv1d(_Conv, nn.Conv1d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         widths, padding = _conv_padding(self)
         x3 = x.unsqueeze(0) if x.dim() == 2 else x
-        y = ops.conv1d(_pad_first(x3, widths, self.padding_mode), self.weight, self.bias, list(self.stride), padding,
-                       list(self.dilation), self.groups, self.algo)
+        y = ops.call(ops.conv1d, _pad_first(x3, widths, self.padding_mode), self.weight, self.bias, list(self.stride),
+                     padding, list(self.dilation), self.groups, self.algo)
         return y.squeeze(0) if x.dim() == 2 else y
 
 
@@ -135,8 +135,8 @@ class ConvTranspose2d(_Conv, nn.ConvTranspose2d):
         stride, padding, dilation = (_per_dim(v, 2) for v in (self.stride, self.padding, self.dilation))
         output_padding = _per_dim(self._output_padding(x, output_size, stride, padding, list(self.kernel_size), 2,
                                                        dilation), 2)
-        return _batched(x, lambda x4: ops.conv_transpose2d(x4, self.weight, self.bias, stride, padding, output_padding,
-                                                           self.groups, dilation, self.algo))
+        return _batched(x, lambda x4: ops.call(ops.conv_transpose2d, x4, self.weight, self.bias, stride, padding,
+                                               output_padding, self.groups, dilation, self.algo))
 
 
 class MaxPool2d(nn.MaxPool2d):
@@ -145,8 +145,9 @@ class MaxPool2d(nn.MaxPool2d):
     def forward(self, x: torch.Tensor):
         kernel, stride, padding = _pool_args(self)
         dilation = list(pair(self.dilation, "dilation"))
-        out, idx = _batched(x, lambda x4: ops.max_pool2d(x4, kernel, stride, padding, dilation, self.ceil_mode))
-        return (out, idx) if self.return_indices else out
+        if self.return_indices:
+            return _batched(x, lambda x4: ops.max_pool2d(x4, kernel, stride, padding, dilation, self.ceil_mode))
+        return _batched(x, lambda x4: ops.max_pool2d_values(x4, kernel, stride, padding, dilation, self.ceil_mode))
 
 
 class AvgPool2d(nn.AvgPool2d):
@@ -154,8 +155,8 @@ class AvgPool2d(nn.AvgPool2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         kernel, stride, padding = _pool_args(self)
-        return _batched(x, lambda x4: ops.avg_pool2d(x4, kernel, stride, padding, self.ceil_mode,
-                                                     self.count_include_pad, self.divisor_override))
+        return _batched(x, lambda x4: ops.call(ops.avg_pool2d, x4, kernel, stride, padding, self.ceil_mode,
+                                               self.count_include_pad, self.divisor_override))
 
 
 class AdaptiveAvgPool2d(nn.AdaptiveAvgPool2d):
@@ -173,7 +174,7 @@ class AdaptiveAvgPool2d(nn.AdaptiveAvgPool2d):
             raise ValueError(f"output_size: expected an int or a pair, got {self.output_size!r}")
         # None keeps the input's size on that axis, as in torch.
         out = [x.shape[i - 2] if v is None else v for i, v in enumerate(size)]
-        return _batched(x, lambda x4: ops.adaptive_avg_pool2d(x4, out))
+        return _batched(x, lambda x4: ops.call(ops.adaptive_avg_pool2d, x4, out))
 
 
 @dataclass
