@@ -44,7 +44,7 @@ def layer_params(layer: dict, batch: int):
 
 
 def samples(rows: list[dict], layers: dict) -> dict:
-    """algorithm -> list of (features, seconds, layer name) over the rows of fitted layers."""
+    """algorithm -> list of (features, seconds, layer name, FLOPs) over the rows of fitted layers."""
     out: dict = {}
     for row in rows:
         layer = layers.get(row["name"])
@@ -53,14 +53,14 @@ def samples(rows: list[dict], layers: dict) -> dict:
         p = layer_params(layer, row["batch"])
         for name, ms in row["ms"].items():
             if name in _conv_cost.FEATURES:
-                out.setdefault(name, []).append((_conv_cost.FEATURES[name](p, THREADS), ms / 1e3, row["name"]))
+                out.setdefault(name, []).append((_conv_cost.FEATURES[name](p, THREADS), ms / 1e3, row["name"], p.flops))
     return out
 
 
 def fit(points) -> tuple[list[float], float]:
     """NNLS constants on relative error, and the geometric-mean |log(model / measured)| factor."""
-    a = np.array([f for f, _, _ in points], dtype=np.float64)
-    t = np.array([s for _, s, _ in points], dtype=np.float64)
+    a = np.array([f for f, *_ in points], dtype=np.float64)
+    t = np.array([s for _, s, *_ in points], dtype=np.float64)
     scale = a.max(axis=0)
     scale[scale == 0] = 1.0
     coef, _ = nnls(a / t[:, None] / scale, np.ones_like(t))
@@ -94,7 +94,8 @@ def evaluate(rows: list[dict], layers: dict, rates: dict, held_out: bool) -> lis
             + (", ".join(f"{n} {r:.2f} ({pick} vs {best})" for r, n, pick, best in off) or "none")]
 
 
-def write_rates(rates: dict, errors: dict, sources: list[str], layer_files: list[str], path: str = RATES_PY) -> None:
+def write_rates(rates: dict, errors: dict, sources: list[str], layer_files: list[str], min_flops: dict,
+                path: str = RATES_PY) -> None:
     lines = [
         '"""Constants of the forward cost model (_conv_cost.FEATURES order per algorithm: seconds per',
         "feature unit), fitted by benchmarks/calibrate_cost.py to block-alternated timings at",
@@ -102,6 +103,9 @@ def write_rates(rates: dict, errors: dict, sources: list[str], layer_files: list
         f"Fitted {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC from: {', '.join(sources)}.",
         "Fit quality (geometric mean of |model / measured| per algorithm): "
         + ", ".join(f"{n} {e:.2f}x" for n, e in errors.items()) + '."""',
+        "",
+        "#: FLOPs of the smallest problem each kernel's constants were fitted on (its calibrated range).",
+        "MIN_FLOPS = {" + ", ".join(f"{n!r}: {v:.4g}" for n, v in min_flops.items()) + "}",
         "",
         "RATES = {",
     ]
@@ -144,7 +148,9 @@ def main(argv=None) -> int:
     if not rows:
         raise SystemExit("nothing to fit: give --from or --measure")
     rates, errors = {}, {}
-    for name, points in samples(rows, layers).items():
+    fitted = samples(rows, layers)
+    min_flops = {name: min(flops for *_, flops in points) for name, points in fitted.items()}
+    for name, points in fitted.items():
         rates[name], errors[name] = fit(points)
         print(f"{name:14s} {len(points):3d} layers  model/measured within {errors[name]:.2f}x (geomean)  "
               f"constants {', '.join(f'{c:.3g}' for c in rates[name])}")
@@ -153,7 +159,7 @@ def main(argv=None) -> int:
             print(line)
     if args.write:
         write_rates(rates, errors, sources,
-                    [os.path.relpath(f, os.path.join(HERE, os.pardir)) for f in args.layers_files.split(",")])
+                    [os.path.relpath(f, os.path.join(HERE, os.pardir)) for f in args.layers_files.split(",")], min_flops)
         print("wrote", os.path.relpath(RATES_PY))
     return 0
 

@@ -37,10 +37,16 @@ def test_estimates_grow_with_the_work():
 
 
 def test_unknown_or_uncalibrated_kernels_have_no_estimate():
-    p = params((1, 8, 8, 8), (8, 8, 3, 3), padding=1)
+    p = params((1, 64, 28, 28), (64, 64, 3, 3), padding=1)
     assert cost.estimated_seconds("no_such_kernel", p) is None
     assert cost.cheapest(p, ["no_such_kernel"]) is None
     assert cost.cheapest(p, ["no_such_kernel", "direct"]) == "direct"
+
+
+def test_kernels_are_modelled_only_within_their_calibrated_range():
+    tiny = params((1, 1, 5, 5), (1, 1, 4, 4), padding=2)
+    assert cost.cheapest(tiny, list(cost.FEATURES)) is None
+    assert registry.select_algorithm(tiny, "forward") == "direct"  # the rules decide: exact sums
 
 
 def test_fft_features_follow_the_kernels_tiling(monkeypatch):

@@ -260,8 +260,9 @@ _modelled_picks: dict[tuple, str | None] = {}
 
 
 def _modelled_forward(p) -> str | None:
-    """The forward kernel the cost model finds cheapest among those that can run ``p`` (cached per
-    problem and thread count: the model reads the FFT's tiling, a few microseconds per kernel)."""
+    """The forward kernel the cost model finds cheapest among those that can run ``p`` and were
+    calibrated on problems this large (None: below every kernel's calibrated range; the rules
+    below decide). Cached per problem and thread count: the model reads the FFT's tiling."""
     key = (p.N, p.C, p.H, p.W, p.K, p.R, p.S, p.stride_h, p.stride_w, p.pad_h, p.pad_w, p.dil_h, p.dil_w,
            p.groups, _core.get_num_threads())
     if key not in _modelled_picks:

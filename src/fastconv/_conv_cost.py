@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 
 from . import _core
-from ._conv_cost_rates import RATES
+from ._conv_cost_rates import MIN_FLOPS, RATES
 
 #: AVX2 vector width in floats, and the SGEMM micro-tile (csrc/gemm/sgemm_avx2_kernel.h: MR x NR).
 _LANES, _GEMM_MR, _GEMM_NR = 8, 6, 16
@@ -137,8 +137,12 @@ def estimated_seconds(name: str, params, threads: int | None = None) -> float | 
 
 
 def cheapest(params, names) -> str | None:
-    """The modelled fastest of the kernels ``names`` (None when none has a model)."""
+    """The modelled fastest of the kernels ``names`` that were calibrated on problems at least this
+    large (None when none was). Below a kernel's smallest calibration problem its fitted per-call
+    terms would be extrapolated: a 4x4 filter on a 5x5 image went to the FFT, 1e-7 off where direct
+    is exact, and LeNet's 5x5 layers at small batches to transforms calibrated from ~10 MFLOP up."""
     threads = _core.get_num_threads()
+    names = [n for n in names if params.flops >= MIN_FLOPS.get(n, float("inf"))]
     costs = {n: estimated_seconds(n, params, threads) for n in names}
     costs = {n: c for n, c in costs.items() if c is not None}
     return min(costs, key=costs.get) if costs else None
