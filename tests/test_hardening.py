@@ -12,7 +12,7 @@ import pytest
 
 import fastconv
 from fastconv import grad
-from reference import conv2d_ref, relative_error
+from reference import conv2d_input_grad_ref, conv2d_ref, relative_error
 
 RNG = np.random.default_rng(7)
 X = RNG.standard_normal((2, 4, 11, 9)).astype(np.float32)
@@ -125,6 +125,27 @@ def test_auto_never_invents_nonfinite_values():
         ours = fastconv.conv2d(x, w, padding=1, algo=algo)
         ref = conv2d_ref(x, w, padding=(1, 1))
         np.testing.assert_array_equal(np.isnan(ours), np.isnan(ref), err_msg=algo)
+
+
+@pytest.mark.parametrize("operand", ["x", "weight"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_tile_transforms_rerun_on_nonfinite_output(operand, bad):
+    """A NaN or Inf in the input or in the weights: FFT and Winograd (which would spread it over a
+    tile) give the definition's NaN/Inf mask in both passes they run, through the rerun that a
+    non-finite output triggers."""
+    x = RNG.standard_normal((1, 8, 12, 12)).astype(np.float32)
+    w = RNG.standard_normal((8, 8, 3, 3)).astype(np.float32)
+    (x if operand == "x" else w)[0, 2, 1, 1] = bad
+    ref = conv2d_ref(x, w, padding=(1, 1))
+    dy = RNG.standard_normal(ref.shape).astype(np.float32)
+    ref_dx = conv2d_input_grad_ref(x.shape, w, dy, padding=(1, 1))
+    for algo in ("fft", "winograd_f2", "winograd_f4"):
+        ours = fastconv.conv2d(x, w, padding=1, algo=algo)
+        np.testing.assert_array_equal(np.isnan(ours), np.isnan(ref), err_msg=algo)
+        np.testing.assert_array_equal(np.isinf(ours), np.isinf(ref), err_msg=algo)
+        if operand == "weight":
+            dx = fastconv.grad.conv2d_input(x.shape, w, dy, padding=1, algo=algo)
+            np.testing.assert_array_equal(np.isnan(dx), np.isnan(ref_dx), err_msg=algo)
 
 
 @pytest.mark.parametrize("kind", ["max", "avg"])

@@ -5,7 +5,7 @@ an algorithm for ``algo="auto"`` (``select_algorithm``), whose rules ``selection
 Tests (``tests/toolkit.py``), the benchmark's correctness check (``fastconv.bench.measure``),
 ``fastconv.conv_algorithms`` and the CUDA backend all read this table; nothing else lists algorithm
 names or tolerances. DEVELOPING.md shows how to add an algorithm. This module imports only ``_core``,
-the bounds and the device names (``_dispatch.DEVICES``).
+the bounds, the device names (``_dispatch.DEVICES``) and the forward cost model (``_conv_cost``).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from . import _core
+from ._conv_cost import cheapest
 from ._error_bounds import SUM_BOUND  # the bound of the algorithms without a transform
 from ._dispatch import DEVICES  # the devices a backend can run convolutions on
 
@@ -197,23 +198,36 @@ def error_bound(name: str) -> float:
     return ALGORITHMS[name].bound
 
 
+_compiled_kernels: dict | None = None
+
+
+def _compiled() -> dict:
+    """The build's compiled kernel table (fixed for the process: read once)."""
+    global _compiled_kernels
+    if _compiled_kernels is None:
+        _compiled_kernels = _core.conv2d_kernels()
+    return _compiled_kernels
+
+
+def _why_not(name: str, params, pass_: str, device: str) -> str | None:
+    """None if algorithm ``name`` can run this pass of this problem on ``device``, else why not."""
+    algo = ALGORITHMS[name]
+    compiled = _compiled() if device == "cpu" else {}
+    kernels = algo.kernels or (name,)
+    if device not in algo.devices:
+        return f"has no {device} kernel"
+    if device == "cpu" and algo.run is None and any(k not in compiled for k in kernels):
+        return "not compiled into this build"
+    if pass_ not in algo.passes or (device == "cpu" and algo.run is None
+                                    and not all(compiled[k][PASSES.index(pass_)] for k in kernels)):
+        return f"has no {pass_} pass"
+    return algo.check(params)
+
+
 def available(params, pass_: str, device: str = "cpu") -> dict[str, str | None]:
     """Every registered algorithm -> None if it can run this pass of this problem on ``device``,
     else why not."""
-    compiled = _core.conv2d_kernels() if device == "cpu" else {}
-    out = {}
-    for name, algo in ALGORITHMS.items():
-        kernels = algo.kernels or (name,)
-        if device not in algo.devices:
-            out[name] = f"has no {device} kernel"
-        elif device == "cpu" and algo.run is None and any(k not in compiled for k in kernels):
-            out[name] = "not compiled into this build"
-        elif pass_ not in algo.passes or (device == "cpu" and algo.run is None
-                                          and not all(compiled[k][PASSES.index(pass_)] for k in kernels)):
-            out[name] = f"has no {pass_} pass"
-        else:
-            out[name] = algo.check(params)
-    return out
+    return {name: _why_not(name, params, pass_, device) for name in ALGORITHMS}
 
 
 def tunable(params, pass_: str) -> list[str]:
@@ -232,7 +246,7 @@ def kernel_for(params, algo, pass_: str, device: str = "cpu") -> str:
         return ALGORITHMS[select_algorithm(params, pass_, device)].kernel(params)
     if algo not in ALGORITHMS:
         raise ValueError(f"algo: unknown algorithm {algo!r}; expected 'auto' or one of {sorted(ALGORITHMS)}")
-    why = available(params, pass_, device)[algo]
+    why = _why_not(algo, params, pass_, device)  # only the requested one: an explicit call pays ~1 us, not ~10
     if why is not None:
         on = "" if device == "cpu" else f" on {device}"
         raise ValueError(f"algo: {algo!r} cannot run this convolution ({pass_} pass{on}): {why}")
@@ -241,6 +255,22 @@ def kernel_for(params, algo, pass_: str, device: str = "cpu") -> str:
 
 def _pointwise(p) -> bool:
     return (p.R, p.S, p.stride_h, p.stride_w, p.pad_h, p.pad_w) == (1, 1, 1, 1, 0, 0)
+
+
+_modelled_picks: dict[tuple, str | None] = {}
+
+
+def _modelled_forward(p) -> str | None:
+    """The forward kernel the cost model finds cheapest among those that can run ``p`` and were
+    calibrated on problems this large (None: below every kernel's calibrated range; the rules
+    below decide). Cached per problem and thread count: the model reads the FFT's tiling."""
+    key = (p.N, p.C, p.H, p.W, p.K, p.R, p.S, p.stride_h, p.stride_w, p.pad_h, p.pad_w, p.dil_h, p.dil_w,
+           p.groups, _core.get_num_threads())
+    if key not in _modelled_picks:
+        names = [n for n, why in available(p, "forward").items()
+                 if why is None and not ALGORITHMS[n].pick and ALGORITHMS[n].run is None]
+        _modelled_picks[key] = cheapest(p, names)
+    return _modelled_picks[key]
 
 
 def select_algorithm(params, pass_: str, device: str = "cpu") -> str:
@@ -275,10 +305,23 @@ def select_algorithm(params, pass_: str, device: str = "cpu") -> str:
     if (cg == 1 and p.groups == p.K > 1 and 3 <= p.R <= 7 and 3 <= p.S <= 7 and p.stride_h <= 2
             and p.stride_w <= 2 and p.dil_h == p.dil_w == 1):
         return "depthwise"
-    # resnet_1x1: a 1x1 stride-1 convolution is one GEMM per image without any unfold; im2col beats
-    # direct in every pass ([1t] fwd 0.91 vs 2.19, input 0.55 vs 1.21, weight 1.26 vs 3.52 x torch).
+    # A 1x1 stride-1 unpadded convolution is exactly one GEMM per image: im2col runs it without
+    # an unfold, where implicit_gemm gathers the same panels (0.90x implicit_gemm's time by
+    # geometric mean over 33 timings of 17 pointwise layers, batch 1 and 8,
+    # benchmarks/results/2026-12-04_epyc2c_batch1*.json; resnet_1x1 [1t]: fwd 0.91 vs direct 2.19,
+    # input 0.55 vs 1.21, weight 1.26 vs 3.52 x torch).
     if _pointwise(p):
         return "im2col"
+    # Forward: the cheapest kernel by the cost model (_conv_cost: each kernel's FLOPs with its
+    # transform saving and tile/lane waste, unfolded/transformed/streamed elements, per-call
+    # overhead and thread share, at rates fitted by benchmarks/calibrate_cost.py). The fitted
+    # thresholds it replaces misfired off the suite at batch 1 (issue #19: 5x5 with 512-832
+    # channels on 7x7-14x14 went to the FFT at 0.15-0.28x torch); results in
+    # benchmarks/results/2026-12-04_epyc2c_batch1.md (held-out layers reported apart).
+    if pass_ == "forward":
+        pick = _modelled_forward(p)
+        if pick is not None:
+            return pick
     # 2026-11-25_epyc2c_winograd.md (sweep, forward and input gradient, 1 thread; runs on a busy
     # machine vary by ~10%): on 3x3 stride-1 layers Winograd is fastest or within ~10% once both
     # channel counts are >= 8 (worst: (8, 64) on 56x56 forward, direct by 11-21% across runs),

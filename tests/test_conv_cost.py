@@ -1,0 +1,98 @@
+"""The forward cost model behind algo="auto" (src/fastconv/_conv_cost.py): every modelled kernel has
+calibrated constants that match its features, estimates grow with the work, the FFT's features
+use the kernel's own tiling, and the picks on the layers issue #19 found misrouted by the fitted
+thresholds are no longer the slow transforms (measured: benchmarks/results/2026-12-04_epyc2c_batch1.md)."""
+
+from __future__ import annotations
+
+import pytest
+
+from fastconv import _conv_algorithms as registry
+from fastconv import _conv_cost as cost
+from fastconv import _core
+from fastconv._geometry import conv_plan
+
+
+def params(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1):
+    return conv_plan(x_shape, w_shape, stride, padding, dilation, groups).params
+
+
+def test_every_modelled_kernel_is_registered_and_calibrated():
+    p = params((2, 16, 12, 12), (16, 16, 3, 3), padding=1)
+    for name, features in cost.FEATURES.items():
+        assert name in registry.ALGORITHMS, name
+        assert name in cost.RATES, f"{name}: no constants (run benchmarks/calibrate_cost.py)"
+        assert len(cost.RATES[name]) == len(features(p, 2)), name
+        assert all(c >= 0 for c in cost.RATES[name]), name
+        assert cost.estimated_seconds(name, p) > 0, name
+
+
+def test_estimates_grow_with_the_work():
+    small = params((1, 64, 14, 14), (64, 64, 3, 3), padding=1)
+    for scaled in (params((8, 64, 14, 14), (64, 64, 3, 3), padding=1),  # batch
+                   params((1, 256, 14, 14), (256, 256, 3, 3), padding=1),  # channels
+                   params((1, 64, 56, 56), (64, 64, 3, 3), padding=1)):  # image
+        for name in cost.FEATURES:
+            assert cost.estimated_seconds(name, scaled) > cost.estimated_seconds(name, small), name
+
+
+def test_unknown_or_uncalibrated_kernels_have_no_estimate():
+    p = params((1, 64, 28, 28), (64, 64, 3, 3), padding=1)
+    assert cost.estimated_seconds("no_such_kernel", p) is None
+    assert cost.cheapest(p, ["no_such_kernel"]) is None
+    assert cost.cheapest(p, ["no_such_kernel", "direct"]) == "direct"
+
+
+def test_kernels_are_modelled_only_within_their_calibrated_range():
+    tiny = params((1, 1, 5, 5), (1, 1, 4, 4), padding=2)
+    assert cost.cheapest(tiny, list(cost.FEATURES)) is None
+    assert registry.select_algorithm(tiny, "forward") == "direct"  # the rules decide: exact sums
+
+
+def test_fft_features_follow_the_kernels_tiling(monkeypatch):
+    """A tiling with more tiles must cost more: the model reads the kernel's choice, not its own."""
+    p = params((1, 32, 30, 30), (32, 32, 5, 5), padding=2)
+    base = cost.estimated_seconds("fft", p)
+    real = _core.fft_conv_tiling
+    def finer(q, pass_):
+        t = dict(real(q, pass_))
+        t["tiles_h"] *= 4
+        t["tiles_w"] *= 4
+        return t
+    monkeypatch.setattr(cost._core, "fft_conv_tiling", finer)
+    assert cost.estimated_seconds("fft", p) > base
+
+
+def test_thread_share_counts_the_busiest_thread():
+    assert cost._thread_share(1, 2) == 2.0
+    assert cost._thread_share(3, 2) == pytest.approx(4 / 3)
+    assert cost._thread_share(64, 2) == 1.0
+
+
+@pytest.mark.parametrize("x_shape, w_shape, padding, slow", [
+    ((1, 832, 7, 7), (128, 832, 5, 5), 2, {"fft"}),  # issue #19: FFT at 0.15x torch
+    ((1, 512, 14, 14), (128, 512, 5, 5), 2, {"fft"}),  # FFT at 0.26x
+    ((1, 160, 7, 7), (320, 160, 3, 3), 1, {"winograd_f4", "fft"}),  # F(4x4) at 0.22x
+    ((1, 144, 14, 14), (288, 144, 3, 3), 1, {"winograd_f4", "fft"}),  # F(4x4) at 0.48x
+])
+def test_batch1_late_layers_avoid_the_measured_losers(x_shape, w_shape, padding, slow):
+    p = params(x_shape, w_shape, padding=padding)
+    assert registry.select_algorithm(p, "forward") not in slow
+
+
+@pytest.mark.parametrize("x_shape, w_shape, padding, expected", [
+    ((8, 64, 56, 56), (64, 64, 3, 3), 1, {"winograd_f4"}),  # vgg_3x3: F(4x4) 2x torch
+    ((4, 16, 128, 128), (16, 16, 9, 9), 4, {"fft"}),  # big_kernel: FFT 5x torch
+    ((1, 64, 224, 224), (64, 64, 3, 3), 1, {"winograd_f4"}),  # VGG-16 conv1_2 at batch 1
+])
+def test_transforms_still_win_where_they_pay(x_shape, w_shape, padding, expected):
+    p = params(x_shape, w_shape, padding=padding)
+    assert registry.select_algorithm(p, "forward") in expected
+
+
+def test_forward_pick_is_cached_per_thread_count(monkeypatch):
+    p = params((1, 24, 9, 9), (24, 24, 3, 3), padding=1)
+    first = registry.select_algorithm(p, "forward")
+    calls = []
+    monkeypatch.setattr(registry, "cheapest", lambda *a: calls.append(a) or "direct")
+    assert registry.select_algorithm(p, "forward") == first and not calls
