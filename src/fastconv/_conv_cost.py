@@ -63,22 +63,33 @@ def _direct(p, threads: int) -> tuple[float, ...]:
 
 def _im2col(p, threads: int) -> tuple[float, ...]:
     """Unfold (skipped for 1x1 stride 1, no padding) then one GEMM per image and group:
-    (K/g x C/g R S) @ (C/g R S x P Q), each split over the threads by the SGEMM."""
+    (K/g x C/g R S) @ (C/g R S x P Q), each split over the threads by the SGEMM. With a short
+    reduction (a 3-channel stem: C R S = 27) the micro-tiles' loads and stores of the output, not
+    the FMAs, set the time: the last feature counts the output elements."""
     cg, kg, crs, pq = p.C // p.groups, p.K // p.groups, (p.C // p.groups) * p.R * p.S, p.P * p.Q
     pointwise = (p.R, p.S, p.stride_h, p.stride_w, p.pad_h, p.pad_w) == (1, 1, 1, 1, 0, 0)
     unfolded = 0.0 if pointwise else float(p.N * p.groups * crs * pq)
     products = p.N * p.groups
     flops = products * _gemm_flops(kg, pq, crs)
     packed = products * float(kg * crs + crs * pq)
-    return 1.0, unfolded, flops, packed, products * float(cg + kg)
+    return 1.0, unfolded, flops, packed, products * float(cg + kg), float(p.N * p.K * pq)
 
 
 def _implicit_gemm(p, threads: int) -> tuple[float, ...]:
-    """im2col's GEMM with the unfold gathered while packing the column panels (no column buffer)."""
-    crs, kg, pq = (p.C // p.groups) * p.R * p.S, p.K // p.groups, p.P * p.Q
+    """Output channels are the vector operand (K/g padded to the 16-wide panel) and output pixels
+    the broadcast one (P Q padded to the 6-row tile), read in place from a zero-padded copy of the
+    input: no unfold, so a stride costs nothing extra. Per call the weights are packed into panels
+    and every output is written back transposed into NCHW. Work items: pixel blocks of at most 96
+    per image and group (split into panel ranges when there are under 4 per thread). Each 16-wide
+    panel of output channels reads the input rows again (the last feature)."""
+    kg, crs, pq = p.K // p.groups, (p.C // p.groups) * p.R * p.S, p.P * p.Q
     products = p.N * p.groups
-    flops = products * _gemm_flops(kg, pq, crs)
-    return 1.0, products * float(crs * pq), flops, products * float(kg * crs)
+    flops = products * 2.0 * _round_up(pq, 6) * _round_up(kg, 16) * crs
+    items = products * _ceil(pq, 96)
+    share = _thread_share(items * min(_ceil(kg, 16), _ceil(4 * threads, items)), threads)
+    padded = float(p.N * p.C * (p.H + 2 * p.pad_h) * (p.W + 2 * p.pad_w)) if p.pad_h or p.pad_w else 0.0
+    return (1.0, padded, flops * share, float(p.groups * _round_up(kg, 16) * crs), float(p.N * p.K * pq),
+            float(p.N * p.C * p.H * p.W * _ceil(kg, 16)))
 
 
 def _winograd(m: int):
