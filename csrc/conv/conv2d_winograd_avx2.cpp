@@ -202,7 +202,7 @@ inline void load_tile_row(const float* const* src, const int* cols, __m256* col)
             row[l] = _mm_setzero_ps();
         } else if (cols[l] == m) {
             row[l] = m == 4 ? _mm_loadu_ps(src[l])
-                            : _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(src[l])));
+                            : _mm_loadl_pi(_mm_setzero_ps(), reinterpret_cast<const __m64*>(src[l]));
         } else {
             alignas(16) float buf[4] = {0.0f, 0.0f, 0.0f, 0.0f};
             for (int j = 0; j < cols[l]; ++j) buf[j] = src[l][j];
