@@ -29,7 +29,7 @@ import os
 import sys
 import time
 
-import fastconv
+from fastconv.bench.measure import set_threads_both
 from fastconv.bench.layer_bench import best, bench_layer, load_layers, speed, summary
 from fastconv.bench.sweep import machine_tag
 
@@ -92,14 +92,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     command = "python3 " + " ".join([os.path.relpath(__file__)] + (sys.argv[1:] if argv is None else argv))
 
-    fastconv.set_num_threads(args.threads)
-    try:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    except ImportError:
-        torch = None
-        print("torch not installed: no reference timings")
+    torch = set_threads_both(args.threads)
     if args.merge:
         rows, commands = [], []
         for path in args.merge.split(","):

@@ -20,9 +20,9 @@ import datetime
 import os
 import sys
 
-import fastconv
 from fastconv import conv as conv_mod
 from fastconv.bench.conv_table import PASSES, bench_shape, load_shapes, summarize, write_report
+from fastconv.bench.measure import set_threads_both
 from fastconv.bench.sweep import machine_tag
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -41,13 +41,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="", help="report path (default benchmarks/results/<date>_<machine>_conv.md)")
     args = ap.parse_args(argv)
 
-    fastconv.set_num_threads(args.threads)
-    try:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    except ImportError:
-        print("torch not installed: no reference timings")
+    set_threads_both(args.threads)
     algos = args.algos.split(",") if args.algos else ["auto", *conv_mod.ALGORITHMS]
     passes = args.passes.split(",")
     for p in passes:

@@ -25,6 +25,7 @@ import time
 
 import fastconv
 from fastconv.bench.conv_table import BLOCK, CHECK_BATCH, PASSES, SETTLE_S, bench_shape
+from fastconv.bench.measure import set_threads_both
 from fastconv.bench.suite import Shape
 from fastconv.bench.sweep import machine_tag
 
@@ -182,13 +183,7 @@ def main(argv=None) -> int:
                     help="before each layer wait (up to 15 min) for a 1-minute load average below this (0: don't)")
     ap.add_argument("--out", default="", help="report path (default benchmarks/results/<date>_<machine>_depthwise.md)")
     args = ap.parse_args(argv)
-    fastconv.set_num_threads(args.threads)
-    try:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    except ImportError:
-        print("torch not installed: no reference timings")
+    set_threads_both(args.threads)
     shapes = layer_shapes([int(b) for b in args.batches.split(",")], args.layers.split(",") if args.layers else None)
     held = {name for name, *_, h in LAYERS if h}
     runs, loads = [], []

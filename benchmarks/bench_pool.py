@@ -21,7 +21,7 @@ import sys
 import numpy as np
 
 import fastconv
-from fastconv.bench.measure import optional_module
+from fastconv.bench.measure import set_threads_both
 from fastconv.bench.pool import bench_pool
 
 
@@ -33,10 +33,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", help="results file (default benchmarks/results/<date>_<machine>_pool.md)")
     args = ap.parse_args(argv)
 
-    torch = optional_module("torch")
-    fastconv.set_num_threads(args.threads)
-    if torch:
-        torch.set_num_threads(args.threads)
+    torch = set_threads_both(args.threads)
 
     def line(r):
         ref = r.refs.get("torch")

@@ -34,31 +34,20 @@ inline void store_partial(float* dst, __m256 v, int64_t n) {
     for (int64_t l = 0; l < n; ++l) dst[l] = tmp[l];
 }
 
-// A tile of IB rows x QV vectors of 8 outputs: IB * QV <= 12 accumulators, and per tap one
-// broadcast weight for IB * QV FMAs that read their inputs as memory operands (row offsets i * rs
-// with i a constant: no per-row index arithmetic in the tap loop). `cols` counts the row's outputs
-// from the tile's first; when fewer than 8 * QV, the last vector ends at `cols`, overlapping the
-// one before (outputs are recomputed, not accumulated: storing one twice is harmless). Rows of
-// under 8 outputs are stored one float at a time, but the first `full_rows` (see RowsArgs::out_padded).
+// Every accumulator of a tile to v (always inlined, so the tile stays in registers).
 template <int IB, int QV>
-void rows_tile(const RowsArgs& a, const float* in, float* out, int64_t cols, int full_rows) {
-    const int64_t last = cols >= 8 * QV ? 8 * (QV - 1) : (cols >= 8 ? cols - 8 : 0);
-    const __m256 init = _mm256_set1_ps(a.init);
-    __m256 acc[IB][QV];
+__attribute__((always_inline)) inline void fill_tile(__m256 (&acc)[IB][QV], __m256 v) {
 #pragma GCC unroll 12
     for (int i = 0; i < IB; ++i)
 #pragma GCC unroll 4
-        for (int q = 0; q < QV; ++q) acc[i][q] = init;
-    const int64_t rs = a.in_rstride;
-    for (int64_t t = 0; t < a.ntaps; ++t) {
-        const __m256 wt = _mm256_broadcast_ss(a.w + t);
-        const float* src = in + a.taps[t];
-#pragma GCC unroll 12
-        for (int i = 0; i < IB; ++i)
-#pragma GCC unroll 4
-            for (int q = 0; q < QV; ++q)
-                acc[i][q] = _mm256_fmadd_ps(wt, _mm256_loadu_ps(src + i * rs + (q == QV - 1 ? last : 8 * q)), acc[i][q]);
-    }
+        for (int q = 0; q < QV; ++q) acc[i][q] = v;
+}
+
+// A finished tile to its IB output rows: vector q at 8 q, the last at `last` (see rows_tile);
+// rows under 8 wide one float at a time, but the first `full_rows`.
+template <int IB, int QV>
+__attribute__((always_inline)) inline void store_tile(const __m256 (&acc)[IB][QV], const RowsArgs& a, float* out,
+                                                     int64_t cols, int full_rows, int64_t last) {
 #pragma GCC unroll 12
     for (int i = 0; i < IB; ++i)
 #pragma GCC unroll 4
@@ -69,6 +58,30 @@ void rows_tile(const RowsArgs& a, const float* in, float* out, int64_t cols, int
             else
                 store_partial(dst, acc[i][q], cols);
         }
+}
+
+// A tile of IB rows x QV vectors of 8 outputs: IB * QV <= 12 accumulators, and per tap one
+// broadcast weight for IB * QV FMAs that read their inputs as memory operands (row offsets i * rs
+// with i a constant: no per-row index arithmetic in the tap loop). `cols` counts the row's outputs
+// from the tile's first; when fewer than 8 * QV, the last vector ends at `cols`, overlapping the
+// one before (outputs are recomputed, not accumulated: storing one twice is harmless). Rows of
+// under 8 outputs are stored one float at a time, but the first `full_rows` (see RowsArgs::out_padded).
+template <int IB, int QV>
+void rows_tile(const RowsArgs& a, const float* in, float* out, int64_t cols, int full_rows) {
+    const int64_t last = cols >= 8 * QV ? 8 * (QV - 1) : (cols >= 8 ? cols - 8 : 0);
+    __m256 acc[IB][QV];
+    fill_tile<IB, QV>(acc, _mm256_set1_ps(a.init));
+    const int64_t rs = a.in_rstride;
+    for (int64_t t = 0; t < a.ntaps; ++t) {
+        const __m256 wt = _mm256_broadcast_ss(a.w + t);
+        const float* src = in + a.taps[t];
+#pragma GCC unroll 12
+        for (int i = 0; i < IB; ++i)
+#pragma GCC unroll 4
+            for (int q = 0; q < QV; ++q)
+                acc[i][q] = _mm256_fmadd_ps(wt, _mm256_loadu_ps(src + i * rs + (q == QV - 1 ? last : 8 * q)), acc[i][q]);
+    }
+    store_tile<IB, QV>(acc, a, out, cols, full_rows, last);
 }
 
 using TileFn = void (*)(const RowsArgs&, const float*, float*, int64_t, int);
@@ -99,12 +112,8 @@ constexpr auto kTiles = tile_table(std::make_integer_sequence<int, 12>());
 template <int R, int IB, int QV>
 void separable_tile(const RowsArgs& a, const float* in, float* out, int64_t cols, int full_rows) {
     const int64_t last = cols >= 8 * QV ? 8 * (QV - 1) : (cols >= 8 ? cols - 8 : 0);
-    const __m256 init = _mm256_set1_ps(a.init);
     __m256 acc[IB][QV];
-#pragma GCC unroll 12
-    for (int i = 0; i < IB; ++i)
-#pragma GCC unroll 4
-        for (int q = 0; q < QV; ++q) acc[i][q] = init;
+    fill_tile<IB, QV>(acc, _mm256_set1_ps(a.init));
     const int64_t rs = a.tap_rstride, S = a.S;
     for (int64_t s = 0; s < S; ++s) {
         __m256 wr[R];
@@ -121,16 +130,7 @@ void separable_tile(const RowsArgs& a, const float* in, float* out, int64_t cols
                     if (row - i >= 0 && row - i < R) acc[i][q] = _mm256_fmadd_ps(wr[row - i], x, acc[i][q]);
             }
     }
-#pragma GCC unroll 12
-    for (int i = 0; i < IB; ++i)
-#pragma GCC unroll 4
-        for (int q = 0; q < QV; ++q) {
-            float* dst = out + i * a.out_rstride + (q == QV - 1 ? last : 8 * q);
-            if (cols >= 8 || i < full_rows)
-                _mm256_storeu_ps(dst, acc[i][q]);
-            else
-                store_partial(dst, acc[i][q], cols);
-        }
+    store_tile<IB, QV>(acc, a, out, cols, full_rows, last);
 }
 
 // Accumulators per separable tile: what the 16 registers leave beside R weights and one input

@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import conv
 from .._conv_algorithms import ALGORITHMS, PASSES, error_bound
+from ..runtime import set_num_threads
 from . import reference as ref
 from .suite import Shape
 
@@ -101,6 +102,18 @@ def optional_module(name: str):
         return __import__(name)
     except ImportError:
         return None
+
+
+def set_threads_both(threads: int):
+    """Give fastconv and, when installed, torch the same thread count (both sides of a
+    side-by-side timing); returns the torch module, or None (with a note) when it is absent."""
+    set_num_threads(threads)
+    torch = optional_module("torch")
+    if torch is None:
+        print("torch not installed: no reference timings")
+    else:
+        torch.set_num_threads(threads)
+    return torch
 
 
 def expand_algos(requested: list[str]) -> list[str]:
