@@ -30,6 +30,11 @@ namespace {
 // 1 MiB per core): (256 x 392 x 1152) ran at 86 GFLOP/s on one thread, (256 x 784 x 1152) at 35,
 // (64 x 1000 x 363) at 98 and (64 x 4895 x 363) at 29 (2026-11-25, EPYC Zen 3, busy machine).
 constexpr int64_t kTargetChunkBytes = int64_t(2) << 20;
+// ... but never fewer output columns than this while the workspace limit allows: every chunk packs
+// the whole weight matrix again, so deep reductions (CRS in the thousands) with 2 MiB chunks spent
+// their time packing: a 3x3 512-channel layer at batch 1 ran 84-column chunks, a 5x5 over 832
+// channels 21-column ones.
+constexpr int64_t kMinChunkCols = 256;
 
 void gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t a_row, int64_t a_col, const float* B,
           int64_t b_row, int64_t b_col, float* C, int64_t c_row, float beta) {
@@ -69,7 +74,9 @@ Chunking plan_chunks(const Conv2dParams& p, int64_t extra_floats_per_col) {
     c.threads = c.parallel_images ? int(std::min<int64_t>(threads, p.N)) : 1;
     const int64_t budget = std::min(kTargetChunkBytes, get_workspace_limit() / (c.parallel_images ? threads : 1));
     const int64_t row_bytes = (c.CRS + extra_floats_per_col) * c.Q * int64_t(sizeof(float));
-    c.rows = std::max<int64_t>(1, budget / row_bytes);
+    const int64_t max_rows = std::max<int64_t>(1, get_workspace_limit() / (c.threads * row_bytes));
+    const int64_t min_rows = std::min(max_rows, (kMinChunkCols + c.Q - 1) / c.Q);
+    c.rows = std::max<int64_t>({int64_t(1), min_rows, budget / row_bytes});
     return c;
 }
 
