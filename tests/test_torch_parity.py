@@ -45,13 +45,19 @@ def test_lenet_matches_torch(rng, variant, opt_name):
         t_params = dict(ref.named_parameters())
         for name, p in ours.named_parameters():
             assert rel(p.grad, t_params[name].grad.numpy()) < 1e-4, (step, name)
+        if opt_name == "adam":
+            # Adam's first step is lr * g / (|g| + 1e-8) per element: where a gradient element is
+            # near 1e-8, float32 rounding differences of the network (any conv algorithm's) move
+            # its step by up to its whole size. The gradients were compared just above; the two
+            # optimizers are compared on the same gradients.
+            for name, p in ours.named_parameters():
+                t_params[name].grad = torch.from_numpy(p.grad.copy())
         o1.step()
         o2.step()
         for name, p in ours.named_parameters():
             if opt_name == "sgd":
                 assert rel(p.data, t_params[name].detach().numpy()) < 1e-4, (step, name)
             else:
-                # Adam divides each gradient element by its own running magnitude, which amplifies
-                # round-off where successive gradients nearly cancel: bound the difference of the
-                # parameters by 1% of the step size instead of relative to the weights.
+                # Same gradients, so only the optimizers' own round-off is left; bounded by 1% of
+                # the step size rather than relative to the weights.
                 assert np.abs(p.data - t_params[name].detach().numpy()).max() < 1e-2 * 1e-3, (step, name)
