@@ -10,8 +10,9 @@
 //                 is written transposed into NCHW y (+ bias).
 //   weight grad   m = tap (c, r, s), t = output pixel (p, q) of each image in turn, B = dY^T (a
 //                 chunk of pixels x 16 output channels, packed per thread); C = dW^T: each
-//                 image's sums in a per-thread block, added into a shared (taps x K) buffer whose
-//                 rows are split between threads, then written transposed into dw.
+//                 image's sums in a per-thread block, added into a (taps x K) buffer whose rows
+//                 are split between threads or, with enough images, one buffer per thread over
+//                 its own images, summed when written transposed into dw.
 // Padding: the input is copied once per call into a zero-padded layout holding exactly the rows
 // and columns the windows read (cheap against C*R*S*K FMAs per output), in chunks of images under
 // the workspace limit; unpadded inputs are read in place.
@@ -275,67 +276,87 @@ void conv2d_implicit_gemm_backward_weight_avx2(const Conv2dParams& p, const floa
     const Source src = plan_source(p);
     const int64_t P = p.P(), Q = p.Q(), PQ = P * Q, G = p.groups, Cg = p.C_per_group(), Kg = p.K_per_group();
     const int64_t CRS = Cg * p.R * p.S, panels = panels_of(Kg), ldc = panels * NR;
-    const int64_t tiles = (CRS + MR - 1) / MR, rows = tiles * MR;
+    const int64_t tiles = (CRS + MR - 1) / MR, rows = tiles * MR, acc_size = G * rows * ldc;
     const std::vector<int32_t> taps = tap_offsets(p, src), pixels = pixel_offsets(p, src);
 
-    // dW^T per group: (rows x ldc), rows split between threads by tiles.
-    float* acc = thread_scratch(0, size_t(G * rows * ldc));
+    // Two ways to share the work. Split by tiles (taps), every thread packs every image's dY^T and
+    // reads every image: balanced for any batch, but the packing is repeated per thread (alexnet_c1
+    // at batch 8: 10.9 ms on one thread, 6.9 on two). Split by images, each thread packs and reads
+    // only its own, into its own dW^T (a slot of `acc`; the slots are summed at the end): used
+    // when the images divide evenly enough and the slots fit the workspace.
+    const int threads = region_threads();
+    const int64_t slots_bytes = int64_t(threads) * acc_size * int64_t(sizeof(float));
+    const bool may_split_images = threads > 1 && slots_bytes <= get_workspace_limit() / 4;
+    const int slots = may_split_images ? threads : 1;
+    float* acc = thread_scratch(0, size_t(slots * acc_size));
+    std::memset(acc, 0, sizeof(float) * size_t(slots * acc_size));
     float* xpad = src.copy ? thread_scratch(1, size_t(src.chunk * src.image)) : nullptr;
     const int64_t jc = std::min(KC, PQ);  // pixels per packed dY^T chunk
+
+    // Adds the sums of images [na, nb) of the chunk over tiles [b, e) (of all groups) into `to`.
+    auto accumulate = [&](const float* base, int64_t n0, int64_t na, int64_t nb, int64_t b, int64_t e, float* to) {
+        float* dyT = thread_scratch(2, size_t(panels * jc * NR));
+        // One image's sums, added to the accumulator per image: float32 chains of ~PQ/128 + N
+        // additions instead of N*PQ/128 (ResNet's stem at batch 16 reached 1.75e-5 relative error).
+        float* part = thread_scratch(3, size_t((e - b) * MR * ldc));
+        for (int64_t n = na; n < nb; ++n) {
+            for (int64_t g = b / tiles; g <= (e - 1) / tiles; ++g) {
+                const int64_t t0 = std::max<int64_t>(b - g * tiles, 0), t1 = std::min<int64_t>(e - g * tiles, tiles);
+                const float* img = base + n * src.image + g * Cg * src.plane;
+                const float* dyg = dy + ((n0 + n) * p.K + g * Kg) * PQ;
+                for (int64_t c0 = 0; c0 < PQ; c0 += jc) {
+                    const int64_t cc = std::min(jc, PQ - c0);
+                    for (int64_t j = 0; j < panels; ++j) {
+                        float* dst = dyT + j * jc * NR;
+                        const int64_t kv = std::min<int64_t>(NR, Kg - j * NR);  // valid channels
+                        if (kv < NR)
+                            for (int64_t i = 0; i < cc; ++i) std::memset(dst + i * NR + kv, 0, sizeof(float) * (NR - kv));
+                        for (int64_t l = 0; l < kv; l += 8)
+                            for (int64_t i = 0; i < cc; i += 8)
+                                transpose_block(dyg + (j * NR + l) * PQ + c0 + i, PQ, dst + i * NR + l, NR,
+                                                std::min<int64_t>(8, cc - i), std::min<int64_t>(8, kv - l));
+                    }
+                    for (int64_t j = 0; j < panels; ++j)
+                        for (int64_t tt = t0; tt < t1; ++tt) {
+                            const float* a[MR];
+                            for (int i = 0; i < MR; ++i) a[i] = img + taps[size_t(std::min<int64_t>(tt * MR + i, CRS - 1))];
+                            tile(a, pixels.data() + c0, dyT + j * jc * NR, cc,
+                                 part + (g * tiles + tt - b) * MR * ldc + j * NR, ldc, c0 > 0);
+                        }
+                }
+                const float* from = part + (g * tiles + t0 - b) * MR * ldc;
+                float* into = to + (g * rows + t0 * MR) * ldc;
+                const int64_t len = (t1 - t0) * MR * ldc;  // a multiple of 16
+                for (int64_t i = 0; i < len; i += 8)
+                    _mm256_storeu_ps(into + i, _mm256_add_ps(_mm256_loadu_ps(into + i), _mm256_loadu_ps(from + i)));
+            }
+        }
+    };
+
     for (int64_t n0 = 0; n0 < p.N; n0 += src.chunk) {
         const int64_t count = std::min(src.chunk, p.N - n0);
         const float* base = x + (src.copy ? 0 : n0 * src.image);
         if (src.copy) pad_images(p, src, x, n0, count, xpad), base = xpad;
-        // Items: (group, tile); each thread takes a contiguous range and reduces over all images.
-        parallel_for(G * tiles, [&](long long b, long long e) {
-            float* dyT = thread_scratch(2, size_t(panels * jc * NR));
-            // One image's sums, added to acc per image: float32 chains of ~PQ/128 + N additions
-            // instead of N*PQ/128 (ResNet's stem at batch 16 reached 1.75e-5 relative error).
-            float* part = thread_scratch(3, size_t((e - b) * MR * ldc));
-            for (int64_t n = 0; n < count; ++n) {
-                for (int64_t g = b / tiles; g <= (e - 1) / tiles; ++g) {
-                    const int64_t t0 = std::max<int64_t>(b - g * tiles, 0), t1 = std::min<int64_t>(e - g * tiles, tiles);
-                    const float* img = base + n * src.image + g * Cg * src.plane;
-                    const float* dyg = dy + ((n0 + n) * p.K + g * Kg) * PQ;
-                    for (int64_t c0 = 0; c0 < PQ; c0 += jc) {
-                        const int64_t cc = std::min(jc, PQ - c0);
-                        for (int64_t j = 0; j < panels; ++j) {
-                            float* dst = dyT + j * jc * NR;
-                            const int64_t kv = std::min<int64_t>(NR, Kg - j * NR);  // valid channels
-                            if (kv < NR)
-                                for (int64_t i = 0; i < cc; ++i) std::memset(dst + i * NR + kv, 0, sizeof(float) * (NR - kv));
-                            for (int64_t l = 0; l < kv; l += 8)
-                                for (int64_t i = 0; i < cc; i += 8)
-                                    transpose_block(dyg + (j * NR + l) * PQ + c0 + i, PQ, dst + i * NR + l, NR,
-                                                    std::min<int64_t>(8, cc - i), std::min<int64_t>(8, kv - l));
-                        }
-                        for (int64_t j = 0; j < panels; ++j)
-                            for (int64_t tt = t0; tt < t1; ++tt) {
-                                const float* a[MR];
-                                for (int i = 0; i < MR; ++i)
-                                    a[i] = img + taps[size_t(std::min<int64_t>(tt * MR + i, CRS - 1))];
-                                tile(a, pixels.data() + c0, dyT + j * jc * NR, cc,
-                                     part + (g * tiles + tt - b) * MR * ldc + j * NR, ldc, c0 > 0);
-                            }
-                    }
-                    const float* from = part + (g * tiles + t0 - b) * MR * ldc;
-                    float* to = acc + (g * rows + t0 * MR) * ldc;
-                    const int64_t len = (t1 - t0) * MR * ldc;  // a multiple of 16
-                    if (n0 + n == 0)
-                        std::memcpy(to, from, sizeof(float) * len);
-                    else
-                        for (int64_t i = 0; i < len; i += 8)
-                            _mm256_storeu_ps(to + i, _mm256_add_ps(_mm256_loadu_ps(to + i), _mm256_loadu_ps(from + i)));
-                }
-            }
-        });
+        // Images split when no thread gets more than ~10% above the average.
+        if (slots > 1 && (count % slots == 0 || count >= 10 * slots)) {
+            parallel_for(slots, [&](long long b, long long e) {
+                for (long long s = b; s < e; ++s)
+                    accumulate(base, n0, count * s / slots, count * (s + 1) / slots, 0, G * tiles, acc + s * acc_size);
+            });
+        } else {  // tiles split: disjoint rows of the first slot
+            parallel_for(G * tiles, [&](long long b, long long e) { accumulate(base, n0, 0, count, b, e, acc); });
+        }
     }
     parallel_for(p.K, [&](long long b, long long e) {
         for (long long k = b; k < e; ++k) {
             const int64_t g = k / Kg, kk = k % Kg;
             const float* a = acc + g * rows * ldc + kk;
             float* out = dw + k * CRS;
-            for (int64_t t = 0; t < CRS; ++t) out[t] = a[t * ldc];
+            for (int64_t t = 0; t < CRS; ++t) {
+                float sum = a[t * ldc];
+                for (int s = 1; s < slots; ++s) sum += a[s * acc_size + t * ldc];
+                out[t] = sum;
+            }
         }
     });
 }
