@@ -14,6 +14,7 @@ struct PortableKernel {
     static constexpr int64_t MC = 128, KC = 256, NC = 4096;
     // One row panel uses each B panel once: packing it would only add a copy.
     static constexpr int64_t kNoPackMaxM = MR;
+    static constexpr bool kStreamsA = false;  // tile() reads packed A panels only
 
     static void pack_a_rows(float* dst, const float* src, int64_t lda, int64_t kc) {
         for (int i = 0; i < MR; ++i)

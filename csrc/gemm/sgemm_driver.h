@@ -35,6 +35,7 @@ inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 //   MR, NR               register tile
 //   MC, KC, NC           cache blocks (MC a multiple of MR, NC of NR)
 //   kNoPackMaxM          largest M that streams an unpacked unit-stride B
+//   kStreamsA            tile() takes an lda: 0 for a packed A panel, else A's rows in place
 //   pack_a_rows(d, src, lda, kc)   MR rows of kc contiguous floats -> a packed A micro-panel
 //   pack_b_rows(d, src, ldb, kc)   kc rows of NR contiguous floats -> a packed B micro-panel
 //   pack_b_cols(d, src, ldb, kc)   NR columns of kc contiguous floats -> a packed B micro-panel
@@ -52,17 +53,24 @@ struct BlockedGemm {
     float* C;
     int64_t kc_max;  // K block actually used: K split into equal blocks of at most KC
     bool pack_b;
+    bool pack_a;
 
     BlockedGemm(const GemmParams& params, const float* a, const float* b, float* c)
         : p(params), A(a), B(b), C(c) {
         const int64_t blocks = ceil_div(p.K, Kernel::KC);
         kc_max = ceil_div(p.K, blocks);
         pack_b = !(p.b_col == 1 && p.M <= Kernel::kNoPackMaxM);
+        // A packed panel is reused by every B micro-panel of the block; with at most
+        // kStreamAMaxPanels of them (a batch-1 layer on a 7x7 map: 49 columns, 4 panels) packing
+        // costs about as much as the product reads, so unit-stride rows are read in place (not
+        // broadcast rows: a row stride of 0 means a packed panel to the kernel).
+        pack_a = !(Kernel::kStreamsA && p.a_col == 1 && p.a_row > 0 && ceil_div(p.N, NR) <= kStreamAMaxPanels);
     }
+    static constexpr int64_t kStreamAMaxPanels = 4;
 
     // A[i0:i0+mc, k0:k0+kc] -> MR-tall micro-panels; rows past mc in the last panel are not read
     // by the kernel (it is told m), so they are left unset.
-    void pack_a(float* dst, int64_t i0, int64_t mc, int64_t k0, int64_t kc) const {
+    void pack_a_block(float* dst, int64_t i0, int64_t mc, int64_t k0, int64_t kc) const {
         for (int64_t ir = 0; ir < mc; ir += MR) {
             const int64_t m = min64(MR, mc - ir);
             float* d = dst + ir * kc;
@@ -107,19 +115,28 @@ struct BlockedGemm {
         }
     }
 
+    // Kernel::tile with A packed (lda 0) or in place (lda: its row stride; kStreamsA kernels only).
+    static void kernel_tile(int m, int64_t kc, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
+                            int64_t ldc, int n, float alpha, float beta) {
+        if constexpr (Kernel::kStreamsA)
+            Kernel::tile(m, kc, a, lda, b, ldb, c, ldc, n, alpha, beta);
+        else
+            Kernel::tile(m, kc, a, b, ldb, c, ldc, n, alpha, beta);
+    }
+
     // One micro-tile into C, through a small row-major buffer when C's column stride is not 1.
-    void tile(int64_t i, int64_t j, int m, int n, int64_t kc, const float* a, const float* b, int64_t ldb,
-              float beta) const {
+    void tile(int64_t i, int64_t j, int m, int n, int64_t kc, const float* a, int64_t lda, const float* b,
+              int64_t ldb, float beta) const {
         float* c = C + i * p.c_row + j * p.c_col;
         if (p.c_col == 1) {
-            Kernel::tile(m, kc, a, b, ldb, c, p.c_row, n, p.alpha, beta);
+            kernel_tile(m, kc, a, lda, b, ldb, c, p.c_row, n, p.alpha, beta);
             return;
         }
         alignas(64) float buf[MR * NR];
         if (beta != 0.0f)
             for (int r = 0; r < m; ++r)
                 for (int q = 0; q < n; ++q) buf[r * NR + q] = c[r * p.c_row + q * p.c_col];
-        Kernel::tile(m, kc, a, b, ldb, buf, NR, n, p.alpha, beta);
+        kernel_tile(m, kc, a, lda, b, ldb, buf, NR, n, p.alpha, beta);
         for (int r = 0; r < m; ++r)
             for (int q = 0; q < n; ++q) c[r * p.c_row + q * p.c_col] = buf[r * NR + q];
     }
@@ -132,7 +149,7 @@ struct BlockedGemm {
         const int64_t nc_step = fused ? n1 - n0 : Kernel::NC;
         const int64_t nc_max = fused ? NR : min64(Kernel::NC, ceil_div(n1 - n0, NR) * NR);
         const int64_t mc_max = min64(Kernel::MC, ceil_div(m1 - m0, MR) * MR);
-        float* a_buf = thread_scratch(6, size_t(mc_max * kc_max));
+        float* a_buf = pack_a ? thread_scratch(6, size_t(mc_max * kc_max)) : nullptr;
         float* b_buf = thread_scratch(7, size_t((pack_b ? nc_max : NR) * kc_max));
         for (int64_t jc = n0; jc < n1; jc += nc_step) {
             const int64_t nc = min64(nc_step, n1 - jc);
@@ -142,7 +159,7 @@ struct BlockedGemm {
                 if (pack_b && !fused) pack_b_panel(b_buf, pc, kc, jc, nc);
                 for (int64_t ic = m0; ic < m1; ic += Kernel::MC) {
                     const int64_t mc = min64(Kernel::MC, m1 - ic);
-                    pack_a(a_buf, ic, mc, pc, kc);
+                    if (pack_a) pack_a_block(a_buf, ic, mc, pc, kc);
                     for (int64_t jr = 0; jr < nc; jr += NR) {
                         const int n = int(min64(NR, nc - jr));
                         const float* b = b_buf;
@@ -157,8 +174,13 @@ struct BlockedGemm {
                         } else {  // last, narrow panel: pack it so nothing past column N is read
                             pack_b_panel(b_buf, pc, kc, jc + jr, n);
                         }
-                        for (int64_t ir = 0; ir < mc; ir += MR)
-                            tile(ic + ir, jc + jr, int(min64(MR, mc - ir)), n, kc, a_buf + ir * kc, b, ldb, beta);
+                        for (int64_t ir = 0; ir < mc; ir += MR) {
+                            const int m = int(min64(MR, mc - ir));
+                            if (pack_a)
+                                tile(ic + ir, jc + jr, m, n, kc, a_buf + ir * kc, 0, b, ldb, beta);
+                            else
+                                tile(ic + ir, jc + jr, m, n, kc, A + (ic + ir) * p.a_row + pc, p.a_row, b, ldb, beta);
+                        }
                     }
                 }
             }
