@@ -96,9 +96,9 @@ struct Avx2Kernel {
     // Accumulators are named variables, not an array: GCC keeps a __m256 array in memory and
     // would store it back on every k step.
     // m rows, nv 8-wide column vectors (nv = 1 for edge tiles at most 8 wide: half the FMAs).
-    // lda == 0: a is a packed panel (row r of step kk at a[kk*MR + r]); else A's rows in place, row
-    // r at a + r*lda (the weights of a batch-1 layer, streamed once instead of packed per call).
-    template <int m, int nv>
+    // in_place = false: a is a packed panel (row r of step kk at a[kk*MR + r]); true: A's rows in
+    // place, row r at a + r*lda (the weights of a batch-1 layer, streamed once instead of packed).
+    template <int m, int nv, bool in_place>
     static void tile_rows(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc,
                           int n, float alpha, float beta) {
         __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
@@ -108,88 +108,46 @@ struct Avx2Kernel {
             _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
             _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + NR - 1), _MM_HINT_T0);
         }
-        if (lda != 0) return tile_rows_in_place<m, nv>(k, a, lda, b, ldb, c, ldc, n, alpha, beta);
-#pragma GCC unroll 4
-        for (int64_t kk = 0; kk < k; ++kk) {
-            const __m256 b0 = _mm256_loadu_ps(b), b1 = nv == 2 ? _mm256_loadu_ps(b + 8) : b0;
-            __m256 ar = _mm256_broadcast_ss(a);
-            c00 = _mm256_fmadd_ps(ar, b0, c00);
-            if constexpr (nv == 2) c01 = _mm256_fmadd_ps(ar, b1, c01);
-            if constexpr (m > 1) {
-                ar = _mm256_broadcast_ss(a + 1);
-                c10 = _mm256_fmadd_ps(ar, b0, c10);
-                if constexpr (nv == 2) c11 = _mm256_fmadd_ps(ar, b1, c11);
-            }
-            if constexpr (m > 2) {
-                ar = _mm256_broadcast_ss(a + 2);
-                c20 = _mm256_fmadd_ps(ar, b0, c20);
-                if constexpr (nv == 2) c21 = _mm256_fmadd_ps(ar, b1, c21);
-            }
-            if constexpr (m > 3) {
-                ar = _mm256_broadcast_ss(a + 3);
-                c30 = _mm256_fmadd_ps(ar, b0, c30);
-                if constexpr (nv == 2) c31 = _mm256_fmadd_ps(ar, b1, c31);
-            }
-            if constexpr (m > 4) {
-                ar = _mm256_broadcast_ss(a + 4);
-                c40 = _mm256_fmadd_ps(ar, b0, c40);
-                if constexpr (nv == 2) c41 = _mm256_fmadd_ps(ar, b1, c41);
-            }
-            if constexpr (m > 5) {
-                ar = _mm256_broadcast_ss(a + 5);
-                c50 = _mm256_fmadd_ps(ar, b0, c50);
-                if constexpr (nv == 2) c51 = _mm256_fmadd_ps(ar, b1, c51);
-            }
-            a += MR;
-            b += ldb;
-        }
-        const __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
-        update<m>(acc, c, ldc, n, alpha, beta);
-    }
-
-    // tile_rows with A's rows read in place (row stride lda): six row pointers, one index.
-    template <int m, int nv>
-    static void tile_rows_in_place(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
-                                   int64_t ldc, int n, float alpha, float beta) {
-        __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
-        __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+        // In place, row r's element of step kk is a_r[kk] (rows past m alias row 0, never read);
+        // packed, a[r] with a advancing MR floats a step (constant offsets from one pointer).
         const float* a0 = a;
-        const float* a1 = m > 1 ? a + lda : a;
-        const float* a2 = m > 2 ? a + 2 * lda : a;
-        const float* a3 = m > 3 ? a + 3 * lda : a;
-        const float* a4 = m > 4 ? a + 4 * lda : a;
-        const float* a5 = m > 5 ? a + 5 * lda : a;
+        const float* a1 = a + (m > 1 ? lda : 0);
+        const float* a2 = a + (m > 2 ? 2 * lda : 0);
+        const float* a3 = a + (m > 3 ? 3 * lda : 0);
+        const float* a4 = a + (m > 4 ? 4 * lda : 0);
+        const float* a5 = a + (m > 5 ? 5 * lda : 0);
 #pragma GCC unroll 4
         for (int64_t kk = 0; kk < k; ++kk) {
             const __m256 b0 = _mm256_loadu_ps(b), b1 = nv == 2 ? _mm256_loadu_ps(b + 8) : b0;
-            __m256 ar = _mm256_broadcast_ss(a0 + kk);
+            __m256 ar = _mm256_broadcast_ss(in_place ? a0 + kk : a + 0);
             c00 = _mm256_fmadd_ps(ar, b0, c00);
             if constexpr (nv == 2) c01 = _mm256_fmadd_ps(ar, b1, c01);
             if constexpr (m > 1) {
-                ar = _mm256_broadcast_ss(a1 + kk);
+                ar = _mm256_broadcast_ss(in_place ? a1 + kk : a + 1);
                 c10 = _mm256_fmadd_ps(ar, b0, c10);
                 if constexpr (nv == 2) c11 = _mm256_fmadd_ps(ar, b1, c11);
             }
             if constexpr (m > 2) {
-                ar = _mm256_broadcast_ss(a2 + kk);
+                ar = _mm256_broadcast_ss(in_place ? a2 + kk : a + 2);
                 c20 = _mm256_fmadd_ps(ar, b0, c20);
                 if constexpr (nv == 2) c21 = _mm256_fmadd_ps(ar, b1, c21);
             }
             if constexpr (m > 3) {
-                ar = _mm256_broadcast_ss(a3 + kk);
+                ar = _mm256_broadcast_ss(in_place ? a3 + kk : a + 3);
                 c30 = _mm256_fmadd_ps(ar, b0, c30);
                 if constexpr (nv == 2) c31 = _mm256_fmadd_ps(ar, b1, c31);
             }
             if constexpr (m > 4) {
-                ar = _mm256_broadcast_ss(a4 + kk);
+                ar = _mm256_broadcast_ss(in_place ? a4 + kk : a + 4);
                 c40 = _mm256_fmadd_ps(ar, b0, c40);
                 if constexpr (nv == 2) c41 = _mm256_fmadd_ps(ar, b1, c41);
             }
             if constexpr (m > 5) {
-                ar = _mm256_broadcast_ss(a5 + kk);
+                ar = _mm256_broadcast_ss(in_place ? a5 + kk : a + 5);
                 c50 = _mm256_fmadd_ps(ar, b0, c50);
                 if constexpr (nv == 2) c51 = _mm256_fmadd_ps(ar, b1, c51);
             }
+            if constexpr (!in_place) a += MR;
             b += ldb;
         }
         const __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
@@ -237,13 +195,20 @@ struct Avx2Kernel {
     template <int nv>
     static void tile_cols(int m, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
                           int64_t ldc, int n, float alpha, float beta) {
+        if (lda != 0) return tile_m<nv, true>(m, k, a, lda, b, ldb, c, ldc, n, alpha, beta);
+        tile_m<nv, false>(m, k, a, lda, b, ldb, c, ldc, n, alpha, beta);
+    }
+
+    template <int nv, bool in_place>
+    static void tile_m(int m, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
+                       int64_t ldc, int n, float alpha, float beta) {
         switch (m) {
-            case 6: return tile_rows<6, nv>(k, a, lda, b, ldb, c, ldc, n, alpha, beta);
-            case 5: return tile_rows<5, nv>(k, a, lda, b, ldb, c, ldc, n, alpha, beta);
-            case 4: return tile_rows<4, nv>(k, a, lda, b, ldb, c, ldc, n, alpha, beta);
-            case 3: return tile_rows<3, nv>(k, a, lda, b, ldb, c, ldc, n, alpha, beta);
-            case 2: return tile_rows<2, nv>(k, a, lda, b, ldb, c, ldc, n, alpha, beta);
-            default: return tile_rows<1, nv>(k, a, lda, b, ldb, c, ldc, n, alpha, beta);
+            case 6: return tile_rows<6, nv, in_place>(k, a, lda, b, ldb, c, ldc, n, alpha, beta);
+            case 5: return tile_rows<5, nv, in_place>(k, a, lda, b, ldb, c, ldc, n, alpha, beta);
+            case 4: return tile_rows<4, nv, in_place>(k, a, lda, b, ldb, c, ldc, n, alpha, beta);
+            case 3: return tile_rows<3, nv, in_place>(k, a, lda, b, ldb, c, ldc, n, alpha, beta);
+            case 2: return tile_rows<2, nv, in_place>(k, a, lda, b, ldb, c, ldc, n, alpha, beta);
+            default: return tile_rows<1, nv, in_place>(k, a, lda, b, ldb, c, ldc, n, alpha, beta);
         }
     }
 };
