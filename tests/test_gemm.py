@@ -119,9 +119,13 @@ def views(rng, m, n, k):
     yield big_a[::-2][:m, ::-3][:, :k], big_b[::-1][:k, ::-2][:, :n]
     yield np.asfortranarray(big_a[:m, :k]), np.asfortranarray(big_b[:k, :n])
     yield rng.standard_normal((k, m)).astype(np.float32).T, rng.standard_normal((n, k)).astype(np.float32).T
+    # unit-stride rows further apart than K, forwards and backwards: with at most 64 columns the
+    # AVX2 kernel reads such rows of A in place instead of packing them
+    yield big_a[:m, :k], big_b[:k, :n]
+    yield big_a[::-1][:m, :k], big_b[:k, :n]
 
 
-@pytest.mark.parametrize("m,n,k", [(7, 17, 5), (40, 90, 300), (6, 700, 25), (150, 20, 40)])
+@pytest.mark.parametrize("m,n,k", [(7, 17, 5), (40, 90, 300), (6, 700, 25), (150, 20, 40), (205, 49, 700), (13, 64, 400)])
 def test_strided_views(rng, m, n, k):
     for a, b in views(rng, m, n, k):
         a0, b0 = a.copy(), b.copy()
