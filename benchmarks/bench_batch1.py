@@ -31,7 +31,7 @@ import time
 
 from fastconv.bench.measure import set_threads_both
 from fastconv.bench.layer_bench import best, bench_layer, load_layers, speed, summary
-from fastconv.bench.sweep import machine_tag
+from fastconv.bench.sweep import results_path, save_text
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LAYERS_CSV = os.path.join(HERE, "layers_batch1.csv")
@@ -129,10 +129,7 @@ def main(argv=None) -> int:
         if line.startswith(("all", "fitted", "held", "  ")):
             print(line)
     batch = f"batch{args.batch}" if args.batch else "suite_batches"
-    out = args.out or os.path.join(HERE, "results", f"{datetime.date.today():%Y-%m-%d}_{machine_tag()}_{batch}.md")
-    with open(out, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("wrote", out)
+    save_text(results_path(batch, os.path.join(HERE, "results"), args.out), "\n".join(lines) + "\n")
     return 0
 
 

@@ -121,8 +121,9 @@ def main() -> int:
     text = "\n".join(lines) + "\n\n"
     print(text)
     if args.out:
-        with open(args.out, "a") as f:
-            f.write(text)
+        from fastconv.bench.sweep import save_text  # local, like the module's other fastconv imports
+
+        save_text(args.out, text, append=True)
     return 0
 
 

@@ -62,7 +62,7 @@ def main(argv=None) -> int:
             runs[tuning].append(run(args.threads, tuning))
     import fastconv
 
-    from fastconv.bench.sweep import machine_tag
+    from fastconv.bench.sweep import results_path, save_text
 
     rows = ["| malloc setting | ms per step (median of rounds) | page faults per step | rounds (ms) |", "|---|---|---|---|"]
     for tuning in (True, False):
@@ -76,11 +76,8 @@ def main(argv=None) -> int:
              f"- command: `python3 benchmarks/bench_malloc.py --threads {args.threads} --rounds {args.rounds}`",
              "- LeNet-5 (modern), batch 256 of synthetic images, SGD momentum 0.9; 5 warm-up steps, 40 timed; "
              "each run a fresh process, the two settings alternating", "", *rows, ""]
-    out = args.out or os.path.join(HERE, "results", f"{today:%Y-%m-%d}_{machine_tag()}_malloc.md")
-    with open(out, "w") as f:
-        f.write("\n".join(lines))
     print("\n".join(rows))
-    print(f"wrote {out}")
+    save_text(results_path("malloc", os.path.join(HERE, "results"), args.out), "\n".join(lines))
     return 0
 
 

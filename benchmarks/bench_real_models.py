@@ -32,6 +32,7 @@ from torch import nn
 import fastconv
 import fastconv.torch as fct
 from fastconv.bench.measure import time_interleaved
+from fastconv.bench.sweep import save_text
 from fastconv.bench.torch_models import MODELS, build
 
 SETTINGS = ("infer1", "infer16", "train16")
@@ -292,8 +293,7 @@ def main() -> int:
     text = "\n".join(lines + checks + layer_lines) + "\n\n"
     print(text)
     if args.out:
-        with open(args.out, "a") as f:
-            f.write(text)
+        save_text(args.out, text, append=True)
     return 0
 
 

@@ -32,7 +32,7 @@ import numpy as np
 import fastconv
 from fastconv import conv as conv_mod
 from fastconv.bench import conv_table as bc, measure
-from fastconv.bench.sweep import machine_tag
+from fastconv.bench.sweep import results_path, save_text
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -198,11 +198,7 @@ def main(argv=None) -> int:
         lines += ["", "## Autotuned auto vs the fastest of our algorithms", *table2]
     if table3:
         lines += ["", "## Sweep: time / fastest per 3x3 layer (1 thread, best of 3, thread CPU time)", *table3]
-    out = args.out or os.path.join(HERE, "results", f"{datetime.date.today():%Y-%m-%d}_{machine_tag()}_winograd.md")
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    with open(out, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("wrote", out)
+    save_text(results_path("winograd", os.path.join(HERE, "results"), args.out), "\n".join(lines) + "\n")
     return 0
 
 

@@ -1,5 +1,6 @@
-"""What the sweep scripts of benchmarks/ share: the machine's tag in result file names, timing a
-set of algorithms against auto's pick, and writing a sweep's markdown table under a header."""
+"""What the sweep scripts of benchmarks/ share: the machine's tag in result file names, where a
+report goes and how it is written, timing a set of algorithms against auto's pick, and writing a
+sweep's markdown table under a header."""
 
 from __future__ import annotations
 
@@ -16,6 +17,19 @@ def machine_tag() -> str:
     """A short name for this machine in result file names, e.g. "epyc2c" (CPU family, logical CPUs)."""
     m = re.search(r"(EPYC|Xeon|Ryzen|Core|Apple M\d)", cpu_model())
     return (m.group(1).lower().replace(" ", "") if m else platform.machine()) + f"{os.cpu_count()}c"
+
+
+def results_path(slug: str, results_dir: str, out: str = "") -> str:
+    """`out` when given, else <results_dir>/<date>_<machine>_<slug>.md."""
+    return out or os.path.join(results_dir, f"{datetime.date.today():%Y-%m-%d}_{machine_tag()}_{slug}.md")
+
+
+def save_text(path: str, text: str, append: bool = False) -> None:
+    """Write (or append) a report to `path`, creating its folder, and say where."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "a" if append else "w") as f:
+        f.write(text)
+    print(f"wrote {path}")
 
 
 def time_against_auto(calls: dict, pick: str, number: int, digits: int = 2) -> tuple[str, float, dict]:
@@ -38,8 +52,6 @@ def write_sweep(slug: str, title: str, notes: list[str], table: list[str], out: 
     facts = info()
     lines = [f"# {title} ({today})", "", *(f"- {note}" for note in notes),
              f"- fastconv {__version__}, {facts['cpu_model']}, path {facts['cpu_path']}", "", *table, ""]
-    path = out or os.path.join(results_dir, f"{today:%Y-%m-%d}_{machine_tag()}_{slug}.md")
-    with open(path, "w") as f:
-        f.write("\n".join(lines))
-    print(f"wrote {path}")
+    path = results_path(slug, results_dir, out)
+    save_text(path, "\n".join(lines))
     return path
