@@ -1,6 +1,7 @@
 // Convolution bindings: one generic entry per pass, dispatching on the algorithm name through a
 // table, so adding an algorithm is one table line here plus its kernel file.
 #include <map>
+#include <tuple>
 
 #include "bindings/bindings.h"
 #include "conv/conv2d.h"
@@ -84,6 +85,31 @@ void backward_weight(const std::string& algo, const Conv2dParams& p, const py::a
     fn(p, data(x), data(dy), dw_ptr);
 }
 
+// The four layout moves of the dilated-phases algorithm (conv/conv2d_phases.cpp), by name.
+void phases(const std::string& move, const Conv2dParams& p, const py::array& src, py::array& out) {
+    p.validate();
+    if (p.stride_h != 1 || p.stride_w != 1) throw std::invalid_argument("params: the phase split needs stride 1");
+    const Conv2dParams s = conv2d_phase_params(p);
+    using Move = void (*)(const Conv2dParams&, const float*, float*);
+    static const std::map<std::string, std::tuple<Move, bool, bool>> moves = {
+        // name -> (function, source is the sub-problem's, arrays are inputs (else outputs))
+        {"split_input", {conv2d_phase_split_input, false, true}},
+        {"merge_input", {conv2d_phase_merge_input, true, true}},
+        {"split_output", {conv2d_phase_split_output, false, false}},
+        {"merge_output", {conv2d_phase_merge_output, true, false}},
+    };
+    auto it = moves.find(move);
+    if (it == moves.end()) throw std::invalid_argument("move: unknown phase move '" + move + "'");
+    const auto [fn, from_sub, inputs] = it->second;
+    const Conv2dParams& from = from_sub ? s : p;
+    const Conv2dParams& to = from_sub ? p : s;
+    require_shape(src, inputs ? input_shape(from) : output_shape(from), "src");
+    require_shape(out, inputs ? input_shape(to) : output_shape(to), "out");
+    float* out_ptr = mutable_data(out, "out");
+    py::gil_scoped_release release;
+    fn(p, data(src), out_ptr);
+}
+
 }  // namespace
 
 void bind_conv(py::module_& m) {
@@ -129,6 +155,11 @@ void bind_conv(py::module_& m) {
             d[py::str(name)] = py::make_tuple(k.forward != nullptr, k.input_grad != nullptr, k.weight_grad != nullptr);
         return d;
     }, "Compiled algorithms -> (has forward, has input grad, has weight grad).");
+    m.def("conv2d_phase_params", &conv2d_phase_params, py::arg("params"),
+          "The undilated problem over the d_h x d_w phase sub-images of a stride-1 dilated one.");
+    m.def("conv2d_phases", &phases, py::arg("move"), py::arg("params"), py::arg("src"), py::arg("out"),
+          "split_input / merge_input / split_output / merge_output between a stride-1 dilated problem's "
+          "arrays and its phase problem's (conv2d_phase_params).");
     m.def("conv2d_forward", &forward, py::arg("algo"), py::arg("params"), py::arg("x"), py::arg("weight"),
           py::arg("bias"), py::arg("out"));
     m.def("conv2d_backward_input", &backward_input, py::arg("algo"), py::arg("params"), py::arg("grad_output"),

@@ -48,4 +48,14 @@ void conv2d_depthwise_forward(const Conv2dParams&, const float* x, const float* 
 void conv2d_depthwise_backward_input(const Conv2dParams&, const float* dy, const float* w, float* dx);
 void conv2d_depthwise_backward_weight(const Conv2dParams&, const float* x, const float* dy, float* dw);
 
+// Stride-1 dilated convolution as an undilated one (conv2d_phases.cpp): the d_h x d_w phase
+// sub-images of the input, stacked as a batch, convolved by any kernel with dilation 1
+// (conv2d_phase_params), the outputs scattered back. Gradients split dy and gather dx the same
+// way. Arrays: xs/dxs of conv2d_phase_params(p)'s input shape, ys/dys of its output shape.
+Conv2dParams conv2d_phase_params(const Conv2dParams& p);
+void conv2d_phase_split_input(const Conv2dParams& p, const float* x, float* xs);
+void conv2d_phase_merge_input(const Conv2dParams& p, const float* dxs, float* dx);
+void conv2d_phase_split_output(const Conv2dParams& p, const float* dy, float* dys);
+void conv2d_phase_merge_output(const Conv2dParams& p, const float* ys, float* y);
+
 }  // namespace fastconv

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
+
 from . import _core
 from ._conv_cost import cheapest
 from ._error_bounds import SUM_BOUND  # the bound of the algorithms without a transform
@@ -113,6 +115,48 @@ def _whole_batch_gemm(pass_: str, p, x, weight, grad_output, bias, out) -> None:
         _core.sgemm(grad_output.reshape(p.N, p.K), x.reshape(p.N, p.C), out.reshape(p.K, p.C), 1.0, 0.0, True, False)
 
 
+def _phases_check(params) -> str | None:
+    p = params
+    if (p.stride_h, p.stride_w) != (1, 1):
+        return f"needs stride 1, got {(p.stride_h, p.stride_w)}"
+    if not ((p.dil_h > 1 and p.R > 1) or (p.dil_w > 1 and p.S > 1)):
+        return f"needs a dilated kernel, got dilation {(p.dil_h, p.dil_w)} on {p.R}x{p.S}"
+    return None
+
+
+def _new(shape) -> np.ndarray:
+    return np.empty(tuple(shape), dtype=np.float32)
+
+
+def _dilated_phases(pass_: str, p, x, weight, grad_output, bias, out) -> None:
+    """A stride-1 dilated convolution through its phase problem (``_core.conv2d_phase_params``: the
+    d_h x d_w phase sub-images of the input as one batch, dilation 1), run by the
+    kernel ``select_algorithm`` picks for that problem: Winograd or the FFT where they pay, which
+    cannot run a dilated kernel themselves. csrc/conv/conv2d_phases.cpp has the layout."""
+    sub = _core.conv2d_phase_params(p)
+    kernel = ALGORITHMS[select_algorithm(sub, pass_)].kernel(sub)
+    sub_x, sub_y = (sub.N, sub.C, sub.H, sub.W), (sub.N, sub.K, sub.P, sub.Q)
+    if pass_ == "forward":
+        xs, ys = _new(sub_x), _new(sub_y)
+        _core.conv2d_phases("split_input", p, x, xs)
+        _core.conv2d_forward(kernel, sub, xs, weight, bias, ys)
+        _core.conv2d_phases("merge_output", p, ys, out)
+    elif pass_ == "input":
+        dys, dxs = _new(sub_y), _new(sub_x)
+        _core.conv2d_phases("split_output", p, grad_output, dys)
+        _core.conv2d_backward_input(kernel, sub, dys, weight, dxs)
+        _core.conv2d_phases("merge_input", p, dxs, out)
+    else:
+        xs, dys = _new(sub_x), _new(sub_y)
+        _core.conv2d_phases("split_input", p, x, xs)
+        _core.conv2d_phases("split_output", p, grad_output, dys)
+        _core.conv2d_backward_weight(kernel, sub, xs, dys, out)
+
+
+#: The picks (families and kernels) that mean a transform pays on an undilated problem (see
+#: _dilated_phases).
+_TRANSFORMS = ("winograd", "winograd_f2", "winograd_f4", "fft")
+
 _CACHE_BYTES = 16 << 20  # half the 32 MiB L3 the rules below were measured on
 
 
@@ -176,6 +220,10 @@ ALGORITHMS: dict[str, Algorithm] = {
                       doc="1x1 kernel on 1x1 maps: one GEMM over the whole batch"),
     "depthwise": Algorithm("depthwise", _depthwise_check,
                            doc="groups == C (MobileNet, ConvNeXt): one packed plane per channel, 8 outputs a vector"),
+    # bound and tile_transform: those of the transforms it is picked to run
+    "dilated_phases": Algorithm("dilated_phases", _phases_check, run=_dilated_phases, bound=5e-4, tile_transform=True,
+                                doc="stride-1 dilated kernel as an undilated one over the input's dilation x "
+                                    "dilation phase sub-images, run by auto's pick for that (Winograd, FFT)"),
 }
 
 
@@ -300,11 +348,20 @@ def select_algorithm(params, pass_: str, device: str = "cpu") -> str:
     # 3 runs; 6 layers held out of the fit). Faster than direct (the pick before) in 107 of 108
     # cases, median 1.85x at batch 1 and 1.69x at batch 16 (the exception: 72x56 5x5 stride-2
     # input gradient at batch 16, direct by ~10%, within the noise); against torch 0.28-0.79x
-    # forward at batch 1, at most 0.97x for the gradients at batch 16. Only what was measured:
-    # kernels 3 to 7, stride 1 or 2, no dilation, multiplier 1.
-    if (cg == 1 and p.groups == p.K > 1 and 3 <= p.R <= 7 and 3 <= p.S <= 7 and p.stride_h <= 2
-            and p.stride_w <= 2 and p.dil_h == p.dil_w == 1):
+    # forward at batch 1, at most 0.97x for the gradients at batch 16. Dilated 3x3 (MobileNetV2
+    # DeepLabv3's last blocks, dilation 2 and 4 on 33x33 and 65x65, benchmarks/layers_dilated.csv,
+    # forward, batch 1 and 16): 0.66-0.89x direct's time. Only what was measured: kernels 3 to 7,
+    # stride 1 or 2, multiplier 1.
+    if cg == 1 and p.groups == p.K > 1 and 3 <= p.R <= 7 and 3 <= p.S <= 7 and p.stride_h <= 2 and p.stride_w <= 2:
         return "depthwise"
+    # Stride-1 dilated kernels (DeepLab, dilated ResNets): their phase problem has no dilation, so
+    # the transforms, which cannot take one, run it; picked when its own pick is a transform.
+    # DeepLab's 3x3 dilation-4 layer over 512 channels on 28x28 at batch 1 (2 threads): Winograd
+    # F(4x4) on the 16 phase sub-images 10.4 ms plus 1.0 for the split and merge (numpy), where
+    # im2col and implicit_gemm take 20-23 ms on the dilated kernel (torch 14.7).
+    if (p.dil_h > 1 or p.dil_w > 1) and _phases_check(p) is None:
+        if select_algorithm(_core.conv2d_phase_params(p), pass_) in _TRANSFORMS:
+            return "dilated_phases"
     # A 1x1 stride-1 unpadded convolution is exactly one GEMM per image: im2col runs it without
     # an unfold, where implicit_gemm gathers the same panels (0.90x implicit_gemm's time by
     # geometric mean over 33 timings of 17 pointwise layers, batch 1 and 8,
