@@ -73,7 +73,9 @@ def test_thread_share_counts_the_busiest_thread():
     ((1, 832, 7, 7), (128, 832, 5, 5), 2, {"fft"}),  # issue #19: FFT at 0.15x torch
     ((1, 512, 14, 14), (128, 512, 5, 5), 2, {"fft"}),  # FFT at 0.26x
     ((1, 160, 7, 7), (320, 160, 3, 3), 1, {"winograd_f4", "fft"}),  # F(4x4) at 0.22x
-    ((1, 144, 14, 14), (288, 144, 3, 3), 1, {"winograd_f4", "fft"}),  # F(4x4) at 0.48x
+    # F(4x4) was at 0.48x on 2026-12-03; since the SGEMM and Winograd changes it runs at 0.93-1.13x
+    # torch's speed (F(2x2) 1.26-1.29x; 2026-12-05 batch-1 runs), so only the FFT (0.26-0.31x) is out
+    ((1, 144, 14, 14), (288, 144, 3, 3), 1, {"fft"}),
 ])
 def test_batch1_late_layers_avoid_the_measured_losers(x_shape, w_shape, padding, slow):
     p = params(x_shape, w_shape, padding=padding)
