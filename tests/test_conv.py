@@ -105,6 +105,7 @@ CASES = [
     (2, 40, 9, 7, 34, 3, 1, (2, 1), (1, 0), 1, 2),  # 2 groups of 17 outputs, 60 taps, stride 2 x 1
     (1, 3, 6, 6, 5, 6, 6, 1, 2, 1, 1),  # kernel = input, padded
     (3, 30, 12, 11, 16, 3, 2, 1, 1, (2, 1), 1),  # 180 taps: two reduction blocks, dilated rows
+    (1, 64, 14, 15, 232, 3, 3, 1, 1, 1, 1),  # 0.5+ MB of weights over 210 pixels: one pixel block
 ]
 
 

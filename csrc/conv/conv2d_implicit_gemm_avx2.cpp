@@ -40,6 +40,12 @@ constexpr int NR = 16;         // tile columns: two 8-float vectors
 // 3%, so the 2-thread gain is the shared-L2 traffic).
 constexpr int64_t KC = 128;
 constexpr int64_t kPixelBlock = 96;  // forward: output pixels per work item (multiple of MR)
+// Forward, few pixels under large weights (late layers at batch 1): every pixel block streams all
+// of a group's packed weights, so up to kOneBlockPixels pixels form one block when the weights
+// pass kOneBlockWeightBytes (half an L2): Inception-style 5x5 over 512 channels on 14x14 (6.5 MB
+// of weights) read them 3 times, now once; each thread then takes a share of the panels.
+constexpr int64_t kOneBlockPixels = 4 * kPixelBlock;
+constexpr int64_t kOneBlockWeightBytes = int64_t(1) << 19;
 
 // c[i * ldc + j] (+)= sum_{t < kc} a[i][off[t]] * b[t * NR + j] for i < MR, j < NR. b is 32-byte
 // aligned; add = false starts from zero.
@@ -253,7 +259,8 @@ void conv2d_implicit_gemm_forward_avx2(const Conv2dParams& p, const float* x, co
     // Work items: (image, group, pixel block, panel range). Few items (batch 1, small maps): the
     // panels are split too, so every thread has work.
     // Pixel blocks of equal size (196 outputs: 3 x 66, not 96 + 96 + 4), so that items balance.
-    const int64_t mblocks = (PQ + kPixelBlock - 1) / kPixelBlock;
+    const bool one_block = PQ <= kOneBlockPixels && CRS * Kg * int64_t(sizeof(float)) > kOneBlockWeightBytes;
+    const int64_t mblocks = one_block ? 1 : (PQ + kPixelBlock - 1) / kPixelBlock;
     const int64_t mb = ((PQ + mblocks - 1) / mblocks + MR - 1) / MR * MR;
     for (int64_t n0 = 0; n0 < p.N; n0 += src.chunk) {
         const int64_t count = std::min(src.chunk, p.N - n0);
