@@ -106,6 +106,11 @@ CASES = [
     (1, 3, 6, 6, 5, 6, 6, 1, 2, 1, 1),  # kernel = input, padded
     (3, 30, 12, 11, 16, 3, 2, 1, 1, (2, 1), 1),  # 180 taps: two reduction blocks, dilated rows
     (1, 64, 14, 15, 232, 3, 3, 1, 1, 1, 1),  # 0.5+ MB of weights over 210 pixels: one pixel block
+    # heavy padding on small maps (implicit_gemm's padded copy, several reduction blocks)
+    (2, 3, 2, 3, 5, 3, 3, 1, 4, 1, 1),  # padding wider than the kernel: windows wholly in padding
+    (1, 40, 5, 6, 20, 5, 5, 1, 2, 1, 1),  # 1000 taps on a 5x6 map
+    (1, 160, 7, 7, 24, 3, 3, 1, 1, 1, 1),  # 1440 taps on 7x7
+    (2, 24, 9, 8, 18, 3, 5, (2, 1), (3, 2), (2, 1), 1),  # strided, dilated, rectangular
 ]
 
 
