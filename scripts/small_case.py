@@ -30,6 +30,12 @@ for s in (1, 2):
     yd = fastconv.conv2d(xd, wd, stride=s, padding=1, groups=4, algo="depthwise")
     grad.conv2d_input(xd.shape, wd, yd, stride=s, padding=1, groups=4, algo="depthwise")
     grad.conv2d_weight(xd, wd.shape, yd, stride=s, padding=1, groups=4, algo="depthwise")
+# dilated_phases: the phase split and merge of every pass, padding a multiple of the dilation and not
+xp, wp = rng.standard_normal((1, 3, 11, 9)).astype(np.float32), rng.standard_normal((5, 3, 3, 3)).astype(np.float32)
+for pad, dil in ((2, 2), (3, 2)):
+    yp = fastconv.conv2d(xp, wp, padding=pad, dilation=dil, algo="dilated_phases")
+    grad.conv2d_input(xp.shape, wp, yp, padding=pad, dilation=dil, algo="dilated_phases")
+    grad.conv2d_weight(xp, wp.shape, yp, padding=pad, dilation=dil, algo="dilated_phases")
 # the Python layer's fused kernels: BatchNorm + ReLU, gradient accumulation of cat's slices, a
 # conv bias gradient of a slice, resize
 from fastconv import Tensor, nn  # noqa: E402
