@@ -3,10 +3,10 @@
 // Output row p of a dilation-d convolution reads padded input rows p, p + d, ..., p + (R-1) d: all
 // congruent to p mod d. So the output rows a, a + d, a + 2d, ... (a < d) read only the padded rows
 // a, a + d, a + 2d, ..., and with those rows as a sub-image (row i = padded row a + d i) they are an
-// ordinary dilation-1, unpadded convolution of it. Likewise for columns. The d_h x d_w phase
-// sub-images, stacked as a batch of N d_h d_w images, make one undilated problem that any kernel
-// runs, Winograd's and the FFT's included (DeepLab's 3x3 dilation-4 layer over 512 channels on
-// 28x28: 16 sub-images of 9x9 whose 7x7 outputs tile the 28x28 output).
+// ordinary dilation-1 convolution of it. Likewise for columns. The d_h x d_w phase sub-images,
+// stacked as a batch of N d_h d_w images, make one undilated problem that any kernel runs,
+// Winograd's and the FFT's included (DeepLab's 3x3 dilation-4 layer over 512 channels on 28x28:
+// 16 sub-images of 7x7 with padding 1 whose 7x7 outputs tile the 28x28 output).
 // Every phase gets the same sub-image size, so that the stack is one batch. Where the padding is a
 // multiple of the dilation (DeepLab's and DRN's "same" padding) the sub-images are the input's own
 // rows a, a + d, ... (ceil(H / d) of them, zeros past H) with padding pad / d: a transform then
@@ -87,10 +87,6 @@ void phase_scatter(const float* src, int64_t N, int64_t C, int64_t hs, int64_t w
         }
     });
 }
-
-}  // namespace
-
-namespace {
 
 // One dimension of the phase problem: its input size and padding, and the offset `off` with
 // sub-image index i <-> input index a + d i - off.

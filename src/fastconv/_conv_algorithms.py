@@ -350,15 +350,17 @@ def select_algorithm(params, pass_: str, device: str = "cpu") -> str:
     # input gradient at batch 16, direct by ~10%, within the noise); against torch 0.28-0.79x
     # forward at batch 1, at most 0.97x for the gradients at batch 16. Dilated 3x3 (MobileNetV2
     # DeepLabv3's last blocks, dilation 2 and 4 on 33x33 and 65x65, benchmarks/layers_dilated.csv,
-    # forward, batch 1 and 16): 0.66-0.89x direct's time. Only what was measured: kernels 3 to 7,
+    # forward, batch 1 and 16): 0.63-0.87x direct's time. Only what was measured: kernels 3 to 7,
     # stride 1 or 2, multiplier 1.
     if cg == 1 and p.groups == p.K > 1 and 3 <= p.R <= 7 and 3 <= p.S <= 7 and p.stride_h <= 2 and p.stride_w <= 2:
         return "depthwise"
     # Stride-1 dilated kernels (DeepLab, dilated ResNets): their phase problem has no dilation, so
     # the transforms, which cannot take one, run it; picked when its own pick is a transform.
-    # DeepLab's 3x3 dilation-4 layer over 512 channels on 28x28 at batch 1 (2 threads): Winograd
-    # F(4x4) on the 16 phase sub-images 10.4 ms plus 1.0 for the split and merge (numpy), where
-    # im2col and implicit_gemm take 20-23 ms on the dilated kernel (torch 14.7).
+    # DeepLab's 3x3 dilation-4 layer over 512 channels on 28x28 at batch 1 (2 threads): 10.6-11.9
+    # ms through F(4x4) on the 16 phase sub-images, where im2col and implicit_gemm take 20-24 ms on
+    # the dilated kernel (torch 14.3-14.5); 16 held-out dilated layers at batch 1 and 8 in
+    # benchmarks/results/2026-12-05_epyc2c_dilated_batch{1,8}.md (behind torch: ENet's 32-channel
+    # layers with dilation 8-16, where every algorithm of ours is within 30% of the others).
     if (p.dil_h > 1 or p.dil_w > 1) and _phases_check(p) is None:
         if select_algorithm(_core.conv2d_phase_params(p), pass_) in _TRANSFORMS:
             return "dilated_phases"
