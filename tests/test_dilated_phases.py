@@ -153,3 +153,20 @@ def test_gradients_of_a_training_batch(rng):
     assert relative_error(dx, conv2d_input_grad_ref(x.shape, w, dy, **kw)) < 5e-4
     dw = fastconv.grad.conv2d_weight(x, w.shape, dy, algo="dilated_phases", **kw)
     assert relative_error(dw, conv2d_weight_grad_ref(x, w.shape, dy, **kw)) < 5e-4
+
+
+def test_bad_input_is_refused_before_the_phases(rng):
+    """dilated_phases sits behind the same checks as every algorithm, and names what it needs."""
+    x = rng.standard_normal((1, 4, 12, 12), dtype=np.float32)
+    w = rng.standard_normal((4, 4, 3, 3), dtype=np.float32)
+    with pytest.raises(TypeError, match="x"):
+        fastconv.conv2d(x.astype(np.float64), w, padding=2, dilation=2, algo="dilated_phases")
+    with pytest.raises(ValueError, match="weight"):
+        fastconv.conv2d(x, w[:, :3], padding=2, dilation=2, algo="dilated_phases")
+    with pytest.raises(ValueError, match="needs a dilated kernel"):
+        fastconv.conv2d(x, w, padding=1, algo="dilated_phases")
+    with pytest.raises(ValueError, match="needs stride 1"):
+        fastconv.conv2d(x, w, stride=2, padding=2, dilation=2, algo="dilated_phases")
+    with pytest.raises(ValueError, match="grad_output: expected shape"):
+        fastconv.grad.conv2d_input(x.shape, w, np.zeros((1, 4, 5, 5), np.float32), padding=2, dilation=2,
+                                   algo="dilated_phases")

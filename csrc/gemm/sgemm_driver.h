@@ -175,11 +175,8 @@ struct BlockedGemm {
                             pack_b_panel(b_buf, pc, kc, jc + jr, n);
                         }
                         for (int64_t ir = 0; ir < mc; ir += MR) {
-                            const int m = int(min64(MR, mc - ir));
-                            if (pack_a)
-                                tile(ic + ir, jc + jr, m, n, kc, a_buf + ir * kc, 0, b, ldb, beta);
-                            else
-                                tile(ic + ir, jc + jr, m, n, kc, A + (ic + ir) * p.a_row + pc, p.a_row, b, ldb, beta);
+                            const float* a = pack_a ? a_buf + ir * kc : A + (ic + ir) * p.a_row + pc;
+                            tile(ic + ir, jc + jr, int(min64(MR, mc - ir)), n, kc, a, pack_a ? 0 : p.a_row, b, ldb, beta);
                         }
                     }
                 }

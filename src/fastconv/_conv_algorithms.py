@@ -153,10 +153,6 @@ def _dilated_phases(pass_: str, p, x, weight, grad_output, bias, out) -> None:
         _core.conv2d_backward_weight(kernel, sub, xs, dys, out)
 
 
-#: The picks (families and kernels) that mean a transform pays on an undilated problem (see
-#: _dilated_phases).
-_TRANSFORMS = ("winograd", "winograd_f2", "winograd_f4", "fft")
-
 _CACHE_BYTES = 16 << 20  # half the 32 MiB L3 the rules below were measured on
 
 
@@ -362,7 +358,8 @@ def select_algorithm(params, pass_: str, device: str = "cpu") -> str:
     # benchmarks/results/2026-12-05_epyc2c_dilated_batch{1,8}.md (behind torch: ENet's 32-channel
     # layers with dilation 8-16, where every algorithm of ours is within 30% of the others).
     if (p.dil_h > 1 or p.dil_w > 1) and _phases_check(p) is None:
-        if select_algorithm(_core.conv2d_phase_params(p), pass_) in _TRANSFORMS:
+        inner = ALGORITHMS[select_algorithm(_core.conv2d_phase_params(p), pass_)]
+        if any(ALGORITHMS[k].tile_transform for k in inner.kernels or (inner.name,)):
             return "dilated_phases"
     # A 1x1 stride-1 unpadded convolution is exactly one GEMM per image: im2col runs it without
     # an unfold, where implicit_gemm gathers the same panels (0.90x implicit_gemm's time by
