@@ -20,6 +20,7 @@ import csv
 import json
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -188,8 +189,7 @@ def main() -> int:
         "",
         f"- machine: {platform.node()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
         f"{args.threads} threads",
-        f"- command: `python benchmarks/compare_builds.py --old {args.old} --new {args.new} --runs {args.runs}"
-        + (f" --only '{args.only}'" if args.only else "") + "`",
+        f"- command: `python benchmarks/compare_builds.py {shlex.join(sys.argv[1:])}`",
         f"- method: each build in its own process, {args.runs} runs each alternated ABBA; in a process every case "
         f"is timed against its reference (numpy for GEMM, torch for the rest) in {ROUNDS} warmed blocks of "
         f"{BLOCK} calls per side with a {SETTLE_S} s pause between sides; per run the median call; here the "
