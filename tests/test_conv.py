@@ -105,7 +105,8 @@ CASES = [
     (2, 40, 9, 7, 34, 3, 1, (2, 1), (1, 0), 1, 2),  # 2 groups of 17 outputs, 60 taps, stride 2 x 1
     (1, 3, 6, 6, 5, 6, 6, 1, 2, 1, 1),  # kernel = input, padded
     (3, 30, 12, 11, 16, 3, 2, 1, 1, (2, 1), 1),  # 180 taps: two reduction blocks, dilated rows
-    (1, 64, 14, 15, 232, 3, 3, 1, 1, 1, 1),  # 0.5+ MB of weights over 210 pixels: one pixel block
+    (1, 64, 14, 15, 232, 3, 3, 1, 1, 1, 1),  # 0.5+ MB of weights over 210 pixels: one pixel block, panels packed on use
+    (1, 300, 9, 9, 200, 3, 3, 1, 1, 1, 2),  # ... per group (1350 taps: 11 reduction blocks, the last short)
     # heavy padding on small maps (implicit_gemm's padded copy, several reduction blocks)
     (2, 3, 2, 3, 5, 3, 3, 1, 4, 1, 1),  # padding wider than the kernel: windows wholly in padding
     (1, 40, 5, 6, 20, 5, 5, 1, 2, 1, 1),  # 1000 taps on a 5x6 map
