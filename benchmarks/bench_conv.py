@@ -16,14 +16,13 @@ fastconv.bench.conv_table, for other drivers (benchmarks/bench_winograd.py).
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import sys
 
 from fastconv import conv as conv_mod
 from fastconv.bench.conv_table import PASSES, bench_shape, load_shapes, summarize, write_report
 from fastconv.bench.measure import set_threads_both
-from fastconv.bench.sweep import machine_tag
+from fastconv.bench.sweep import results_path
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -53,7 +52,7 @@ def main(argv=None) -> int:
         rows.extend(bench_shape(shape, algos, passes, args.repeat, use_min=args.stat == "min"))
     for line in summarize(rows):
         print(line)
-    out = args.out or os.path.join(HERE, "results", f"{datetime.date.today():%Y-%m-%d}_{machine_tag()}_conv.md")
+    out = results_path("conv", os.path.join(HERE, "results"), args.out)
     write_report(rows, out, args.threads, "python3 " + " ".join([os.path.relpath(__file__)] + (argv or sys.argv[1:])), args.repeat, args.stat)
     print("wrote", out)
     return 0

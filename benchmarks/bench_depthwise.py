@@ -27,7 +27,7 @@ import fastconv
 from fastconv.bench.conv_table import BLOCK, CHECK_BATCH, PASSES, SETTLE_S, bench_shape
 from fastconv.bench.measure import set_threads_both
 from fastconv.bench.suite import Shape
-from fastconv.bench.sweep import machine_tag
+from fastconv.bench.sweep import results_path
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ALGOS = ("auto", "depthwise", "direct")
@@ -198,7 +198,7 @@ def main(argv=None) -> int:
     cells = combine(runs)
     lines = summary(cells, held)
     print("\n".join(lines))
-    out = args.out or os.path.join(HERE, "results", f"{datetime.date.today():%Y-%m-%d}_{machine_tag()}_depthwise.md")
+    out = results_path("depthwise", os.path.join(HERE, "results"), args.out)
     write_report(out, cells, args, "python3 " + " ".join([os.path.relpath(__file__)] + (argv or sys.argv[1:])), held, loads)
     print("wrote", out)
     return 0

@@ -205,6 +205,8 @@ std::vector<int32_t> pixel_offsets(const Conv2dParams& p, const Source& s) {
 }
 
 int64_t panels_of(int64_t n) { return (n + NR - 1) / NR; }
+// Valid channels of panel j of n (the last panel may be narrower than NR).
+int64_t panel_width(int64_t n, int64_t j) { return std::min<int64_t>(NR, n - j * NR); }
 
 // Forward work items are (image, group, pixel block, part of the channel panels), item = rest *
 // kparts + part, handed out as parallel_for does (contiguous equal counts per thread). Returns the
@@ -261,8 +263,7 @@ void conv2d_implicit_gemm_forward_avx2(const Conv2dParams& p, const float* x, co
         parallel_for(G * panels, [&](long long b, long long e) {
             for (long long i = b; i < e; ++i) {
                 const int64_t g = i / panels, j = i % panels;
-                pack_panel(w + (g * Kg + j * NR) * CRS, CRS, CRS, std::min<int64_t>(NR, Kg - j * NR),
-                           wpack + i * CRS * NR);
+                pack_panel(w + (g * Kg + j * NR) * CRS, CRS, CRS, panel_width(Kg, j), wpack + i * CRS * NR);
             }
         });
     float* xpad = src.copy ? thread_scratch(1, size_t(src.chunk * src.image)) : nullptr;
@@ -276,7 +277,7 @@ void conv2d_implicit_gemm_forward_avx2(const Conv2dParams& p, const float* x, co
         const int64_t kparts = forward_panel_parts(items0, mblocks, mb, PQ, panels, 4 * int64_t(threads), threads);
         parallel_for(items0 * kparts, [&](long long b, long long e) {
             float* cbuf = thread_scratch(2, size_t(mb * ldc));
-            float* panel = pack_on_use ? thread_scratch(0, size_t(KC * NR)) : nullptr;
+            float* panel = pack_on_use ? thread_scratch(3, size_t(KC * NR)) : nullptr;
             for (long long item = b; item < e; ++item) {
                 const int64_t kp = item % kparts, rest = item / kparts;
                 const int64_t blk = rest % mblocks, g = (rest / mblocks) % G, n = rest / mblocks / G;
@@ -287,11 +288,8 @@ void conv2d_implicit_gemm_forward_avx2(const Conv2dParams& p, const float* x, co
                 for (int64_t kb = 0; kb < CRS; kb += KC) {
                     const int64_t kc = std::min(KC, CRS - kb);
                     for (int64_t j = j0; j < j1; ++j) {
-                        const float* bp = panel;
-                        if (pack_on_use)
-                            pack_panel(w + (g * Kg + j * NR) * CRS + kb, CRS, kc, std::min<int64_t>(NR, Kg - j * NR), panel);
-                        else
-                            bp = wpack + ((g * panels + j) * CRS + kb) * NR;
+                        if (pack_on_use) pack_panel(w + (g * Kg + j * NR) * CRS + kb, CRS, kc, panel_width(Kg, j), panel);
+                        const float* bp = pack_on_use ? panel : wpack + ((g * panels + j) * CRS + kb) * NR;
                         for (int64_t mt = 0; mt < mcount; mt += MR) {
                             const float* a[MR];
                             for (int i = 0; i < MR; ++i) a[i] = img + pixels[size_t(m0 + std::min<int64_t>(mt + i, mcount - 1))];
@@ -352,7 +350,7 @@ void conv2d_implicit_gemm_backward_weight_avx2(const Conv2dParams& p, const floa
                 for (int64_t c0 = 0; c0 < PQ; c0 += jc) {
                     const int64_t cc = std::min(jc, PQ - c0);
                     for (int64_t j = 0; j < panels; ++j)
-                        pack_panel(dyg + j * NR * PQ + c0, PQ, cc, std::min<int64_t>(NR, Kg - j * NR), dyT + j * jc * NR);
+                        pack_panel(dyg + j * NR * PQ + c0, PQ, cc, panel_width(Kg, j), dyT + j * jc * NR);
                     for (int64_t j = 0; j < panels; ++j)
                         for (int64_t tt = t0; tt < t1; ++tt) {
                             const float* a[MR];
