@@ -112,6 +112,10 @@ CASES = [
     (1, 40, 5, 6, 20, 5, 5, 1, 2, 1, 1),  # 1000 taps on a 5x6 map
     (1, 160, 7, 7, 24, 3, 3, 1, 1, 1, 1),  # 1440 taps on 7x7
     (2, 24, 9, 8, 18, 3, 5, (2, 1), (3, 2), (2, 1), 1),  # strided, dilated, rectangular
+    # implicit_gemm's input gradient by stride phases (dy padded as the phases read it)
+    (2, 12, 9, 10, 20, 1, 1, 2, 1, 1, 1),  # 1x1 stride 2, padded: dy's first row and column cropped
+    (2, 40, 11, 8, 24, 3, 3, 2, (2, 3), 1, 1),  # padding past half the kernel: phases start at different rows
+    (1, 36, 12, 13, 21, 4, 3, (3, 2), 1, 1, 3),  # 6 phases of unequal taps, groups
 ]
 
 
@@ -271,7 +275,8 @@ def test_workspace_limit_chunks(rng, threads):
 def test_implicit_gemm_padded_images_in_chunks(rng, threads):
     """A 1 MiB limit makes implicit_gemm pad the batch in chunks of images under half the limit:
     with 16 channels the 3 images in one chunk (105 KiB each), with 64 one image per chunk
-    (64 * 41 * 41 * 4 B = 420 KiB), forward and weight gradient."""
+    (64 * 41 * 41 * 4 B = 420 KiB), forward and weight gradient. The input gradient pads grad_output
+    likewise: 200 channels of 21 x 21 (353 KiB) one image per chunk."""
     saved = fastconv.get_workspace_limit()
     try:
         fastconv.set_workspace_limit(1 << 20)
@@ -283,6 +288,10 @@ def test_implicit_gemm_padded_images_in_chunks(rng, threads):
             assert relative_error(fastconv.conv2d(x, w, b, algo="implicit_gemm", **kw), y_ref) <= 1e-5
             dw = fastconv.grad.conv2d_weight(x, w.shape, dy, algo="implicit_gemm", **kw)
             assert relative_error(dw, conv2d_weight_grad_ref(x, w.shape, dy, stride=(2, 2), padding=(1, 1))) <= 1e-5
+        w = rng.standard_normal((200, 8, 3, 3), dtype=np.float32)
+        dy = rng.standard_normal((3, 200, 20, 20), dtype=np.float32)
+        dx = fastconv.grad.conv2d_input((3, 8, 40, 40), w, dy, algo="implicit_gemm", stride=2, padding=1)
+        assert relative_error(dx, conv2d_input_grad_ref((3, 8, 40, 40), w, dy, stride=(2, 2), padding=(1, 1))) <= 1e-5
     finally:
         fastconv.set_workspace_limit(saved)
 

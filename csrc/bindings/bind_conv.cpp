@@ -21,7 +21,7 @@ const std::map<std::string, Conv2dKernels>& kernel_table() {
     static const std::map<std::string, Conv2dKernels> table = {
         {"direct", {conv2d_direct_forward, conv2d_direct_backward_input, conv2d_direct_backward_weight}},
         {"im2col", {conv2d_im2col_forward, conv2d_im2col_backward_input, conv2d_im2col_backward_weight}},
-        {"implicit_gemm", {conv2d_implicit_gemm_forward, nullptr, conv2d_implicit_gemm_backward_weight}},
+        {"implicit_gemm", {conv2d_implicit_gemm_forward, conv2d_implicit_gemm_backward_input, conv2d_implicit_gemm_backward_weight}},
         {"fft", {conv2d_fft_forward, conv2d_fft_backward_input, conv2d_fft_backward_weight}},
         {"winograd_f2", {conv2d_winograd_f2_forward, conv2d_winograd_f2_backward_input, conv2d_winograd_f2_backward_weight}},
         {"winograd_f4", {conv2d_winograd_f4_forward, conv2d_winograd_f4_backward_input, conv2d_winograd_f4_backward_weight}},

@@ -25,8 +25,10 @@ void conv2d_im2col_backward_input(const Conv2dParams&, const float* dy, const fl
 void conv2d_im2col_backward_weight(const Conv2dParams&, const float* x, const float* dy, float* dw);
 
 // implicit_gemm: output channels as the vector dimension, input pixels broadcast in place from the
-// padded input, forward and weight gradient (conv2d_implicit_gemm.cpp, AVX2 in conv2d_implicit_gemm_avx2.cpp)
+// padded input, in all three passes; the input gradient runs each stride phase of dx as a stride-1
+// correlation of dy with that phase's taps (conv2d_implicit_gemm.cpp, AVX2 in conv2d_implicit_gemm_avx2.cpp)
 void conv2d_implicit_gemm_forward(const Conv2dParams&, const float* x, const float* w, const float* bias, float* y);
+void conv2d_implicit_gemm_backward_input(const Conv2dParams&, const float* dy, const float* w, float* dx);
 void conv2d_implicit_gemm_backward_weight(const Conv2dParams&, const float* x, const float* dy, float* dw);
 
 // fft: real 2-D FFT, per-frequency complex GEMM over channels, tiled (conv2d_fft.cpp, fft.cpp)

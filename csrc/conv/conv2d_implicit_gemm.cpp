@@ -26,6 +26,14 @@ void conv2d_implicit_gemm_forward(const Conv2dParams& p, const float* x, const f
     conv2d_im2col_forward(p, x, w, bias, y);
 }
 
+void conv2d_implicit_gemm_backward_input(const Conv2dParams& p, const float* dy, const float* w, float* dx) {
+#if !defined(FASTCONV_NO_AVX2)
+    if (p.N > 0 && use_avx2() && conv2d_implicit_gemm_avx2_input_grad_fits(p))
+        return conv2d_implicit_gemm_backward_input_avx2(p, dy, w, dx);
+#endif
+    conv2d_im2col_backward_input(p, dy, w, dx);
+}
+
 void conv2d_implicit_gemm_backward_weight(const Conv2dParams& p, const float* x, const float* dy, float* dw) {
 #if !defined(FASTCONV_NO_AVX2)
     if (p.N > 0 && use_kernels(p)) return conv2d_implicit_gemm_backward_weight_avx2(p, x, dy, dw);

@@ -157,14 +157,15 @@ Source plan_source(const Conv2dParams& p) {
 }
 
 // `planes` planes of (h x w) floats from src into dst planes of (rows x cols), element (i, j) at
-// (i + top, j + left), zero elsewhere (threaded over planes).
+// (i + top, j + left), zero elsewhere (threaded over planes). A negative top or left crops.
 void pad_planes(const float* src, int64_t planes, int64_t h, int64_t w, int64_t top, int64_t left, int64_t rows,
                 int64_t cols, float* dst) {
     parallel_for(planes, [&](long long b, long long e) {
         for (long long i = b; i < e; ++i) {
             const float* in = src + i * h * w;
             float* out = dst + i * rows * cols;
-            const int64_t lo = std::min(left, cols), hi = std::max(lo, std::min(cols, left + w));
+            // destination columns [lo, hi) hold source columns [lo - left, hi - left)
+            const int64_t lo = std::clamp<int64_t>(left, 0, cols), hi = std::clamp<int64_t>(left + w, lo, cols);
             for (int64_t r = 0; r < rows; ++r) {
                 float* o = out + r * cols;
                 const int64_t y = r - top;
@@ -173,7 +174,7 @@ void pad_planes(const float* src, int64_t planes, int64_t h, int64_t w, int64_t 
                     continue;
                 }
                 std::memset(o, 0, sizeof(float) * lo);
-                if (hi > lo) std::memcpy(o + lo, in + y * w, sizeof(float) * (hi - lo));
+                if (hi > lo) std::memcpy(o + lo, in + y * w + lo - left, sizeof(float) * (hi - lo));
                 std::memset(o + hi, 0, sizeof(float) * (cols - hi));
             }
         }
@@ -231,6 +232,157 @@ int64_t forward_panel_parts(int64_t items0, int64_t mblocks, int64_t mb, int64_t
         if (best_load < 0 || busiest < best_load) best = kparts, best_load = busiest;
     }
     return best;
+}
+
+// Input gradient by phases. dx[c][x] sums w[k][c][r] dy[k][i] (columns likewise) over the (i, r)
+// with sh i + dh r - pad_h = x. Writing x + pad_h = sh j + a (0 <= a < sh), the kernel rows reaching
+// residue a are those with dh r = a (mod sh), from dy row j - e_r, e_r = dh r / sh (integer
+// division). So each phase (a, b) of dx is a stride-1 correlation of dy with the phase's taps: an
+// implicit GEMM with dx's channels as the vector dimension and (k, phase taps) as the reduction,
+// over dy zero-padded as the phases read it. At stride 1 that is one phase holding every tap (dy
+// padded by dh - pad_h: the transposed convolution); at stride 2 a 3x3 kernel splits into
+// 2x2, 2x1, 1x2 and 1x1 phases (4 + 2 + 2 + 1 = 9 taps, no product wasted), where im2col's col2im
+// scatter-adds every unfolded column.
+struct AxisPhase {
+    int64_t residue = 0;                // a
+    std::vector<int64_t> taps, shifts;  // the kernel rows r of the residue, and their e_r
+    int64_t first = 0, count = 0;       // the phase's outputs j = first .. first + count - 1
+};
+
+// The phases of one axis: input length `in`, kernel `window`, the convolution's stride, padding and
+// dilation.
+std::vector<AxisPhase> axis_phases(int64_t in, int64_t window, int64_t stride, int64_t pad, int64_t dil) {
+    std::vector<AxisPhase> phases{size_t(stride)};
+    for (int64_t r = 0; r < window; ++r) {
+        AxisPhase& ph = phases[size_t(r * dil % stride)];
+        ph.taps.push_back(r);
+        ph.shifts.push_back(r * dil / stride);
+    }
+    for (int64_t a = 0; a < stride; ++a) {
+        AxisPhase& ph = phases[size_t(a)];
+        ph.residue = a;
+        ph.first = pad >= a ? (pad - a + stride - 1) / stride : 0;  // ceil((pad - a) / stride) >= 0
+        const int64_t last = pad + in - 1 - a;                        // stride * (last j) <= last
+        ph.count = last < 0 ? 0 : std::max<int64_t>(0, last / stride - ph.first + 1);
+    }
+    return phases;
+}
+
+// Where dy sits in the source the phases read: dy row i at source row i + offset, and the source
+// rows they need (columns likewise). Phases without taps read nothing.
+struct AxisSource {
+    int64_t offset = 0, size = 1;
+};
+
+AxisSource axis_source(const std::vector<AxisPhase>& phases) {
+    AxisSource s;
+    bool first = true;
+    for (const AxisPhase& ph : phases) {
+        if (ph.taps.empty() || ph.count == 0) continue;
+        const int64_t most = *std::max_element(ph.shifts.begin(), ph.shifts.end());
+        s.offset = first ? most - ph.first : std::max(s.offset, most - ph.first);  // first read row >= 0
+        first = false;
+    }
+    for (const AxisPhase& ph : phases) {
+        if (ph.taps.empty() || ph.count == 0) continue;
+        const int64_t least = *std::min_element(ph.shifts.begin(), ph.shifts.end());
+        s.size = std::max(s.size, ph.first + ph.count - least + s.offset);  // last read row + 1
+    }
+    return s;
+}
+
+// One phase (a, b) of dx: the source offsets of its reduction steps (k, r, s) and output pixels,
+// the rows of the packed W^T its steps use, and where its pixels go in a dx plane. len = 0 when no
+// tap reaches it (a stride larger than the dilated kernel): its pixels are zero.
+struct InputGradPhase {
+    int64_t len = 0;
+    std::vector<int32_t> taps, pixels, dst;
+    std::vector<int64_t> weight_rows;  // (k * R + r) * S + s per step
+};
+
+// The axes' phases and the source layout of dy they read.
+struct InputGradLayout {
+    std::vector<AxisPhase> rows, cols;
+    AxisSource src_rows, src_cols;
+    Source src;
+};
+
+InputGradLayout input_grad_layout(const Conv2dParams& p) {
+    InputGradLayout l;
+    l.rows = axis_phases(p.H, p.R, p.stride_h, p.pad_h, p.dil_h);
+    l.cols = axis_phases(p.W, p.S, p.stride_w, p.pad_w, p.dil_w);
+    l.src_rows = axis_source(l.rows), l.src_cols = axis_source(l.cols);
+    const AxisSource &sr = l.src_rows, &sc = l.src_cols;
+    const int64_t P = p.P(), Q = p.Q();
+    Source& s = l.src;
+    // dy is read in place when no phase reads before its first row or column or past its plane.
+    s.copy = !(sr.offset == 0 && sc.offset == 0 && sr.size <= P && sc.size <= Q);
+    s.rows = s.copy ? sr.size : P;
+    s.cols = s.copy ? sc.size : Q;
+    s.row = s.cols, s.plane = s.rows * s.cols, s.image = p.K * s.plane;
+    const int64_t limit_floats = get_workspace_limit() / int64_t(sizeof(float)) / 2;
+    s.chunk = s.copy ? std::max<int64_t>(1, std::min<int64_t>(p.N, limit_floats / std::max<int64_t>(s.image, 1)))
+                     : p.N;
+    return l;
+}
+
+struct InputGradPlan {
+    Source src;
+    int64_t top = 0, left = 0;  // dy's first row and column in the source
+    std::vector<InputGradPhase> phases;
+};
+
+InputGradPlan plan_input_grad(const Conv2dParams& p) {
+    const InputGradLayout layout = input_grad_layout(p);
+    const std::vector<AxisPhase> &rows = layout.rows, &cols = layout.cols;
+    const AxisSource &sr = layout.src_rows, &sc = layout.src_cols;
+    const int64_t Kg = p.K_per_group();
+    InputGradPlan g;
+    g.src = layout.src;
+    const Source& s = g.src;
+    g.top = sr.offset, g.left = sc.offset;
+    for (const AxisPhase& ph : rows)
+        for (const AxisPhase& pw : cols) {
+            if (ph.count == 0 || pw.count == 0) continue;
+            InputGradPhase f;
+            f.len = Kg * int64_t(ph.taps.size() * pw.taps.size());
+            for (int64_t k = 0; k < Kg; ++k)
+                for (size_t u = 0; u < ph.taps.size(); ++u)
+                    for (size_t v = 0; v < pw.taps.size(); ++v) {
+                        f.taps.push_back(int32_t(k * s.plane + (sr.offset - ph.shifts[u]) * s.row + sc.offset -
+                                                 pw.shifts[v]));
+                        f.weight_rows.push_back((k * p.R + ph.taps[u]) * p.S + pw.taps[v]);
+                    }
+            for (int64_t j = ph.first; j < ph.first + ph.count; ++j)
+                for (int64_t l = pw.first; l < pw.first + pw.count; ++l) {
+                    f.pixels.push_back(int32_t(j * s.row + l));
+                    const int64_t x = p.stride_h * j + ph.residue - p.pad_h, y = p.stride_w * l + pw.residue - p.pad_w;
+                    f.dst.push_back(int32_t(x * p.W + y));
+                }
+            g.phases.push_back(std::move(f));
+        }
+    return g;
+}
+
+// c[l * ldc + i] for pixels l < cols and channels i < rows (<= 8) into dst[i * ldd + at[l]]: the
+// 8 x 8 transpose of the forward's output, for pixels that need not be adjacent in dst.
+inline void scatter_block(const float* c, int64_t ldc, float* dst, int64_t ldd, const int32_t* at, int64_t rows,
+                          int64_t cols) {
+    if (cols == 8 && at[7] - at[0] == 7) return transpose_block(c, ldc, dst + at[0], ldd, rows, cols);
+    if (cols == 8) {
+        __m256 r[8];
+        for (int l = 0; l < 8; ++l) r[l] = _mm256_loadu_ps(c + l * ldc);
+        transpose8(r);
+        alignas(32) float buf[8];
+        for (int64_t i = 0; i < rows; ++i) {
+            _mm256_store_ps(buf, r[i]);
+            float* d = dst + i * ldd;
+            for (int l = 0; l < 8; ++l) d[at[l]] = buf[l];
+        }
+        return;
+    }
+    for (int64_t i = 0; i < rows; ++i)
+        for (int64_t l = 0; l < cols; ++l) dst[i * ldd + at[l]] = c[l * ldc + i];
 }
 
 }  // namespace
@@ -394,6 +546,145 @@ void conv2d_implicit_gemm_backward_weight_avx2(const Conv2dParams& p, const floa
             }
         }
     });
+}
+
+bool conv2d_implicit_gemm_avx2_input_grad_fits(const Conv2dParams& p) {
+    const Source s = input_grad_layout(p).src;
+    // int32 offsets: a group's taps (Kg planes of dy) and the pixels, and dx's planes
+    return p.K_per_group() * s.plane < (int64_t(1) << 31) && p.H * p.W < (int64_t(1) << 31);
+}
+
+void conv2d_implicit_gemm_backward_input_avx2(const Conv2dParams& p, const float* dy, const float* w, float* dx) {
+    const InputGradPlan plan = plan_input_grad(p);
+    const Source& src = plan.src;
+    const int64_t G = p.groups, Cg = p.C_per_group(), Kg = p.K_per_group(), RS = p.R * p.S, HW = p.H * p.W;
+    const int64_t panels = panels_of(Cg), ldc = panels * NR, P = p.P(), Q = p.Q();
+    const int64_t nphases = int64_t(plan.phases.size());
+
+    // Pixel blocks per phase as in the forward: one block per phase when few pixels meet large
+    // weights, whose panels are then packed on use at batch 1 (ResNet-18's last 3x3 layer, 512
+    // channels on 7x7: 9.4 MB of weights for 49 pixels).
+    int64_t most_pixels = 0;
+    for (const InputGradPhase& f : plan.phases) most_pixels = std::max(most_pixels, int64_t(f.pixels.size()));
+    const bool one_block =
+        most_pixels <= kOneBlockPixels && Kg * Cg * RS * int64_t(sizeof(float)) > kOneBlockWeightBytes;
+    const bool pack_on_use = one_block && p.N == 1;
+    auto block_size = [&](int64_t npix) {
+        const int64_t blocks = one_block ? 1 : (npix + kPixelBlock - 1) / kPixelBlock;
+        return ((npix + blocks - 1) / blocks + MR - 1) / MR * MR;
+    };
+    const int64_t mb = block_size(most_pixels);
+
+    // W^T per phase, group and panel of NR input channels: row t of a phase's reduction holds
+    // w[k][c][r][s] for the panel's c (zero past Cg).
+    std::vector<int64_t> phase_base(size_t(nphases) + 1, 0);  // each phase's panels in `packed`
+    for (int64_t f = 0; f < nphases; ++f)
+        phase_base[size_t(f + 1)] = phase_base[size_t(f)] + G * panels * plan.phases[size_t(f)].len * NR;
+    auto pack = [&](const InputGradPhase& f, int64_t g, int64_t j, int64_t t0, int64_t t1, float* dst) {
+        const float* wg = w + (g * Kg * Cg + j * NR) * RS;
+        const int64_t width = std::min<int64_t>(NR, Cg - j * NR);
+        for (int64_t t = t0; t < t1;) {  // runs of consecutive taps of one k: one transpose each
+            const int64_t row = f.weight_rows[size_t(t)], k = row / RS;
+            int64_t end = t + 1;
+            while (end < t1 && f.weight_rows[size_t(end)] == row + (end - t) && f.weight_rows[size_t(end)] / RS == k) ++end;
+            pack_panel(wg + k * Cg * RS + row % RS, RS, end - t, width, dst + (t - t0) * NR);
+            t = end;
+        }
+    };
+    float* packed = pack_on_use ? nullptr : thread_scratch(0, size_t(std::max<int64_t>(1, phase_base.back())));
+    if (!pack_on_use)
+        parallel_for(nphases * G * panels, [&](long long b, long long e) {
+            for (long long i = b; i < e; ++i) {
+                const int64_t ph = i / (G * panels), g = (i / panels) % G, j = i % panels;
+                const InputGradPhase& f = plan.phases[size_t(ph)];
+                pack(f, g, j, 0, f.len, packed + phase_base[size_t(ph)] + (g * panels + j) * f.len * NR);
+            }
+        });
+
+    // Work items: (image, group, phase, pixel block, part of the channel panels), split between
+    // the threads into contiguous runs of equal cost (a stride-2 3x3 layer's phases cost 4:2:2:1).
+    struct Item {
+        int64_t n, g, phase, m0, mcount, j0, j1;
+    };
+    const int threads = region_threads();
+    float* dypad = src.copy ? thread_scratch(1, size_t(src.chunk * src.image)) : nullptr;
+    for (int64_t n0 = 0; n0 < p.N; n0 += src.chunk) {
+        const int64_t count = std::min(src.chunk, p.N - n0);
+        const float* base = dy + (src.copy ? 0 : n0 * src.image);
+        if (src.copy) {
+            pad_planes(dy + n0 * p.K * P * Q, count * p.K, P, Q, plan.top, plan.left, src.rows, src.cols, dypad);
+            base = dypad;
+        }
+        int64_t blocks_per_image = 0;  // over groups and phases
+        for (const InputGradPhase& f : plan.phases) {
+            const int64_t npix = int64_t(f.pixels.size());
+            blocks_per_image += G * ((npix + block_size(npix) - 1) / block_size(npix));
+        }
+        const int64_t blocks = count * blocks_per_image;  // channel panels split while < 4 per thread
+        const int64_t kparts = std::min(panels, std::max<int64_t>(1, (4 * int64_t(threads) + blocks - 1) / blocks));
+        // Images in runs of at most kMaxItems items: the item list stays small for any batch.
+        constexpr int64_t kMaxItems = int64_t(1) << 14;
+        const int64_t run = std::max<int64_t>(1, kMaxItems / (blocks_per_image * kparts));
+        for (int64_t na = 0; na < count; na += run) {
+            std::vector<Item> items;
+            std::vector<double> cost(1, 0.0);  // prefix sums
+            for (int64_t n = na; n < std::min(count, na + run); ++n)
+                for (int64_t g = 0; g < G; ++g)
+                    for (int64_t ph = 0; ph < nphases; ++ph) {
+                        const InputGradPhase& f = plan.phases[size_t(ph)];
+                        const int64_t npix = int64_t(f.pixels.size()), size = block_size(npix);
+                        for (int64_t m0 = 0; m0 < npix; m0 += size)
+                            for (int64_t kp = 0; kp < kparts; ++kp) {
+                                const Item it{n, g, ph, m0, std::min(size, npix - m0), panels * kp / kparts,
+                                              panels * (kp + 1) / kparts};
+                                if (it.j0 == it.j1) continue;
+                                items.push_back(it);
+                                cost.push_back(cost.back() + double(it.mcount * (it.j1 - it.j0) * (f.len + 8)));
+                            }
+                    }
+            parallel_for(threads, [&](long long t0, long long t1) {
+                float* cbuf = thread_scratch(2, size_t(mb * ldc));
+                float* panel = pack_on_use ? thread_scratch(3, size_t(KC * NR)) : nullptr;
+                const double total = cost.back();
+                auto first_item = [&](long long t) {
+                    return size_t(std::lower_bound(cost.begin(), cost.end(), total * double(t) / threads) - cost.begin());
+                };
+                const size_t end = std::min(first_item(t1), items.size());
+                for (size_t idx = std::min(first_item(t0), items.size()); idx < end; ++idx) {
+                    const Item& it = items[idx];
+                    const InputGradPhase& f = plan.phases[size_t(it.phase)];
+                    float* dxg = dx + ((n0 + it.n) * p.C + it.g * Cg) * HW;
+                    const int32_t* at = f.dst.data() + it.m0;
+                    const int64_t c1 = std::min(Cg, it.j1 * NR);
+                    if (f.len == 0) {  // no tap reaches these pixels
+                        for (int64_t c = it.j0 * NR; c < c1; ++c)
+                            for (int64_t m = 0; m < it.mcount; ++m) dxg[c * HW + at[m]] = 0.0f;
+                        continue;
+                    }
+                    const float* img = base + it.n * src.image + it.g * Kg * src.plane;
+                    for (int64_t kb = 0; kb < f.len; kb += KC) {
+                        const int64_t kc = std::min(KC, f.len - kb);
+                        for (int64_t j = it.j0; j < it.j1; ++j) {
+                            if (pack_on_use) pack(f, it.g, j, kb, kb + kc, panel);
+                            const float* bp = pack_on_use ? panel
+                                                          : packed + phase_base[size_t(it.phase)] +
+                                                                ((it.g * panels + j) * f.len + kb) * NR;
+                            for (int64_t mt = 0; mt < it.mcount; mt += MR) {
+                                const float* a[MR];
+                                for (int i = 0; i < MR; ++i)
+                                    a[i] = img + f.pixels[size_t(it.m0 + std::min<int64_t>(mt + i, it.mcount - 1))];
+                                tile(a, f.taps.data() + kb, bp, kc, cbuf + mt * ldc + j * NR, ldc, kb > 0);
+                            }
+                        }
+                    }
+                    for (int64_t c = it.j0 * NR; c < c1; c += 8)
+                        for (int64_t m = 0; m < it.mcount; m += 8)
+                            scatter_block(cbuf + m * ldc + c, ldc, dxg + c * HW, HW, at + m, std::min<int64_t>(8, c1 - c),
+                                          std::min<int64_t>(8, it.mcount - m));
+                }
+            });
+        }
+    }
 }
 
 }  // namespace fastconv

@@ -196,9 +196,10 @@ ALGORITHMS: dict[str, Algorithm] = {
                         doc="register-tiled six-deep loop; best for few channels (LeNet)"),
     "im2col": Algorithm("im2col", _any, devices=("cpu", "cuda"),
                         doc="unfold + GEMM (no unfold for 1x1 stride 1); best for many channels"),
-    "implicit_gemm": Algorithm("implicit_gemm", _any, ("forward", "weight"),
-                               doc="GEMM tiles of 16 output channels x 6 pixels (forward) or taps (weight) read "
-                                   "in place from the padded input: no unfold, strides cost nothing"),
+    "implicit_gemm": Algorithm("implicit_gemm", _any,
+                               doc="GEMM tiles of 16 channels x 6 pixels (forward, input gradient) or taps (weight) "
+                                   "read in place from the padded input: no unfold, strides cost nothing; the "
+                                   "input gradient runs dx's stride phases as stride-1 problems"),
     "fft": Algorithm("fft", _fft_check, bound=1e-4, tile_transform=True,
                      doc="tiled real 2-D FFT + per-frequency complex GEMM; best for large kernels"),
     "winograd": Algorithm(
@@ -317,6 +318,13 @@ def _modelled_forward(p) -> str | None:
     return _modelled_picks[key]
 
 
+def _transposed(p):
+    """The stride-1 forward problem a stride-1 input gradient is: dy (N, K, P, Q) correlated with
+    the flipped kernel, K -> C channels, padding R-1-pad (which must be >= 0)."""
+    return _core.Conv2dParams(p.N, p.K, p.P, p.Q, p.C, p.R, p.S, 1, 1, p.R - 1 - p.pad_h, p.S - 1 - p.pad_w,
+                              1, 1, p.groups)
+
+
 def select_algorithm(params, pass_: str, device: str = "cpu") -> str:
     """The algorithm ``algo="auto"`` runs for one pass ("forward", "input", "weight") of a problem
     (a ``_core.Conv2dParams``) on ``device``. Rules are checked in order; each cites its measurement.
@@ -378,6 +386,23 @@ def select_algorithm(params, pass_: str, device: str = "cpu") -> str:
         pick = _modelled_forward(p)
         if pick is not None:
             return pick
+    # The input gradient of a stride-1 convolution is the forward convolution of dy with the
+    # transposed, flipped kernel over dy padded by R-1-pad: implicit_gemm, the FFT and Winograd run
+    # it as exactly that, so the forward cost model prices it on the transposed problem. Where it
+    # picks implicit_gemm or the FFT, that is the pick; where it picks Winograd, the family's
+    # variant rule (measured on input gradients: F(2x2) where F(4x4)'s tiles would be mostly
+    # padding) picks the tile; where it picks direct or im2col, whose input kernels are different
+    # loops, the rules below decide. Measured (1 thread, the stride-1
+    # undilated layers of benchmarks/layers_batch1.csv at batch 1 and 8,
+    # benchmarks/results/2026-12-05_epyc2c_input_grad.md): time over the fastest of ours, geometric
+    # mean 1.02 at batch 1 and 1.03 at batch 8 against the rules alone 1.16 and 1.05 (Inception's 5x5
+    # layers at batch 1 went to the FFT at 1.2-3.5x implicit_gemm's time).
+    if pass_ == "input" and not strided and p.dil_h == p.dil_w == 1 and p.pad_h < p.R and p.pad_w < p.S:
+        pick = _modelled_forward(_transposed(p))
+        if pick in ("implicit_gemm", "fft"):
+            return pick
+        if pick in ALGORITHMS["winograd"].kernels:
+            return "winograd"
     # 2026-11-25_epyc2c_winograd.md (sweep, forward and input gradient, 1 thread; runs on a busy
     # machine vary by ~10%): on 3x3 stride-1 layers Winograd is fastest or within ~10% once both
     # channel counts are >= 8 (worst: (8, 64) on 56x56 forward, direct by 11-21% across runs),
@@ -432,6 +457,14 @@ def select_algorithm(params, pass_: str, device: str = "cpu") -> str:
         # resnet_3x3 without Winograd 1.50 vs 1.61): the register-tiled direct loop wins.
         return "direct"
     if pass_ == "input":
+        # implicit_gemm runs a strided layer's input gradient as its stride phases, each a stride-1
+        # problem with its own taps (no col2im). 2026-12-05_epyc2c_input_grad.md (1 thread, batch 1
+        # and 8): 3x3 stride 2 with 64-128 input channels 0.78-0.93x im2col's time (ResNet-18
+        # layer2/3 downsampling, the suite's stride2), DeepSpeech2's 21x11 stride 2x1 over 32
+        # channels 0.90x / 0.64x the previous pick; with 256-288 channels 1.05-1.41x, and with a
+        # 1x1 kernel (three of four phases empty) 1.09-1.32x; few channels (stems) 3-10x: im2col.
+        if strided and p.dil_h == p.dil_w == 1 and p.R * p.S > 1 and 32 <= cg <= 128:
+            return "implicit_gemm"
         # alexnet_c1 ([1t] im2col 0.32 vs direct 0.60), stride2 (1.06 vs 1.06): strided layers; with
         # 64+ output channels W^T @ dY is a well-shaped GEMM. Few channels at stride 1 (lenet_c1,
         # lenet_c2: [1t] direct 0.01 and 0.40 against im2col's 0.02 and 1.77): direct.
@@ -474,9 +507,14 @@ def select_algorithm(params, pass_: str, device: str = "cpu") -> str:
     # direct's 0.59-0.64x; 3x3 and 1x1 stride 2 64->128 on 56x56: 1.02x / 1.07x and 0.61x / 0.69x
     # against im2col's 1.12x / 1.20x and 0.60x / 1.03x. Short reductions with many taps and
     # outputs stay with im2col (256->512 on 14x14, 49 pixels: implicit 2.0x torch at batch 1,
-    # im2col 0.56x; stride2, 128->256 on 28x28: 0.98x against 0.86x at batch 1).
+    # im2col 0.56x; stride2, 128->256 on 28x28: 0.98x against 0.86x at batch 1). From two images
+    # and 196 pixels a strided layer's products are long enough with up to 256 input channels
+    # (2026-12-05_epyc2c_input_grad.md, weight section, 1 thread, batch 8: ResNet-18's 3x3 and 1x1
+    # stride-2 128->256 on 28x28 0.92x and 0.88x im2col's time, ResNet-50's 1x1 stride-2 256->512
+    # on 56x56 0.96x; at 49 pixels 1.31-1.96x; at batch 1 1.03-1.15x).
     if p.dil_h == p.dil_w == 1 and kg >= 16 and (
-            (strided and (cg < 32 or (cg <= 64 and p.P * p.Q >= 784)))
+            (strided and (cg < 32 or (cg <= 64 and p.P * p.Q >= 784)
+                          or (cg <= 256 and p.N >= 2 and p.P * p.Q >= 196)))
             or (not strided and cg < 8 and p.R * p.S >= 25)):
         return "implicit_gemm"
     # weight gradient: with 32+ input channels per group the GEMM wins (vgg_3x3 [1t] im2col 1.33 vs
