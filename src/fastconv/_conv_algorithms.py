@@ -389,17 +389,18 @@ def select_algorithm(params, pass_: str, device: str = "cpu") -> str:
     # The input gradient of a stride-1 convolution is the forward convolution of dy with the
     # transposed, flipped kernel over dy padded by R-1-pad: implicit_gemm, the FFT and Winograd run
     # it as exactly that, so the forward cost model prices it on the transposed problem. Where it
-    # picks implicit_gemm or the FFT, that is the pick; where it picks Winograd, the family's
-    # variant rule (measured on input gradients: F(2x2) where F(4x4)'s tiles would be mostly
-    # padding) picks the tile; where it picks direct or im2col, whose input kernels are different
-    # loops, the rules below decide. Measured (1 thread, the stride-1
-    # undilated layers of benchmarks/layers_batch1.csv at batch 1 and 8,
-    # benchmarks/results/2026-12-05_epyc2c_input_grad.md): time over the fastest of ours, geometric
-    # mean 1.02 at batch 1 and 1.03 at batch 8 against the rules alone 1.16 and 1.05 (Inception's 5x5
-    # layers at batch 1 went to the FFT at 1.2-3.5x implicit_gemm's time).
+    # picks implicit_gemm, that is the pick; where it picks Winograd, the family's variant rule
+    # (measured on input gradients: F(2x2) where F(4x4)'s tiles would be mostly padding) picks the
+    # tile; otherwise the rules below decide: direct's and im2col's input kernels are different
+    # loops, and the model's FFT price misses on transposed LeNet layers (lenet_c2: FFT 2.03 ms
+    # against direct's 1.42, 2 threads). Measured (1 thread, the stride-1 undilated layers of
+    # benchmarks/layers_batch1.csv at batch 1 and 8, benchmarks/results/2026-12-05_epyc2c_input_grad.md):
+    # time over the fastest of ours, geometric mean 1.02 at batch 1 and 1.04 at batch 8 against the
+    # rules alone 1.16 and 1.05 (Inception's 5x5 layers at batch 1 went to the FFT at 1.2-3.5x
+    # implicit_gemm's time).
     if pass_ == "input" and not strided and p.dil_h == p.dil_w == 1 and p.pad_h < p.R and p.pad_w < p.S:
         pick = _modelled_forward(_transposed(p))
-        if pick in ("implicit_gemm", "fft"):
+        if pick == "implicit_gemm":
             return pick
         if pick in ALGORITHMS["winograd"].kernels:
             return "winograd"
