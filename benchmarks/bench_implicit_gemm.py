@@ -1,4 +1,4 @@
-"""Implicit GEMM (forward and weight gradient) on strided and few-channel layers: auto,
+"""Implicit GEMM (forward, input and weight gradient) on strided and few-channel layers: auto,
 implicit_gemm, im2col and direct against torch; the suite's layers at batch 1 and 8, held-out
 public layers at batch 1 and 16.
 
@@ -9,7 +9,7 @@ measures thread pools fighting), --repeat turns per callable, turn r starting wi
 (none always follows torch and refills the caches it evicted), median kept. The whole table is
 measured --rounds times; each cell shows the median over rounds and ratios show min-max over rounds.
 
-    python3 benchmarks/bench_implicit_gemm.py --threads 2 --rounds 3 --passes forward,weight
+    python3 benchmarks/bench_implicit_gemm.py --threads 2 --rounds 3 --passes forward,input,weight
 
 --clock thread (with --threads 1) times the calling thread's CPU time (time.thread_time) instead of
 wall time, in the same turns: on a machine shared with busy neighbours it leaves out the time the
@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--only", default="", help="comma-separated substrings of the layer names to run")
     ap.add_argument("--clock", choices=("wall", "thread"), default="wall")
-    ap.add_argument("--passes", default="forward", help="comma-separated: forward, weight")
+    ap.add_argument("--passes", default="forward", help="comma-separated: forward, input, weight")
     ap.add_argument("--out", default="")
     args = ap.parse_args(argv)
     if args.clock == "thread" and args.threads != 1:
@@ -86,6 +86,14 @@ def main(argv=None) -> int:
                     def torch_fn(xt=xt, wt=wt, bt=bt, s=stride, p=pad):
                         with torch.no_grad():
                             return torch.nn.functional.conv2d(xt, wt, bt, s, p)
+                elif pass_ == "input":
+                    expected = ref.conv2d_input(x.shape, w, dy, stride, pad, (1, 1), 1)
+                    fns = {a: (lambda a=a, x=x, w=w, dy=dy, s=stride, p=pad:
+                               fastconv.grad.conv2d_input(x.shape, w, dy, s, p, algo=a)) for a in ALGOS}
+
+                    def torch_fn(xt=xt, wt=wt, dyt=dyt, s=stride, p=pad):  # dX only, as autograd asks for it
+                        return torch.ops.aten.convolution_backward(dyt, xt, wt, None, s, p, (1, 1), False, (0, 0), 1,
+                                                                   (True, False, False))[0]
                 else:
                     expected = ref.conv2d_weight(x, w.shape, dy, stride, pad, (1, 1), 1)
                     fns = {a: (lambda a=a, x=x, w=w, dy=dy, s=stride, p=pad:

@@ -4,8 +4,11 @@
 
 #include <omp.h>
 
+#include <atomic>
 #include <exception>
 #include <mutex>
+#include <utility>
+#include <vector>
 
 namespace fastconv {
 
@@ -69,6 +72,49 @@ void parallel_for(long long n, F&& f) {
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
         const long long begin = n * t / nt, end = n * (t + 1) / nt;
         if (begin < end) catcher.run([&] { f(begin, end); });
+    }
+    catcher.rethrow();
+}
+
+// parallel_for_stealing(n, f): parallel_for's contiguous shares, each walked from its front by
+// its thread, f(i, i + 1) per item; a thread that runs out takes items from the back of the
+// others' shares. Items keep the locality of the static split (neighbouring items share inputs),
+// and a thread slowed by another process on its core no longer holds up the whole call. For items
+// whose results do not depend on the thread that computes them.
+template <class F>
+void parallel_for_stealing(long long n, F&& f) {
+    if (n <= 0) return;
+    const int threads = region_threads();
+    if (threads <= 1 || n == 1 || n >= (1LL << 31)) return parallel_for(n, std::forward<F>(f));
+    // Share t as one word, first item << 32 | end, so that taking from either end is one CAS; one
+    // cache line each, so that a thread walking its own share does not disturb the others'.
+    struct alignas(64) Share {
+        std::atomic<unsigned long long> range;
+    };
+    std::vector<Share> shares(static_cast<size_t>(threads));
+    for (int t = 0; t < threads; ++t)
+        shares[size_t(t)].range = (static_cast<unsigned long long>(n * t / threads) << 32) |
+                                  static_cast<unsigned long long>(n * (t + 1) / threads);
+    auto take = [&](int t, bool front) -> long long {
+        auto& share = shares[size_t(t)].range;
+        unsigned long long old = share.load();
+        for (;;) {
+            const unsigned long long b = old >> 32, e = old & 0xffffffffULL;
+            if (b >= e) return -1;
+            const unsigned long long now = front ? ((b + 1) << 32) | e : (b << 32) | (e - 1);
+            if (share.compare_exchange_weak(old, now)) return static_cast<long long>(front ? b : e - 1);
+        }
+    };
+    ExceptionCatcher catcher;
+#pragma omp parallel num_threads(threads)
+    {
+        ScopedDenormalsOff ftz;
+        const int t = omp_get_thread_num();  // shares of threads OpenMP did not start are all stolen
+        catcher.run([&] {
+            for (long long i; (i = take(t, true)) >= 0;) f(i, i + 1);
+            for (int v = 1; v < threads; ++v)  // then the others' shares, from their backs
+                for (long long i; (i = take((t + v) % threads, false)) >= 0;) f(i, i + 1);
+        });
     }
     catcher.rethrow();
 }

@@ -1,5 +1,5 @@
 // Implicit GEMM: output channels as the vector dimension, input pixels broadcast straight from the
-// (padded) input (conv2d_implicit_gemm_avx2.cpp). The kernels need AVX2/FMA; elsewhere (the
+// (padded) input, in all three passes (conv2d_implicit_gemm_avx2.cpp). The kernels need AVX2/FMA; elsewhere (the
 // portable path, planes too large for int32 offsets) the same products run as im2col.
 #include "common/cpu_features.h"
 #include "conv/conv2d.h"
