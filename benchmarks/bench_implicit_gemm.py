@@ -30,6 +30,7 @@ import numpy as np
 import fastconv
 from fastconv import conv as conv_mod
 from fastconv.bench import reference as ref
+from fastconv.bench import sweep
 from fastconv.bench.measure import time_interleaved
 
 # (name, x shape without N, w shape, stride (h, w), padding (h, w), batches)
@@ -136,8 +137,7 @@ def main(argv=None) -> int:
     table = "\n".join(head + rows)
     print(table)
     if args.out:
-        with open(args.out, "w") as f:
-            f.write(table + "\n")
+        sweep.save_text(args.out, table + "\n")
     return 0
 
 

@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 import fastconv
+from fastconv.bench import sweep
 
 SHAPES = [  # (N, C, L, k): sentence-model sizes (Kalchbrenner et al.: k = 4..10) and longer sequences
     (64, 100, 50, 5),
@@ -77,13 +78,13 @@ def main(argv=None) -> int:
     header = "| shape | " + " | ".join(f"{n} ms" for n in contenders) + " | fastconv input GB/s |"
     table = "\n".join([header, "|" + "---|" * (len(contenders) + 2)] + rows)
     if args.out:
-        with open(args.out, "w") as f:
-            f.write(f"# k-max pooling, {datetime.date.today()}\n\n")
-            f.write(f"CPU: {fastconv.info()['cpu_model']}, {args.threads} threads, numpy {np.__version__}"
-                    + (f", torch {torch.__version__}" if torch else "") + f", Python {platform.python_version()}\n\n")
-            f.write(f"Command: `python benchmarks/bench_kmax.py --repeat {args.repeat} --threads {args.threads} --out {args.out}`\n")
-            f.write("Median of repeats after warm-up, contenders interleaved; float32 input without ties.\n\n")
-            f.write(table + "\n")
+        sweep.save_text(args.out, "\n".join([
+            f"# k-max pooling, {datetime.date.today()}\n",
+            f"CPU: {fastconv.info()['cpu_model']}, {args.threads} threads, numpy {np.__version__}"
+            + (f", torch {torch.__version__}" if torch else "") + f", Python {platform.python_version()}\n",
+            f"Command: `python benchmarks/bench_kmax.py --repeat {args.repeat} --threads {args.threads} --out {args.out}`",
+            "Median of repeats after warm-up, contenders interleaved; float32 input without ties.\n",
+            table]) + "\n")
     return 0
 
 
