@@ -464,7 +464,9 @@ def select_algorithm(params, pass_: str, device: str = "cpu") -> str:
         # layer2/3 downsampling, the suite's stride2), DeepSpeech2's 21x11 stride 2x1 over 32
         # channels 0.90x / 0.64x the previous pick; with 256-288 channels 1.05-1.41x, and with a
         # 1x1 kernel (three of four phases empty) 1.09-1.32x; few channels (stems) 3-10x: im2col.
-        if strided and p.dil_h == p.dil_w == 1 and p.R * p.S > 1 and 32 <= cg <= 128:
+        # On 2 threads it loses below 4 images (ResNet-18 layer2/3 downsampling at batch 1-2:
+        # 1.08-1.21x im2col's time; batch 4 0.93x, batch 8 0.87-0.89x).
+        if strided and p.N >= 4 and p.dil_h == p.dil_w == 1 and p.R * p.S > 1 and 32 <= cg <= 128:
             return "implicit_gemm"
         # alexnet_c1 ([1t] im2col 0.32 vs direct 0.60), stride2 (1.06 vs 1.06): strided layers; with
         # 64+ output channels W^T @ dY is a well-shaped GEMM. Few channels at stride 1 (lenet_c1,
@@ -508,14 +510,12 @@ def select_algorithm(params, pass_: str, device: str = "cpu") -> str:
     # direct's 0.59-0.64x; 3x3 and 1x1 stride 2 64->128 on 56x56: 1.02x / 1.07x and 0.61x / 0.69x
     # against im2col's 1.12x / 1.20x and 0.60x / 1.03x. Short reductions with many taps and
     # outputs stay with im2col (256->512 on 14x14, 49 pixels: implicit 2.0x torch at batch 1,
-    # im2col 0.56x; stride2, 128->256 on 28x28: 0.98x against 0.86x at batch 1). From two images
-    # and 196 pixels a strided layer's products are long enough with up to 256 input channels
-    # (2026-12-05_epyc2c_input_grad.md, weight section, 1 thread, batch 8: ResNet-18's 3x3 and 1x1
-    # stride-2 128->256 on 28x28 0.92x and 0.88x im2col's time, ResNet-50's 1x1 stride-2 256->512
-    # on 56x56 0.96x; at 49 pixels 1.31-1.96x; at batch 1 1.03-1.15x).
+    # im2col 0.56x; stride2, 128->256 on 28x28: 0.98x against 0.86x at batch 1). With 128 input
+    # channels on 28x28 implicit_gemm is ahead on 1 thread at batch 8 (0.92x im2col's time) but not
+    # on 2 (batch 2: 1.25-1.68x, batch 4: 1.00-1.21x, batch 8: 0.89-1.06x;
+    # 2026-12-05_epyc2c_input_grad.md): it stays with im2col.
     if p.dil_h == p.dil_w == 1 and kg >= 16 and (
-            (strided and (cg < 32 or (cg <= 64 and p.P * p.Q >= 784)
-                          or (cg <= 256 and p.N >= 2 and p.P * p.Q >= 196)))
+            (strided and (cg < 32 or (cg <= 64 and p.P * p.Q >= 784)))
             or (not strided and cg < 8 and p.R * p.S >= 25)):
         return "implicit_gemm"
     # weight gradient: with 32+ input channels per group the GEMM wins (vgg_3x3 [1t] im2col 1.33 vs
