@@ -257,7 +257,7 @@ struct AxisPhase {
 // The phases of one axis: input length `in`, kernel `window`, the convolution's stride, padding and
 // dilation.
 std::vector<AxisPhase> axis_phases(int64_t in, int64_t window, int64_t stride, int64_t pad, int64_t dil) {
-    std::vector<AxisPhase> phases{size_t(stride)};
+    std::vector<AxisPhase> phases(static_cast<size_t>(stride));
     for (int64_t r = 0; r < window; ++r) {
         AxisPhase& ph = phases[size_t(r * dil % stride)];
         ph.taps.push_back(r);
