@@ -615,3 +615,19 @@ def test_forward_kernels_overwrite_nan_outputs(rng, case):
         fastconv._core.conv2d_forward(name, params, x, w, b, out)
         assert np.isfinite(out).all(), name
         assert_close(out, ref, conv_bound(name, params, "forward", "cpu"), what=name)
+
+
+def test_implicit_gemm_input_gradient_rejects_bad_input(rng):
+    """The input gradient's checks come before its kernel: a grad_output of the wrong shape or dtype
+    is refused by name, and the operands are left as they were."""
+    w = rng.standard_normal((6, 4, 3, 3), dtype=np.float32)
+    dy = rng.standard_normal((2, 6, 4, 4), dtype=np.float32)
+    w0, dy0 = w.copy(), dy.copy()
+    with pytest.raises(ValueError, match="grad_output"):
+        fastconv.grad.conv2d_input((2, 4, 8, 8), w, dy[:, :, :3], stride=2, padding=1, algo="implicit_gemm")
+    with pytest.raises(TypeError, match="grad_output"):
+        fastconv.grad.conv2d_input((2, 4, 8, 8), w, dy.astype(np.int32), stride=2, padding=1, algo="implicit_gemm")
+    with pytest.raises(ValueError, match="input_shape"):
+        fastconv.grad.conv2d_input((2, 4, 8), w, dy, stride=2, padding=1, algo="implicit_gemm")
+    np.testing.assert_array_equal(w, w0)
+    np.testing.assert_array_equal(dy, dy0)

@@ -520,12 +520,8 @@ void conv2d_implicit_gemm_backward_weight_avx2(const Conv2dParams& p, const floa
                         for (int64_t tt = t0; tt < t1; ++tt) {
                             const float* a[MR];
                             for (int i = 0; i < MR; ++i) a[i] = img + taps[size_t(std::min<int64_t>(tt * MR + i, CRS - 1))];
-                            if (direct)
-                                tile(a, pixels.data() + c0, dyT + j * jc * NR, cc, to + (g * rows + tt * MR) * ldc + j * NR,
-                                     ldc, true);
-                            else
-                                tile(a, pixels.data() + c0, dyT + j * jc * NR, cc,
-                                     part + (g * tiles + tt - b) * MR * ldc + j * NR, ldc, c0 > 0);
+                            float* c = direct ? to + (g * rows + tt * MR) * ldc : part + (g * tiles + tt - b) * MR * ldc;
+                            tile(a, pixels.data() + c0, dyT + j * jc * NR, cc, c + j * NR, ldc, direct || c0 > 0);
                         }
                 }
                 if (direct) continue;
@@ -624,6 +620,11 @@ void conv2d_implicit_gemm_backward_input_avx2(const Conv2dParams& p, const float
         int64_t n, g, phase, m0, mcount, j0, j1;
     };
     const int threads = region_threads();
+    int64_t blocks_per_image = 0;  // over groups and phases
+    for (const InputGradPhase& f : plan.phases) {
+        const int64_t npix = int64_t(f.pixels.size());
+        blocks_per_image += G * ((npix + block_size(npix) - 1) / block_size(npix));
+    }
     float* dypad = src.copy ? thread_scratch(1, size_t(src.chunk * src.image)) : nullptr;
     for (int64_t n0 = 0; n0 < p.N; n0 += src.chunk) {
         const int64_t count = std::min(src.chunk, p.N - n0);
@@ -631,11 +632,6 @@ void conv2d_implicit_gemm_backward_input_avx2(const Conv2dParams& p, const float
         if (src.copy) {
             pad_planes(dy + n0 * p.K * P * Q, count * p.K, P, Q, plan.top, plan.left, src.rows, src.cols, dypad);
             base = dypad;
-        }
-        int64_t blocks_per_image = 0;  // over groups and phases
-        for (const InputGradPhase& f : plan.phases) {
-            const int64_t npix = int64_t(f.pixels.size());
-            blocks_per_image += G * ((npix + block_size(npix) - 1) / block_size(npix));
         }
         const int64_t blocks = count * blocks_per_image;  // channel panels split while < 4 per thread
         const int64_t kparts = std::min(panels, std::max<int64_t>(1, (4 * int64_t(threads) + blocks - 1) / blocks));
