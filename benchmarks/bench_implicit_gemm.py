@@ -10,6 +10,7 @@ measures thread pools fighting), --repeat turns per callable, turn r starting wi
 measured --rounds times; each cell shows the median over rounds and ratios show min-max over rounds.
 
     python3 benchmarks/bench_implicit_gemm.py --threads 2 --rounds 3 --passes forward,input,weight
+    python3 benchmarks/bench_implicit_gemm.py --passes weight --batches 1,2,4,16 --algos auto,implicit_gemm,im2col
 
 --clock thread (with --threads 1) times the calling thread's CPU time (time.thread_time) instead of
 wall time, in the same turns: on a machine shared with busy neighbours it leaves out the time the
@@ -45,6 +46,13 @@ LAYERS = [
     ("ResNet 1x1 s2 256->512 @14", (256, 14, 14), (512, 256, 1, 1), (2, 2), (0, 0), (1, 16)),
     ("DeepSpeech2 5x20 s2 1->32 @161x700", (1, 161, 700), (32, 1, 5, 20), (2, 2), (0, 0), (1, 16)),
     ("VGG-like 5x5 s1 32->64 @32", (32, 32, 32), (64, 32, 5, 5), (1, 1), (2, 2), (1, 16)),
+    # strided layers that no rule was fitted on (the weight-gradient rule of 2026-12-05 was checked here)
+    ("Inception-v3 6a 3x3 s2 288->384 @35", (288, 35, 35), (384, 288, 3, 3), (2, 2), (0, 0), (1, 16)),
+    ("3x3 s2 512->512 @14", (512, 14, 14), (512, 512, 3, 3), (2, 2), (1, 1), (1, 16)),
+    ("5x5 s2 64->128 @32", (64, 32, 32), (128, 64, 5, 5), (2, 2), (2, 2), (1, 16)),
+    ("3x3 s2 32->64 @112", (32, 112, 112), (64, 32, 3, 3), (2, 2), (1, 1), (1, 16)),
+    ("3x3 s2 160->192 @20", (160, 20, 20), (192, 160, 3, 3), (2, 2), (1, 1), (1, 16)),
+    ("ResNet-50 1x1 s2 1024->2048 @14", (1024, 14, 14), (2048, 1024, 1, 1), (2, 2), (0, 0), (1, 16)),
 ]
 ALGOS = ("auto", "implicit_gemm", "im2col", "direct")
 
@@ -59,6 +67,8 @@ def main(argv=None) -> int:
     ap.add_argument("--only", default="", help="comma-separated substrings of the layer names to run")
     ap.add_argument("--clock", choices=("wall", "thread"), default="wall")
     ap.add_argument("--passes", default="forward", help="comma-separated: forward, input, weight")
+    ap.add_argument("--batches", default="", help="comma-separated batch sizes for every layer (default: each layer's own)")
+    ap.add_argument("--algos", default=",".join(ALGOS), help="comma-separated subset of " + ",".join(ALGOS))
     ap.add_argument("--out", default="")
     args = ap.parse_args(argv)
     if args.clock == "thread" and args.threads != 1:
@@ -67,11 +77,14 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     passes = args.passes.split(",")
+    algos = tuple(a for a in ALGOS if a in args.algos.split(","))
+    if not algos:
+        ap.error(f"--algos: none of {ALGOS}")
     cases = []
     for name, xs, ws, stride, pad, batches in LAYERS:
         if args.only and not any(part in name for part in args.only.split(",")):
             continue
-        for n in batches:
+        for n in (map(int, args.batches.split(",")) if args.batches else batches):
             x = rng.standard_normal((n, *xs), dtype=np.float32)
             w = rng.standard_normal(ws, dtype=np.float32)
             b = rng.standard_normal(ws[0], dtype=np.float32)
@@ -82,7 +95,7 @@ def main(argv=None) -> int:
                 if pass_ == "forward":
                     expected = ref.conv2d(x, w, b, stride, pad, (1, 1), 1)
                     fns = {a: (lambda a=a, x=x, w=w, b=b, s=stride, p=pad: fastconv.conv2d(x, w, b, s, p, algo=a))
-                           for a in ALGOS}
+                           for a in algos}
 
                     def torch_fn(xt=xt, wt=wt, bt=bt, s=stride, p=pad):
                         with torch.no_grad():
@@ -90,7 +103,7 @@ def main(argv=None) -> int:
                 elif pass_ == "input":
                     expected = ref.conv2d_input(x.shape, w, dy, stride, pad, (1, 1), 1)
                     fns = {a: (lambda a=a, x=x, w=w, dy=dy, s=stride, p=pad:
-                               fastconv.grad.conv2d_input(x.shape, w, dy, s, p, algo=a)) for a in ALGOS}
+                               fastconv.grad.conv2d_input(x.shape, w, dy, s, p, algo=a)) for a in algos}
 
                     def torch_fn(xt=xt, wt=wt, dyt=dyt, s=stride, p=pad):  # dX only, as autograd asks for it
                         return torch.ops.aten.convolution_backward(dyt, xt, wt, None, s, p, (1, 1), False, (0, 0), 1,
@@ -98,7 +111,7 @@ def main(argv=None) -> int:
                 else:
                     expected = ref.conv2d_weight(x, w.shape, dy, stride, pad, (1, 1), 1)
                     fns = {a: (lambda a=a, x=x, w=w, dy=dy, s=stride, p=pad:
-                               fastconv.grad.conv2d_weight(x, w.shape, dy, s, p, algo=a)) for a in ALGOS}
+                               fastconv.grad.conv2d_weight(x, w.shape, dy, s, p, algo=a)) for a in algos}
 
                     def torch_fn(xt=xt, wt=wt, dyt=dyt, s=stride, p=pad):  # dW only, as autograd asks for it
                         return torch.ops.aten.convolution_backward(dyt, xt, wt, None, s, p, (1, 1), False, (0, 0), 1,
@@ -119,17 +132,17 @@ def main(argv=None) -> int:
             for a, (med, _, _) in t.items():
                 medians.setdefault((i, a), []).append(med * 1e3)
             print(f"round {r + 1}: {name} N={n} " + " ".join(f"{a} {t[a][0] * 1e3:.2f}" for a in fns), flush=True)
-    head = ["| layer | N | auto picks | " + " | ".join(f"{a} ms (GFLOP/s)" for a in (*ALGOS, "torch")) + " | "
-            + " | ".join(f"{a} / torch" for a in ALGOS) + " |"]
-    head.append("|---|---|---|" + "---|" * (2 * len(ALGOS) + 1))
+    head = ["| layer | N | auto picks | " + " | ".join(f"{a} ms (GFLOP/s)" for a in (*algos, "torch")) + " | "
+            + " | ".join(f"{a} / torch" for a in algos) + " |"]
+    head.append("|---|---|---|" + "---|" * (2 * len(algos) + 1))
     rows = []
     for i, (name, n, params, fns, pass_) in enumerate(cases):
         cells = []
-        for a in (*ALGOS, "torch"):
+        for a in (*algos, "torch"):
             ms = statistics.median(medians[(i, a)])
             cells.append(f"{ms:.2f} ({params.flops / ms / 1e6:.0f})")
         ratios = []
-        for a in ALGOS:
+        for a in algos:
             rs = [m / t for m, t in zip(medians[(i, a)], medians[(i, "torch")])]
             ratios.append(f"{statistics.median(rs):.2f} ({min(rs):.2f}-{max(rs):.2f})")
         pick = conv_mod.ALGORITHMS[conv_mod.select_algorithm(params, pass_)].kernel(params)

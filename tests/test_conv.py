@@ -296,6 +296,28 @@ def test_implicit_gemm_padded_images_in_chunks(rng, threads):
         fastconv.set_workspace_limit(saved)
 
 
+def test_implicit_gemm_weight_grad_slots_first_written_in_a_later_chunk(rng, threads):
+    """Under a 1 MiB limit 5 images are padded in chunks of 3 and 2: on 2 threads the first chunk
+    splits the taps (the first per-thread sum only), the second the images, so the second sum is
+    first written there and must be stored, not added to stale memory. Both ways of summing: into
+    the sum directly (225 pixels per image) and through per-image parts (400 pixels)."""
+    saved = fastconv.get_workspace_limit()
+    try:
+        fastconv.set_workspace_limit(1 << 20)
+        for C, H in ((40, 30), (24, 40)):  # padded images of 150 and 158 KiB: 3 per 512 KiB chunk
+            x, w, _ = make_problem(rng, 5, C, H, H, 20, 3, 3)
+            kw = dict(stride=2, padding=1)
+            dy = rng.standard_normal((5, 20, H // 2, H // 2), dtype=np.float32)
+            ref = conv2d_weight_grad_ref(x, w.shape, dy, stride=(2, 2), padding=(1, 1))
+            for nthreads in (1, 2):
+                fastconv.set_num_threads(nthreads)
+                fastconv.grad.conv2d_weight(x, w.shape, dy * 7, algo="implicit_gemm", **kw)  # leaves other sums in the scratch
+                dw = fastconv.grad.conv2d_weight(x, w.shape, dy, algo="implicit_gemm", **kw)
+                assert relative_error(dw, ref) <= 1e-5, (C, H, nthreads)
+    finally:
+        fastconv.set_workspace_limit(saved)
+
+
 def test_direct_weight_grad_under_small_limit(rng):
     """direct's weight gradient switches to one partial per weight when 8 would pass the limit."""
     saved = fastconv.get_workspace_limit()

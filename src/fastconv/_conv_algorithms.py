@@ -510,12 +510,17 @@ def select_algorithm(params, pass_: str, device: str = "cpu") -> str:
     # direct's 0.59-0.64x; 3x3 and 1x1 stride 2 64->128 on 56x56: 1.02x / 1.07x and 0.61x / 0.69x
     # against im2col's 1.12x / 1.20x and 0.60x / 1.03x. Short reductions with many taps and
     # outputs stay with im2col (256->512 on 14x14, 49 pixels: implicit 2.0x torch at batch 1,
-    # im2col 0.56x; stride2, 128->256 on 28x28: 0.98x against 0.86x at batch 1). With 128 input
-    # channels on 28x28 implicit_gemm is ahead on 1 thread at batch 8 (0.92x im2col's time) but not
-    # on 2 (batch 2: 1.25-1.68x, batch 4: 1.00-1.21x, batch 8: 0.89-1.06x;
-    # 2026-12-05_epyc2c_input_grad.md): it stays with im2col.
+    # im2col 0.56x). Since its per-thread sums are added and transposed into dW in vector blocks
+    # (they were walked a column at a time; stride2 weight 4.4-4.7 ms against 4.9-5.6 on 2 threads),
+    # it also leads on strided layers with 32-512 input channels once a reduction (N*P*Q) reaches 98
+    # (2 threads, batch 1-16, 2026-12-05_epyc2c_strided_weight_implicit.md): time over im2col's
+    # 0.73-0.99 on ResNet-18's 3x3 downsampling and the suite's stride2 (256->512 on 7x7 outputs at
+    # batch 1, 49 pixels: 1.16), 0.95-1.03 on Inception-v3 6a (288 channels), 0.76-0.93 on held-out
+    # 5x5 64->128 and 3x3 32->64 and 160->192, 0.77-1.06 on 3x3 512->512 from batch 2 (1.45 at batch
+    # 1, 49 pixels); 1x1 stride-2 projections only up to 128 channels (0.86-1.00; 256->512 on 28x28
+    # outputs 0.98-1.11, 1024->2048 1.26-1.99).
     if p.dil_h == p.dil_w == 1 and kg >= 16 and (
-            (strided and (cg < 32 or (cg <= 64 and p.P * p.Q >= 784)))
+            (strided and (cg < 32 or (p.N * p.P * p.Q >= 98 and (cg <= 128 or (p.R * p.S > 1 and cg <= 512)))))
             or (not strided and cg < 8 and p.R * p.S >= 25)):
         return "implicit_gemm"
     # weight gradient: with 32+ input channels per group the GEMM wins (vgg_3x3 [1t] im2col 1.33 vs
