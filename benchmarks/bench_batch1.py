@@ -7,7 +7,8 @@ says can run it (fastconv._conv_algorithms.tunable: the compiled kernels, Winogr
 name). Each algorithm's output is first checked against torch in float64 (the float64 reference of
 fastconv.bench.reference without torch) with the registry's error bound; a wrong one is not timed.
 Then all run block-alternating (fastconv.bench.measure.time_interleaved, block=5, settle=0.15 s,
-one untimed call per turn), --repeat rounds, median, at --threads (torch too).
+one untimed call per turn), --repeat rounds, median, at --threads (torch too). Each round first
+waits (up to 30 s) until a probe reads the machine quiet (measure.QuietGate; --no-gate: not).
 
 Reports per layer: ms, torch/auto (> 1: ours faster), the fastest algorithm and auto/best; summary
 lines for the bar (geometric mean of torch/auto, worst layer, layers under 0.8x, layers where auto
@@ -31,13 +32,14 @@ import time
 
 from fastconv.bench.measure import set_threads_both
 from fastconv.bench.layer_bench import best, bench_layer, load_layers, speed, summary
+from fastconv.bench.measure import QuietGate, conv_probe
 from fastconv.bench.sweep import results_path, save_text
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LAYERS_CSV = os.path.join(HERE, "layers_batch1.csv")
 
 
-def report(rows: list[dict], command: str, threads: int, repeat: int) -> list[str]:
+def report(rows: list[dict], command: str, threads: int, repeat: int, notes: tuple[str, ...] = ()) -> list[str]:
     import platform
 
     from fastconv.runtime import cpu_model
@@ -53,6 +55,7 @@ def report(rows: list[dict], command: str, threads: int, repeat: int) -> list[st
         f"(wrong: not timed); then block-alternating (time_interleaved block=5, settle=0.15 s, one "
         f"untimed call per turn), {repeat} rounds, median. Layers: benchmarks/layers_batch1.csv "
         f"(held_out = 1: not used to fit rules; marked * below).",
+        *notes,
         "",
         "## Bar",
         "",
@@ -87,6 +90,9 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=5, help="rounds of block=5 timed calls per callable")
     ap.add_argument("--json", default="", help="also write the rows as JSON (for --merge)")
+    ap.add_argument("--no-gate", action="store_true",
+                    help="start rounds at once (default: each waits up to 30 s for a quiet machine, "
+                         "fastconv.bench.measure.QuietGate)")
     ap.add_argument("--merge", default="", help="comma-separated JSON files of earlier chunks: report them, time nothing")
     ap.add_argument("--out", default="", help="report path (default benchmarks/results/<date>_<machine>_batch<N>.md)")
     args = ap.parse_args(argv)
@@ -94,12 +100,13 @@ def main(argv=None) -> int:
 
     torch = set_threads_both(args.threads)
     if args.merge:
-        rows, commands = [], []
+        rows, commands, notes = [], [], []
         for path in args.merge.split(","):
             with open(path) as f:
                 data = json.load(f)
             rows.extend(data["rows"])
             commands.append(data["command"])
+            notes.extend(data.get("notes", []))
         command = "; ".join(commands)
     else:
         layers = load_layers(args.layers_file)
@@ -110,9 +117,10 @@ def main(argv=None) -> int:
                 raise SystemExit(f"--layers: unknown {sorted(unknown)}")
             layers = [l for l in layers if l["name"] in wanted]
         rows = []
+        gate = None if args.no_gate else QuietGate(*conv_probe())
         begin = time.perf_counter()
         for layer in layers[args.start:args.stop]:
-            row = bench_layer(layer, args.batch or layer["N"], args.repeat, torch)
+            row = bench_layer(layer, args.batch or layer["N"], args.repeat, torch, gate)
             rows.append(row)
             name, ms = best(row)
             s = speed(row)
@@ -121,10 +129,11 @@ def main(argv=None) -> int:
                   f"best {name} {ms:.3f} auto/best {row['ms']['auto'] / ms:.2f}"
                   + (f"  WRONG {row['wrong']}" if row["wrong"] else ""), flush=True)
         print(f"{time.perf_counter() - begin:.0f} s")
+        notes = [gate.summary()] if gate else []
         if args.json:
             with open(args.json, "w") as f:
-                json.dump({"command": command, "rows": rows}, f, indent=1)
-    lines = report(rows, command, args.threads, args.repeat)
+                json.dump({"command": command, "rows": rows, "notes": notes}, f, indent=1)
+    lines = report(rows, command, args.threads, args.repeat, tuple(notes))
     for line in lines[8:12 + 9]:
         if line.startswith(("all", "fitted", "held", "  ")):
             print(line)

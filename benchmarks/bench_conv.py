@@ -4,7 +4,8 @@ For each shape and pass (forward, input, weight) each algorithm is first checked
 float64 reference (fastconv.bench.reference) on the first images of the batch, and is not timed if it
 disagrees. Then ours and torch (F.conv2d under no_grad, torch.nn.grad.conv2d_input/conv2d_weight)
 run in alternating warmed blocks of 5 calls with a 0.15 s pause between the sides (same thread
-count): warm-up, then the median of --repeat rounds.
+count): warm-up, then the median of --repeat rounds, each round started once a probe reads the
+machine quiet (fastconv.bench.measure.QuietGate, up to 30 s; --no-gate: at once).
 GFLOP/s counts 2*N*K*(C/groups)*R*S*P*Q per pass. Writes benchmarks/results/<date>_<machine>_conv.md.
 
     python3 benchmarks/bench_conv.py --threads 2 [--shapes lenet_c1,stride2] [--algos auto,direct] [--repeat 15]
@@ -21,7 +22,7 @@ import sys
 
 from fastconv import conv as conv_mod
 from fastconv.bench.conv_table import PASSES, bench_shape, load_shapes, summarize, write_report
-from fastconv.bench.measure import set_threads_both
+from fastconv.bench.measure import QuietGate, conv_probe, set_threads_both
 from fastconv.bench.sweep import results_path
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -38,6 +39,9 @@ def main(argv=None) -> int:
     ap.add_argument("--stat", choices=["median", "min"], default="median",
                     help="statistic over the rounds (min is steadier on a shared, busy machine)")
     ap.add_argument("--out", default="", help="report path (default benchmarks/results/<date>_<machine>_conv.md)")
+    ap.add_argument("--no-gate", action="store_true",
+                    help="start rounds at once (default: each waits up to 30 s for a quiet machine, "
+                         "fastconv.bench.measure.QuietGate)")
     args = ap.parse_args(argv)
 
     set_threads_both(args.threads)
@@ -48,12 +52,14 @@ def main(argv=None) -> int:
             raise SystemExit(f"--passes: unknown pass {p!r}")
     shapes = load_shapes(args.shapes_file, args.shapes.split(",") if args.shapes else None)
     rows = []
+    gate = None if args.no_gate else QuietGate(*conv_probe())
     for shape in shapes:
-        rows.extend(bench_shape(shape, algos, passes, args.repeat, use_min=args.stat == "min"))
+        rows.extend(bench_shape(shape, algos, passes, args.repeat, use_min=args.stat == "min", gate=gate))
     for line in summarize(rows):
         print(line)
     out = results_path("conv", os.path.join(HERE, "results"), args.out)
-    write_report(rows, out, args.threads, "python3 " + " ".join([os.path.relpath(__file__)] + (argv or sys.argv[1:])), args.repeat, args.stat)
+    write_report(rows, out, args.threads, "python3 " + " ".join([os.path.relpath(__file__)] + (argv or sys.argv[1:])), args.repeat, args.stat,
+                 (gate.summary(),) if gate else ())
     print("wrote", out)
     return 0
 

@@ -68,3 +68,55 @@ def test_torch_mirror_computes_what_our_model_computes():
         np.testing.assert_allclose(ours(fastconv.Tensor(x)).numpy(), mirror(torch.from_numpy(x)).numpy(), rtol=0, atol=1e-4)
     lenet = fastconv.models.LeNet5("classic")
     assert set(torch_lenet("classic").state_dict()) == set(lenet.state_dict())
+
+
+class _ProbeClock:
+    """A probe whose calls take the listed durations on a clock of its own (no real waiting)."""
+
+    def __init__(self, durations):
+        self.durations, self.now = list(durations), 0.0
+
+    def probe(self):
+        self.now += self.durations.pop(0) if self.durations else 1.0
+
+    def clock(self):
+        return self.now
+
+
+def test_quiet_gate_holds_a_round_until_the_probe_reads_quiet():
+    from fastconv.bench.measure import QuietGate
+
+    # calibration: 3 checks of (untimed, timed) quiet calls; then two noisy checks, then a quiet one
+    p = _ProbeClock([1.0] * 6 + [2.0, 2.0] * 2 + [1.05, 1.05])
+    gate = QuietGate(p.probe, tolerance=1.15, calls=1, pause_s=0.0, max_wait_s=60.0, clock=p.clock)
+    assert gate.best == 1.0
+    assert gate.wait() is True
+    assert not p.durations  # it took the third check
+    assert (gate.rounds, gate.noisy) == (1, 0)
+
+
+def test_quiet_gate_gives_up_after_max_wait_and_counts_the_round_noisy():
+    from fastconv.bench.measure import QuietGate
+
+    p = _ProbeClock([1.0] * 6 + [3.0] * 10_000)
+    gate = QuietGate(p.probe, tolerance=1.15, calls=1, pause_s=0.005, max_wait_s=0.05, clock=p.clock)
+    assert gate.wait() is False
+    assert (gate.rounds, gate.noisy) == (1, 1)
+    assert "0 of 1" in gate.summary()
+
+
+def test_time_interleaved_waits_on_the_gate_before_each_round():
+    from fastconv.bench.measure import time_interleaved
+
+    class Gate:
+        waits = 0
+
+        def wait(self):
+            Gate.waits += 1
+            return True
+
+    calls = []
+    res = time_interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeat=3, warmup=0,
+                           gate=Gate())
+    assert Gate.waits == 3 and calls == ["a", "b"] * 3
+    assert set(res) == {"a", "b"}

@@ -113,9 +113,10 @@ def check(pass_: str, algo: str, shape: Shape, x, w, b, dy, ref=None) -> tuple[f
     return float64_ref.relative_error(got, ref), float64_ref.tolerance_ratio(got, ref, measure.tolerance(algo)) <= 1.0
 
 
-def bench_shape(shape: Shape, algos: list[str], passes: list[str], repeat: int, log=print, use_min: bool = False) -> list[Row]:
+def bench_shape(shape: Shape, algos: list[str], passes: list[str], repeat: int, log=print, use_min: bool = False,
+                gate: measure.QuietGate | None = None) -> list[Row]:
     """Check then time every requested algorithm ("auto" included) for each pass against torch
-    (the median of the rounds, or with use_min their minimum)."""
+    (the median of the rounds, or with use_min their minimum; each round held by ``gate``)."""
     x, w, b, dy, params = make_problem(shape)
     rows = []
     for pass_ in passes:
@@ -138,7 +139,7 @@ def bench_shape(shape: Shape, algos: list[str], passes: list[str], repeat: int, 
         tf = torch_callable(pass_, shape, x, w, b, dy)
         if tf is not None:
             fns["torch"] = tf
-        med = {k: v[1] if use_min else v[0] for k, v in measure.time_interleaved(fns, repeat, block=BLOCK, settle=SETTLE_S).items()}  # (median, min, max)
+        med = {k: v[1] if use_min else v[0] for k, v in measure.time_interleaved(fns, repeat, block=BLOCK, settle=SETTLE_S, gate=gate).items()}  # (median, min, max)
         for algo in algos:
             if algo not in med:
                 continue
@@ -185,7 +186,10 @@ def _geomean(values: list[float]) -> float:
     return math.exp(statistics.mean(map(math.log, values)))
 
 
-def write_report(rows: list[Row], path: str, threads: int, command: str, repeat: int, stat: str = "median") -> None:
+def write_report(rows: list[Row], path: str, threads: int, command: str, repeat: int, stat: str = "median",
+                 notes: tuple[str, ...] = ()) -> None:
+    """The markdown report: machine and method, the bar's summary, every row; ``notes`` are extra
+    method lines (e.g. the quiet gate's summary)."""
     try:
         import torch
 
@@ -203,6 +207,7 @@ def write_report(rows: list[Row], path: str, threads: int, command: str, repeat:
         f"- load average at the end: {os.getloadavg()[0]:.1f} (machine shared: ratios are what counts)",
         f"- fastconv {info['version']} ({info['compiler']}), torch {torch_version}, numpy {np.__version__}",
         f"- command: `{command}`",
+        *(f"- {note}" for note in notes),
         f"- check: against the float64 reference on the first {CHECK_BATCH} images, value-scaled bound "
         f"from the registry ({ {a: measure.tolerance(a) for a in conv_mod.ALGORITHMS} }); algorithms outside it are not timed",
         "",

@@ -51,8 +51,9 @@ def dims(layer: dict) -> str:
     return s
 
 
-def bench_layer(layer: dict, batch: int, repeat: int, torch) -> dict:
-    """Check then time torch, auto and every applicable algorithm on one layer's forward pass."""
+def bench_layer(layer: dict, batch: int, repeat: int, torch, gate=None) -> dict:
+    """Check then time torch, auto and every applicable algorithm on one layer's forward pass
+    (each round held by ``gate``, a measure.QuietGate, when given)."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, layer["C"], layer["H"], layer["W"]), dtype=np.float32)
     w = rng.standard_normal((layer["K"], layer["C"] // layer["groups"], layer["R"], layer["S"]), dtype=np.float32)
@@ -81,7 +82,7 @@ def bench_layer(layer: dict, batch: int, repeat: int, torch) -> dict:
             with torch.no_grad():
                 return torch.nn.functional.conv2d(xt, wt, bt, **kw)
         fns["torch"] = torch_call
-    res = time_interleaved(fns, repeat, warmup=1, block=5, settle=0.15)
+    res = time_interleaved(fns, repeat, warmup=1, block=5, settle=0.15, gate=gate)
     ms = {k: v[0] * 1e3 for k, v in res.items()}
     return dict(name=layer["name"], dims=dims(layer), held_out=layer["held_out"], source=layer["source"],
                 batch=batch, gflop=params.flops / 1e9, picked=picked, ms=ms, wrong=wrong)
