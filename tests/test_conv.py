@@ -639,6 +639,16 @@ def test_forward_kernels_overwrite_nan_outputs(rng, case):
         assert_close(out, ref, conv_bound(name, params, "forward", "cpu"), what=name)
 
 
+def test_implicit_gemm_input_gradient_phases_of_uneven_blocks(rng):
+    """11x11 stride 4 on 37x41: the 16 stride phases hold 90 to 110 pixels, and the phase with the
+    most (110: two blocks of 60) does not have the largest block (90: one of 90). The scratch sized
+    from the largest phase was overrun (heap corruption) before it was sized from the largest block."""
+    x_shape, w = (2, 3, 37, 41), rng.standard_normal((8, 3, 11, 11), dtype=np.float32)
+    dy = rng.standard_normal((2, 8, 8, 9), dtype=np.float32)
+    dx = fastconv.grad.conv2d_input(x_shape, w, dy, stride=4, padding=2, algo="implicit_gemm")
+    assert relative_error(dx, conv2d_input_grad_ref(x_shape, w, dy, stride=(4, 4), padding=(2, 2))) <= 1e-5
+
+
 def test_implicit_gemm_input_gradient_rejects_bad_input(rng):
     """The input gradient's checks come before its kernel: a grad_output of the wrong shape or dtype
     is refused by name, and the operands are left as they were."""

@@ -608,7 +608,10 @@ void conv2d_implicit_gemm_backward_input_avx2(const Conv2dParams& p, const float
         const int64_t blocks = one_block ? 1 : (npix + kPixelBlock - 1) / kPixelBlock;
         return ((npix + blocks - 1) / blocks + MR - 1) / MR * MR;
     };
-    const int64_t mb = block_size(most_pixels);
+    // The largest block of any phase: block_size is not monotonic (96 pixels make one block of 96,
+    // 110 two of 60), so the phase with the most pixels need not have the largest block.
+    int64_t mb = 0;
+    for (const InputGradPhase& f : plan.phases) mb = std::max(mb, block_size(int64_t(f.pixels.size())));
 
     // W^T per phase, group and panel of NR input channels: row t of a phase's reduction holds
     // w[k][c][r][s] for the panel's c (zero past Cg).
