@@ -85,29 +85,51 @@ void backward_weight(const std::string& algo, const Conv2dParams& p, const py::a
     fn(p, data(x), data(dy), dw_ptr);
 }
 
-// The four layout moves of the dilated-phases algorithm (conv/conv2d_phases.cpp), by name.
+// A layout move between a problem's arrays and those of its phase problem `s` (conv/conv2d_phases.cpp).
+using Move = void (*)(const Conv2dParams&, const float*, float*);
+using ShapeOf = std::vector<int64_t> (*)(const Conv2dParams&);
+struct MoveSpec {
+    Move fn;
+    bool from_sub;  // the source is the phase problem's array (else the problem's)
+    ShapeOf shape;  // of the arrays on either side, taken from the problem they belong to
+};
+
+void run_move(const std::map<std::string, MoveSpec>& moves, const std::string& what, const std::string& move,
+              const Conv2dParams& p, const Conv2dParams& s, const py::array& src, py::array& out) {
+    auto it = moves.find(move);
+    if (it == moves.end()) throw std::invalid_argument("move: unknown " + what + " move '" + move + "'");
+    const MoveSpec& m = it->second;
+    require_shape(src, m.shape(m.from_sub ? s : p), "src");
+    require_shape(out, m.shape(m.from_sub ? p : s), "out");
+    float* out_ptr = mutable_data(out, "out");
+    py::gil_scoped_release release;
+    m.fn(p, data(src), out_ptr);
+}
+
+// The four layout moves of the dilated-phases algorithm, by name.
 void phases(const std::string& move, const Conv2dParams& p, const py::array& src, py::array& out) {
     p.validate();
     if (p.stride_h != 1 || p.stride_w != 1) throw std::invalid_argument("params: the phase split needs stride 1");
-    const Conv2dParams s = conv2d_phase_params(p);
-    using Move = void (*)(const Conv2dParams&, const float*, float*);
-    static const std::map<std::string, std::tuple<Move, bool, bool>> moves = {
-        // name -> (function, source is the sub-problem's, arrays are inputs (else outputs))
-        {"split_input", {conv2d_phase_split_input, false, true}},
-        {"merge_input", {conv2d_phase_merge_input, true, true}},
-        {"split_output", {conv2d_phase_split_output, false, false}},
-        {"merge_output", {conv2d_phase_merge_output, true, false}},
+    static const std::map<std::string, MoveSpec> moves = {
+        {"split_input", {conv2d_phase_split_input, false, input_shape}},
+        {"merge_input", {conv2d_phase_merge_input, true, input_shape}},
+        {"split_output", {conv2d_phase_split_output, false, output_shape}},
+        {"merge_output", {conv2d_phase_merge_output, true, output_shape}},
     };
-    auto it = moves.find(move);
-    if (it == moves.end()) throw std::invalid_argument("move: unknown phase move '" + move + "'");
-    const auto [fn, from_sub, inputs] = it->second;
-    const Conv2dParams& from = from_sub ? s : p;
-    const Conv2dParams& to = from_sub ? p : s;
-    require_shape(src, inputs ? input_shape(from) : output_shape(from), "src");
-    require_shape(out, inputs ? input_shape(to) : output_shape(to), "out");
-    float* out_ptr = mutable_data(out, "out");
-    py::gil_scoped_release release;
-    fn(p, data(src), out_ptr);
+    run_move(moves, "phase", move, p, conv2d_phase_params(p), src, out);
+}
+
+// The four layout moves of the space-to-depth algorithm, by name.
+void space_to_depth(const std::string& move, const Conv2dParams& p, const py::array& src, py::array& out) {
+    p.validate();
+    if (p.dil_h != 1 || p.dil_w != 1) throw std::invalid_argument("params: space to depth needs dilation 1");
+    static const std::map<std::string, MoveSpec> moves = {
+        {"split_input", {conv2d_space_to_depth_split_input, false, input_shape}},
+        {"merge_input", {conv2d_space_to_depth_merge_input, true, input_shape}},
+        {"split_weight", {conv2d_space_to_depth_split_weight, false, weight_shape}},
+        {"merge_weight", {conv2d_space_to_depth_merge_weight, true, weight_shape}},
+    };
+    run_move(moves, "space-to-depth", move, p, conv2d_space_to_depth_params(p), src, out);
 }
 
 }  // namespace
@@ -160,6 +182,11 @@ void bind_conv(py::module_& m) {
     m.def("conv2d_phases", &phases, py::arg("move"), py::arg("params"), py::arg("src"), py::arg("out"),
           "split_input / merge_input / split_output / merge_output between a stride-1 dilated problem's "
           "arrays and its phase problem's (conv2d_phase_params).");
+    m.def("conv2d_space_to_depth_params", &conv2d_space_to_depth_params, py::arg("params"),
+          "The stride-1 problem over the s_h x s_w input phases, stacked as channels, of a strided one.");
+    m.def("conv2d_space_to_depth", &space_to_depth, py::arg("move"), py::arg("params"), py::arg("src"), py::arg("out"),
+          "split_input / merge_input / split_weight / merge_weight between a strided problem's arrays and "
+          "its space-to-depth problem's (conv2d_space_to_depth_params).");
     m.def("conv2d_forward", &forward, py::arg("algo"), py::arg("params"), py::arg("x"), py::arg("weight"),
           py::arg("bias"), py::arg("out"));
     m.def("conv2d_backward_input", &backward_input, py::arg("algo"), py::arg("params"), py::arg("grad_output"),

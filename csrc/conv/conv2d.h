@@ -60,4 +60,14 @@ void conv2d_phase_merge_input(const Conv2dParams& p, const float* dxs, float* dx
 void conv2d_phase_split_output(const Conv2dParams& p, const float* dy, float* dys);
 void conv2d_phase_merge_output(const Conv2dParams& p, const float* ys, float* y);
 
+// Strided undilated convolution as a stride-1 one over the input's s_h x s_w phases stacked as
+// channels (space to depth, conv2d_phases.cpp): C s_h s_w channels, ceil(R / s_h) x ceil(S / s_w)
+// taps, no padding, the same output. Arrays: xs/dxs of conv2d_space_to_depth_params(p)'s input
+// shape, ws/dws of its weight shape; y and dy are shared with p.
+Conv2dParams conv2d_space_to_depth_params(const Conv2dParams& p);
+void conv2d_space_to_depth_split_input(const Conv2dParams& p, const float* x, float* xs);
+void conv2d_space_to_depth_merge_input(const Conv2dParams& p, const float* dxs, float* dx);
+void conv2d_space_to_depth_split_weight(const Conv2dParams& p, const float* w, float* ws);
+void conv2d_space_to_depth_merge_weight(const Conv2dParams& p, const float* dws, float* dw);
+
 }  // namespace fastconv

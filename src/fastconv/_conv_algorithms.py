@@ -153,6 +153,56 @@ def _dilated_phases(pass_: str, p, x, weight, grad_output, bias, out) -> None:
         _core.conv2d_backward_weight(kernel, sub, xs, dys, out)
 
 
+def _space_to_depth_check(params) -> str | None:
+    p = params
+    if p.stride_h == p.stride_w == 1:
+        return f"needs a stride above 1, got {(p.stride_h, p.stride_w)}"
+    if (p.dil_h, p.dil_w) != (1, 1):
+        return f"needs dilation 1, got {(p.dil_h, p.dil_w)}"
+    return None
+
+
+def _run_auto(pass_: str, p, x, weight, grad_output, bias, out) -> None:
+    """Runs ``select_algorithm``'s pick for one pass of ``p`` (a sub-problem of a phase algorithm)
+    into ``out``: a compiled kernel, or an algorithm written in Python (a 1x1 space-to-depth
+    problem on 1x1 maps goes to "gemm")."""
+    algo = ALGORITHMS[select_algorithm(p, pass_)]
+    if algo.run is not None:
+        algo.run(pass_, p, x, weight, grad_output, bias, out)
+    elif pass_ == "forward":
+        _core.conv2d_forward(algo.kernel(p), p, x, weight, bias, out)
+    elif pass_ == "input":
+        _core.conv2d_backward_input(algo.kernel(p), p, grad_output, weight, out)
+    else:
+        _core.conv2d_backward_weight(algo.kernel(p), p, x, grad_output, out)
+
+
+def _space_to_depth(pass_: str, p, x, weight, grad_output, bias, out) -> None:
+    """A strided convolution through its space-to-depth problem (``_core.conv2d_space_to_depth_params``:
+    the input's stride_h x stride_w phases stacked as channels, stride 1, the kernel split likewise
+    into ceil(R / stride_h) x ceil(S / stride_w) taps), run by the kernel ``select_algorithm`` picks
+    for that problem: Winograd where it pays (AlexNet's 11x11 stride 4 becomes 3x3 over 48
+    channels). The output and grad_output are the same arrays; csrc/conv/conv2d_phases.cpp has the
+    layout."""
+    sub = _core.conv2d_space_to_depth_params(p)
+    sub_x, sub_w = (sub.N, sub.C, sub.H, sub.W), (sub.K, sub.C // sub.groups, sub.R, sub.S)
+    if pass_ == "forward":
+        xs, ws = _new(sub_x), _new(sub_w)
+        _core.conv2d_space_to_depth("split_input", p, x, xs)
+        _core.conv2d_space_to_depth("split_weight", p, weight, ws)
+        _run_auto(pass_, sub, xs, ws, None, bias, out)
+    elif pass_ == "input":
+        ws, dxs = _new(sub_w), _new(sub_x)
+        _core.conv2d_space_to_depth("split_weight", p, weight, ws)
+        _run_auto(pass_, sub, None, ws, grad_output, None, dxs)
+        _core.conv2d_space_to_depth("merge_input", p, dxs, out)
+    else:
+        xs, dws = _new(sub_x), _new(sub_w)
+        _core.conv2d_space_to_depth("split_input", p, x, xs)
+        _run_auto(pass_, sub, xs, None, grad_output, None, dws)
+        _core.conv2d_space_to_depth("merge_weight", p, dws, out)
+
+
 _CACHE_BYTES = 16 << 20  # half the 32 MiB L3 the rules below were measured on
 
 
@@ -221,6 +271,10 @@ ALGORITHMS: dict[str, Algorithm] = {
     "dilated_phases": Algorithm("dilated_phases", _phases_check, run=_dilated_phases, bound=5e-4, tile_transform=True,
                                 doc="stride-1 dilated kernel as an undilated one over the input's dilation x "
                                     "dilation phase sub-images, run by auto's pick for that (Winograd, FFT)"),
+    "space_to_depth": Algorithm("space_to_depth", _space_to_depth_check, run=_space_to_depth, bound=5e-4,
+                                tile_transform=True,
+                                doc="strided kernel as a stride-1 one over the input's stride x stride phases "
+                                    "stacked as channels, run by auto's pick for that (Winograd)"),
 }
 
 
@@ -369,6 +423,26 @@ def select_algorithm(params, pass_: str, device: str = "cpu") -> str:
         inner = ALGORITHMS[select_algorithm(_core.conv2d_phase_params(p), pass_)]
         if any(ALGORITHMS[k].tile_transform for k in inner.kernels or (inner.name,)):
             return "dilated_phases"
+    # Strided kernels whose space-to-depth problem (the input's stride phases as channels, stride 1,
+    # ceil(R / s) x ceil(S / s) taps) is a 3x3 one that Winograd runs: AlexNet's 11x11 stride 4
+    # (3x3 over 48 channels, 144 taps for 121), 6x6 stride 2 and 9x9 stride 3 (no tap wasted), 5x5
+    # stride 2 and 10x10 stride 4 (36 taps for 25). Measured in every pass at batch 1, 4 and 16
+    # (2 threads, alternating blocks; 6 layers fitted, 5 held out, benchmarks/results/
+    # 2026-12-05_epyc2c_space_to_depth.md), time over the best of implicit_gemm and im2col:
+    # - input gradient, 32-128 phase channels and >= 64 F(4x4) tiles: 0.28-0.93 on all 11 (alexnet_c1
+    #   0.52-0.54); with 12 or 256 phase channels it lost (a 3-channel 5x5 stem's forward and weight
+    #   1.7-2.8x, 5x5 stride 2 over 64 channels at batch 1-4 1.4-4.3x);
+    # - forward and weight gradient also need >= 128 tiles and at most 1.2x the kernel's taps:
+    #   0.62-0.96 where both hold (alexnet_c1 forward 0.70-0.81, weight 0.64-0.74); with 36 taps
+    #   for 25 or 64 tiles it lost up to 1.25x (10x10 stride 4 on 128x128 at batch 1-4, 6x6
+    #   stride 2 over 32 channels on 14x14 outputs at batch 4).
+    if strided and p.dil_h == p.dil_w == 1:
+        sub = _core.conv2d_space_to_depth_params(p)
+        tiles, waste = _winograd_tiles(sub, 4), sub.R * sub.S * sub.C / (p.R * p.S * p.C)
+        if 32 <= sub.C // sub.groups <= 128 and sub.R == sub.S == 3 and tiles >= 64 \
+                and (pass_ == "input" or (tiles >= 128 and waste <= 1.2)) \
+                and select_algorithm(sub, pass_) in ("winograd", *ALGORITHMS["winograd"].kernels):
+            return "space_to_depth"
     # A 1x1 stride-1 unpadded convolution is exactly one GEMM per image: im2col runs it without
     # an unfold, where implicit_gemm gathers the same panels (0.90x implicit_gemm's time by
     # geometric mean over 33 timings of 17 pointwise layers, batch 1 and 8,
