@@ -2,7 +2,8 @@
 every pass, with auto's pick: the measurements behind select_algorithm's space-to-depth rule.
 
 Layers whose space-to-depth problem is 3x3 (11x11 stride 4, 10x10 stride 4, 9x9 stride 3, 6x6 and
-5x5 stride 2), with 3 to 64 input channels; `held_out` ones were not looked at when the rule was
+5x5 stride 2), with 3 to 64 input channels, and large kernels whose phase problem the FFT runs
+(DeepSpeech2's 41x11 and 21x11); `held_out` ones were not looked at when the rule was
 written. Every algorithm is first checked against the float64 reference (a wrong result stops the
 run). Timing: per (layer, batch, pass), rounds of (0.1 s idle, one untimed call, 5 timed calls) per
 algorithm in turn, median of each round's median over --rounds rounds; each round starts once a
@@ -39,13 +40,19 @@ LAYERS = [
     ("6x6 s2 32->64 @28", (32, 28, 28), (64, 32, 6, 6), 2, 2, True),
     ("9x9 s3 3->32 @96", (3, 96, 96), (32, 3, 9, 9), 3, 4, True),
     ("AlexNet (original) 11x11 s4 3->96 @227", (3, 227, 227), (96, 3, 11, 11), 4, 0, True),
+    # phase problems the FFT runs
+    ("DeepSpeech2 conv1 41x11 s2 1->32 @161x700", (1, 161, 700), (32, 1, 41, 11), (2, 2), (20, 5), False),
+    ("DeepSpeech2 conv2 21x11 s2x1 32->32 @81x350", (32, 81, 350), (32, 32, 21, 11), (2, 1), (10, 5), False),
+    ("11x11 s2 16->32 @96", (16, 96, 96), (32, 16, 11, 11), (2, 2), (5, 5), True),
+    ("11x41 s2 1->32 @128x400", (1, 128, 400), (32, 1, 11, 41), (2, 2), (5, 20), True),
 ]
 ALGOS = ("space_to_depth", "implicit_gemm", "im2col")
 
 
 def calls(pass_, x, w, dy, stride, pad):
     """algo -> a callable running that pass, and the float64 reference's result."""
-    stride, pad = (stride, stride), (pad, pad)
+    stride = stride if isinstance(stride, tuple) else (stride, stride)
+    pad = pad if isinstance(pad, tuple) else (pad, pad)
     if pass_ == "forward":
         return ({a: (lambda a=a: fastconv.conv2d(x, w, None, stride, pad, algo=a)) for a in ALGOS},
                 ref.conv2d(x, w, None, stride, pad, (1, 1), 1))

@@ -112,13 +112,41 @@ def test_auto_runs_winograd_on_the_phases_of_alexnets_first_layer(rng, monkeypat
     assert_close(y, conv2d_ref(x, w, stride=(4, 4), padding=(2, 2)), 5e-4, what="auto")
 
 
+def test_auto_runs_the_fft_on_the_phases_of_a_deepspeech2_layer(rng, monkeypatch):
+    """DeepSpeech2's 21x11 stride-2x1 layer (scaled down to 8 channels on 41x200): its phase problem
+    (16 channels, 11x11 taps, stride 1) is the FFT's; auto runs it through the phases in every
+    pass, and the results match the definition within the FFT's bound."""
+    x_shape, w_shape, kw = (1, 8, 41, 200), (16, 8, 21, 11), dict(stride=(2, 1), padding=(10, 5))
+    plan = conv_mod.conv_plan(x_shape, w_shape, (2, 1), (10, 5), 1, 1)
+    sub = _core.conv2d_space_to_depth_params(plan.params)
+    assert (sub.C, sub.R, sub.S, sub.stride_h) == (16, 11, 11, 1)
+    for pass_ in conv_mod.PASSES:
+        assert conv_mod.select_algorithm(plan.params, pass_) == "space_to_depth", pass_
+        assert conv_mod.select_algorithm(sub, pass_) == "fft", pass_
+    inner = []
+    backward_input = _core.conv2d_backward_input
+    monkeypatch.setattr(_core, "conv2d_backward_input", lambda k, *a: (inner.append(k), backward_input(k, *a))[1])
+    x = rng.standard_normal(x_shape, dtype=np.float32)
+    w = rng.standard_normal(w_shape, dtype=np.float32)
+    y = fastconv.conv2d(x, w, **kw)
+    assert_close(y, conv2d_ref(x, w, **kw), 1e-4, what="auto forward")
+    dy = rng.standard_normal(y.shape, dtype=np.float32)
+    dx = fastconv.grad.conv2d_input(x_shape, w, dy, **kw)
+    assert inner == ["fft"]
+    assert_close(dx, conv2d_input_grad_ref(x_shape, w, dy, **kw), 1e-4, what="auto input")
+    dw = fastconv.grad.conv2d_weight(x, w_shape, dy, **kw)
+    assert_close(dw, conv2d_weight_grad_ref(x, w_shape, dy, **kw), 1e-4, what="auto weight")
+
+
 @pytest.mark.parametrize("pass_", conv_mod.PASSES)
 def test_auto_keeps_other_strided_layers_off_the_phases(pass_):
     """3x3 stride 2 (2x2 phase kernels: no Winograd), a 3-channel 5x5 stem (12 phase channels),
     5x5 stride 2 over 64 channels at batch 1 (256) and over 32 channels on 16x16 outputs at batch 1
-    (16 tiles): measured slower through the phases, they keep their kernels."""
+    (16 tiles): measured slower through the phases, they keep their kernels; so does ResNet's 7x7
+    stem (not measured through the phases, whose forward the cost model would give the FFT)."""
     for x_shape, w_shape, pad in [((8, 128, 28, 28), (256, 128, 3, 3), 1), ((4, 3, 128, 128), (32, 3, 5, 5), 2),
-                                  ((1, 64, 32, 32), (128, 64, 5, 5), 2), ((1, 32, 32, 32), (64, 32, 5, 5), 2)]:
+                                  ((1, 64, 32, 32), (128, 64, 5, 5), 2), ((1, 32, 32, 32), (64, 32, 5, 5), 2),
+                                  ((1, 3, 224, 224), (64, 3, 7, 7), 3)]:
         params = conv_mod.conv_plan(x_shape, w_shape, 2, pad, 1, 1).params
         assert conv_mod.select_algorithm(params, pass_) != "space_to_depth", (x_shape, w_shape)
 

@@ -436,12 +436,23 @@ def select_algorithm(params, pass_: str, device: str = "cpu") -> str:
     #   0.62-0.96 where both hold (alexnet_c1 forward 0.70-0.81, weight 0.64-0.74); with 36 taps
     #   for 25 or 64 tiles it lost up to 1.25x (10x10 stride 4 on 128x128 at batch 1-4, 6x6
     #   stride 2 over 32 channels on 14x14 outputs at batch 4).
+    # - with kernels of 121+ taps whose phase problem goes to the FFT (which cannot take a stride):
+    #   DeepSpeech2's 41x11 stride 2 and 21x11 stride 2x1 over 1 and 32 channels 0.19-0.82 in every
+    #   pass at batch 1 and 4 (ds2_conv2's forward 8.1 ms against implicit_gemm's 32.6); held out,
+    #   11x41 stride 2 over 1 channel on 128x400 at batch 1 and 8, and 11x11 stride 2 over 16
+    #   channels on 96x96 at batch 4 and 8: 0.12-0.68. With 48x48 outputs at batch 1 (2,304
+    #   pixels) the latter went either way between runs (forward 0.84 and 1.51): from 4,096 output
+    #   pixels only. ResNet's 7x7 stem (49 taps, its phase problem's forward also priced to the FFT)
+    #   was not measured through the phases and stays out.
     if strided and p.dil_h == p.dil_w == 1:
         sub = _core.conv2d_space_to_depth_params(p)
         tiles, waste = _winograd_tiles(sub, 4), sub.R * sub.S * sub.C / (p.R * p.S * p.C)
         if 32 <= sub.C // sub.groups <= 128 and sub.R == sub.S == 3 and tiles >= 64 \
                 and (pass_ == "input" or (tiles >= 128 and waste <= 1.2)) \
                 and select_algorithm(sub, pass_) in ("winograd", *ALGORITHMS["winograd"].kernels):
+            return "space_to_depth"
+        if p.R * p.S >= 121 and p.N * p.P * p.Q >= 4096 and (sub.R, sub.S) != (3, 3) \
+                and select_algorithm(sub, pass_) == "fft":
             return "space_to_depth"
     # A 1x1 stride-1 unpadded convolution is exactly one GEMM per image: im2col runs it without
     # an unfold, where implicit_gemm gathers the same panels (0.90x implicit_gemm's time by
