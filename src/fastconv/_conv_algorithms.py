@@ -181,9 +181,9 @@ def _space_to_depth(pass_: str, p, x, weight, grad_output, bias, out) -> None:
     """A strided convolution through its space-to-depth problem (``_core.conv2d_space_to_depth_params``:
     the input's stride_h x stride_w phases stacked as channels, stride 1, the kernel split likewise
     into ceil(R / stride_h) x ceil(S / stride_w) taps), run by the kernel ``select_algorithm`` picks
-    for that problem: Winograd where it pays (AlexNet's 11x11 stride 4 becomes 3x3 over 48
-    channels). The output and grad_output are the same arrays; csrc/conv/conv2d_phases.cpp has the
-    layout."""
+    for that problem: Winograd or the FFT where they pay (AlexNet's 11x11 stride 4 becomes 3x3 over
+    48 channels; DeepSpeech2's 21x11 stride 2x1 becomes 11x11 at stride 1). The output and
+    grad_output are the same arrays; csrc/conv/conv2d_phases.cpp has the layout."""
     sub = _core.conv2d_space_to_depth_params(p)
     sub_x, sub_w = (sub.N, sub.C, sub.H, sub.W), (sub.K, sub.C // sub.groups, sub.R, sub.S)
     if pass_ == "forward":
@@ -274,7 +274,7 @@ ALGORITHMS: dict[str, Algorithm] = {
     "space_to_depth": Algorithm("space_to_depth", _space_to_depth_check, run=_space_to_depth, bound=5e-4,
                                 tile_transform=True,
                                 doc="strided kernel as a stride-1 one over the input's stride x stride phases "
-                                    "stacked as channels, run by auto's pick for that (Winograd)"),
+                                    "stacked as channels, run by auto's pick for that (Winograd, FFT)"),
 }
 
 
