@@ -5,9 +5,11 @@ Layers whose space-to-depth problem is 3x3 (11x11 stride 4, 10x10 stride 4, 9x9 
 5x5 stride 2), with 3 to 64 input channels, and large kernels whose phase problem the FFT runs
 (DeepSpeech2's 41x11 and 21x11); `held_out` ones were not looked at when the rule was
 written. Every algorithm is first checked against the float64 reference (a wrong result stops the
-run). Timing: per (layer, batch, pass), rounds of (0.1 s idle, one untimed call, 5 timed calls) per
-algorithm in turn, median of each round's median over --rounds rounds; each round starts once a
-probe reads the machine quiet (fastconv.bench.measure.QuietGate, up to 30 s; --no-gate: at once).
+run; that call is the warm-up). Timing: fastconv.bench.measure.time_interleaved, per (layer,
+batch, pass) --rounds rounds of (0.1 s idle, one untimed call, 5 timed calls) per algorithm in
+turn, median of all timed calls; each round starts once a probe reads the machine quiet
+(measure.QuietGate, up to 30 s; --no-gate: at once). The tables in
+benchmarks/results/2026-12-05_epyc2c_space_to_depth.md took the median of each round's median.
 
     python3 benchmarks/bench_space_to_depth.py --threads 2 --batches 1,4,16 --out results.md
 """
@@ -15,9 +17,7 @@ probe reads the machine quiet (fastconv.bench.measure.QuietGate, up to 30 s; --n
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 
 import numpy as np
 
@@ -25,7 +25,7 @@ import fastconv
 from fastconv import conv as conv_mod
 from fastconv.bench import reference as ref
 from fastconv.bench import sweep
-from fastconv.bench.measure import QuietGate, conv_probe
+from fastconv.bench.measure import QuietGate, conv_probe, time_interleaved
 
 # name, x shape without N, w shape, stride, padding, held_out
 LAYERS = [
@@ -91,20 +91,8 @@ def main(argv=None) -> int:
                     err = np.abs(f() - expected).max() / np.abs(expected).max()
                     if not err <= conv_mod.ALGORITHMS[a].bound:
                         raise SystemExit(f"{name} N={n} {pass_} {a}: relative error {err:.2e}")
-                medians = {a: [] for a in fns}
-                for _ in range(args.rounds):
-                    if gate:
-                        gate.wait()
-                    for a, f in fns.items():
-                        time.sleep(0.1)
-                        f()
-                        times = []
-                        for _ in range(5):
-                            t0 = time.perf_counter()
-                            f()
-                            times.append(time.perf_counter() - t0)
-                        medians[a].append(statistics.median(times) * 1e3)
-                ms = {a: statistics.median(v) for a, v in medians.items()}
+                times = time_interleaved(fns, args.rounds, warmup=0, block=5, settle=0.1, gate=gate)
+                ms = {a: median * 1e3 for a, (median, _, _) in times.items()}
                 best_other = min(ms["implicit_gemm"], ms["im2col"])
                 rows.append(f"| {name}{' *' if held_out else ''} | {n} | {pass_} | {conv_mod.select_algorithm(params, pass_)} | "
                             + " | ".join(f"{ms[a]:.3f}" for a in ALGOS) + f" | {ms['space_to_depth'] / best_other:.2f} |")

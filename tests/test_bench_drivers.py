@@ -120,3 +120,14 @@ def test_time_interleaved_waits_on_the_gate_before_each_round():
                            gate=Gate())
     assert Gate.waits == 3 and calls == ["a", "b"] * 3
     assert set(res) == {"a", "b"}
+
+
+def test_quiet_gate_refuses_settings_it_could_never_meet():
+    from fastconv.bench.measure import QuietGate
+
+    with pytest.raises(TypeError, match="probe"):
+        QuietGate(None)
+    with pytest.raises(ValueError, match="tolerance"):
+        QuietGate(lambda: None, tolerance=0.9)  # no probe reads below its own fastest
+    with pytest.raises(ValueError, match="calls"):
+        QuietGate(lambda: None, calls=0)

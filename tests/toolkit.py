@@ -52,6 +52,13 @@ def assert_close(actual, expected, rtol: float, atol: float | None = None, what:
                              f"{float(actual[worst])} vs {float(expected[worst])}")
 
 
+def assert_same_nonfinite(actual, expected, what: str = "") -> None:
+    """NaN and Inf exactly where the float64 definition has them (a transform that spreads one
+    non-finite input over a tile fails this)."""
+    np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected), err_msg=what)
+    np.testing.assert_array_equal(np.isinf(actual), np.isinf(expected), err_msg=what)
+
+
 def on_device(a, device: str):
     """``a`` (a numpy array or None) as the public functions take it on ``device``."""
     # (cuda.to_device copies a non-contiguous array itself; np.ascontiguousarray would make a 0-d one 1-d)

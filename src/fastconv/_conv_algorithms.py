@@ -128,40 +128,6 @@ def _new(shape) -> np.ndarray:
     return np.empty(tuple(shape), dtype=np.float32)
 
 
-def _dilated_phases(pass_: str, p, x, weight, grad_output, bias, out) -> None:
-    """A stride-1 dilated convolution through its phase problem (``_core.conv2d_phase_params``: the
-    d_h x d_w phase sub-images of the input as one batch, dilation 1), run by the
-    kernel ``select_algorithm`` picks for that problem: Winograd or the FFT where they pay, which
-    cannot run a dilated kernel themselves. csrc/conv/conv2d_phases.cpp has the layout."""
-    sub = _core.conv2d_phase_params(p)
-    kernel = ALGORITHMS[select_algorithm(sub, pass_)].kernel(sub)
-    sub_x, sub_y = (sub.N, sub.C, sub.H, sub.W), (sub.N, sub.K, sub.P, sub.Q)
-    if pass_ == "forward":
-        xs, ys = _new(sub_x), _new(sub_y)
-        _core.conv2d_phases("split_input", p, x, xs)
-        _core.conv2d_forward(kernel, sub, xs, weight, bias, ys)
-        _core.conv2d_phases("merge_output", p, ys, out)
-    elif pass_ == "input":
-        dys, dxs = _new(sub_y), _new(sub_x)
-        _core.conv2d_phases("split_output", p, grad_output, dys)
-        _core.conv2d_backward_input(kernel, sub, dys, weight, dxs)
-        _core.conv2d_phases("merge_input", p, dxs, out)
-    else:
-        xs, dys = _new(sub_x), _new(sub_y)
-        _core.conv2d_phases("split_input", p, x, xs)
-        _core.conv2d_phases("split_output", p, grad_output, dys)
-        _core.conv2d_backward_weight(kernel, sub, xs, dys, out)
-
-
-def _space_to_depth_check(params) -> str | None:
-    p = params
-    if p.stride_h == p.stride_w == 1:
-        return f"needs a stride above 1, got {(p.stride_h, p.stride_w)}"
-    if (p.dil_h, p.dil_w) != (1, 1):
-        return f"needs dilation 1, got {(p.dil_h, p.dil_w)}"
-    return None
-
-
 def _run_auto(pass_: str, p, x, weight, grad_output, bias, out) -> None:
     """Runs ``select_algorithm``'s pick for one pass of ``p`` (a sub-problem of a phase algorithm)
     into ``out``: a compiled kernel, or an algorithm written in Python (a 1x1 space-to-depth
@@ -175,6 +141,39 @@ def _run_auto(pass_: str, p, x, weight, grad_output, bias, out) -> None:
         _core.conv2d_backward_input(algo.kernel(p), p, grad_output, weight, out)
     else:
         _core.conv2d_backward_weight(algo.kernel(p), p, x, grad_output, out)
+
+
+def _dilated_phases(pass_: str, p, x, weight, grad_output, bias, out) -> None:
+    """A stride-1 dilated convolution through its phase problem (``_core.conv2d_phase_params``: the
+    d_h x d_w phase sub-images of the input as one batch, dilation 1), run by the
+    kernel ``select_algorithm`` picks for that problem: Winograd or the FFT where they pay, which
+    cannot run a dilated kernel themselves. csrc/conv/conv2d_phases.cpp has the layout."""
+    sub = _core.conv2d_phase_params(p)
+    sub_x, sub_y = (sub.N, sub.C, sub.H, sub.W), (sub.N, sub.K, sub.P, sub.Q)
+    if pass_ == "forward":
+        xs, ys = _new(sub_x), _new(sub_y)
+        _core.conv2d_phases("split_input", p, x, xs)
+        _run_auto(pass_, sub, xs, weight, None, bias, ys)
+        _core.conv2d_phases("merge_output", p, ys, out)
+    elif pass_ == "input":
+        dys, dxs = _new(sub_y), _new(sub_x)
+        _core.conv2d_phases("split_output", p, grad_output, dys)
+        _run_auto(pass_, sub, None, weight, dys, None, dxs)
+        _core.conv2d_phases("merge_input", p, dxs, out)
+    else:
+        xs, dys = _new(sub_x), _new(sub_y)
+        _core.conv2d_phases("split_input", p, x, xs)
+        _core.conv2d_phases("split_output", p, grad_output, dys)
+        _run_auto(pass_, sub, xs, None, dys, None, out)
+
+
+def _space_to_depth_check(params) -> str | None:
+    p = params
+    if p.stride_h == p.stride_w == 1:
+        return f"needs a stride above 1, got {(p.stride_h, p.stride_w)}"
+    if (p.dil_h, p.dil_w) != (1, 1):
+        return f"needs dilation 1, got {(p.dil_h, p.dil_w)}"
+    return None
 
 
 def _space_to_depth(pass_: str, p, x, weight, grad_output, bias, out) -> None:

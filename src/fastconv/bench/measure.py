@@ -78,6 +78,12 @@ class QuietGate:
 
     def __init__(self, probe, name: str = "probe", tolerance: float = 1.15, max_wait_s: float = 30.0,
                  calls: int = 15, pause_s: float = 0.5, clock=time.perf_counter):
+        if not callable(probe):
+            raise TypeError(f"probe: expected a callable, got {type(probe).__name__}")
+        if not tolerance >= 1.0:
+            raise ValueError(f"tolerance: expected >= 1 (a probe time over its fastest), got {tolerance}")
+        if not (calls >= 1 and max_wait_s >= 0 and pause_s >= 0):
+            raise ValueError(f"calls >= 1, max_wait_s >= 0 and pause_s >= 0 expected, got {calls}, {max_wait_s}, {pause_s}")
         self.probe, self.name, self.tolerance, self.max_wait_s = probe, name, tolerance, max_wait_s
         self.calls, self.pause_s, self.clock = calls, pause_s, clock
         self.rounds = self.noisy = 0
