@@ -69,6 +69,48 @@ def test_thread_share_counts_the_busiest_thread():
     assert cost._thread_share(64, 2) == 1.0
 
 
+@pytest.mark.parametrize("x_shape, w_shape, stride, padding, groups", [
+    ((1, 128, 28, 28), (256, 128, 3, 3), 2, 1, 1),  # ResNet-18 layer3 downsampling: one block, 8 parts
+    ((1, 64, 56, 56), (128, 64, 3, 3), 2, 1, 1),  # 9 blocks of 90 pixels: 9 items on 2 threads
+    ((8, 128, 28, 28), (256, 128, 3, 3), 2, 1, 1),  # the suite's stride2: 24 items, no split
+    ((3, 24, 13, 11), (40, 12, 1, 7), 1, 0, 2),  # groups, a prime map, a 40-channel ragged panel
+    ((1, 7, 5, 5), (5, 7, 5, 5), 1, 0, 1),  # kernel = input: one pixel
+])
+@pytest.mark.parametrize("threads", [1, 2, 3, 8])
+def test_implicit_gemm_forward_plan_covers_every_pixel_and_panel(x_shape, w_shape, stride, padding, groups, threads):
+    p = params(x_shape, w_shape, stride=stride, padding=padding, groups=groups)
+    plan = _core.implicit_gemm_forward_plan(p, p.N, threads)
+    pq, panels = p.P * p.Q, -(-(p.K // p.groups) // 16)
+    assert plan["block_pixels"] % 6 == 0
+    assert (plan["pixel_blocks"] - 1) * plan["block_pixels"] < pq <= plan["pixel_blocks"] * plan["block_pixels"]
+    assert 1 <= plan["panel_parts"] <= panels
+    assert plan["total"] == p.N * p.groups * pq * panels  # every (pixel, panel) exactly once
+    assert plan["total"] / threads <= plan["busiest"] <= plan["total"]
+    if threads == 1:
+        assert plan["busiest"] == plan["total"]
+
+
+def test_implicit_gemm_plan_refuses_bad_arguments():
+    p = params((1, 8, 8, 8), (8, 8, 3, 3))
+    for images, threads in ((-1, 2), (1, 0)):
+        with pytest.raises(ValueError, match="images >= 0, threads >= 1"):
+            _core.implicit_gemm_forward_plan(p, images, threads)
+
+
+def test_implicit_gemm_cost_uses_the_kernels_balance(monkeypatch):
+    """The modelled FLOP term scales with the busiest thread's share of the kernel's own plan: ResNet-18's
+    64 -> 128 3x3 stride-2 layer at batch 1 has 9 pixel blocks, which its panel split balances on 2
+    threads (a share of 10/9 by item count alone priced it behind im2col, which measured 1.2x slower)."""
+    p = params((1, 64, 56, 56), (128, 64, 3, 3), stride=2, padding=1)
+    plan = _core.implicit_gemm_forward_plan(p, 1, 2)
+    assert plan["busiest"] * 2 / plan["total"] < 1.03
+    base = cost._implicit_gemm(p, 2)
+    real = _core.implicit_gemm_forward_plan
+    monkeypatch.setattr(cost._core, "implicit_gemm_forward_plan",
+                        lambda q, images, threads: dict(real(q, images, threads), busiest=plan["total"]))
+    assert cost._implicit_gemm(p, 2)[2] == pytest.approx(base[2] * 2 * plan["total"] / (2 * plan["busiest"]))
+
+
 @pytest.mark.parametrize("x_shape, w_shape, padding, slow", [
     ((1, 832, 7, 7), (128, 832, 5, 5), 2, {"fft"}),  # issue #19: FFT at 0.15x torch
     ((1, 512, 14, 14), (128, 512, 5, 5), 2, {"fft"}),  # FFT at 0.26x

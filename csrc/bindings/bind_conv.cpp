@@ -5,6 +5,7 @@
 
 #include "bindings/bindings.h"
 #include "conv/conv2d.h"
+#include "conv/conv2d_implicit_gemm.h"
 
 namespace fastconv::bindings {
 
@@ -187,6 +188,17 @@ void bind_conv(py::module_& m) {
     m.def("conv2d_space_to_depth", &space_to_depth, py::arg("move"), py::arg("params"), py::arg("src"), py::arg("out"),
           "split_input / merge_input / split_weight / merge_weight between a strided problem's arrays and "
           "its space-to-depth problem's (conv2d_space_to_depth_params).");
+    m.def("implicit_gemm_forward_plan", [](const Conv2dParams& p, int64_t images, int threads) {
+        p.validate();
+        if (images < 0 || threads < 1) throw std::invalid_argument("implicit_gemm_forward_plan: need images >= 0, threads >= 1");
+        const ImplicitGemmForwardPlan plan = implicit_gemm_forward_plan(p, images, threads);
+        py::dict d;
+        d["one_block"] = plan.one_block, d["pixel_blocks"] = plan.pixel_blocks, d["block_pixels"] = plan.block_pixels;
+        d["panel_parts"] = plan.panel_parts, d["busiest"] = plan.busiest, d["total"] = plan.total;
+        return d;
+    }, py::arg("params"), py::arg("images"), py::arg("threads"),
+          "How the implicit-GEMM forward shares `images` images among `threads` threads: its pixel blocks, "
+          "panel parts, and the work (pixels x 16-channel panels) of the busiest thread and of all.");
     m.def("conv2d_forward", &forward, py::arg("algo"), py::arg("params"), py::arg("x"), py::arg("weight"),
           py::arg("bias"), py::arg("out"));
     m.def("conv2d_backward_input", &backward_input, py::arg("algo"), py::arg("params"), py::arg("grad_output"),

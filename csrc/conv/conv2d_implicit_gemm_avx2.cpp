@@ -35,20 +35,13 @@ namespace fastconv {
 
 namespace {
 
-constexpr int MR = 6;          // tile rows: broadcast operand
-constexpr int NR = 16;         // tile columns: two 8-float vectors
+constexpr int MR = kImplicitGemmMR;
+constexpr int NR = kImplicitGemmNR;
 // Reduction block: B panels of 8 KiB, so that the panel and the input rows a block of pixels reads
 // (alexnet_c1: one channel's 11 rows for 96 outputs, ~16 KiB) share L1. 128 against 256 steps:
 // alexnet_c1 forward 5.9-7.2 ms against 7.2-9.3 on 2 threads (noisy; on 1 thread 64-256 are within
 // 3%, so the 2-thread gain is the shared-L2 traffic).
 constexpr int64_t KC = 128;
-constexpr int64_t kPixelBlock = 96;  // forward: output pixels per work item (multiple of MR)
-// Forward, few pixels under large weights (late layers at batch 1): every pixel block streams all
-// of a group's packed weights, so up to kOneBlockPixels pixels form one block when the weights
-// pass kOneBlockWeightBytes (half an L2): Inception-style 5x5 over 512 channels on 14x14 (6.5 MB
-// of weights) read them 3 times, now once; each thread then takes a share of the panels.
-constexpr int64_t kOneBlockPixels = 4 * kPixelBlock;
-constexpr int64_t kOneBlockWeightBytes = int64_t(1) << 19;
 // Weight gradient: the longest float32 sum (products per weight, N * P * Q) accumulated in place.
 constexpr int64_t kDirectChain = 4096;
 
@@ -213,31 +206,6 @@ std::vector<int32_t> pixel_offsets(const Conv2dParams& p, const Source& s) {
 int64_t panels_of(int64_t n) { return (n + NR - 1) / NR; }
 // Valid channels of panel j of n (the last panel may be narrower than NR).
 int64_t panel_width(int64_t n, int64_t j) { return std::min<int64_t>(NR, n - j * NR); }
-
-// Forward work items are (image, group, pixel block, part of the channel panels), item = rest *
-// kparts + part, handed out as parallel_for does (contiguous equal counts per thread). Returns the
-// number of panel parts: at least enough items for `want`, and among up to 4x as many parts, the
-// one whose busiest thread has the least work (pixels x panels). At batch 1 the smallest count
-// can leave one thread 12% more work (3 pixel blocks x 3 parts of 16 panels: 4 items against 5).
-int64_t forward_panel_parts(int64_t items0, int64_t mblocks, int64_t mb, int64_t PQ, int64_t panels, int64_t want,
-                            int threads) {
-    const int64_t least = std::min(panels, std::max<int64_t>(1, (want + items0 - 1) / items0));
-    int64_t best = least, best_load = -1;
-    for (int64_t kparts = least; kparts <= std::min(panels, 4 * least); ++kparts) {
-        const int64_t items = items0 * kparts;
-        int64_t busiest = 0;
-        for (int t = 0; t < threads; ++t) {
-            int64_t load = 0;
-            for (int64_t item = items * t / threads; item < items * (t + 1) / threads; ++item) {
-                const int64_t kp = item % kparts, blk = (item / kparts) % mblocks;
-                load += std::min(mb, PQ - blk * mb) * (panels * (kp + 1) / kparts - panels * kp / kparts);
-            }
-            busiest = std::max(busiest, load);
-        }
-        if (best_load < 0 || busiest < best_load) best = kparts, best_load = busiest;
-    }
-    return best;
-}
 
 // Input gradient by phases. dx[c][x] sums w[k][c][r] dy[k][i] (columns likewise) over the (i, r)
 // with sh i + dh r - pad_h = x. Writing x + pad_h = sh j + a (0 <= a < sh), the kernel rows reaching
@@ -405,12 +373,10 @@ void conv2d_implicit_gemm_forward_avx2(const Conv2dParams& p, const float* x, co
     const int64_t CRS = Cg * p.R * p.S, panels = panels_of(Kg), ldc = panels * NR;
     const std::vector<int32_t> taps = tap_offsets(p, src), pixels = pixel_offsets(p, src);
 
-    // W^T per group and panel: (CRS x 16), zero past Kg.
-    // Work items: (image, group, pixel block, panel range). Few items (batch 1, small maps): the
-    // panels are split too, so every thread has work.
-    // Pixel blocks of equal size (196 outputs: 3 x 66, not 96 + 96 + 4), so that items balance.
-    const bool one_block = PQ <= kOneBlockPixels && CRS * Kg * int64_t(sizeof(float)) > kOneBlockWeightBytes;
-    const int64_t mblocks = one_block ? 1 : (PQ + kPixelBlock - 1) / kPixelBlock;
+    // W^T per group and panel: (CRS x 16), zero past Kg. Work items: implicit_gemm_forward_plan.
+    const ImplicitGemmForwardPlan shape = implicit_gemm_forward_plan(p, src.chunk, region_threads());
+    const bool one_block = shape.one_block;
+    const int64_t mblocks = shape.pixel_blocks, mb = shape.block_pixels;
     // One image in one pixel block uses each B panel block once: it is then packed right before
     // its tiles, into L1, rather than all weights first into a buffer that makes a round trip
     // through L3 (832 x 5 x 5 -> 128 at batch 1: 10.6 MB, the separate pass ~15% of the call).
@@ -424,14 +390,13 @@ void conv2d_implicit_gemm_forward_avx2(const Conv2dParams& p, const float* x, co
             }
         });
     float* xpad = src.copy ? thread_scratch(1, size_t(src.chunk * src.image)) : nullptr;
-    const int64_t mb = ((PQ + mblocks - 1) / mblocks + MR - 1) / MR * MR;
     for (int64_t n0 = 0; n0 < p.N; n0 += src.chunk) {
         const int64_t count = std::min(src.chunk, p.N - n0);
         const float* base = x + (src.copy ? 0 : n0 * src.image);
         if (src.copy) pad_images(p, src, x, n0, count, xpad), base = xpad;
-        const int threads = region_threads();
         const int64_t items0 = count * G * mblocks;
-        const int64_t kparts = forward_panel_parts(items0, mblocks, mb, PQ, panels, 4 * int64_t(threads), threads);
+        const int64_t kparts = count == src.chunk ? shape.panel_parts
+                                                  : implicit_gemm_forward_plan(p, count, region_threads()).panel_parts;
         // Stolen items let the other thread make up for one slowed by a neighbour on its core
         // (stride2 with a busy process on one of 2 cores: 7.6-7.7 ms against 8.9-9.1 static).
         parallel_for_stealing(items0 * kparts, [&](long long b, long long e) {
@@ -602,10 +567,10 @@ void conv2d_implicit_gemm_backward_input_avx2(const Conv2dParams& p, const float
     int64_t most_pixels = 0;
     for (const InputGradPhase& f : plan.phases) most_pixels = std::max(most_pixels, int64_t(f.pixels.size()));
     const bool one_block =
-        most_pixels <= kOneBlockPixels && Kg * Cg * RS * int64_t(sizeof(float)) > kOneBlockWeightBytes;
+        most_pixels <= kImplicitGemmOneBlockPixels && Kg * Cg * RS * int64_t(sizeof(float)) > kImplicitGemmOneBlockWeightBytes;
     const bool pack_on_use = one_block && p.N == 1;
     auto block_size = [&](int64_t npix) {
-        const int64_t blocks = one_block ? 1 : (npix + kPixelBlock - 1) / kPixelBlock;
+        const int64_t blocks = one_block ? 1 : (npix + kImplicitGemmPixelBlock - 1) / kImplicitGemmPixelBlock;
         return ((npix + blocks - 1) / blocks + MR - 1) / MR * MR;
     };
     // The largest block of any phase: block_size is not monotonic (96 pixels make one block of 96,

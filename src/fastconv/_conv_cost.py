@@ -79,14 +79,16 @@ def _implicit_gemm(p, threads: int) -> tuple[float, ...]:
     """Output channels are the vector operand (K/g padded to the 16-wide panel) and output pixels
     the broadcast one (P Q padded to the 6-row tile), read in place from a zero-padded copy of the
     input: no unfold, so a stride costs nothing extra. Per call the weights are packed into panels
-    and every output is written back transposed into NCHW. Work items: pixel blocks of at most 96
-    per image and group (split into panel ranges when there are under 4 per thread). Each 16-wide
-    panel of output channels reads the input rows again (the last feature)."""
+    and every output is written back transposed into NCHW. The threads share work items as the
+    kernel's own plan (``_core.implicit_gemm_forward_plan``: pixel blocks per image and group, split
+    into panel ranges when there are under 4 per thread) shares them: the FLOPs are scaled by the
+    busiest thread's share. Each 16-wide panel of output channels reads the input rows again (the
+    last feature)."""
     kg, crs, pq = p.K // p.groups, (p.C // p.groups) * p.R * p.S, p.P * p.Q
     products = p.N * p.groups
     flops = products * 2.0 * _round_up(pq, 6) * _round_up(kg, 16) * crs
-    items = products * _ceil(pq, 96)
-    share = _thread_share(items * min(_ceil(kg, 16), _ceil(4 * threads, items)), threads)
+    plan = _core.implicit_gemm_forward_plan(p, p.N, threads)
+    share = plan["busiest"] * threads / plan["total"] if plan["total"] else 1.0
     padded = float(p.N * p.C * (p.H + 2 * p.pad_h) * (p.W + 2 * p.pad_w)) if p.pad_h or p.pad_w else 0.0
     return (1.0, padded, flops * share, float(p.groups * _round_up(kg, 16) * crs), float(p.N * p.K * pq),
             float(p.N * p.C * p.H * p.W * _ceil(kg, 16)))
