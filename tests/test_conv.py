@@ -639,6 +639,27 @@ def test_forward_kernels_overwrite_nan_outputs(rng, case):
         assert_close(out, ref, conv_bound(name, params, "forward", "cpu"), what=name)
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 40), st.integers(1, 9), st.integers(1, 9), st.integers(1, 20),
+       st.integers(1, 6), st.integers(1, 5), st.integers(1, 3), st.integers(0, 5), st.integers(1, 2), st.integers(0, 2**31 - 1))
+@example(1, 32, 7, 7, 20, 3, 3, 1, 1, 1, 0)  # 7x7 maps, 3x3 pad 1: the first and last rows' tiles skip a kernel row
+@example(2, 40, 7, 7, 17, 5, 5, 1, 2, 1, 1)  # 5x5 pad 2: tiles spanning rows 0-1 skip one row, row 0 alone two
+@example(1, 8, 3, 2, 5, 6, 3, 1, 4, 1, 2)  # kernel taller than the padded rows' reach: tiles over several rows
+@example(1, 5, 4, 4, 3, 3, 3, 3, 5, 2, 3)  # stride 3 and dilation 2 over padding wider than the map
+def test_implicit_gemm_forward_skips_only_padding_rows(N, C, H, W, K, R, S, stride, pad, dil, seed):
+    """Where tiles skip the kernel rows that read only padding (ImplicitGemmForwardPlan.by_rows: 5%+
+    of the steps), the forward still equals the float64 reference: small maps, padding up to 5,
+    tiles spanning several output rows, stride, dilation."""
+    rng = np.random.default_rng(seed)
+    assume((H + 2 * pad - dil * (R - 1) - 1) // stride >= 0 and (W + 2 * pad - dil * (S - 1) - 1) // stride >= 0)
+    x, w, b = make_problem(rng, N, C, H, W, K, R, S)
+    kw = dict(stride=stride, padding=pad, dilation=dil)
+    ref = conv2d_ref(x, w, b, stride=(stride, stride), padding=(pad, pad), dilation=(dil, dil))
+    y = fastconv.conv2d(x, w, b, algo="implicit_gemm", **kw)
+    params = conv_mod.conv_plan(x.shape, w.shape, stride, pad, dil, 1).params
+    assert_close(y, ref, conv_bound("implicit_gemm", params, "forward", "cpu"), what="implicit_gemm")
+
+
 def test_implicit_gemm_input_gradient_phases_of_uneven_blocks(rng):
     """11x11 stride 4 on 37x41: the 16 stride phases hold 90 to 110 pixels, and the phase with the
     most (110: two blocks of 60) does not have the largest block (90: one of 90). The scratch sized

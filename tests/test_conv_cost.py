@@ -90,6 +90,46 @@ def test_implicit_gemm_forward_plan_covers_every_pixel_and_panel(x_shape, w_shap
         assert plan["busiest"] == plan["total"]
 
 
+def tile_kernel_rows_share(p):
+    """From the definition: the share of the kernel rows the forward's 6-pixel tiles (row-major over
+    P x Q) run when each skips the rows that read padding for all its pixels."""
+    def live(i):  # kernel rows reaching the image from output row i
+        return {r for r in range(p.R) if 0 <= i * p.stride_h + r * p.dil_h - p.pad_h < p.H}
+    tiles = [range(t, min(t + 6, p.P * p.Q)) for t in range(0, p.P * p.Q, 6)]
+    run = 0
+    for pixels in tiles:
+        rows = set().union(*(live(m // p.Q) for m in pixels))
+        run += max(rows) - min(rows) + 1 if rows else 0
+    return run / (len(tiles) * p.R)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, stride, padding, dilation, by_rows", [
+    ((1, 512, 7, 7), (512, 512, 3, 3), 1, 1, 1, True),  # 11% of the steps skipped
+    ((1, 832, 7, 7), (128, 832, 5, 5), 1, 2, 1, True),  # 18%
+    ((1, 8, 3, 2), (5, 8, 6, 3), 1, 4, 1, True),  # tiles over several output rows
+    ((1, 5, 4, 4), (3, 5, 3, 3), 3, 5, 2, True),  # stride 3, dilation 2, padding wider than the map
+    ((1, 3, 224, 224), (64, 3, 7, 7), 2, 3, 1, False),  # ResNet's stem: 1.5%, not worth the row order
+    ((8, 128, 28, 28), (256, 128, 3, 3), 2, 1, 1, False),  # stride2: 2%
+    ((1, 64, 56, 56), (64, 64, 3, 3), 1, 0, 1, False),  # no padding
+])
+def test_implicit_gemm_plan_skips_padding_rows_where_it_pays(x_shape, w_shape, stride, padding, dilation, by_rows):
+    p = params(x_shape, w_shape, stride=stride, padding=padding, dilation=dilation)
+    plan = _core.implicit_gemm_forward_plan(p, p.N, 2)
+    assert plan["by_rows"] == by_rows
+    share = tile_kernel_rows_share(p)
+    assert plan["row_steps"] == pytest.approx(share if by_rows else 1.0)
+    assert (share <= 0.95) == by_rows
+
+
+def test_input_gradient_pricing_runs_every_row():
+    """The forward's tiles skip padding rows; the input gradient's kernel (priced on the transposed
+    problem) does not, so its FLOP term keeps them."""
+    p = params((1, 832, 7, 7), (128, 832, 5, 5), padding=2)
+    forward, backward = cost._implicit_gemm(p, 2), cost._implicit_gemm(p, 2, "input")
+    assert forward[2] == pytest.approx(backward[2] * _core.implicit_gemm_forward_plan(p, 1, 2)["row_steps"])
+    assert forward[2] < backward[2]
+
+
 def test_implicit_gemm_plan_refuses_bad_arguments():
     p = params((1, 8, 8, 8), (8, 8, 3, 3))
     for images, threads in ((-1, 2), (1, 0)):

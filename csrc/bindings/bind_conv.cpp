@@ -195,10 +195,12 @@ void bind_conv(py::module_& m) {
         py::dict d;
         d["one_block"] = plan.one_block, d["pixel_blocks"] = plan.pixel_blocks, d["block_pixels"] = plan.block_pixels;
         d["panel_parts"] = plan.panel_parts, d["busiest"] = plan.busiest, d["total"] = plan.total;
+        d["by_rows"] = plan.by_rows, d["row_steps"] = plan.row_steps;
         return d;
     }, py::arg("params"), py::arg("images"), py::arg("threads"),
           "How the implicit-GEMM forward shares `images` images among `threads` threads: its pixel blocks, "
-          "panel parts, and the work (pixels x 16-channel panels) of the busiest thread and of all.");
+          "panel parts, the work (pixels x 16-channel panels) of the busiest thread and of all, and whether its "
+          "tiles skip kernel rows that read only padding (by_rows) with the share of the steps they then run.");
     m.def("conv2d_forward", &forward, py::arg("algo"), py::arg("params"), py::arg("x"), py::arg("weight"),
           py::arg("bias"), py::arg("out"));
     m.def("conv2d_backward_input", &backward_input, py::arg("algo"), py::arg("params"), py::arg("grad_output"),

@@ -3,6 +3,8 @@
 // the cost model (src/fastconv/_conv_cost.py) reads. The public entry points are in conv/conv2d.h.
 #pragma once
 
+#include <vector>
+
 #include "common/params.h"
 
 namespace fastconv {
@@ -29,8 +31,23 @@ struct ImplicitGemmForwardPlan {
     int64_t panel_parts = 1;   // parts the channel panels are split into
     int64_t busiest = 0;       // work of the busiest thread
     int64_t total = 0;         // work of all threads
+    // Whether tiles skip the kernel rows that read only padding (implicit_gemm_tile_rows; the
+    // reduction then runs kernel row by kernel row inside chunks of channels), and the share of
+    // the reduction steps the tiles then run (1 when they do not skip).
+    bool by_rows = false;
+    double row_steps = 1.0;
 };
 ImplicitGemmForwardPlan implicit_gemm_forward_plan(const Conv2dParams& p, int64_t images, int threads);
+
+// Kernel rows [first, last) that a forward tile runs. Output row i reads input row i sh + r dh -
+// pad_h for kernel row r; rows above and below the image are zero padding, so where every pixel of
+// a tile reads padding for a kernel row, the tile skips that row's steps (a 3x3 layer with padding
+// 1 on 7x7 maps: a third of the steps of the tiles in its first and last rows). One entry per tile
+// of an image's P Q pixels: tile T holds pixels T MR .. min(T MR + MR, P Q) - 1, row-major.
+struct KernelRows {
+    int64_t first = 0, last = 0;
+};
+std::vector<KernelRows> implicit_gemm_tile_rows(const Conv2dParams& p);
 
 // Whether the AVX2 kernels can run p: their int32 offsets must reach every tap of a group.
 bool conv2d_implicit_gemm_avx2_fits(const Conv2dParams& p);

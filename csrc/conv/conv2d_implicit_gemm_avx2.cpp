@@ -7,7 +7,9 @@
 // unfold, no gather, so strided layers cost what stride-1 ones do.
 //   forward       m = output pixel (p, q), t = tap (c, r, s), B = W^T (per group, 16 output
 //                 channels a panel); the 6 x 16 tiles land in a per-thread (pixels x K) block that
-//                 is written transposed into NCHW y (+ bias).
+//                 is written transposed into NCHW y (+ bias). On small padded maps the taps run
+//                 kernel row by kernel row within chunks of channels, so that a tile whose pixels
+//                 all read padding in some kernel rows skips them (ForwardSteps).
 //   input grad    per stride phase of dx (see InputGradPhase): m = dx pixel of the phase, t =
 //                 (k, the phase's taps), B = W^T (16 input channels a panel), A read from dy
 //                 padded as the phases read it; tiles written transposed into dx's phase pixels.
@@ -25,6 +27,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "common/parallel.h"
@@ -128,6 +131,25 @@ void pack_panel(const float* src, int64_t ld, int64_t len, int64_t kv, float* ds
                             std::min<int64_t>(8, kv - l));
 }
 
+// pack_panel with the destination rows permuted: source column t goes to row dst_row[t] of dst.
+void pack_panel_rows(const float* src, int64_t ld, int64_t len, int64_t kv, const int32_t* dst_row, float* dst) {
+    if (kv < NR)
+        for (int64_t t = 0; t < len; ++t) std::memset(dst + int64_t(dst_row[t]) * NR + kv, 0, sizeof(float) * (NR - kv));
+    for (int64_t l = 0; l < kv; l += 8)
+        for (int64_t t = 0; t < len; t += 8) {
+            const int64_t rows = std::min<int64_t>(8, kv - l), cols = std::min<int64_t>(8, len - t);
+            if (rows == 8 && cols == 8) {
+                __m256 r[8];
+                for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + (l + i) * ld + t);
+                transpose8(r);
+                for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + int64_t(dst_row[t + i]) * NR + l, r[i]);
+                continue;
+            }
+            for (int64_t i = 0; i < cols; ++i)
+                for (int64_t k = 0; k < rows; ++k) dst[int64_t(dst_row[t + i]) * NR + l + k] = src[(l + k) * ld + t + i];
+        }
+}
+
 // The input as the kernels read it: x itself when unpadded, else a zero-padded copy holding rows
 // [-pad_h, rows - pad_h) and columns [-pad_w, cols - pad_w) of each plane, where rows and cols are
 // what the windows reach ((P-1)*sh + (R-1)*dh + 1, likewise for columns).
@@ -201,6 +223,55 @@ std::vector<int32_t> pixel_offsets(const Conv2dParams& p, const Source& s) {
     for (int64_t i = 0; i < P; ++i)
         for (int64_t j = 0; j < Q; ++j) off[size_t(i * Q + j)] = int32_t(i * p.stride_h * s.row + j * p.stride_w);
     return off;
+}
+
+// The forward's reduction order. Normally (c, r, s), in blocks of KC steps. Where tiles can skip
+// enough kernel rows that read only padding (ImplicitGemmForwardPlan::by_rows), the steps come in
+// chunks of whole input channels [c0, c1) (about KC steps each) and run kernel row by kernel row
+// inside a chunk, (r, c, s), so that kernel rows [first, last) are one contiguous range of each
+// chunk: a tile skips rows without step lists.
+struct ForwardSteps {
+    bool by_rows = false;
+    std::vector<int64_t> start;  // chunk k holds steps [start[k], start[k + 1])
+    std::vector<int64_t> c0;     // by_rows: chunk k holds channels [c0[k], c0[k + 1])
+    std::vector<int32_t> taps;   // source offset of each step
+};
+
+ForwardSteps forward_steps(const Conv2dParams& p, const Source& s, bool by_rows) {
+    const int64_t Cg = p.C_per_group(), RS = p.R * p.S, CRS = Cg * RS;
+    ForwardSteps f;
+    f.by_rows = by_rows;
+    f.taps.reserve(size_t(CRS));
+    auto add = [&](int64_t c, int64_t r) {
+        for (int64_t q = 0; q < p.S; ++q) f.taps.push_back(int32_t(c * s.plane + r * p.dil_h * s.row + q * p.dil_w));
+    };
+    if (!f.by_rows) {
+        for (int64_t c = 0; c < Cg; ++c)
+            for (int64_t r = 0; r < p.R; ++r) add(c, r);
+        for (int64_t kb = 0; kb < CRS; kb += KC) f.start.push_back(kb);
+        f.start.push_back(CRS);
+        return f;
+    }
+    const int64_t blocks = std::max<int64_t>(1, (CRS + KC - 1) / KC);
+    const int64_t per = std::max<int64_t>(1, (Cg + blocks - 1) / blocks);  // channels per chunk
+    for (int64_t c0 = 0; c0 < Cg; c0 += per) {
+        const int64_t c1 = std::min(Cg, c0 + per);
+        f.c0.push_back(c0), f.start.push_back(c0 * RS);
+        for (int64_t r = 0; r < p.R; ++r)
+            for (int64_t c = c0; c < c1; ++c) add(c, r);
+    }
+    f.c0.push_back(Cg), f.start.push_back(CRS);
+    return f;
+}
+
+// Row of a by-rows chunk of `channels` channels that weight column (c - c0) R S + r S + s lands in.
+std::vector<int32_t> chunk_rows(const Conv2dParams& p, int64_t channels) {
+    std::vector<int32_t> rows(size_t(channels * p.R * p.S));
+    size_t i = 0;
+    for (int64_t c = 0; c < channels; ++c)
+        for (int64_t r = 0; r < p.R; ++r)
+            for (int64_t q = 0; q < p.S; ++q) rows[i++] = int32_t((r * channels + c) * p.S + q);
+    return rows;
 }
 
 int64_t panels_of(int64_t n) { return (n + NR - 1) / NR; }
@@ -369,24 +440,41 @@ bool conv2d_implicit_gemm_avx2_fits(const Conv2dParams& p) {
 void conv2d_implicit_gemm_forward_avx2(const Conv2dParams& p, const float* x, const float* w, const float* bias,
                                        float* y) {
     const Source src = plan_source(p);
-    const int64_t P = p.P(), Q = p.Q(), PQ = P * Q, G = p.groups, Cg = p.C_per_group(), Kg = p.K_per_group();
-    const int64_t CRS = Cg * p.R * p.S, panels = panels_of(Kg), ldc = panels * NR;
-    const std::vector<int32_t> taps = tap_offsets(p, src), pixels = pixel_offsets(p, src);
-
-    // W^T per group and panel: (CRS x 16), zero past Kg. Work items: implicit_gemm_forward_plan.
+    const int64_t PQ = p.P() * p.Q(), G = p.groups, Cg = p.C_per_group(), Kg = p.K_per_group();
+    const int64_t RS = p.R * p.S, CRS = Cg * RS, panels = panels_of(Kg), ldc = panels * NR;
     const ImplicitGemmForwardPlan shape = implicit_gemm_forward_plan(p, src.chunk, region_threads());
-    const bool one_block = shape.one_block;
+    const std::vector<KernelRows> tile_rows = shape.by_rows ? implicit_gemm_tile_rows(p) : std::vector<KernelRows>();
+    const ForwardSteps steps = forward_steps(p, src, shape.by_rows);
+    const int64_t chunks = int64_t(steps.start.size()) - 1;
+    const std::vector<int32_t> pixels = pixel_offsets(p, src);
+    // By rows: the weight rows of a chunk in step order (the last chunk may hold fewer channels).
+    std::vector<int32_t> rows_full, rows_last;
+    int64_t widest = std::min(KC, CRS);  // steps of the longest chunk
+    if (steps.by_rows) {
+        widest = (steps.c0[1] - steps.c0[0]) * RS;
+        rows_full = chunk_rows(p, steps.c0[1] - steps.c0[0]);
+        rows_last = chunk_rows(p, steps.c0[size_t(chunks)] - steps.c0[size_t(chunks - 1)]);
+    }
+    // Panel j of group g, chunk k, packed: (chunk steps x 16), zero past Kg.
+    auto pack_chunk = [&](int64_t g, int64_t j, int64_t k, float* dst) {
+        const int64_t start = steps.start[size_t(k)], len = steps.start[size_t(k + 1)] - start;
+        const float* wj = w + (g * Kg + j * NR) * CRS + start;
+        if (!steps.by_rows) return pack_panel(wj, CRS, len, panel_width(Kg, j), dst);
+        pack_panel_rows(wj, CRS, len, panel_width(Kg, j), (k + 1 == chunks ? rows_last : rows_full).data(), dst);
+    };
+
+    // W^T per group and panel: (CRS x 16) in step order. Work items: implicit_gemm_forward_plan.
     const int64_t mblocks = shape.pixel_blocks, mb = shape.block_pixels;
     // One image in one pixel block uses each B panel block once: it is then packed right before
     // its tiles, into L1, rather than all weights first into a buffer that makes a round trip
     // through L3 (832 x 5 x 5 -> 128 at batch 1: 10.6 MB, the separate pass ~15% of the call).
-    const bool pack_on_use = one_block && p.N == 1;
+    const bool pack_on_use = shape.one_block && p.N == 1;
     float* wpack = pack_on_use ? nullptr : thread_scratch(0, size_t(G * panels * CRS * NR));
     if (!pack_on_use)
-        parallel_for(G * panels, [&](long long b, long long e) {
+        parallel_for(G * panels * chunks, [&](long long b, long long e) {
             for (long long i = b; i < e; ++i) {
-                const int64_t g = i / panels, j = i % panels;
-                pack_panel(w + (g * Kg + j * NR) * CRS, CRS, CRS, panel_width(Kg, j), wpack + i * CRS * NR);
+                const int64_t k = i % chunks, gj = i / chunks;
+                pack_chunk(gj / panels, gj % panels, k, wpack + (gj * CRS + steps.start[size_t(k)]) * NR);
             }
         });
     float* xpad = src.copy ? thread_scratch(1, size_t(src.chunk * src.image)) : nullptr;
@@ -399,43 +487,77 @@ void conv2d_implicit_gemm_forward_avx2(const Conv2dParams& p, const float* x, co
                                                   : implicit_gemm_forward_plan(p, count, region_threads()).panel_parts;
         // Stolen items let the other thread make up for one slowed by a neighbour on its core
         // (stride2 with a busy process on one of 2 cores: 7.6-7.7 ms against 8.9-9.1 static).
-        parallel_for_stealing(items0 * kparts, [&](long long b, long long e) {
-            float* cbuf = thread_scratch(2, size_t(mb * ldc));
-            float* panel = pack_on_use ? thread_scratch(3, size_t(KC * NR)) : nullptr;
-            for (long long item = b; item < e; ++item) {
-                const int64_t kp = item % kparts, rest = item / kparts;
-                const int64_t blk = rest % mblocks, g = (rest / mblocks) % G, n = rest / mblocks / G;
-                const int64_t j0 = panels * kp / kparts, j1 = panels * (kp + 1) / kparts;
-                const int64_t m0 = blk * mb, mcount = std::min(mb, PQ - m0);
-                if (mcount <= 0) continue;
-                const float* img = base + n * src.image + g * Cg * src.plane;
-                for (int64_t kb = 0; kb < CRS; kb += KC) {
-                    const int64_t kc = std::min(KC, CRS - kb);
-                    for (int64_t j = j0; j < j1; ++j) {
-                        if (pack_on_use) pack_panel(w + (g * Kg + j * NR) * CRS + kb, CRS, kc, panel_width(Kg, j), panel);
-                        const float* bp = pack_on_use ? panel : wpack + ((g * panels + j) * CRS + kb) * NR;
-                        for (int64_t mt = 0; mt < mcount; mt += MR) {
-                            const float* a[MR];
-                            for (int i = 0; i < MR; ++i) a[i] = img + pixels[size_t(m0 + std::min<int64_t>(mt + i, mcount - 1))];
-                            tile(a, taps.data() + kb, bp, kc, cbuf + mt * ldc + j * NR, ldc, kb > 0);
+        // The loops are instantiated per order: the (c, r, s) order's need no row ranges.
+        // The source rows of the tile at pixel m of a block ending at pixel end (repeating the last).
+        auto tile_rows_at = [&](const float* img, int64_t m, int64_t end, const float* a[MR]) {
+            for (int i = 0; i < MR; ++i) a[i] = img + pixels[size_t(std::min<int64_t>(m + i, end - 1))];
+        };
+        const int32_t* taps = steps.taps.data();
+        auto run = [&](auto by_rows) {
+            constexpr bool kByRows = decltype(by_rows)::value;
+            parallel_for_stealing(items0 * kparts, [&](long long b, long long e) {
+                float* cbuf = thread_scratch(2, size_t(mb * ldc));
+                float* panel = pack_on_use ? thread_scratch(3, size_t(widest * NR)) : nullptr;
+                for (long long item = b; item < e; ++item) {
+                    const int64_t kp = item % kparts, rest = item / kparts;
+                    const int64_t blk = rest % mblocks, g = (rest / mblocks) % G, n = rest / mblocks / G;
+                    const int64_t j0 = panels * kp / kparts, j1 = panels * (kp + 1) / kparts;
+                    const int64_t m0 = blk * mb, mcount = std::min(mb, PQ - m0);
+                    if (mcount <= 0) continue;
+                    const float* img = base + n * src.image + g * Cg * src.plane;
+                    for (int64_t k = 0; k < chunks; ++k) {
+                        const int64_t start = steps.start[size_t(k)], len = steps.start[size_t(k + 1)] - start;
+                        for (int64_t j = j0; j < j1; ++j) {
+                            if (pack_on_use) pack_chunk(g, j, k, panel);
+                            const float* cp = pack_on_use ? panel : wpack + ((g * panels + j) * CRS + start) * NR;
+                            if constexpr (!kByRows) {
+                                for (int64_t mt = 0; mt < mcount; mt += MR) {
+                                    const float* a[MR];
+                                    tile_rows_at(img, m0 + mt, m0 + mcount, a);
+                                    tile(a, taps + start, cp, len, cbuf + mt * ldc + j * NR, ldc, start > 0);
+                                }
+                            } else {
+                                // Steps per kernel row of the chunk. A chunk is one reduction block
+                                // (at most KC + R S - 1 steps), but when a channel alone has more
+                                // than 2 KC steps: then blocks of KC.
+                                const int64_t row_len = (steps.c0[size_t(k + 1)] - steps.c0[size_t(k)]) * p.S;
+                                const int64_t block = len > 2 * KC ? KC : len;
+                                for (int64_t sb = 0; sb < len; sb += block) {
+                                    const int64_t se = std::min(len, sb + block);
+                                    for (int64_t mt = 0; mt < mcount; mt += MR) {
+                                        const float* a[MR];
+                                        tile_rows_at(img, m0 + mt, m0 + mcount, a);
+                                        // the tile's live kernel rows: one range of the chunk's steps
+                                        const KernelRows& kr = tile_rows[size_t((m0 + mt) / MR)];
+                                        const int64_t lo = std::max(sb, kr.first * row_len);
+                                        const int64_t hi = std::min(se, kr.last * row_len);
+                                        tile(a, taps + start + lo, cp + lo * NR, std::max<int64_t>(0, hi - lo),
+                                             cbuf + mt * ldc + j * NR, ldc, start + sb > 0);
+                                    }
+                                }
+                            }
                         }
                     }
+                    // (pixels x channels) -> y's channel rows, in 8 x 8 blocks; then the bias
+                    const int64_t k1 = std::min(Kg, j1 * NR);
+                    float* yg = y + ((n0 + n) * p.K + g * Kg) * PQ + m0;
+                    for (int64_t k = j0 * NR; k < k1; k += 8)
+                        for (int64_t m = 0; m < mcount; m += 8)
+                            transpose_block(cbuf + m * ldc + k, ldc, yg + k * PQ + m, PQ, std::min<int64_t>(8, k1 - k),
+                                            std::min<int64_t>(8, mcount - m));
+                    if (bias)
+                        for (int64_t k = j0 * NR; k < k1; ++k) {
+                            float* yk = yg + k * PQ;
+                            const float bk = bias[g * Kg + k];
+                            for (int64_t m = 0; m < mcount; ++m) yk[m] += bk;
+                        }
                 }
-                // (pixels x channels) -> y's channel rows, in 8 x 8 blocks; then the bias
-                const int64_t k1 = std::min(Kg, j1 * NR);
-                float* yg = y + ((n0 + n) * p.K + g * Kg) * PQ + m0;
-                for (int64_t k = j0 * NR; k < k1; k += 8)
-                    for (int64_t m = 0; m < mcount; m += 8)
-                        transpose_block(cbuf + m * ldc + k, ldc, yg + k * PQ + m, PQ, std::min<int64_t>(8, k1 - k),
-                                        std::min<int64_t>(8, mcount - m));
-                if (bias)
-                    for (int64_t k = j0 * NR; k < k1; ++k) {
-                        float* yk = yg + k * PQ;
-                        const float bk = bias[g * Kg + k];
-                        for (int64_t m = 0; m < mcount; ++m) yk[m] += bk;
-                    }
-            }
-        });
+            });
+        };
+        if (steps.by_rows)
+            run(std::true_type());
+        else
+            run(std::false_type());
     }
 }
 

@@ -358,16 +358,17 @@ def _pointwise(p) -> bool:
 _modelled_picks: dict[tuple, str | None] = {}
 
 
-def _modelled_forward(p) -> str | None:
+def _modelled_forward(p, pass_: str = "forward") -> str | None:
     """The forward kernel the cost model finds cheapest among those that can run ``p`` and were
     calibrated on problems this large (None: below every kernel's calibrated range; the rules
-    below decide). Cached per problem and thread count: the model reads the FFT's tiling."""
+    below decide); ``pass_="input"`` when ``p`` is a stride-1 input gradient's transposed problem.
+    Cached per problem, pass and thread count: the model reads the FFT's tiling."""
     key = (p.N, p.C, p.H, p.W, p.K, p.R, p.S, p.stride_h, p.stride_w, p.pad_h, p.pad_w, p.dil_h, p.dil_w,
-           p.groups, _core.get_num_threads())
+           p.groups, pass_, _core.get_num_threads())
     if key not in _modelled_picks:
         names = [n for n, why in available(p, "forward").items()
                  if why is None and not ALGORITHMS[n].pick and ALGORITHMS[n].run is None]
-        _modelled_picks[key] = cheapest(p, names)
+        _modelled_picks[key] = cheapest(p, names, pass_)
     return _modelled_picks[key]
 
 
@@ -483,7 +484,7 @@ def select_algorithm(params, pass_: str, device: str = "cpu") -> str:
     # rules alone 1.16 and 1.05 (Inception's 5x5 layers at batch 1 went to the FFT at 1.2-3.5x
     # implicit_gemm's time).
     if pass_ == "input" and not strided and p.dil_h == p.dil_w == 1 and p.pad_h < p.R and p.pad_w < p.S:
-        pick = _modelled_forward(_transposed(p))
+        pick = _modelled_forward(_transposed(p), "input")
         if pick == "implicit_gemm":
             return pick
         if pick in ALGORITHMS["winograd"].kernels:

@@ -47,7 +47,7 @@ def _gemm_flops(m: int, n: int, k: int) -> float:
     return 2.0 * _round_up(m, _GEMM_MR) * _round_up(n, _GEMM_NR) * k
 
 
-def _direct(p, threads: int) -> tuple[float, ...]:
+def _direct(p, threads: int, pass_: str = "forward") -> tuple[float, ...]:
     """Register-tiled loop vectorised over 8 output columns (Q padded to the lane width); the
     image is repacked per work item (image x group x chunk of output-channel blocks) and the
     weights once per call on one thread; strided layers read every stride-th column. Work items
@@ -61,7 +61,7 @@ def _direct(p, threads: int) -> tuple[float, ...]:
     return 1.0, flops * share, flops * share * strided, packed, float(p.K) * cg * p.R * p.S
 
 
-def _im2col(p, threads: int) -> tuple[float, ...]:
+def _im2col(p, threads: int, pass_: str = "forward") -> tuple[float, ...]:
     """Unfold (skipped for 1x1 stride 1, no padding) then one GEMM per image and group:
     (K/g x C/g R S) @ (C/g R S x P Q), each split over the threads by the SGEMM. With a short
     reduction (a 3-channel stem: C R S = 27) the micro-tiles' loads and stores of the output, not
@@ -75,20 +75,24 @@ def _im2col(p, threads: int) -> tuple[float, ...]:
     return 1.0, unfolded, flops, packed, products * float(cg + kg), float(p.N * p.K * pq)
 
 
-def _implicit_gemm(p, threads: int) -> tuple[float, ...]:
+def _implicit_gemm(p, threads: int, pass_: str = "forward") -> tuple[float, ...]:
     """Output channels are the vector operand (K/g padded to the 16-wide panel) and output pixels
     the broadcast one (P Q padded to the 6-row tile), read in place from a zero-padded copy of the
     input: no unfold, so a stride costs nothing extra. Per call the weights are packed into panels
     and every output is written back transposed into NCHW. The threads share work items as the
     kernel's own plan (``_core.implicit_gemm_forward_plan``: pixel blocks per image and group, split
     into panel ranges when there are under 4 per thread) shares them: the FLOPs are scaled by the
-    busiest thread's share. Each 16-wide panel of output channels reads the input rows again (the
-    last feature)."""
+    busiest thread's share, and by the share of the reduction its tiles run (where enough kernel
+    rows read only padding, the forward's tiles skip them: the plan's ``row_steps``; the input
+    gradient, priced as its transposed problem with ``pass_="input"``, runs every row). Each
+    16-wide panel of output channels reads the input rows again (the last feature)."""
     kg, crs, pq = p.K // p.groups, (p.C // p.groups) * p.R * p.S, p.P * p.Q
     products = p.N * p.groups
     flops = products * 2.0 * _round_up(pq, 6) * _round_up(kg, 16) * crs
     plan = _core.implicit_gemm_forward_plan(p, p.N, threads)
     share = plan["busiest"] * threads / plan["total"] if plan["total"] else 1.0
+    if pass_ == "forward":
+        share *= plan["row_steps"]
     padded = float(p.N * p.C * (p.H + 2 * p.pad_h) * (p.W + 2 * p.pad_w)) if p.pad_h or p.pad_w else 0.0
     return (1.0, padded, flops * share, float(p.groups * _round_up(kg, 16) * crs), float(p.N * p.K * pq),
             float(p.N * p.C * p.H * p.W * _ceil(kg, 16)))
@@ -100,7 +104,7 @@ def _winograd(m: int):
     streamed once per call, which dominates when there are few tiles (late stages at batch 1)."""
     a = (m + 2) ** 2
 
-    def features(p, threads: int) -> tuple[float, ...]:
+    def features(p, threads: int, pass_: str = "forward") -> tuple[float, ...]:
         tiles = p.N * _ceil(p.P, m) * _ceil(p.Q, m)
         gemm = a * _gemm_flops(p.K, tiles, p.C)
         share = _thread_share(tiles, threads)
@@ -109,7 +113,7 @@ def _winograd(m: int):
     return features
 
 
-def _fft(p, threads: int) -> tuple[float, ...]:
+def _fft(p, threads: int, pass_: str = "forward") -> tuple[float, ...]:
     """Overlap-save tiles as the kernel chooses them (``_core.fft_conv_tiling``), 8 tiles per vector
     (a batch-1 layer with 1-4 tiles wastes most lanes): per group of 8 tiles (C + K) real 2-D
     transforms and T1 (T2/2 + 1) C K complex multiply-adds; the kernel's C K spectra are computed
@@ -139,23 +143,24 @@ FEATURES = {
 }
 
 
-def estimated_seconds(name: str, params, threads: int | None = None) -> float | None:
-    """The modelled forward time of kernel ``name`` on ``params``, or None when it has no model
-    (no feature function or no calibrated constants)."""
+def estimated_seconds(name: str, params, threads: int | None = None, pass_: str = "forward") -> float | None:
+    """The modelled time of kernel ``name`` on ``params`` (a forward problem; ``pass_="input"``: the
+    transposed problem a stride-1 input gradient runs), or None when it has no model (no feature
+    function or no calibrated constants)."""
     features, rates = FEATURES.get(name), RATES.get(name)
     if features is None or rates is None:
         return None
-    f = features(params, threads or _core.get_num_threads())
+    f = features(params, threads or _core.get_num_threads(), pass_)
     return sum(c * v for c, v in zip(rates, f))
 
 
-def cheapest(params, names) -> str | None:
+def cheapest(params, names, pass_: str = "forward") -> str | None:
     """The modelled fastest of the kernels ``names`` that were calibrated on problems at least this
     large (None when none was). Below a kernel's smallest calibration problem its fitted per-call
     terms would be extrapolated: a 4x4 filter on a 5x5 image went to the FFT, 1e-7 off where direct
     is exact, and LeNet's 5x5 layers at small batches to transforms calibrated from ~10 MFLOP up."""
     threads = _core.get_num_threads()
     names = [n for n in names if params.flops >= MIN_FLOPS.get(n, float("inf"))]
-    costs = {n: estimated_seconds(n, params, threads) for n in names}
+    costs = {n: estimated_seconds(n, params, threads, pass_) for n in names}
     costs = {n: c for n, c in costs.items() if c is not None}
     return min(costs, key=costs.get) if costs else None
