@@ -134,7 +134,7 @@ def main(argv=None) -> int:
             with open(args.json, "w") as f:
                 json.dump({"command": command, "rows": rows, "notes": notes}, f, indent=1)
     lines = report(rows, command, args.threads, args.repeat, tuple(notes))
-    for line in lines[8:12 + 9]:
+    for line in lines[8:8 + 15]:
         if line.startswith(("all", "fitted", "held", "  ")):
             print(line)
     batch = f"batch{args.batch}" if args.batch else "suite_batches"

@@ -55,6 +55,23 @@ def test_conv_table_summary_states_issue_19s_bar():
     assert grads.startswith("- input + weight gradient (auto): 2.00x torch's speed") and "over 1 shapes" in grads
 
 
+def test_layer_bench_summary_separates_the_choice_from_timing_auto_twice():
+    from fastconv.bench.layer_bench import summary
+
+    def row(name, picked, **ms):
+        return dict(name=name, picked=picked, ms=ms, held_out=False)
+
+    rows = [row("a", "direct", torch=1.0, auto=0.5, direct=0.5, fft=0.6),  # right pick
+            row("b", "direct", torch=1.0, auto=0.7, direct=0.5, fft=0.45),  # same kernel timed 0.7 and 0.5
+            row("c", "fft", torch=1.0, auto=2.0, direct=1.0, fft=1.9)]  # wrong pick
+    lines = summary(rows, "all")
+    assert lines[0].startswith("all: 3 layers")
+    assert "under 0.8x: c 0.50" in lines[1]
+    assert lines[2] == "  auto > 1.25x the best algorithm on 2: b 1.56, c 2.00"
+    assert lines[3].startswith("  auto's pick (its own timing) > 1.25x the best on 1: c 1.90")
+    assert f"pick/best geometric mean {(1.0 * (0.5 / 0.45) * 1.9) ** (1 / 3):.3f}" in lines[3]
+
+
 def test_torch_mirror_computes_what_our_model_computes():
     torch = pytest.importorskip("torch")
     from fastconv.bench.torch_mirror import copy_weights, to_torch, torch_lenet
