@@ -2,7 +2,9 @@
 
 Each case is checked against float64 first (no timing of a wrong answer), then the two sides are
 timed alternately (ours, numpy, ours, numpy, ...) after warm-up and the median of the repeats is
-reported with % of the FMA peak measured in the same run. Run it as
+reported with % of the FMA peak measured in the same run. Each alternation first waits (up to
+30 s) until a probe reads the shared machine quiet (fastconv.bench.measure.QuietGate; --no-gate:
+not). Run it as
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python3 benchmarks/bench_gemm.py
 
@@ -26,13 +28,14 @@ import numpy as np
 
 import fastconv
 from fastconv.bench import peak_gflops
+from fastconv.bench.measure import QuietGate, conv_probe
 
 SQUARE = [128, 256, 512, 1024, 2048]
 CONV = [(64, 3136, 576), (256, 196, 2304), (6, 200704, 25), (16, 25600, 150)]
 
 
 def median_seconds(fn_ours, fn_ref, min_time: float, max_repeats: int, clock=time.perf_counter,
-                   gap: float = 0.0, block: int = 1) -> tuple[float, float]:
+                   gap: float = 0.0, block: int = 1, gate=None) -> tuple[float, float]:
     """Median seconds of the two callables, timed alternately after one warm-up call each, with an
     untimed pause of `gap` seconds before each call so that the other library's worker threads,
     which spin for a while after a call, have gone idle.
@@ -40,7 +43,8 @@ def median_seconds(fn_ours, fn_ref, min_time: float, max_repeats: int, clock=tim
     With block > 1 the sides alternate in blocks: one untimed call, then `block` timed calls of
     the same side. OpenBLAS's workers spin for a long time after a call and steal a core from the
     other side's threads, while a thread that went to sleep takes milliseconds to wake on a VM;
-    a block measures each library in the steady state a loop of calls sees."""
+    a block measures each library in the steady state a loop of calls sees. With a `gate`
+    (fastconv.bench.measure.QuietGate) each pair of turns first waits for a quiet machine."""
     fn_ours(), fn_ref()
     ours, ref = [], []
     start = time.perf_counter()
@@ -54,7 +58,12 @@ def median_seconds(fn_ours, fn_ref, min_time: float, max_repeats: int, clock=tim
             fn()
             into.append(clock() - t0)
 
-    while len(ours) < max_repeats and (len(ours) < 5 or time.perf_counter() - start < min_time):
+    waited = 0.0  # the gate's waits do not count towards min_time
+    while len(ours) < max_repeats and (len(ours) < 5 or time.perf_counter() - start - waited < min_time):
+        if gate is not None:
+            t0 = time.perf_counter()
+            gate.wait()
+            waited += time.perf_counter() - t0
         timed(fn_ours, ours)
         timed(fn_ref, ref)
     return float(np.median(ours)), float(np.median(ref))
@@ -89,8 +98,12 @@ def main() -> None:
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                         help="cpu: time 1-thread cases by the calling thread's CPU time, which time slices "
                         "lost to other processes on a shared machine do not inflate (multi-thread cases stay wall)")
+    parser.add_argument("--no-gate", action="store_true",
+                        help="start each alternation at once (default: wait up to 30 s for a quiet machine, "
+                             "fastconv.bench.measure.QuietGate)")
     parser.add_argument("--out", type=Path, default=None, help="result file (default: benchmarks/results/...)")
     args = parser.parse_args()
+    gate = None if args.no_gate else QuietGate(*conv_probe())
 
     from threadpoolctl import threadpool_info, threadpool_limits
 
@@ -117,7 +130,7 @@ def main() -> None:
                 clock = time.thread_time if args.clock == "cpu" and threads == 1 else time.perf_counter
                 t_ours, t_np = median_seconds(lambda: fastconv.gemm(a, b, out=out),
                                               lambda: np.matmul(a, b, out=out_np), args.min_time, args.max_repeats,
-                                              clock, args.gap, args.block)
+                                              clock, args.gap, args.block, gate)
                 flops = 2.0 * m * n * k
                 g_ours, g_np = flops / t_ours * 1e-9, flops / t_np * 1e-9
                 rows.append((threads, (m, n, k), t_ours, g_ours, g_np, err))
@@ -146,6 +159,7 @@ def main() -> None:
         "% of peak uses the peak of the same thread count; clock: "
         + ("wall" if args.clock == "wall" else "CPU time of the calling thread for 1 thread, wall otherwise"),
         f"- load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs",
+        *([f"- {gate.summary()}"] if gate else []),
         f"- command: `{command}`",
         "",
         *table,

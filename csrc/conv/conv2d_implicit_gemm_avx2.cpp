@@ -485,14 +485,14 @@ void conv2d_implicit_gemm_forward_avx2(const Conv2dParams& p, const float* x, co
         const int64_t items0 = count * G * mblocks;
         const int64_t kparts = count == src.chunk ? shape.panel_parts
                                                   : implicit_gemm_forward_plan(p, count, region_threads()).panel_parts;
-        // Stolen items let the other thread make up for one slowed by a neighbour on its core
-        // (stride2 with a busy process on one of 2 cores: 7.6-7.7 ms against 8.9-9.1 static).
-        // The loops are instantiated per order: the (c, r, s) order's need no row ranges.
-        // The source rows of the tile at pixel m of a block ending at pixel end (repeating the last).
-        auto tile_rows_at = [&](const float* img, int64_t m, int64_t end, const float* a[MR]) {
+        // Where the tile at pixel m of a block ending at pixel `end` reads (repeating the last pixel).
+        auto tile_sources = [&](const float* img, int64_t m, int64_t end, const float* a[MR]) {
             for (int i = 0; i < MR; ++i) a[i] = img + pixels[size_t(std::min<int64_t>(m + i, end - 1))];
         };
         const int32_t* taps = steps.taps.data();
+        // The loops are instantiated per order: the (c, r, s) order's need no row ranges. Stolen
+        // items let the other thread make up for one slowed by a neighbour on its core (stride2
+        // with a busy process on one of 2 cores: 7.6-7.7 ms against 8.9-9.1 static).
         auto run = [&](auto by_rows) {
             constexpr bool kByRows = decltype(by_rows)::value;
             parallel_for_stealing(items0 * kparts, [&](long long b, long long e) {
@@ -513,7 +513,7 @@ void conv2d_implicit_gemm_forward_avx2(const Conv2dParams& p, const float* x, co
                             if constexpr (!kByRows) {
                                 for (int64_t mt = 0; mt < mcount; mt += MR) {
                                     const float* a[MR];
-                                    tile_rows_at(img, m0 + mt, m0 + mcount, a);
+                                    tile_sources(img, m0 + mt, m0 + mcount, a);
                                     tile(a, taps + start, cp, len, cbuf + mt * ldc + j * NR, ldc, start > 0);
                                 }
                             } else {
@@ -526,7 +526,7 @@ void conv2d_implicit_gemm_forward_avx2(const Conv2dParams& p, const float* x, co
                                     const int64_t se = std::min(len, sb + block);
                                     for (int64_t mt = 0; mt < mcount; mt += MR) {
                                         const float* a[MR];
-                                        tile_rows_at(img, m0 + mt, m0 + mcount, a);
+                                        tile_sources(img, m0 + mt, m0 + mcount, a);
                                         // the tile's live kernel rows: one range of the chunk's steps
                                         const KernelRows& kr = tile_rows[size_t((m0 + mt) / MR)];
                                         const int64_t lo = std::max(sb, kr.first * row_len);
