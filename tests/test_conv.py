@@ -660,6 +660,22 @@ def test_implicit_gemm_forward_skips_only_padding_rows(N, C, H, W, K, R, S, stri
     assert_close(y, ref, conv_bound("implicit_gemm", params, "forward", "cpu"), what="implicit_gemm")
 
 
+@pytest.mark.parametrize("N, C, K, groups", [(1, 64, 40, 2), (3, 12, 36, 3), (1, 832, 20, 1)])
+def test_implicit_gemm_forward_skips_padding_rows_per_group(rng, N, C, K, groups):
+    """The row order with groups and bias, several images (weights packed up front) and one image
+    with 832 channels (weights packed as used, 5x5 on 7x7: chunks of 6 channels, 150 steps)."""
+    R = 5 if C == 832 else 3
+    x = rng.standard_normal((N, C, 7, 7), dtype=np.float32)
+    w = rng.standard_normal((K, C // groups, R, R), dtype=np.float32)
+    b = rng.standard_normal(K, dtype=np.float32)
+    pad = R // 2
+    params = conv_mod.conv_plan(x.shape, w.shape, 1, pad, 1, groups).params
+    assert fastconv._core.implicit_gemm_forward_plan(params, N, 2)["by_rows"]
+    ref = conv2d_ref(x, w, b, padding=(pad, pad), groups=groups)
+    y = fastconv.conv2d(x, w, b, padding=pad, groups=groups, algo="implicit_gemm")
+    assert_close(y, ref, conv_bound("implicit_gemm", params, "forward", "cpu"), what="implicit_gemm")
+
+
 def test_implicit_gemm_input_gradient_phases_of_uneven_blocks(rng):
     """11x11 stride 4 on 37x41: the 16 stride phases hold 90 to 110 pixels, and the phase with the
     most (110: two blocks of 60) does not have the largest block (90: one of 90). The scratch sized
