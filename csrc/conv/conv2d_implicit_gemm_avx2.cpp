@@ -27,7 +27,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <type_traits>
 #include <vector>
 
 #include "common/parallel.h"
@@ -119,22 +118,15 @@ inline void transpose_block(const float* src, int64_t lds, float* dst, int64_t l
         for (int64_t l = 0; l < cols; ++l) dst[i * ldd + l] = src[l * lds + i];
 }
 
-// One B panel: dst[t * NR + l] = src[l * ld + t] for t < len and the kv <= NR valid channels l,
-// zero for l >= kv, in 8 x 8 transposes (an element loop reading kv rows at stride ld cost a third
-// of a batch-1 forward: 384 x 2592 weights against 0.6 GFLOP).
-void pack_panel(const float* src, int64_t ld, int64_t len, int64_t kv, float* dst) {
+// One B panel: dst[row(t) * NR + l] = src[l * ld + t] for t < len and the kv <= NR valid channels l,
+// zero for l >= kv, where row(t) = t, or dst_row[t] (the forward's row order), in 8 x 8 transposes
+// (an element loop reading kv rows at stride ld cost a third of a batch-1 forward: 384 x 2592
+// weights against 0.6 GFLOP).
+template <bool kPermuted>
+void pack_panel_as(const float* src, int64_t ld, int64_t len, int64_t kv, float* dst, const int32_t* dst_row) {
+    auto row = [&](int64_t t) { return dst + (kPermuted ? int64_t(dst_row[t]) : t) * NR; };
     if (kv < NR)
-        for (int64_t t = 0; t < len; ++t) std::memset(dst + t * NR + kv, 0, sizeof(float) * (NR - kv));
-    for (int64_t l = 0; l < kv; l += 8)
-        for (int64_t t = 0; t < len; t += 8)
-            transpose_block(src + l * ld + t, ld, dst + t * NR + l, NR, std::min<int64_t>(8, len - t),
-                            std::min<int64_t>(8, kv - l));
-}
-
-// pack_panel with the destination rows permuted: source column t goes to row dst_row[t] of dst.
-void pack_panel_rows(const float* src, int64_t ld, int64_t len, int64_t kv, const int32_t* dst_row, float* dst) {
-    if (kv < NR)
-        for (int64_t t = 0; t < len; ++t) std::memset(dst + int64_t(dst_row[t]) * NR + kv, 0, sizeof(float) * (NR - kv));
+        for (int64_t t = 0; t < len; ++t) std::memset(row(t) + kv, 0, sizeof(float) * (NR - kv));
     for (int64_t l = 0; l < kv; l += 8)
         for (int64_t t = 0; t < len; t += 8) {
             const int64_t rows = std::min<int64_t>(8, kv - l), cols = std::min<int64_t>(8, len - t);
@@ -142,12 +134,18 @@ void pack_panel_rows(const float* src, int64_t ld, int64_t len, int64_t kv, cons
                 __m256 r[8];
                 for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + (l + i) * ld + t);
                 transpose8(r);
-                for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + int64_t(dst_row[t + i]) * NR + l, r[i]);
+                for (int i = 0; i < 8; ++i) _mm256_storeu_ps(row(t + i) + l, r[i]);
                 continue;
             }
             for (int64_t i = 0; i < cols; ++i)
-                for (int64_t k = 0; k < rows; ++k) dst[int64_t(dst_row[t + i]) * NR + l + k] = src[(l + k) * ld + t + i];
+                for (int64_t k = 0; k < rows; ++k) row(t + i)[l + k] = src[(l + k) * ld + t + i];
         }
+}
+
+// (Instantiated per order: a row lookup per store slowed the packing that runs between tiles.)
+void pack_panel(const float* src, int64_t ld, int64_t len, int64_t kv, float* dst, const int32_t* dst_row = nullptr) {
+    if (dst_row) return pack_panel_as<true>(src, ld, len, kv, dst, dst_row);
+    pack_panel_as<false>(src, ld, len, kv, dst, nullptr);
 }
 
 // The input as the kernels read it: x itself when unpadded, else a zero-padded copy holding rows
@@ -459,8 +457,8 @@ void conv2d_implicit_gemm_forward_avx2(const Conv2dParams& p, const float* x, co
     auto pack_chunk = [&](int64_t g, int64_t j, int64_t k, float* dst) {
         const int64_t start = steps.start[size_t(k)], len = steps.start[size_t(k + 1)] - start;
         const float* wj = w + (g * Kg + j * NR) * CRS + start;
-        if (!steps.by_rows) return pack_panel(wj, CRS, len, panel_width(Kg, j), dst);
-        pack_panel_rows(wj, CRS, len, panel_width(Kg, j), (k + 1 == chunks ? rows_last : rows_full).data(), dst);
+        const int32_t* rows = steps.by_rows ? (k + 1 == chunks ? rows_last : rows_full).data() : nullptr;
+        pack_panel(wj, CRS, len, panel_width(Kg, j), dst, rows);
     };
 
     // W^T per group and panel: (CRS x 16) in step order. Work items: implicit_gemm_forward_plan.
@@ -478,6 +476,11 @@ void conv2d_implicit_gemm_forward_avx2(const Conv2dParams& p, const float* x, co
             }
         });
     float* xpad = src.copy ? thread_scratch(1, size_t(src.chunk * src.image)) : nullptr;
+    // Where the tile at pixel m of a block ending at pixel `end` reads (repeating the last pixel).
+    auto tile_sources = [&](const float* img, int64_t m, int64_t end, const float* a[MR]) {
+        for (int i = 0; i < MR; ++i) a[i] = img + pixels[size_t(std::min<int64_t>(m + i, end - 1))];
+    };
+    const int32_t* taps = steps.taps.data();
     for (int64_t n0 = 0; n0 < p.N; n0 += src.chunk) {
         const int64_t count = std::min(src.chunk, p.N - n0);
         const float* base = x + (src.copy ? 0 : n0 * src.image);
@@ -485,79 +488,58 @@ void conv2d_implicit_gemm_forward_avx2(const Conv2dParams& p, const float* x, co
         const int64_t items0 = count * G * mblocks;
         const int64_t kparts = count == src.chunk ? shape.panel_parts
                                                   : implicit_gemm_forward_plan(p, count, region_threads()).panel_parts;
-        // Where the tile at pixel m of a block ending at pixel `end` reads (repeating the last pixel).
-        auto tile_sources = [&](const float* img, int64_t m, int64_t end, const float* a[MR]) {
-            for (int i = 0; i < MR; ++i) a[i] = img + pixels[size_t(std::min<int64_t>(m + i, end - 1))];
-        };
-        const int32_t* taps = steps.taps.data();
-        // The loops are instantiated per order: the (c, r, s) order's need no row ranges. Stolen
-        // items let the other thread make up for one slowed by a neighbour on its core (stride2
-        // with a busy process on one of 2 cores: 7.6-7.7 ms against 8.9-9.1 static).
-        auto run = [&](auto by_rows) {
-            constexpr bool kByRows = decltype(by_rows)::value;
-            parallel_for_stealing(items0 * kparts, [&](long long b, long long e) {
-                float* cbuf = thread_scratch(2, size_t(mb * ldc));
-                float* panel = pack_on_use ? thread_scratch(3, size_t(widest * NR)) : nullptr;
-                for (long long item = b; item < e; ++item) {
-                    const int64_t kp = item % kparts, rest = item / kparts;
-                    const int64_t blk = rest % mblocks, g = (rest / mblocks) % G, n = rest / mblocks / G;
-                    const int64_t j0 = panels * kp / kparts, j1 = panels * (kp + 1) / kparts;
-                    const int64_t m0 = blk * mb, mcount = std::min(mb, PQ - m0);
-                    if (mcount <= 0) continue;
-                    const float* img = base + n * src.image + g * Cg * src.plane;
-                    for (int64_t k = 0; k < chunks; ++k) {
-                        const int64_t start = steps.start[size_t(k)], len = steps.start[size_t(k + 1)] - start;
-                        for (int64_t j = j0; j < j1; ++j) {
-                            if (pack_on_use) pack_chunk(g, j, k, panel);
-                            const float* cp = pack_on_use ? panel : wpack + ((g * panels + j) * CRS + start) * NR;
-                            if constexpr (!kByRows) {
-                                for (int64_t mt = 0; mt < mcount; mt += MR) {
-                                    const float* a[MR];
-                                    tile_sources(img, m0 + mt, m0 + mcount, a);
-                                    tile(a, taps + start, cp, len, cbuf + mt * ldc + j * NR, ldc, start > 0);
+        // Stolen items let the other thread make up for one slowed by a neighbour on its core
+        // (stride2 with a busy process on one of 2 cores: 7.6-7.7 ms against 8.9-9.1 static).
+        parallel_for_stealing(items0 * kparts, [&](long long b, long long e) {
+            float* cbuf = thread_scratch(2, size_t(mb * ldc));
+            float* panel = pack_on_use ? thread_scratch(3, size_t(widest * NR)) : nullptr;
+            for (long long item = b; item < e; ++item) {
+                const int64_t kp = item % kparts, rest = item / kparts;
+                const int64_t blk = rest % mblocks, g = (rest / mblocks) % G, n = rest / mblocks / G;
+                const int64_t j0 = panels * kp / kparts, j1 = panels * (kp + 1) / kparts;
+                const int64_t m0 = blk * mb, mcount = std::min(mb, PQ - m0);
+                if (mcount <= 0) continue;
+                const float* img = base + n * src.image + g * Cg * src.plane;
+                for (int64_t k = 0; k < chunks; ++k) {
+                    const int64_t start = steps.start[size_t(k)], len = steps.start[size_t(k + 1)] - start;
+                    // By rows: steps per kernel row of the chunk. A chunk is one reduction block (at
+                    // most KC + R S - 1 steps), but when a channel alone has over 2 KC: blocks of KC.
+                    const int64_t row_len = steps.by_rows ? (steps.c0[size_t(k + 1)] - steps.c0[size_t(k)]) * p.S : 0;
+                    const int64_t block = len > 2 * KC ? KC : len;
+                    for (int64_t j = j0; j < j1; ++j) {
+                        if (pack_on_use) pack_chunk(g, j, k, panel);
+                        const float* cp = pack_on_use ? panel : wpack + ((g * panels + j) * CRS + start) * NR;
+                        for (int64_t sb = 0; sb < len; sb += block) {
+                            const int64_t se = std::min(len, sb + block);
+                            for (int64_t mt = 0; mt < mcount; mt += MR) {
+                                const float* a[MR];
+                                tile_sources(img, m0 + mt, m0 + mcount, a);
+                                int64_t lo = sb, hi = se;  // by rows: the tile's live kernel rows
+                                if (steps.by_rows) {
+                                    const KernelRows& kr = tile_rows[size_t((m0 + mt) / MR)];
+                                    lo = std::max(sb, kr.first * row_len), hi = std::min(se, kr.last * row_len);
                                 }
-                            } else {
-                                // Steps per kernel row of the chunk. A chunk is one reduction block
-                                // (at most KC + R S - 1 steps), but when a channel alone has more
-                                // than 2 KC steps: then blocks of KC.
-                                const int64_t row_len = (steps.c0[size_t(k + 1)] - steps.c0[size_t(k)]) * p.S;
-                                const int64_t block = len > 2 * KC ? KC : len;
-                                for (int64_t sb = 0; sb < len; sb += block) {
-                                    const int64_t se = std::min(len, sb + block);
-                                    for (int64_t mt = 0; mt < mcount; mt += MR) {
-                                        const float* a[MR];
-                                        tile_sources(img, m0 + mt, m0 + mcount, a);
-                                        // the tile's live kernel rows: one range of the chunk's steps
-                                        const KernelRows& kr = tile_rows[size_t((m0 + mt) / MR)];
-                                        const int64_t lo = std::max(sb, kr.first * row_len);
-                                        const int64_t hi = std::min(se, kr.last * row_len);
-                                        tile(a, taps + start + lo, cp + lo * NR, std::max<int64_t>(0, hi - lo),
-                                             cbuf + mt * ldc + j * NR, ldc, start + sb > 0);
-                                    }
-                                }
+                                tile(a, taps + start + lo, cp + lo * NR, std::max<int64_t>(0, hi - lo),
+                                     cbuf + mt * ldc + j * NR, ldc, start + sb > 0);
                             }
                         }
                     }
-                    // (pixels x channels) -> y's channel rows, in 8 x 8 blocks; then the bias
-                    const int64_t k1 = std::min(Kg, j1 * NR);
-                    float* yg = y + ((n0 + n) * p.K + g * Kg) * PQ + m0;
-                    for (int64_t k = j0 * NR; k < k1; k += 8)
-                        for (int64_t m = 0; m < mcount; m += 8)
-                            transpose_block(cbuf + m * ldc + k, ldc, yg + k * PQ + m, PQ, std::min<int64_t>(8, k1 - k),
-                                            std::min<int64_t>(8, mcount - m));
-                    if (bias)
-                        for (int64_t k = j0 * NR; k < k1; ++k) {
-                            float* yk = yg + k * PQ;
-                            const float bk = bias[g * Kg + k];
-                            for (int64_t m = 0; m < mcount; ++m) yk[m] += bk;
-                        }
                 }
-            });
-        };
-        if (steps.by_rows)
-            run(std::true_type());
-        else
-            run(std::false_type());
+                // (pixels x channels) -> y's channel rows, in 8 x 8 blocks; then the bias
+                const int64_t k1 = std::min(Kg, j1 * NR);
+                float* yg = y + ((n0 + n) * p.K + g * Kg) * PQ + m0;
+                for (int64_t k = j0 * NR; k < k1; k += 8)
+                    for (int64_t m = 0; m < mcount; m += 8)
+                        transpose_block(cbuf + m * ldc + k, ldc, yg + k * PQ + m, PQ, std::min<int64_t>(8, k1 - k),
+                                        std::min<int64_t>(8, mcount - m));
+                if (bias)
+                    for (int64_t k = j0 * NR; k < k1; ++k) {
+                        float* yk = yg + k * PQ;
+                        const float bk = bias[g * Kg + k];
+                        for (int64_t m = 0; m < mcount; ++m) yk[m] += bk;
+                    }
+            }
+        });
     }
 }
 
