@@ -21,10 +21,21 @@ def test_every_modelled_kernel_is_registered_and_calibrated():
     p = params((2, 16, 12, 12), (16, 16, 3, 3), padding=1)
     for name, features in cost.FEATURES.items():
         assert name in registry.ALGORITHMS, name
-        assert name in cost.RATES, f"{name}: no constants (run benchmarks/calibrate_cost.py)"
-        assert len(cost.RATES[name]) == len(features(p, 2)), name
-        assert all(c >= 0 for c in cost.RATES[name]), name
+        rates = cost.RATES.get(name, cost.RATES.get(cost.PRICED_AS.get(name)))
+        assert rates is not None, f"{name}: no constants (run benchmarks/calibrate_cost.py)"
+        assert len(rates) == len(features(p, 2)), name
+        assert all(c >= 0 for c in rates), name
         assert cost.estimated_seconds(name, p) > 0, name
+
+
+def test_borrowed_constants_are_a_calibrated_kernels_with_the_same_features():
+    """A kernel priced with another's constants (the stride-2 Winograd with F(2x2)'s) has the same
+    feature layout, and its own constants win once a calibration times it."""
+    p = params((2, 16, 12, 12), (16, 16, 3, 3), stride=2, padding=1)
+    for name, lender in cost.PRICED_AS.items():
+        assert lender in cost.RATES and len(cost.FEATURES[name](p, 2)) == len(cost.FEATURES[lender](p, 2))
+        assert cost.estimated_seconds(name, p) == pytest.approx(
+            sum(c * f for c, f in zip(cost.RATES.get(name, cost.RATES[lender]), cost.FEATURES[name](p, 2))))
 
 
 def test_estimates_grow_with_the_work():

@@ -1,4 +1,5 @@
-// Winograd convolution F(m x m, 3 x 3), m = 2 or 4 (Lavin & Gray 2015), forward and input gradient.
+// Winograd convolution F(m x m, 3 x 3), m = 2 or 4 (Lavin & Gray 2015), forward and input gradient;
+// at stride 2, F(2x2, 3x3) by tap parity (winograd.h), forward only.
 //
 // Each output tile of m x m needs an (m+2) x (m+2) input patch d and the 3x3 kernel g:
 //   y = A^T [ (G g G^T) .* (B^T d B) ] A.
@@ -36,26 +37,32 @@ namespace fastconv {
 
 void winograd_input_transform_portable(const WinogradPlan& p, const float* in, int64_t tile0, int64_t ntiles,
                                        int64_t ld, int64_t xi_stride, float* V) {
-    if (p.m == 2)
-        input_transform<2>(p, in, tile0, ntiles, ld, xi_stride, V);
+    if (p.stride == 2)
+        input_transform<Stride2>(p, in, tile0, ntiles, ld, xi_stride, V);
+    else if (p.m == 2)
+        input_transform<Stride1<2>>(p, in, tile0, ntiles, ld, xi_stride, V);
     else
-        input_transform<4>(p, in, tile0, ntiles, ld, xi_stride, V);
+        input_transform<Stride1<4>>(p, in, tile0, ntiles, ld, xi_stride, V);
 }
 
 void winograd_output_transform_portable(const WinogradPlan& p, const float* M, int64_t tile0, int64_t ntiles,
                                         int64_t ld, int64_t xi_stride, const float* bias, float* out) {
-    if (p.m == 2)
-        output_transform<2>(p, M, tile0, ntiles, ld, xi_stride, bias, out);
+    if (p.stride == 2)
+        output_transform<Stride2>(p, M, tile0, ntiles, ld, xi_stride, bias, out);
+    else if (p.m == 2)
+        output_transform<Stride1<2>>(p, M, tile0, ntiles, ld, xi_stride, bias, out);
     else
-        output_transform<4>(p, M, tile0, ntiles, ld, xi_stride, bias, out);
+        output_transform<Stride1<4>>(p, M, tile0, ntiles, ld, xi_stride, bias, out);
 }
 
-void winograd_kernel_transform_portable(int m, const float* w, int64_t K, int64_t C, bool input_grad, int64_t o0,
-                                        int64_t o1, int64_t xi_stride, float* U) {
-    if (m == 2)
-        kernel_transform<2>(w, K, C, input_grad, o0, o1, xi_stride, U);
+void winograd_kernel_transform_portable(int m, int stride, const float* w, int64_t K, int64_t C, bool input_grad,
+                                        int64_t o0, int64_t o1, int64_t xi_stride, float* U) {
+    if (stride == 2)
+        kernel_transform<Stride2>(w, K, C, input_grad, o0, o1, xi_stride, U);
+    else if (m == 2)
+        kernel_transform<Stride1<2>>(w, K, C, input_grad, o0, o1, xi_stride, U);
     else
-        kernel_transform<4>(w, K, C, input_grad, o0, o1, xi_stride, U);
+        kernel_transform<Stride1<4>>(w, K, C, input_grad, o0, o1, xi_stride, U);
 }
 
 void winograd_grad_transform_portable(const WinogradPlan& p, const float* dy, int64_t tile0, int64_t ntiles,
@@ -76,12 +83,14 @@ void winograd_weight_transform_portable(int m, const float* M, int64_t C, int64_
 
 namespace {
 
-void check_supported(const Conv2dParams& p, int m) {
+void check_supported(const Conv2dParams& p, int m, int stride = 1) {
     p.validate();
-    if (p.R != 3 || p.S != 3 || p.stride_h != 1 || p.stride_w != 1 || p.dil_h != 1 || p.dil_w != 1 ||
+    if (p.R != 3 || p.S != 3 || p.stride_h != stride || p.stride_w != stride || p.dil_h != 1 || p.dil_w != 1 ||
         p.groups != 1)
-        throw std::invalid_argument("algo: winograd_f" + std::to_string(m) +
-                                    " needs a 3x3 kernel, stride 1, dilation 1 and groups 1");
+        throw std::invalid_argument(std::string("algo: ") +
+                                    (stride == 2 ? "winograd_s2" : m == 2 ? "winograd_f2" : "winograd_f4") +
+                                    " needs a 3x3 kernel, stride " + std::to_string(stride) +
+                                    ", dilation 1 and groups 1");
 }
 
 int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
@@ -92,7 +101,8 @@ int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
 // 64 x 64 kernels (vgg_3x3 F2, 12.8 MB of V + M) 5% slower, so it stays blocked. With 2 threads
 // half of V and M would cross between the cores' L2s and each of the three regions waits for the
 // slower thread: resnet_3x3 medians 38 vs 27 ms (F4) and 40 vs 31 ms (F2) against blocked,
-// interleaved on a loaded machine, so multi-threaded calls stay blocked.
+// interleaved on a loaded machine, so multi-threaded calls stay blocked. Stride 2 stays blocked
+// too (the suite's stride2 at 9.4-10.1 ms against 7.7-7.9 in blocks: tiles_per_block).
 constexpr int64_t kWholeBytes = int64_t(16) << 20;
 constexpr int64_t kWholeMinChannels = 128 * 128;
 
@@ -104,10 +114,16 @@ constexpr int64_t kWholeMinChannels = 128 * 128;
 // into equal blocks.
 constexpr int64_t kTileUnit = 2 * kLanes;
 
+//
+// At stride 2 (25 positions; benchmarks/results/2026-12-05_epyc2c_winograd_s2.md) blocks of at least
+// 32 tiles and ~1 MiB of V + M (the L2): the suite's stride2 (128 -> 256 channels, 392 tiles)
+// took 7.7-7.9 ms with 32-tile blocks against 8.4 with 64, 8.9 with 128, and 9.4-10.1 in the
+// unblocked schedule (1 thread, thread time).
 int64_t tiles_per_block(const WinogradPlan& p, int threads) {
-    const int64_t T = p.alpha() * p.alpha();
+    const int64_t T = p.positions();
     const int64_t bytes_per_tile = T * (p.Cin + p.Cout) * int64_t(sizeof(float));
-    const int64_t cap = std::max<int64_t>(64, (int64_t(2) << 20) / bytes_per_tile);
+    const int64_t least = p.stride == 2 ? 32 : 64, budget = int64_t(p.stride == 2 ? 1 : 2) << 20;
+    const int64_t cap = std::max<int64_t>(least, budget / bytes_per_tile);
     const int64_t share = round_up((p.tiles() + threads - 1) / threads, kTileUnit);
     const int64_t blocks = (share + cap - 1) / cap;
     return round_up((share + blocks - 1) / blocks, kTileUnit);
@@ -118,7 +134,7 @@ int64_t tiles_per_block(const WinogradPlan& p, int threads) {
 // little), which makes in-place weight updates safe whatever the pointer. Bounded LRU; an evicted
 // entry's buffers are recycled for the new one so training loops do not re-fault fresh pages.
 struct KernelEntry {
-    int m = 0;
+    int m = 0, stride = 1;
     bool input_grad = false;
     int64_t K = 0, C = 0, xi_stride = 0;
     std::vector<float> w, U;
@@ -126,13 +142,13 @@ struct KernelEntry {
 
 class KernelCache {
    public:
-    std::shared_ptr<const KernelEntry> get(int m, const float* w, int64_t K, int64_t C, bool input_grad) {
+    std::shared_ptr<const KernelEntry> get(int m, int stride, const float* w, int64_t K, int64_t C, bool input_grad) {
         const size_t wn = size_t(K * C * 9);
         {
             std::lock_guard<std::mutex> lock(mutex_);
             for (auto it = entries_.begin(); it != entries_.end(); ++it) {
                 const KernelEntry& e = **it;
-                if (e.m == m && e.input_grad == input_grad && e.K == K && e.C == C &&
+                if (e.m == m && e.stride == stride && e.input_grad == input_grad && e.K == K && e.C == C &&
                     std::memcmp(e.w.data(), w, wn * sizeof(float)) == 0) {
                     entries_.splice(entries_.begin(), entries_, it);
                     return entries_.front();
@@ -140,8 +156,9 @@ class KernelCache {
             }
         }
         auto e = recycled_or_new();
-        const int64_t T = (m + 2) * (m + 2), Cout = input_grad ? C : K, Cin = input_grad ? K : C;
+        const int64_t T = stride == 2 ? 16 : (m + 2) * (m + 2), Cout = input_grad ? C : K, Cin = input_grad ? K : C;
         e->m = m;
+        e->stride = stride;
         e->input_grad = input_grad;
         e->K = K;
         e->C = C;
@@ -150,8 +167,8 @@ class KernelCache {
         e->U.resize(size_t(checked_mul(T, e->xi_stride, "winograd kernel")));
         const auto fn = use_avx2() ? winograd_kernel_transform_avx2 : winograd_kernel_transform_portable;
         float* U = e->U.data();
-        const int64_t stride = e->xi_stride;
-        parallel_for(Cout, [&](long long o0, long long o1) { fn(m, w, K, C, input_grad, o0, o1, stride, U); });
+        const int64_t u_stride = e->xi_stride;
+        parallel_for(Cout, [&](long long o0, long long o1) { fn(m, stride, w, K, C, input_grad, o0, o1, u_stride, U); });
         std::lock_guard<std::mutex> lock(mutex_);
         entries_.push_front(e);
         bytes_ += bytes_of(*e);
@@ -192,8 +209,8 @@ void winograd_run(const WinogradPlan& p, const float* w, int64_t K, int64_t C, b
                   const float* bias, float* out) {
     if (p.N == 0) return;
     const bool avx2 = use_avx2();
-    const int64_t T = p.alpha() * p.alpha();
-    const auto kernel = kernel_cache().get(p.m, w, K, C, input_grad);
+    const int64_t T = p.positions();
+    const auto kernel = kernel_cache().get(p.m, p.stride, w, K, C, input_grad);
     const float* U = kernel->U.data();
     const int64_t u_stride = kernel->xi_stride;
 
@@ -205,7 +222,7 @@ void winograd_run(const WinogradPlan& p, const float* w, int64_t K, int64_t C, b
     g.K = p.Cin;
     g.a_row = p.Cin;
 
-    if (region_threads() == 1 && p.Cin * p.Cout >= kWholeMinChannels &&
+    if (p.stride == 1 && region_threads() == 1 && p.Cin * p.Cout >= kWholeMinChannels &&
         T * (p.Cin + p.Cout) * round_up(tiles, kTileUnit) * int64_t(sizeof(float)) <= kWholeBytes) {
         // Many channels, few tiles: transform all tiles, then run the (m+2)^2 GEMMs each over
         // every tile, so each U[xi] is read and packed once instead of once per block, and the
@@ -223,7 +240,7 @@ void winograd_run(const WinogradPlan& p, const float* w, int64_t K, int64_t C, b
         g.c_row = ld;
         parallel_for(T, [&](long long x0, long long x1) {
             for (long long xi = x0; xi < x1; ++xi)
-                sgemm(g, U + xi * u_stride, V + xi * v_stride, M + xi * m_stride);
+                sgemm(g, U + xi * u_stride, V + xi * v_stride, M + xi * m_stride);  // stride 1: planes = positions
         });
         parallel_for(units, [&](long long u0, long long u1) {
             const int64_t tile0 = u0 * kTileUnit, end = std::min<int64_t>(u1 * kTileUnit, tiles);
@@ -238,26 +255,39 @@ void winograd_run(const WinogradPlan& p, const float* w, int64_t K, int64_t C, b
     const int64_t v_stride = p.Cin * block + 16, m_stride = p.Cout * block + 16;
     g.b_row = block;
     g.c_row = block;
-    parallel_for(units, [&](long long u0, long long u1) {
+    // Tiles [tile0, tile0 + ntiles) through the three steps, V and M the calling thread's.
+    auto run_block = [&](int64_t tile0, int64_t ntiles) {
         float* V = thread_scratch(0, size_t(T * v_stride));
         float* M = thread_scratch(1, size_t(T * m_stride));
-        const int64_t end = std::min<int64_t>(u1 * kTileUnit, tiles);
-        for (int64_t tile0 = u0 * kTileUnit; tile0 < end; tile0 += block) {
-            const int64_t ntiles = std::min(block, end - tile0);
-            input_transform_fn(p, in, tile0, ntiles, block, v_stride, V);
-            GemmParams gb = g;
-            gb.N = ntiles;
-            for (int64_t xi = 0; xi < T; ++xi)
-                sgemm(gb, U + xi * u_stride, V + xi * v_stride, M + xi * m_stride);
-            output_transform_fn(p, M, tile0, ntiles, block, m_stride, bias, out);
+        input_transform_fn(p, in, tile0, ntiles, block, v_stride, V);
+        GemmParams gb = g;
+        gb.N = ntiles;
+        for (int64_t i = 0; i < T; ++i) {
+            const int xi = p.stride == 2 ? kWinogradS2Order[i] : int(i);
+            const int64_t plane = p.stride == 2 ? winograd_s2_kernel_plane(xi) : xi;
+            sgemm(gb, U + plane * u_stride, V + xi * v_stride, M + xi * m_stride);
         }
+        output_transform_fn(p, M, tile0, ntiles, block, m_stride, bias, out);
+    };
+    if (p.stride == 2) {
+        // Blocks handed out with stealing: a thread slowed by a neighbour on its core no longer
+        // holds up the call (benchmarks/results/2026-12-05_epyc2c_winograd_s2.md).
+        parallel_for_stealing((tiles + block - 1) / block, [&](long long b0, long long b1) {
+            for (long long b = b0; b < b1; ++b) run_block(b * block, std::min<int64_t>(block, tiles - b * block));
+        });
+        return;
+    }
+    parallel_for(units, [&](long long u0, long long u1) {
+        const int64_t end = std::min<int64_t>(u1 * kTileUnit, tiles);
+        for (int64_t tile0 = u0 * kTileUnit; tile0 < end; tile0 += block) run_block(tile0, std::min(block, end - tile0));
     });
 }
 
 WinogradPlan make_plan(int m, int64_t N, int64_t Cin, int64_t Hin, int64_t Win, int64_t Cout, int64_t Hout,
-                       int64_t Wout, int64_t pad_h, int64_t pad_w) {
+                       int64_t Wout, int64_t pad_h, int64_t pad_w, int stride = 1) {
     WinogradPlan p;
     p.m = m;
+    p.stride = stride;
     p.N = N;
     p.Cin = Cin;
     p.Hin = Hin;
@@ -275,6 +305,13 @@ WinogradPlan make_plan(int m, int64_t N, int64_t Cin, int64_t Hin, int64_t Win, 
 void forward(int m, const Conv2dParams& p, const float* x, const float* w, const float* bias, float* y) {
     check_supported(p, m);
     const WinogradPlan plan = make_plan(m, p.N, p.C, p.H, p.W, p.K, p.P(), p.Q(), p.pad_h, p.pad_w);
+    winograd_run(plan, w, p.K, p.C, false, x, bias, y);
+}
+
+// Stride 2: F(2x2, 3x3) by tap parity (WinogradPlan); the forward pass only.
+void forward_stride2(const Conv2dParams& p, const float* x, const float* w, const float* bias, float* y) {
+    check_supported(p, 2, 2);
+    const WinogradPlan plan = make_plan(2, p.N, p.C, p.H, p.W, p.K, p.P(), p.Q(), p.pad_h, p.pad_w, 2);
     winograd_run(plan, w, p.K, p.C, false, x, bias, y);
 }
 
@@ -422,6 +459,10 @@ void conv2d_winograd_f2_forward(const Conv2dParams& p, const float* x, const flo
 void conv2d_winograd_f4_forward(const Conv2dParams& p, const float* x, const float* w, const float* bias,
                                 float* y) {
     forward(4, p, x, w, bias, y);
+}
+void conv2d_winograd_s2_forward(const Conv2dParams& p, const float* x, const float* w, const float* bias,
+                                float* y) {
+    forward_stride2(p, x, w, bias, y);
 }
 void conv2d_winograd_f2_backward_input(const Conv2dParams& p, const float* dy, const float* w, float* dx) {
     backward_input(2, p, dy, w, dx);

@@ -37,9 +37,8 @@ inline void transpose8(__m256 r[8]) {
 // is loaded whole (8 floats, the last 8 - a unused) when it lies inside the input, else with
 // mask[u][l], its in-bounds columns (zero for rows outside the input and for lanes past the last
 // tile): maskload never touches masked addresses, but is much slower than a plain load.
-template <int m>
+template <int a>
 struct PatchLoader {
-    static constexpr int a = m + 2;
     __m256i mask[a][kLanes];
     bool whole[a][kLanes];
     int64_t base[kLanes];
@@ -84,22 +83,22 @@ struct PatchLoader {
 
 // Two groups (16 tiles) per channel: each position's row of V then gets 64 contiguous bytes, a
 // whole cache line, at once instead of two halves far apart in time.
-template <int m>
+template <class Variant>
 void input_transform_avx2(const WinogradPlan& p, const float* in, int64_t tile0, int64_t ntiles, int64_t ld,
                           int64_t xi_stride, float* V) {
-    constexpr int T = (m + 2) * (m + 2);
+    constexpr int T = Variant::positions;  // == patch x patch
     const int64_t plane = p.Hin * p.Win;
     const int64_t last = p.N * p.Cin * plane - kLanes;
     for (int64_t g = 0; g < ntiles; g += 2 * kLanes) {
         const int groups = g + kLanes < ntiles ? 2 : 1;
-        const PatchLoader<m> loader0(p, TileGroup(p, tile0 + g, ntiles - g));
-        const PatchLoader<m> loader1(p, TileGroup(p, tile0 + g + kLanes, groups == 2 ? ntiles - g - kLanes : 0));
+        const PatchLoader<Variant::patch> loader0(p, TileGroup(p, tile0 + g, ntiles - g));
+        const PatchLoader<Variant::patch> loader1(p, TileGroup(p, tile0 + g + kLanes, groups == 2 ? ntiles - g - kLanes : 0));
         for (int64_t c = 0; c < p.Cin; ++c) {
             float* dst = V + c * ld + g;
             for (int h = 0; h < groups; ++h) {
                 vec8 d[T];
                 (h ? loader1 : loader0).load(in, c * plane, p.Win, last, d);
-                input_tile_transform<m>(d);
+                Variant::input(d);
                 for (int i = 0; i < T; ++i) _mm256_storeu_ps(dst + h * kLanes + i * xi_stride, d[i]);
             }
         }
@@ -168,10 +167,10 @@ struct TileWriter {
 };
 
 // Two groups per output channel, for whole cache lines of M as in input_transform_avx2.
-template <int m>
+template <class Variant>
 void output_transform_avx2(const WinogradPlan& p, const float* M, int64_t tile0, int64_t ntiles, int64_t ld,
                            int64_t xi_stride, const float* bias, float* out) {
-    constexpr int T = (m + 2) * (m + 2);
+    constexpr int m = Variant::out, T = Variant::positions;
     const int64_t plane = p.Hout * p.Wout;
     for (int64_t g = 0; g < ntiles; g += 2 * kLanes) {
         const int groups = g + kLanes < ntiles ? 2 : 1;
@@ -183,7 +182,7 @@ void output_transform_avx2(const WinogradPlan& p, const float* M, int64_t tile0,
             for (int h = 0; h < groups; ++h) {
                 vec8 v[T], o[m * m];
                 for (int i = 0; i < T; ++i) v[i] = _mm256_loadu_ps(src + h * kLanes + i * xi_stride);
-                output_tile_transform<m>(v, o);
+                Variant::output(v, o);
                 for (int i = 0; i < m * m; ++i) o[i] += b;
                 (h ? writer1 : writer0).store(o, out, k * plane, p.Wout);
             }
@@ -271,26 +270,32 @@ void winograd_weight_transform_avx2(int m, const float* M, int64_t C, int64_t xi
 
 void winograd_input_transform_avx2(const WinogradPlan& p, const float* in, int64_t tile0, int64_t ntiles,
                                    int64_t ld, int64_t xi_stride, float* V) {
-    if (p.m == 2)
-        input_transform_avx2<2>(p, in, tile0, ntiles, ld, xi_stride, V);
+    if (p.stride == 2)
+        input_transform_avx2<Stride2>(p, in, tile0, ntiles, ld, xi_stride, V);
+    else if (p.m == 2)
+        input_transform_avx2<Stride1<2>>(p, in, tile0, ntiles, ld, xi_stride, V);
     else
-        input_transform_avx2<4>(p, in, tile0, ntiles, ld, xi_stride, V);
+        input_transform_avx2<Stride1<4>>(p, in, tile0, ntiles, ld, xi_stride, V);
 }
 
 void winograd_output_transform_avx2(const WinogradPlan& p, const float* M, int64_t tile0, int64_t ntiles,
                                     int64_t ld, int64_t xi_stride, const float* bias, float* out) {
-    if (p.m == 2)
-        output_transform_avx2<2>(p, M, tile0, ntiles, ld, xi_stride, bias, out);
+    if (p.stride == 2)
+        output_transform_avx2<Stride2>(p, M, tile0, ntiles, ld, xi_stride, bias, out);
+    else if (p.m == 2)
+        output_transform_avx2<Stride1<2>>(p, M, tile0, ntiles, ld, xi_stride, bias, out);
     else
-        output_transform_avx2<4>(p, M, tile0, ntiles, ld, xi_stride, bias, out);
+        output_transform_avx2<Stride1<4>>(p, M, tile0, ntiles, ld, xi_stride, bias, out);
 }
 
-void winograd_kernel_transform_avx2(int m, const float* w, int64_t K, int64_t C, bool input_grad, int64_t o0,
-                                    int64_t o1, int64_t xi_stride, float* U) {
-    if (m == 2)
-        kernel_transform<2>(w, K, C, input_grad, o0, o1, xi_stride, U);
+void winograd_kernel_transform_avx2(int m, int stride, const float* w, int64_t K, int64_t C, bool input_grad,
+                                    int64_t o0, int64_t o1, int64_t xi_stride, float* U) {
+    if (stride == 2)
+        kernel_transform<Stride2>(w, K, C, input_grad, o0, o1, xi_stride, U);
+    else if (m == 2)
+        kernel_transform<Stride1<2>>(w, K, C, input_grad, o0, o1, xi_stride, U);
     else
-        kernel_transform<4>(w, K, C, input_grad, o0, o1, xi_stride, U);
+        kernel_transform<Stride1<4>>(w, K, C, input_grad, o0, o1, xi_stride, U);
 }
 
 }  // namespace fastconv

@@ -7,19 +7,40 @@
 
 namespace fastconv {
 
-// One 3x3, stride-1 convolution seen as Winograd F(m x m, 3 x 3) over output tiles. The forward pass
-// and the input gradient both map onto it (the latter with the flipped, transposed kernel and
-// padding 2 - pad, which may be negative: reads outside the input are zeros either way).
+// One 3x3 convolution seen as Winograd F(m x m, 3 x 3) over output tiles. At stride 1 the forward
+// pass and the input gradient both map onto it (the latter with the flipped, transposed kernel and
+// padding 2 - pad, which may be negative: reads outside the input are zeros either way). At stride 2
+// (forward, m = 2) the kernel splits by the parity of its taps into 2x2, 2x1, 1x2 and 1x1 kernels,
+// each a stride-1 correlation of one parity phase of the input: the 2-tap axes run Winograd F(2, 2)
+// (3 multiplications for 2 outputs), so a 2x2 output tile takes 9 + 6 + 6 + 4 = 25 products per
+// channel pair instead of 36 (winograd_transforms.h, Stride2).
 struct WinogradPlan {
     int m = 2;                                 // output tile side: 2 or 4
+    int stride = 1;                            // 1, or 2 (m = 2)
     int64_t N = 0, Cin = 0, Hin = 0, Win = 0;  // input planes (x, or grad_output for the input grad)
     int64_t Cout = 0, Hout = 0, Wout = 0;      // output planes
     int64_t pad_h = 0, pad_w = 0;              // input row of tile row i starts at i*m - pad_h
     int64_t tiles_h = 0, tiles_w = 0;          // tiles per image: ceil(Hout/m) x ceil(Wout/m)
 
     int alpha() const { return m + 2; }
+    // Transformed positions per tile (products per channel pair): (m+2)^2, or 25 at stride 2.
+    int positions() const { return stride == 2 ? 25 : alpha() * alpha(); }
+    // Planes of the transformed kernel: one per position, but at stride 2 positions share them
+    // (winograd_kernel_plane): 16 for 25.
+    int kernel_planes() const { return stride == 2 ? 16 : positions(); }
     int64_t tiles() const { return N * tiles_h * tiles_w; }
 };
+
+// Stride 2: the kernel plane of position xi. A 2-tap column (positions 9 + 2a + j) is the same
+// for both output columns j, a 2-tap row (15 + 3i + b) for both output rows i, and the odd-odd tap
+// (21-24) for all four outputs.
+inline int winograd_s2_kernel_plane(int xi) {
+    return xi < 9 ? xi : xi < 15 ? 9 + (xi - 9) / 2 : xi < 21 ? 12 + (xi - 15) % 3 : 15;
+}
+// Stride 2: the order the per-position GEMMs run in, positions of one kernel plane back to back
+// (the plane is then read from L2 the second time).
+constexpr int kWinogradS2Order[25] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 18, 16, 19, 17, 20,
+                                      21, 22, 23, 24};
 
 // Transformed input of tiles [tile0, tile0 + ntiles) (ntiles <= ld): V[xi][c][t] at
 // V[xi * xi_stride + c * ld + t] for xi < alpha^2; columns up to round_up(ntiles, 8) are written.
@@ -48,12 +69,12 @@ void winograd_weight_transform_portable(int m, const float* M, int64_t C, int64_
 void winograd_weight_transform_avx2(int m, const float* M, int64_t C, int64_t xi_stride, int64_t k0, int64_t k1,
                                     float* dw);
 
-// Transformed kernel for output channels [o0, o1): U[xi][o][i] at U[xi * xi_stride + o * Cin + i], from
-// w (K, C, 3, 3). Forward: Cout = K, Cin = C. Input gradient (input_grad): Cout = C, Cin = K and
-// each 3x3 kernel is flipped.
-void winograd_kernel_transform_portable(int m, const float* w, int64_t K, int64_t C, bool input_grad, int64_t o0,
-                                        int64_t o1, int64_t xi_stride, float* U);
-void winograd_kernel_transform_avx2(int m, const float* w, int64_t K, int64_t C, bool input_grad, int64_t o0,
-                                    int64_t o1, int64_t xi_stride, float* U);
+// Transformed kernel for output channels [o0, o1): U[xi][o][i] at U[xi * xi_stride + o * Cin + i] for
+// each kernel plane xi (WinogradPlan::kernel_planes), from w (K, C, 3, 3), for the plan's m and stride. Forward: Cout = K, Cin = C. Input gradient
+// (input_grad, stride 1): Cout = C, Cin = K and each 3x3 kernel is flipped.
+void winograd_kernel_transform_portable(int m, int stride, const float* w, int64_t K, int64_t C, bool input_grad,
+                                        int64_t o0, int64_t o1, int64_t xi_stride, float* U);
+void winograd_kernel_transform_avx2(int m, int stride, const float* w, int64_t K, int64_t C, bool input_grad,
+                                    int64_t o0, int64_t o1, int64_t xi_stride, float* U);
 
 }  // namespace fastconv

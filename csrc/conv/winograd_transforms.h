@@ -1,6 +1,7 @@
 // Winograd F(2x2,3x3) and F(4x4,3x3) tile transforms (matrices from Lavin & Gray, "Fast Algorithms
-// for Convolutional Neural Networks", 2015), vectorized across 8 tiles at a time: each lane of a
-// vec8 is one tile, so the transformed input lands in V[xi][c][tile] as contiguous 8-float stores.
+// for Convolutional Neural Networks", 2015), and F(2x2,3x3) at stride 2 by tap parity (Stride2),
+// vectorized across 8 tiles at a time: each lane of a vec8 is one tile, so the transformed input
+// lands in V[xi][c][tile] as contiguous 8-float stores.
 //
 // Included by exactly two files, each compiling it with its own flags: conv2d_winograd.cpp
 // (portable) and conv2d_winograd_avx2.cpp (-mavx2 -mfma). Everything here has internal linkage so
@@ -160,6 +161,69 @@ inline void weight_tile_transform(const vec8* M, vec8* w) {
     for (int i = 0; i < 3; ++i) Winograd1D<m>::kernel_transposed(t + i * a, 1, w + i * 3);
 }
 
+// The per-tile transforms the drivers below run, by variant: Stride1<m> (an (m+2) x (m+2) input
+// patch) or Stride2. input: the patch (patch x patch vectors, row-major) -> the transformed
+// positions, in place; output: positions -> the out x out outputs; kernel: the 3x3 kernel -> its
+// kernel planes (one per position at stride 1).
+template <int m>
+struct Stride1 {
+    static constexpr int out = m, patch = m + 2, positions = patch * patch, kernel_planes = positions;
+    static inline void input(vec8* d) { input_tile_transform<m>(d); }
+    static inline void output(const vec8* v, vec8* o) { output_tile_transform<m>(v, o); }
+    static inline void kernel(const vec8* g, vec8* u) {
+        vec8 t[3 * patch];
+        for (int s = 0; s < 3; ++s) Winograd1D<m>::kernel(g + s, 3, t + s);              // columns: a x 3
+        for (int r = 0; r < patch; ++r) Winograd1D<m>::kernel(t + r * 3, 1, u + r * patch);  // rows: a x a
+    }
+};
+
+// Stride 2, F(2x2, 3x3) by tap parity. Output (2 ti + i, 2 tj + j) of tile (ti, tj) reads rows 2i + r
+// (r = 0..2) and columns 2j + s of the 5x5 patch at input (4 ti - pad_h, 4 tj - pad_w). Taps r = 0, 2
+// read the even patch rows 0, 2, 4 as a 2-tap correlation, y_i = e_i g_0 + e_(i+1) g_1: F(2, 2) with
+// B^T = [1 -1 0; 0 1 0; 0 -1 1], G = [1 0; 1 1; 0 1], A^T = [1 1 0; 0 1 1] (3 products for 2 outputs,
+// additions only); tap r = 1 reads the odd rows 1, 3 as they are. Columns likewise, so positions
+// 0-8 are even rows x even columns (3 x 3 transformed), 9-14 even x odd (3 transformed rows x 2
+// columns), 15-20 odd x even (2 x 3), 21-24 odd x odd (2 x 2): 25 products per channel pair for 4
+// outputs, against 36 direct.
+struct Stride2 {
+    static constexpr int out = 2, patch = 5, positions = 25, kernel_planes = 16;  // winograd_s2_kernel_plane
+    static inline void bt(vec8 x0, vec8 x1, vec8 x2, vec8* r, int s) {  // r = B^T x
+        r[0] = x0 - x1, r[s] = x1, r[2 * s] = x2 - x1;
+    }
+    static inline void input(vec8* d) {
+        vec8 v[positions], t[9];
+        for (int b = 0; b < 3; ++b) bt(d[2 * b], d[10 + 2 * b], d[20 + 2 * b], t + b, 3);  // even rows
+        for (int a = 0; a < 3; ++a) bt(t[3 * a], t[3 * a + 1], t[3 * a + 2], v + 3 * a, 1);
+        for (int j = 0; j < 2; ++j) bt(d[2 * j + 1], d[10 + 2 * j + 1], d[20 + 2 * j + 1], v + 9 + j, 2);
+        for (int i = 0; i < 2; ++i) {
+            const vec8* row = d + (2 * i + 1) * patch;
+            bt(row[0], row[2], row[4], v + 15 + 3 * i, 1);
+            v[21 + 2 * i] = row[1], v[22 + 2 * i] = row[3];
+        }
+        for (int x = 0; x < positions; ++x) d[x] = v[x];
+    }
+    static inline void output(const vec8* v, vec8* o) {  // A^T (v0, v1, v2) = (v0 + v1, v1 + v2)
+        vec8 t[6];
+        for (int b = 0; b < 3; ++b) t[b] = v[b] + v[3 + b], t[3 + b] = v[3 + b] + v[6 + b];
+        for (int i = 0; i < 2; ++i) {
+            o[2 * i] = t[3 * i] + t[3 * i + 1] + v[15 + 3 * i] + v[16 + 3 * i] + v[21 + 2 * i];
+            o[2 * i + 1] = t[3 * i + 1] + t[3 * i + 2] + v[16 + 3 * i] + v[17 + 3 * i] + v[22 + 2 * i];
+        }
+        for (int j = 0; j < 2; ++j) o[j] += v[9 + j] + v[11 + j], o[2 + j] += v[11 + j] + v[13 + j];
+    }
+    static inline void gt(vec8 x0, vec8 x1, vec8* r, int s) {  // r = G x
+        r[0] = x0, r[s] = x0 + x1, r[2 * s] = x1;
+    }
+    static inline void kernel(const vec8* g, vec8* u) {
+        vec8 t[6];
+        for (int b = 0; b < 2; ++b) gt(g[2 * b], g[6 + 2 * b], t + b, 2);  // taps (0, 2b) and (2, 2b)
+        for (int a = 0; a < 3; ++a) gt(t[2 * a], t[2 * a + 1], u + 3 * a, 1);
+        gt(g[1], g[7], u + 9, 1);   // taps (0, 1), (2, 1): the planes of positions 9-14
+        gt(g[3], g[5], u + 12, 1);  // taps (1, 0), (1, 2): positions 15-20
+        u[15] = g[4];               // positions 21-24
+    }
+};
+
 // Where each of 8 tiles sits: image, first input row/column (may be outside the input), first
 // output row/column.
 struct TileGroup {
@@ -174,16 +238,16 @@ struct TileGroup {
             n[l] = t / per_image;
             out_row[l] = (r / p.tiles_w) * p.m;
             out_col[l] = (r % p.tiles_w) * p.m;
-            in_row[l] = out_row[l] - p.pad_h;
-            in_col[l] = out_col[l] - p.pad_w;
+            in_row[l] = out_row[l] * p.stride - p.pad_h;
+            in_col[l] = out_col[l] * p.stride - p.pad_w;
         }
     }
 };
 
-template <int m>
+template <class Variant>
 void input_transform(const WinogradPlan& p, const float* in, int64_t tile0, int64_t ntiles, int64_t ld,
                      int64_t xi_stride, float* V) {
-    constexpr int a = m + 2, T = a * a;
+    constexpr int a = Variant::patch, T = a * a;  // Variant::positions == T
     const int64_t plane = p.Hin * p.Win;
     alignas(32) float D[T * kLanes];
     for (int64_t g = 0; g < ntiles; g += kLanes) {
@@ -216,17 +280,17 @@ void input_transform(const WinogradPlan& p, const float* in, int64_t tile0, int6
             }
             vec8 d[T];
             for (int i = 0; i < T; ++i) d[i] = load8(D + i * kLanes);
-            input_tile_transform<m>(d);
+            Variant::input(d);
             float* dst = V + c * ld + g;
             for (int i = 0; i < T; ++i) store8(dst + i * xi_stride, d[i]);
         }
     }
 }
 
-template <int m>
+template <class Variant>
 void output_transform(const WinogradPlan& p, const float* M, int64_t tile0, int64_t ntiles, int64_t ld,
                       int64_t xi_stride, const float* bias, float* out) {
-    constexpr int a = m + 2, T = a * a;
+    constexpr int m = Variant::out, T = Variant::positions;
     const int64_t plane = p.Hout * p.Wout;
     alignas(32) float O[m * m * kLanes];
     for (int64_t g = 0; g < ntiles; g += kLanes) {
@@ -235,7 +299,7 @@ void output_transform(const WinogradPlan& p, const float* M, int64_t tile0, int6
             vec8 v[T], o[m * m];
             const float* src = M + k * ld + g;
             for (int i = 0; i < T; ++i) v[i] = load8(src + i * xi_stride);
-            output_tile_transform<m>(v, o);
+            Variant::output(v, o);
             const float b = bias ? bias[k] : 0.0f;
             for (int i = 0; i < m * m; ++i) store8(O + i * kLanes, o[i] + b);
             for (int l = 0; l < tg.lanes; ++l) {
@@ -250,10 +314,10 @@ void output_transform(const WinogradPlan& p, const float* M, int64_t tile0, int6
 }
 
 // U = G g G^T for 8 kernels at a time (consecutive input channels i of one output channel o).
-template <int m>
+template <class Variant>
 void kernel_transform(const float* w, int64_t K, int64_t C, bool input_grad, int64_t o0, int64_t o1,
                       int64_t xi_stride, float* U) {
-    constexpr int a = m + 2, T = a * a;
+    constexpr int T = Variant::kernel_planes;
     const int64_t Cin = input_grad ? K : C;
     alignas(32) float G[9 * kLanes], Ub[T * kLanes];
     for (int64_t o = o0; o < o1; ++o) {
@@ -265,10 +329,9 @@ void kernel_transform(const float* w, int64_t K, int64_t C, bool input_grad, int
                 const float* src = w + (input_grad ? i * C + o : o * C + i) * 9;
                 for (int e = 0; e < 9; ++e) G[e * kLanes + l] = src[input_grad ? 8 - e : e];
             }
-            vec8 g[9], t[3 * a], u[T];
+            vec8 g[9], u[T];
             for (int e = 0; e < 9; ++e) g[e] = load8(G + e * kLanes);
-            for (int s = 0; s < 3; ++s) Winograd1D<m>::kernel(g + s, 3, t + s);          // columns: a x 3
-            for (int r = 0; r < a; ++r) Winograd1D<m>::kernel(t + r * 3, 1, u + r * a);  // rows: a x a
+            Variant::kernel(g, u);
             float* dst = U + o * Cin + i0;
             if (lanes == kLanes) {
                 for (int x = 0; x < T; ++x) store8(dst + x * xi_stride, u[x]);

@@ -113,6 +113,15 @@ def _winograd(m: int):
     return features
 
 
+def _winograd_s2(p, threads: int, pass_: str = "forward") -> tuple[float, ...]:
+    """3x3 stride 2 by tap parity (csrc/conv/winograd.h): 25 products of (K x C) @ (C x tiles) per
+    2x2 output tile, with F(2x2)'s transforms, blocking and kernel cache, so the same features as
+    ``_winograd(2)`` with 25 positions (F(2x2) has 16)."""
+    tiles = p.N * _ceil(p.P, 2) * _ceil(p.Q, 2)
+    share = _thread_share(tiles, threads)
+    return 1.0, float(tiles) * (p.C + p.K) * 25 * share, 25 * _gemm_flops(p.K, tiles, p.C), 25.0 * p.K * p.C
+
+
 def _fft(p, threads: int, pass_: str = "forward") -> tuple[float, ...]:
     """Overlap-save tiles as the kernel chooses them (``_core.fft_conv_tiling``), 8 tiles per vector
     (a batch-1 layer with 1-4 tiles wastes most lanes): per group of 8 tiles (C + K) real 2-D
@@ -139,15 +148,25 @@ FEATURES = {
     "implicit_gemm": _implicit_gemm,
     "winograd_f2": _winograd(2),
     "winograd_f4": _winograd(4),
+    "winograd_s2": _winograd_s2,
     "fft": _fft,
 }
+
+
+#: Kernels priced with another kernel's constants until a calibration times them: the stride-2
+#: Winograd runs F(2x2)'s transforms, blocking and GEMMs (its features count its 25 positions).
+PRICED_AS = {"winograd_s2": "winograd_f2"}
+
+
+def _constants(table: dict, name: str):
+    return table.get(name, table.get(PRICED_AS.get(name, "")))
 
 
 def estimated_seconds(name: str, params, threads: int | None = None, pass_: str = "forward") -> float | None:
     """The modelled time of kernel ``name`` on ``params`` (a forward problem; ``pass_="input"``: the
     transposed problem a stride-1 input gradient runs), or None when it has no model (no feature
     function or no calibrated constants)."""
-    features, rates = FEATURES.get(name), RATES.get(name)
+    features, rates = FEATURES.get(name), _constants(RATES, name)
     if features is None or rates is None:
         return None
     f = features(params, threads or _core.get_num_threads(), pass_)
@@ -160,7 +179,7 @@ def cheapest(params, names, pass_: str = "forward") -> str | None:
     terms would be extrapolated: a 4x4 filter on a 5x5 image went to the FFT, 1e-7 off where direct
     is exact, and LeNet's 5x5 layers at small batches to transforms calibrated from ~10 MFLOP up."""
     threads = _core.get_num_threads()
-    names = [n for n in names if params.flops >= MIN_FLOPS.get(n, float("inf"))]
+    names = [n for n in names if params.flops >= (_constants(MIN_FLOPS, n) or float("inf"))]
     costs = {n: estimated_seconds(n, params, threads, pass_) for n in names}
     costs = {n: c for n, c in costs.items() if c is not None}
     return min(costs, key=costs.get) if costs else None
