@@ -1,11 +1,12 @@
 """Winograd at stride 2 (winograd_s2: a 3x3 stride-2 kernel split by tap parity into 2x2, 2x1, 1x2
-and 1x1 kernels over the input's parity phases, the 2-tap axes by F(2, 2)) against the float64
-reference.
+and 1x1 kernels over the input's parity phases, the 2-tap axes by F(2, 2)), forward and input
+gradient, against the float64 reference.
 
 Error bound: the registry's 1e-4 (relative_error = max|a - e| / max|e|). The transforms only add
 and subtract, but the products are of sums of inputs, so the error is relative to those: measured
 1e-7 to 3e-7 with several channels and outputs (x ~ N(0, 1), w ~ N(0, 1/(9C))), 1.8e-5 with one
-channel and one output (nothing larger to measure it against).
+channel and one output (nothing larger to measure it against); the input gradient 3e-8 to 4e-7
+(dy ~ N(0, 1)) with every padding parity.
 """
 
 import numpy as np
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 import fastconv
 from fastconv import _core
 from fastconv import conv as conv_mod
-from reference import conv2d_ref, relative_error
+from reference import conv2d_input_grad_ref, conv2d_ref, relative_error
 from toolkit import assert_same_nonfinite, conv_bound
 
 ALGO = "winograd_s2"
@@ -38,6 +39,12 @@ def _forward(x, w, b, p):
     return y
 
 
+def _input_grad(dy, w, p):
+    dx = np.full((p.N, p.C, p.H, p.W), np.nan, np.float32)
+    _core.conv2d_backward_input(ALGO, p, dy, w, dx)
+    return dx
+
+
 def _check(rng, N, C, H, W, K, pad, bias=True):
     x, w, b, p = _problem(rng, N, C, H, W, K, pad)
     b = b if bias else None
@@ -46,6 +53,12 @@ def _check(rng, N, C, H, W, K, pad, bias=True):
     assert np.array_equal(x, x0) and np.array_equal(w, w0)  # inputs untouched
     err = relative_error(y, conv2d_ref(x, w, b, stride=(2, 2), padding=(p.pad_h, p.pad_w)))
     assert err <= BOUND, ((N, C, H, W, K, pad), err)
+    dy = rng.standard_normal(y.shape, dtype=np.float32)
+    dy0 = dy.copy()
+    dx = _input_grad(dy, w, p)
+    assert np.array_equal(dy, dy0) and np.array_equal(w, w0)
+    err = relative_error(dx, conv2d_input_grad_ref(x.shape, w, dy, stride=(2, 2), padding=(p.pad_h, p.pad_w)))
+    assert err <= BOUND, ("input", (N, C, H, W, K, pad), err)
 
 
 @pytest.mark.parametrize("shape", [
@@ -57,6 +70,7 @@ def _check(rng, N, C, H, W, K, pad, bias=True):
     (2, 9, 31, 8, 33, 1),
     (1, 5, 6, 6, 7, (0, 1)),  # rectangular padding
     (1, 5, 12, 7, 7, (2, 1)),
+    (1, 6, 10, 10, 4, 3),    # padding 3: dx blocks start on an odd phase, dy patches a row down
     (2, 40, 28, 28, 24, 1),  # several blocks of tiles, more than 16 tiles a thread
     (1, 8, 2, 9, 4, 1),      # fewer rows than a patch
 ])
@@ -81,11 +95,13 @@ def test_random_shapes(N, C, H, W, K, pad_h, pad_w, seed):
 def test_thread_counts_agree(shape, rng, threads):
     """Each tile's sums run in the same order whatever thread computes it: results are bitwise equal."""
     x, w, b, p = _problem(rng, *shape, 1)
+    dy = rng.standard_normal((p.N, p.K, p.P, p.Q), dtype=np.float32)
     outs = []
     for n in (1, 2, 3):
         fastconv.set_num_threads(n)
-        outs.append(_forward(x, w, b, p))
-    assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])
+        outs.append((_forward(x, w, b, p), _input_grad(dy, w, p)))
+    for y, dx in outs[1:]:
+        assert np.array_equal(y, outs[0][0]) and np.array_equal(dx, outs[0][1])
 
 
 @pytest.mark.parametrize("kwargs", [dict(stride_h=1, stride_w=1), dict(stride_h=2, stride_w=1), dict(R=5, S=5),
@@ -116,19 +132,35 @@ def test_kernel_cache_keeps_stride1_and_stride2_apart(rng):
         w[step, 0, 1, 2] += 1.0  # same pointer, new content
 
 
-def test_public_api_forward_only(rng):
-    """algo="winograd_s2" runs the forward pass through the public API and is listed only where it
-    applies; the gradients refuse it with the reason."""
+def test_public_api_forward_and_input_gradient(rng):
+    """algo="winograd_s2" runs the forward pass and the input gradient through the public API and is
+    listed only where it applies; the weight gradient refuses it with the reason."""
     x, w, b, _ = _problem(rng, 2, 5, 10, 7, 3, 1)
     y = fastconv.conv2d(x, w, b, stride=2, padding=1, algo=ALGO)
     assert relative_error(y, conv2d_ref(x, w, b, stride=(2, 2), padding=(1, 1))) <= BOUND
-    assert ALGO in fastconv.conv_algorithms(x.shape, w.shape, stride=2, padding=1)
-    assert ALGO not in fastconv.conv_algorithms(x.shape, w.shape, stride=1, padding=1)
-    assert ALGO not in fastconv.conv_algorithms(x.shape, w.shape, stride=2, padding=1, pass_="input")
-    with pytest.raises(ValueError, match="'winograd_s2' cannot run.*has no input pass"):
-        fastconv.grad.conv2d_input(x.shape, w, np.ones_like(y), stride=2, padding=1, algo=ALGO)
+    dy = rng.standard_normal(y.shape, dtype=np.float32)
+    dx = fastconv.grad.conv2d_input(x.shape, w, dy, stride=2, padding=1, algo=ALGO)
+    assert relative_error(dx, conv2d_input_grad_ref(x.shape, w, dy, stride=(2, 2), padding=(1, 1))) <= BOUND
+    for pass_ in ("forward", "input"):
+        assert ALGO in fastconv.conv_algorithms(x.shape, w.shape, stride=2, padding=1, pass_=pass_)
+        assert ALGO not in fastconv.conv_algorithms(x.shape, w.shape, stride=1, padding=1, pass_=pass_)
+    assert ALGO not in fastconv.conv_algorithms(x.shape, w.shape, stride=2, padding=1, pass_="weight")
+    with pytest.raises(ValueError, match="'winograd_s2' cannot run.*has no weight pass"):
+        fastconv.grad.conv2d_weight(x, w.shape, dy, stride=2, padding=1, algo=ALGO)
     with pytest.raises(ValueError, match="'winograd_s2' cannot run.*stride 2"):
         fastconv.conv2d(x, w, stride=1, padding=1, algo=ALGO)
+
+
+def test_auto_takes_it_for_both_passes_where_the_model_prices_it_cheapest(threads):
+    """The suite's stride2 (128 -> 256 channels, batch 8) goes to it in both passes; a 3-channel stem,
+    whose transforms outweigh its products, does not."""
+    from fastconv import _conv_algorithms as registry
+
+    suite = conv_mod.conv_plan((8, 128, 28, 28), (256, 128, 3, 3), 2, 1, 1, 1).params
+    stem = conv_mod.conv_plan((1, 3, 224, 224), (32, 3, 3, 3), 2, 1, 1, 1).params
+    fastconv.set_num_threads(2)
+    assert [registry.select_algorithm(suite, pass_) for pass_ in ("forward", "input")] == [ALGO, ALGO]
+    assert ALGO not in [registry.select_algorithm(stem, pass_) for pass_ in ("forward", "input")]
 
 
 @pytest.mark.parametrize("operand", ["x", "weight"])
@@ -138,5 +170,10 @@ def test_nonfinite_operand_gives_the_definitions_mask(operand, bad, rng):
     output triggers gives the definition's mask."""
     x, w, _, _ = _problem(rng, 1, 8, 12, 12, 8, 1)
     (x if operand == "x" else w)[0, 2, 1, 1] = bad
+    ref = conv2d_ref(x, w, stride=(2, 2), padding=(1, 1))
     ours = fastconv.conv2d(x, w, stride=2, padding=1, algo=ALGO)
-    assert_same_nonfinite(ours, conv2d_ref(x, w, stride=(2, 2), padding=(1, 1)), ALGO)
+    assert_same_nonfinite(ours, ref, ALGO)
+    if operand == "weight":
+        dy = rng.standard_normal(ref.shape).astype(np.float32)
+        dx = fastconv.grad.conv2d_input(x.shape, w, dy, stride=2, padding=1, algo=ALGO)
+        assert_same_nonfinite(dx, conv2d_input_grad_ref(x.shape, w, dy, stride=(2, 2), padding=(1, 1)), ALGO)

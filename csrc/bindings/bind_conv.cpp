@@ -26,7 +26,7 @@ const std::map<std::string, Conv2dKernels>& kernel_table() {
         {"fft", {conv2d_fft_forward, conv2d_fft_backward_input, conv2d_fft_backward_weight}},
         {"winograd_f2", {conv2d_winograd_f2_forward, conv2d_winograd_f2_backward_input, conv2d_winograd_f2_backward_weight}},
         {"winograd_f4", {conv2d_winograd_f4_forward, conv2d_winograd_f4_backward_input, conv2d_winograd_f4_backward_weight}},
-        {"winograd_s2", {conv2d_winograd_s2_forward, nullptr, nullptr}},
+        {"winograd_s2", {conv2d_winograd_s2_forward, conv2d_winograd_s2_backward_input, nullptr}},
         {"depthwise", {conv2d_depthwise_forward, conv2d_depthwise_backward_input, conv2d_depthwise_backward_weight}},
     };
     return table;

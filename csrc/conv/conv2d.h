@@ -39,8 +39,9 @@ void conv2d_fft_backward_weight(const Conv2dParams&, const float* x, const float
 // winograd: F(2x2,3x3) and F(4x4,3x3), 3x3 stride 1 dilation 1 groups 1 (conv2d_winograd.cpp)
 void conv2d_winograd_f2_forward(const Conv2dParams&, const float* x, const float* w, const float* bias, float* y);
 void conv2d_winograd_f4_forward(const Conv2dParams&, const float* x, const float* w, const float* bias, float* y);
-// winograd_s2: F(2x2,3x3) at stride 2 by tap parity, 3x3 stride 2 dilation 1 groups 1, forward only
+// winograd_s2: F(2x2,3x3) at stride 2 by tap parity, 3x3 stride 2 dilation 1 groups 1, forward and input gradient
 void conv2d_winograd_s2_forward(const Conv2dParams&, const float* x, const float* w, const float* bias, float* y);
+void conv2d_winograd_s2_backward_input(const Conv2dParams&, const float* dy, const float* w, float* dx);
 void conv2d_winograd_f2_backward_input(const Conv2dParams&, const float* dy, const float* w, float* dx);
 void conv2d_winograd_f4_backward_input(const Conv2dParams&, const float* dy, const float* w, float* dx);
 void conv2d_winograd_f2_backward_weight(const Conv2dParams&, const float* x, const float* dy, float* dw);

@@ -37,7 +37,11 @@ namespace fastconv {
 
 void winograd_input_transform_portable(const WinogradPlan& p, const float* in, int64_t tile0, int64_t ntiles,
                                        int64_t ld, int64_t xi_stride, float* V) {
-    if (p.stride == 2)
+    if (p.transposed)
+        with_stride2_grad(p, [&](auto variant) {
+            input_transform<decltype(variant)>(p, in, tile0, ntiles, ld, xi_stride, V);
+        });
+    else if (p.stride == 2)
         input_transform<Stride2>(p, in, tile0, ntiles, ld, xi_stride, V);
     else if (p.m == 2)
         input_transform<Stride1<2>>(p, in, tile0, ntiles, ld, xi_stride, V);
@@ -47,7 +51,11 @@ void winograd_input_transform_portable(const WinogradPlan& p, const float* in, i
 
 void winograd_output_transform_portable(const WinogradPlan& p, const float* M, int64_t tile0, int64_t ntiles,
                                         int64_t ld, int64_t xi_stride, const float* bias, float* out) {
-    if (p.stride == 2)
+    if (p.transposed)
+        with_stride2_grad(p, [&](auto variant) {
+            output_transform<decltype(variant)>(p, M, tile0, ntiles, ld, xi_stride, bias, out);
+        });
+    else if (p.stride == 2)
         output_transform<Stride2>(p, M, tile0, ntiles, ld, xi_stride, bias, out);
     else if (p.m == 2)
         output_transform<Stride1<2>>(p, M, tile0, ntiles, ld, xi_stride, bias, out);
@@ -308,11 +316,24 @@ void forward(int m, const Conv2dParams& p, const float* x, const float* w, const
     winograd_run(plan, w, p.K, p.C, false, x, bias, y);
 }
 
-// Stride 2: F(2x2, 3x3) by tap parity (WinogradPlan); the forward pass only.
+// Stride 2: F(2x2, 3x3) by tap parity (WinogradPlan).
 void forward_stride2(const Conv2dParams& p, const float* x, const float* w, const float* bias, float* y) {
     check_supported(p, 2, 2);
     const WinogradPlan plan = make_plan(2, p.N, p.C, p.H, p.W, p.K, p.P(), p.Q(), p.pad_h, p.pad_w, 2);
     winograd_run(plan, w, p.K, p.C, false, x, bias, y);
+}
+
+// floor(a / 2)
+int64_t half_down(int64_t a) { return a >= 0 ? a / 2 : -((1 - a) / 2); }
+
+// Its input gradient: 4x4 blocks of dx from 3x3 patches of dy (Stride2Grad), the block at dx row
+// 4 ti reading dy from row 2 ti + floor((pad_h - 1) / 2).
+void backward_input_stride2(const Conv2dParams& p, const float* dy, const float* w, float* dx) {
+    check_supported(p, 2, 2);
+    WinogradPlan plan = make_plan(4, p.N, p.K, p.P(), p.Q(), p.C, p.H, p.W, -half_down(p.pad_h - 1),
+                                  -half_down(p.pad_w - 1), 2);
+    plan.transposed = true, plan.odd_h = p.pad_h % 2 == 1, plan.odd_w = p.pad_w % 2 == 1;
+    winograd_run(plan, w, p.K, p.C, true, dy, nullptr, dx);
 }
 
 // dx = full correlation of dy with the flipped kernel, channels transposed: padding 2 - pad.
@@ -463,6 +484,9 @@ void conv2d_winograd_f4_forward(const Conv2dParams& p, const float* x, const flo
 void conv2d_winograd_s2_forward(const Conv2dParams& p, const float* x, const float* w, const float* bias,
                                 float* y) {
     forward_stride2(p, x, w, bias, y);
+}
+void conv2d_winograd_s2_backward_input(const Conv2dParams& p, const float* dy, const float* w, float* dx) {
+    backward_input_stride2(p, dy, w, dx);
 }
 void conv2d_winograd_f2_backward_input(const Conv2dParams& p, const float* dy, const float* w, float* dx) {
     backward_input(2, p, dy, w, dx);

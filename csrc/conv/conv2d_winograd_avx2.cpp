@@ -86,7 +86,7 @@ struct PatchLoader {
 template <class Variant>
 void input_transform_avx2(const WinogradPlan& p, const float* in, int64_t tile0, int64_t ntiles, int64_t ld,
                           int64_t xi_stride, float* V) {
-    constexpr int T = Variant::positions;  // == patch x patch
+    constexpr int X = Variant::positions, T = Variant::patch * Variant::patch;
     const int64_t plane = p.Hin * p.Win;
     const int64_t last = p.N * p.Cin * plane - kLanes;
     for (int64_t g = 0; g < ntiles; g += 2 * kLanes) {
@@ -96,10 +96,10 @@ void input_transform_avx2(const WinogradPlan& p, const float* in, int64_t tile0,
         for (int64_t c = 0; c < p.Cin; ++c) {
             float* dst = V + c * ld + g;
             for (int h = 0; h < groups; ++h) {
-                vec8 d[T];
+                vec8 d[X > T ? X : T];
                 (h ? loader1 : loader0).load(in, c * plane, p.Win, last, d);
                 Variant::input(d);
-                for (int i = 0; i < T; ++i) _mm256_storeu_ps(dst + h * kLanes + i * xi_stride, d[i]);
+                for (int i = 0; i < X; ++i) _mm256_storeu_ps(dst + h * kLanes + i * xi_stride, d[i]);
             }
         }
     }
@@ -270,7 +270,11 @@ void winograd_weight_transform_avx2(int m, const float* M, int64_t C, int64_t xi
 
 void winograd_input_transform_avx2(const WinogradPlan& p, const float* in, int64_t tile0, int64_t ntiles,
                                    int64_t ld, int64_t xi_stride, float* V) {
-    if (p.stride == 2)
+    if (p.transposed)
+        with_stride2_grad(p, [&](auto variant) {
+            input_transform_avx2<decltype(variant)>(p, in, tile0, ntiles, ld, xi_stride, V);
+        });
+    else if (p.stride == 2)
         input_transform_avx2<Stride2>(p, in, tile0, ntiles, ld, xi_stride, V);
     else if (p.m == 2)
         input_transform_avx2<Stride1<2>>(p, in, tile0, ntiles, ld, xi_stride, V);
@@ -280,7 +284,11 @@ void winograd_input_transform_avx2(const WinogradPlan& p, const float* in, int64
 
 void winograd_output_transform_avx2(const WinogradPlan& p, const float* M, int64_t tile0, int64_t ntiles,
                                     int64_t ld, int64_t xi_stride, const float* bias, float* out) {
-    if (p.stride == 2)
+    if (p.transposed)
+        with_stride2_grad(p, [&](auto variant) {
+            output_transform_avx2<decltype(variant)>(p, M, tile0, ntiles, ld, xi_stride, bias, out);
+        });
+    else if (p.stride == 2)
         output_transform_avx2<Stride2>(p, M, tile0, ntiles, ld, xi_stride, bias, out);
     else if (p.m == 2)
         output_transform_avx2<Stride1<2>>(p, M, tile0, ntiles, ld, xi_stride, bias, out);

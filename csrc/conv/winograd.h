@@ -16,7 +16,12 @@ namespace fastconv {
 // channel pair instead of 36 (winograd_transforms.h, Stride2).
 struct WinogradPlan {
     int m = 2;                                 // output tile side: 2 or 4
-    int stride = 1;                            // 1, or 2 (m = 2)
+    int stride = 1;                            // 1, or 2 (m = 2; m = 4 for the input gradient)
+    // Stride 2 input gradient (dx = the transposed convolution of dy): a tile is a 4x4 block of dx
+    // at (4 ti, 4 tj), each of its rows an (even or odd) phase of the convolution's rows, read from
+    // the 3x3 patch of dy at (2 ti - pad_h, 2 tj - pad_w); odd_h / odd_w: the convolution's padding
+    // is odd, so the block's first row (column) is an odd phase.
+    bool transposed = false, odd_h = false, odd_w = false;
     int64_t N = 0, Cin = 0, Hin = 0, Win = 0;  // input planes (x, or grad_output for the input grad)
     int64_t Cout = 0, Hout = 0, Wout = 0;      // output planes
     int64_t pad_h = 0, pad_w = 0;              // input row of tile row i starts at i*m - pad_h

@@ -224,6 +224,58 @@ struct Stride2 {
     }
 };
 
+// The input gradient of the stride-2 convolution (WinogradPlan::transposed), the same 25 positions
+// and kernel planes (of the flipped kernel) the other way round. dx row h, with h + pad_h = 2 j + a,
+// sums w[r] dy[j - r / 2] over the taps r = a (mod 2): for an even phase a = 0 the pair j, j + 1 is
+// F(2, 2) of dy rows j - 1 .. j + 1 with taps (w2, w0); for a = 1 the single tap w1 reads dy row j.
+// A 4x4 block of dx holds two of each phase per axis, all read from one 3x3 patch of dy: the even
+// pair's outputs land on block rows 2i + kEvenRow, the odd phase's on 2i + 1 - kEvenRow (kEvenRow = 1
+// where the padding is odd), the odd phase reading patch rows kEvenRow .. (likewise for columns).
+template <bool odd_h, bool odd_w>
+struct Stride2Grad : Stride2 {
+    static constexpr int out = 4, patch = 3;
+    static constexpr int eh = odd_h, ew = odd_w, oh = 1 - eh, ow = 1 - ew;  // block row/col offsets
+    static constexpr int orow = odd_h ? 0 : 1, ocol = odd_w ? 0 : 1;        // odd phase's first patch row/col
+    static inline void input(vec8* d) {  // d: the 3x3 patch -> 25 positions (room for 25)
+        vec8 v[positions], t[9];
+        for (int b = 0; b < 3; ++b) bt(d[b], d[3 + b], d[6 + b], t + b, 3);
+        for (int a = 0; a < 3; ++a) bt(t[3 * a], t[3 * a + 1], t[3 * a + 2], v + 3 * a, 1);
+        for (int j = 0; j < 2; ++j) bt(d[ocol + j], d[3 + ocol + j], d[6 + ocol + j], v + 9 + j, 2);
+        for (int i = 0; i < 2; ++i) {
+            const vec8* row = d + 3 * (orow + i);
+            bt(row[0], row[1], row[2], v + 15 + 3 * i, 1);
+            v[21 + 2 * i] = row[ocol], v[22 + 2 * i] = row[ocol + 1];
+        }
+        for (int x = 0; x < positions; ++x) d[x] = v[x];
+    }
+    static inline void output(const vec8* v, vec8* o) {  // -> the 4x4 block, row-major
+        vec8 t[6];
+        for (int b = 0; b < 3; ++b) t[b] = v[b] + v[3 + b], t[3 + b] = v[3 + b] + v[6 + b];
+        for (int i = 0; i < 2; ++i) {
+            vec8* even = o + (2 * i + eh) * 4;
+            vec8* odd = o + (2 * i + oh) * 4;
+            even[ew] = t[3 * i] + t[3 * i + 1];                       // even row, even column
+            even[2 + ew] = t[3 * i + 1] + t[3 * i + 2];
+            odd[ew] = v[15 + 3 * i] + v[16 + 3 * i];                  // odd row, even column
+            odd[2 + ew] = v[16 + 3 * i] + v[17 + 3 * i];
+            odd[ow] = v[21 + 2 * i], odd[2 + ow] = v[22 + 2 * i];    // odd row, odd column
+        }
+        for (int j = 0; j < 2; ++j) {                                  // even row, odd column
+            o[eh * 4 + 2 * j + ow] = v[9 + j] + v[11 + j];
+            o[(2 + eh) * 4 + 2 * j + ow] = v[11 + j] + v[13 + j];
+        }
+    }
+};
+
+// Calls f(Stride2Grad<odd_h, odd_w>()) for the plan's padding parities.
+template <class F>
+inline void with_stride2_grad(const WinogradPlan& p, F&& f) {
+    if (p.odd_h)
+        p.odd_w ? f(Stride2Grad<true, true>()) : f(Stride2Grad<true, false>());
+    else
+        p.odd_w ? f(Stride2Grad<false, true>()) : f(Stride2Grad<false, false>());
+}
+
 // Where each of 8 tiles sits: image, first input row/column (may be outside the input), first
 // output row/column.
 struct TileGroup {
@@ -238,8 +290,8 @@ struct TileGroup {
             n[l] = t / per_image;
             out_row[l] = (r / p.tiles_w) * p.m;
             out_col[l] = (r % p.tiles_w) * p.m;
-            in_row[l] = out_row[l] * p.stride - p.pad_h;
-            in_col[l] = out_col[l] * p.stride - p.pad_w;
+            in_row[l] = (p.transposed ? out_row[l] / 2 : out_row[l] * p.stride) - p.pad_h;
+            in_col[l] = (p.transposed ? out_col[l] / 2 : out_col[l] * p.stride) - p.pad_w;
         }
     }
 };
@@ -247,7 +299,7 @@ struct TileGroup {
 template <class Variant>
 void input_transform(const WinogradPlan& p, const float* in, int64_t tile0, int64_t ntiles, int64_t ld,
                      int64_t xi_stride, float* V) {
-    constexpr int a = Variant::patch, T = a * a;  // Variant::positions == T
+    constexpr int a = Variant::patch, T = a * a, X = Variant::positions;
     const int64_t plane = p.Hin * p.Win;
     alignas(32) float D[T * kLanes];
     for (int64_t g = 0; g < ntiles; g += kLanes) {
@@ -278,11 +330,11 @@ void input_transform(const WinogradPlan& p, const float* in, int64_t tile0, int6
                         for (int v = v0[l]; v < v1[l]; ++v) D[(u * a + v) * kLanes + l] = in[base + u * p.Win + v];
                 }
             }
-            vec8 d[T];
+            vec8 d[X > T ? X : T];
             for (int i = 0; i < T; ++i) d[i] = load8(D + i * kLanes);
             Variant::input(d);
             float* dst = V + c * ld + g;
-            for (int i = 0; i < T; ++i) store8(dst + i * xi_stride, d[i]);
+            for (int i = 0; i < X; ++i) store8(dst + i * xi_stride, d[i]);
         }
     }
 }

@@ -273,9 +273,10 @@ ALGORITHMS: dict[str, Algorithm] = {
     # The F(2, 2) transforms only add and subtract, but the products are of sums of inputs, so the
     # error is relative to those, not to the output: 1.8e-5 with one channel and one output.
     "winograd_s2": Algorithm(
-        "winograd_s2", _winograd_s2_check, passes=("forward",), bound=1e-4, tile_transform=True,
+        "winograd_s2", _winograd_s2_check, passes=("forward", "input"), bound=1e-4, tile_transform=True,
         doc="3x3 stride 2 by tap parity: 2x2, 2x1, 1x2 and 1x1 kernels over the input's parity phases, "
-            "the 2-tap axes by Winograd F(2,2): 25 multiplications per 2x2 output tile against 36"),
+            "the 2-tap axes by Winograd F(2,2): 25 multiplications per 2x2 output tile against 36 (the "
+            "input gradient: per 4x4 block of dx)"),
     "gemm": Algorithm("gemm", _whole_batch_check, run=_whole_batch_gemm,
                       doc="1x1 kernel on 1x1 maps: one GEMM over the whole batch"),
     "depthwise": Algorithm("depthwise", _depthwise_check,
@@ -497,6 +498,12 @@ def select_algorithm(params, pass_: str, device: str = "cpu") -> str:
     # time over the fastest of ours, geometric mean 1.02 at batch 1 and 1.04 at batch 8 against the
     # rules alone 1.16 and 1.05 (Inception's 5x5 layers at batch 1 went to the FFT at 1.2-3.5x
     # implicit_gemm's time).
+    # The stride-2 Winograd's input gradient runs the forward's 25 products per channel pair, one
+    # 4x4 block of dx per forward 2x2 tile: where the cost model prices the forward to it, it takes
+    # the input gradient too. Suite stride2 at batch 8 (2 threads): 3.8-3.9 ms against
+    # implicit_gemm's 5.0 and torch's 5.1 (benchmarks/results/2026-12-05_epyc2c_winograd_s2.md).
+    if pass_ == "input" and _winograd_s2_check(p) is None and _modelled_forward(p) == "winograd_s2":
+        return "winograd_s2"
     if pass_ == "input" and not strided and p.dil_h == p.dil_w == 1 and p.pad_h < p.R and p.pad_w < p.S:
         pick = _modelled_forward(_transposed(p), "input")
         if pick == "implicit_gemm":
