@@ -153,14 +153,19 @@ def test_public_api_forward_and_input_gradient(rng):
 
 def test_auto_takes_it_for_both_passes_where_the_model_prices_it_cheapest(threads):
     """The suite's stride2 (128 -> 256 channels, batch 8) goes to it in both passes; a 3-channel stem,
-    whose transforms outweigh its products, does not."""
+    whose transforms outweigh its products, does not; Inception-v3's unpadded 17x17 -> 8x8 at batch
+    16 takes it forward but not for the input gradient (25 blocks of dx per 16 forward tiles)."""
     from fastconv import _conv_algorithms as registry
 
-    suite = conv_mod.conv_plan((8, 128, 28, 28), (256, 128, 3, 3), 2, 1, 1, 1).params
-    stem = conv_mod.conv_plan((1, 3, 224, 224), (32, 3, 3, 3), 2, 1, 1, 1).params
+    def picks(x_shape, w_shape, pad):
+        p = conv_mod.conv_plan(x_shape, w_shape, 2, pad, 1, 1).params
+        return [registry.select_algorithm(p, pass_) for pass_ in ("forward", "input")]
+
     fastconv.set_num_threads(2)
-    assert [registry.select_algorithm(suite, pass_) for pass_ in ("forward", "input")] == [ALGO, ALGO]
-    assert ALGO not in [registry.select_algorithm(stem, pass_) for pass_ in ("forward", "input")]
+    assert picks((8, 128, 28, 28), (256, 128, 3, 3), 1) == [ALGO, ALGO]
+    assert ALGO not in picks((1, 3, 224, 224), (32, 3, 3, 3), 1)
+    forward, input_grad = picks((16, 192, 17, 17), (320, 192, 3, 3), 0)
+    assert forward == ALGO and input_grad != ALGO
 
 
 @pytest.mark.parametrize("operand", ["x", "weight"])

@@ -500,9 +500,14 @@ def select_algorithm(params, pass_: str, device: str = "cpu") -> str:
     # implicit_gemm's time).
     # The stride-2 Winograd's input gradient runs the forward's 25 products per channel pair, one
     # 4x4 block of dx per forward 2x2 tile: where the cost model prices the forward to it, it takes
-    # the input gradient too. Suite stride2 at batch 8 (2 threads): 3.8-3.9 ms against
-    # implicit_gemm's 5.0 and torch's 5.1 (benchmarks/results/2026-12-05_epyc2c_winograd_s2.md).
-    if pass_ == "input" and _winograd_s2_check(p) is None and _modelled_forward(p) == "winograd_s2":
+    # the input gradient too, unless dx's blocks outnumber the forward's tiles by over 1.25x (an
+    # unpadded odd map: Inception-v3's 17x17 -> 8x8 has 25 blocks per 16 tiles, and took 1.35x
+    # im2col's time at batch 16). 2 threads, benchmarks/results/2026-12-05_epyc2c_winograd_s2_layers.md
+    # (13 layers, batch 1 and 16): where it was picked, within 5% of our fastest but on two batch-1
+    # rows of 3-round noise; suite stride2 at batch 8: 3.8-4.2 ms against implicit_gemm's 5.0 and
+    # torch's 5.1-5.3.
+    if pass_ == "input" and _winograd_s2_check(p) is None and _modelled_forward(p) == "winograd_s2" \
+            and -(-p.H // 4) * -(-p.W // 4) <= 1.25 * -(-p.P // 2) * -(-p.Q // 2):
         return "winograd_s2"
     if pass_ == "input" and not strided and p.dil_h == p.dil_w == 1 and p.pad_h < p.R and p.pad_w < p.S:
         pick = _modelled_forward(_transposed(p), "input")
