@@ -1,5 +1,5 @@
 // Winograd convolution F(m x m, 3 x 3), m = 2 or 4 (Lavin & Gray 2015), forward and input gradient;
-// at stride 2, F(2x2, 3x3) by tap parity (winograd.h), forward only.
+// at stride 2, F(2x2, 3x3) by tap parity (winograd.h), forward and input gradient.
 //
 // Each output tile of m x m needs an (m+2) x (m+2) input patch d and the 3x3 kernel g:
 //   y = A^T [ (G g G^T) .* (B^T d B) ] A.
@@ -122,7 +122,6 @@ constexpr int64_t kWholeMinChannels = 128 * 128;
 // into equal blocks.
 constexpr int64_t kTileUnit = 2 * kLanes;
 
-//
 // At stride 2 (25 positions; benchmarks/results/2026-12-05_epyc2c_winograd_s2.md) blocks of at least
 // 32 tiles and ~1 MiB of V + M (the L2): the suite's stride2 (128 -> 256 channels, 392 tiles)
 // took 7.7-7.9 ms with 32-tile blocks against 8.4 with 64, 8.9 with 128, and 9.4-10.1 in the
@@ -164,7 +163,7 @@ class KernelCache {
             }
         }
         auto e = recycled_or_new();
-        const int64_t T = stride == 2 ? 16 : (m + 2) * (m + 2), Cout = input_grad ? C : K, Cin = input_grad ? K : C;
+        const int64_t T = winograd_kernel_planes(m, stride), Cout = input_grad ? C : K, Cin = input_grad ? K : C;
         e->m = m;
         e->stride = stride;
         e->input_grad = input_grad;

@@ -162,9 +162,9 @@ inline void weight_tile_transform(const vec8* M, vec8* w) {
 }
 
 // The per-tile transforms the drivers below run, by variant: Stride1<m> (an (m+2) x (m+2) input
-// patch) or Stride2. input: the patch (patch x patch vectors, row-major) -> the transformed
-// positions, in place; output: positions -> the out x out outputs; kernel: the 3x3 kernel -> its
-// kernel planes (one per position at stride 1).
+// patch), Stride2 or Stride2Grad. input: the patch (patch x patch vectors, row-major) -> the
+// transformed positions, in place (room for the larger); output: positions -> the out x out
+// outputs; kernel: the 3x3 kernel -> its kernel planes (one per position at stride 1).
 template <int m>
 struct Stride1 {
     static constexpr int out = m, patch = m + 2, positions = patch * patch, kernel_planes = positions;
@@ -186,7 +186,7 @@ struct Stride1 {
 // columns), 15-20 odd x even (2 x 3), 21-24 odd x odd (2 x 2): 25 products per channel pair for 4
 // outputs, against 36 direct.
 struct Stride2 {
-    static constexpr int out = 2, patch = 5, positions = 25, kernel_planes = 16;  // winograd_s2_kernel_plane
+    static constexpr int out = 2, patch = 5, positions = 25, kernel_planes = 16;  // winograd_kernel_planes
     static inline void bt(vec8 x0, vec8 x1, vec8 x2, vec8* r, int s) {  // r = B^T x
         r[0] = x0 - x1, r[s] = x1, r[2 * s] = x2 - x1;
     }
@@ -229,8 +229,8 @@ struct Stride2 {
 // sums w[r] dy[j - r / 2] over the taps r = a (mod 2): for an even phase a = 0 the pair j, j + 1 is
 // F(2, 2) of dy rows j - 1 .. j + 1 with taps (w2, w0); for a = 1 the single tap w1 reads dy row j.
 // A 4x4 block of dx holds two of each phase per axis, all read from one 3x3 patch of dy: the even
-// pair's outputs land on block rows 2i + kEvenRow, the odd phase's on 2i + 1 - kEvenRow (kEvenRow = 1
-// where the padding is odd), the odd phase reading patch rows kEvenRow .. (likewise for columns).
+// pair's outputs land on block rows 2i + eh, the odd phase's on 2i + oh (eh = 1, oh = 0 where the
+// padding is odd), the odd phase reading patch rows orow, orow + 1 (likewise for columns).
 template <bool odd_h, bool odd_w>
 struct Stride2Grad : Stride2 {
     static constexpr int out = 4, patch = 3;
