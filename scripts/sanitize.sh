@@ -13,7 +13,7 @@ python3 -m pip install --no-build-isolation --no-deps --upgrade --quiet --target
   -Ccmake.define.FASTCONV_CUDA=OFF -Ccmake.define.FASTCONV_SANITIZE=address,undefined . 2>&1 | grep -v "Target directory" || true
 
 tests=(tests/test_gemm.py tests/test_conv.py tests/test_dilated_phases.py tests/test_depthwise.py tests/test_pool.py
-       tests/test_nn.py tests/test_hardening.py)
+       tests/test_nn.py tests/test_hardening.py tests/test_winograd.py tests/test_winograd_stride2.py)
 export ASAN_OPTIONS=detect_leaks=0:halt_on_error=1:abort_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 LD_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)" \

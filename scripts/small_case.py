@@ -36,6 +36,12 @@ for pad, dil in ((2, 2), (3, 2)):
     yp = fastconv.conv2d(xp, wp, padding=pad, dilation=dil, algo="dilated_phases")
     grad.conv2d_input(xp.shape, wp, yp, padding=pad, dilation=dil, algo="dilated_phases")
     grad.conv2d_weight(xp, wp.shape, yp, padding=pad, dilation=dil, algo="dilated_phases")
+# stride 2 (winograd_s2 among them): forward and input gradient, both padding parities
+for pad in (1, 2):
+    for algo in fastconv.conv_algorithms(x.shape, w.shape, stride=2, padding=pad):
+        y2 = fastconv.conv2d(x, w, b, stride=2, padding=pad, algo=algo)
+    for algo in fastconv.conv_algorithms(x.shape, w.shape, stride=2, padding=pad, pass_="input"):
+        grad.conv2d_input(x.shape, w, y2, stride=2, padding=pad, algo=algo)
 # the Python layer's fused kernels: BatchNorm + ReLU, gradient accumulation of cat's slices, a
 # conv bias gradient of a slice, resize
 from fastconv import Tensor, nn  # noqa: E402
