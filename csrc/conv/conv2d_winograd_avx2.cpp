@@ -270,40 +270,18 @@ void winograd_weight_transform_avx2(int m, const float* M, int64_t C, int64_t xi
 
 void winograd_input_transform_avx2(const WinogradPlan& p, const float* in, int64_t tile0, int64_t ntiles,
                                    int64_t ld, int64_t xi_stride, float* V) {
-    if (p.transposed)
-        with_stride2_grad(p, [&](auto variant) {
-            input_transform_avx2<decltype(variant)>(p, in, tile0, ntiles, ld, xi_stride, V);
-        });
-    else if (p.stride == 2)
-        input_transform_avx2<Stride2>(p, in, tile0, ntiles, ld, xi_stride, V);
-    else if (p.m == 2)
-        input_transform_avx2<Stride1<2>>(p, in, tile0, ntiles, ld, xi_stride, V);
-    else
-        input_transform_avx2<Stride1<4>>(p, in, tile0, ntiles, ld, xi_stride, V);
+    with_variant(p, [&](auto v) { input_transform_avx2<decltype(v)>(p, in, tile0, ntiles, ld, xi_stride, V); });
 }
 
 void winograd_output_transform_avx2(const WinogradPlan& p, const float* M, int64_t tile0, int64_t ntiles,
                                     int64_t ld, int64_t xi_stride, const float* bias, float* out) {
-    if (p.transposed)
-        with_stride2_grad(p, [&](auto variant) {
-            output_transform_avx2<decltype(variant)>(p, M, tile0, ntiles, ld, xi_stride, bias, out);
-        });
-    else if (p.stride == 2)
-        output_transform_avx2<Stride2>(p, M, tile0, ntiles, ld, xi_stride, bias, out);
-    else if (p.m == 2)
-        output_transform_avx2<Stride1<2>>(p, M, tile0, ntiles, ld, xi_stride, bias, out);
-    else
-        output_transform_avx2<Stride1<4>>(p, M, tile0, ntiles, ld, xi_stride, bias, out);
+    with_variant(p, [&](auto v) { output_transform_avx2<decltype(v)>(p, M, tile0, ntiles, ld, xi_stride, bias, out); });
 }
 
 void winograd_kernel_transform_avx2(int m, int stride, const float* w, int64_t K, int64_t C, bool input_grad,
                                     int64_t o0, int64_t o1, int64_t xi_stride, float* U) {
-    if (stride == 2)
-        kernel_transform<Stride2>(w, K, C, input_grad, o0, o1, xi_stride, U);
-    else if (m == 2)
-        kernel_transform<Stride1<2>>(w, K, C, input_grad, o0, o1, xi_stride, U);
-    else
-        kernel_transform<Stride1<4>>(w, K, C, input_grad, o0, o1, xi_stride, U);
+    with_kernel_variant(m, stride,
+                        [&](auto v) { kernel_transform<decltype(v)>(w, K, C, input_grad, o0, o1, xi_stride, U); });
 }
 
 }  // namespace fastconv

@@ -267,13 +267,29 @@ struct Stride2Grad : Stride2 {
     }
 };
 
-// Calls f(Stride2Grad<odd_h, odd_w>()) for the plan's padding parities.
+// Calls f(Variant()) with the variant that runs plan p: the dispatch of both builds' transforms.
 template <class F>
-inline void with_stride2_grad(const WinogradPlan& p, F&& f) {
-    if (p.odd_h)
-        p.odd_w ? f(Stride2Grad<true, true>()) : f(Stride2Grad<true, false>());
+inline void with_variant(const WinogradPlan& p, F&& f) {
+    if (p.transposed) {
+        if (p.odd_h)
+            p.odd_w ? f(Stride2Grad<true, true>()) : f(Stride2Grad<true, false>());
+        else
+            p.odd_w ? f(Stride2Grad<false, true>()) : f(Stride2Grad<false, false>());
+    } else if (p.stride == 2) {
+        f(Stride2());
+    } else {
+        p.m == 2 ? f(Stride1<2>()) : f(Stride1<4>());
+    }
+}
+
+// The variant whose kernel planes a transformed kernel of tile side m at this stride holds (the
+// stride-2 input gradient's are the forward's, of the flipped kernel).
+template <class F>
+inline void with_kernel_variant(int m, int stride, F&& f) {
+    if (stride == 2)
+        f(Stride2());
     else
-        p.odd_w ? f(Stride2Grad<false, true>()) : f(Stride2Grad<false, false>());
+        m == 2 ? f(Stride1<2>()) : f(Stride1<4>());
 }
 
 // Where each of 8 tiles sits: image, first input row/column (may be outside the input), first
