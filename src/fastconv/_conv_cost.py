@@ -98,11 +98,13 @@ def _implicit_gemm(p, threads: int, pass_: str = "forward") -> tuple[float, ...]
             float(p.N * p.C * p.H * p.W * _ceil(kg, 16)))
 
 
-def _winograd(m: int):
+def _winograd(m: int, positions: int = 0):
     """F(m x m, 3x3): (m+2)^2 products of (K x C) @ (C x tiles) on transformed tiles; input and
     output transforms per tile and channel; the transformed kernel (cached per weight content) is
-    streamed once per call, which dominates when there are few tiles (late stages at batch 1)."""
-    a = (m + 2) ** 2
+    streamed once per call, which dominates when there are few tiles (late stages at batch 1).
+    ``positions``: another count of products per tile on the same machinery (the stride-2 Winograd,
+    csrc/conv/winograd.h: 25 for a 2x2 output tile)."""
+    a = positions or (m + 2) ** 2
 
     def features(p, threads: int, pass_: str = "forward") -> tuple[float, ...]:
         tiles = p.N * _ceil(p.P, m) * _ceil(p.Q, m)
@@ -111,15 +113,6 @@ def _winograd(m: int):
         return 1.0, float(tiles) * (p.C + p.K) * a * share, gemm, float(a) * p.K * p.C
 
     return features
-
-
-def _winograd_s2(p, threads: int, pass_: str = "forward") -> tuple[float, ...]:
-    """3x3 stride 2 by tap parity (csrc/conv/winograd.h): 25 products of (K x C) @ (C x tiles) per
-    2x2 output tile, with F(2x2)'s transforms, blocking and kernel cache, so the same features as
-    ``_winograd(2)`` with 25 positions (F(2x2) has 16)."""
-    tiles = p.N * _ceil(p.P, 2) * _ceil(p.Q, 2)
-    share = _thread_share(tiles, threads)
-    return 1.0, float(tiles) * (p.C + p.K) * 25 * share, 25 * _gemm_flops(p.K, tiles, p.C), 25.0 * p.K * p.C
 
 
 def _fft(p, threads: int, pass_: str = "forward") -> tuple[float, ...]:
@@ -148,7 +141,7 @@ FEATURES = {
     "implicit_gemm": _implicit_gemm,
     "winograd_f2": _winograd(2),
     "winograd_f4": _winograd(4),
-    "winograd_s2": _winograd_s2,
+    "winograd_s2": _winograd(2, positions=25),
     "fft": _fft,
 }
 
